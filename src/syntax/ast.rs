@@ -149,6 +149,8 @@ pub enum Invalid {
     Symbol {
         /// The symbol's span.
         symbol: Span,
+        /// The symbol.
+        text: String,
         /// Expressions around it, kept so that printing shows the whole input.
         operands: Vec<Expr>,
     },
@@ -170,6 +172,8 @@ pub enum Invalid {
     UnterminatedString {
         /// The value read so far.
         value: String,
+        /// The source text.
+        text: String,
     },
 }
 

@@ -196,6 +196,7 @@ impl<'s> Parser<'s> {
                     },
                     None => ExprKind::Invalid(Invalid::Symbol {
                         symbol: op_tok.span,
+                        text: self.text(op_tok.span).to_string(),
                         operands: vec![left, right],
                     }),
                 },
@@ -237,6 +238,7 @@ impl<'s> Parser<'s> {
                     span,
                     kind: ExprKind::Invalid(Invalid::Symbol {
                         symbol: t.span,
+                        text: self.text(t.span).to_string(),
                         operands,
                     }),
                 })
@@ -306,6 +308,7 @@ impl<'s> Parser<'s> {
                     span: t.span,
                     kind: ExprKind::Invalid(Invalid::UnterminatedString {
                         value: unescape(&text[1..]),
+                        text: text.to_string(),
                     }),
                 }
             }

@@ -47,14 +47,18 @@ impl Display for Expr {
                 operand_fmt(f, right, right.precedence() <= p)
             }
             ExprKind::Invalid(invalid) => match invalid {
-                Invalid::Symbol { operands, .. } => match operands.as_slice() {
-                    [] => f.write_str("@"),
-                    [x] => write!(f, "@ {x}"),
-                    [l, r, ..] => write!(f, "{l} @ {r}"),
+                Invalid::Symbol { operands, text, .. } => match operands.as_slice() {
+                    [] => f.write_str(text),
+                    [x] => write!(f, "{text} {x}"),
+                    [l, r, ..] => {
+                        operand_fmt(f, l, false)?;
+                        write!(f, " {text} ")?;
+                        operand_fmt(f, r, r.precedence() == 0)
+                    }
                 },
                 Invalid::ExtraParen { inner, .. } => write!(f, "({inner}))"),
                 Invalid::MissingParen { inner, .. } => write!(f, "({inner}"),
-                Invalid::UnterminatedString { value } => write!(f, "'{value}"),
+                Invalid::UnterminatedString { text, .. } => f.write_str(text),
             },
         }
     }

@@ -1,0 +1,135 @@
+//! `hubroute check` and `hubroute fmt`.
+
+use crate::render;
+use crate::CompileFlags;
+use clap::{Args, ValueEnum};
+use hubroute::Condition;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// Diagnostics with the source line and a caret.
+    Text,
+    /// One JSON document: every query with its diagnostics.
+    Json,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Queries to check.
+    queries: Vec<String>,
+    /// A file of queries, one per line (blank lines and lines starting with '#' are skipped).
+    #[arg(long, short)]
+    file: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Treat warnings as errors (exit 1).
+    #[arg(long)]
+    deny_warnings: bool,
+    #[command(flatten)]
+    flags: CompileFlags,
+}
+
+#[derive(Args)]
+pub struct FmtArgs {
+    /// The query to print in canonical form.
+    query: String,
+    #[command(flatten)]
+    flags: CompileFlags,
+}
+
+/// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
+struct Item {
+    origin: String,
+    query: String,
+}
+
+pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
+    let options = args.flags.options()?;
+    let mut items: Vec<Item> = args
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| Item {
+            origin: format!("<query {}>", i + 1),
+            query: q.clone(),
+        })
+        .collect();
+    if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            items.push(Item {
+                origin: format!("{}:{}", path.display(), i + 1),
+                query: line.to_string(),
+            });
+        }
+    }
+    if items.is_empty() {
+        return Err("nothing to check: give queries as arguments or --file".into());
+    }
+    let mut failed = false;
+    let mut report = Vec::new();
+    let (mut errors, mut warnings) = (0, 0);
+    for item in &items {
+        let diags = match Condition::compile(&item.query, &options) {
+            Ok(c) => c.warnings().to_vec(),
+            Err(e) => e.0,
+        };
+        let e = diags.iter().filter(|d| d.is_error()).count();
+        errors += e;
+        warnings += diags.len() - e;
+        failed |= e > 0 || (args.deny_warnings && !diags.is_empty());
+        match args.format {
+            Format::Text => {
+                for d in &diags {
+                    print!("{}", render::text(&item.origin, &item.query, d));
+                    println!();
+                }
+            }
+            Format::Json => report.push(serde_json::json!({
+                "origin": item.origin,
+                "query": item.query,
+                "ok": e == 0,
+                "diagnostics": diags.iter().map(|d| render::json(&item.query, d)).collect::<Vec<_>>(),
+            })),
+        }
+    }
+    match args.format {
+        Format::Text => println!(
+            "checked {} quer{}: {errors} error{}, {warnings} warning{}",
+            items.len(),
+            if items.len() == 1 { "y" } else { "ies" },
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" },
+        ),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "queries": report, "errors": errors, "warnings": warnings
+            }))
+            .expect("JSON")
+        ),
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
+    let options = args.flags.options()?;
+    match Condition::compile(&args.query, &options) {
+        Ok(c) => {
+            println!("{}", c.ast());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            for d in &e.0 {
+                eprint!("{}", render::text("<query>", &args.query, d));
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `hubroute eval`: one query against one message, or the JSON Lines batch contract of
+//! DESIGN.md (`--jsonl`), which outside test harnesses rely on.
+
+use crate::render;
+use crate::CompileFlags;
+use clap::Args;
+use hubroute::message::Message;
+use hubroute::{Condition, Options};
+use serde_json::{json, Value as Json};
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The query (not with --jsonl).
+    query: Option<String>,
+    /// The message, as JSON: {"systemProperties": {...}, "appProperties": {...}, "body": "..."}
+    /// (or "bodyBase64"). "-" reads standard input.
+    #[arg(long, short)]
+    message: Option<String>,
+    /// Batch mode: read conformance-format lines on standard input, write one JSON result line
+    /// per input line. Flags per line (`body_query`, `twin_change_includes`) replace the
+    /// command-line compile flags.
+    #[arg(long, conflicts_with_all = ["query", "message"])]
+    jsonl: bool,
+    #[command(flatten)]
+    flags: CompileFlags,
+}
+
+pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
+    if args.jsonl {
+        return jsonl();
+    }
+    let query = args.query.ok_or("give a query (or --jsonl)")?;
+    let path = args.message.ok_or("give --message FILE (or --jsonl)")?;
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?
+    };
+    let message = Message::from_json_str(&text)
+        .map_err(|e| format!("{path}: [{}] {e}", e.code()))?;
+    let options = args.flags.options()?;
+    let condition = match Condition::compile(&query, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            for d in &e.0 {
+                eprint!("{}", render::text("<query>", &query, d));
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for w in condition.warnings() {
+        eprint!("{}", render::text("<query>", &query, w));
+    }
+    println!("{}", condition.eval(&message));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn has_flag(line: &Json, flag: &str) -> bool {
+    line["flags"]
+        .as_array()
+        .is_some_and(|fs| fs.iter().any(|f| f == flag))
+}
+
+/// One input line to one output object.
+fn eval_line(line: &str) -> Json {
+    let parsed: Json = match serde_json::from_str(line) {
+        Ok(v @ Json::Object(_)) => v,
+        Ok(_) => return error_line(Json::Null, "E0901", "input line is not a JSON object", None),
+        Err(e) => {
+            return error_line(Json::Null, "E0900", &format!("input line is not JSON: {e}"), None)
+        }
+    };
+    let id = parsed.get("id").cloned().unwrap_or(Json::Null);
+    if let Some(kind) = parsed.get("kind").and_then(Json::as_str) {
+        return json!({"id": id, "skipped": kind});
+    }
+    let Some(query) = parsed.get("query").and_then(Json::as_str) else {
+        return error_line(id, "E0902", "input line has no \"query\" string", None);
+    };
+    let source = parsed
+        .get("source")
+        .or_else(|| parsed.get("message").and_then(|m| m.get("source")))
+        .and_then(Json::as_str)
+        .unwrap_or("DeviceMessages");
+    let twin_change_source = match source.parse::<hubroute::message::Source>() {
+        Ok(s) => s == hubroute::message::Source::TwinChangeEvents,
+        Err(e) => return error_line(id, "E0903", &e.to_string(), None),
+    };
+    let options = Options {
+        body_query: has_flag(&parsed, "body_query"),
+        twin_change_includes: has_flag(&parsed, "twin_change_includes"),
+        twin_change_source,
+        iot_hub: false,
+    };
+    let condition = match Condition::compile(query, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            let d = e.first();
+            return error_line(id, d.code, &d.message, Some((d.span.start, d.span.end)));
+        }
+    };
+    let message = match parsed.get("message") {
+        Some(m) => match Message::from_json_value(m) {
+            Ok(m) => m,
+            Err(e) => return error_line(id, e.code(), &format!("message: {e}"), None),
+        },
+        None => Message::default(),
+    };
+    json!({"id": id, "result": condition.eval(&message).as_str()})
+}
+
+fn error_line(id: Json, code: &str, message: &str, span: Option<(u32, u32)>) -> Json {
+    let mut error = json!({"code": code, "message": message});
+    if let Some((start, end)) = span {
+        error["start"] = json!(start);
+        error["end"] = json!(end);
+    }
+    json!({"id": id, "error": error})
+}
+
+fn jsonl() -> Result<ExitCode, String> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = eval_line(&line);
+        writeln!(out, "{result}").map_err(|e| format!("writing stdout: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing stdout: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}

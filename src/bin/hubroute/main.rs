@@ -1,0 +1,88 @@
+//! `hubroute`: check, test, evaluate and run IoT Hub message routes on your own machine.
+//!
+//! Exit codes: 0 success; 1 the thing checked is wrong (diagnostics, a failed route test);
+//! 2 usage or I/O error.
+
+mod check_cmd;
+mod eval_cmd;
+mod render;
+
+use clap::{Args, Parser, Subcommand};
+use hubroute::Options;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hubroute", version, about = "Azure IoT Hub message routing on your own machines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate a routing query against a message (or a batch of conformance-format lines).
+    Eval(eval_cmd::EvalArgs),
+    /// Check routing queries: syntax, types, lints, with positioned diagnostics.
+    Check(check_cmd::CheckArgs),
+    /// Print a routing query in canonical form.
+    Fmt(check_cmd::FmtArgs),
+}
+
+/// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
+#[derive(Args, Clone, Debug)]
+pub struct CompileFlags {
+    /// Compile as the IoT Edge engine with no compiler flags: `$body.x` is then an ordinary
+    /// `$` property and `$twin` is not resolved.
+    #[arg(long)]
+    edge: bool,
+    /// With --edge, enable body queries (RouteCompilerFlags.BodyQuery).
+    #[arg(long)]
+    body_query: bool,
+    /// With --edge, enable twin_change_includes (RouteCompilerFlags.TwinChangeIncludes).
+    #[arg(long)]
+    twin_change_includes: bool,
+    /// The route's source: DeviceMessages (default), TwinChangeEvents, ... (twin_change_includes
+    /// needs TwinChangeEvents).
+    #[arg(long, default_value = "DeviceMessages")]
+    source: String,
+}
+
+impl CompileFlags {
+    /// The compiler options these flags ask for.
+    pub fn options(&self) -> Result<Options, String> {
+        let source: hubroute::message::Source = self
+            .source
+            .parse()
+            .map_err(|e| format!("--source: {e}"))?;
+        let twin_change_source = source == hubroute::message::Source::TwinChangeEvents;
+        Ok(if self.edge {
+            Options {
+                body_query: self.body_query,
+                twin_change_includes: self.twin_change_includes,
+                twin_change_source,
+                iot_hub: false,
+            }
+        } else {
+            Options {
+                twin_change_source,
+                ..Options::iot_hub()
+            }
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
+        Command::Fmt(args) => check_cmd::fmt(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

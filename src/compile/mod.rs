@@ -1,0 +1,221 @@
+//! The compiler: checked [`Ir`] → [`Program`], a flat table of nodes evaluated without
+//! allocation, with constants folded and `$body` paths parsed once.
+//!
+//! Folding evaluates every message-independent subtree once, here, with the same operator
+//! code the evaluator uses, so it cannot change a result. Short-circuits are taken only where
+//! three-valued logic allows: `false AND x` is false and `true OR x` is true when neither
+//! operand can be null (null is absorbing for AND and neutral for OR, R26); body operands never
+//! short-circuit (R13).
+
+use crate::body::BodyPath;
+use crate::check::Ty;
+use crate::eval::{interp, ops, EvalContext, Value};
+use crate::functions::{self, Func};
+use crate::ir::{ArithOp, CmpOp, Ir, TwinSection};
+use crate::message::Message;
+use smallvec::SmallVec;
+use std::borrow::Cow;
+
+type NodeId = u32;
+
+#[derive(Clone, Debug)]
+enum Node {
+    Const(Value<'static>),
+    AppProp(Box<str>),
+    SysProp(Box<str>),
+    AppOrSysProp(Box<str>, Box<str>),
+    Body(u32, Option<Box<str>>),
+    Twin(TwinSection, u32),
+    TwinChangeIncludes(u32),
+    Neg(NodeId),
+    Not(NodeId, Ty),
+    Arith(ArithOp, NodeId, NodeId, Ty),
+    Cmp(CmpOp, NodeId, NodeId, Ty),
+    And(NodeId, NodeId, Ty, Ty),
+    Or(NodeId, NodeId, Ty, Ty),
+    Coalesce(NodeId, NodeId),
+    Call(Func, Box<[NodeId]>),
+}
+
+/// A compiled condition: evaluate it with [`Program::eval`].
+#[derive(Clone, Debug)]
+pub struct Program {
+    nodes: Vec<Node>,
+    root: NodeId,
+    ty: Ty,
+    paths: Vec<BodyPath>,
+}
+
+/// Compiles checked IR of static type `ty`.
+pub fn compile(ir: &Ir, ty: Ty) -> Program {
+    let mut c = Compiler {
+        nodes: Vec::new(),
+        paths: Vec::new(),
+        path_text: Vec::new(),
+        empty: Message::default(),
+    };
+    let root = c.node(ir);
+    Program {
+        nodes: c.nodes,
+        root,
+        ty,
+        paths: c.paths,
+    }
+}
+
+struct Compiler {
+    nodes: Vec<Node>,
+    paths: Vec<BodyPath>,
+    path_text: Vec<String>,
+    empty: Message,
+}
+
+impl Compiler {
+    fn push(&mut self, n: Node) -> NodeId {
+        self.nodes.push(n);
+        (self.nodes.len() - 1) as NodeId
+    }
+
+    fn path(&mut self, text: &str) -> u32 {
+        if let Some(i) = self.path_text.iter().position(|p| p == text) {
+            return i as u32;
+        }
+        self.path_text.push(text.to_string());
+        self.paths.push(BodyPath::parse(text));
+        (self.paths.len() - 1) as u32
+    }
+
+    fn node(&mut self, ir: &Ir) -> NodeId {
+        if is_constant(ir) {
+            let ctx = EvalContext::new(&self.empty);
+            let v = interp::eval(ir, &ctx).into_owned();
+            return self.push(Node::Const(v));
+        }
+        let n = match ir {
+            Ir::AppProp(name) => Node::AppProp(name.as_str().into()),
+            Ir::SysProp(name) => Node::SysProp(name.as_str().into()),
+            Ir::AppOrSysProp { app, sys } => Node::AppOrSysProp(app.as_str().into(), sys.as_str().into()),
+            Ir::Body { path, app_override } => {
+                Node::Body(self.path(path), app_override.as_deref().map(Into::into))
+            }
+            Ir::Twin { section, path } => Node::Twin(section.clone(), self.path(path)),
+            Ir::TwinChangeIncludes(path) => Node::TwinChangeIncludes(self.path(path)),
+            Ir::ToBody(inner, _) => return self.node(inner),
+            Ir::Neg(a) => Node::Neg(self.node(a)),
+            Ir::Not(a, ty) => Node::Not(self.node(a), *ty),
+            Ir::Arith(op, a, b, ty) => Node::Arith(*op, self.node(a), self.node(b), *ty),
+            Ir::Cmp(op, a, b, ty) => Node::Cmp(*op, self.node(a), self.node(b), *ty),
+            Ir::And(a, b, lt, rt) => Node::And(self.node(a), self.node(b), *lt, *rt),
+            Ir::Or(a, b, lt, rt) => Node::Or(self.node(a), self.node(b), *lt, *rt),
+            Ir::Coalesce(a, b, _) => Node::Coalesce(self.node(a), self.node(b)),
+            Ir::Call(func, args) => Node::Call(*func, args.iter().map(|a| self.node(a)).collect()),
+            Ir::Str(_) | Ir::Num(_) | Ir::Bool(_) | Ir::Null | Ir::Undefined => unreachable!("constants are folded"),
+        };
+        self.push(n)
+    }
+}
+
+/// Whether an IR subtree reads nothing from the message.
+fn is_constant(ir: &Ir) -> bool {
+    match ir {
+        Ir::Str(_) | Ir::Num(_) | Ir::Bool(_) | Ir::Null | Ir::Undefined => true,
+        Ir::AppProp(_)
+        | Ir::SysProp(_)
+        | Ir::AppOrSysProp { .. }
+        | Ir::Body { .. }
+        | Ir::Twin { .. }
+        | Ir::TwinChangeIncludes(_) => false,
+        Ir::ToBody(a, _) | Ir::Neg(a) | Ir::Not(a, _) => is_constant(a),
+        Ir::Arith(_, a, b, _) | Ir::Cmp(_, a, b, _) | Ir::And(a, b, ..) | Ir::Or(a, b, ..) | Ir::Coalesce(a, b, _) => {
+            is_constant(a) && is_constant(b)
+        }
+        Ir::Call(_, args) => args.iter().all(is_constant),
+    }
+}
+
+impl Program {
+    /// The static type of the condition.
+    pub fn ty(&self) -> Ty {
+        self.ty
+    }
+
+    /// Whether any node reads the body (`$body` or `twin_change_includes`).
+    pub fn reads_body(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n, Node::Body(..) | Node::TwinChangeIncludes(_)))
+    }
+
+    /// The parsed `$body` paths this program reads.
+    pub fn body_paths(&self) -> &[BodyPath] {
+        &self.paths
+    }
+
+    /// Evaluates the condition's value.
+    pub fn value<'c>(&'c self, ctx: &'c EvalContext<'_>) -> Value<'c> {
+        self.eval_node(self.root, ctx)
+    }
+
+    /// Evaluates the condition: whether the route matches (R12).
+    pub fn eval(&self, ctx: &EvalContext<'_>) -> crate::eval::Bool3 {
+        ops::to_route(self.ty, &self.value(ctx))
+    }
+
+    fn eval_node<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
+        match &self.nodes[id as usize] {
+            Node::Const(v) => borrow(v),
+            Node::AppProp(name) => ctx.app(name),
+            Node::SysProp(name) => ctx.sys(name),
+            Node::AppOrSysProp(app, sys) => ctx.app_or_sys(app, sys),
+            Node::Body(path, app_override) => ctx.body_value(&self.paths[*path as usize], app_override.as_deref()),
+            Node::Twin(section, path) => ctx.twin_value(section, &self.paths[*path as usize]),
+            Node::TwinChangeIncludes(path) => ctx.twin_change_includes(&self.paths[*path as usize]),
+            Node::Neg(a) => ops::neg(&self.eval_node(*a, ctx)),
+            Node::Not(a, ty) => ops::not(*ty, &self.eval_node(*a, ctx)),
+            Node::Arith(op, a, b, ty) => ops::arith(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx)),
+            Node::Cmp(op, a, b, ty) => {
+                Value::bool3(ops::compare(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx)))
+            }
+            Node::And(a, b, lt, rt) => {
+                let left = self.eval_node(*a, ctx);
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(false) {
+                    return Value::Bool(false);
+                }
+                ops::and(*lt, *rt, &left, &self.eval_node(*b, ctx))
+            }
+            Node::Or(a, b, lt, rt) => {
+                let left = self.eval_node(*a, ctx);
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(true) {
+                    return Value::Bool(true);
+                }
+                let right = self.eval_node(*b, ctx);
+                ops::or(*lt, *rt, &left, &right)
+            }
+            Node::Coalesce(a, b) => {
+                let left = self.eval_node(*a, ctx);
+                if left.is_defined() {
+                    left
+                } else {
+                    self.eval_node(*b, ctx)
+                }
+            }
+            Node::Call(func, args) => {
+                let mut values: SmallVec<[Value<'c>; 4]> = args.iter().map(|&a| self.eval_node(a, ctx)).collect();
+                functions::call(*func, &mut values)
+            }
+        }
+    }
+}
+
+/// Operand types for which Kleene short-circuits are exact.
+fn is_plain_bool(ty: Ty) -> bool {
+    matches!(ty, Ty::Bool | Ty::Undefined)
+}
+
+/// A borrowed copy of a constant (no allocation for strings).
+fn borrow<'c>(v: &'c Value<'static>) -> Value<'c> {
+    match v {
+        Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
+        other => other.clone(),
+    }
+}

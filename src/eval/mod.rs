@@ -1,0 +1,11 @@
+//! Evaluation: runtime values, operator semantics, the per-message context, and the reference
+//! interpreter over the checked IR.
+
+pub mod context;
+pub mod dynamic;
+pub mod interp;
+pub mod ops;
+mod value;
+
+pub use context::{BodyProblem, EvalContext, TwinLookup};
+pub use value::{dotnet_double_cmp, Bool3, Value};

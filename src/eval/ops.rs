@@ -1,0 +1,103 @@
+//! Operator semantics on runtime values, shared by the reference interpreter and the compiled
+//! evaluator. Each function is told the operands' static types by the checker, and follows
+//! the engine's operator for exactly those types (`Bool.cs`, `Null.cs`, `Undefined.cs`,
+//! `ComparisonOperators.cs`, `QueryValue.cs`).
+
+use super::value::{dotnet_double_cmp, Bool3, Value};
+use crate::check::Ty;
+use crate::ir::{ArithOp, CmpOp};
+
+/// A comparison of two operands of static type `ty` (R14, R18, R19, R26, R27).
+pub fn compare(op: CmpOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Bool3 {
+    let ord = match (ty, a, b) {
+        // Null with null is constant: `=`, `<=`, `>=` hold.
+        (Ty::Null, _, _) => return Bool3::from_bool(matches!(op, CmpOp::Eq | CmpOp::Le | CmpOp::Ge)),
+        (_, Value::Undefined, _) | (_, _, Value::Undefined) => return Bool3::Undefined,
+        (Ty::Body, a, b) => a.body_cmp(b),
+        (_, Value::Str(x), Value::Str(y)) => crate::dotnet::compare_ordinal(x, y),
+        (_, Value::Number(x), Value::Number(y)) => dotnet_double_cmp(*x, *y),
+        (_, Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        // A null string compared as a string, and anything else, is undefined.
+        _ => return Bool3::Undefined,
+    };
+    Bool3::from_bool(op.holds(ord))
+}
+
+/// Arithmetic on numbers, or on body values (defined only when both are numbers, R17).
+pub fn arith<'a>(op: ArithOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Value<'a> {
+    let (Value::Number(x), Value::Number(y)) = (a, b) else {
+        return Value::Undefined;
+    };
+    let r = match op {
+        ArithOp::Add => x + y,
+        ArithOp::Sub => x - y,
+        ArithOp::Mul => x * y,
+        ArithOp::Div => x / y,
+        // C#'s `%` on doubles truncates like Rust's (fmod).
+        ArithOp::Mod => x % y,
+    };
+    if ty == Ty::Body {
+        // A body number stays defined even when NaN (QueryValue keeps the double).
+        Value::Number(r)
+    } else {
+        Value::number(r)
+    }
+}
+
+/// Unary minus on a number.
+pub fn neg<'a>(a: &Value<'_>) -> Value<'a> {
+    match a {
+        Value::Number(n) => Value::Number(-n),
+        _ => Value::Undefined,
+    }
+}
+
+/// `NOT` of a bool, null (true) or body value (R26).
+pub fn not<'a>(ty: Ty, a: &Value<'_>) -> Value<'a> {
+    match ty {
+        Ty::Null => Value::Bool(true),
+        _ => match a {
+            Value::Bool(b) => Value::Bool(!b),
+            _ => Value::Undefined,
+        },
+    }
+}
+
+/// `AND` with the operands' static types (R13, R26).
+pub fn and<'a>(lt: Ty, rt: Ty, a: &Value<'_>, b: &Value<'_>) -> Value<'a> {
+    if lt == Ty::Body {
+        return match (a, b) {
+            (Value::Bool(x), Value::Bool(y)) => Value::Bool(*x && *y),
+            _ => Value::Undefined,
+        };
+    }
+    if lt == Ty::Null || rt == Ty::Null {
+        return Value::Null;
+    }
+    Value::bool3(a.as_bool3().and(b.as_bool3()))
+}
+
+/// `OR` with the operands' static types (R13, R26): null is neutral.
+pub fn or<'a>(lt: Ty, rt: Ty, a: &Value<'a>, b: &Value<'a>) -> Value<'a> {
+    if lt == Ty::Body {
+        return match (a, b) {
+            (Value::Bool(x), Value::Bool(y)) => Value::Bool(*x || *y),
+            _ => Value::Undefined,
+        };
+    }
+    match (lt, rt) {
+        (Ty::Null, Ty::Null) => Value::Null,
+        (Ty::Null, _) => b.clone(),
+        (_, Ty::Null) => a.clone(),
+        _ => Value::bool3(a.as_bool3().or(b.as_bool3())),
+    }
+}
+
+/// The route's verdict on a condition's value of static type `ty` (R12).
+pub fn to_route(ty: Ty, v: &Value<'_>) -> Bool3 {
+    match (ty, v) {
+        (Ty::Null, _) => Bool3::False,
+        (Ty::Bool | Ty::Body, Value::Bool(b)) => Bool3::from_bool(*b),
+        _ => Bool3::Undefined,
+    }
+}
