@@ -146,10 +146,7 @@ pub struct CompileError(pub Vec<Diagnostic>);
 impl CompileError {
     /// The first error (there always is one).
     pub fn first(&self) -> &Diagnostic {
-        self.0
-            .iter()
-            .find(|d| d.is_error())
-            .unwrap_or(&self.0[0])
+        self.0.iter().find(|d| d.is_error()).unwrap_or(&self.0[0])
     }
 
     /// All errors, in source order of discovery.

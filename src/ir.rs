@@ -26,6 +26,17 @@ pub enum CmpOp {
     Ge,
 }
 
+impl TwinSection {
+    /// The section's path from the twin document's root, with a trailing dot.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            TwinSection::Tags => "tags.",
+            TwinSection::Desired => "properties.desired.",
+            TwinSection::Reported => "properties.reported.",
+        }
+    }
+}
+
 impl CmpOp {
     /// Whether an ordering satisfies the operator.
     pub fn holds(self, ord: std::cmp::Ordering) -> bool {

@@ -26,6 +26,7 @@ pub mod eval;
 pub mod functions;
 pub mod ir;
 pub mod message;
+pub mod route;
 pub mod span;
 pub mod syntax;
 

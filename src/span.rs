@@ -86,7 +86,9 @@ impl<'a> SourceMap<'a> {
 
     /// The text of the 1-based line `line`, without its line break.
     pub fn line_text(&self, line: u32) -> &'a str {
-        let i = (line as usize).saturating_sub(1).min(self.line_starts.len() - 1);
+        let i = (line as usize)
+            .saturating_sub(1)
+            .min(self.line_starts.len() - 1);
         let start = self.line_starts[i];
         let end = self
             .line_starts

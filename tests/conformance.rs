@@ -3,8 +3,8 @@
 //! records through the validators, complexity records through the parser, operator records
 //! through the engine's operator algebra. Fails listing every mismatching id.
 
-use hubroute::check::Ty;
 use hubroute::body::{validate_body_path, validate_twin_change_path};
+use hubroute::check::Ty;
 use hubroute::eval::dynamic::{self, Dyn};
 use hubroute::eval::{EvalContext, Value};
 use hubroute::message::Message;
@@ -84,7 +84,12 @@ fn dyn_value(v: &Json) -> Dyn {
 }
 
 fn apply_op(v: &Json) -> Option<Dyn> {
-    let operands: Vec<Dyn> = v["operands"].as_array().unwrap().iter().map(dyn_value).collect();
+    let operands: Vec<Dyn> = v["operands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(dyn_value)
+        .collect();
     dynamic::apply(v["op"].as_str().unwrap(), &operands)
 }
 
@@ -148,12 +153,15 @@ fn run_condition(case: &Json) -> Result<(), String> {
         return Ok(());
     }
     let cond = compiled.map_err(|e| format!("compile error: {e}"))?;
-    let message = Message::from_json_value(&case["message"]).map_err(|e| format!("message: {e}"))?;
+    let message =
+        Message::from_json_value(&case["message"]).map_err(|e| format!("message: {e}"))?;
     let ctx = EvalContext::new(&message);
     let got = cond.eval_in(&ctx);
     let reference = cond.eval_reference(&EvalContext::new(&message));
     if got != reference {
-        return Err(format!("compiled {got} but reference interpreter {reference}"));
+        return Err(format!(
+            "compiled {got} but reference interpreter {reference}"
+        ));
     }
     if got.as_str() != expect {
         return Err(format!("got {got}, expected {expect}"));
@@ -177,7 +185,9 @@ fn run_case(case: &Json) -> Result<(), String> {
                 _ => validate_twin_change_path(path).is_ok(),
             };
             let want = case["expect"] == "valid";
-            (valid == want).then_some(()).ok_or_else(|| format!("valid = {valid}"))
+            (valid == want)
+                .then_some(())
+                .ok_or_else(|| format!("valid = {valid}"))
         }
         Some("complexity") => {
             let q = case["query"].as_str().unwrap();

@@ -2,8 +2,8 @@
 //! valid examples compile cleanly, invalid ones fail with the code their header names, and
 //! parse → print → parse gives the same tree for every query in the examples and the corpus.
 
-use hubroute::syntax::{self, Expr, ExprKind, Invalid};
 use hubroute::span::Span;
+use hubroute::syntax::{self, Expr, ExprKind, Invalid};
 use hubroute::{Condition, Options};
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,12 @@ fn unspanned(e: &Expr) -> Expr {
     let z = Span::default();
     let b = |e: &Expr| Box::new(unspanned(e));
     let kind = match &e.kind {
-        ExprKind::Call { name, args, raw_args, .. } => ExprKind::Call {
+        ExprKind::Call {
+            name,
+            args,
+            raw_args,
+            ..
+        } => ExprKind::Call {
             name: name.clone(),
             name_span: z,
             args: args.iter().map(unspanned).collect(),
@@ -74,8 +79,14 @@ fn unspanned(e: &Expr) -> Expr {
                 String::new()
             },
         },
-        ExprKind::Unary { op, operand, .. } => ExprKind::Unary { op: *op, op_span: z, operand: b(operand) },
-        ExprKind::Binary { op, left, right, .. } => ExprKind::Binary {
+        ExprKind::Unary { op, operand, .. } => ExprKind::Unary {
+            op: *op,
+            op_span: z,
+            operand: b(operand),
+        },
+        ExprKind::Binary {
+            op, left, right, ..
+        } => ExprKind::Binary {
             op: *op,
             op_span: z,
             left: b(left),
@@ -87,8 +98,14 @@ fn unspanned(e: &Expr) -> Expr {
                 text: text.clone(),
                 operands: operands.iter().map(unspanned).collect(),
             },
-            Invalid::ExtraParen { inner, .. } => Invalid::ExtraParen { inner: b(inner), paren: z },
-            Invalid::MissingParen { inner, .. } => Invalid::MissingParen { inner: b(inner), paren: z },
+            Invalid::ExtraParen { inner, .. } => Invalid::ExtraParen {
+                inner: b(inner),
+                paren: z,
+            },
+            Invalid::MissingParen { inner, .. } => Invalid::MissingParen {
+                inner: b(inner),
+                paren: z,
+            },
             other => other.clone(),
         }),
         other => other.clone(),
@@ -101,22 +118,33 @@ fn assert_round_trip(origin: &str, query: &str) -> bool {
         return false;
     };
     let printed = ast.to_string();
-    let again = syntax::parse(&printed)
-        .unwrap_or_else(|e| panic!("{origin}: printed form {printed:?} of {query:?} does not parse: {e}"));
+    let again = syntax::parse(&printed).unwrap_or_else(|e| {
+        panic!("{origin}: printed form {printed:?} of {query:?} does not parse: {e}")
+    });
     assert_eq!(
         ast.root.as_ref().map(unspanned),
         again.root.as_ref().map(unspanned),
         "{origin}: {query:?} printed as {printed:?} parses differently"
     );
-    assert_eq!(again.to_string(), printed, "{origin}: printing is not stable");
-    assert!(again.trailing.is_none(), "{origin}: printed form has trailing input");
+    assert_eq!(
+        again.to_string(),
+        printed,
+        "{origin}: printing is not stable"
+    );
+    assert!(
+        again.trailing.is_none(),
+        "{origin}: printed form has trailing input"
+    );
     true
 }
 
 #[test]
 fn parse_print_parse_round_trips() {
     let mut checked = 0;
-    for (path, query) in files("grammar/examples/valid").into_iter().chain(files("grammar/examples/invalid")) {
+    for (path, query) in files("grammar/examples/valid")
+        .into_iter()
+        .chain(files("grammar/examples/invalid"))
+    {
         checked += assert_round_trip(&path.display().to_string(), &query) as usize;
     }
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");

@@ -60,8 +60,12 @@ pub fn never_true(ty: Ty, span: Span) -> Option<Diagnostic> {
         Diagnostic::warning(
             codes::NEVER_TRUE,
             span,
-            format!("this condition never routes a message: its value is {what}, which is not true"),
+            format!(
+                "this condition never routes a message: its value is {what}, which is not true"
+            ),
         )
-        .with_note("a route matches only when its condition is true; compare the value, e.g. 'x = 1'"),
+        .with_note(
+            "a route matches only when its condition is true; compare the value, e.g. 'x = 1'",
+        ),
     )
 }

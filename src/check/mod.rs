@@ -331,7 +331,10 @@ impl Checker<'_> {
             );
         };
         let irs = if overload.query_value {
-            irs.into_iter().zip(tys).map(|(ir, ty)| to_body(ir, ty)).collect()
+            irs.into_iter()
+                .zip(tys)
+                .map(|(ir, ty)| to_body(ir, ty))
+                .collect()
         } else {
             irs
         };
@@ -353,13 +356,17 @@ impl Checker<'_> {
         let problem = if raw_args.is_empty() {
             Some("twin_change_includes argument cannot be empty".to_string())
         } else {
-            validate_twin_change_path(raw_args).err().map(|e| e.to_string())
+            validate_twin_change_path(raw_args)
+                .err()
+                .map(|e| e.to_string())
         };
         match problem {
             Some(p) => self.error(
                 codes::ARGUMENTS,
                 name_span,
-                format!("Invalid arguments to built-in function '{name}': {name}(string). Error: {p}"),
+                format!(
+                    "Invalid arguments to built-in function '{name}': {name}(string). Error: {p}"
+                ),
             ),
             None => (Ir::TwinChangeIncludes(raw_args.to_string()), Ty::Bool),
         }
@@ -387,7 +394,9 @@ impl Checker<'_> {
                 format!("Unsupported operation '{}'", self.text(span)),
             )
             .with_note(why.to_string())
-            .with_note("IoT Hub rejects this condition (its compiler fails with an internal error)"),
+            .with_note(
+                "IoT Hub rejects this condition (its compiler fails with an internal error)",
+            ),
         );
         UNDEFINED
     }
@@ -428,7 +437,13 @@ impl Checker<'_> {
         }
     }
 
-    fn arith(&mut self, op: BinaryOp, op_span: Span, (l, lt): (Ir, Ty), (r, rt): (Ir, Ty)) -> (Ir, Ty) {
+    fn arith(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        (l, lt): (Ir, Ty),
+        (r, rt): (Ir, Ty),
+    ) -> (Ir, Ty) {
         let ok = |t: Ty| matches!(t, Ty::Number | Ty::Body);
         if !(ok(lt) && ok(rt)) {
             return self.operand_error(op_span, &[lt, rt], &[Ty::Number, Ty::Number]);
@@ -455,7 +470,12 @@ impl Checker<'_> {
 
     /// Comparison and `??` operands: the same static type, or a body value and a string,
     /// number, bool or null (both then become body values).
-    fn same_type(&mut self, op_span: Span, (l, lt): (Ir, Ty), (r, rt): (Ir, Ty)) -> Option<(Ir, Ir, Ty)> {
+    fn same_type(
+        &mut self,
+        op_span: Span,
+        (l, lt): (Ir, Ty),
+        (r, rt): (Ir, Ty),
+    ) -> Option<(Ir, Ir, Ty)> {
         if lt == rt {
             return Some((l, r, lt));
         }
@@ -467,7 +487,13 @@ impl Checker<'_> {
     }
 
     /// `AND` / `OR` (R13, R26), including the combinations the engine cannot build.
-    fn logic(&mut self, op: BinaryOp, op_span: Span, (l, lt): (Ir, Ty), (r, rt): (Ir, Ty)) -> (Ir, Ty) {
+    fn logic(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        (l, lt): (Ir, Ty),
+        (r, rt): (Ir, Ty),
+    ) -> (Ir, Ty) {
         let scalar = |t: Ty| matches!(t, Ty::Null | Ty::Bool | Ty::Undefined);
         // The engine tests the *left* operand's type for a body right operand (R13).
         let left_ok = scalar(lt) || lt == Ty::Body;
@@ -491,7 +517,10 @@ impl Checker<'_> {
             };
             return (ir, Ty::Bool);
         }
-        if matches!((lt, rt), (Ty::Undefined, Ty::Null) | (Ty::Null, Ty::Undefined)) {
+        if matches!(
+            (lt, rt),
+            (Ty::Undefined, Ty::Null) | (Ty::Null, Ty::Undefined)
+        ) {
             return self.unsupported(
                 op_span,
                 "the reference engine has no AND/OR operator for undefined and null",

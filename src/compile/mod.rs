@@ -11,7 +11,7 @@ use crate::body::BodyPath;
 use crate::check::Ty;
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
-use crate::ir::{ArithOp, CmpOp, Ir, TwinSection};
+use crate::ir::{ArithOp, CmpOp, Ir};
 use crate::message::Message;
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -25,7 +25,7 @@ enum Node {
     SysProp(Box<str>),
     AppOrSysProp(Box<str>, Box<str>),
     Body(u32, Option<Box<str>>),
-    Twin(TwinSection, u32),
+    Twin(u32),
     TwinChangeIncludes(u32),
     Neg(NodeId),
     Not(NodeId, Ty),
@@ -44,6 +44,7 @@ pub struct Program {
     root: NodeId,
     ty: Ty,
     paths: Vec<BodyPath>,
+    twin_paths: Vec<BodyPath>,
 }
 
 /// Compiles checked IR of static type `ty`.
@@ -52,6 +53,7 @@ pub fn compile(ir: &Ir, ty: Ty) -> Program {
         nodes: Vec::new(),
         paths: Vec::new(),
         path_text: Vec::new(),
+        twin_paths: Vec::new(),
         empty: Message::default(),
     };
     let root = c.node(ir);
@@ -60,6 +62,7 @@ pub fn compile(ir: &Ir, ty: Ty) -> Program {
         root,
         ty,
         paths: c.paths,
+        twin_paths: c.twin_paths,
     }
 }
 
@@ -67,6 +70,7 @@ struct Compiler {
     nodes: Vec<Node>,
     paths: Vec<BodyPath>,
     path_text: Vec<String>,
+    twin_paths: Vec<BodyPath>,
     empty: Message,
 }
 
@@ -94,11 +98,17 @@ impl Compiler {
         let n = match ir {
             Ir::AppProp(name) => Node::AppProp(name.as_str().into()),
             Ir::SysProp(name) => Node::SysProp(name.as_str().into()),
-            Ir::AppOrSysProp { app, sys } => Node::AppOrSysProp(app.as_str().into(), sys.as_str().into()),
+            Ir::AppOrSysProp { app, sys } => {
+                Node::AppOrSysProp(app.as_str().into(), sys.as_str().into())
+            }
             Ir::Body { path, app_override } => {
                 Node::Body(self.path(path), app_override.as_deref().map(Into::into))
             }
-            Ir::Twin { section, path } => Node::Twin(section.clone(), self.path(path)),
+            Ir::Twin { section, path } => {
+                self.twin_paths
+                    .push(BodyPath::parse(&format!("{}{path}", section.prefix())));
+                Node::Twin((self.twin_paths.len() - 1) as u32)
+            }
             Ir::TwinChangeIncludes(path) => Node::TwinChangeIncludes(self.path(path)),
             Ir::ToBody(inner, _) => return self.node(inner),
             Ir::Neg(a) => Node::Neg(self.node(a)),
@@ -109,7 +119,9 @@ impl Compiler {
             Ir::Or(a, b, lt, rt) => Node::Or(self.node(a), self.node(b), *lt, *rt),
             Ir::Coalesce(a, b, _) => Node::Coalesce(self.node(a), self.node(b)),
             Ir::Call(func, args) => Node::Call(*func, args.iter().map(|a| self.node(a)).collect()),
-            Ir::Str(_) | Ir::Num(_) | Ir::Bool(_) | Ir::Null | Ir::Undefined => unreachable!("constants are folded"),
+            Ir::Str(_) | Ir::Num(_) | Ir::Bool(_) | Ir::Null | Ir::Undefined => {
+                unreachable!("constants are folded")
+            }
         };
         self.push(n)
     }
@@ -126,9 +138,11 @@ fn is_constant(ir: &Ir) -> bool {
         | Ir::Twin { .. }
         | Ir::TwinChangeIncludes(_) => false,
         Ir::ToBody(a, _) | Ir::Neg(a) | Ir::Not(a, _) => is_constant(a),
-        Ir::Arith(_, a, b, _) | Ir::Cmp(_, a, b, _) | Ir::And(a, b, ..) | Ir::Or(a, b, ..) | Ir::Coalesce(a, b, _) => {
-            is_constant(a) && is_constant(b)
-        }
+        Ir::Arith(_, a, b, _)
+        | Ir::Cmp(_, a, b, _)
+        | Ir::And(a, b, ..)
+        | Ir::Or(a, b, ..)
+        | Ir::Coalesce(a, b, _) => is_constant(a) && is_constant(b),
         Ir::Call(_, args) => args.iter().all(is_constant),
     }
 }
@@ -144,6 +158,11 @@ impl Program {
         self.nodes
             .iter()
             .any(|n| matches!(n, Node::Body(..) | Node::TwinChangeIncludes(_)))
+    }
+
+    /// Whether any node reads the device twin.
+    pub fn reads_twin(&self) -> bool {
+        !self.twin_paths.is_empty()
     }
 
     /// The parsed `$body` paths this program reads.
@@ -167,15 +186,22 @@ impl Program {
             Node::AppProp(name) => ctx.app(name),
             Node::SysProp(name) => ctx.sys(name),
             Node::AppOrSysProp(app, sys) => ctx.app_or_sys(app, sys),
-            Node::Body(path, app_override) => ctx.body_value(&self.paths[*path as usize], app_override.as_deref()),
-            Node::Twin(section, path) => ctx.twin_value(section, &self.paths[*path as usize]),
+            Node::Body(path, app_override) => {
+                ctx.body_value(&self.paths[*path as usize], app_override.as_deref())
+            }
+            Node::Twin(path) => ctx.twin_value(&self.twin_paths[*path as usize]),
             Node::TwinChangeIncludes(path) => ctx.twin_change_includes(&self.paths[*path as usize]),
             Node::Neg(a) => ops::neg(&self.eval_node(*a, ctx)),
             Node::Not(a, ty) => ops::not(*ty, &self.eval_node(*a, ctx)),
-            Node::Arith(op, a, b, ty) => ops::arith(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx)),
-            Node::Cmp(op, a, b, ty) => {
-                Value::bool3(ops::compare(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx)))
+            Node::Arith(op, a, b, ty) => {
+                ops::arith(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx))
             }
+            Node::Cmp(op, a, b, ty) => Value::bool3(ops::compare(
+                *op,
+                *ty,
+                &self.eval_node(*a, ctx),
+                &self.eval_node(*b, ctx),
+            )),
             Node::And(a, b, lt, rt) => {
                 let left = self.eval_node(*a, ctx);
                 if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(false) {
@@ -200,7 +226,8 @@ impl Program {
                 }
             }
             Node::Call(func, args) => {
-                let mut values: SmallVec<[Value<'c>; 4]> = args.iter().map(|&a| self.eval_node(a, ctx)).collect();
+                let mut values: SmallVec<[Value<'c>; 4]> =
+                    args.iter().map(|&a| self.eval_node(a, ctx)).collect();
                 functions::call(*func, &mut values)
             }
         }

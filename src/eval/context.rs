@@ -2,16 +2,16 @@
 
 use super::value::Value;
 use crate::body::{BodyPath, JsonDoc, Selected};
-use crate::ir::TwinSection;
 use crate::message::Message;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
 /// A source of device twins, for `$twin.` references (IoT Hub only).
 pub trait TwinLookup {
-    /// The value at `path` in `section` of the twin of the message's device, as a body value:
-    /// [`Value::Missing`] for an absent path, [`Value::Undefined`] when there is no twin.
-    fn twin_value<'t>(&'t self, message: &Message, section: &TwinSection, path: &BodyPath) -> Value<'t>;
+    /// The value at `path` (from the twin's root: `tags.x`, `properties.desired.x`, ...) of
+    /// the twin of the message's device, as a body value; undefined when there is no twin, no
+    /// such path, or the path holds an object or array.
+    fn twin_value<'t>(&'t self, message: &Message, path: &BodyPath) -> Value<'t>;
 }
 
 /// Why the body could not be read (R23), kept for `explain`.
@@ -116,10 +116,10 @@ impl<'m> EvalContext<'m> {
         }
     }
 
-    /// `$twin.section.path`.
-    pub fn twin_value<'c>(&'c self, section: &TwinSection, path: &BodyPath) -> Value<'c> {
+    /// `$twin.path`, with `path` from the twin's root.
+    pub fn twin_value<'c>(&'c self, path: &BodyPath) -> Value<'c> {
         match self.twin {
-            Some(t) => t.twin_value(self.message, section, path),
+            Some(t) => t.twin_value(self.message, path),
             None => Value::Undefined,
         }
     }

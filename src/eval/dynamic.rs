@@ -36,7 +36,7 @@ pub fn apply(op: &str, args: &[Dyn]) -> Option<Dyn> {
         ("not", [x]) => Some(Bool(match x {
             Null => Bool3::True,
             Undefined => Bool3::Undefined,
-            Bool(b) => b.not(),
+            Bool(b) => !*b,
             _ => return None,
         })),
         ("neg", [x]) => match x {
@@ -119,8 +119,14 @@ fn logic(is_and: bool, a: &Dyn, b: &Dyn) -> Option<Dyn> {
         (Bool(x), Null) => Bool(*x),
         (Bool(x), Bool(y)) => Bool(if is_and { x.and(*y) } else { x.or(*y) }),
         (Undefined, Undefined) => Bool(Bool3::Undefined),
-        (Undefined, Bool(y)) | (Bool(y), Undefined) => Bool(if is_and { y.and(Bool3::Undefined) } else { y.or(Bool3::Undefined) }),
-        (Undefined, Number(_) | String(_)) | (Number(_) | String(_), Undefined) => Bool(Bool3::Undefined),
+        (Undefined, Bool(y)) | (Bool(y), Undefined) => Bool(if is_and {
+            y.and(Bool3::Undefined)
+        } else {
+            y.or(Bool3::Undefined)
+        }),
+        (Undefined, Number(_) | String(_)) | (Number(_) | String(_), Undefined) => {
+            Bool(Bool3::Undefined)
+        }
         _ => return None,
     })
 }

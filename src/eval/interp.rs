@@ -23,7 +23,9 @@ pub fn eval<'c>(ir: &Ir, ctx: &'c EvalContext<'_>) -> Value<'c> {
         Ir::Body { path, app_override } => {
             ctx.body_value(&BodyPath::parse(path), app_override.as_deref())
         }
-        Ir::Twin { section, path } => ctx.twin_value(section, &BodyPath::parse(path)),
+        Ir::Twin { section, path } => {
+            ctx.twin_value(&BodyPath::parse(&format!("{}{path}", section.prefix())))
+        }
         Ir::TwinChangeIncludes(path) => ctx.twin_change_includes(&BodyPath::parse(path)),
         Ir::ToBody(inner, _) => eval(inner, ctx),
         Ir::Neg(a) => ops::neg(&eval(a, ctx)),

@@ -11,7 +11,9 @@ use crate::ir::{ArithOp, CmpOp};
 pub fn compare(op: CmpOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Bool3 {
     let ord = match (ty, a, b) {
         // Null with null is constant: `=`, `<=`, `>=` hold.
-        (Ty::Null, _, _) => return Bool3::from_bool(matches!(op, CmpOp::Eq | CmpOp::Le | CmpOp::Ge)),
+        (Ty::Null, _, _) => {
+            return Bool3::from_bool(matches!(op, CmpOp::Eq | CmpOp::Le | CmpOp::Ge))
+        }
         (_, Value::Undefined, _) | (_, _, Value::Undefined) => return Bool3::Undefined,
         (Ty::Body, a, b) => a.body_cmp(b),
         (_, Value::Str(x), Value::Str(y)) => crate::dotnet::compare_ordinal(x, y),

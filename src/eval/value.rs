@@ -42,15 +42,6 @@ impl Bool3 {
         }
     }
 
-    /// Kleene negation.
-    pub fn not(self) -> Bool3 {
-        match self {
-            Bool3::True => Bool3::False,
-            Bool3::False => Bool3::True,
-            Bool3::Undefined => Bool3::Undefined,
-        }
-    }
-
     /// The engine's `Bool.CompareTo`: False < True (R19). Undefined compares as the middle
     /// value but is never compared (comparisons with it are undefined).
     pub fn rank(self) -> i8 {
@@ -67,6 +58,19 @@ impl Bool3 {
             Bool3::True => "true",
             Bool3::False => "false",
             Bool3::Undefined => "undefined",
+        }
+    }
+}
+
+impl std::ops::Not for Bool3 {
+    type Output = Bool3;
+
+    /// Kleene negation.
+    fn not(self) -> Bool3 {
+        match self {
+            Bool3::True => Bool3::False,
+            Bool3::False => Bool3::True,
+            Bool3::Undefined => Bool3::Undefined,
         }
     }
 }

@@ -250,13 +250,17 @@ pub const TWIN_CHANGE_INCLUDES: &str = "twin_change_includes";
 
 /// Spellings the IoT Hub documentation uses that the Edge engine does not know
 /// (`grammar/deviations.md`).
-pub static DOCUMENTED_ALIASES: &[(&str, &str)] = &[("startswith", "starts_with"), ("endswith", "ends_with")];
+pub static DOCUMENTED_ALIASES: &[(&str, &str)] =
+    &[("startswith", "starts_with"), ("endswith", "ends_with")];
 
 /// Finds a built-in by name, case-insensitively as the engine does (`OrdinalIgnoreCase`);
 /// with `aliases`, also by the documented alternative spellings.
 pub fn lookup(name: &str, aliases: bool) -> Option<&'static Builtin> {
     let eq = crate::dotnet::eq_ignore_case;
-    let name = match DOCUMENTED_ALIASES.iter().find(|(alias, _)| aliases && eq(alias, name)) {
+    let name = match DOCUMENTED_ALIASES
+        .iter()
+        .find(|(alias, _)| aliases && eq(alias, name))
+    {
         Some((_, canonical)) => canonical,
         None => name,
     };

@@ -59,7 +59,10 @@ fn keyword<'a>(word: &'static str) -> impl Fn(&'a str) -> Res<'a> {
         if i.len() >= n && i.as_bytes()[..n].eq_ignore_ascii_case(word.as_bytes()) {
             Ok((&i[n..], &i[..n]))
         } else {
-            Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Tag)))
+            Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Tag,
+            )))
         }
     }
 }
@@ -68,20 +71,29 @@ fn keyword<'a>(word: &'static str) -> impl Fn(&'a str) -> Res<'a> {
 fn string_lit(i: &str) -> Res<'_> {
     let quote = i.chars().next().filter(|&q| q == '\'' || q == '"');
     let Some(q) = quote else {
-        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Char)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Char,
+        )));
     };
     let body = string_body(&i[1..], q);
     if i[1 + body..].starts_with(q) {
         Ok((&i[2 + body..], &i[..2 + body]))
     } else {
-        Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Char)))
+        Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Char,
+        )))
     }
 }
 
 /// UNTERMINATED_STRING: a quote and as much string body as is valid.
 fn unterminated_lit(i: &str) -> Res<'_> {
     let Some(q) = i.chars().next().filter(|&q| q == '\'' || q == '"') else {
-        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Char)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Char,
+        )));
     };
     let body = string_body(&i[1..], q);
     Ok((&i[1 + body..], &i[..1 + body]))
@@ -96,7 +108,10 @@ fn string_body(s: &str, quote: char) -> usize {
             b if b == quote as u8 => return i,
             b'\\' => match bytes.get(i + 1) {
                 Some(b'\'' | b'"' | b'\\') => i += 2,
-                Some(b'u') if bytes.len() >= i + 6 && bytes[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) => {
+                Some(b'u')
+                    if bytes.len() >= i + 6
+                        && bytes[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) =>
+                {
                     i += 6
                 }
                 _ => return i,
@@ -116,7 +131,12 @@ fn integer_lit(i: &str) -> Res<'_> {
 }
 
 fn hex_lit(i: &str) -> Res<'_> {
-    recognize((char('0'), one_of("xX"), take_while1(|c: char| c.is_ascii_hexdigit()))).parse(i)
+    recognize((
+        char('0'),
+        one_of("xX"),
+        take_while1(|c: char| c.is_ascii_hexdigit()),
+    ))
+    .parse(i)
 }
 
 fn real_lit(i: &str) -> Res<'_> {
@@ -140,7 +160,10 @@ fn comment(i: &str) -> Res<'_> {
     let (rest, _) = tag("/*")(i)?;
     match rest.find("*/") {
         Some(end) => Ok((&rest[end + 2..], &i[..end + 4])),
-        None => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Tag))),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Tag,
+        ))),
     }
 }
 
@@ -268,11 +291,23 @@ mod tests {
     #[test]
     fn literals_and_keywords() {
         assert_eq!(kinds("5."), vec![(Id, "5.")]);
-        assert_eq!(kinds(".5 1e3 0xFF"), vec![(Real, ".5"), (Real, "1e3"), (Hex, "0xFF")]);
+        assert_eq!(
+            kinds(".5 1e3 0xFF"),
+            vec![(Real, ".5"), (Real, "1e3"), (Hex, "0xFF")]
+        );
         assert_eq!(kinds("TRUE true"), vec![(Id, "TRUE"), (True, "true")]);
-        assert_eq!(kinds("aNd Or nOT From"), vec![(And, "aNd"), (Or, "Or"), (Not, "nOT"), (Reserved, "From")]);
-        assert_eq!(kinds("'a\\'b' \"x"), vec![(String, "'a\\'b'"), (UnterminatedString, "\"x")]);
-        assert_eq!(kinds("'a\\x'"), vec![(UnterminatedString, "'a"), (Unknown, "\\"), (Id, "x'")]);
+        assert_eq!(
+            kinds("aNd Or nOT From"),
+            vec![(And, "aNd"), (Or, "Or"), (Not, "nOT"), (Reserved, "From")]
+        );
+        assert_eq!(
+            kinds("'a\\'b' \"x"),
+            vec![(String, "'a\\'b'"), (UnterminatedString, "\"x")]
+        );
+        assert_eq!(
+            kinds("'a\\x'"),
+            vec![(UnterminatedString, "'a"), (Unknown, "\\"), (Id, "x'")]
+        );
     }
 
     #[test]
@@ -280,9 +315,23 @@ mod tests {
         assert_eq!(kinds("$body.a[0]"), vec![(SysProp, "$body.a[0]")]);
         assert_eq!(kinds("$ sys1"), vec![(Id, "$"), (Id, "sys1")]);
         assert_eq!(kinds("a[0]"), vec![(QueryPath, "a[0]")]);
-        assert_eq!(kinds("@;:?"), vec![(Unknown, "@"), (Unknown, ";"), (Unknown, ":"), (Unknown, "?")]);
+        assert_eq!(
+            kinds("@;:?"),
+            vec![
+                (Unknown, "@"),
+                (Unknown, ";"),
+                (Unknown, ":"),
+                (Unknown, "?")
+            ]
+        );
         assert_eq!(kinds("a /* c */ b"), vec![(Id, "a"), (Id, "b")]);
-        assert_eq!(kinds("a /* c"), vec![(Id, "a"), (Slash, "/"), (Star, "*"), (Id, "c")]);
-        assert_eq!(kinds("{$x}"), vec![(LBrace, "{"), (SysProp, "$x"), (RBrace, "}")]);
+        assert_eq!(
+            kinds("a /* c"),
+            vec![(Id, "a"), (Slash, "/"), (Star, "*"), (Id, "c")]
+        );
+        assert_eq!(
+            kinds("{$x}"),
+            vec![(LBrace, "{"), (SysProp, "$x"), (RBrace, "}")]
+        );
     }
 }

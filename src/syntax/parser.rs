@@ -132,9 +132,11 @@ impl<'s> Parser<'s> {
         loop {
             match self.kind_at(pos) {
                 Minus | Not | LParen => pos += 1,
-                LBrace => return self.kind_at(pos + 1) == SysProp && self.kind_at(pos + 2) == RBrace,
-                String | UnterminatedString | Integer | Hex | Real | True | False | Null | Undefined
-                | SysProp | Id | Unknown => return true,
+                LBrace => {
+                    return self.kind_at(pos + 1) == SysProp && self.kind_at(pos + 2) == RBrace
+                }
+                String | UnterminatedString | Integer | Hex | Real | True | False | Null
+                | Undefined | SysProp | Id | Unknown => return true,
                 _ => return false,
             }
         }
@@ -166,7 +168,10 @@ impl<'s> Parser<'s> {
             return Err(Diagnostic::error(
                 codes::TOO_DEEP,
                 at,
-                format!("condition is nested more than {} levels deep", self.max_depth),
+                format!(
+                    "condition is nested more than {} levels deep",
+                    self.max_depth
+                ),
             ));
         }
         Ok(())
@@ -219,7 +224,11 @@ impl<'s> Parser<'s> {
                 Ok(Expr {
                     span: t.span.to(operand.span),
                     kind: ExprKind::Unary {
-                        op: if t.kind == Minus { UnaryOp::Neg } else { UnaryOp::Not },
+                        op: if t.kind == Minus {
+                            UnaryOp::Neg
+                        } else {
+                            UnaryOp::Not
+                        },
                         op_span: t.span,
                         operand: Box::new(operand),
                     },
@@ -270,7 +279,8 @@ impl<'s> Parser<'s> {
                     kind: ExprKind::SysPropertyEscaped(self.text(prop.span).to_string()),
                 })
             }
-            String | UnterminatedString | Integer | Hex | Real | True | False | Null | Undefined => {
+            String | UnterminatedString | Integer | Hex | Real | True | False | Null
+            | Undefined => {
                 self.bump();
                 Ok(self.literal(t))
             }
@@ -339,7 +349,13 @@ impl<'s> Parser<'s> {
             });
         }
         self.bump();
+        // The node covers its parentheses, so that every node's span is a standalone
+        // expression (explain re-evaluates sub-expressions from their text).
         let whole = open.span.to(close.span);
+        let inner = Expr {
+            span: whole,
+            ..inner
+        };
         Ok(self.extra_paren(inner, whole))
     }
 
@@ -386,7 +402,10 @@ impl<'s> Parser<'s> {
                         return Err(Diagnostic::error(
                             codes::SYNTAX,
                             t.span,
-                            format!("Syntax error: expected ',' or ')' in the arguments of '{}'", self.text(name.span)),
+                            format!(
+                                "Syntax error: expected ',' or ')' in the arguments of '{}'",
+                                self.text(name.span)
+                            ),
                         ));
                     }
                 }
@@ -472,7 +491,10 @@ pub fn unescape(body: &str) -> String {
             && matches!(units[i + 1], 0x55 | 0x75)
             && units[i + 2..i + 6].iter().all(|&u| is_hex(u))
         {
-            let hex: String = units[i + 2..i + 6].iter().map(|&u| u as u8 as char).collect();
+            let hex: String = units[i + 2..i + 6]
+                .iter()
+                .map(|&u| u as u8 as char)
+                .collect();
             pass1.push(u16::from_str_radix(&hex, 16).unwrap_or(0xFFFD));
             i += 6;
         } else {
@@ -500,7 +522,10 @@ mod tests {
 
     #[test]
     fn unescape_quirk_and_escapes() {
-        assert_eq!(unescape(r#"he said, \"Tch\u00FCss!\""#), "he said, \"Tchüss!\"");
+        assert_eq!(
+            unescape(r#"he said, \"Tch\u00FCss!\""#),
+            "he said, \"Tchüss!\""
+        );
         assert_eq!(unescape(r"\\u0041"), r"\A");
         assert_eq!(unescape(r"a\\b"), r"a\b");
         assert_eq!(unescape(r"\uD83D\uDE00"), "😀");
@@ -533,18 +558,41 @@ mod tests {
     #[test]
     fn precedence() {
         let e = root("NOT a = b");
-        let ExprKind::Binary { op, left, .. } = e.kind else { panic!() };
+        let ExprKind::Binary { op, left, .. } = e.kind else {
+            panic!()
+        };
         assert_eq!(op, BinaryOp::Eq);
-        assert!(matches!(left.kind, ExprKind::Unary { op: UnaryOp::Not, .. }));
+        assert!(matches!(
+            left.kind,
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                ..
+            }
+        ));
         let e = root("a ?? b = c");
-        assert!(matches!(e.kind, ExprKind::Binary { op: BinaryOp::Coalesce, .. }));
+        assert!(matches!(
+            e.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Coalesce,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn error_alternatives() {
-        assert!(matches!(root("(a))").kind, ExprKind::Invalid(Invalid::ExtraParen { .. })));
-        assert!(matches!(root("(2 + 22 = 24").kind, ExprKind::Invalid(Invalid::MissingParen { .. })));
-        assert!(matches!(root("@").kind, ExprKind::Invalid(Invalid::Symbol { .. })));
+        assert!(matches!(
+            root("(a))").kind,
+            ExprKind::Invalid(Invalid::ExtraParen { .. })
+        ));
+        assert!(matches!(
+            root("(2 + 22 = 24").kind,
+            ExprKind::Invalid(Invalid::MissingParen { .. })
+        ));
+        assert!(matches!(
+            root("@").kind,
+            ExprKind::Invalid(Invalid::Symbol { .. })
+        ));
         assert!(parse("from = 'x'").is_err());
         assert!(parse("f(a b)").is_err());
     }
@@ -560,7 +608,13 @@ mod tests {
         assert_eq!(err.first().code, codes::TOO_DEEP);
         assert_eq!(parse(&q).unwrap_err().first().code, codes::TOO_LONG);
         let q = vec!["a"; 50_000].join(" AND ");
-        assert_eq!(parse_with_limits(&q, &unlimited_length).unwrap_err().first().code, codes::TOO_DEEP);
+        assert_eq!(
+            parse_with_limits(&q, &unlimited_length)
+                .unwrap_err()
+                .first()
+                .code,
+            codes::TOO_DEEP
+        );
         let q = "x".repeat(2 << 20);
         assert_eq!(parse(&q).unwrap_err().first().code, codes::TOO_LONG);
     }

@@ -35,8 +35,6 @@ pub struct CheckArgs {
 pub struct FmtArgs {
     /// The query to print in canonical form.
     query: String,
-    #[command(flatten)]
-    flags: CompileFlags,
 }
 
 /// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
@@ -115,14 +113,18 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             .expect("JSON")
         ),
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
+/// Formatting needs only a parse: a query with type errors still has a canonical form.
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
-    let options = args.flags.options()?;
-    match Condition::compile(&args.query, &options) {
-        Ok(c) => {
-            println!("{}", c.ast());
+    match hubroute::syntax::parse(&args.query) {
+        Ok(ast) => {
+            println!("{ast}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

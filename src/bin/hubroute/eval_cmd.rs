@@ -38,8 +38,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     } else {
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?
     };
-    let message = Message::from_json_str(&text)
-        .map_err(|e| format!("{path}: [{}] {e}", e.code()))?;
+    let message =
+        Message::from_json_str(&text).map_err(|e| format!("{path}: [{}] {e}", e.code()))?;
     let options = args.flags.options()?;
     let condition = match Condition::compile(&query, &options) {
         Ok(c) => c,
@@ -69,7 +69,12 @@ fn eval_line(line: &str) -> Json {
         Ok(v @ Json::Object(_)) => v,
         Ok(_) => return error_line(Json::Null, "E0901", "input line is not a JSON object", None),
         Err(e) => {
-            return error_line(Json::Null, "E0900", &format!("input line is not JSON: {e}"), None)
+            return error_line(
+                Json::Null,
+                "E0900",
+                &format!("input line is not JSON: {e}"),
+                None,
+            )
         }
     };
     let id = parsed.get("id").cloned().unwrap_or(Json::Null);

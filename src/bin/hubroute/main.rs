@@ -12,7 +12,11 @@ use hubroute::Options;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hubroute", version, about = "Azure IoT Hub message routing on your own machines")]
+#[command(
+    name = "hubroute",
+    version,
+    about = "Azure IoT Hub message routing on your own machines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,10 +54,8 @@ pub struct CompileFlags {
 impl CompileFlags {
     /// The compiler options these flags ask for.
     pub fn options(&self) -> Result<Options, String> {
-        let source: hubroute::message::Source = self
-            .source
-            .parse()
-            .map_err(|e| format!("--source: {e}"))?;
+        let source: hubroute::message::Source =
+            self.source.parse().map_err(|e| format!("--source: {e}"))?;
         let twin_change_source = source == hubroute::message::Source::TwinChangeEvents;
         Ok(if self.edge {
             Options {

@@ -21,11 +21,24 @@ pub fn text(origin: &str, source: &str, d: &Diagnostic) -> String {
     let _ = writeln!(out, "{:gutter$} |", "");
     let _ = writeln!(out, "{} | {}", start.line, line_text);
     // Carets under the span's characters on its first line.
-    let line_start = source[..d.span.start as usize].rfind('\n').map_or(0, |i| i + 1);
+    let line_start = source[..d.span.start as usize]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let before = source[line_start..d.span.start as usize].chars().count();
-    let span_end = (d.span.end as usize).min(line_start + line_text.len()).max(d.span.start as usize);
-    let width = source[d.span.start as usize..span_end].chars().count().max(1);
-    let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(before), "^".repeat(width));
+    let span_end = (d.span.end as usize)
+        .min(line_start + line_text.len())
+        .max(d.span.start as usize);
+    let width = source[d.span.start as usize..span_end]
+        .chars()
+        .count()
+        .max(1);
+    let _ = writeln!(
+        out,
+        "{:gutter$} | {}{}",
+        "",
+        " ".repeat(before),
+        "^".repeat(width)
+    );
     for note in &d.notes {
         let _ = writeln!(out, "{:gutter$} = note: {note}", "");
     }

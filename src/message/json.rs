@@ -1,0 +1,374 @@
+//! The message JSON shape shared by the CLI, JSON Lines input and the
+//! conformance corpus:
+//! `{"systemProperties": {..}, "appProperties": {..}, "body": "<text>" |
+//! "bodyBase64": "<base64>", "source": ".."}`.
+//!
+//! Loading keeps property order (the CLI echoes messages back), so text is
+//! read through an order-preserving intermediate instead of
+//! `serde_json::Value`, whose map is sorted.
+
+use std::fmt;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::{Message, Properties, Source};
+
+/// Why a message JSON document cannot be loaded. Each variant has a stable
+/// code ([`MessageError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// E0301, e.g. `{"body": ` (text that is not JSON).
+    #[error("message is not valid JSON: {message} (line {line}, column {column})")]
+    InvalidJson {
+        /// serde_json's description.
+        message: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// E0302, e.g. `[1, 2]`.
+    #[error("a message must be a JSON object")]
+    NotAnObject,
+    /// E0303, e.g. `{"appProperties": []}`.
+    #[error("'{field}' must be an object of property names to string or null values")]
+    PropertiesNotObject {
+        /// `systemProperties` or `appProperties`.
+        field: &'static str,
+    },
+    /// E0304, e.g. `{"appProperties": {"temp": 5}}`.
+    #[error("property '{name}' in '{field}' must be a string or null")]
+    PropertyValueNotString {
+        /// `systemProperties` or `appProperties`.
+        field: &'static str,
+        /// The property name.
+        name: String,
+    },
+    /// E0305, e.g. `{"body": "x", "bodyBase64": "eA=="}`.
+    #[error("a message has either 'body' or 'bodyBase64', not both")]
+    BodyAndBodyBase64,
+    /// E0306, e.g. `{"body": {"a": 1}}` (the body must be given as text).
+    #[error("'{field}' must be a string")]
+    FieldNotString {
+        /// `body`, `bodyBase64` or `source`.
+        field: &'static str,
+    },
+    /// E0307, e.g. `{"bodyBase64": "not base64!"}`.
+    #[error("'bodyBase64' is not valid base64: {message}")]
+    InvalidBase64 {
+        /// The decoder's description.
+        message: String,
+    },
+    /// E0308, e.g. `{"properties": {}}`.
+    #[error("unknown message field '{name}'; expected systemProperties, appProperties, body, bodyBase64 or source")]
+    UnknownField {
+        /// The field name.
+        name: String,
+    },
+    /// E0309, e.g. `{"source": "events"}`.
+    #[error("{0}")]
+    UnknownSource(#[from] super::source::UnknownSource),
+}
+
+impl MessageError {
+    /// The stable diagnostic code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessageError::InvalidJson { .. } => "E0301",
+            MessageError::NotAnObject => "E0302",
+            MessageError::PropertiesNotObject { .. } => "E0303",
+            MessageError::PropertyValueNotString { .. } => "E0304",
+            MessageError::BodyAndBodyBase64 => "E0305",
+            MessageError::FieldNotString { .. } => "E0306",
+            MessageError::InvalidBase64 { .. } => "E0307",
+            MessageError::UnknownField { .. } => "E0308",
+            MessageError::UnknownSource(_) => "E0309",
+        }
+    }
+}
+
+/// An order-preserving JSON value that keeps only what loading needs:
+/// strings and the entries of objects; serde_json's recursion limit bounds
+/// its depth.
+enum Raw {
+    Null,
+    String(String),
+    Object(Vec<(String, Raw)>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Raw, E> {
+                Ok(Raw::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Raw, E> {
+                Ok(Raw::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Raw, E> {
+                Ok(Raw::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Raw, E> {
+                Ok(Raw::Other)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Raw, E> {
+                Ok(Raw::String(s.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Raw, E> {
+                Ok(Raw::String(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Raw::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Raw>()? {
+                    entries.push((k, v));
+                }
+                Ok(Raw::Object(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Converts a `Value` two object levels deep; deeper objects are never
+/// valid there, so their content is not needed.
+fn raw_from_value(v: &Value, depth: u8) -> Raw {
+    match v {
+        Value::Null => Raw::Null,
+        Value::String(s) => Raw::String(s.clone()),
+        Value::Object(m) if depth < 2 => Raw::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), raw_from_value(v, depth + 1)))
+                .collect(),
+        ),
+        _ => Raw::Other,
+    }
+}
+
+fn properties(field: &'static str, raw: Raw) -> Result<Properties, MessageError> {
+    let Raw::Object(entries) = raw else {
+        return Err(MessageError::PropertiesNotObject { field });
+    };
+    let mut props = Properties::new();
+    for (name, value) in entries {
+        let value = match value {
+            Raw::Null => None,
+            Raw::String(s) => Some(s),
+            _ => return Err(MessageError::PropertyValueNotString { field, name }),
+        };
+        props.insert(name, value);
+    }
+    Ok(props)
+}
+
+fn string_field(field: &'static str, raw: Raw) -> Result<String, MessageError> {
+    match raw {
+        Raw::String(s) => Ok(s),
+        _ => Err(MessageError::FieldNotString { field }),
+    }
+}
+
+/// Standard alphabet; padding optional, as hand-written fixtures vary.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn from_raw(raw: Raw) -> Result<Message, MessageError> {
+    let Raw::Object(fields) = raw else {
+        return Err(MessageError::NotAnObject);
+    };
+    let mut message = Message::default();
+    let mut body: Option<Vec<u8>> = None;
+    let mut body_base64: Option<Vec<u8>> = None;
+    for (name, value) in fields {
+        match name.as_str() {
+            "systemProperties" => {
+                message.system_properties = properties("systemProperties", value)?
+            }
+            "appProperties" => message.app_properties = properties("appProperties", value)?,
+            "body" => body = Some(string_field("body", value)?.into_bytes()),
+            "bodyBase64" => {
+                let text = string_field("bodyBase64", value)?;
+                let bytes =
+                    BASE64
+                        .decode(text.trim())
+                        .map_err(|e| MessageError::InvalidBase64 {
+                            message: e.to_string(),
+                        })?;
+                body_base64 = Some(bytes);
+            }
+            "source" => {
+                message.source = match value {
+                    Raw::Null => None,
+                    other => Some(string_field("source", other)?.parse::<Source>()?),
+                }
+            }
+            _ => return Err(MessageError::UnknownField { name }),
+        }
+    }
+    message.body = match (body, body_base64) {
+        (Some(_), Some(_)) => return Err(MessageError::BodyAndBodyBase64),
+        (Some(b), None) | (None, Some(b)) => b,
+        (None, None) => Vec::new(),
+    };
+    Ok(message)
+}
+
+fn properties_value(p: &Properties) -> Value {
+    Value::Object(
+        p.iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    v.map_or(Value::Null, |v| Value::String(v.into())),
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Message {
+    /// Loads a message from its JSON text.
+    pub fn from_json_str(text: &str) -> Result<Message, MessageError> {
+        let raw: Raw = serde_json::from_str(text).map_err(|e| MessageError::InvalidJson {
+            message: e.to_string(),
+            line: e.line(),
+            column: e.column(),
+        })?;
+        from_raw(raw)
+    }
+
+    /// Loads a message from an already parsed JSON value (property order is
+    /// the value's map order).
+    pub fn from_json_value(value: &Value) -> Result<Message, MessageError> {
+        from_raw(raw_from_value(value, 0))
+    }
+
+    /// The JSON shape [`Message::from_json_str`] reads: the body as `body`
+    /// when it is valid UTF-8, else as `bodyBase64`.
+    pub fn to_json_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "systemProperties".into(),
+            properties_value(&self.system_properties),
+        );
+        m.insert(
+            "appProperties".into(),
+            properties_value(&self.app_properties),
+        );
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => m.insert("body".into(), Value::String(text.into())),
+            Err(_) => m.insert(
+                "bodyBase64".into(),
+                Value::String(BASE64.encode(&self.body)),
+            ),
+        };
+        if let Some(src) = self.source {
+            m.insert("source".into(), Value::String(src.to_string()));
+        }
+        Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> MessageError {
+        Message::from_json_str(text).unwrap_err()
+    }
+
+    #[test]
+    fn loads_the_corpus_shape() {
+        let m = Message::from_json_str(
+            r#"{"appProperties": {"b": "2", "a": null}, "systemProperties": {"contentType": "application/json"},
+                "body": "{\"x\":1}", "source": "telemetry"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.app_properties.get("A"), Some(None));
+        let names: Vec<_> = m.app_properties.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["b", "a"], "order kept");
+        assert_eq!(
+            m.system_properties.get("CONTENTTYPE"),
+            Some(Some("application/json"))
+        );
+        assert_eq!(m.body, br#"{"x":1}"#);
+        assert_eq!(m.source, Some(Source::DeviceMessages));
+
+        let m = Message::from_json_str(r#"{"bodyBase64": "AP8="}"#).unwrap();
+        assert_eq!(m.body, [0, 255]);
+        assert!(m.app_properties.is_empty() && m.system_properties.is_empty());
+        assert_eq!(Message::from_json_str("{}").unwrap(), Message::default());
+    }
+
+    #[test]
+    fn errors_have_codes() {
+        let e = err("{\n \"body\": ");
+        assert_eq!(e.code(), "E0301");
+        assert!(matches!(e, MessageError::InvalidJson { line: 2, .. }));
+        assert_eq!(err("[1]").code(), "E0302");
+        assert_eq!(err(r#"{"appProperties": []}"#).code(), "E0303");
+        let e = err(r#"{"appProperties": {"temp": 5}}"#);
+        assert_eq!(e.code(), "E0304");
+        assert!(e.to_string().contains("'temp'"));
+        assert_eq!(
+            err(r#"{"body": "x", "bodyBase64": "eA=="}"#).code(),
+            "E0305"
+        );
+        assert_eq!(err(r#"{"body": {"a": 1}}"#).code(), "E0306");
+        assert_eq!(err(r#"{"bodyBase64": "not base64!"}"#).code(), "E0307");
+        let e = err(r#"{"properties": {}}"#);
+        assert_eq!(e.code(), "E0308");
+        assert!(e.to_string().contains("'properties'"));
+        let e = err(r#"{"source": "events"}"#);
+        assert_eq!(e.code(), "E0309");
+        assert!(e.to_string().contains("DeviceMessages"));
+    }
+
+    #[test]
+    fn round_trips() {
+        let mut m = Message::default();
+        m.system_properties
+            .insert("contentType", Some("application/json".into()));
+        m.app_properties.insert("k", None);
+        m.body = b"{\"a\":1}".to_vec();
+        m.source = Some(Source::TwinChangeEvents);
+        let v = m.to_json_value();
+        assert_eq!(v["body"], "{\"a\":1}");
+        assert_eq!(Message::from_json_value(&v).unwrap(), m);
+        assert_eq!(Message::from_json_str(&v.to_string()).unwrap(), m);
+
+        m.body = vec![0xFF, 0xFE, 0x00];
+        let v = m.to_json_value();
+        assert_eq!(v["bodyBase64"], "//4A");
+        assert!(v.get("body").is_none());
+        assert_eq!(Message::from_json_value(&v).unwrap(), m);
+    }
+
+    #[test]
+    fn from_value_reports_the_same_errors() {
+        let v: Value = serde_json::json!({"appProperties": {"x": {"deep": {"deeper": 1}}}});
+        assert_eq!(Message::from_json_value(&v).unwrap_err().code(), "E0304");
+        assert_eq!(
+            Message::from_json_value(&Value::Null).unwrap_err().code(),
+            "E0302"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Property bags with the engine's case-insensitive names.
+//!
+//! The engine copies both property dictionaries into .NET dictionaries with
+//! `StringComparer.OrdinalIgnoreCase` (`Message.cs:49-50`, conformance rule
+//! R01), so `$ContentType` finds `contentType`. Bags are small, so a vector
+//! with a linear scan beats hashing and keeps the insertion order for output.
+
+/// .NET's `OrdinalIgnoreCase` uppercase for one character: the simple
+/// (one-to-one) mapping, so `ß` stays `ß` and `ı` becomes `I`.
+fn simple_upper(c: char) -> char {
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// `string.Equals(a, b, StringComparison.OrdinalIgnoreCase)`: ASCII fast
+/// path; otherwise compares character by character after simple uppercase
+/// mapping.
+pub fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    let mut x = a.chars();
+    let mut y = b.chars();
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(c), Some(d)) => {
+                if c != d && simple_upper(c) != simple_upper(d) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// A property bag: names compare case-insensitively (.NET
+/// `OrdinalIgnoreCase`), insertion order is kept, and a value may be `null`
+/// (present but null, which the engine distinguishes from absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Properties {
+    entries: Vec<(String, Option<String>)>,
+}
+
+impl Properties {
+    /// An empty bag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|(n, _)| eq_ignore_case(n, name))
+    }
+
+    /// Sets `name` to `value`. A name already present in another case keeps
+    /// its position and original spelling and takes the new value.
+    pub fn insert(&mut self, name: impl Into<String>, value: Option<String>) {
+        let name = name.into();
+        match self.position(&name) {
+            Some(i) => self.entries[i].1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// `None` when absent, `Some(None)` when present with a null value.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.position(name).map(|i| self.entries[i].1.as_deref())
+    }
+
+    /// Removes `name` (in any case) and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<Option<String>> {
+        self.position(name).map(|i| self.entries.remove(i).1)
+    }
+
+    /// Name/value pairs in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the bag is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl<N: Into<String>> FromIterator<(N, Option<String>)> for Properties {
+    fn from_iter<T: IntoIterator<Item = (N, Option<String>)>>(iter: T) -> Self {
+        let mut p = Properties::new();
+        for (n, v) in iter {
+            p.insert(n, v);
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_lookup_and_replace() {
+        let mut p = Properties::new();
+        p.insert("ContentType", Some("a".into()));
+        p.insert("other", None);
+        p.insert("CONTENTTYPE", Some("b".into()));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.get("contenttype"), Some(Some("b")));
+        assert_eq!(p.get("OTHER"), Some(None));
+        assert_eq!(p.get("missing"), None);
+        let names: Vec<_> = p.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["ContentType", "other"]);
+        assert_eq!(p.remove("contentTYPE"), Some(Some("b".into())));
+        assert_eq!(p.remove("contentTYPE"), None);
+        assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn non_ascii_simple_case_mapping() {
+        assert!(eq_ignore_case("Straße", "STRAßE"));
+        assert!(!eq_ignore_case("straße", "STRASSE"));
+        assert!(eq_ignore_case("ÄÖü", "äöÜ"));
+        assert!(eq_ignore_case("applıcation", "APPLICATION"));
+        assert!(!eq_ignore_case("a", "ab"));
+        assert!(!eq_ignore_case("é", "e"));
+    }
+}

@@ -1,0 +1,203 @@
+//! The route table: every condition of a configuration compiled once, evaluated per message
+//! to the set of endpoints it goes to.
+
+use super::config::{EndpointKind, RoutingConfig, StorageSettings};
+use super::diagnostic::ConfigDiagnostic;
+use super::enrich::Enrichment;
+use super::validate;
+use crate::check::Options;
+use crate::eval::{Bool3, EvalContext, TwinLookup};
+use crate::message::{Message, Source};
+use crate::Condition;
+use smallvec::SmallVec;
+
+/// Index of an endpoint in [`RouteTable::endpoints`]. The built-in `events` endpoint is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u16);
+
+/// An endpoint a route can name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// Its name (`events` for the built-in one).
+    pub name: String,
+    /// What kind of endpoint it is in IoT Hub.
+    pub kind: EndpointKind,
+    /// Storage settings, for storage containers.
+    pub storage: Option<StorageSettings>,
+}
+
+/// A compiled route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Its name.
+    pub name: String,
+    /// Which messages it sees.
+    pub source: Source,
+    /// Its condition; `None` is `true` (no condition given).
+    pub condition: Option<Condition>,
+    /// Where it sends.
+    pub endpoint: EndpointId,
+    /// Disabled routes are skipped.
+    pub enabled: bool,
+}
+
+/// The endpoints one message goes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// Each endpoint at most once, in the order the first route naming it matched.
+    pub endpoints: SmallVec<[EndpointId; 4]>,
+    /// Whether they came from the fallback route (no route matched).
+    pub fallback: bool,
+}
+
+/// All routes of a configuration, compiled. `Send + Sync`: share one table across threads.
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    pub(super) routes: Vec<Route>,
+    pub(super) endpoints: Vec<Endpoint>,
+    pub(super) fallback: Option<Route>,
+    pub(super) enrichments: Vec<Enrichment>,
+    pub(super) hub_name: String,
+}
+
+/// The result of building a table: the table if there were no errors, and every diagnostic.
+#[derive(Debug)]
+pub struct Build {
+    /// The table, unless the configuration has errors.
+    pub table: Option<RouteTable>,
+    /// Errors and warnings, in document order.
+    pub diagnostics: Vec<ConfigDiagnostic>,
+}
+
+/// The options a route's condition compiles with: IoT Hub's (body queries, `$twin`,
+/// `twin_change_includes` for twin-change routes).
+pub fn condition_options(source: Source) -> Options {
+    Options {
+        twin_change_source: source == Source::TwinChangeEvents,
+        ..Options::iot_hub()
+    }
+}
+
+impl RouteTable {
+    /// Validates and compiles a configuration. `hub_name` is used for `$iothubname` when the
+    /// document does not name the hub.
+    pub fn build(config: &RoutingConfig, hub_name: &str) -> Build {
+        validate::build(config, hub_name)
+    }
+
+    /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
+    pub fn from_json(text: &str, hub_name: &str) -> Build {
+        let (config, mut diagnostics) = super::config::read(text);
+        let mut build = Self::build(&config, hub_name);
+        diagnostics.append(&mut build.diagnostics);
+        build.diagnostics = diagnostics;
+        if build.diagnostics.iter().any(ConfigDiagnostic::is_error) {
+            build.table = None;
+        }
+        build
+    }
+
+    /// The endpoints, built-in `events` first.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// An endpoint by id.
+    pub fn endpoint(&self, id: EndpointId) -> &Endpoint {
+        &self.endpoints[id.0 as usize]
+    }
+
+    /// An endpoint's id by name (case-sensitive, as IoT Hub names are).
+    pub fn endpoint_id(&self, name: &str) -> Option<EndpointId> {
+        self.endpoints
+            .iter()
+            .position(|e| e.name == name)
+            .map(|i| EndpointId(i as u16))
+    }
+
+    /// The routes, in order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The fallback route, if configured.
+    pub fn fallback(&self) -> Option<&Route> {
+        self.fallback.as_ref()
+    }
+
+    /// The hub name used for `$iothubname`.
+    pub fn hub_name(&self) -> &str {
+        &self.hub_name
+    }
+
+    /// Where a message from `source` goes.
+    pub fn route(&self, message: &Message, source: Source) -> Routing {
+        self.route_in(&EvalContext::new(message), source)
+    }
+
+    /// Where a message goes, reading `$twin` from `twin`.
+    pub fn route_with_twin(
+        &self,
+        message: &Message,
+        source: Source,
+        twin: &dyn TwinLookup,
+    ) -> Routing {
+        self.route_in(&EvalContext::new(message).with_twin(twin), source)
+    }
+
+    /// Where the context's message goes. The body is parsed at most once, and only if a
+    /// route of this source that is enabled reads it.
+    pub fn route_in(&self, ctx: &EvalContext<'_>, source: Source) -> Routing {
+        let mut routing = Routing::default();
+        for route in &self.routes {
+            if !route.enabled
+                || route.source != source
+                || routing.endpoints.contains(&route.endpoint)
+            {
+                continue;
+            }
+            if route_matches(route, ctx) {
+                routing.endpoints.push(route.endpoint);
+            }
+        }
+        if routing.endpoints.is_empty() && source == Source::DeviceMessages {
+            if let Some(fallback) = self.fallback.as_ref().filter(|f| f.enabled) {
+                if route_matches(fallback, ctx) {
+                    routing.endpoints.push(fallback.endpoint);
+                    routing.fallback = true;
+                }
+            }
+        }
+        routing
+    }
+
+    /// Routes a batch of messages in parallel (rayon), each with its source.
+    #[cfg(feature = "parallel")]
+    pub fn route_batch(&self, messages: &[(Message, Source)]) -> Vec<Routing> {
+        use rayon::prelude::*;
+        messages
+            .par_iter()
+            .map(|(m, s)| self.route(m, *s))
+            .collect()
+    }
+}
+
+/// Whether a route's condition is true (a missing condition is).
+pub(super) fn route_matches(route: &Route, ctx: &EvalContext<'_>) -> bool {
+    match &route.condition {
+        Some(c) => c.eval_in(ctx) == Bool3::True,
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn table_is_send_and_sync() {
+        assert_send_sync::<RouteTable>();
+    }
+}
