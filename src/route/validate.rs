@@ -242,7 +242,10 @@ impl Builder<'_> {
                         w.clone(),
                     ));
                 }
-                if c.program().reads_body() && !mentions_content_type(text) {
+                if source == Source::DeviceMessages
+                    && c.program().reads_body()
+                    && !mentions_content_type(text)
+                {
                     self.out.push(
                         ConfigDiagnostic::warning(
                             codes::BODY_NEEDS_CONTENT_TYPE,

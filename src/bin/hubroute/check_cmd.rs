@@ -27,6 +27,13 @@ pub struct CheckArgs {
     /// Treat warnings as errors (exit 1).
     #[arg(long)]
     deny_warnings: bool,
+    /// Check a whole routing configuration (routes, endpoints, fallback, enrichments) instead
+    /// of queries.
+    #[arg(long, conflicts_with_all = ["queries", "file"])]
+    routes: Option<std::path::PathBuf>,
+    /// The hub name for `$iothubname`, with --routes.
+    #[arg(long, default_value = "hubroute")]
+    hub_name: String,
     #[command(flatten)]
     flags: CompileFlags,
 }
@@ -34,7 +41,11 @@ pub struct CheckArgs {
 #[derive(Args)]
 pub struct FmtArgs {
     /// The query to print in canonical form.
-    query: String,
+    #[arg(required_unless_present = "routes")]
+    query: Option<String>,
+    /// Print every condition of this routing configuration instead.
+    #[arg(long, conflicts_with = "query")]
+    routes: Option<std::path::PathBuf>,
 }
 
 /// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
@@ -44,6 +55,14 @@ struct Item {
 }
 
 pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
+    if let Some(routes) = &args.routes {
+        return crate::routes_cmd::check(
+            routes,
+            &args.hub_name,
+            matches!(args.format, Format::Json),
+            args.deny_warnings,
+        );
+    }
     let options = args.flags.options()?;
     let mut items: Vec<Item> = args
         .queries
@@ -122,14 +141,18 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
 
 /// Formatting needs only a parse: a query with type errors still has a canonical form.
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
-    match hubroute::syntax::parse(&args.query) {
+    if let Some(routes) = &args.routes {
+        return crate::routes_cmd::fmt(routes);
+    }
+    let query = args.query.unwrap_or_default();
+    match hubroute::syntax::parse(&query) {
         Ok(ast) => {
             println!("{ast}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             for d in &e.0 {
-                eprint!("{}", render::text("<query>", &args.query, d));
+                eprint!("{}", render::text("<query>", &query, d));
             }
             Ok(ExitCode::from(1))
         }

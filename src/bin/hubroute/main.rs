@@ -6,6 +6,7 @@
 mod check_cmd;
 mod eval_cmd;
 mod render;
+mod routes_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use hubroute::Options;
@@ -28,8 +29,11 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Check routing queries: syntax, types, lints, with positioned diagnostics.
     Check(check_cmd::CheckArgs),
-    /// Print a routing query in canonical form.
+    /// Print a routing query, or a configuration's conditions, in canonical form.
     Fmt(check_cmd::FmtArgs),
+    /// Test a message against a routing configuration: which routes match, which endpoints
+    /// receive it, and (with --explain) why.
+    Test(routes_cmd::TestArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Fmt(args) => check_cmd::fmt(args),
+        Command::Test(args) => routes_cmd::test(args),
     };
     match result {
         Ok(code) => code,
