@@ -27,6 +27,7 @@ pub mod functions;
 pub mod ir;
 pub mod message;
 pub mod route;
+pub mod sink;
 pub mod span;
 pub mod syntax;
 

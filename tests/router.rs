@@ -342,3 +342,95 @@ fn cli_test_and_check_routes() {
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("alerts: as_number(severity) <= 2"), "{out}");
 }
+
+#[test]
+fn cli_run_routes_a_stream_and_loses_nothing() {
+    let dir = std::env::temp_dir().join(format!("hubroute-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = |name: &str| dir.join(name).display().to_string();
+    let sink = |name: &str, url: String| format!("{name}={url}");
+    let args = vec![
+        "run".to_string(),
+        "--routes".into(),
+        "examples/routing.json".into(),
+        "--input".into(),
+        "examples/messages.jsonl".into(),
+        "--twin-dir".into(),
+        "examples/twins".into(),
+        "--dead-letter".into(),
+        p("dead.jsonl"),
+        "--sink".into(),
+        sink("hotpath", format!("file:{}", p("hot.jsonl"))),
+        "--sink".into(),
+        sink("alerts", format!("file:{}", p("alerts.jsonl"))),
+        "--sink".into(),
+        sink("events", format!("file:{}", p("events.jsonl"))),
+        "--sink".into(),
+        sink("coldstorage", format!("storage:{}", p("cold"))),
+    ];
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{stderr}");
+    let lines = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // 14 lines: 2 invalid (line 6: body and bodyBase64; line 10: not JSON), 12 valid.
+    let dead = lines("dead.jsonl");
+    assert_eq!(
+        dead.iter()
+            .map(|d| d["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [6, 10]
+    );
+    assert!(
+        stderr.contains("examples/messages.jsonl:6: invalid message [E0305]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid: 2"), "{stderr}");
+    // hot-path: processingPath hot (every 3rd) with a readable body and Temperature > 50.
+    let hot = lines("hot.jsonl");
+    assert_eq!(hot.len(), 2);
+    assert!(
+        hot.iter().all(|h| h["Properties"]["pipeline"] == "v2"),
+        "enrichment on hotpath"
+    );
+    // alerts: severity <= 2.
+    assert_eq!(lines("alerts.jsonl").len(), 6);
+    // Everything valid is archived, enriched with the hub name and the twin's location.
+    let cold: Vec<_> = std::fs::read_dir(dir.join("cold/contoso-hub/0"))
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert_eq!(cold, [1], "one year directory under hub/partition");
+    assert!(
+        stderr.contains("coldstorage: routed 12, delivered 12"),
+        "{stderr}"
+    );
+    // Nothing fell back: every valid message matched archive-everything.
+    assert!(lines("events.jsonl").is_empty());
+    // Refuses to start with an endpoint unbound.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args([
+            "run",
+            "--routes",
+            "examples/routing.json",
+            "--input",
+            "examples/messages.jsonl",
+            "--sink",
+            "hotpath=stdout:",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no sink bound for endpoints"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

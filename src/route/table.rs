@@ -146,38 +146,28 @@ impl RouteTable {
     }
 
     /// Where the context's message goes. The body is parsed at most once, and only if a
-    /// route of this source that is enabled reads it.
+    /// route of this source that is enabled reads it. (A [`super::Router`] also reuses its
+    /// buffers across messages; this convenience does not.)
     pub fn route_in(&self, ctx: &EvalContext<'_>, source: Source) -> Routing {
         let mut routing = Routing::default();
-        for route in &self.routes {
-            if !route.enabled
-                || route.source != source
-                || routing.endpoints.contains(&route.endpoint)
-            {
-                continue;
-            }
-            if route_matches(route, ctx) {
-                routing.endpoints.push(route.endpoint);
-            }
-        }
-        if routing.endpoints.is_empty() && source == Source::DeviceMessages {
-            if let Some(fallback) = self.fallback.as_ref().filter(|f| f.enabled) {
-                if route_matches(fallback, ctx) {
-                    routing.endpoints.push(fallback.endpoint);
-                    routing.fallback = true;
-                }
-            }
-        }
+        super::router::route_ctx(self, ctx, source, &mut routing);
         routing
     }
 
-    /// Routes a batch of messages in parallel (rayon), each with its source.
+    /// Routes a batch of messages in parallel (rayon), each with its source. The body plan is
+    /// built once and shared; each rayon job reuses one scratch buffer set.
     #[cfg(feature = "parallel")]
     pub fn route_batch(&self, messages: &[(Message, Source)]) -> Vec<Routing> {
+        use crate::eval::BodyScratch;
         use rayon::prelude::*;
+        let plan = self.body_plan();
         messages
             .par_iter()
-            .map(|(m, s)| self.route(m, *s))
+            .map_init(BodyScratch::default, |scratch, (m, s)| {
+                let mut out = Routing::default();
+                super::router::route_with_plan(self, &plan, scratch, m, *s, None, &mut out);
+                out
+            })
             .collect()
     }
 }

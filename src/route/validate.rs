@@ -182,7 +182,7 @@ impl Builder<'_> {
             );
         }
         if let Some(format) = &s.file_name_format {
-            if let Err(why) = check_file_name_format(format) {
+            if let Err(why) = crate::sink::validate_file_name_format(format) {
                 self.err("E0423", &format!("{loc}.fileNameFormat"), name, why);
             }
         }
@@ -450,39 +450,4 @@ impl Builder<'_> {
 /// Whether a condition's text tests `$contentType` (so the author thought about it).
 fn mentions_content_type(text: &str) -> bool {
     text.to_ascii_lowercase().contains("$contenttype")
-}
-
-/// IoT Hub's rule for a storage endpoint's `fileNameFormat`: every token exactly once, in any
-/// order, and no other `{…}` token.
-pub fn check_file_name_format(format: &str) -> Result<(), String> {
-    for token in FILE_NAME_TOKENS {
-        match format.matches(token).count() {
-            0 => {
-                return Err(format!(
-                    "fileNameFormat '{format}' lacks {token} (all of {} are required)",
-                    FILE_NAME_TOKENS.join(" ")
-                ))
-            }
-            1 => {}
-            _ => {
-                return Err(format!(
-                    "fileNameFormat '{format}' uses {token} more than once"
-                ))
-            }
-        }
-    }
-    let mut rest = format.to_string();
-    for token in FILE_NAME_TOKENS {
-        rest = rest.replace(token, "");
-    }
-    if let Some(start) = rest.find('{') {
-        let end = rest[start..]
-            .find('}')
-            .map_or(rest.len(), |e| start + e + 1);
-        return Err(format!(
-            "fileNameFormat '{format}' has an unknown token '{}'",
-            &rest[start..end]
-        ));
-    }
-    Ok(())
 }

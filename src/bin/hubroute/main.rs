@@ -7,6 +7,7 @@ mod check_cmd;
 mod eval_cmd;
 mod render;
 mod routes_cmd;
+mod run_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use hubroute::Options;
@@ -34,6 +35,8 @@ enum Command {
     /// Test a message against a routing configuration: which routes match, which endpoints
     /// receive it, and (with --explain) why.
     Test(routes_cmd::TestArgs),
+    /// Route a stream of messages (JSON Lines) to sinks bound to the endpoints.
+    Run(run_cmd::RunArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Fmt(args) => check_cmd::fmt(args),
         Command::Test(args) => routes_cmd::test(args),
+        Command::Run(args) => run_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,360 @@
+//! `hubroute run`: the router. Reads messages (JSON Lines), validates them, routes each to
+//! its endpoints, applies enrichments, and delivers through the bound sinks with retries and a
+//! dead letter. Nothing is dropped silently: an invalid line is reported with its line number,
+//! counted and dead-lettered, and the stream goes on.
+
+use crate::routes_cmd::{load_table, render_config};
+use clap::Args;
+use hubroute::eval::TwinLookup;
+use hubroute::message::{Message, Protocol, Source};
+use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
+use hubroute::sink::{
+    DeadLetter, Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, RetryPolicy, Sink,
+    StorageConfig, StorageEncoding, StorageSink,
+};
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The routing configuration (as for `test`).
+    #[arg(long)]
+    routes: PathBuf,
+    /// Messages, one JSON object per line (`-` for standard input).
+    #[arg(long, default_value = "-")]
+    input: String,
+    /// Bind an endpoint to a sink: NAME=URL with URL `file:PATH` (JSON Lines), `stdout:`, or
+    /// `storage:DIR` (IoT Hub Storage-endpoint files: Avro or JSON, named by the endpoint's
+    /// fileNameFormat). Every endpoint a route can reach must be bound.
+    #[arg(long = "sink", value_name = "NAME=URL")]
+    sinks: Vec<String>,
+    /// Where undeliverable and invalid messages go, with the reason (JSON Lines).
+    #[arg(long, default_value = "hubroute-dead-letter.jsonl")]
+    dead_letter: PathBuf,
+    /// A directory of device twins (`<deviceId>.json`) for `$twin` and enrichments.
+    #[arg(long)]
+    twin_dir: Option<PathBuf>,
+    /// The hub name for `$iothubname` and storage file names, when the configuration does
+    /// not name the hub.
+    #[arg(long, default_value = "hubroute")]
+    hub_name: String,
+    /// The source of messages that carry no "source" field.
+    #[arg(long, default_value = "DeviceMessages")]
+    source: String,
+    /// The protocol the messages arrived by, for IoT Hub's property charset rules
+    /// (mqtt, amqp, https, c2d).
+    #[arg(long, default_value = "mqtt")]
+    protocol: String,
+    /// Attempts per batch before a sink's messages go to the dead letter.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: u32,
+    /// Do not show a progress line even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Counts for the final report.
+#[derive(Default)]
+struct Stats {
+    read: u64,
+    invalid: u64,
+    routed: BTreeMap<String, u64>,
+    fallback: u64,
+    unrouted: u64,
+}
+
+fn parse_protocol(p: &str) -> Result<Protocol, String> {
+    match p.to_ascii_lowercase().as_str() {
+        "mqtt" => Ok(Protocol::Mqtt),
+        "amqp" => Ok(Protocol::Amqp),
+        "https" | "http" => Ok(Protocol::Https),
+        "c2d" | "cloudtodevice" => Ok(Protocol::CloudToDevice),
+        _ => Err(format!("--protocol: '{p}' is not mqtt, amqp, https or c2d")),
+    }
+}
+
+/// Builds the sink a `--sink NAME=URL` asks for.
+fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<dyn Sink>, String> {
+    let ep = table.endpoint(endpoint);
+    if url == "stdout:" || url == "stdout" {
+        return Ok(Box::new(JsonLinesSink::stdout()));
+    }
+    if let Some(path) = url.strip_prefix("file:") {
+        return JsonLinesSink::to_path(PathBuf::from(path))
+            .map(|s| Box::new(s) as Box<dyn Sink>)
+            .map_err(|e| format!("--sink {}: {e}", ep.name));
+    }
+    if let Some(dir) = url.strip_prefix("storage:") {
+        let mut config = StorageConfig::new(PathBuf::from(dir), table.hub_name());
+        if let Some(s) = &ep.storage {
+            if let Some(e) = &s.encoding {
+                config.encoding = e
+                    .parse::<StorageEncoding>()
+                    .map_err(|e| format!("--sink {}: {e}", ep.name))?;
+            }
+            if let Some(f) = &s.file_name_format {
+                config.file_name_format = f.clone();
+            }
+            if let Some(secs) = s.batch_frequency_in_seconds {
+                config.batch_frequency = Duration::from_secs(secs.max(0) as u64);
+            }
+            if let Some(bytes) = s.max_chunk_size_in_bytes {
+                config.max_chunk_size_bytes = bytes.max(0) as u64;
+            }
+        }
+        return StorageSink::new(config)
+            .map(|s| Box::new(s) as Box<dyn Sink>)
+            .map_err(|e| format!("--sink {}: {e}", ep.name));
+    }
+    Err(format!(
+        "--sink {}={url}: unknown sink URL (use file:PATH, stdout: or storage:DIR)",
+        ep.name
+    ))
+}
+
+/// Endpoints some enabled route (or the enabled fallback) can send to.
+fn reachable(table: &RouteTable) -> Vec<EndpointId> {
+    let mut ids: Vec<EndpointId> = table
+        .routes()
+        .iter()
+        .chain(table.fallback())
+        .filter(|r| r.enabled)
+        .map(|r| r.endpoint)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let table = match load_table(&args.routes, &args.hub_name)? {
+        Ok(t) => t,
+        Err(diags) => {
+            for d in diags.iter().filter(|d| d.is_error()) {
+                eprintln!("{}", render_config(&args.routes, d));
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let default_source: Source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
+    let protocol = parse_protocol(&args.protocol)?;
+
+    // Bind every reachable endpoint, refuse unknown or missing bindings.
+    let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
+    for spec in &args.sinks {
+        let (name, url) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--sink {spec}: expected NAME=URL"))?;
+        let id = table.endpoint_id(name).ok_or_else(|| {
+            let names: Vec<&str> = table.endpoints().iter().map(|e| e.name.as_str()).collect();
+            format!(
+                "--sink {spec}: no endpoint named '{name}' (endpoints: {})",
+                names.join(", ")
+            )
+        })?;
+        bound.insert(name.to_string(), make_sink(&table, id, url)?);
+    }
+    let missing: Vec<&str> = reachable(&table)
+        .into_iter()
+        .map(|id| table.endpoint(id).name.as_str())
+        .filter(|n| !bound.contains_key(*n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "refusing to start: no sink bound for endpoint{} {} (add --sink NAME=file:PATH, stdout: or storage:DIR)",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ));
+    }
+
+    let dead_letter = DeadLetter::to_path(&args.dead_letter)
+        .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
+    let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let config = DispatcherConfig {
+        retry: RetryPolicy {
+            max_attempts: args.max_attempts.max(1),
+            ..RetryPolicy::default()
+        },
+        ..DispatcherConfig::default()
+    };
+    let dispatcher = Dispatcher::new(bound, dead_letter, config).map_err(|e| e.to_string())?;
+
+    let store = args.twin_dir.as_ref().map(DirTwinStore::new);
+    let resolver = store.as_ref().map(|s| TwinResolver::new(s));
+    let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
+
+    let reader: Box<dyn BufRead> = if args.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .map_err(|e| format!("cannot read {}: {e}", args.input))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut stats = Stats::default();
+    let mut sequence = 0u64;
+
+    for (index, line) in reader.lines().enumerate() {
+        let line_no = index + 1;
+        let line = line.map_err(|e| format!("reading {}: {e}", args.input))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        stats.read += 1;
+        let message = match Message::from_json_str(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                stats.invalid += 1;
+                eprintln!(
+                    "{}:{line_no}: invalid message [{}]: {e}",
+                    args.input,
+                    e.code()
+                );
+                invalid_log.write(
+                    line_no,
+                    e.code(),
+                    &e.to_string(),
+                    serde_json::Value::String(line.clone()),
+                );
+                continue;
+            }
+        };
+        let violations = message.validate(protocol);
+        if !violations.is_empty() {
+            stats.invalid += 1;
+            let reasons: Vec<String> = violations
+                .iter()
+                .map(|v| format!("[{}] {}", v.code, v.message))
+                .collect();
+            eprintln!(
+                "{}:{line_no}: invalid message: {}",
+                args.input,
+                reasons.join("; ")
+            );
+            invalid_log.write(
+                line_no,
+                violations[0].code,
+                &reasons.join("; "),
+                message.to_json_value(),
+            );
+            continue;
+        }
+        let source = message.source.unwrap_or(default_source);
+        let ctx = match twin {
+            Some(t) => hubroute::eval::EvalContext::new(&message).with_twin(t),
+            None => hubroute::eval::EvalContext::new(&message),
+        };
+        let routing = table.route_in(&ctx, source);
+        if routing.endpoints.is_empty() {
+            stats.unrouted += 1;
+        }
+        if routing.fallback {
+            stats.fallback += 1;
+        }
+        let now = SystemTime::now();
+        for &id in &routing.endpoints {
+            let name = table.endpoint(id).name.clone();
+            let copy = if table.enriches(id) {
+                table.enrich(&message, id, source, twin)
+            } else {
+                message.clone()
+            };
+            *stats.routed.entry(name.clone()).or_default() += 1;
+            sequence += 1;
+            let envelope = Envelope {
+                endpoint: name,
+                message: copy,
+                enqueued_time: now,
+                hub_name: table.hub_name().to_string(),
+                partition: 0,
+                sequence,
+            };
+            if let Err(e) = dispatcher.dispatch(envelope) {
+                // Not even the dead letter accepted it: say so loudly, never silently drop.
+                eprintln!(
+                    "{}:{line_no}: could not deliver or dead-letter a message for {}: {}",
+                    args.input, e.envelope.endpoint, e.reason
+                );
+            }
+        }
+        if progress && last_progress.elapsed() > Duration::from_millis(200) {
+            last_progress = Instant::now();
+            let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprint!(
+                "\r{} messages, {} invalid, {:.0} msg/s   ",
+                stats.read, stats.invalid, rate
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let delivery = dispatcher.finish();
+    let elapsed = started.elapsed();
+
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(
+        out,
+        "read {} messages in {:.3}s ({:.0} msg/s)",
+        stats.read,
+        elapsed.as_secs_f64(),
+        stats.read as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let _ = writeln!(
+        out,
+        "  invalid: {} (see above; dead-lettered to {})",
+        stats.invalid,
+        args.dead_letter.display()
+    );
+    let _ = writeln!(out, "  fallback: {}", stats.fallback);
+    let _ = writeln!(out, "  matched no route and dropped: {}", stats.unrouted);
+    for (name, n) in &stats.routed {
+        let d = delivery.endpoint(name);
+        let _ = writeln!(
+            out,
+            "  {name}: routed {n}, delivered {}, dead-lettered {}, retries {}",
+            d.delivered, d.dead_lettered, d.retries
+        );
+    }
+    let total = delivery.total();
+    let _ = writeln!(
+        out,
+        "  dead-lettered in delivery: {} (lost: {})",
+        total.dead_lettered, total.lost
+    );
+    Ok(if total.dead_lettered + total.lost > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Invalid input lines, appended to the dead-letter file with their line number and reason so
+/// that nothing read is lost.
+struct InvalidLog {
+    file: std::fs::File,
+}
+
+impl InvalidLog {
+    fn open(path: &std::path::Path) -> Result<Self, String> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(|file| InvalidLog { file })
+            .map_err(|e| format!("--dead-letter {}: {e}", path.display()))
+    }
+
+    fn write(&mut self, line: usize, code: &str, reason: &str, message: serde_json::Value) {
+        let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "line": line, "message": message});
+        if let Err(e) = writeln!(self.file, "{record}") {
+            eprintln!("cannot write the dead letter: {e}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! [`Router`]: a route table with reusable per-thread state, the allocation-free way to route
+//! a stream of messages.
+
+use super::table::{route_matches, RouteTable, Routing};
+use crate::eval::{BodyPlan, BodyScratch, EvalContext, TwinLookup};
+use crate::message::{Message, Source};
+
+/// Routes messages through one table, reusing its scratch space between messages.
+///
+/// The table's `$body` paths are interned once (a [`BodyPlan`]); each message's body is then
+/// decoded and scanned at most once, only if a route that is still undecided reads it, and
+/// into buffers kept here. In steady state [`Router::route_into`] allocates nothing (string
+/// functions that build new strings, such as `concat` or `lower` of a non-ASCII value, are
+/// the exception). Use one router per thread.
+///
+/// ```
+/// use hubroute::route::{RouteTable, Routing};
+/// use hubroute::message::{Message, Source};
+/// let config = r#"{"routes": [{"name": "hot", "source": "DeviceMessages",
+///     "condition": "$body.t > 50", "endpointNames": ["events"], "isEnabled": true}]}"#;
+/// let table = RouteTable::from_json(config, "myhub").table.unwrap();
+/// let msg = Message::from_json_str(r#"{"systemProperties": {"contentType": "application/json",
+///     "contentEncoding": "utf-8"}, "body": "{\"t\": 72}"}"#).unwrap();
+/// let mut router = table.router();
+/// let mut out = Routing::default();
+/// router.route_into(&msg, Source::DeviceMessages, &mut out);
+/// assert_eq!(out.endpoints.len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Router<'t> {
+    table: &'t RouteTable,
+    plan: BodyPlan,
+    scratch: BodyScratch,
+}
+
+impl RouteTable {
+    /// A router over this table (see [`Router`]).
+    pub fn router(&self) -> Router<'_> {
+        Router {
+            table: self,
+            plan: self.body_plan(),
+            scratch: BodyScratch::default(),
+        }
+    }
+
+    /// Every `$body` path of every route (then the fallback), interned: program `i` of the
+    /// plan is route `i`, and the fallback is program `routes().len()`.
+    pub(super) fn body_plan(&self) -> BodyPlan {
+        BodyPlan::new(
+            self.routes
+                .iter()
+                .chain(self.fallback.as_ref())
+                .map(|r| r.condition.as_ref().map(|c| c.program())),
+        )
+    }
+}
+
+impl Router<'_> {
+    /// Where a message from `source` goes.
+    pub fn route(&mut self, message: &Message, source: Source) -> Routing {
+        let mut out = Routing::default();
+        self.route_into(message, source, &mut out);
+        out
+    }
+
+    /// Where a message from `source` goes, written into `out` (whose buffer is reused, so
+    /// that even a message matching many endpoints allocates nothing once warmed up).
+    pub fn route_into(&mut self, message: &Message, source: Source, out: &mut Routing) {
+        route_with_plan(
+            self.table,
+            &self.plan,
+            &mut self.scratch,
+            message,
+            source,
+            None,
+            out,
+        );
+    }
+
+    /// Where a message goes, reading `$twin` from `twin`.
+    pub fn route_with_twin(
+        &mut self,
+        message: &Message,
+        source: Source,
+        twin: &dyn TwinLookup,
+    ) -> Routing {
+        let mut out = Routing::default();
+        route_with_plan(
+            self.table,
+            &self.plan,
+            &mut self.scratch,
+            message,
+            source,
+            Some(twin),
+            &mut out,
+        );
+        out
+    }
+}
+
+/// Routes one message with `table`'s `plan` (from [`RouteTable::body_plan`]) and `scratch`.
+pub(super) fn route_with_plan(
+    table: &RouteTable,
+    plan: &BodyPlan,
+    scratch: &mut BodyScratch,
+    message: &Message,
+    source: Source,
+    twin: Option<&dyn TwinLookup>,
+    out: &mut Routing,
+) {
+    let mut ctx = EvalContext::with_plan(message, plan, std::mem::take(scratch));
+    if let Some(twin) = twin {
+        ctx = ctx.with_twin(twin);
+    }
+    route_ctx(table, &ctx, source, out);
+    *scratch = ctx.into_scratch();
+}
+
+/// The route loop: every enabled route of `source` whose endpoint is not chosen yet, in
+/// order, then the fallback if nothing matched. Tells the context which route it evaluates,
+/// so that a plan-carrying context maps each program's body paths to the plan's slots.
+pub(super) fn route_ctx(
+    table: &RouteTable,
+    ctx: &EvalContext<'_>,
+    source: Source,
+    out: &mut Routing,
+) {
+    out.endpoints.clear();
+    out.fallback = false;
+    for (i, route) in table.routes.iter().enumerate() {
+        if !route.enabled || route.source != source || out.endpoints.contains(&route.endpoint) {
+            continue;
+        }
+        ctx.set_program(i);
+        if route_matches(route, ctx) {
+            out.endpoints.push(route.endpoint);
+        }
+    }
+    if out.endpoints.is_empty() && source == Source::DeviceMessages {
+        if let Some(fallback) = table.fallback.as_ref().filter(|f| f.enabled) {
+            ctx.set_program(table.routes.len());
+            if route_matches(fallback, ctx) {
+                out.endpoints.push(fallback.endpoint);
+                out.fallback = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! A sink writing one JSON object per line: the Storage JSON record plus the endpoint name.
+//!
+//! This is the sink for people and pipes (`hubroute run --sink x=jsonl:-`, `| jq`): the same
+//! record shape as a Storage container's JSON files, so one reader handles both, with an
+//! `"endpoint"` member first so several endpoints can share one file.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::record::Record;
+use super::time::format_enqueued_time;
+use super::{Envelope, Sink, SinkError};
+
+/// Where the lines go.
+enum Target {
+    Stdout,
+    File { path: PathBuf, file: std::fs::File },
+    Writer(Box<dyn Write + Send>),
+}
+
+/// Writes each envelope as one JSON line:
+/// `{"endpoint":…,"EnqueuedTimeUtc":…,"Properties":{…},"SystemProperties":{…},"Body":…}`.
+///
+/// Each batch is rendered in memory and written with one `write_all`, so a batch is never
+/// interleaved with another writer's output and a failed write leaves at most one torn batch.
+pub struct JsonLinesSink {
+    target: Target,
+    description: String,
+}
+
+impl JsonLinesSink {
+    /// Appends to the file at `path`, creating it (and its parent directories) if needed.
+    pub fn to_path(path: impl AsRef<Path>) -> Result<Self, SinkError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SinkError::from_io(&format!("cannot create {}", parent.display()), &e)
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| SinkError::from_io(&format!("cannot open {}", path.display()), &e))?;
+        Ok(JsonLinesSink {
+            description: format!("jsonl:{}", path.display()),
+            target: Target::File { path, file },
+        })
+    }
+
+    /// Writes to standard output (locked per batch, so lines from other threads do not tear).
+    pub fn stdout() -> Self {
+        JsonLinesSink {
+            target: Target::Stdout,
+            description: "jsonl:-".into(),
+        }
+    }
+
+    /// Writes to any writer, e.g. a socket or an in-memory buffer in a test.
+    pub fn to_writer(writer: Box<dyn Write + Send>, description: impl Into<String>) -> Self {
+        JsonLinesSink {
+            target: Target::Writer(writer),
+            description: description.into(),
+        }
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        let ctx = || format!("cannot write to {}", self.description);
+        let result = match &mut self.target {
+            Target::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Target::File { file, .. } => file.write_all(bytes),
+            Target::Writer(w) => w.write_all(bytes).and_then(|()| w.flush()),
+        };
+        result.map_err(|e| SinkError::from_io(&ctx(), &e))
+    }
+}
+
+impl Sink for JsonLinesSink {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
+        let mut text = String::new();
+        for e in batch {
+            let record = Record::new(e, format_enqueued_time(e.enqueued_time));
+            record.write_json(Some(&e.endpoint), &mut text);
+            text.push('\n');
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.write_bytes(text.as_bytes())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let result = match &mut self.target {
+            Target::Stdout => std::io::stdout().lock().flush(),
+            Target::File { file, path } => file
+                .sync_data()
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            Target::Writer(w) => w.flush(),
+        };
+        result.map_err(|e| SinkError::from_io(&format!("cannot flush {}", self.description), &e))
+    }
+}

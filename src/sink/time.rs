@@ -1,0 +1,200 @@
+//! UTC time for sinks: IoT Hub's timestamp format and an injectable clock.
+//!
+//! The formatting is done here (a few lines of civil-calendar arithmetic) instead of pulling in a
+//! date-time crate: sinks only ever need "this instant, in UTC, as IoT Hub prints it" and the
+//! date parts of a Storage file name.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a sink gets "now" from. Storage files are named and rolled by wall-clock time; tests
+/// (and replays) substitute a [`ManualClock`] so they neither sleep nor depend on the date.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to. Clones share the same time, so a test keeps one clone
+/// and hands another to the sink.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<Mutex<SystemTime>>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: SystemTime) -> Self {
+        ManualClock {
+            now: Arc::new(Mutex::new(start)),
+        }
+    }
+
+    /// Moves the clock to `time` (backwards too).
+    pub fn set(&self, time: SystemTime) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = time;
+    }
+
+    /// Moves the clock forward by `by` (saturating at the latest representable time).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = now.checked_add(by) {
+            *now = t;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A UTC instant broken into calendar parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UtcParts {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// Hundreds of nanoseconds (.NET ticks) within the second: 0..10_000_000.
+    pub ticks: u32,
+}
+
+/// Splits `time` into UTC calendar parts (proleptic Gregorian; times before 1970 work too).
+pub(crate) fn utc_parts(time: SystemTime) -> UtcParts {
+    // Whole seconds since the epoch, floored, and the non-negative nanoseconds after them.
+    let (secs, nanos): (i64, u32) = match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
+        Err(e) => {
+            let d = e.duration();
+            let s = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            if d.subsec_nanos() == 0 {
+                (-s, 0)
+            } else {
+                (-s - 1, 1_000_000_000 - d.subsec_nanos())
+            }
+        }
+    };
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    UtcParts {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: (rem % 3600 / 60) as u32,
+        second: (rem % 60) as u32,
+        ticks: nanos / 100,
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day). Exact for
+/// the whole `i64` day range a `SystemTime` can produce (the arithmetic stays far from overflow
+/// because the day count is at most `i64::MAX / 86400`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `time` as IoT Hub writes `EnqueuedTimeUtc` and the `enqueuedTime` system property in Storage
+/// records: ISO 8601 in UTC with seven fractional digits (.NET's `o` format), e.g.
+/// `2019-05-10T06:06:32.7220000Z`. Sub-100 ns precision is truncated, as .NET ticks are.
+pub fn format_enqueued_time(time: SystemTime) -> String {
+    let p = utc_parts(time);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        p.year, p.month, p.day, p.hour, p.minute, p.second, p.ticks
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, nanos: u32) -> SystemTime {
+        UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+
+    #[test]
+    fn formats_like_iot_hub() {
+        // 2019-05-10T06:06:32.722Z, the example in IoT Hub's documentation.
+        assert_eq!(
+            format_enqueued_time(at(1_557_468_392, 722_000_000)),
+            "2019-05-10T06:06:32.7220000Z"
+        );
+        assert_eq!(
+            format_enqueued_time(UNIX_EPOCH),
+            "1970-01-01T00:00:00.0000000Z"
+        );
+        assert_eq!(
+            format_enqueued_time(at(951_782_400, 99)),
+            "2000-02-29T00:00:00.0000000Z",
+            "leap day; sub-tick nanoseconds truncate"
+        );
+        assert_eq!(
+            format_enqueued_time(at(4_102_444_799, 999_999_999)),
+            "2099-12-31T23:59:59.9999999Z"
+        );
+    }
+
+    #[test]
+    fn before_the_epoch() {
+        let t = UNIX_EPOCH - Duration::new(1, 500_000_000);
+        assert_eq!(format_enqueued_time(t), "1969-12-31T23:59:58.5000000Z");
+        let t = UNIX_EPOCH - Duration::from_secs(86_400 * 365);
+        assert_eq!(format_enqueued_time(t), "1969-01-01T00:00:00.0000000Z");
+    }
+
+    #[test]
+    fn civil_round_trip_over_centuries() {
+        // Day by day from 1600 to 2400, the date advances by exactly one calendar day.
+        let mut prev = civil_from_days(-135_140 - 1);
+        for days in -135_140..157_000 {
+            let cur = civil_from_days(days);
+            let (y, m, d) = prev;
+            let next_day = (y, m, d + 1);
+            let next_month = (y, m + 1, 1);
+            let next_year = (y + 1, 1, 1);
+            assert!(
+                cur == next_day || cur == next_month || cur == next_year,
+                "{prev:?} -> {cur:?}"
+            );
+            prev = cur;
+        }
+    }
+
+    #[test]
+    fn manual_clock_is_shared() {
+        let c = ManualClock::new(UNIX_EPOCH);
+        let c2 = c.clone();
+        c.advance(Duration::from_secs(5));
+        assert_eq!(c2.now(), at(5, 0));
+        c2.set(at(1, 0));
+        assert_eq!(c.now(), at(1, 0));
+        assert!(SystemClock.now() > UNIX_EPOCH);
+    }
+}
