@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
+use super::parse::Strs;
 use super::path::{BodyPath, Step};
 
 /// Where a string lives: in the copied body text (no escapes) or in the
@@ -33,6 +34,23 @@ pub(crate) enum Kind {
     Array,
     /// `new Name(...)`: indexable like an array, selected as an object.
     Constructor,
+}
+
+impl Kind {
+    /// What a path that selected exactly this token yields; strings borrow
+    /// from `strs`. Shared by [`JsonDoc`] and the path extractor.
+    pub(crate) fn selected<'a>(self, strs: &Strs<'a>) -> Selected<'a> {
+        match self {
+            Kind::Null => Selected::Null,
+            Kind::Bool(b) => Selected::Bool(b),
+            Kind::Number(n) => Selected::Number(n),
+            Kind::Str(s) => Selected::String(Cow::Borrowed(strs.get(s))),
+            Kind::Date => Selected::Date,
+            Kind::Undefined => Selected::Undefined,
+            Kind::Object | Kind::Constructor => Selected::Object,
+            Kind::Array => Selected::Array,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -229,15 +247,9 @@ impl JsonDoc {
     }
 
     fn classify(&self, i: u32) -> Selected<'_> {
-        match self.node(i).kind {
-            Kind::Null => Selected::Null,
-            Kind::Bool(b) => Selected::Bool(b),
-            Kind::Number(n) => Selected::Number(n),
-            Kind::Str(s) => Selected::String(Cow::Borrowed(self.str_of(s))),
-            Kind::Date => Selected::Date,
-            Kind::Undefined => Selected::Undefined,
-            Kind::Object | Kind::Constructor => Selected::Object,
-            Kind::Array => Selected::Array,
-        }
+        self.node(i).kind.selected(&Strs {
+            text: &self.text,
+            unescaped: &self.unescaped,
+        })
     }
 }

@@ -19,6 +19,7 @@
 
 mod date;
 mod doc;
+mod extract;
 mod jsonpath;
 mod number;
 mod parse;
@@ -26,6 +27,7 @@ mod path;
 
 pub(crate) use date::{parse_iso, Zone};
 pub use doc::{JsonDoc, Selected};
+pub use extract::{Extraction, PathSet, PathSlot};
 pub use jsonpath::{validate_body_path, validate_twin_change_path, JsonPathError};
 pub use parse::{JsonError, MAX_DEPTH};
 pub use path::BodyPath;

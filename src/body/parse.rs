@@ -61,21 +61,67 @@ enum State {
     PostValue,
 }
 
+/// An open container.
 #[derive(Debug, Clone, Copy)]
-struct Frame {
+pub(crate) struct Frame {
     node: u32,
     container: Container,
     state: State,
 }
 
-struct Parser<'a> {
+/// The two string sources a [`Span`] can point into, for a [`Build`]er that
+/// needs the text of a key or value.
+pub(crate) struct Strs<'s> {
+    /// The body text.
+    pub text: &'s str,
+    /// Unescaped strings.
+    pub unescaped: &'s str,
+}
+
+impl<'s> Strs<'s> {
+    /// The text of `span`.
+    pub fn get(&self, span: Span) -> &'s str {
+        let src = if span.unescaped {
+            self.unescaped
+        } else {
+            self.text
+        };
+        src.get(span.start as usize..(span.start + span.len) as usize)
+            .unwrap_or("")
+    }
+}
+
+/// What the parser does with the values it reads. There is one parser (one
+/// set of Json.NET leniencies and limits); a builder decides what to keep:
+/// [`JsonDoc`] keeps every value in a node table, the route table's
+/// extractor (`extract.rs`) keeps only the paths its routes read and
+/// validates and skips the rest.
+pub(crate) trait Build {
+    /// Whether errors carry a message and position. The extractor only needs
+    /// to know that the body is invalid (every value is then undefined), and
+    /// must not allocate to say so.
+    const MESSAGES: bool;
+
+    /// A value in document order: a leaf, or a container being opened.
+    /// `key` is its property name when the parent is an object. Returns a
+    /// handle the parser passes back to [`Build::close`] for a container;
+    /// `Err` when the document has too many values.
+    fn push(&mut self, kind: Kind, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()>;
+
+    /// The container opened as `handle` is complete.
+    fn close(&mut self, handle: u32, strs: &Strs<'_>) -> Result<(), ()>;
+}
+
+/// Parser state. `unescaped` and `stack` are moved in and out so a caller
+/// can reuse their allocations across documents.
+pub(crate) struct Parser<'a, B> {
     src: &'a str,
     b: &'a [u8],
     pos: usize,
-    nodes: Vec<Node>,
-    unescaped: String,
-    stack: Vec<Frame>,
+    pub(crate) unescaped: String,
+    pub(crate) stack: Vec<Frame>,
     pending_key: Option<Span>,
+    pub(crate) builder: B,
 }
 
 type R<T> = Result<T, JsonError>;
@@ -102,26 +148,82 @@ fn is_ws(c: char) -> bool {
     c.is_whitespace() || c == '\0'
 }
 
-impl<'a> Parser<'a> {
-    fn peek_char(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
+impl<'a, B: Build> Parser<'a, B> {
+    /// A parser over `text` that reuses `unescaped` and `stack` (cleared).
+    pub(crate) fn new(
+        text: &'a str,
+        mut unescaped: String,
+        mut stack: Vec<Frame>,
+        builder: B,
+    ) -> Self {
+        unescaped.clear();
+        stack.clear();
+        Parser {
+            src: text,
+            b: text.as_bytes(),
+            pos: 0,
+            unescaped,
+            stack,
+            pending_key: None,
+            builder,
+        }
     }
 
-    fn error(&self, message: impl Into<String>) -> JsonError {
+    /// Parses the whole text as `JObject.Parse` does.
+    pub(crate) fn parse(&mut self) -> R<()> {
+        if u32::try_from(self.src.len()).is_err() {
+            return Err(self.error(format_args!("Body is too large.")));
+        }
+        self.run()
+    }
+
+    fn peek_char(&self) -> Option<char> {
+        // ASCII fast path: most bodies are ASCII, and decoding a char from
+        // the rest of the string is the parser's hottest operation.
+        match self.b.get(self.pos) {
+            Some(&c) if c.is_ascii() => Some(c as char),
+            Some(_) => self.src[self.pos..].chars().next(),
+            None => None,
+        }
+    }
+
+    fn strs(&self) -> Strs<'_> {
+        Strs {
+            text: self.src,
+            unescaped: &self.unescaped,
+        }
+    }
+
+    /// An error at the current position; without messages (see
+    /// [`Build::MESSAGES`]) nothing is formatted or allocated.
+    fn error(&self, message: fmt::Arguments<'_>) -> JsonError {
+        if !B::MESSAGES {
+            return JsonError {
+                message: String::new(),
+                line: 0,
+                column: 0,
+            };
+        }
         let before = &self.src[..self.pos.min(self.src.len())];
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         JsonError {
-            message: message.into(),
+            message: message.to_string(),
             line: 1 + before.bytes().filter(|&b| b == b'\n').count(),
             column: 1 + before[line_start..].chars().count(),
         }
     }
 
     fn unexpected_end(&self) -> JsonError {
-        self.error("Unexpected end of content while loading JObject.")
+        self.error(format_args!(
+            "Unexpected end of content while loading JObject."
+        ))
     }
 
     fn skip_ws(&mut self) {
+        // ASCII fast path for the usual JSON whitespace.
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.pos) {
+            self.pos += 1;
+        }
         while let Some(c) = self.peek_char() {
             if !is_ws(c) {
                 break;
@@ -151,7 +253,9 @@ impl<'a> Parser<'a> {
                     Some(i) => self.pos += 1 + i + 2,
                     None => {
                         self.pos = self.src.len();
-                        return Err(self.error("Unexpected end while parsing comment."));
+                        return Err(
+                            self.error(format_args!("Unexpected end while parsing comment."))
+                        );
                     }
                 }
             }
@@ -161,9 +265,11 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 let c = self.peek_char().unwrap_or('?');
-                return Err(self.error(format!("Error parsing comment. Expected: *, got {c}.")));
+                return Err(
+                    self.error(format_args!("Error parsing comment. Expected: *, got {c}."))
+                );
             }
-            None => return Err(self.error("Unexpected end while parsing comment.")),
+            None => return Err(self.error(format_args!("Unexpected end while parsing comment."))),
         }
         Ok(())
     }
@@ -188,24 +294,24 @@ impl<'a> Parser<'a> {
                 return Ok(kind);
             }
         }
-        Err(self.error(format!("Error parsing {word} value.")))
+        Err(self.error(format_args!("Error parsing {word} value.")))
     }
 
     fn push_node(&mut self, kind: Kind) -> R<u32> {
-        let idx = u32::try_from(self.nodes.len())
-            .map_err(|_| self.error("Document has too many values."))?;
-        self.nodes.push(Node {
-            kind,
-            key: self.pending_key.take(),
-            end: idx + 1,
-            dead: false,
-        });
-        Ok(idx)
+        let key = self.pending_key.take();
+        let strs = Strs {
+            text: self.src,
+            unescaped: &self.unescaped,
+        };
+        match self.builder.push(kind, key, &strs) {
+            Ok(handle) => Ok(handle),
+            Err(()) => Err(self.error(format_args!("Document has too many values."))),
+        }
     }
 
     fn open(&mut self, container: Container) -> R<()> {
         if self.stack.len() + 1 > MAX_DEPTH {
-            return Err(self.error(format!(
+            return Err(self.error(format_args!(
                 "The reader's MaxDepth of {MAX_DEPTH} has been exceeded."
             )));
         }
@@ -232,59 +338,18 @@ impl<'a> Parser<'a> {
         let Some(frame) = self.stack.pop() else {
             return Ok(());
         };
-        let end = u32::try_from(self.nodes.len())
-            .map_err(|_| self.error("Document has too many values."))?;
-        self.nodes[frame.node as usize].end = end;
-        if frame.container == Container::Object {
-            self.mark_duplicates(frame.node);
-        }
-        Ok(())
-    }
-
-    /// Last property of a name wins (`DuplicatePropertyNameHandling.Replace`):
-    /// earlier ones are marked dead.
-    fn mark_duplicates(&mut self, obj: u32) {
-        let end = self.nodes[obj as usize].end;
-        let mut children: Vec<(u32, Span)> = Vec::new();
-        let mut c = obj + 1;
-        while c < end {
-            let n = &self.nodes[c as usize];
-            if let Some(k) = n.key {
-                children.push((c, k));
-            }
-            c = n.end;
-        }
-        let text = |s: Span| -> &str {
-            let src: &str = if s.unescaped {
-                &self.unescaped
-            } else {
-                self.src
-            };
-            src.get(s.start as usize..(s.start + s.len) as usize)
-                .unwrap_or("")
+        let strs = Strs {
+            text: self.src,
+            unescaped: &self.unescaped,
         };
-        let mut dead = Vec::new();
-        if children.len() <= 16 {
-            for (i, &(idx, k)) in children.iter().enumerate() {
-                if children[i + 1..].iter().any(|&(_, k2)| text(k) == text(k2)) {
-                    dead.push(idx);
-                }
-            }
-        } else {
-            let mut seen = std::collections::HashSet::new();
-            for &(idx, k) in children.iter().rev() {
-                if !seen.insert(text(k)) {
-                    dead.push(idx);
-                }
-            }
-        }
-        for idx in dead {
-            self.nodes[idx as usize].dead = true;
+        match self.builder.close(frame.node, &strs) {
+            Ok(()) => Ok(()),
+            Err(()) => Err(self.error(format_args!("Document has too many values."))),
         }
     }
 
     fn offset_u32(&self, n: usize) -> R<u32> {
-        u32::try_from(n).map_err(|_| self.error("Body is too large."))
+        u32::try_from(n).map_err(|_| self.error(format_args!("Body is too large.")))
     }
 
     /// `ReadStringIntoBuffer`: the string after the opening quote at
@@ -306,7 +371,7 @@ impl<'a> Parser<'a> {
             Some(_) => {}
             None => {
                 self.pos = self.src.len();
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Unterminated string. Expected delimiter: {}.",
                     quote as char
                 )));
@@ -317,7 +382,7 @@ impl<'a> Parser<'a> {
             let rest = &self.src[self.pos..];
             let Some(i) = rest.find([quote as char, '\\']) else {
                 self.pos = self.src.len();
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Unterminated string. Expected delimiter: {}.",
                     quote as char
                 )));
@@ -349,7 +414,7 @@ impl<'a> Parser<'a> {
                 self.pos += 4;
                 Ok(v)
             }
-            None => Err(self.error("Invalid Unicode escape sequence.")),
+            None => Err(self.error(format_args!("Invalid Unicode escape sequence."))),
         }
     }
 
@@ -358,7 +423,7 @@ impl<'a> Parser<'a> {
     fn escape(&mut self) -> R<()> {
         self.pos += 1;
         let Some(&e) = self.b.get(self.pos) else {
-            return Err(self.error("Unterminated string."));
+            return Err(self.error(format_args!("Unterminated string.")));
         };
         self.pos += 1;
         let c = match e {
@@ -404,7 +469,7 @@ impl<'a> Parser<'a> {
                 // multi-byte, so the error position is a char boundary.
                 self.pos -= 1;
                 let c = self.peek_char().unwrap_or('?');
-                return Err(self.error(format!("Bad JSON escape sequence: \\{c}.")));
+                return Err(self.error(format_args!("Bad JSON escape sequence: \\{c}.")));
             }
         };
         self.unescaped.push(c);
@@ -420,13 +485,15 @@ impl<'a> Parser<'a> {
             } else if c.is_whitespace() || c == ':' || c == '\0' {
                 break;
             } else {
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Invalid JavaScript property identifier character: {c}."
                 )));
             }
         }
         if self.pos == self.src.len() {
-            return Err(self.error("Unexpected end while parsing unquoted property name."));
+            return Err(self.error(format_args!(
+                "Unexpected end while parsing unquoted property name."
+            )));
         }
         Ok(Span {
             start: self.offset_u32(start)?,
@@ -442,16 +509,20 @@ impl<'a> Parser<'a> {
         let key = match c {
             '"' | '\'' => self.string(c as u8)?,
             c if valid_identifier_char(c) => self.unquoted_name()?,
-            c => return Err(self.error(format!("Invalid property identifier character: {c}."))),
+            c => {
+                return Err(self.error(format_args!("Invalid property identifier character: {c}.")))
+            }
         };
         self.skip_ws();
         if self.b.get(self.pos) != Some(&b':') {
-            let c = self
-                .peek_char()
-                .map_or("end of input".to_string(), String::from);
-            return Err(self.error(format!(
-                "Invalid character after parsing property name. Expected ':' but got: {c}."
-            )));
+            return Err(match self.peek_char() {
+                Some(c) => self.error(format_args!(
+                    "Invalid character after parsing property name. Expected ':' but got: {c}."
+                )),
+                None => self.error(format_args!(
+                    "Invalid character after parsing property name. Expected ':' but got: end of input."
+                )),
+            });
         }
         self.pos += 1;
         self.pending_key = Some(key);
@@ -465,7 +536,7 @@ impl<'a> Parser<'a> {
         }
         if let Some(c) = self.peek_char() {
             if !(is_ws(c) || matches!(c, ',' | '}' | ']' | ')' | '/')) {
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Unexpected character encountered while parsing number: {c}."
                 )));
             }
@@ -473,7 +544,7 @@ impl<'a> Parser<'a> {
         let text = &self.src[start..self.pos];
         match parse_number(text) {
             Some(v) => Ok(Kind::Number(v)),
-            None => Err(self.error(format!("Input string '{text}' is not a valid number."))),
+            None => Err(self.error(format_args!("Input string '{text}' is not a valid number."))),
         }
     }
 
@@ -487,20 +558,22 @@ impl<'a> Parser<'a> {
             } else if is_ws(c) || c == '(' {
                 break;
             } else {
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Unexpected character while parsing constructor: {c}."
                 )));
             }
         }
         if self.pos == self.src.len() {
-            return Err(self.error("Unexpected end while parsing constructor."));
+            return Err(self.error(format_args!("Unexpected end while parsing constructor.")));
         }
         if self.pos == start {
-            return Err(self.error("Empty constructor name."));
+            return Err(self.error(format_args!("Empty constructor name.")));
         }
         self.skip_ws();
         if self.b.get(self.pos) != Some(&b'(') {
-            return Err(self.error("Unexpected character while parsing constructor."));
+            return Err(self.error(format_args!(
+                "Unexpected character while parsing constructor."
+            )));
         }
         self.pos += 1;
         self.open(Container::Constructor)
@@ -525,7 +598,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 return self.close();
             }
-            return Err(self.error(format!(
+            return Err(self.error(format_args!(
                 "Unexpected character encountered while parsing value: {c}."
             )));
         }
@@ -546,22 +619,15 @@ impl<'a> Parser<'a> {
             ',' => Kind::Undefined,
             '"' | '\'' => {
                 let span = self.string(c as u8)?;
-                let text = {
-                    let src: &str = if span.unescaped {
-                        &self.unescaped
-                    } else {
-                        self.src
-                    };
-                    src.get(span.start as usize..(span.start + span.len) as usize)
-                        .unwrap_or("")
-                };
+                let strs = self.strs();
+                let text = strs.get(span);
                 match check_date(text) {
                     DateCheck::NotDate => Kind::Str(span),
                     DateCheck::Date => Kind::Date,
                     DateCheck::Throws => {
-                        return Err(
-                            self.error(format!("Could not convert string to DateTime: {text}."))
-                        )
+                        return Err(self.error(format_args!(
+                            "Could not convert string to DateTime: {text}."
+                        )))
                     }
                 }
             }
@@ -577,7 +643,7 @@ impl<'a> Parser<'a> {
             }
             '-' | '.' | '0'..='9' => self.number()?,
             _ => {
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Unexpected character encountered while parsing value: {c}."
                 )))
             }
@@ -599,7 +665,7 @@ impl<'a> Parser<'a> {
         };
         if let Some(closing) = closing {
             if closing != container {
-                return Err(self.error(format!("Unexpected end token {c} in {container:?}.")));
+                return Err(self.error(format_args!("Unexpected end token {c} in {container:?}.")));
             }
             self.pos += 1;
             return self.close();
@@ -615,7 +681,7 @@ impl<'a> Parser<'a> {
             }
             return Ok(());
         }
-        Err(self.error(format!(
+        Err(self.error(format_args!(
             "After parsing a value an unexpected character was encountered: {c}."
         )))
     }
@@ -641,13 +707,13 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> R<()> {
         self.skip_ws_and_comments()?;
         match self.peek_char() {
-            None => return Err(self.error("Error reading JObject from JsonReader.")),
+            None => return Err(self.error(format_args!("Error reading JObject from JsonReader."))),
             Some('{') => {
                 self.pos += 1;
                 self.open(Container::Object)?;
             }
             Some(c) => {
-                return Err(self.error(format!(
+                return Err(self.error(format_args!(
                     "Error reading JObject from JsonReader. Current JsonReader item is not an object: {c}"
                 )))
             }
@@ -661,11 +727,76 @@ impl<'a> Parser<'a> {
         }
         self.skip_ws_and_comments()?;
         if let Some(c) = self.peek_char() {
-            return Err(self.error(format!(
+            return Err(self.error(format_args!(
                 "Additional text encountered after finished reading JSON content: {c}."
             )));
         }
         Ok(())
+    }
+}
+
+/// Builds a [`JsonDoc`]'s node table: every value, in pre-order.
+struct DocBuilder {
+    nodes: Vec<Node>,
+}
+
+impl Build for DocBuilder {
+    const MESSAGES: bool = true;
+
+    fn push(&mut self, kind: Kind, key: Option<Span>, _: &Strs<'_>) -> Result<u32, ()> {
+        let idx = u32::try_from(self.nodes.len()).map_err(|_| ())?;
+        self.nodes.push(Node {
+            kind,
+            key,
+            end: idx + 1,
+            dead: false,
+        });
+        Ok(idx)
+    }
+
+    fn close(&mut self, node: u32, strs: &Strs<'_>) -> Result<(), ()> {
+        let end = u32::try_from(self.nodes.len()).map_err(|_| ())?;
+        self.nodes[node as usize].end = end;
+        if self.nodes[node as usize].kind == Kind::Object {
+            self.mark_duplicates(node, strs);
+        }
+        Ok(())
+    }
+}
+
+impl DocBuilder {
+    /// Last property of a name wins (`DuplicatePropertyNameHandling.Replace`):
+    /// earlier ones are marked dead.
+    fn mark_duplicates(&mut self, obj: u32, strs: &Strs<'_>) {
+        let end = self.nodes[obj as usize].end;
+        let mut children: Vec<(u32, Span)> = Vec::new();
+        let mut c = obj + 1;
+        while c < end {
+            let n = &self.nodes[c as usize];
+            if let Some(k) = n.key {
+                children.push((c, k));
+            }
+            c = n.end;
+        }
+        let text = |s: Span| -> &str { strs.get(s) };
+        let mut dead = Vec::new();
+        if children.len() <= 16 {
+            for (i, &(idx, k)) in children.iter().enumerate() {
+                if children[i + 1..].iter().any(|&(_, k2)| text(k) == text(k2)) {
+                    dead.push(idx);
+                }
+            }
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            for &(idx, k) in children.iter().rev() {
+                if !seen.insert(text(k)) {
+                    dead.push(idx);
+                }
+            }
+        }
+        for idx in dead {
+            self.nodes[idx as usize].dead = true;
+        }
     }
 }
 
@@ -674,23 +805,13 @@ impl JsonDoc {
     /// module docs for what is accepted). Never recurses, so any nesting is
     /// safe; more than 64 levels is an error, as in Json.NET.
     pub fn parse(text: &str) -> Result<JsonDoc, JsonError> {
-        let mut p = Parser {
-            src: text,
-            b: text.as_bytes(),
-            pos: 0,
-            nodes: Vec::new(),
-            unescaped: String::new(),
-            stack: Vec::new(),
-            pending_key: None,
-        };
-        if u32::try_from(text.len()).is_err() {
-            return Err(p.error("Body is too large."));
-        }
-        p.run()?;
+        let builder = DocBuilder { nodes: Vec::new() };
+        let mut p = Parser::new(text, String::new(), Vec::new(), builder);
+        p.parse()?;
         Ok(JsonDoc {
             text: text.into(),
             unescaped: p.unescaped,
-            nodes: p.nodes,
+            nodes: p.builder.nodes,
         })
     }
 }

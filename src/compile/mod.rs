@@ -31,6 +31,16 @@ enum Node {
     Not(NodeId, Ty),
     Arith(ArithOp, NodeId, NodeId, Ty),
     Cmp(CmpOp, NodeId, NodeId, Ty),
+    /// `lower(x) op y` / `upper(x) op y` (`case_left`), or `y op lower(x)`: compared without
+    /// building the mapped string when both are ASCII.
+    CmpCase {
+        op: CmpOp,
+        func: Func,
+        arg: NodeId,
+        other: NodeId,
+        ty: Ty,
+        case_left: bool,
+    },
     And(NodeId, NodeId, Ty, Ty),
     Or(NodeId, NodeId, Ty, Ty),
     Coalesce(NodeId, NodeId),
@@ -114,9 +124,29 @@ impl Compiler {
             Ir::Neg(a) => Node::Neg(self.node(a)),
             Ir::Not(a, ty) => Node::Not(self.node(a), *ty),
             Ir::Arith(op, a, b, ty) => Node::Arith(*op, self.node(a), self.node(b), *ty),
-            Ir::Cmp(op, a, b, ty) => Node::Cmp(*op, self.node(a), self.node(b), *ty),
-            Ir::And(a, b, lt, rt) => Node::And(self.node(a), self.node(b), *lt, *rt),
-            Ir::Or(a, b, lt, rt) => Node::Or(self.node(a), self.node(b), *lt, *rt),
+            Ir::Cmp(op, a, b, ty) => {
+                let (a, b) = (self.node(a), self.node(b));
+                self.cmp(*op, a, b, *ty)
+            }
+            // AND and OR are symmetric in every operand typing (`ops::and`, `ops::or`) and
+            // evaluation has no side effects, so the cheaper operand goes first: a property
+            // test that short-circuits then saves reading the body.
+            Ir::And(a, b, lt, rt) => {
+                let (a, b) = (self.node(a), self.node(b));
+                if self.cost(a) > self.cost(b) {
+                    Node::And(b, a, *rt, *lt)
+                } else {
+                    Node::And(a, b, *lt, *rt)
+                }
+            }
+            Ir::Or(a, b, lt, rt) => {
+                let (a, b) = (self.node(a), self.node(b));
+                if self.cost(a) > self.cost(b) {
+                    Node::Or(b, a, *rt, *lt)
+                } else {
+                    Node::Or(a, b, *lt, *rt)
+                }
+            }
             Ir::Coalesce(a, b, _) => Node::Coalesce(self.node(a), self.node(b)),
             Ir::Call(func, args) => Node::Call(*func, args.iter().map(|a| self.node(a)).collect()),
             Ir::Str(_) | Ir::Num(_) | Ir::Bool(_) | Ir::Null | Ir::Undefined => {
@@ -124,6 +154,54 @@ impl Compiler {
             }
         };
         self.push(n)
+    }
+}
+
+impl Compiler {
+    /// A comparison node, specialised when one side is `lower(x)` / `upper(x)`.
+    fn cmp(&self, op: CmpOp, a: NodeId, b: NodeId, ty: Ty) -> Node {
+        let case_call = |id: NodeId| match &self.nodes[id as usize] {
+            Node::Call(func @ (Func::Lower | Func::Upper), args) if args.len() == 1 => {
+                Some((*func, args[0]))
+            }
+            _ => None,
+        };
+        let special = |(func, arg): (Func, NodeId), other, case_left| Node::CmpCase {
+            op,
+            func,
+            arg,
+            other,
+            ty,
+            case_left,
+        };
+        if let Some(call) = case_call(a) {
+            special(call, b, true)
+        } else if let Some(call) = case_call(b) {
+            special(call, a, false)
+        } else {
+            Node::Cmp(op, a, b, ty)
+        }
+    }
+
+    /// A rough evaluation cost: constants are free, properties cheap, and anything reading
+    /// the body or the twin dear (it may decode and scan the body).
+    fn cost(&self, id: NodeId) -> u32 {
+        let c = |id: &NodeId| self.cost(*id);
+        match &self.nodes[id as usize] {
+            Node::Const(_) => 0,
+            Node::AppProp(_) | Node::SysProp(_) | Node::AppOrSysProp(..) => 1,
+            Node::Body(..) | Node::Twin(_) | Node::TwinChangeIncludes(_) => 1000,
+            Node::Neg(a) | Node::Not(a, _) => c(a),
+            Node::Arith(_, a, b, _)
+            | Node::Cmp(_, a, b, _)
+            | Node::And(a, b, ..)
+            | Node::Or(a, b, ..)
+            | Node::Coalesce(a, b)
+            | Node::CmpCase {
+                arg: a, other: b, ..
+            } => (c(a) + c(b)).saturating_add(1),
+            Node::Call(_, args) => args.iter().map(c).fold(1, u32::saturating_add),
+        }
     }
 }
 
@@ -187,10 +265,12 @@ impl Program {
             Node::SysProp(name) => ctx.sys(name),
             Node::AppOrSysProp(app, sys) => ctx.app_or_sys(app, sys),
             Node::Body(path, app_override) => {
-                ctx.body_value(&self.paths[*path as usize], app_override.as_deref())
+                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_deref())
             }
             Node::Twin(path) => ctx.twin_value(&self.twin_paths[*path as usize]),
-            Node::TwinChangeIncludes(path) => ctx.twin_change_includes(&self.paths[*path as usize]),
+            Node::TwinChangeIncludes(path) => {
+                ctx.twin_change_includes_at(*path, &self.paths[*path as usize])
+            }
             Node::Neg(a) => ops::neg(&self.eval_node(*a, ctx)),
             Node::Not(a, ty) => ops::not(*ty, &self.eval_node(*a, ctx)),
             Node::Arith(op, a, b, ty) => {
@@ -202,6 +282,38 @@ impl Program {
                 &self.eval_node(*a, ctx),
                 &self.eval_node(*b, ctx),
             )),
+            Node::CmpCase {
+                op,
+                func,
+                arg,
+                other,
+                ty,
+                case_left,
+            } => {
+                let x = self.eval_node(*arg, ctx);
+                let y = self.eval_node(*other, ctx);
+                if let (Value::Str(s), Value::Str(t), Ty::String | Ty::Body) = (&x, &y, ty) {
+                    if s.is_ascii() && t.is_ascii() {
+                        // Invariant case mapping of ASCII is ASCII case mapping, and the
+                        // ordinal (UTF-16) order of ASCII strings is their byte order.
+                        let map = if *func == Func::Lower {
+                            u8::to_ascii_lowercase
+                        } else {
+                            u8::to_ascii_uppercase
+                        };
+                        let ord = s.bytes().map(|c| map(&c)).cmp(t.bytes());
+                        let ord = if *case_left { ord } else { ord.reverse() };
+                        return Value::Bool(op.holds(ord));
+                    }
+                }
+                let mapped = functions::call(*func, &mut [x]);
+                let (l, r) = if *case_left {
+                    (&mapped, &y)
+                } else {
+                    (&y, &mapped)
+                };
+                Value::bool3(ops::compare(*op, *ty, l, r))
+            }
             Node::And(a, b, lt, rt) => {
                 let left = self.eval_node(*a, ctx);
                 if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(false) {

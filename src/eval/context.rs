@@ -1,10 +1,11 @@
 //! What an evaluation reads: the message, its body parsed at most once, and the device twin.
 
+use super::fast::{decode_body, BodyPlan, BodyScratch};
 use super::value::Value;
-use crate::body::{BodyPath, JsonDoc, Selected};
-use crate::message::Message;
+use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
+use crate::message::{eq_ignore_case, Message, Properties};
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 /// A source of device twins, for `$twin.` references (IoT Hub only).
 pub trait TwinLookup {
@@ -25,10 +26,35 @@ pub enum BodyProblem {
 
 /// Per-message evaluation state. The body is decoded and parsed lazily, once, and only when a
 /// condition needs it.
+///
+/// A context made by a route table's router also carries the table's [`BodyPlan`] and a
+/// caller-owned [`BodyScratch`]: its routes' plain `$body` paths are then read by one
+/// extraction pass into reused buffers (no allocation), and only paths the plan cannot
+/// extract (wildcards, scans) fall back to a full [`JsonDoc`].
 pub struct EvalContext<'m> {
     message: &'m Message,
     body: OnceCell<Result<JsonDoc, BodyProblem>>,
     twin: Option<&'m dyn TwinLookup>,
+    fast: Option<Fast<'m>>,
+}
+
+/// The plan-driven body state of a router's context.
+struct Fast<'m> {
+    plan: &'m BodyPlan,
+    /// Which of the plan's programs is being evaluated (set by the route loop).
+    program: Cell<usize>,
+    /// The scratch until the body is first needed.
+    spare: Cell<BodyScratch>,
+    body: OnceCell<FastBody<'m>>,
+}
+
+/// A message's body after extraction.
+struct FastBody<'m> {
+    scratch: BodyScratch,
+    /// The text, when the message's bytes are it (else `scratch.text`).
+    borrowed: Option<&'m str>,
+    /// Readable (R23) and valid JSON.
+    ok: bool,
 }
 
 impl<'m> EvalContext<'m> {
@@ -38,6 +64,124 @@ impl<'m> EvalContext<'m> {
             message,
             body: OnceCell::new(),
             twin: None,
+            fast: None,
+        }
+    }
+
+    /// A context that reads plain body paths through `plan` (whose program indexes are
+    /// selected with [`EvalContext::set_program`]), reusing `scratch`'s buffers. Get them
+    /// back with [`EvalContext::into_scratch`].
+    pub(crate) fn with_plan(
+        message: &'m Message,
+        plan: &'m BodyPlan,
+        scratch: BodyScratch,
+    ) -> Self {
+        EvalContext {
+            message,
+            body: OnceCell::new(),
+            twin: None,
+            fast: Some(Fast {
+                plan,
+                program: Cell::new(usize::MAX),
+                spare: Cell::new(scratch),
+                body: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Selects which program of the plan the following evaluations belong to, so that a
+    /// program's local body path indexes map to the plan's slots.
+    pub(crate) fn set_program(&self, index: usize) {
+        if let Some(fast) = &self.fast {
+            fast.program.set(index);
+        }
+    }
+
+    /// The scratch buffers, for the next message.
+    pub(crate) fn into_scratch(self) -> BodyScratch {
+        match self.fast {
+            Some(fast) => match fast.body.into_inner() {
+                Some(body) => body.scratch,
+                None => fast.spare.into_inner(),
+            },
+            None => BodyScratch::default(),
+        }
+    }
+
+    /// The extracted body: decoded (into the scratch unless the bytes are UTF-8) and scanned
+    /// once for every path of the plan.
+    fn fast_body<'c>(&'c self, fast: &'c Fast<'m>) -> &'c FastBody<'m> {
+        fast.body.get_or_init(|| {
+            let mut scratch = fast.spare.take();
+            let (ok, borrowed) = match decode_body(self.message, &mut scratch.text) {
+                Err(()) => (false, None),
+                Ok(borrowed) => {
+                    let text = borrowed.unwrap_or(&scratch.text);
+                    (scratch.extraction.run(&fast.plan.set, text), borrowed)
+                }
+            };
+            FastBody {
+                scratch,
+                borrowed,
+                ok,
+            }
+        })
+    }
+
+    /// `path` (local index `local` of the program being evaluated) in the body; `None` when
+    /// the body is unreadable or not valid JSON.
+    fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
+        if let Some(fast) = &self.fast {
+            let slot = fast
+                .plan
+                .programs
+                .get(fast.program.get())
+                .and_then(|p| p.get(local as usize));
+            match slot {
+                Some(PathSlot::Slot(id)) => {
+                    let body = self.fast_body(fast);
+                    if !body.ok {
+                        return None;
+                    }
+                    let text = body.borrowed.unwrap_or(&body.scratch.text);
+                    return Some(body.scratch.extraction.get(*id, text));
+                }
+                // Undefined whether or not the body is readable.
+                Some(PathSlot::Error) => return Some(Selected::Error),
+                Some(PathSlot::Complex) | None => {}
+            }
+        }
+        match self.body() {
+            Ok(doc) => Some(doc.select(path)),
+            Err(_) => None,
+        }
+    }
+
+    /// `$body.path` for path `local` of the program being evaluated (see
+    /// [`EvalContext::body_value`]).
+    pub fn body_value_at<'c>(
+        &'c self,
+        local: u32,
+        path: &BodyPath,
+        app_override: Option<&str>,
+    ) -> Value<'c> {
+        if let Some(name) = app_override {
+            if let Some(v) = Self::string_value(lookup(&self.message.app_properties, name)) {
+                return v;
+            }
+        }
+        match self.select_at(local, path) {
+            Some(s) => selected_value(s),
+            None => Value::Undefined,
+        }
+    }
+
+    /// `twin_change_includes(path)` for path `local` of the program being evaluated.
+    pub fn twin_change_includes_at(&self, local: u32, path: &BodyPath) -> Value<'static> {
+        match self.select_at(local, path) {
+            Some(Selected::Missing) => Value::Bool(false),
+            Some(Selected::Error) | None => Value::Undefined,
+            Some(_) => Value::Bool(true),
         }
     }
 
@@ -78,23 +222,25 @@ impl<'m> EvalContext<'m> {
 
     /// Application property (R01).
     pub fn app(&self, name: &str) -> Value<'m> {
-        Self::string_value(self.message.app_properties.get(name)).unwrap_or(Value::Undefined)
+        Self::string_value(lookup(&self.message.app_properties, name)).unwrap_or(Value::Undefined)
     }
 
     /// System property (R02).
     pub fn sys(&self, name: &str) -> Value<'m> {
-        Self::string_value(self.message.system_properties.get(name)).unwrap_or(Value::Undefined)
+        Self::string_value(lookup(&self.message.system_properties, name))
+            .unwrap_or(Value::Undefined)
     }
 
     /// `$x`: application property `$x`, else system property `x` (R01).
     pub fn app_or_sys(&self, app: &str, sys: &str) -> Value<'m> {
-        Self::string_value(self.message.app_properties.get(app)).unwrap_or_else(|| self.sys(sys))
+        Self::string_value(lookup(&self.message.app_properties, app))
+            .unwrap_or_else(|| self.sys(sys))
     }
 
     /// `$body.path` (R11, R15): an application property named like the whole token overrides.
     pub fn body_value<'c>(&'c self, path: &BodyPath, app_override: Option<&str>) -> Value<'c> {
         if let Some(name) = app_override {
-            if let Some(v) = Self::string_value(self.message.app_properties.get(name)) {
+            if let Some(v) = Self::string_value(lookup(&self.message.app_properties, name)) {
                 return v;
             }
         }
@@ -123,6 +269,26 @@ impl<'m> EvalContext<'m> {
             None => Value::Undefined,
         }
     }
+}
+
+/// `props.get(name)`, with a faster name comparison: property lookups are the hottest part of
+/// routing a message once the body is cheap. Two names of equal length that are equal up to
+/// ASCII case are equal under `OrdinalIgnoreCase`; two ASCII names that are not, are not;
+/// anything else takes the full comparison `Properties::get` uses, so the answer is the same.
+fn lookup<'p>(props: &'p Properties, name: &str) -> Option<Option<&'p str>> {
+    let name_ascii = name.is_ascii();
+    props
+        .iter()
+        .find(|(n, _)| {
+            if n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name.as_bytes()) {
+                return true;
+            }
+            if name_ascii && n.is_ascii() {
+                return false;
+            }
+            eq_ignore_case(n, name)
+        })
+        .map(|(_, v)| v)
 }
 
 /// What `$body.path` yields for a JSON lookup (R15): objects, arrays, several matches and

@@ -3,9 +3,11 @@
 
 pub mod context;
 pub mod dynamic;
+mod fast;
 pub mod interp;
 pub mod ops;
 mod value;
 
 pub use context::{BodyProblem, EvalContext, TwinLookup};
+pub use fast::{BodyPlan, BodyScratch};
 pub use value::{dotnet_double_cmp, Bool3, Value};

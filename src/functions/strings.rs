@@ -44,7 +44,11 @@ pub fn case<'a>(func: Func, v: &Value<'a>) -> Value<'a> {
     } else {
         dotnet::to_upper_invariant(s)
     };
-    Value::Str(Cow::Owned(mapped.into_owned()))
+    match mapped {
+        Cow::Owned(m) => Value::Str(Cow::Owned(m)),
+        // Unchanged: hand back the argument, which is free when it borrows.
+        Cow::Borrowed(_) => v.clone(),
+    }
 }
 
 /// `substring(s, start[, length])` with the engine's bounds (R21): `0 <= start <= len` for

@@ -1,0 +1,457 @@
+//! Single-pass extraction of a fixed set of `$body` paths.
+//!
+//! A route table reads the same few paths of every message (`type`,
+//! `Weather.Temperature`, ...). Building a whole [`JsonDoc`](super::JsonDoc)
+//! for each message would allocate and record every value; instead the
+//! table's paths are interned once into a [`PathSet`] (a trie of field names
+//! and array indexes), and each body is run through the one parser with an
+//! [`Extractor`] that records only the values at those paths. Everything
+//! else is still parsed, so validation, date detection, the depth limit and
+//! every Json.NET leniency are exactly [`JsonDoc::parse`](super::JsonDoc::parse)'s,
+//! and invalid JSON anywhere still makes every value undefined (R15).
+//!
+//! Only plain paths (`a.b[2].c`: fields and non-negative indexes) go into
+//! the trie. Wildcards, scans, multiple selections and negative indexes
+//! are [`PathSlot::Complex`]: the caller evaluates those on a full
+//! `JsonDoc`. Paths `JPath` rejects are [`PathSlot::Error`].
+//!
+//! Duplicate property names keep the last value (as `JsonDoc` does by
+//! marking earlier ones dead): a later occurrence of a recorded name resets
+//! everything recorded below it before recording the new value.
+
+use super::doc::{Kind, Selected};
+use super::parse::{Build, Frame, Parser, Strs};
+use super::path::{BodyPath, Step};
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TrieStep {
+    Root,
+    Field(Box<str>),
+    Index(u32),
+}
+
+#[derive(Debug, Clone)]
+struct TrieNode {
+    step: TrieStep,
+    /// Children, as node ids.
+    children: Box<[u32]>,
+    /// One past the last node of this subtree (nodes are in pre-order, so a
+    /// subtree's slots are one contiguous range).
+    end: u32,
+}
+
+/// Where a path's value comes from after extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathSlot {
+    /// The value recorded in this slot of an [`Extraction`].
+    Slot(u32),
+    /// `JPath` rejects the path: the value is always an error (undefined).
+    Error,
+    /// Not a plain path: evaluate it on a full document.
+    Complex,
+}
+
+/// An interned, deduplicated set of plain body paths, as a trie.
+#[derive(Debug, Clone)]
+pub struct PathSet {
+    nodes: Vec<TrieNode>,
+}
+
+impl PathSet {
+    /// Interns `paths`; returns the set and, for each path, where its value
+    /// will be.
+    pub fn build<'p>(paths: impl IntoIterator<Item = &'p BodyPath>) -> (PathSet, Vec<PathSlot>) {
+        // Build an insertion-order tree first, then renumber it in pre-order.
+        let mut tree: Vec<(TrieStep, Vec<usize>)> = vec![(TrieStep::Root, Vec::new())];
+        let mut leaf_of: Vec<Option<usize>> = Vec::new();
+        let mut kinds: Vec<PathSlot> = Vec::new();
+        for path in paths {
+            let Ok(steps) = &path.steps else {
+                kinds.push(PathSlot::Error);
+                leaf_of.push(None);
+                continue;
+            };
+            let mut plain = Vec::with_capacity(steps.len());
+            for step in steps {
+                match step {
+                    Step::Field(Some(name)) => plain.push(TrieStep::Field(name.clone())),
+                    Step::Index(Some(i)) if *i >= 0 => plain.push(TrieStep::Index(*i as u32)),
+                    _ => break,
+                }
+            }
+            if plain.len() != steps.len() {
+                kinds.push(PathSlot::Complex);
+                leaf_of.push(None);
+                continue;
+            }
+            let mut at = 0;
+            for step in plain {
+                at = match tree[at].1.iter().find(|&&c| tree[c].0 == step) {
+                    Some(&c) => c,
+                    None => {
+                        tree.push((step, Vec::new()));
+                        let c = tree.len() - 1;
+                        tree[at].1.push(c);
+                        c
+                    }
+                };
+            }
+            kinds.push(PathSlot::Slot(0));
+            leaf_of.push(Some(at));
+        }
+        // Pre-order renumbering, iteratively.
+        let mut new_id = vec![0u32; tree.len()];
+        let mut order = Vec::with_capacity(tree.len());
+        let mut todo = vec![0usize];
+        while let Some(n) = todo.pop() {
+            new_id[n] = order.len() as u32;
+            order.push(n);
+            todo.extend(tree[n].1.iter().rev());
+        }
+        let mut nodes: Vec<TrieNode> = order
+            .iter()
+            .map(|&old| TrieNode {
+                step: tree[old].0.clone(),
+                children: tree[old].1.iter().map(|&c| new_id[c]).collect(),
+                end: 0,
+            })
+            .collect();
+        for i in (0..nodes.len()).rev() {
+            let end = match nodes[i].children.last() {
+                Some(&last) => nodes[last as usize].end,
+                None => i as u32 + 1,
+            };
+            nodes[i].end = end;
+        }
+        for (kind, leaf) in kinds.iter_mut().zip(&leaf_of) {
+            if let Some(leaf) = leaf {
+                *kind = PathSlot::Slot(new_id[*leaf]);
+            }
+        }
+        (PathSet { nodes }, kinds)
+    }
+
+    /// Number of slots an extraction records.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the set holds no path (only the root).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    fn field(&self, parent: u32, name: &str) -> u32 {
+        for &c in self.nodes[parent as usize].children.iter() {
+            if let TrieStep::Field(n) = &self.nodes[c as usize].step {
+                if &**n == name {
+                    return c;
+                }
+            }
+        }
+        NONE
+    }
+
+    fn index(&self, parent: u32, index: u32) -> u32 {
+        for &c in self.nodes[parent as usize].children.iter() {
+            if self.nodes[c as usize].step == TrieStep::Index(index) {
+                return c;
+            }
+        }
+        NONE
+    }
+}
+
+/// An open container during extraction.
+#[derive(Debug, Clone, Copy)]
+struct XFrame {
+    /// The trie node of this container, or `NONE` when nothing below it is
+    /// wanted (the subtree is validated and skipped).
+    trie: u32,
+    object: bool,
+    /// Elements seen so far (arrays and constructors).
+    count: u32,
+}
+
+/// The [`Build`]er that records only the trie's values.
+struct Extractor<'s> {
+    set: &'s PathSet,
+    slots: Vec<Option<Kind>>,
+    frames: Vec<XFrame>,
+}
+
+impl Build for Extractor<'_> {
+    const MESSAGES: bool = false;
+
+    fn push(&mut self, kind: Kind, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
+        let child = match self.frames.last_mut() {
+            None => 0,
+            Some(f) if f.trie == NONE => NONE,
+            Some(f) if f.object => match key {
+                Some(k) => self.set.field(f.trie, strs.get(k)),
+                None => NONE,
+            },
+            Some(f) => {
+                let i = f.count;
+                f.count += 1;
+                self.set.index(f.trie, i)
+            }
+        };
+        if child != NONE {
+            let node = &self.set.nodes[child as usize];
+            // A repeated name replaces the earlier value and all below it.
+            for s in &mut self.slots[child as usize + 1..node.end as usize] {
+                *s = None;
+            }
+            self.slots[child as usize] = Some(kind);
+        }
+        if matches!(kind, Kind::Object | Kind::Array | Kind::Constructor) {
+            let wanted = child != NONE && !self.set.nodes[child as usize].children.is_empty();
+            self.frames.push(XFrame {
+                trie: if wanted { child } else { NONE },
+                object: kind == Kind::Object,
+                count: 0,
+            });
+        }
+        Ok(0)
+    }
+
+    fn close(&mut self, _: u32, _: &Strs<'_>) -> Result<(), ()> {
+        self.frames.pop();
+        Ok(())
+    }
+}
+
+use super::doc::Span;
+
+/// The values of a [`PathSet`] in one body, with the buffers an extraction
+/// needs. Reuse one across messages: after the first few, extracting
+/// allocates nothing.
+#[derive(Debug, Default)]
+pub struct Extraction {
+    unescaped: String,
+    stack: Vec<Frame>,
+    frames: Vec<XFrame>,
+    slots: Vec<Option<Kind>>,
+    valid: bool,
+}
+
+impl Extraction {
+    /// Parses `text` as [`JsonDoc::parse`](super::JsonDoc::parse) would and
+    /// records the set's values. Returns whether the body is valid.
+    pub fn run(&mut self, set: &PathSet, text: &str) -> bool {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        slots.resize(set.len(), None);
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        let extractor = Extractor { set, slots, frames };
+        let unescaped = std::mem::take(&mut self.unescaped);
+        let stack = std::mem::take(&mut self.stack);
+        let mut parser = Parser::new(text, unescaped, stack, extractor);
+        self.valid = parser.parse().is_ok();
+        self.unescaped = parser.unescaped;
+        self.stack = parser.stack;
+        self.slots = parser.builder.slots;
+        self.frames = parser.builder.frames;
+        self.valid
+    }
+
+    /// Whether the last body extracted was valid JSON.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// The value in `slot` after [`Extraction::run`] on `text` (the same
+    /// text), as [`JsonDoc::select`](super::JsonDoc::select) gives it.
+    /// [`Selected::Error`] when the body was invalid.
+    pub fn get<'a>(&'a self, slot: u32, text: &'a str) -> Selected<'a> {
+        if !self.valid {
+            return Selected::Error;
+        }
+        match self.slots.get(slot as usize).copied().flatten() {
+            None => Selected::Missing,
+            Some(kind) => kind.selected(&Strs {
+                text,
+                unescaped: &self.unescaped,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BodyPath, JsonDoc};
+    use super::*;
+
+    /// The extractor must give exactly `JsonDoc::select`'s answer, for every path at once.
+    fn check(text: &str, paths: &[&str]) {
+        let parsed: Vec<BodyPath> = paths.iter().map(|p| BodyPath::parse(p)).collect();
+        let (set, slots) = PathSet::build(&parsed);
+        let mut ex = Extraction::default();
+        // Run twice on a dirty scratch to check reuse.
+        ex.run(&set, "{\"a\":{\"b\":[1,2,{\"c\":3}]},\"x\":\"\\u0041\"}");
+        let valid = ex.run(&set, text);
+        let doc = JsonDoc::parse(text);
+        assert_eq!(valid, doc.is_ok(), "validity of {text:?}");
+        let Ok(doc) = doc else { return };
+        for (path, slot) in parsed.iter().zip(&slots) {
+            let want = doc.select(path);
+            match slot {
+                PathSlot::Slot(id) => {
+                    // Compared as text so that NaN equals NaN.
+                    let got = format!("{:?}", ex.get(*id, text));
+                    assert_eq!(got, format!("{want:?}"), "{text:?} {path}")
+                }
+                PathSlot::Error => assert_eq!(want, Selected::Error, "{path}"),
+                PathSlot::Complex => {}
+            }
+        }
+    }
+
+    const PATHS: &[&str] = &[
+        "",
+        "a",
+        "a.b",
+        "a.b[0]",
+        "a.b[1]",
+        "a.b[2].c",
+        "a.b[5]",
+        "a.b.c",
+        "a[0]",
+        "x",
+        "y",
+        "y.z",
+        "d",
+        "n",
+        "n[1]",
+        "n[1][0]",
+        "k\u{e9}y",
+        "q\"",
+        "a.*",
+        "a..c",
+        "a.b[-1]",
+        "a[0]xyz",
+        "['a']['b'][0]",
+        "$.a.b[2].c",
+    ];
+
+    #[test]
+    fn agrees_with_select_on_examples() {
+        for text in [
+            r#"{"a":{"b":[1,2,{"c":3}]},"x":"s","y":{"z":null}}"#,
+            r#"{"a":{"b":[1,2,{"c":3}]},"a":5}"#,
+            r#"{"a":5,"a":{"b":[true,"q\u0041"]}}"#,
+            r#"{"a":{"b":[1]},"a":{"c":2}}"#,
+            r#"{"a":{"b":{"0":1}}}"#,
+            "{a: {b: [1,,{c: 0x10}]}, 'x': 'it''s'}",
+            "{a: {b: [1,,{c: 0x10}]}, 'x': 'it\\'s', }",
+            r#"{"d":"2017-03-09T00:00:00Z","x":"2017-03-09"}"#,
+            r#"{"d":"9999-12-31T24:00:00"}"#,
+            r#"{"n":new Date(1, [2, 3]),"x":1}"#,
+            "{\"k\\u00e9y\":1,\"q\\\"\":[]}",
+            "{\"k\u{e9}y\":\"M\u{fc}nchen\"} // c",
+            r#"{"a":{"b":[1,2,{"c":3}]}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[1,2}"#,
+            r#"[1]"#,
+            r#"{"y":{"z":NaN},"x":-Infinity,"n":undefined}"#,
+            r#"{"a":{"b":[01, 1e400, -0]}}"#,
+            r#"{"a":{"b":[1,2,{"c":3,"c":4}]},"x":"\ud83d\ude00"}"#,
+        ] {
+            check(text, PATHS);
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(63), "]".repeat(63));
+        check(&deep, PATHS);
+        let too_deep = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
+        check(&too_deep, PATHS);
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        }
+    }
+
+    fn value(r: &mut Rng, depth: u32, out: &mut String) {
+        let keys = ["a", "b", "c", "x", "y", "z", "n", "d"];
+        match r.below(if depth > 4 { 6 } else { 9 }) {
+            0 => out.push_str(["1", "-2.5", "0x1F", "1e3", "NaN", "007"][r.below(6) as usize]),
+            1 => out.push_str(["true", "false", "null", "undefined"][r.below(4) as usize]),
+            2 => out.push_str(
+                ["\"s\"", "'t'", "\"\\u0041\"", "\"2017-03-09T00:00:00Z\""][r.below(4) as usize],
+            ),
+            3 => {}
+            4 => out.push_str(["\"x\"", "1", "{}", "[]"][r.below(4) as usize]),
+            5 if r.below(20) == 0 => out.push_str(["}", "]", ",,", "tru"][r.below(4) as usize]),
+            5 => out.push('0'),
+            6 | 7 => {
+                out.push('{');
+                for i in 0..r.below(4) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    out.push_str(keys[r.below(keys.len() as u64) as usize]);
+                    out.push_str("\":");
+                    value(r, depth + 1, out);
+                }
+                out.push('}');
+            }
+            _ => {
+                out.push('[');
+                for i in 0..r.below(4) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    value(r, depth + 1, out);
+                }
+                out.push(']');
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_select_on_random_documents() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let paths: Vec<String> = {
+            let mut v: Vec<String> = PATHS.iter().map(|s| s.to_string()).collect();
+            for _ in 0..40 {
+                let mut p = String::new();
+                for i in 0..=r.below(4) {
+                    if r.below(3) == 0 && i > 0 {
+                        p.push_str(&format!("[{}]", r.below(3)));
+                    } else {
+                        if i > 0 {
+                            p.push('.');
+                        }
+                        p.push_str(["a", "b", "c", "x", "y", "z", "n", "d"][r.below(8) as usize]);
+                    }
+                }
+                v.push(p);
+            }
+            v
+        };
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        for _ in 0..3000 {
+            let mut text = String::from("{");
+            for i in 0..r.below(6) {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push('"');
+                text.push_str(["a", "b", "c", "x", "y", "z", "n", "d"][r.below(8) as usize]);
+                text.push_str("\":");
+                value(&mut r, 1, &mut text);
+            }
+            text.push('}');
+            check(&text, &paths);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Steady-state routing allocates nothing (DESIGN.md, "Performance design"), and the
+//! allocation-free router gives exactly the answers of the plain `RouteTable::route`.
+//!
+//! A counting global allocator wraps the system allocator; only allocations made on the
+//! measuring thread while measuring are counted, so the test harness's other threads do not
+//! disturb the count.
+
+use hubroute::message::{Message, Source};
+use hubroute::route::{RouteTable, Routing};
+use hubroute::Bool3;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note(size: usize) {
+    if MEASURING.with(Cell::get) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(size, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so this
+// allocator upholds exactly `System`'s guarantees; the bookkeeping only touches atomics and a
+// const-initialised thread-local `Cell<bool>`, which never allocate or re-enter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is (see above).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench")
+}
+
+fn messages() -> Vec<(Message, Source)> {
+    let text = std::fs::read_to_string(bench_dir().join("messages-1k.jsonl")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let m = Message::from_json_str(l).unwrap();
+            let s = m.source.unwrap_or(Source::DeviceMessages);
+            (m, s)
+        })
+        .collect()
+}
+
+fn table(name: &str) -> RouteTable {
+    let text = std::fs::read_to_string(bench_dir().join(name)).unwrap();
+    RouteTable::from_json(&text, "hub").table.unwrap()
+}
+
+/// Allocations (count, bytes) per message over one pass, after a warm-up pass.
+fn allocations(table: &RouteTable, messages: &[(Message, Source)]) -> (f64, f64) {
+    let mut router = table.router();
+    let mut out = Routing::default();
+    for (m, s) in messages {
+        router.route_into(m, *s, &mut out);
+    }
+    ALLOCS.store(0, Ordering::Relaxed);
+    BYTES.store(0, Ordering::Relaxed);
+    MEASURING.with(|c| c.set(true));
+    let mut matched = 0usize;
+    for (m, s) in messages {
+        router.route_into(m, *s, &mut out);
+        matched += out.endpoints.len();
+    }
+    MEASURING.with(|c| c.set(false));
+    assert!(matched > 0);
+    let n = messages.len() as f64;
+    (
+        ALLOCS.load(Ordering::Relaxed) as f64 / n,
+        BYTES.load(Ordering::Relaxed) as f64 / n,
+    )
+}
+
+#[test]
+fn routing_allocates_nothing_per_message() {
+    let messages = messages();
+    for name in ["routes-10.json", "routes-100.json"] {
+        let (count, bytes) = allocations(&table(name), &messages);
+        eprintln!("{name}: {count} allocations/message, {bytes} bytes/message");
+        assert_eq!(count, 0.0, "{name}: {bytes} bytes/message");
+    }
+}
+
+#[test]
+fn router_agrees_with_route_and_batch() {
+    let messages = messages();
+    for name in ["routes-10.json", "routes-100.json"] {
+        let table = table(name);
+        let mut router = table.router();
+        let batch = table.route_batch(&messages);
+        for (i, (m, s)) in messages.iter().enumerate() {
+            let plain = table.route(m, *s);
+            assert_eq!(router.route(m, *s), plain, "{name} message {i}");
+            assert_eq!(batch[i], plain, "{name} message {i} (batch)");
+        }
+    }
+}
+
+/// The per-route match counts `../shared/bench/README.md` lists for routes-10.
+#[test]
+fn routes_10_match_counts() {
+    let messages = messages();
+    let table = table("routes-10.json");
+    let expected = [28, 50, 42, 37, 35, 90, 472, 3, 272, 34];
+    for (route, want) in table.routes().iter().zip(expected) {
+        let cond = route.condition.as_ref().unwrap();
+        let got = messages
+            .iter()
+            .filter(|(m, _)| cond.eval(m) == Bool3::True)
+            .count();
+        assert_eq!(got, want, "{}", route.name);
+    }
+}
