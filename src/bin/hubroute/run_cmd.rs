@@ -7,11 +7,12 @@ use crate::routes_cmd::{load_table, render_config};
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::{Message, Protocol, Source};
-use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
+use hubroute::route::{DirTwinStore, EndpointId, RouteTable, Router, Routing, TwinResolver};
 use hubroute::sink::{
     DeadLetter, Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, RetryPolicy, Sink,
     StorageConfig, StorageEncoding, StorageSink,
 };
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -54,6 +55,68 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+}
+
+/// One input line after parsing, validation and routing.
+enum Item {
+    Invalid {
+        line_no: usize,
+        code: &'static str,
+        reason: String,
+        raw: serde_json::Value,
+    },
+    Routed {
+        line_no: usize,
+        message: Message,
+        source: Source,
+        routing: Routing,
+    },
+}
+
+/// Parses, validates and routes one line (runs on rayon's threads).
+fn process(
+    router: &mut Router<'_>,
+    line_no: usize,
+    line: &str,
+    protocol: Protocol,
+    default_source: Source,
+    twin: Option<&TwinResolver<'_>>,
+) -> Item {
+    let message = match Message::from_json_str(line) {
+        Ok(m) => m,
+        Err(e) => {
+            return Item::Invalid {
+                line_no,
+                code: e.code(),
+                reason: e.to_string(),
+                raw: serde_json::Value::String(line.to_string()),
+            }
+        }
+    };
+    let violations = message.validate(protocol);
+    if let Some(first) = violations.first() {
+        let reasons: Vec<String> = violations
+            .iter()
+            .map(|v| format!("[{}] {}", v.code, v.message))
+            .collect();
+        return Item::Invalid {
+            line_no,
+            code: first.code,
+            reason: reasons.join("; "),
+            raw: message.to_json_value(),
+        };
+    }
+    let source = message.source.unwrap_or(default_source);
+    let routing = match twin {
+        Some(t) => router.route_with_twin(&message, source, t),
+        None => router.route(&message, source),
+    };
+    Item::Routed {
+        line_no,
+        message,
+        source,
+        routing,
+    }
 }
 
 /// Counts for the final report.
@@ -186,100 +249,107 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let resolver = store.as_ref().map(|s| TwinResolver::new(s));
     let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
 
-    let reader: Box<dyn BufRead> = if args.input == "-" {
-        Box::new(std::io::stdin().lock())
+    // A file is read in chunks that are parsed, validated and routed in parallel (rayon),
+    // then dispatched in input order; standard input is handled line by line so that a live
+    // stream is routed as it arrives.
+    let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
+        (Box::new(std::io::stdin().lock()), 1)
     } else {
         let f = std::fs::File::open(&args.input)
             .map_err(|e| format!("cannot read {}: {e}", args.input))?;
-        Box::new(std::io::BufReader::new(f))
+        (Box::new(std::io::BufReader::new(f)), 4096)
     };
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut stats = Stats::default();
     let mut sequence = 0u64;
-
-    for (index, line) in reader.lines().enumerate() {
-        let line_no = index + 1;
-        let line = line.map_err(|e| format!("reading {}: {e}", args.input))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        stats.read += 1;
-        let message = match Message::from_json_str(&line) {
-            Ok(m) => m,
-            Err(e) => {
-                stats.invalid += 1;
-                eprintln!(
-                    "{}:{line_no}: invalid message [{}]: {e}",
-                    args.input,
-                    e.code()
-                );
-                invalid_log.write(
-                    line_no,
-                    e.code(),
-                    &e.to_string(),
-                    serde_json::Value::String(line.clone()),
-                );
-                continue;
+    let mut lines = reader.lines().enumerate();
+    loop {
+        let mut chunk = Vec::with_capacity(chunk_size);
+        for (index, line) in lines.by_ref() {
+            let line = line.map_err(|e| format!("reading {}: {e}", args.input))?;
+            if !line.trim().is_empty() {
+                chunk.push((index + 1, line));
             }
-        };
-        let violations = message.validate(protocol);
-        if !violations.is_empty() {
-            stats.invalid += 1;
-            let reasons: Vec<String> = violations
-                .iter()
-                .map(|v| format!("[{}] {}", v.code, v.message))
-                .collect();
-            eprintln!(
-                "{}:{line_no}: invalid message: {}",
-                args.input,
-                reasons.join("; ")
-            );
-            invalid_log.write(
-                line_no,
-                violations[0].code,
-                &reasons.join("; "),
-                message.to_json_value(),
-            );
-            continue;
+            if chunk.len() == chunk_size {
+                break;
+            }
         }
-        let source = message.source.unwrap_or(default_source);
-        let ctx = match twin {
-            Some(t) => hubroute::eval::EvalContext::new(&message).with_twin(t),
-            None => hubroute::eval::EvalContext::new(&message),
-        };
-        let routing = table.route_in(&ctx, source);
-        if routing.endpoints.is_empty() {
-            stats.unrouted += 1;
+        if chunk.is_empty() {
+            break;
         }
-        if routing.fallback {
-            stats.fallback += 1;
-        }
-        let now = SystemTime::now();
-        for &id in &routing.endpoints {
-            let name = table.endpoint(id).name.clone();
-            let copy = if table.enriches(id) {
-                table.enrich(&message, id, source, twin)
-            } else {
-                message.clone()
+        let items: Vec<Item> = chunk
+            .par_iter()
+            .map_init(
+                || table.router(),
+                |router, (line_no, line)| {
+                    process(
+                        router,
+                        *line_no,
+                        line,
+                        protocol,
+                        default_source,
+                        resolver.as_ref(),
+                    )
+                },
+            )
+            .collect();
+        for item in items {
+            stats.read += 1;
+            let (line_no, message, source, routing) = match item {
+                Item::Invalid {
+                    line_no,
+                    code,
+                    reason,
+                    raw,
+                } => {
+                    stats.invalid += 1;
+                    eprintln!(
+                        "{}:{line_no}: invalid message [{code}]: {reason}",
+                        args.input
+                    );
+                    invalid_log.write(line_no, code, &reason, raw);
+                    continue;
+                }
+                Item::Routed {
+                    line_no,
+                    message,
+                    source,
+                    routing,
+                } => (line_no, message, source, routing),
             };
-            *stats.routed.entry(name.clone()).or_default() += 1;
-            sequence += 1;
-            let envelope = Envelope {
-                endpoint: name,
-                message: copy,
-                enqueued_time: now,
-                hub_name: table.hub_name().to_string(),
-                partition: 0,
-                sequence,
-            };
-            if let Err(e) = dispatcher.dispatch(envelope) {
-                // Not even the dead letter accepted it: say so loudly, never silently drop.
-                eprintln!(
-                    "{}:{line_no}: could not deliver or dead-letter a message for {}: {}",
-                    args.input, e.envelope.endpoint, e.reason
-                );
+            if routing.endpoints.is_empty() {
+                stats.unrouted += 1;
+            }
+            if routing.fallback {
+                stats.fallback += 1;
+            }
+            let now = SystemTime::now();
+            for &id in &routing.endpoints {
+                let name = table.endpoint(id).name.clone();
+                let copy = if table.enriches(id) {
+                    table.enrich(&message, id, source, twin)
+                } else {
+                    message.clone()
+                };
+                *stats.routed.entry(name.clone()).or_default() += 1;
+                sequence += 1;
+                let envelope = Envelope {
+                    endpoint: name,
+                    message: copy,
+                    enqueued_time: now,
+                    hub_name: table.hub_name().to_string(),
+                    partition: 0,
+                    sequence,
+                };
+                if let Err(e) = dispatcher.dispatch(envelope) {
+                    // Not even the dead letter accepted it: say so loudly, never silently drop.
+                    eprintln!(
+                        "{}:{line_no}: could not deliver or dead-letter a message for {}: {}",
+                        args.input, e.envelope.endpoint, e.reason
+                    );
+                }
             }
         }
         if progress && last_progress.elapsed() > Duration::from_millis(200) {
