@@ -29,11 +29,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 64 KiB and 256 levels: far beyond any real route condition, far below the stack.
+    /// 64 KiB and 128 levels: far beyond any real route condition, and far below the stack
+    /// even of a debug build on a 2 MiB test thread (fuzzing measured 1.9 MiB for 255
+    /// levels in debug, under 320 KiB in release).
     fn default() -> Self {
         Limits {
             max_length: 64 * 1024,
-            max_depth: 256,
+            max_depth: 128,
         }
     }
 }
