@@ -225,7 +225,10 @@ pub(crate) fn check_date(s: &str) -> DateCheck {
         return DateCheck::NotDate;
     }
     // Length bounds are in UTF-16 units; a non-ASCII string never parses.
-    if !s.is_ascii() || !(19..=40).contains(&b.len()) || !b[0].is_ascii_digit() || b[10] != b'T' {
+    // The O(1) tests go first: every string value of every body comes here,
+    // and almost none is a date. (A non-ASCII string whose byte length is
+    // out of range is out of the ASCII-only result either way.)
+    if !(19..=40).contains(&b.len()) || !b[0].is_ascii_digit() || b[10] != b'T' || !s.is_ascii() {
         return DateCheck::NotDate;
     }
     match parse_iso(s) {

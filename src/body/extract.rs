@@ -20,6 +20,7 @@
 //! everything recorded below it before recording the new value.
 
 use super::doc::{Kind, Selected};
+use super::number::parse_number;
 use super::parse::{Build, Frame, Parser, Strs};
 use super::path::{BodyPath, Step};
 
@@ -186,7 +187,36 @@ impl Build for Extractor<'_> {
     const MESSAGES: bool = false;
 
     fn push(&mut self, kind: Kind, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
-        let child = match self.frames.last_mut() {
+        let child = self.child(key, strs);
+        self.record(child, kind);
+        Ok(0)
+    }
+
+    /// Converts the literal only when a path records it.
+    fn push_number(&mut self, text: &str, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
+        let child = self.child(key, strs);
+        if child != NONE {
+            let v = parse_number(text).unwrap_or(f64::NAN);
+            self.record(child, Kind::Number(v));
+        }
+        Ok(0)
+    }
+
+    fn wants_children(&self) -> bool {
+        self.frames.last().is_some_and(|f| f.trie != NONE)
+    }
+
+    fn close(&mut self, _: u32, _: &Strs<'_>) -> Result<(), ()> {
+        self.frames.pop();
+        Ok(())
+    }
+}
+
+impl Extractor<'_> {
+    /// The trie node of the value being pushed (`NONE`: not wanted).
+    #[inline]
+    fn child(&mut self, key: Option<Span>, strs: &Strs<'_>) -> u32 {
+        match self.frames.last_mut() {
             None => 0,
             Some(f) if f.trie == NONE => NONE,
             Some(f) if f.object => match key {
@@ -198,7 +228,13 @@ impl Build for Extractor<'_> {
                 f.count += 1;
                 self.set.index(f.trie, i)
             }
-        };
+        }
+    }
+
+    /// Records `kind` at `child` (when wanted) and opens a frame for a
+    /// container.
+    #[inline]
+    fn record(&mut self, child: u32, kind: Kind) {
         if child != NONE {
             let node = &self.set.nodes[child as usize];
             // A repeated name replaces the earlier value and all below it.
@@ -215,12 +251,6 @@ impl Build for Extractor<'_> {
                 count: 0,
             });
         }
-        Ok(0)
-    }
-
-    fn close(&mut self, _: u32, _: &Strs<'_>) -> Result<(), ()> {
-        self.frames.pop();
-        Ok(())
     }
 }
 
@@ -360,6 +390,19 @@ mod tests {
             r#"{"y":{"z":NaN},"x":-Infinity,"n":undefined}"#,
             r#"{"a":{"b":[01, 1e400, -0]}}"#,
             r#"{"a":{"b":[1,2,{"c":3,"c":4}]},"x":"\ud83d\ude00"}"#,
+            // Errors and leniencies inside subtrees no path reads (validated
+            // without being reported to the extractor).
+            r#"{"a":1,"skip":{"deep":[1,2,{"q":09}]}}"#,
+            r#"{"a":1,"skip":{"deep":[1,2,{"q":"9999-12-31T24:00:00"}]}}"#,
+            r#"{"a":1,"skip":{"deep":[1,2,{"q":"2017-03-09T00:00:00Z"}]}}"#,
+            r#"{"a":1,"skip":[0x1F, 012, .5, 5., -Infinity, /* c */ new D(1,,2)]}"#,
+            r#"{"a":1,"skip":[1e, 2]}"#,
+            r#"{"a":1,"skip":{q: 1, 'r': [1,],}, "x": 007}"#,
+            r#"{"a":1,"skip":{"q" 1}}"#,
+            r#"{"a":1,"skip":[1 2]}"#,
+            r#"{"a":1,"skip":[1]]}"#,
+            "{\"a\":1,\"skip\":{\"u\\u00e9\":\"\\u12\"}}",
+            "{\"a\":1,\"skip\":[1,\u{2003}2\u{a0}],\"x\":3\u{2003}}",
         ] {
             check(text, PATHS);
         }
@@ -367,6 +410,10 @@ mod tests {
         check(&deep, PATHS);
         let too_deep = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
         check(&too_deep, PATHS);
+        let too_deep_skipped = format!("{{\"s\":{}{}}}", "[".repeat(64), "]".repeat(64));
+        check(&too_deep_skipped, PATHS);
+        let deep_skipped = format!("{{\"s\":{}{},\"x\":1}}", "[".repeat(63), "]".repeat(63));
+        check(&deep_skipped, PATHS);
     }
 
     struct Rng(u64);

@@ -10,6 +10,50 @@ pub(crate) fn is_number_char(c: u8) -> bool {
     matches!(c, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b'x' | b'X' | b'.' | b'+' | b'-')
 }
 
+/// Whether `text` is an ordinary decimal literal (`-?digits[.digits][e±digits]`,
+/// not an octal-looking `0…`), for which [`parse_number`] is certain to
+/// succeed. The parser validates every number with this cheap test and
+/// converts only the few it records; anything else takes `parse_number`.
+pub(crate) fn is_plain_decimal(text: &str) -> bool {
+    let b = text.as_bytes();
+    // `0` followed by anything but `.`, `e` or `E` is hex or octal.
+    if b.first() == Some(&b'0') && b.len() > 1 && !matches!(b[1], b'.' | b'e' | b'E') {
+        return false;
+    }
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac_digits = i - s;
+    }
+    if int_digits + frac_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// `Convert.ToInt64(text, radix)` for radix 8 or 16: the digits are read as
 /// an unsigned 64-bit pattern (two's complement), overflow fails. `0x` is
 /// accepted as a prefix for radix 16.
@@ -103,6 +147,48 @@ mod tests {
         );
         for bad in ["-", ".", "1e", "1.2.3", "1-2", "1a", "e5", "-0x1", "0e", ""] {
             assert_eq!(parse_number(bad), None, "{bad}");
+        }
+    }
+
+    /// `is_plain_decimal` must never accept what `parse_number` rejects.
+    #[test]
+    fn plain_decimal_implies_valid() {
+        let alphabet = b"0123456789abcdefxX.+-eE";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1 + (x % 7) as usize;
+            let mut y = x;
+            let mut text = String::new();
+            for _ in 0..len {
+                // Digits, `-`, `.` and `e` most of the time.
+                let pick = (y % 40) as usize;
+                y /= 40;
+                let c = if pick < 23 {
+                    alphabet[pick]
+                } else {
+                    b"0123456789-.e0"[pick % 14]
+                };
+                text.push(c as char);
+            }
+            if is_plain_decimal(&text) {
+                accepted += 1;
+                assert!(parse_number(&text).is_some(), "{text}");
+            }
+        }
+        assert!(accepted > 1000, "{accepted}");
+        for ok in [
+            "0", "-0", "0.5", "-.5", "5.", "1e5", "1E+5", "-012", "12.5e-3",
+        ] {
+            assert!(is_plain_decimal(ok), "{ok}");
+        }
+        for no in [
+            "00", "01", "0x1", "-", ".", "1e", "1.2.3", "e5", "", "+1", "1-2",
+        ] {
+            assert!(!is_plain_decimal(no), "{no}");
         }
     }
 

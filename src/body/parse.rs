@@ -13,7 +13,7 @@ use std::fmt;
 
 use super::date::{check_date, DateCheck};
 use super::doc::{JsonDoc, Kind, Node, Span};
-use super::number::{is_number_char, parse_number};
+use super::number::{is_number_char, is_plain_decimal, parse_number};
 
 /// Json.NET's default `JsonReader.MaxDepth`.
 pub const MAX_DEPTH: usize = 64;
@@ -67,6 +67,12 @@ pub(crate) struct Frame {
     node: u32,
     container: Container,
     state: State,
+    /// The builder does not want this container's contents
+    /// ([`Build::wants_children`]): they are validated but not reported.
+    quiet: bool,
+    /// This container itself was reported (its parent is not quiet), so its
+    /// end is too.
+    pushed: bool,
 }
 
 /// The two string sources a [`Span`] can point into, for a [`Build`]er that
@@ -108,6 +114,22 @@ pub(crate) trait Build {
     /// `Err` when the document has too many values.
     fn push(&mut self, kind: Kind, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()>;
 
+    /// A number leaf whose literal `text` the parser has validated (see
+    /// [`is_plain_decimal`]) but not converted: converting is most of the
+    /// cost of a number, and a builder that drops the value need not pay it.
+    fn push_number(&mut self, text: &str, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
+        let v = parse_number(text).unwrap_or(f64::NAN);
+        self.push(Kind::Number(v), key, strs)
+    }
+
+    /// Whether the builder wants the values inside the container it was just
+    /// given. When it does not, the parser still validates them (and every
+    /// container below) but reports none of them: the extractor skips most
+    /// of a body this way.
+    fn wants_children(&self) -> bool {
+        true
+    }
+
     /// The container opened as `handle` is complete.
     fn close(&mut self, handle: u32, strs: &Strs<'_>) -> Result<(), ()>;
 }
@@ -124,7 +146,12 @@ pub(crate) struct Parser<'a, B> {
     pub(crate) builder: B,
 }
 
-type R<T> = Result<T, JsonError>;
+/// A parse error: boxed, so that the `Result` every step returns stays two
+/// words (a 40-byte error made each return go through memory), and absent
+/// for a builder without [`Build::MESSAGES`], which must not allocate.
+pub(crate) struct Failure(Option<Box<JsonError>>);
+
+type R<T> = Result<T, Failure>;
 
 /// `char.IsLetterOrDigit` for one UTF-16 unit: astral characters are
 /// surrogate pairs, which are neither. Non-ASCII BMP characters use Rust's
@@ -147,6 +174,21 @@ fn valid_identifier_char(c: char) -> bool {
 fn is_ws(c: char) -> bool {
     c.is_whitespace() || c == '\0'
 }
+
+/// [`is_ws`] for ASCII bytes, as a table: whitespace is skipped before and
+/// after every token, so this test runs more often than any other. (ASCII
+/// `char::is_whitespace` is exactly tab, LF, VT, FF, CR and space.)
+static ASCII_WS: [bool; 128] = {
+    let mut t = [false; 128];
+    t[0] = true;
+    let mut c = 0x09;
+    while c <= 0x0D {
+        t[c] = true;
+        c += 1;
+    }
+    t[b' ' as usize] = true;
+    t
+};
 
 impl<'a, B: Build> Parser<'a, B> {
     /// A parser over `text` that reuses `unescaped` and `stack` (cleared).
@@ -196,37 +238,48 @@ impl<'a, B: Build> Parser<'a, B> {
 
     /// An error at the current position; without messages (see
     /// [`Build::MESSAGES`]) nothing is formatted or allocated.
-    fn error(&self, message: fmt::Arguments<'_>) -> JsonError {
+    #[cold]
+    fn error(&self, message: fmt::Arguments<'_>) -> Failure {
         if !B::MESSAGES {
-            return JsonError {
-                message: String::new(),
-                line: 0,
-                column: 0,
-            };
+            return Failure(None);
         }
         let before = &self.src[..self.pos.min(self.src.len())];
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        JsonError {
+        Failure(Some(Box::new(JsonError {
             message: message.to_string(),
             line: 1 + before.bytes().filter(|&b| b == b'\n').count(),
             column: 1 + before[line_start..].chars().count(),
-        }
+        })))
     }
 
-    fn unexpected_end(&self) -> JsonError {
+    #[cold]
+    fn unexpected_end(&self) -> Failure {
         self.error(format_args!(
             "Unexpected end of content while loading JObject."
         ))
     }
 
+    #[inline(always)]
     fn skip_ws(&mut self) {
-        // ASCII fast path for the usual JSON whitespace.
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.pos) {
+        // Byte-level for ASCII (a table lookup, no char decoding); only a
+        // non-ASCII byte decodes a char to test Unicode whitespace, out of line.
+        while let Some(&c) = self.b.get(self.pos) {
+            if c >= 0x80 {
+                return self.skip_ws_unicode();
+            }
+            if !ASCII_WS[c as usize] {
+                return;
+            }
             self.pos += 1;
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn skip_ws_unicode(&mut self) {
         while let Some(c) = self.peek_char() {
             if !is_ws(c) {
-                break;
+                return;
             }
             self.pos += c.len_utf8();
         }
@@ -234,6 +287,7 @@ impl<'a, B: Build> Parser<'a, B> {
 
     /// Skips whitespace and comments; comments are read and dropped, as
     /// `JObject.Load` does with the default `CommentHandling.Ignore`.
+    #[inline]
     fn skip_ws_and_comments(&mut self) -> R<()> {
         loop {
             self.skip_ws();
@@ -297,8 +351,18 @@ impl<'a, B: Build> Parser<'a, B> {
         Err(self.error(format_args!("Error parsing {word} value.")))
     }
 
+    /// Whether values at the current position go unreported.
+    #[inline]
+    fn quiet(&self) -> bool {
+        self.stack.last().is_some_and(|f| f.quiet)
+    }
+
+    #[inline]
     fn push_node(&mut self, kind: Kind) -> R<u32> {
         let key = self.pending_key.take();
+        if self.quiet() {
+            return Ok(0);
+        }
         let strs = Strs {
             text: self.src,
             unescaped: &self.unescaped,
@@ -320,7 +384,9 @@ impl<'a, B: Build> Parser<'a, B> {
             Container::Array => Kind::Array,
             Container::Constructor => Kind::Constructor,
         };
+        let parent_quiet = self.quiet();
         let node = self.push_node(kind)?;
+        let quiet = parent_quiet || !self.builder.wants_children();
         let state = if container == Container::Object {
             State::Key
         } else {
@@ -330,6 +396,8 @@ impl<'a, B: Build> Parser<'a, B> {
             node,
             container,
             state,
+            quiet,
+            pushed: !parent_quiet,
         });
         Ok(())
     }
@@ -338,6 +406,9 @@ impl<'a, B: Build> Parser<'a, B> {
         let Some(frame) = self.stack.pop() else {
             return Ok(());
         };
+        if !frame.pushed {
+            return Ok(());
+        }
         let strs = Strs {
             text: self.src,
             unescaped: &self.unescaped,
@@ -358,7 +429,14 @@ impl<'a, B: Build> Parser<'a, B> {
         self.pos += 1;
         let start = self.pos;
         let rest = &self.b[start..];
-        let stop = rest.iter().position(|&c| c == quote || c == b'\\');
+        // Most names and values are short: a plain loop over the first 16
+        // bytes beats memchr2's setup; longer strings take memchr2, which
+        // compares 16 or 32 bytes at a time.
+        let head = &rest[..rest.len().min(16)];
+        let stop = match head.iter().position(|&c| c == quote || c == b'\\') {
+            Some(i) => Some(i),
+            None => memchr::memchr2(quote, b'\\', &rest[head.len()..]).map(|i| i + head.len()),
+        };
         match stop {
             Some(i) if rest[i] == quote => {
                 self.pos = start + i + 1;
@@ -380,7 +458,8 @@ impl<'a, B: Build> Parser<'a, B> {
         let out_start = self.unescaped.len();
         loop {
             let rest = &self.src[self.pos..];
-            let Some(i) = rest.find([quote as char, '\\']) else {
+            // Both needles are ASCII, so `i` is a char boundary.
+            let Some(i) = memchr::memchr2(quote, b'\\', rest.as_bytes()) else {
                 self.pos = self.src.len();
                 return Err(self.error(format_args!(
                     "Unterminated string. Expected delimiter: {}.",
@@ -502,6 +581,7 @@ impl<'a, B: Build> Parser<'a, B> {
         })
     }
 
+    #[inline]
     fn property_name(&mut self) -> R<()> {
         let Some(c) = self.peek_char() else {
             return Err(self.unexpected_end());
@@ -529,22 +609,64 @@ impl<'a, B: Build> Parser<'a, B> {
         Ok(())
     }
 
-    fn number(&mut self) -> R<Kind> {
+    /// A number literal. Its value is only computed when the builder
+    /// records it ([`Build::push_number`]); validation is always complete,
+    /// so an invalid literal anywhere still fails the parse.
+    fn number(&mut self) -> R<()> {
         let start = self.pos;
         while self.b.get(self.pos).is_some_and(|&c| is_number_char(c)) {
             self.pos += 1;
         }
-        if let Some(c) = self.peek_char() {
-            if !(is_ws(c) || matches!(c, ',' | '}' | ']' | ')' | '/')) {
+        match self.b.get(self.pos) {
+            None => {}
+            Some(&c)
+                if c < 0x80
+                    && !(ASCII_WS[c as usize] || matches!(c, b',' | b'}' | b']' | b')' | b'/')) =>
+            {
+                let c = c as char;
                 return Err(self.error(format_args!(
                     "Unexpected character encountered while parsing number: {c}."
                 )));
             }
+            Some(&c) if c < 0x80 => {}
+            Some(_) => {
+                if let Some(c) = self.peek_char() {
+                    if !is_ws(c) {
+                        return Err(self.error(format_args!(
+                            "Unexpected character encountered while parsing number: {c}."
+                        )));
+                    }
+                }
+            }
         }
         let text = &self.src[start..self.pos];
-        match parse_number(text) {
-            Some(v) => Ok(Kind::Number(v)),
-            None => Err(self.error(format_args!("Input string '{text}' is not a valid number."))),
+        let value = if is_plain_decimal(text) {
+            None
+        } else {
+            match parse_number(text) {
+                Some(v) => Some(v),
+                None => {
+                    return Err(
+                        self.error(format_args!("Input string '{text}' is not a valid number."))
+                    )
+                }
+            }
+        };
+        let key = self.pending_key.take();
+        if self.quiet() {
+            return Ok(());
+        }
+        let strs = Strs {
+            text: self.src,
+            unescaped: &self.unescaped,
+        };
+        let pushed = match value {
+            Some(v) => self.builder.push(Kind::Number(v), key, &strs),
+            None => self.builder.push_number(text, key, &strs),
+        };
+        match pushed {
+            Ok(_) => Ok(()),
+            Err(()) => Err(self.error(format_args!("Document has too many values."))),
         }
     }
 
@@ -580,6 +702,7 @@ impl<'a, B: Build> Parser<'a, B> {
     }
 
     /// `ParseValue` in a value position of the innermost container.
+    #[inline]
     fn value(&mut self, container: Container) -> R<()> {
         self.skip_ws_and_comments()?;
         let Some(c) = self.peek_char() else {
@@ -621,13 +744,23 @@ impl<'a, B: Build> Parser<'a, B> {
                 let span = self.string(c as u8)?;
                 let strs = self.strs();
                 let text = strs.get(span);
-                match check_date(text) {
-                    DateCheck::NotDate => Kind::Str(span),
-                    DateCheck::Date => Kind::Date,
-                    DateCheck::Throws => {
-                        return Err(self.error(format_args!(
-                            "Could not convert string to DateTime: {text}."
-                        )))
+                let maybe_date = match text.as_bytes().first() {
+                    Some(b'/') => true,
+                    Some(d) => d.is_ascii_digit() && (19..=40).contains(&text.len()),
+                    None => false,
+                };
+                if !maybe_date {
+                    // `check_date` would say `NotDate` (its first tests).
+                    Kind::Str(span)
+                } else {
+                    match check_date(text) {
+                        DateCheck::NotDate => Kind::Str(span),
+                        DateCheck::Date => Kind::Date,
+                        DateCheck::Throws => {
+                            return Err(self.error(format_args!(
+                                "Could not convert string to DateTime: {text}."
+                            )))
+                        }
                     }
                 }
             }
@@ -641,7 +774,7 @@ impl<'a, B: Build> Parser<'a, B> {
             '-' if self.src[self.pos..].starts_with("-I") => {
                 self.literal("-Infinity", Kind::Number(f64::NEG_INFINITY))?
             }
-            '-' | '.' | '0'..='9' => self.number()?,
+            '-' | '.' | '0'..='9' => return self.number(),
             _ => {
                 return Err(self.error(format_args!(
                     "Unexpected character encountered while parsing value: {c}."
@@ -718,11 +851,43 @@ impl<'a, B: Build> Parser<'a, B> {
                 )))
             }
         }
+        // The common cases of `key_or_end` and `post_value` are inlined here
+        // (a quoted name; a comma or the matching close bracket); anything
+        // else, including comments and every error, takes the full path.
         while let Some(&frame) = self.stack.last() {
             match frame.state {
-                State::Key => self.key_or_end()?,
+                State::Key => {
+                    self.skip_ws();
+                    if self.b.get(self.pos) == Some(&b'"') {
+                        self.property_name()?;
+                        if let Some(top) = self.stack.last_mut() {
+                            top.state = State::PropertyValue;
+                        }
+                    } else {
+                        self.key_or_end()?;
+                    }
+                }
                 State::PropertyValue | State::Element => self.value(frame.container)?,
-                State::PostValue => self.post_value(frame.container)?,
+                State::PostValue => {
+                    self.skip_ws();
+                    match (self.b.get(self.pos), frame.container) {
+                        (Some(b','), container) => {
+                            self.pos += 1;
+                            if let Some(top) = self.stack.last_mut() {
+                                top.state = if container == Container::Object {
+                                    State::Key
+                                } else {
+                                    State::Element
+                                };
+                            }
+                        }
+                        (Some(b'}'), Container::Object) | (Some(b']'), Container::Array) => {
+                            self.pos += 1;
+                            self.close()?;
+                        }
+                        _ => self.post_value(frame.container)?,
+                    }
+                }
             }
         }
         self.skip_ws_and_comments()?;
@@ -807,7 +972,17 @@ impl JsonDoc {
     pub fn parse(text: &str) -> Result<JsonDoc, JsonError> {
         let builder = DocBuilder { nodes: Vec::new() };
         let mut p = Parser::new(text, String::new(), Vec::new(), builder);
-        p.parse()?;
+        if let Err(Failure(e)) = p.parse() {
+            // `DocBuilder` has messages, so the error is always there.
+            return Err(e.map_or_else(
+                || JsonError {
+                    message: String::new(),
+                    line: 0,
+                    column: 0,
+                },
+                |e| *e,
+            ));
+        }
         Ok(JsonDoc {
             text: text.into(),
             unescaped: p.unescaped,

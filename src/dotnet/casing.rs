@@ -165,9 +165,35 @@ pub fn eq_ignore_case(a: &str, b: &str) -> bool {
     }
 }
 
+/// The key under which `eq_ignore_case` groups names: two names are equal under
+/// `OrdinalIgnoreCase` exactly when their folds are equal. Used to index large property bags.
+pub fn fold_ignore_case(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Cow::Owned(s.to_ascii_uppercase());
+        }
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(ordinal_upper).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_agrees_with_eq_ignore_case() {
+        let names = ["a", "A", "Straße", "STRAßE", "ı", "I", "i", "ÄÖü", "äöÜ", "𐐨", "𐐀", "K", "k"];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    eq_ignore_case(a, b),
+                    fold_ignore_case(a) == fold_ignore_case(b),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn upper_ascii_borrows() {

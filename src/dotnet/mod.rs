@@ -28,7 +28,7 @@ pub mod number_format;
 pub mod number_parse;
 pub mod utf16;
 
-pub use casing::{eq_ignore_case, to_lower_invariant, to_upper_invariant};
+pub use casing::{eq_ignore_case, fold_ignore_case, to_lower_invariant, to_upper_invariant};
 pub use hex::parse_hex_i64;
 pub use number_format::format_double;
 pub use number_parse::{parse_double_any, parse_integer_literal, parse_real_literal};

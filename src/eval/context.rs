@@ -275,8 +275,26 @@ impl<'m> EvalContext<'m> {
 /// routing a message once the body is cheap. Two names of equal length that are equal up to
 /// ASCII case are equal under `OrdinalIgnoreCase`; two ASCII names that are not, are not;
 /// anything else takes the full comparison `Properties::get` uses, so the answer is the same.
+///
+/// When the name and every name in the bag are ASCII (the usual case, and known without
+/// scanning, [`Properties::names_ascii`]), only same-length names are compared, first by
+/// their first byte folded to lower case (equal for any two ASCII-case-equal bytes).
+#[inline]
 fn lookup<'p>(props: &'p Properties, name: &str) -> Option<Option<&'p str>> {
     let name_ascii = name.is_ascii();
+    if name_ascii && props.names_ascii() {
+        let nb = name.as_bytes();
+        let first = nb.first().map_or(0, |c| c | 0x20);
+        return props
+            .iter()
+            .find(|(n, _)| {
+                let b = n.as_bytes();
+                b.len() == nb.len()
+                    && b.first().map_or(0, |c| c | 0x20) == first
+                    && b.eq_ignore_ascii_case(nb)
+            })
+            .map(|(_, v)| v);
+    }
     props
         .iter()
         .find(|(n, _)| {

@@ -10,9 +10,22 @@ pub use crate::dotnet::eq_ignore_case;
 /// A property bag: names compare case-insensitively (.NET
 /// `OrdinalIgnoreCase`), insertion order is kept, and a value may be `null`
 /// (present but null, which the engine distinguishes from absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Properties {
     entries: Vec<(String, Option<String>)>,
+    /// Whether every name is ASCII (kept in step with `entries`), so that a
+    /// lookup of an ASCII name can compare with plain ASCII case folding
+    /// without re-checking each name ([`Properties::names_ascii`]).
+    ascii: bool,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            entries: Vec::new(),
+            ascii: true,
+        }
+    }
 }
 
 impl Properties {
@@ -21,7 +34,22 @@ impl Properties {
         Self::default()
     }
 
+    /// Where `name` is. When it and every name in the bag are ASCII, equality
+    /// under `OrdinalIgnoreCase` is equal length and equality up to ASCII case,
+    /// tested first on the first byte folded to lower case (equal for any two
+    /// ASCII-case-equal bytes); otherwise the full comparison.
+    #[inline]
     fn position(&self, name: &str) -> Option<usize> {
+        if self.ascii && name.is_ascii() {
+            let nb = name.as_bytes();
+            let first = nb.first().map_or(0, |c| c | 0x20);
+            return self.entries.iter().position(|(n, _)| {
+                let b = n.as_bytes();
+                b.len() == nb.len()
+                    && b.first().map_or(0, |c| c | 0x20) == first
+                    && b.eq_ignore_ascii_case(nb)
+            });
+        }
         self.entries
             .iter()
             .position(|(n, _)| eq_ignore_case(n, name))
@@ -33,8 +61,18 @@ impl Properties {
         let name = name.into();
         match self.position(&name) {
             Some(i) => self.entries[i].1 = value,
-            None => self.entries.push((name, value)),
+            None => {
+                self.ascii &= name.is_ascii();
+                self.entries.push((name, value))
+            }
         }
+    }
+
+    /// Whether every name in the bag is ASCII. Two ASCII names are equal
+    /// under `OrdinalIgnoreCase` exactly when they have the same length and
+    /// are equal up to ASCII case, which is much cheaper to test.
+    pub fn names_ascii(&self) -> bool {
+        self.ascii
     }
 
     /// `None` when absent, `Some(None)` when present with a null value.
@@ -44,7 +82,9 @@ impl Properties {
 
     /// Removes `name` (in any case) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Option<String>> {
-        self.position(name).map(|i| self.entries.remove(i).1)
+        let removed = self.position(name).map(|i| self.entries.remove(i).1);
+        self.ascii = self.entries.iter().all(|(n, _)| n.is_ascii());
+        removed
     }
 
     /// Name/value pairs in insertion order.
