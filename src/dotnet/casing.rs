@@ -183,7 +183,9 @@ mod tests {
 
     #[test]
     fn fold_agrees_with_eq_ignore_case() {
-        let names = ["a", "A", "Straße", "STRAßE", "ı", "I", "i", "ÄÖü", "äöÜ", "𐐨", "𐐀", "K", "k"];
+        let names = [
+            "a", "A", "Straße", "STRAßE", "ı", "I", "i", "ÄÖü", "äöÜ", "𐐨", "𐐀", "K", "k",
+        ];
         for a in names {
             for b in names {
                 assert_eq!(
