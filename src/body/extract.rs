@@ -416,6 +416,224 @@ mod tests {
         check(&deep_skipped, PATHS);
     }
 
+    /// Value tokens for the skip loop in quiet containers
+    /// (`Parser::skip_quiet`): strict JSON it reads itself, and every
+    /// leniency and error it must leave to the general parser.
+    const SKIP_VALUES: &[&str] = &[
+        "1",
+        "-0",
+        "0",
+        "-12.5e+3",
+        "1E-2",
+        "123456789012345678901234567890",
+        "1e400",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"s\"",
+        "\"\\u0041\\n\\\"\\/\\'\"",
+        "\"\\ud83d\\ude00\\ud83d\"",
+        "\"M\u{fc}nchen \u{1F600}\"",
+        "{}",
+        "[]",
+        "{ }",
+        "[ ]",
+        "\"2017-03-09T00:00:00Z\"",
+        "\"9999-12-31T24:00:00\"",
+        "\"9999-12-31T23:00:00\"",
+        "\"\\u0039999-12-31T24:00:00\"",
+        "\"999\\u0039-12-31T24:00:00\"",
+        "\"/Date(1234)/\"",
+        "\"/Date(99999999999999999)/\"",
+        "\"\\/Date(99999999999999999)/\"",
+        "\"/x\"",
+        "\"12\\u0033\"",
+        // Leniencies.
+        "'s'",
+        "'it\\'s'",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "undefined",
+        "0x1F",
+        "012",
+        "-012",
+        ".5",
+        "5.",
+        "1e5x",
+        "new D(1, [2])",
+        "new D()",
+        "/* c */ 1",
+        "1 /* c */",
+        "1 // c\n",
+        "[1,,2]",
+        "[1,]",
+        "{\"k\":1,}",
+        "{k: 1}",
+        "{'k': 1}",
+        "{\"k\" : 1 , \"k\":2}",
+        "\u{a0}1\u{2003}",
+        "\u{0}1\u{0}",
+        "\t\r\n 1 \u{b}\u{c}",
+        // Errors.
+        "tru",
+        "nul",
+        "truex",
+        "1e",
+        "1.",
+        "-",
+        "--1",
+        "1-",
+        "0x",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12G4\"",
+        "\"abc",
+        "'abc",
+        "\"\\",
+        "{\"k\" 1}",
+        "{\"k\":}",
+        "{1:2}",
+        "[1 2]",
+        "[1]]",
+        "{\"k\":1]",
+        "[1}",
+        "}",
+        "]",
+        ")",
+        ",",
+        "{,}",
+        "[,]",
+        "new",
+        "{\"k\":1",
+        "\"9999-12-31T24:00:00\u{1}",
+        "1\u{1}",
+        "true\u{1}",
+        "\u{1}",
+    ];
+
+    #[test]
+    fn agrees_with_select_in_skipped_subtrees() {
+        // Where a token can sit in a subtree no path reads.
+        let frames = [
+            "{\"a\":1,\"s\":@}",
+            "{\"a\":1,\"s\":@,\"x\":2}",
+            "{\"s\":[@],\"x\":2}",
+            "{\"s\":[1,@],\"x\":2}",
+            "{\"s\":[@,1],\"x\":2}",
+            "{\"s\":{\"k\":@},\"x\":2}",
+            "{\"s\":{\"k\":[{\"m\":@}],\"j\":{}},\"x\":2}",
+            "{\"s\":{\"k\":[{\"m\":[@]}]},\"y\":{\"z\":@}}",
+            "{\"a\":{\"b\":[0,1,2,[@],{\"c\":1,\"d\":@}]},\"x\":{\"q\":@}}",
+            "{\"s\":{@:1},\"x\":2}",
+            "{\"s\":new D(@),\"x\":2}",
+            "{\"s\":[@ ] }",
+            "{\"s\":[@]",
+            "{\"s\":[@",
+        ];
+        for frame in frames {
+            for v in SKIP_VALUES {
+                check(&frame.replace('@', v), PATHS);
+            }
+        }
+        // Depth exactly 64 and 65 inside skipped subtrees, with every kind
+        // of container and strict or lenient content at the bottom.
+        for inner in ["", "1", "'x'", "{}", "[]", "/**/", "NaN", "\"k\":1"] {
+            for depth in [62usize, 63, 64] {
+                for (open, close) in [("[", "]"), ("{\"k\":", "}"), ("[{\"k\":", "}]")] {
+                    let n = depth / open.matches(['[', '{']).count();
+                    let body = format!("{}{}{}", open.repeat(n), inner, close.repeat(n));
+                    check(&format!("{{\"s\":{body},\"x\":1}}"), PATHS);
+                    check(
+                        &format!("{{\"a\":{{\"b\":[0,1,2,{body}]}},\"x\":1}}"),
+                        PATHS,
+                    );
+                    check(&format!("{{\"s\":new D({body}),\"x\":1}}"), PATHS);
+                }
+            }
+        }
+    }
+
+    /// Random documents mostly in skipped subtrees, built from strict and
+    /// lenient fragments, whitespace of every kind, and truncated or
+    /// corrupted at a random point.
+    #[test]
+    fn agrees_with_select_on_random_skipped_documents() {
+        let mut r = Rng(0x2545_F491_4F6C_DD1D);
+        let ws = ["", " ", "\n", "\t", "\u{0}", "\u{a0}", "/*c*/", "//c\n"];
+        let keys = [
+            "\"a\"",
+            "\"x\"",
+            "\"s\"",
+            "\"k\"",
+            "'x'",
+            "k",
+            "\"\\u0061\"",
+        ];
+        fn gen(r: &mut Rng, depth: u32, out: &mut String, ws: &[&str], keys: &[&str]) {
+            let w = |r: &mut Rng| {
+                if r.below(4) == 0 {
+                    ws[r.below(ws.len() as u64) as usize]
+                } else {
+                    ""
+                }
+            };
+            match r.below(if depth > 6 { 2 } else { 5 }) {
+                0 | 1 => out.push_str(SKIP_VALUES[r.below(40) as usize]),
+                2 | 3 => {
+                    out.push('{');
+                    for i in 0..r.below(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(w(r));
+                        out.push_str(keys[r.below(keys.len() as u64) as usize]);
+                        out.push_str(w(r));
+                        out.push(':');
+                        out.push_str(w(r));
+                        gen(r, depth + 1, out, ws, keys);
+                        out.push_str(w(r));
+                    }
+                    out.push('}');
+                }
+                _ => {
+                    out.push('[');
+                    for i in 0..r.below(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(w(r));
+                        gen(r, depth + 1, out, ws, keys);
+                        out.push_str(w(r));
+                    }
+                    out.push(']');
+                }
+            }
+        }
+        for _ in 0..3000 {
+            let mut text = String::from("{\"a\":{\"b\":[0,1,2,");
+            gen(&mut r, 0, &mut text, &ws, &keys);
+            text.push_str("]},\"s\":");
+            gen(&mut r, 0, &mut text, &ws, &keys);
+            text.push_str(",\"x\":1}");
+            check(&text, PATHS);
+            // Truncated, or with one byte replaced.
+            let cut = r.below(text.len() as u64) as usize;
+            if text.is_char_boundary(cut) {
+                check(&text[..cut], PATHS);
+                if let Some(c) = text[cut..].chars().next() {
+                    let bad = ["", "\"", "\\", "}", "]", ",", "'", "/", "\u{0}", "x"];
+                    let bad = bad[r.below(bad.len() as u64) as usize];
+                    check(
+                        &format!("{}{}{}", &text[..cut], bad, &text[cut + c.len_utf8()..]),
+                        PATHS,
+                    );
+                }
+            }
+        }
+    }
+
     struct Rng(u64);
     impl Rng {
         fn below(&mut self, n: u64) -> u64 {

@@ -190,6 +190,99 @@ static ASCII_WS: [bool; 128] = {
     t
 };
 
+/// Whether `c` ends a literal or number in [`Parser::skip_quiet`]: ASCII
+/// whitespace (NUL included, as [`ASCII_WS`]), `,`, `}` or `]`. Each of these
+/// is also a separator for the general parser (`at_separator`, `number`);
+/// the other separators (`/`, `)`, Unicode whitespace, the end of input) send
+/// the token back to the general parser instead.
+#[inline(always)]
+fn strict_terminator(c: Option<&u8>) -> bool {
+    match c {
+        Some(&c) if c < 0x80 => ASCII_WS[c as usize] || matches!(c, b',' | b'}' | b']'),
+        _ => false,
+    }
+}
+
+/// The end (one past the closing quote) of the double-quoted string whose
+/// opening quote is at `b[start]`, and whether it has escapes; `None` when
+/// the general parser must read it: unterminated, or an escape that is not
+/// one `string` accepts (`\b \t \n \f \r \\ \" \' \/`, `\u` and four hex
+/// digits). Surrogate pairing changes only the unescaped text, never
+/// validity: the general parser reads a pair as two such escapes.
+#[inline]
+fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        let rest = &b[i..];
+        // As in `Parser::string`: short strings beat memchr2's setup.
+        let head = &rest[..rest.len().min(16)];
+        let stop = match head.iter().position(|&c| c == b'"' || c == b'\\') {
+            Some(j) => j,
+            None => memchr::memchr2(b'"', b'\\', &rest[head.len()..])? + head.len(),
+        };
+        i += stop;
+        if b[i] == b'"' {
+            return Some((i + 1, escaped));
+        }
+        escaped = true;
+        match b.get(i + 1)? {
+            b'b' | b't' | b'n' | b'f' | b'r' | b'\\' | b'"' | b'\'' | b'/' => i += 2,
+            b'u' => {
+                let digits = b.get(i + 2..i + 6)?;
+                if !digits.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                i += 6;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the strict RFC 8259 number at `b[start]`
+/// (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`), or `None`. Every such
+/// literal passes [`is_plain_decimal`], so the general parser accepts it
+/// whenever a [`strict_terminator`] follows; anything else (hex, octal,
+/// `.5`, `5.`, `1e`, ...) is left to the general parser.
+#[inline]
+fn strict_number(b: &[u8], start: usize) -> Option<usize> {
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = start + usize::from(b[start] == b'-');
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            i += 1;
+            while digit(i) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digit(i) {
+            return None;
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digit(i) {
+            return None;
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
 impl<'a, B: Build> Parser<'a, B> {
     /// A parser over `text` that reuses `unescaped` and `stack` (cleared).
     pub(crate) fn new(
@@ -701,6 +794,163 @@ impl<'a, B: Build> Parser<'a, B> {
         self.open(Container::Constructor)
     }
 
+    /// Reads the strict-JSON tokens of quiet containers (whose values the
+    /// builder does not want) in one tight loop, with none of the general
+    /// path's per-value work (`value` dispatch, spans, builder calls, error
+    /// plumbing). It runs the general parser's state machine on the same
+    /// frames, so it can stop before any token and leave the rest to the
+    /// general path: it returns, with `self.pos` at the start of that token
+    /// (or on whitespace before it), at the first byte that needs more than
+    /// strict JSON (a comment, single quote, unquoted name, `NaN`, hex or
+    /// octal, `new`, `)`, an empty slot, non-ASCII whitespace, the end of
+    /// input), at any error (which the general path then reports, or not),
+    /// at a string value that might be a date that throws, at the 65th
+    /// level, and at the close of a container the builder was told about.
+    /// Validity, every leniency and `MaxDepth` are therefore exactly the
+    /// general parser's; `run` calls this again after each general step.
+    fn skip_quiet(&mut self) {
+        let b = self.b;
+        let mut pos = self.pos;
+        loop {
+            let depth = self.stack.len();
+            let Some(top) = self.stack.last_mut() else {
+                break;
+            };
+            if !top.quiet {
+                break;
+            }
+            while let Some(&c) = b.get(pos) {
+                if c >= 0x80 || !ASCII_WS[c as usize] {
+                    break;
+                }
+                pos += 1;
+            }
+            let Some(&c) = b.get(pos) else { break };
+            match top.state {
+                State::Key => match c {
+                    b'"' => {
+                        let Some((mut end, _)) = strict_string(b, pos) else {
+                            break;
+                        };
+                        while b
+                            .get(end)
+                            .is_some_and(|&c| c < 0x80 && ASCII_WS[c as usize])
+                        {
+                            end += 1;
+                        }
+                        if b.get(end) != Some(&b':') {
+                            break;
+                        }
+                        pos = end + 1;
+                        top.state = State::PropertyValue;
+                    }
+                    // After `{` or a trailing comma, as `key_or_end`.
+                    b'}' if !top.pushed => {
+                        pos += 1;
+                        self.stack.pop();
+                    }
+                    _ => break,
+                },
+                State::PostValue => match c {
+                    b',' => {
+                        pos += 1;
+                        top.state = if top.container == Container::Object {
+                            State::Key
+                        } else {
+                            State::Element
+                        };
+                    }
+                    b'}' if top.container == Container::Object && !top.pushed => {
+                        pos += 1;
+                        self.stack.pop();
+                    }
+                    b']' if top.container == Container::Array && !top.pushed => {
+                        pos += 1;
+                        self.stack.pop();
+                    }
+                    _ => break,
+                },
+                State::PropertyValue | State::Element => match c {
+                    b'{' | b'[' => {
+                        if depth >= MAX_DEPTH {
+                            break;
+                        }
+                        top.state = State::PostValue;
+                        let (container, state) = if c == b'{' {
+                            (Container::Object, State::Key)
+                        } else {
+                            (Container::Array, State::Element)
+                        };
+                        self.stack.push(Frame {
+                            node: 0,
+                            container,
+                            state,
+                            quiet: true,
+                            pushed: false,
+                        });
+                        pos += 1;
+                    }
+                    b'"' => {
+                        let Some((end, escaped)) = strict_string(b, pos) else {
+                            break;
+                        };
+                        // `value` rejects a string that Json.NET reads as a
+                        // date but cannot convert. That needs a Microsoft
+                        // date (`/Date(...)/`) or an ISO date in year 9999
+                        // (see `check_date`); with escapes, the unescaped
+                        // text decides, so any string that could start
+                        // with `/` or a digit goes to the general path.
+                        let text = &b[pos + 1..end - 1];
+                        let suspect = match text.first() {
+                            Some(b'/') => {
+                                escaped
+                                    || check_date(&self.src[pos + 1..end - 1]) == DateCheck::Throws
+                            }
+                            Some(b'\\') => true,
+                            Some(b'0'..=b'9') => escaped || text.starts_with(b"9999"),
+                            _ => false,
+                        };
+                        if suspect {
+                            break;
+                        }
+                        top.state = State::PostValue;
+                        pos = end;
+                    }
+                    b't' | b'f' | b'n' => {
+                        let word: &[u8] = match c {
+                            b't' => b"true",
+                            b'f' => b"false",
+                            _ => b"null",
+                        };
+                        let end = pos + word.len();
+                        if !(b[pos..].starts_with(word) && strict_terminator(b.get(end))) {
+                            break;
+                        }
+                        top.state = State::PostValue;
+                        pos = end;
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let Some(end) = strict_number(b, pos) else {
+                            break;
+                        };
+                        if !strict_terminator(b.get(end)) {
+                            break;
+                        }
+                        top.state = State::PostValue;
+                        pos = end;
+                    }
+                    // `]` right after `[` or a trailing comma, as `value`.
+                    b']' if top.container == Container::Array && !top.pushed => {
+                        pos += 1;
+                        self.stack.pop();
+                    }
+                    _ => break,
+                },
+            }
+        }
+        self.pos = pos;
+    }
+
     /// `ParseValue` in a value position of the innermost container.
     #[inline]
     fn value(&mut self, container: Container) -> R<()> {
@@ -855,6 +1105,16 @@ impl<'a, B: Build> Parser<'a, B> {
         // (a quoted name; a comma or the matching close bracket); anything
         // else, including comments and every error, takes the full path.
         while let Some(&frame) = self.stack.last() {
+            let frame = if frame.quiet {
+                // Most of a body the extractor skips goes by here.
+                self.skip_quiet();
+                match self.stack.last() {
+                    Some(&frame) => frame,
+                    None => break,
+                }
+            } else {
+                frame
+            };
             match frame.state {
                 State::Key => {
                     self.skip_ws();

@@ -98,28 +98,78 @@ pub(super) fn decode_body<'m>(
                 }
             }
         }
-        Enc::Utf16 => {
-            let chunks = bytes.chunks_exact(2);
-            let odd = !chunks.remainder().is_empty();
-            let units = chunks.map(|c| u16::from_le_bytes([c[0], c[1]]));
-            buf.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
-            if odd {
-                buf.push(char::REPLACEMENT_CHARACTER);
-            }
-        }
-        Enc::Utf32 => {
-            let chunks = bytes.chunks_exact(4);
-            let partial = !chunks.remainder().is_empty();
-            buf.extend(chunks.map(|c| {
-                char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .unwrap_or(char::REPLACEMENT_CHARACTER)
-            }));
-            if partial {
-                buf.push(char::REPLACEMENT_CHARACTER);
-            }
-        }
+        Enc::Utf16 => decode_wide(bytes, 2, buf),
+        Enc::Utf32 => decode_wide(bytes, 4, buf),
     }
     Ok(None)
+}
+
+/// Little-endian UTF-16 (`width` 2) or UTF-32 (`width` 4) into `buf`, as
+/// `Message::body_text` decodes them (`char::decode_utf16` and
+/// `char::from_u32`, U+FFFD for each unpaired surrogate, invalid code point
+/// and trailing partial unit). Bodies are mostly ASCII, so the text is built
+/// as bytes, one byte per ASCII unit, rather than by pushing chars one at a
+/// time through the generic decoders (which cost several times more); the
+/// few other units are encoded individually.
+fn decode_wide(bytes: &[u8], width: usize, buf: &mut String) {
+    let mut out = std::mem::take(buf).into_bytes();
+    out.clear();
+    out.reserve(bytes.len() / width);
+    let unit = |i: usize| -> u32 {
+        if width == 2 {
+            u32::from(u16::from_le_bytes([bytes[i], bytes[i + 1]]))
+        } else {
+            u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]])
+        }
+    };
+    let whole = bytes.len() - bytes.len() % width;
+    let push = |out: &mut Vec<u8>, c: char| {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    };
+    let mut i = 0;
+    while i < whole {
+        // Four ASCII UTF-16 units at a time: every high byte zero, every
+        // low byte below 0x80.
+        if width == 2 && i + 8 <= whole {
+            let w = &bytes[i..i + 8];
+            let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            if x & 0xFF80_FF80_FF80_FF80 == 0 {
+                out.extend_from_slice(&[w[0], w[2], w[4], w[6]]);
+                i += 8;
+                continue;
+            }
+        }
+        let u = unit(i);
+        i += width;
+        if u < 0x80 {
+            out.push(u as u8);
+            continue;
+        }
+        let c = if width == 4 {
+            char::from_u32(u)
+        } else if (0xD800..0xDC00).contains(&u) {
+            // A high surrogate pairs only with an immediately following low
+            // one; otherwise it alone is replaced and the next unit is read
+            // afresh (as `decode_utf16` does).
+            match (i < whole).then(|| unit(i)) {
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                    i += width;
+                    char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
+                }
+                _ => None,
+            }
+        } else {
+            // Lone low surrogates are not chars.
+            char::from_u32(u)
+        };
+        push(&mut out, c.unwrap_or(char::REPLACEMENT_CHARACTER));
+    }
+    if whole != bytes.len() {
+        push(&mut out, char::REPLACEMENT_CHARACTER);
+    }
+    // Always valid: only ASCII bytes and whole encoded chars were written.
+    *buf = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 #[cfg(test)]
@@ -128,7 +178,27 @@ mod tests {
 
     #[test]
     fn decode_agrees_with_message_body_text() {
-        let bodies: [&[u8]; 6] = [
+        let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let utf32 =
+            |s: &str| -> Vec<u8> { s.chars().flat_map(|c| (c as u32).to_le_bytes()).collect() };
+        let mixed = "{\"c\":\"M\u{fc}nchen \u{1F600}\u{7f}\u{80}\u{FFFF}\"}";
+        let owned: Vec<Vec<u8>> = vec![
+            utf16(mixed),
+            utf32(mixed),
+            utf16("{\"a\":1}"),
+            // Lone and reversed surrogates, a high one at the end, a
+            // partial trailing unit.
+            vec![
+                0x3D, 0xD8, b'a', 0, 0x00, 0xDC, 0x3D, 0xD8, 0x00, 0xDC, 0x00, 0xDC,
+            ],
+            vec![b'a', 0, 0x00, 0xDC, 0x3D, 0xD8, 0x00, 0xDC, 0x3D, 0xD8],
+            vec![b'a', 0, 0x3D, 0xD8, 0x3D, 0xD8, 0x00, 0xDC, 0xFF],
+            // UTF-32: surrogates, beyond U+10FFFF, a partial unit.
+            vec![
+                b'a', 0, 0, 0, 0x00, 0xD8, 0, 0, 0, 0, 0x11, 0, 0x00, 0xF6, 0x01, 0, 0xFF, 0xFF,
+            ],
+        ];
+        let mut bodies: Vec<&[u8]> = vec![
             b"{\"a\":1}",
             b"\xEF\xBB\xBF{}\xFF",
             &[b'{', 0, b'}', 0, 0x3D, 0xD8, b'x'],
@@ -136,6 +206,7 @@ mod tests {
             b"",
             "{\"c\":\"M\u{fc}nchen\"}".as_bytes(),
         ];
+        bodies.extend(owned.iter().map(Vec::as_slice));
         let types = [
             None,
             Some(None),
