@@ -33,16 +33,6 @@ use crate::Condition;
 const MAX_ROUTES: usize = 100;
 const MAX_ENDPOINTS: usize = 10;
 const MAX_ENRICHMENTS: usize = 10;
-/// The file-name tokens a storage endpoint must use, each once.
-pub const FILE_NAME_TOKENS: [&str; 7] = [
-    "{iothub}",
-    "{partition}",
-    "{YYYY}",
-    "{MM}",
-    "{DD}",
-    "{HH}",
-    "{mm}",
-];
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())

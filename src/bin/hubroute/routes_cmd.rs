@@ -40,17 +40,20 @@ pub struct TestArgs {
     pub json: bool,
 }
 
-/// Loads and builds a routing configuration, printing its diagnostics on failure.
-pub fn load_table(
-    path: &Path,
-    hub_name: &str,
-) -> Result<Result<RouteTable, Vec<ConfigDiagnostic>>, String> {
+/// Loads and builds a routing configuration; on configuration errors prints them and gives
+/// the exit code (1) to return.
+pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, ExitCode>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let build = RouteTable::from_json(&text, hub_name);
     Ok(match build.table {
         Some(t) => Ok(t),
-        None => Err(build.diagnostics),
+        None => {
+            for d in build.diagnostics.iter().filter(|d| d.is_error()) {
+                eprintln!("{}", render_config(path, d));
+            }
+            Err(ExitCode::from(1))
+        }
     })
 }
 
@@ -77,12 +80,7 @@ pub fn render_config(origin: &Path, d: &ConfigDiagnostic) -> String {
 pub fn test(args: TestArgs) -> Result<ExitCode, String> {
     let table = match load_table(&args.routes, &args.hub_name)? {
         Ok(t) => t,
-        Err(diags) => {
-            for d in diags.iter().filter(|d| d.is_error()) {
-                eprintln!("{}", render_config(&args.routes, d));
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
     let text = std::fs::read_to_string(&args.message)
         .map_err(|e| format!("cannot read {}: {e}", args.message.display()))?;

@@ -3,7 +3,7 @@
 //! dead letter. Nothing is dropped silently: an invalid line is reported with its line number,
 //! counted and dead-lettered, and the stream goes on.
 
-use crate::routes_cmd::{load_table, render_config};
+use crate::routes_cmd::load_table;
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::{Message, Protocol, Source};
@@ -195,12 +195,7 @@ fn reachable(table: &RouteTable) -> Vec<EndpointId> {
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let table = match load_table(&args.routes, &args.hub_name)? {
         Ok(t) => t,
-        Err(diags) => {
-            for d in diags.iter().filter(|d| d.is_error()) {
-                eprintln!("{}", render_config(&args.routes, d));
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
     let default_source: Source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
     let protocol = parse_protocol(&args.protocol)?;
