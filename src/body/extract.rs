@@ -38,9 +38,22 @@ struct TrieNode {
     step: TrieStep,
     /// Children, as node ids.
     children: Box<[u32]>,
+    /// The field children with the length and first byte of their names,
+    /// so that a lookup rejects most names without comparing them (a body's
+    /// names mostly miss, and a string comparison is a `memcmp` call).
+    fields: Box<[FieldKey]>,
     /// One past the last node of this subtree (nodes are in pre-order, so a
     /// subtree's slots are one contiguous range).
     end: u32,
+}
+
+/// A field child of a trie node, for [`PathSet::field`].
+#[derive(Debug, Clone, Copy)]
+struct FieldKey {
+    len: u32,
+    /// The name's first byte (0 for the empty name, which `len` decides).
+    first: u8,
+    node: u32,
 }
 
 /// Where a path's value comes from after extraction.
@@ -116,6 +129,18 @@ impl PathSet {
             .map(|&old| TrieNode {
                 step: tree[old].0.clone(),
                 children: tree[old].1.iter().map(|&c| new_id[c]).collect(),
+                fields: tree[old]
+                    .1
+                    .iter()
+                    .filter_map(|&c| match &tree[c].0 {
+                        TrieStep::Field(name) => Some(FieldKey {
+                            len: name.len() as u32,
+                            first: name.as_bytes().first().copied().unwrap_or(0),
+                            node: new_id[c],
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
                 end: 0,
             })
             .collect();
@@ -144,11 +169,15 @@ impl PathSet {
         self.nodes.len() <= 1
     }
 
+    #[inline]
     fn field(&self, parent: u32, name: &str) -> u32 {
-        for &c in self.nodes[parent as usize].children.iter() {
-            if let TrieStep::Field(n) = &self.nodes[c as usize].step {
-                if &**n == name {
-                    return c;
+        let first = name.as_bytes().first().copied().unwrap_or(0);
+        for key in self.nodes[parent as usize].fields.iter() {
+            if key.len as usize == name.len() && key.first == first {
+                if let TrieStep::Field(n) = &self.nodes[key.node as usize].step {
+                    if &**n == name {
+                        return key.node;
+                    }
                 }
             }
         }
@@ -181,25 +210,40 @@ struct Extractor<'s> {
     set: &'s PathSet,
     slots: Vec<Option<Kind>>,
     frames: Vec<XFrame>,
+    /// The trie node of the property whose name [`Build::wants_key`] saw
+    /// last (`NONE`: not wanted), for the value that follows it: the name
+    /// is looked up once, whether or not the parser then reports the value.
+    key_child: u32,
 }
 
 impl Build for Extractor<'_> {
     const MESSAGES: bool = false;
 
-    fn push(&mut self, kind: Kind, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
-        let child = self.child(key, strs);
+    fn push(&mut self, kind: Kind, key: Option<Span>, _: &Strs<'_>) -> Result<u32, ()> {
+        let child = self.child(key);
         self.record(child, kind);
         Ok(0)
     }
 
     /// Converts the literal only when a path records it.
-    fn push_number(&mut self, text: &str, key: Option<Span>, strs: &Strs<'_>) -> Result<u32, ()> {
-        let child = self.child(key, strs);
+    fn push_number(&mut self, text: &str, key: Option<Span>, _: &Strs<'_>) -> Result<u32, ()> {
+        let child = self.child(key);
         if child != NONE {
             let v = parse_number(text).unwrap_or(f64::NAN);
             self.record(child, Kind::Number(v));
         }
         Ok(0)
+    }
+
+    /// Looks the name up in the trie (once: [`Extractor::child`] uses the
+    /// answer), so that the parser can skip what no path reads.
+    #[inline]
+    fn wants_key(&mut self, key: Span, strs: &Strs<'_>) -> bool {
+        self.key_child = match self.frames.last() {
+            Some(f) if f.trie != NONE && f.object => self.set.field(f.trie, strs.get(key)),
+            _ => NONE,
+        };
+        self.key_child != NONE
     }
 
     fn wants_children(&self) -> bool {
@@ -214,13 +258,15 @@ impl Build for Extractor<'_> {
 
 impl Extractor<'_> {
     /// The trie node of the value being pushed (`NONE`: not wanted).
+    /// In a reported object every value follows its name, which the parser
+    /// gave [`Build::wants_key`] first: its answer is `key_child`.
     #[inline]
-    fn child(&mut self, key: Option<Span>, strs: &Strs<'_>) -> u32 {
+    fn child(&mut self, key: Option<Span>) -> u32 {
         match self.frames.last_mut() {
             None => 0,
             Some(f) if f.trie == NONE => NONE,
             Some(f) if f.object => match key {
-                Some(k) => self.set.field(f.trie, strs.get(k)),
+                Some(_) => std::mem::replace(&mut self.key_child, NONE),
                 None => NONE,
             },
             Some(f) => {
@@ -277,7 +323,12 @@ impl Extraction {
         slots.resize(set.len(), None);
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
-        let extractor = Extractor { set, slots, frames };
+        let extractor = Extractor {
+            set,
+            slots,
+            frames,
+            key_child: NONE,
+        };
         let unescaped = std::mem::take(&mut self.unescaped);
         let stack = std::mem::take(&mut self.stack);
         let mut parser = Parser::new(text, unescaped, stack, extractor);
@@ -531,6 +582,21 @@ mod tests {
             "{\"s\":[@ ] }",
             "{\"s\":[@]",
             "{\"s\":[@",
+            // Unwanted names at recorded levels (`Build::wants_key`): the
+            // value is skipped without being reported, whatever the name's
+            // form, and a later wanted name still records.
+            "{\"a\":{\"s\":@,\"b\":[1]},\"x\":2}",
+            "{\"a\":{\"b\":[1],\"s\":@},\"x\":2}",
+            "{\"y\":{\"q\":@,\"z\":1},\"y\":{\"q\":@}}",
+            "{s:@,\"x\":2}",
+            "{'s':@,\"x\":2}",
+            "{/*c*/\"s\":@,\"x\":2}",
+            "{\"s\" : @ ,\"x\":2}",
+            "{\"\\u0073\":@,\"x\":2}",
+            "{\"x\":@,\"x\":2}",
+            "{\"xx\":@,\"\":@,\"y\":{\"zz\":@,\"z\":@}}",
+            "{\"s\":@",
+            "{\"s\":@}",
         ];
         for frame in frames {
             for v in SKIP_VALUES {
@@ -550,6 +616,8 @@ mod tests {
                         PATHS,
                     );
                     check(&format!("{{\"s\":new D({body}),\"x\":1}}"), PATHS);
+                    check(&format!("{{\"a\":{{\"s\":{body}}},\"x\":1}}"), PATHS);
+                    check(&format!("{{\"y\":{{\"q\":[{body}]}},\"x\":1}}"), PATHS);
                 }
             }
         }

@@ -122,6 +122,22 @@ pub(crate) trait Build {
         self.push(Kind::Number(v), key, strs)
     }
 
+    /// Whether the builder wants the value of the property named `key` in
+    /// the (reported) object being read. When it does not, the parser may
+    /// validate and skip the value without reporting it, as it skips the
+    /// contents of a container [`Build::wants_children`] declines: at a
+    /// level the extractor records, most properties are ones no route reads,
+    /// and going through [`Parser::skip_quiet`]'s strict loop spares them
+    /// the general path's per-value work (dispatch, date detection, builder
+    /// calls). The parser may also still report the value (when the skip
+    /// loop hands it back, for a leniency or an error), so a builder must
+    /// accept either.
+    #[inline]
+    fn wants_key(&mut self, key: Span, strs: &Strs<'_>) -> bool {
+        let _ = (key, strs);
+        true
+    }
+
     /// Whether the builder wants the values inside the container it was just
     /// given. When it does not, the parser still validates them (and every
     /// container below) but reports none of them: the extractor skips most
@@ -203,6 +219,41 @@ fn strict_terminator(c: Option<&u8>) -> bool {
     }
 }
 
+/// The index of the first `quote` or backslash in `rest`: where a string
+/// ends or its first escape is. Most names and values are short, and
+/// memchr2's setup costs more than they do, so the first 32 bytes are
+/// tested eight at a time in a `u64` (a zero-byte test on `word ^ needle`:
+/// its lowest set bit is always the first match, as a borrow only spreads
+/// upwards); longer strings go on with memchr2, which compares 16 or 32
+/// bytes at a time.
+#[inline(always)]
+fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let quotes = LO * u64::from(quote);
+    let slashes = LO * u64::from(b'\\');
+    let mut i = 0;
+    while let Some(chunk) = rest.get(i..i + 8) {
+        if i == 32 {
+            return memchr::memchr2(quote, b'\\', &rest[i..]).map(|j| i + j);
+        }
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes);
+        let q = word ^ quotes;
+        let s = word ^ slashes;
+        let hits = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    rest[i..]
+        .iter()
+        .position(|&c| c == quote || c == b'\\')
+        .map(|j| i + j)
+}
+
 /// The end (one past the closing quote) of the double-quoted string whose
 /// opening quote is at `b[start]`, and whether it has escapes; `None` when
 /// the general parser must read it: unterminated, or an escape that is not
@@ -214,13 +265,7 @@ fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        let rest = &b[i..];
-        // As in `Parser::string`: short strings beat memchr2's setup.
-        let head = &rest[..rest.len().min(16)];
-        let stop = match head.iter().position(|&c| c == b'"' || c == b'\\') {
-            Some(j) => j,
-            None => memchr::memchr2(b'"', b'\\', &rest[head.len()..])? + head.len(),
-        };
+        let stop = find_stop(&b[i..], b'"')?;
         i += stop;
         if b[i] == b'"' {
             return Some((i + 1, escaped));
@@ -281,6 +326,70 @@ fn strict_number(b: &[u8], start: usize) -> Option<usize> {
         }
     }
     Some(i)
+}
+
+/// A value [`strict_value`] read.
+enum Strict {
+    /// A string, number or literal, ending before this offset.
+    Scalar(usize),
+    /// The opening bracket of a container.
+    Open(Container),
+}
+
+/// The strict-JSON value starting at `src[pos]` as [`Parser::skip_quiet`]
+/// reads it: a scalar (and where it ends) or the opening bracket of a
+/// container; `None` for anything the general parser must read (see
+/// `skip_quiet`), including a string that might be a date that throws.
+#[inline(always)]
+fn strict_value(src: &str, pos: usize) -> Option<Strict> {
+    let b = src.as_bytes();
+    match *b.get(pos)? {
+        b'{' => Some(Strict::Open(Container::Object)),
+        b'[' => Some(Strict::Open(Container::Array)),
+        b'"' => {
+            let (end, escaped) = strict_string(b, pos)?;
+            // `value` rejects a string that Json.NET reads as a
+            // date but cannot convert. That needs a Microsoft
+            // date (`/Date(...)/`) or an ISO date in year 9999
+            // (see `check_date`); with escapes, the unescaped
+            // text decides, so any string that could start
+            // with `/` or a digit goes to the general path.
+            let text = &b[pos + 1..end - 1];
+            let suspect = match text.first() {
+                Some(b'/') => escaped || check_date(&src[pos + 1..end - 1]) == DateCheck::Throws,
+                Some(b'\\') => true,
+                Some(b'0'..=b'9') => escaped || text.starts_with(b"9999"),
+                _ => false,
+            };
+            if suspect {
+                None
+            } else {
+                Some(Strict::Scalar(end))
+            }
+        }
+        c @ (b't' | b'f' | b'n') => {
+            let word: &[u8] = match c {
+                b't' => b"true",
+                b'f' => b"false",
+                _ => b"null",
+            };
+            let end = pos + word.len();
+            if b[pos..].starts_with(word) && strict_terminator(b.get(end)) {
+                Some(Strict::Scalar(end))
+            } else {
+                None
+            }
+        }
+        b'-' | b'0'..=b'9' => {
+            let end = strict_number(b, pos)?;
+            if strict_terminator(b.get(end)) {
+                Some(Strict::Scalar(end))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 impl<'a, B: Build> Parser<'a, B> {
@@ -522,14 +631,7 @@ impl<'a, B: Build> Parser<'a, B> {
         self.pos += 1;
         let start = self.pos;
         let rest = &self.b[start..];
-        // Most names and values are short: a plain loop over the first 16
-        // bytes beats memchr2's setup; longer strings take memchr2, which
-        // compares 16 or 32 bytes at a time.
-        let head = &rest[..rest.len().min(16)];
-        let stop = match head.iter().position(|&c| c == quote || c == b'\\') {
-            Some(i) => Some(i),
-            None => memchr::memchr2(quote, b'\\', &rest[head.len()..]).map(|i| i + head.len()),
-        };
+        let stop = find_stop(rest, quote);
         match stop {
             Some(i) if rest[i] == quote => {
                 self.pos = start + i + 1;
@@ -674,8 +776,11 @@ impl<'a, B: Build> Parser<'a, B> {
         })
     }
 
+    /// A property name and its `:`; returns whether the builder wants the
+    /// value ([`Build::wants_key`]; always for a quiet container, whose
+    /// values are never reported anyway).
     #[inline]
-    fn property_name(&mut self) -> R<()> {
+    fn property_name(&mut self) -> R<bool> {
         let Some(c) = self.peek_char() else {
             return Err(self.unexpected_end());
         };
@@ -699,7 +804,61 @@ impl<'a, B: Build> Parser<'a, B> {
         }
         self.pos += 1;
         self.pending_key = Some(key);
-        Ok(())
+        if self.quiet() {
+            return Ok(true);
+        }
+        let strs = Strs {
+            text: self.src,
+            unescaped: &self.unescaped,
+        };
+        Ok(self.builder.wants_key(key, &strs))
+    }
+
+    /// After the name of a property the builder does not want
+    /// ([`Build::wants_key`]): reads its value with [`strict_value`]
+    /// without reporting it (a container becomes a quiet frame, left to
+    /// [`Parser::skip_quiet`]). Anything the strict reader declines is left
+    /// at `self.pos` for the general path, which reports it as usual, so
+    /// validity and every leniency stay the general parser's.
+    #[inline]
+    fn skip_unwanted_value(&mut self) {
+        let b = self.b;
+        let mut pos = self.pos;
+        while let Some(&c) = b.get(pos) {
+            if c >= 0x80 || !ASCII_WS[c as usize] {
+                break;
+            }
+            pos += 1;
+        }
+        self.pos = pos;
+        let depth = self.stack.len();
+        let Some(top) = self.stack.last_mut() else {
+            return;
+        };
+        match strict_value(self.src, pos) {
+            Some(Strict::Scalar(end)) => {
+                top.state = State::PostValue;
+                self.pos = end;
+                self.pending_key = None;
+            }
+            Some(Strict::Open(container)) if depth < MAX_DEPTH => {
+                top.state = State::PostValue;
+                self.stack.push(Frame {
+                    node: 0,
+                    container,
+                    state: if container == Container::Object {
+                        State::Key
+                    } else {
+                        State::Element
+                    },
+                    quiet: true,
+                    pushed: false,
+                });
+                self.pos = pos + 1;
+                self.pending_key = None;
+            }
+            _ => {}
+        }
     }
 
     /// A number literal. Its value is only computed when the builder
@@ -870,82 +1029,40 @@ impl<'a, B: Build> Parser<'a, B> {
                     }
                     _ => break,
                 },
-                State::PropertyValue | State::Element => match c {
-                    b'{' | b'[' => {
-                        if depth >= MAX_DEPTH {
-                            break;
-                        }
-                        top.state = State::PostValue;
-                        let (container, state) = if c == b'{' {
-                            (Container::Object, State::Key)
-                        } else {
-                            (Container::Array, State::Element)
-                        };
-                        self.stack.push(Frame {
-                            node: 0,
-                            container,
-                            state,
-                            quiet: true,
-                            pushed: false,
-                        });
-                        pos += 1;
-                    }
-                    b'"' => {
-                        let Some((end, escaped)) = strict_string(b, pos) else {
-                            break;
-                        };
-                        // `value` rejects a string that Json.NET reads as a
-                        // date but cannot convert. That needs a Microsoft
-                        // date (`/Date(...)/`) or an ISO date in year 9999
-                        // (see `check_date`); with escapes, the unescaped
-                        // text decides, so any string that could start
-                        // with `/` or a digit goes to the general path.
-                        let text = &b[pos + 1..end - 1];
-                        let suspect = match text.first() {
-                            Some(b'/') => {
-                                escaped
-                                    || check_date(&self.src[pos + 1..end - 1]) == DateCheck::Throws
-                            }
-                            Some(b'\\') => true,
-                            Some(b'0'..=b'9') => escaped || text.starts_with(b"9999"),
-                            _ => false,
-                        };
-                        if suspect {
-                            break;
-                        }
-                        top.state = State::PostValue;
-                        pos = end;
-                    }
-                    b't' | b'f' | b'n' => {
-                        let word: &[u8] = match c {
-                            b't' => b"true",
-                            b'f' => b"false",
-                            _ => b"null",
-                        };
-                        let end = pos + word.len();
-                        if !(b[pos..].starts_with(word) && strict_terminator(b.get(end))) {
-                            break;
-                        }
-                        top.state = State::PostValue;
-                        pos = end;
-                    }
-                    b'-' | b'0'..=b'9' => {
-                        let Some(end) = strict_number(b, pos) else {
-                            break;
-                        };
-                        if !strict_terminator(b.get(end)) {
-                            break;
-                        }
-                        top.state = State::PostValue;
-                        pos = end;
-                    }
+                State::PropertyValue | State::Element => {
                     // `]` right after `[` or a trailing comma, as `value`.
-                    b']' if top.container == Container::Array && !top.pushed => {
+                    if c == b']' && top.container == Container::Array && !top.pushed {
                         pos += 1;
                         self.stack.pop();
+                        continue;
                     }
-                    _ => break,
-                },
+                    match strict_value(self.src, pos) {
+                        Some(Strict::Scalar(end)) => {
+                            top.state = State::PostValue;
+                            pos = end;
+                        }
+                        Some(Strict::Open(container)) => {
+                            if depth >= MAX_DEPTH {
+                                break;
+                            }
+                            top.state = State::PostValue;
+                            let state = if container == Container::Object {
+                                State::Key
+                            } else {
+                                State::Element
+                            };
+                            self.stack.push(Frame {
+                                node: 0,
+                                container,
+                                state,
+                                quiet: true,
+                                pushed: false,
+                            });
+                            pos += 1;
+                        }
+                        None => break,
+                    }
+                }
             }
         }
         self.pos = pos;
@@ -1078,9 +1195,12 @@ impl<'a, B: Build> Parser<'a, B> {
                 self.close()
             }
             Some(_) => {
-                self.property_name()?;
+                let wanted = self.property_name()?;
                 if let Some(top) = self.stack.last_mut() {
                     top.state = State::PropertyValue;
+                }
+                if !wanted {
+                    self.skip_unwanted_value();
                 }
                 Ok(())
             }
@@ -1119,9 +1239,12 @@ impl<'a, B: Build> Parser<'a, B> {
                 State::Key => {
                     self.skip_ws();
                     if self.b.get(self.pos) == Some(&b'"') {
-                        self.property_name()?;
+                        let wanted = self.property_name()?;
                         if let Some(top) = self.stack.last_mut() {
                             top.state = State::PropertyValue;
+                        }
+                        if !wanted {
+                            self.skip_unwanted_value();
                         }
                     } else {
                         self.key_or_end()?;
@@ -1248,5 +1371,46 @@ impl JsonDoc {
             unescaped: p.unescaped,
             nodes: p.builder.nodes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_stop;
+
+    /// The word-at-a-time scan finds exactly the first quote or backslash,
+    /// at every offset and length, next to bytes one bit away from either
+    /// (high-bit bytes from UTF-8 text included).
+    #[test]
+    fn find_stop_is_the_first_match() {
+        let fillers = [
+            b'a',
+            b'"' ^ 0x80,
+            b'\\' ^ 0x80,
+            b'"' + 1,
+            b'\\' - 1,
+            0,
+            0xff,
+            b'\'',
+        ];
+        for len in 0..80 {
+            for filler in fillers {
+                for at in 0..=len {
+                    for needle in [b'"', b'\\', b'\''] {
+                        let mut bytes = vec![filler; len];
+                        if at < len {
+                            bytes[at] = needle;
+                            if at + 3 < len {
+                                bytes[at + 3] = b'"';
+                            }
+                        }
+                        for quote in [b'"', b'\''] {
+                            let want = bytes.iter().position(|&c| c == quote || c == b'\\');
+                            assert_eq!(find_stop(&bytes, quote), want, "{bytes:?} {quote}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

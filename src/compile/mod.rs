@@ -9,6 +9,7 @@
 
 use crate::body::BodyPath;
 use crate::check::Ty;
+use crate::eval::context::PropRef;
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
 use crate::ir::{ArithOp, CmpOp, Ir};
@@ -21,9 +22,10 @@ type NodeId = u32;
 #[derive(Clone, Debug)]
 enum Node {
     Const(Value<'static>),
-    AppProp(Box<str>),
-    SysProp(Box<str>),
-    AppOrSysProp(Box<str>, Box<str>),
+    /// Property names are prepared once ([`PropRef`]) for the lookup in every message.
+    AppProp(PropRef),
+    SysProp(PropRef),
+    AppOrSysProp(PropRef, PropRef),
     Body(u32, Option<Box<str>>),
     Twin(u32),
     TwinChangeIncludes(u32),
@@ -106,10 +108,10 @@ impl Compiler {
             return self.push(Node::Const(v));
         }
         let n = match ir {
-            Ir::AppProp(name) => Node::AppProp(name.as_str().into()),
-            Ir::SysProp(name) => Node::SysProp(name.as_str().into()),
+            Ir::AppProp(name) => Node::AppProp(PropRef::new(name)),
+            Ir::SysProp(name) => Node::SysProp(PropRef::new(name)),
             Ir::AppOrSysProp { app, sys } => {
-                Node::AppOrSysProp(app.as_str().into(), sys.as_str().into())
+                Node::AppOrSysProp(PropRef::new(app), PropRef::new(sys))
             }
             Ir::Body { path, app_override } => {
                 Node::Body(self.path(path), app_override.as_deref().map(Into::into))
@@ -261,9 +263,9 @@ impl Program {
     fn eval_node<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
         match &self.nodes[id as usize] {
             Node::Const(v) => borrow(v),
-            Node::AppProp(name) => ctx.app(name),
-            Node::SysProp(name) => ctx.sys(name),
-            Node::AppOrSysProp(app, sys) => ctx.app_or_sys(app, sys),
+            Node::AppProp(name) => ctx.app_ref(name),
+            Node::SysProp(name) => ctx.sys_ref(name),
+            Node::AppOrSysProp(app, sys) => ctx.app_or_sys_ref(app, sys),
             Node::Body(path, app_override) => {
                 ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_deref())
             }
@@ -276,12 +278,16 @@ impl Program {
             Node::Arith(op, a, b, ty) => {
                 ops::arith(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx))
             }
-            Node::Cmp(op, a, b, ty) => Value::bool3(ops::compare(
-                *op,
-                *ty,
-                &self.eval_node(*a, ctx),
-                &self.eval_node(*b, ctx),
-            )),
+            Node::Cmp(op, a, b, ty) => {
+                let x = self.eval_node(*a, ctx);
+                // Most comparisons are with a constant (`$body.t > 50`): compare with it in
+                // place rather than through a recursive call and a copy of the value.
+                let held = match &self.nodes[*b as usize] {
+                    Node::Const(y) => ops::compare(*op, *ty, &x, y),
+                    _ => ops::compare(*op, *ty, &x, &self.eval_node(*b, ctx)),
+                };
+                Value::bool3(held)
+            }
             Node::CmpCase {
                 op,
                 func,
@@ -316,14 +322,14 @@ impl Program {
             }
             Node::And(a, b, lt, rt) => {
                 let left = self.eval_node(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(false) {
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && matches!(left, Value::Bool(false)) {
                     return Value::Bool(false);
                 }
                 ops::and(*lt, *rt, &left, &self.eval_node(*b, ctx))
             }
             Node::Or(a, b, lt, rt) => {
                 let left = self.eval_node(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Value::Bool(true) {
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && matches!(left, Value::Bool(true)) {
                     return Value::Bool(true);
                 }
                 let right = self.eval_node(*b, ctx);

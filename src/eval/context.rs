@@ -3,7 +3,7 @@
 use super::fast::{decode_body, BodyPlan, BodyScratch};
 use super::value::Value;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
-use crate::message::{eq_ignore_case, Message, Properties};
+use crate::message::{Message, Properties};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
@@ -237,6 +237,25 @@ impl<'m> EvalContext<'m> {
             .unwrap_or_else(|| self.sys(sys))
     }
 
+    /// [`EvalContext::app`] of a compiled name.
+    #[inline]
+    pub(crate) fn app_ref(&self, name: &PropRef) -> Value<'m> {
+        Self::string_value(name.lookup(&self.message.app_properties)).unwrap_or(Value::Undefined)
+    }
+
+    /// [`EvalContext::sys`] of a compiled name.
+    #[inline]
+    pub(crate) fn sys_ref(&self, name: &PropRef) -> Value<'m> {
+        Self::string_value(name.lookup(&self.message.system_properties)).unwrap_or(Value::Undefined)
+    }
+
+    /// [`EvalContext::app_or_sys`] of compiled names.
+    #[inline]
+    pub(crate) fn app_or_sys_ref(&self, app: &PropRef, sys: &PropRef) -> Value<'m> {
+        Self::string_value(app.lookup(&self.message.app_properties))
+            .unwrap_or_else(|| self.sys_ref(sys))
+    }
+
     /// `$body.path` (R11, R15): an application property named like the whole token overrides.
     pub fn body_value<'c>(&'c self, path: &BodyPath, app_override: Option<&str>) -> Value<'c> {
         if let Some(name) = app_override {
@@ -271,42 +290,38 @@ impl<'m> EvalContext<'m> {
     }
 }
 
-/// `props.get(name)`, with a faster name comparison: property lookups are the hottest part of
-/// routing a message once the body is cheap. Two names of equal length that are equal up to
-/// ASCII case are equal under `OrdinalIgnoreCase`; two ASCII names that are not, are not;
-/// anything else takes the full comparison `Properties::get` uses, so the answer is the same.
-///
-/// When the name and every name in the bag are ASCII (the usual case, and known without
-/// scanning, [`Properties::names_ascii`]), only same-length names are compared, first by
-/// their first byte folded to lower case (equal for any two ASCII-case-equal bytes).
+/// `props.get(name)`. [`Properties`] itself does the fast comparison (packed length and
+/// first-byte keys, ASCII case folding when every name is ASCII, a hash index for large
+/// bags), so that every lookup, here or elsewhere, gets it and there is one definition of
+/// name equality.
 #[inline]
 fn lookup<'p>(props: &'p Properties, name: &str) -> Option<Option<&'p str>> {
-    let name_ascii = name.is_ascii();
-    if name_ascii && props.names_ascii() {
-        let nb = name.as_bytes();
-        let first = nb.first().map_or(0, |c| c | 0x20);
-        return props
-            .iter()
-            .find(|(n, _)| {
-                let b = n.as_bytes();
-                b.len() == nb.len()
-                    && b.first().map_or(0, |c| c | 0x20) == first
-                    && b.eq_ignore_ascii_case(nb)
-            })
-            .map(|(_, v)| v);
+    props.get(name)
+}
+
+/// A property name fixed in a compiled route, with whether it is ASCII worked out once
+/// ([`Properties`] compares ASCII names with plain case folding), so that looking it up in
+/// each message does not check it again.
+#[derive(Clone, Debug)]
+pub(crate) struct PropRef {
+    name: Box<str>,
+    ascii: bool,
+}
+
+impl PropRef {
+    /// Prepares `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        PropRef {
+            name: name.into(),
+            ascii: name.is_ascii(),
+        }
     }
-    props
-        .iter()
-        .find(|(n, _)| {
-            if n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name.as_bytes()) {
-                return true;
-            }
-            if name_ascii && n.is_ascii() {
-                return false;
-            }
-            eq_ignore_case(n, name)
-        })
-        .map(|(_, v)| v)
+
+    /// [`lookup`] of this name.
+    #[inline]
+    fn lookup<'p>(&self, props: &'p Properties) -> Option<Option<&'p str>> {
+        props.get_known(&self.name, self.ascii)
+    }
 }
 
 /// What `$body.path` yields for a JSON lookup (R15): objects, arrays, several matches and

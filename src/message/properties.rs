@@ -29,6 +29,25 @@ fn folded_hash(name: &str) -> u64 {
     }
 }
 
+/// Whether two ASCII byte strings of equal length are equal up to ASCII
+/// case. Names are usually spelled the same in a route and a message, so
+/// eight bytes at a time are first compared exactly; only a chunk that
+/// differs is compared byte by byte with case folding.
+#[inline]
+fn eq_ascii_fold(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if x != y && !x.eq_ignore_ascii_case(y) {
+            return false;
+        }
+    }
+    ca.remainder().eq_ignore_ascii_case(cb.remainder())
+}
+
 /// A property bag: names compare case-insensitively (.NET
 /// `OrdinalIgnoreCase`), insertion order is kept, and a value may be `null`
 /// (present but null, which the engine distinguishes from absent).
@@ -41,6 +60,19 @@ pub struct Properties {
     ascii: bool,
     /// For bags of [`INDEX_FROM`] names or more: folded-name hash → positions.
     index: Option<HashMap<u64, Vec<usize>>>,
+    /// [`scan_key`] of each name, in step with `entries`: an ASCII lookup
+    /// scans these packed words (rejecting nearly every name in one
+    /// comparison) instead of loading each name's length and first byte
+    /// through its `String`.
+    keys: Vec<u64>,
+}
+
+/// A name's length and first byte folded to lower case (`| 0x20`), packed:
+/// two ASCII names equal up to case have equal keys, so unequal keys rule a
+/// name out without comparing it.
+#[inline]
+fn scan_key(name: &str) -> u64 {
+    ((name.len() as u64) << 8) | u64::from(name.as_bytes().first().map_or(0, |c| c | 0x20))
 }
 
 impl Default for Properties {
@@ -49,6 +81,7 @@ impl Default for Properties {
             entries: Vec::new(),
             ascii: true,
             index: None,
+            keys: Vec::new(),
         }
     }
 }
@@ -73,6 +106,14 @@ impl Properties {
     /// ASCII-case-equal bytes); otherwise the full comparison.
     #[inline]
     fn position(&self, name: &str) -> Option<usize> {
+        self.position_known(name, name.is_ascii())
+    }
+
+    /// [`Properties::position`] given whether `name` is ASCII (`name_ascii`
+    /// must be `name.is_ascii()`), for a caller that worked it out once.
+    #[inline]
+    fn position_known(&self, name: &str, name_ascii: bool) -> Option<usize> {
+        debug_assert_eq!(name_ascii, name.is_ascii());
         if let Some(index) = &self.index {
             return index
                 .get(&folded_hash(name))?
@@ -80,19 +121,24 @@ impl Properties {
                 .copied()
                 .find(|&i| eq_ignore_case(&self.entries[i].0, name));
         }
-        if self.ascii && name.is_ascii() {
-            let nb = name.as_bytes();
-            let first = nb.first().map_or(0, |c| c | 0x20);
-            return self.entries.iter().position(|(n, _)| {
-                let b = n.as_bytes();
-                b.len() == nb.len()
-                    && b.first().map_or(0, |c| c | 0x20) == first
-                    && b.eq_ignore_ascii_case(nb)
-            });
+        if self.ascii && name_ascii {
+            return self.position_ascii(name);
         }
         self.entries
             .iter()
             .position(|(n, _)| eq_ignore_case(n, name))
+    }
+
+    /// [`Properties::position`] for an ASCII `name` in a bag of ASCII names
+    /// without an index.
+    #[inline]
+    fn position_ascii(&self, name: &str) -> Option<usize> {
+        let key = scan_key(name);
+        let nb = name.as_bytes();
+        self.keys
+            .iter()
+            .zip(&self.entries)
+            .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb))
     }
 
     /// Sets `name` to `value`. A name already present in another case keeps
@@ -104,6 +150,7 @@ impl Properties {
             None => {
                 self.ascii &= name.is_ascii();
                 let hash = self.index.as_ref().map(|_| folded_hash(&name));
+                self.keys.push(scan_key(&name));
                 self.entries.push((name, value));
                 match (&mut self.index, hash) {
                     (Some(index), Some(h)) => {
@@ -137,9 +184,22 @@ impl Properties {
         self.position(name).map(|i| self.entries[i].1.as_deref())
     }
 
+    /// [`Properties::get`] when the caller knows whether `name` is ASCII
+    /// (`name_ascii` must be `name.is_ascii()`): a route's property names
+    /// are fixed, so the check is made once when it is compiled instead of
+    /// on every lookup.
+    #[inline]
+    pub(crate) fn get_known(&self, name: &str, name_ascii: bool) -> Option<Option<&str>> {
+        self.position_known(name, name_ascii)
+            .map(|i| self.entries[i].1.as_deref())
+    }
+
     /// Removes `name` (in any case) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Option<String>> {
-        let removed = self.position(name).map(|i| self.entries.remove(i).1);
+        let removed = self.position(name).map(|i| {
+            self.keys.remove(i);
+            self.entries.remove(i).1
+        });
         self.ascii = self.entries.iter().all(|(n, _)| n.is_ascii());
         if removed.is_some() {
             self.index = None;
@@ -179,6 +239,41 @@ impl<N: Into<String>> FromIterator<(N, Option<String>)> for Properties {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_keys_and_chunked_folding_agree_with_eq_ignore_case() {
+        // Names of every length around the 8-byte chunks, differing in case
+        // or in one byte at every position; removals keep the keys in step.
+        let mut p = Properties::new();
+        let base = "abcdefghijklmnopqrstuvwxy";
+        for len in 0..=base.len() {
+            p.insert(&base[..len], Some(len.to_string()));
+        }
+        p.insert("\u{e9}t\u{e9}", Some("e".into()));
+        assert!(p.remove("ABC").is_some());
+        assert!(p.remove("").is_some());
+        let names: Vec<String> = p.iter().map(|(n, _)| n.to_string()).collect();
+        for len in 0..=base.len() {
+            for at in 0..len.max(1) {
+                let mut upper = base[..len].to_string();
+                let mut other = base[..len].to_string();
+                if len > 0 {
+                    upper.replace_range(at..at + 1, &base[at..at + 1].to_uppercase());
+                    other.replace_range(at..at + 1, "!");
+                }
+                for probe in [upper, other, format!("{}\u{e9}", &base[..len])] {
+                    let want = names
+                        .iter()
+                        .position(|n| eq_ignore_case(n, &probe))
+                        .map(|i| p.iter().nth(i).unwrap().1);
+                    assert_eq!(p.get(&probe), want, "{probe:?}");
+                    assert_eq!(p.get_known(&probe, probe.is_ascii()), want, "{probe:?}");
+                }
+            }
+        }
+        assert_eq!(p.get("\u{c9}T\u{c9}"), Some(Some("e")));
+        assert_eq!(p.get_known("\u{c9}T\u{c9}", false), Some(Some("e")));
+    }
 
     #[test]
     fn case_insensitive_lookup_and_replace() {

@@ -127,13 +127,30 @@ pub(super) fn route_ctx(
 ) {
     out.endpoints.clear();
     out.fallback = false;
+    // Endpoints chosen so far, as bits for the first `CHOSEN_BITS` ids: with many routes,
+    // scanning `out.endpoints` before each one was a visible part of the per-route cost.
+    // Larger ids (tables with that many endpoints) scan the list as before.
+    const CHOSEN_BITS: usize = 512;
+    let mut chosen = [0u64; CHOSEN_BITS / 64];
     for (i, route) in table.routes.iter().enumerate() {
-        if !route.enabled || route.source != source || out.endpoints.contains(&route.endpoint) {
+        if !route.enabled || route.source != source {
+            continue;
+        }
+        let id = usize::from(route.endpoint.0);
+        let bit = chosen.get(id / 64).map(|word| (word >> (id % 64)) & 1 != 0);
+        let taken = match bit {
+            Some(taken) => taken,
+            None => out.endpoints.contains(&route.endpoint),
+        };
+        if taken {
             continue;
         }
         ctx.set_program(i);
         if route_matches(route, ctx) {
             out.endpoints.push(route.endpoint);
+            if let Some(word) = chosen.get_mut(id / 64) {
+                *word |= 1 << (id % 64);
+            }
         }
     }
     if out.endpoints.is_empty() && source == Source::DeviceMessages {

@@ -67,7 +67,8 @@ enum Item {
     },
     Routed {
         line_no: usize,
-        message: Message,
+        /// Boxed: a message is much larger than an invalid line's report.
+        message: Box<Message>,
         source: Source,
         routing: Routing,
     },
@@ -113,7 +114,7 @@ fn process(
     };
     Item::Routed {
         line_no,
-        message,
+        message: Box::new(message),
         source,
         routing,
     }
@@ -326,7 +327,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 let copy = if table.enriches(id) {
                     table.enrich(&message, id, source, twin)
                 } else {
-                    message.clone()
+                    (*message).clone()
                 };
                 *stats.routed.entry(name.clone()).or_default() += 1;
                 sequence += 1;
