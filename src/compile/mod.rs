@@ -134,20 +134,12 @@ impl Compiler {
             // evaluation has no side effects, so the cheaper operand goes first: a property
             // test that short-circuits then saves reading the body.
             Ir::And(a, b, lt, rt) => {
-                let (a, b) = (self.node(a), self.node(b));
-                if self.cost(a) > self.cost(b) {
-                    Node::And(b, a, *rt, *lt)
-                } else {
-                    Node::And(a, b, *lt, *rt)
-                }
+                let (a, b, lt, rt) = self.cheap_first(a, b, *lt, *rt);
+                Node::And(a, b, lt, rt)
             }
             Ir::Or(a, b, lt, rt) => {
-                let (a, b) = (self.node(a), self.node(b));
-                if self.cost(a) > self.cost(b) {
-                    Node::Or(b, a, *rt, *lt)
-                } else {
-                    Node::Or(a, b, *lt, *rt)
-                }
+                let (a, b, lt, rt) = self.cheap_first(a, b, *lt, *rt);
+                Node::Or(a, b, lt, rt)
             }
             Ir::Coalesce(a, b, _) => Node::Coalesce(self.node(a), self.node(b)),
             Ir::Call(func, args) => Node::Call(*func, args.iter().map(|a| self.node(a)).collect()),
@@ -182,6 +174,16 @@ impl Compiler {
             special(call, a, false)
         } else {
             Node::Cmp(op, a, b, ty)
+        }
+    }
+
+    /// Compiles both operands of AND/OR and orders them cheaper first, with their types.
+    fn cheap_first(&mut self, a: &Ir, b: &Ir, lt: Ty, rt: Ty) -> (NodeId, NodeId, Ty, Ty) {
+        let (a, b) = (self.node(a), self.node(b));
+        if self.cost(a) > self.cost(b) {
+            (b, a, rt, lt)
+        } else {
+            (a, b, lt, rt)
         }
     }
 

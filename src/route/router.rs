@@ -58,9 +58,7 @@ impl RouteTable {
 impl Router<'_> {
     /// Where a message from `source` goes.
     pub fn route(&mut self, message: &Message, source: Source) -> Routing {
-        let mut out = Routing::default();
-        self.route_into(message, source, &mut out);
-        out
+        self.route_fresh(message, source, None)
     }
 
     /// Where a message from `source` goes, written into `out` (whose buffer is reused, so
@@ -84,6 +82,16 @@ impl Router<'_> {
         source: Source,
         twin: &dyn TwinLookup,
     ) -> Routing {
+        self.route_fresh(message, source, Some(twin))
+    }
+
+    /// Routes into a new `Routing` (the convenient, allocating form of `route_into`).
+    fn route_fresh(
+        &mut self,
+        message: &Message,
+        source: Source,
+        twin: Option<&dyn TwinLookup>,
+    ) -> Routing {
         let mut out = Routing::default();
         route_with_plan(
             self.table,
@@ -91,7 +99,7 @@ impl Router<'_> {
             &mut self.scratch,
             message,
             source,
-            Some(twin),
+            twin,
             &mut out,
         );
         out
