@@ -3,7 +3,6 @@
 //! "fell back: no route matched"). This answers the cloud's most asked routing question.
 
 use super::table::{condition_options, route_matches, Route, RouteTable};
-use crate::check::Ty;
 use crate::eval::{BodyProblem, Bool3, EvalContext, TwinLookup, Value};
 use crate::message::{Message, Source};
 use crate::syntax::{BinaryOp, Expr, ExprKind, UnaryOp};
@@ -210,7 +209,7 @@ fn body_note(problem: &BodyProblem) -> String {
 fn node(cond: &Condition, e: &Expr, ctx: &EvalContext<'_>, source: Source) -> NodeExplanation {
     let text = &cond.source()[e.span.range()];
     let value = match Condition::compile(text, &condition_options(source)) {
-        Ok(sub) => describe(sub.checked().ty, &sub.program().value(ctx)),
+        Ok(sub) => describe(&sub.program().value(ctx)),
         Err(_) => "?".into(),
     };
     let parts: Vec<&Expr> = match &e.kind {
@@ -241,7 +240,7 @@ fn node(cond: &Condition, e: &Expr, ctx: &EvalContext<'_>, source: Source) -> No
 }
 
 /// A value as a user reads it.
-pub(crate) fn describe(_ty: Ty, v: &Value<'_>) -> String {
+pub(crate) fn describe(v: &Value<'_>) -> String {
     match v {
         Value::Undefined => "undefined".into(),
         Value::Null | Value::NullStr => "null".into(),
