@@ -24,6 +24,7 @@ pub mod diagnostic;
 pub mod dotnet;
 pub mod eval;
 pub mod functions;
+pub mod ingest;
 pub mod ir;
 pub mod message;
 pub mod route;

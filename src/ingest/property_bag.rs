@@ -1,0 +1,248 @@
+//! IoT Hub's MQTT property bag: `name=value&name2=value2`, each part URL-encoded, appended to
+//! the topic (`devices/d1/messages/events/$.ct=application%2Fjson&level=hot`).
+//!
+//! Decoding follows what IoT Hub's SDKs write: `%XX` escapes are UTF-8 bytes, `+` is a literal
+//! plus (the SDKs escape spaces as `%20`), a part without `=` is a property with a `null` value,
+//! empty parts (`a=1&&b=2`) are skipped. Anything else malformed is an error with its offset,
+//! never a guess: a bag is a device's assertion about its message.
+//!
+//! Encoding (for the MQTT sink) writes system properties under IoT Edge hub's wire names
+//! ([`wire_name`]): `$.mid`, `$.cid`, `$.uid`, `$.to`, `$.ct`, `$.ce`, `$.cdid`, `$.cmid`, and
+//! IoT Hub's `iothub-…` names for the rest of the stamped properties; any other system property
+//! as `$.{name}`. Application properties keep their names.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use super::IngestError;
+use crate::message::{names, Message};
+
+/// Decodes a bag into `(name, value)` pairs in order (`None`: a name without `=`).
+pub fn decode(bag: &str) -> Result<Vec<(String, Option<String>)>, IngestError> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for part in bag.split('&') {
+        let start = offset;
+        offset += part.len() + 1;
+        if part.is_empty() {
+            continue;
+        }
+        let (name, value) = match part.split_once('=') {
+            Some((n, v)) => (n, Some((v, start + n.len() + 1))),
+            None => (part, None),
+        };
+        let name = unescape(name, start)?;
+        if name.is_empty() {
+            return Err(IngestError::MalformedPropertyBag {
+                offset: start,
+                reason: "a property with an empty name",
+            });
+        }
+        let value = match value {
+            Some((v, at)) => Some(unescape(v, at)?),
+            None => None,
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Percent-decodes `text` (which starts at byte `base` of the bag) to UTF-8.
+fn unescape(text: &str, base: usize) -> Result<String, IngestError> {
+    if !text.contains('%') {
+        return Ok(text.to_string());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                let h = std::str::from_utf8(h).ok()?;
+                u8::from_str_radix(h, 16).ok()
+            });
+            match hex {
+                Some(b) => out.push(b),
+                None => {
+                    return Err(IngestError::MalformedPropertyBag {
+                        offset: base + i,
+                        reason: "'%' not followed by two hex digits",
+                    })
+                }
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|e| IngestError::MalformedPropertyBag {
+        offset: base,
+        reason: if e.utf8_error().valid_up_to() < text.len() {
+            "escapes that do not decode to UTF-8"
+        } else {
+            "not UTF-8"
+        },
+    })
+}
+
+/// Appends `text` percent-encoded: everything but RFC 3986's unreserved characters is escaped,
+/// so the result is safe in an MQTT topic segment and decodes back exactly.
+fn escape_into(text: &str, out: &mut String) {
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// System properties and their bag names, both directions.
+const WIRE_NAMES: [(&str, &str); 11] = [
+    (names::MESSAGE_ID, "$.mid"),
+    (names::CORRELATION_ID, "$.cid"),
+    (names::USER_ID, "$.uid"),
+    (names::TO, "$.to"),
+    (names::CONTENT_TYPE, "$.ct"),
+    (names::CONTENT_ENCODING, "$.ce"),
+    (names::CONNECTION_DEVICE_ID, "$.cdid"),
+    (names::CONNECTION_MODULE_ID, "$.cmid"),
+    (
+        names::CONNECTION_AUTH_METHOD,
+        "iothub-connection-auth-method",
+    ),
+    (
+        names::CONNECTION_DEVICE_GENERATION_ID,
+        "iothub-connection-auth-generation-id",
+    ),
+    (names::ENQUEUED_TIME, "iothub-enqueuedtime"),
+];
+
+/// The bag name under which the sink writes system property `name`.
+pub fn wire_name(name: &str) -> Cow<'static, str> {
+    WIRE_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map_or_else(
+            || Cow::Owned(format!("$.{name}")),
+            |(_, w)| Cow::Borrowed(*w),
+        )
+}
+
+/// The system property a sink-written bag name stands for, when it stands for one (the inverse
+/// of [`wire_name`]); `None` for an application property.
+pub fn system_name(wire: &str) -> Option<Cow<'static, str>> {
+    if let Some((n, _)) = WIRE_NAMES
+        .iter()
+        .find(|(_, w)| w.eq_ignore_ascii_case(wire))
+    {
+        return Some(Cow::Borrowed(*n));
+    }
+    wire.strip_prefix("$.").map(|n| Cow::Owned(n.to_string()))
+}
+
+/// The bag of `message`: system properties first (under [`wire_name`]s), then application
+/// properties, in their order; `null` values as a bare name.
+pub fn encode(message: &Message) -> String {
+    let mut out = String::new();
+    let system = message
+        .system_properties
+        .iter()
+        .map(|(n, v)| (wire_name(n), v));
+    let app = message
+        .app_properties
+        .iter()
+        .map(|(n, v)| (Cow::Borrowed(n), v));
+    for (name, value) in system.chain(app) {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        // `$.` stays readable: SDKs write the prefix unescaped and the decoder accepts both.
+        match name.strip_prefix("$.") {
+            Some(rest) => {
+                out.push_str("$.");
+                escape_into(rest, &mut out);
+            }
+            None => escape_into(&name, &mut out),
+        }
+        if let Some(v) = value {
+            out.push('=');
+            escape_into(v, &mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_what_sdks_write() {
+        let bag =
+            decode("$.ct=application%2Fjson&$.ce=utf-8&a+b=1%2B1&flag&&%24.mid=x&k=").unwrap();
+        assert_eq!(
+            bag,
+            vec![
+                ("$.ct".into(), Some("application/json".into())),
+                ("$.ce".into(), Some("utf-8".into())),
+                ("a+b".into(), Some("1+1".into())),
+                ("flag".into(), None),
+                ("$.mid".into(), Some("x".into())),
+                ("k".into(), Some(String::new())),
+            ]
+        );
+        assert_eq!(decode("").unwrap(), vec![]);
+        assert_eq!(
+            decode("caf%C3%A9=%E2%82%AC").unwrap(),
+            vec![("café".into(), Some("€".into()))]
+        );
+    }
+
+    #[test]
+    fn malformed_bags_report_offsets() {
+        for (bag, offset) in [("a=1&b=%4", 6), ("a=%zz", 2), ("=v", 0), ("x=1&%FF=1", 4)] {
+            match decode(bag) {
+                Err(IngestError::MalformedPropertyBag { offset: o, .. }) => {
+                    assert_eq!(o, offset, "{bag}")
+                }
+                other => panic!("{bag}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let mut m = Message::default();
+        m.system_properties
+            .insert("contentType", Some("application/json".into()));
+        m.system_properties
+            .insert("connectionDeviceId", Some("d1".into()));
+        m.system_properties.insert("dt-subject", Some("c1".into()));
+        m.app_properties.insert("a b&c=d", Some("x/y?z=%€".into()));
+        m.app_properties.insert("empty", None);
+        let bag = encode(&m);
+        assert!(
+            bag.starts_with("$.ct=application%2Fjson&$.cdid=d1&$.dt-subject=c1&"),
+            "{bag}"
+        );
+        let decoded = decode(&bag).unwrap();
+        let names: Vec<_> = decoded
+            .iter()
+            .map(|(n, _)| system_name(n).map_or(n.clone(), |s| format!("sys:{s}")))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sys:contentType",
+                "sys:connectionDeviceId",
+                "sys:dt-subject",
+                "a b&c=d",
+                "empty"
+            ]
+        );
+        assert_eq!(decoded[3].1.as_deref(), Some("x/y?z=%€"));
+        assert_eq!(decoded[4].1, None);
+    }
+}
