@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hubroute::message::Message;
 use hubroute::sink::{
     codes, format_enqueued_time, validate_file_name_format, ChannelSink, DeadLetter, Dispatched,
-    Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, ManualClock, RetryPolicy, Sink,
-    SinkError, StorageConfig, StorageEncoding, StorageSink,
+    Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, ManualClock, RetryPolicy, Settlement,
+    Sink, SinkError, StorageConfig, StorageEncoding, StorageSink, Ticket,
 };
 use serde_json::Value;
 
@@ -979,4 +979,96 @@ fn error_codes_are_stable() {
     assert_eq!(codes::BACKLOG_FULL, "E0503");
     assert!(SinkError::Retryable("x".into()).is_retryable());
     assert_eq!(SinkError::Fatal("boom".into()).to_string(), "boom");
+}
+
+/// A sink that records whether each accepted envelope was flushed before the ticket settled.
+struct FlushCounting {
+    flushed: Arc<AtomicUsize>,
+    pending: usize,
+}
+
+impl Sink for FlushCounting {
+    fn describe(&self) -> String {
+        "flush-counting".into()
+    }
+    fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
+        self.pending += batch.len();
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.flushed.fetch_add(self.pending, Ordering::SeqCst);
+        self.pending = 0;
+        Ok(())
+    }
+}
+
+#[test]
+fn tickets_settle_once_every_copy_is_flushed_or_dead_lettered() {
+    let dir = TempDir::new("tickets");
+    let dl_path = dir.path().join("dead.jsonl");
+    let flushed = Arc::new(AtomicUsize::new(0));
+    let good = FlushCounting {
+        flushed: Arc::clone(&flushed),
+        pending: 0,
+    };
+    let (dead, _) = Scripted::new(|_, _| Err(SinkError::Retryable("down".into())));
+    let d = Dispatcher::new(
+        [
+            ("good".to_string(), boxed(good)),
+            ("dead".to_string(), boxed(dead)),
+        ],
+        DeadLetter::to_path(&dl_path).unwrap(),
+        config(64, 2),
+    )
+    .unwrap();
+    let (tx, rx): (Sender<(u64, Settlement, usize)>, Receiver<_>) = channel();
+    for seq in 0..10u64 {
+        let endpoints: &[&str] = match seq % 3 {
+            0 => &["good"],
+            1 => &["good", "dead"],
+            _ => &["good", "nowhere"],
+        };
+        let tx = tx.clone();
+        let flushed = Arc::clone(&flushed);
+        let ticket = Ticket::new(endpoints.len(), move |s| {
+            tx.send((seq, s, flushed.load(Ordering::SeqCst))).unwrap();
+        });
+        for ep in endpoints {
+            let e = envelope(ep, json_message("{}"), 0, seq);
+            d.dispatch_tracked(e, ticket.clone()).unwrap();
+        }
+    }
+    // A ticket for no copies settles at once.
+    let (tx0, rx0) = channel();
+    Ticket::new(0, move |s| tx0.send(s).unwrap());
+    assert_eq!(rx0.recv().unwrap(), Settlement::default());
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("every ticket settles"),
+        );
+    }
+    d.finish();
+    assert!(rx.try_recv().is_err(), "a ticket settled twice");
+    seen.sort_by_key(|(seq, ..)| *seq);
+    for (seq, s, flushed_then) in seen {
+        let want = match seq % 3 {
+            0 => Settlement {
+                delivered: 1,
+                dead_lettered: 0,
+                lost: 0,
+            },
+            _ => Settlement {
+                delivered: 1,
+                dead_lettered: 1,
+                lost: 0,
+            },
+        };
+        assert_eq!(s, want, "message {seq}");
+        assert!(s.is_safe());
+        assert!(flushed_then >= 1, "settled before its copy was flushed");
+    }
+    let dead_lines = read_lines(&dl_path);
+    assert_eq!(dead_lines.len(), 3 + 3);
 }

@@ -17,13 +17,17 @@
 //!   so one message the endpoint can never take does not take its batch-mates down with it.
 //! * A panicking sink is caught: its batch is dead-lettered and the sink is not used again (its
 //!   state is unknown); later envelopes for it are dead-lettered with code `E0506`.
+//! * [`Dispatcher::dispatch_tracked`] attaches a [`Ticket`] shared by every copy of one input
+//!   message. When the last copy is settled (delivered *and flushed*, dead-lettered, or lost) the
+//!   ticket's callback gets the [`Settlement`], which is how an input that needs acknowledging
+//!   (a JetStream consumer, an MQTT subscription) acknowledges only what is safe.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -264,8 +268,113 @@ pub struct DispatchError {
     pub reason: String,
 }
 
+/// How the copies of one input message ended, handed to a [`Ticket`]'s callback once all of
+/// them are settled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settlement {
+    /// Copies the endpoint's sink accepted and flushed.
+    pub delivered: usize,
+    /// Copies written to the dead letter (with their reason).
+    pub dead_lettered: usize,
+    /// Copies that were neither: the dead letter itself failed. Do not acknowledge the input.
+    pub lost: usize,
+}
+
+impl Settlement {
+    /// Every copy is accounted for, delivered or dead-lettered, so the input may be acknowledged.
+    pub fn is_safe(&self) -> bool {
+        self.lost == 0
+    }
+}
+
+type TicketCallback = Box<dyn FnOnce(Settlement) + Send>;
+
+struct TicketState {
+    remaining: AtomicUsize,
+    settlement: Mutex<Settlement>,
+    done: Mutex<Option<TicketCallback>>,
+}
+
+/// Tracks the copies of one input message through the [`Dispatcher`]: created for `copies`
+/// envelopes, cloned into each [`Dispatcher::dispatch_tracked`] call, and settled by the
+/// endpoint workers. The callback runs exactly once, on whichever thread settles the last copy
+/// (at once, in [`Ticket::new`], for zero copies), so it should be quick: send an acknowledgement
+/// request to a channel, say.
+#[derive(Clone)]
+pub struct Ticket(Arc<TicketState>);
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("remaining", &self.0.remaining.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one copy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Delivered,
+    DeadLettered,
+    Lost,
+}
+
+impl Ticket {
+    /// A ticket for `copies` envelopes that calls `done` when all of them are settled.
+    pub fn new(copies: usize, done: impl FnOnce(Settlement) + Send + 'static) -> Ticket {
+        let ticket = Ticket(Arc::new(TicketState {
+            remaining: AtomicUsize::new(copies),
+            settlement: Mutex::new(Settlement::default()),
+            done: Mutex::new(Some(Box::new(done))),
+        }));
+        if copies == 0 {
+            ticket.finish();
+        }
+        ticket
+    }
+
+    fn settle(&self, how: Settled) {
+        {
+            let mut s = lock(&self.0.settlement);
+            match how {
+                Settled::Delivered => s.delivered += 1,
+                Settled::DeadLettered => s.dead_lettered += 1,
+                Settled::Lost => s.lost += 1,
+            }
+        }
+        // The copy that takes the count to zero runs the callback; settling more copies than
+        // the ticket was made for never calls it twice.
+        let before = self
+            .0
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        let settlement = *lock(&self.0.settlement);
+        if let Some(done) = lock(&self.0.done).take() {
+            done(settlement);
+        }
+    }
+}
+
+fn settle_all(tickets: &[Option<Ticket>], how: Settled) {
+    for t in tickets.iter().flatten() {
+        t.settle(how);
+    }
+}
+
+/// One queued copy and the ticket of its input message, if tracked.
+struct Queued {
+    envelope: Envelope,
+    ticket: Option<Ticket>,
+}
+
 struct Worker {
-    sender: Option<SyncSender<Envelope>>,
+    sender: Option<SyncSender<Queued>>,
     handle: Option<JoinHandle<EndpointStats>>,
     /// Dead-lettered by `dispatch` itself (backlog full, worker stopped).
     dead_lettered: AtomicU64,
@@ -355,27 +464,46 @@ impl Dispatcher {
     /// Hands `envelope` to its endpoint's queue without blocking. When it cannot be queued it is
     /// dead-lettered here and now; when even that fails it is handed back in the error.
     pub fn dispatch(&self, envelope: Envelope) -> Result<Dispatched, DispatchError> {
+        self.dispatch_with(envelope, None)
+    }
+
+    /// [`Dispatcher::dispatch`], settling `ticket` when this copy is delivered (written and
+    /// flushed), dead-lettered or lost. A copy handed back in the error counts as lost.
+    pub fn dispatch_tracked(
+        &self,
+        envelope: Envelope,
+        ticket: Ticket,
+    ) -> Result<Dispatched, DispatchError> {
+        self.dispatch_with(envelope, Some(ticket))
+    }
+
+    fn dispatch_with(
+        &self,
+        envelope: Envelope,
+        ticket: Option<Ticket>,
+    ) -> Result<Dispatched, DispatchError> {
         let Some(worker) = self.workers.get(&envelope.endpoint) else {
             let reason = format!(
                 "unknown endpoint: no sink is bound to '{}'",
                 envelope.endpoint
             );
-            self.dead_letter_now(envelope, codes::UNKNOWN_ENDPOINT, &reason)?;
+            self.dead_letter_now(envelope, ticket, codes::UNKNOWN_ENDPOINT, &reason)?;
             return Ok(Dispatched::DeadLettered(codes::UNKNOWN_ENDPOINT));
         };
         let Some(sender) = &worker.sender else {
             // Only during drop; kept total rather than unreachable.
-            self.dead_letter_now(envelope, codes::WORKER_STOPPED, "endpoint worker stopped")?;
+            let code = codes::WORKER_STOPPED;
+            self.dead_letter_now(envelope, ticket, code, "endpoint worker stopped")?;
             return Ok(Dispatched::DeadLettered(codes::WORKER_STOPPED));
         };
-        let (envelope, code, reason) = match sender.try_send(envelope) {
+        let (queued, code, reason) = match sender.try_send(Queued { envelope, ticket }) {
             Ok(()) => return Ok(Dispatched::Queued),
-            Err(TrySendError::Full(e)) => (e, codes::BACKLOG_FULL, "backlog full"),
-            Err(TrySendError::Disconnected(e)) => {
-                (e, codes::WORKER_STOPPED, "endpoint worker stopped")
+            Err(TrySendError::Full(q)) => (q, codes::BACKLOG_FULL, "backlog full"),
+            Err(TrySendError::Disconnected(q)) => {
+                (q, codes::WORKER_STOPPED, "endpoint worker stopped")
             }
         };
-        self.dead_letter_now(envelope, code, reason)?;
+        self.dead_letter_now(queued.envelope, queued.ticket, code, reason)?;
         worker.dead_lettered.fetch_add(1, Ordering::Relaxed);
         Ok(Dispatched::DeadLettered(code))
     }
@@ -383,11 +511,20 @@ impl Dispatcher {
     fn dead_letter_now(
         &self,
         envelope: Envelope,
+        ticket: Option<Ticket>,
         code: &'static str,
         reason: &str,
     ) -> Result<(), DispatchError> {
         let mut dl = lock(&self.dead_letter);
-        match dl.write(&envelope, code, reason, 0) {
+        let written = dl.write(&envelope, code, reason, 0);
+        drop(dl);
+        let how = if written.is_ok() {
+            Settled::DeadLettered
+        } else {
+            Settled::Lost
+        };
+        settle_all(std::slice::from_ref(&ticket), how);
+        match written {
             Ok(()) => {
                 if code == codes::UNKNOWN_ENDPOINT {
                     *lock(&self.unknown)
@@ -399,7 +536,7 @@ impl Dispatcher {
             Err(e) => Err(DispatchError {
                 reason: format!(
                     "{code} {reason}, and the dead letter {} failed: {e}",
-                    dl.describe()
+                    lock(&self.dead_letter).describe()
                 ),
                 envelope: Box::new(envelope),
             }),
@@ -448,7 +585,7 @@ impl Drop for Dispatcher {
 struct Job {
     name: String,
     sink: Box<dyn Sink>,
-    receiver: Receiver<Envelope>,
+    receiver: Receiver<Queued>,
     dead_letter: Arc<Mutex<DeadLetter>>,
     retry: RetryPolicy,
     max_batch: usize,
@@ -470,38 +607,57 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 impl Job {
     fn run(mut self) -> EndpointStats {
-        let mut batch = Vec::with_capacity(self.max_batch.min(1024));
+        let capacity = self.max_batch.min(1024);
+        let mut batch = Vec::with_capacity(capacity);
+        let mut tickets = Vec::with_capacity(capacity);
         while let Ok(first) = self.receiver.recv() {
-            batch.push(first);
+            batch.push(first.envelope);
+            tickets.push(first.ticket);
             while batch.len() < self.max_batch {
                 match self.receiver.try_recv() {
-                    Ok(e) => batch.push(e),
+                    Ok(q) => {
+                        batch.push(q.envelope);
+                        tickets.push(q.ticket);
+                    }
                     Err(_) => break,
                 }
             }
-            self.deliver(&batch, true);
+            self.deliver(&batch, &tickets, true);
             batch.clear();
+            tickets.clear();
         }
         self.final_flush();
         self.stats
     }
 
-    /// Writes `batch` with retries; what cannot be written goes to the dead letter.
-    fn deliver(&mut self, batch: &[Envelope], may_split: bool) {
+    /// One attempt at `batch`: written, and flushed too when someone waits on a ticket, because
+    /// an input is acknowledged on the strength of it and must not be lost in a buffer.
+    fn attempt(&mut self, batch: &[Envelope], tracked: bool) -> Result<(), SinkError> {
+        self.sink.write_batch(batch)?;
+        if tracked {
+            self.sink.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes `batch` with retries; what cannot be written goes to the dead letter. `tickets`
+    /// runs parallel to `batch`.
+    fn deliver(&mut self, batch: &[Envelope], tickets: &[Option<Ticket>], may_split: bool) {
         if let Some(why) = &self.poisoned {
             let reason = format!("the sink panicked earlier and is no longer used: {why}");
             self.stats.failed_batches += 1;
-            self.dead_letter(batch, codes::SINK_PANICKED, &reason, 0);
+            self.dead_letter(batch, tickets, codes::SINK_PANICKED, &reason, 0);
             return;
         }
+        let tracked = tickets.iter().any(Option::is_some);
         let attempts = self.retry.attempts();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sink = &mut self.sink;
-            match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
+            match catch_unwind(AssertUnwindSafe(|| self.attempt(batch, tracked))) {
                 Ok(Ok(())) => {
                     self.stats.delivered += batch.len() as u64;
+                    settle_all(tickets, Settled::Delivered);
                     return;
                 }
                 Ok(Err(e)) if e.is_retryable() && attempt < attempts => {
@@ -511,17 +667,17 @@ impl Job {
                 }
                 Ok(Err(e)) if e.is_retryable() => {
                     let reason = format!("retries exhausted after {attempt} attempts: {e}");
-                    self.fail(batch, codes::RETRIES_EXHAUSTED, reason, attempt);
+                    self.fail(batch, tickets, codes::RETRIES_EXHAUSTED, reason, attempt);
                     return;
                 }
                 Ok(Err(e)) => {
                     if may_split && batch.len() > 1 {
                         // Find the envelope(s) the endpoint can never take.
-                        for one in batch.chunks(1) {
-                            self.deliver(one, false);
+                        for (one, ticket) in batch.chunks(1).zip(tickets.chunks(1)) {
+                            self.deliver(one, ticket, false);
                         }
                     } else {
-                        self.fail(batch, codes::FATAL, e.to_string(), attempt);
+                        self.fail(batch, tickets, codes::FATAL, e.to_string(), attempt);
                     }
                     return;
                 }
@@ -529,23 +685,44 @@ impl Job {
                     let why = panic_text(payload.as_ref());
                     let reason = format!("the sink panicked: {why}");
                     self.poisoned = Some(why);
-                    self.fail(batch, codes::SINK_PANICKED, reason, attempt);
+                    self.fail(batch, tickets, codes::SINK_PANICKED, reason, attempt);
                     return;
                 }
             }
         }
     }
 
-    fn fail(&mut self, batch: &[Envelope], code: &str, reason: String, attempts: u32) {
+    fn fail(
+        &mut self,
+        batch: &[Envelope],
+        tickets: &[Option<Ticket>],
+        code: &str,
+        reason: String,
+        attempts: u32,
+    ) {
         self.stats.failed_batches += 1;
-        self.dead_letter(batch, code, &reason, attempts);
+        self.dead_letter(batch, tickets, code, &reason, attempts);
         self.stats.last_error = Some(reason);
     }
 
-    fn dead_letter(&mut self, batch: &[Envelope], code: &str, reason: &str, attempts: u32) {
+    fn dead_letter(
+        &mut self,
+        batch: &[Envelope],
+        tickets: &[Option<Ticket>],
+        code: &str,
+        reason: &str,
+        attempts: u32,
+    ) {
         let mut dl = lock(&self.dead_letter);
-        for e in batch {
-            match dl.write(e, code, reason, attempts) {
+        for (e, ticket) in batch.iter().zip(tickets) {
+            let written = dl.write(e, code, reason, attempts);
+            let how = if written.is_ok() {
+                Settled::DeadLettered
+            } else {
+                Settled::Lost
+            };
+            settle_all(std::slice::from_ref(ticket), how);
+            match written {
                 Ok(()) => self.stats.dead_lettered += 1,
                 Err(err) => {
                     self.stats.lost += 1;

@@ -30,7 +30,7 @@ mod time;
 pub use channel::ChannelSink;
 pub use delivery::{
     DeadLetter, DeliveryStats, DispatchError, Dispatched, Dispatcher, DispatcherConfig,
-    EndpointStats, RetryPolicy,
+    EndpointStats, RetryPolicy, Settlement, Ticket,
 };
 pub use jsonl::JsonLinesSink;
 pub use record::{json_body_text, storage_json_record, AVRO_SCHEMA};
