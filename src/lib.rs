@@ -17,6 +17,8 @@
 #![warn(missing_docs)]
 
 pub mod body;
+#[cfg(any(feature = "mqtt", feature = "nats"))]
+pub mod broker;
 pub mod check;
 pub mod compile;
 mod condition;

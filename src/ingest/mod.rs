@@ -32,6 +32,8 @@ pub mod codes {
     pub const INVALID_MESSAGE: &str = "E0603";
     /// The input record is not a message (a stream entry that is not message JSON).
     pub const MALFORMED_RECORD: &str = "E0604";
+    /// The device (or module) is not in the device registry the router was given.
+    pub const UNKNOWN_DEVICE: &str = "E0605";
 }
 
 /// Why a publish could not become a message. Each has a stable code ([`IngestError::code`]).
@@ -56,6 +58,9 @@ pub enum IngestError {
     /// E0603: the message breaks IoT Hub's message rules.
     #[error("E0603 invalid message: {}", describe_violations(.0))]
     InvalidMessage(Vec<Violation>),
+    /// E0605: the sender is not a registered device.
+    #[error("E0605 device '{0}' is not in the device registry")]
+    UnknownDevice(String),
 }
 
 fn describe_violations(v: &[Violation]) -> String {
@@ -72,6 +77,7 @@ impl IngestError {
             IngestError::NotD2cTopic { .. } => codes::NOT_D2C_TOPIC,
             IngestError::MalformedPropertyBag { .. } => codes::MALFORMED_PROPERTY_BAG,
             IngestError::InvalidMessage(_) => codes::INVALID_MESSAGE,
+            IngestError::UnknownDevice(_) => codes::UNKNOWN_DEVICE,
         }
     }
 }
@@ -128,9 +134,9 @@ impl<'a> D2cTopic<'a> {
                 ))
             }
         };
-        check_identity(device_id).map_err(|reason| bad(reason))?;
+        check_identity(device_id).map_err(&bad)?;
         if let Some(m) = module_id {
-            check_identity(m).map_err(|reason| bad(reason))?;
+            check_identity(m).map_err(&bad)?;
         }
         Ok(D2cTopic {
             device_id,

@@ -142,10 +142,10 @@ pub fn system_name(wire: &str) -> Option<Cow<'static, str>> {
     wire.strip_prefix("$.").map(|n| Cow::Owned(n.to_string()))
 }
 
-/// The bag of `message`: system properties first (under [`wire_name`]s), then application
-/// properties, in their order; `null` values as a bare name.
-pub fn encode(message: &Message) -> String {
-    let mut out = String::new();
+/// The properties of `message` as percent-encoded `(name, value)` pairs: system properties first
+/// (under [`wire_name`]s), then application properties, in their order. The MQTT sink joins them
+/// into a bag; the NATS sink writes them as headers.
+pub fn pairs(message: &Message) -> Vec<(String, Option<String>)> {
     let system = message
         .system_properties
         .iter()
@@ -154,21 +154,39 @@ pub fn encode(message: &Message) -> String {
         .app_properties
         .iter()
         .map(|(n, v)| (Cow::Borrowed(n), v));
-    for (name, value) in system.chain(app) {
+    system
+        .chain(app)
+        .map(|(name, value)| {
+            let mut n = String::with_capacity(name.len());
+            // `$.` stays readable: SDKs write the prefix unescaped and the decoder accepts both.
+            match name.strip_prefix("$.") {
+                Some(rest) => {
+                    n.push_str("$.");
+                    escape_into(rest, &mut n);
+                }
+                None => escape_into(&name, &mut n),
+            }
+            let v = value.map(|v| {
+                let mut out = String::with_capacity(v.len());
+                escape_into(v, &mut out);
+                out
+            });
+            (n, v)
+        })
+        .collect()
+}
+
+/// The bag of `message` ([`pairs`] joined); `null` values as a bare name.
+pub fn encode(message: &Message) -> String {
+    let mut out = String::new();
+    for (name, value) in pairs(message) {
         if !out.is_empty() {
             out.push('&');
         }
-        // `$.` stays readable: SDKs write the prefix unescaped and the decoder accepts both.
-        match name.strip_prefix("$.") {
-            Some(rest) => {
-                out.push_str("$.");
-                escape_into(rest, &mut out);
-            }
-            None => escape_into(&name, &mut out),
-        }
+        out.push_str(&name);
         if let Some(v) = value {
             out.push('=');
-            escape_into(v, &mut out);
+            out.push_str(&v);
         }
     }
     out

@@ -131,6 +131,25 @@ pub fn format_enqueued_time(time: SystemTime) -> String {
     )
 }
 
+/// `500ms`, `30s`, `2m`, `1h` or a plain number of seconds.
+/// (Command-line and URL spelling of the retry, idle and acknowledgement times.)
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

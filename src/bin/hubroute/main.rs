@@ -5,6 +5,7 @@
 
 mod check_cmd;
 mod eval_cmd;
+mod live;
 mod render;
 mod routes_cmd;
 mod run_cmd;
@@ -35,8 +36,12 @@ enum Command {
     /// Test a message against a routing configuration: which routes match, which endpoints
     /// receive it, and (with --explain) why.
     Test(routes_cmd::TestArgs),
-    /// Route a stream of messages (JSON Lines) to sinks bound to the endpoints.
+    /// Route messages (JSON Lines, MQTT devices or a shared JetStream stream) to sinks bound to
+    /// the endpoints.
     Run(run_cmd::RunArgs),
+    /// Take devices' MQTT messages (IoT Hub's topics), stamp and validate them, and append them
+    /// to a JetStream stream that any number of `run` processes share.
+    Bridge(live::BridgeArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => check_cmd::fmt(args),
         Command::Test(args) => routes_cmd::test(args),
         Command::Run(args) => run_cmd::run(args),
+        Command::Bridge(args) => live::bridge(args),
     };
     match result {
         Ok(code) => code,

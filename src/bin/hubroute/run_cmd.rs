@@ -24,12 +24,17 @@ pub struct RunArgs {
     /// The routing configuration (as for `test`).
     #[arg(long)]
     routes: PathBuf,
-    /// Messages, one JSON object per line (`-` for standard input).
+    /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
+    /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
+    /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
+    /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
-    input: String,
-    /// Bind an endpoint to a sink: NAME=URL with URL `file:PATH` (JSON Lines), `stdout:`, or
+    pub(crate) input: String,
+    /// Bind an endpoint to a sink: NAME=URL with URL `file:PATH` (JSON Lines), `stdout:`,
     /// `storage:DIR` (IoT Hub Storage-endpoint files: Avro or JSON, named by the endpoint's
-    /// fileNameFormat). Every endpoint a route can reach must be bound.
+    /// fileNameFormat), `mqtt://HOST:PORT/TOPIC` (QoS 1 to TOPIC/{property bag}),
+    /// `nats://HOST:PORT/SUBJECT` or `jetstream://HOST:PORT/SUBJECT` (properties as headers).
+    /// Every endpoint a route can reach must be bound.
     #[arg(long = "sink", value_name = "NAME=URL")]
     sinks: Vec<String>,
     /// Where undeliverable and invalid messages go, with the reason (JSON Lines).
@@ -52,9 +57,33 @@ pub struct RunArgs {
     /// Attempts per batch before a sink's messages go to the dead letter.
     #[arg(long, default_value_t = 5)]
     max_attempts: u32,
+    /// The longest wait between two attempts (e.g. 10s, 500ms); waits double from 100 ms.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    max_backoff: Duration,
+    /// With a broker input: the MQTT client id (its broker session holds unacknowledged
+    /// messages while the router is away).
+    #[arg(long, default_value = "hubroute-router")]
+    pub(crate) client_id: String,
+    /// With an MQTT input: a device registry, a JSON object of deviceId to generation id
+    /// (stamped as connectionDeviceGenerationId); unknown senders are rejected (E0605).
+    #[arg(long)]
+    pub(crate) devices: Option<PathBuf>,
+    /// With a broker input: messages read but not yet delivered everywhere, at most.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) max_in_flight: usize,
+    /// With a broker input: stop after this long without a message (default: run until
+    /// interrupted with Ctrl-C or SIGTERM).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub(crate) exit_when_idle: Option<Duration>,
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+}
+
+/// `30s`, `500ms`, `2m` or plain seconds.
+pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    hubroute::sink::parse_duration(text)
+        .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
 }
 
 /// One input line after parsing, validation and routing.
@@ -122,15 +151,15 @@ fn process(
 
 /// Counts for the final report.
 #[derive(Default)]
-struct Stats {
-    read: u64,
-    invalid: u64,
-    routed: BTreeMap<String, u64>,
-    fallback: u64,
-    unrouted: u64,
+pub(crate) struct Stats {
+    pub read: u64,
+    pub invalid: u64,
+    pub routed: BTreeMap<String, u64>,
+    pub fallback: u64,
+    pub unrouted: u64,
 }
 
-fn parse_protocol(p: &str) -> Result<Protocol, String> {
+pub(crate) fn parse_protocol(p: &str) -> Result<Protocol, String> {
     match p.to_ascii_lowercase().as_str() {
         "mqtt" => Ok(Protocol::Mqtt),
         "amqp" => Ok(Protocol::Amqp),
@@ -173,8 +202,12 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
             .map(|s| Box::new(s) as Box<dyn Sink>)
             .map_err(|e| format!("--sink {}: {e}", ep.name));
     }
+    if url.contains("://") {
+        return crate::live::broker_sink(&ep.name, url);
+    }
     Err(format!(
-        "--sink {}={url}: unknown sink URL (use file:PATH, stdout: or storage:DIR)",
+        "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
+         mqtt://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or jetstream://HOST:PORT/SUBJECT)",
         ep.name
     ))
 }
@@ -235,6 +268,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let config = DispatcherConfig {
         retry: RetryPolicy {
             max_attempts: args.max_attempts.max(1),
+            max_backoff: args.max_backoff,
             ..RetryPolicy::default()
         },
         ..DispatcherConfig::default()
@@ -244,6 +278,19 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let store = args.twin_dir.as_ref().map(DirTwinStore::new);
     let resolver = store.as_ref().map(|s| TwinResolver::new(s));
     let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
+
+    if args.input.contains("://") {
+        let pipeline = crate::live::Pipeline {
+            table: &table,
+            twin,
+            protocol,
+            default_source,
+            dispatcher,
+            invalid_log: std::sync::Mutex::new(invalid_log),
+            dead_letter_path: args.dead_letter.clone(),
+        };
+        return crate::live::run(&args, pipeline);
+    }
 
     // A file is read in chunks that are parsed, validated and routed in parallel (rayon),
     // then dispatched in input order; standard input is handled line by line so that a live
@@ -322,23 +369,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 stats.fallback += 1;
             }
             let now = SystemTime::now();
-            for &id in &routing.endpoints {
-                let name = table.endpoint(id).name.clone();
-                let copy = if table.enriches(id) {
-                    table.enrich(&message, id, source, twin)
-                } else {
-                    (*message).clone()
-                };
-                *stats.routed.entry(name.clone()).or_default() += 1;
-                sequence += 1;
-                let envelope = Envelope {
-                    endpoint: name,
-                    message: copy,
-                    enqueued_time: now,
-                    hub_name: table.hub_name().to_string(),
-                    partition: 0,
-                    sequence,
-                };
+            for envelope in fan_out(&table, &message, source, &routing, twin, now, 0, sequence) {
+                *stats.routed.entry(envelope.endpoint.clone()).or_default() += 1;
+                sequence = envelope.sequence;
                 if let Err(e) = dispatcher.dispatch(envelope) {
                     // Not even the dead letter accepted it: say so loudly, never silently drop.
                     eprintln!(
@@ -362,8 +395,52 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         eprintln!();
     }
     let delivery = dispatcher.finish();
-    let elapsed = started.elapsed();
+    report(&stats, &delivery, started.elapsed(), &args.dead_letter)
+}
 
+/// One envelope per endpoint of `routing`, enriched for that endpoint, numbered from
+/// `sequence + 1`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fan_out(
+    table: &RouteTable,
+    message: &Message,
+    source: Source,
+    routing: &Routing,
+    twin: Option<&dyn TwinLookup>,
+    enqueued_time: SystemTime,
+    partition: u32,
+    sequence: u64,
+) -> Vec<Envelope> {
+    let mut sequence = sequence;
+    routing
+        .endpoints
+        .iter()
+        .map(|&id| {
+            sequence += 1;
+            Envelope {
+                endpoint: table.endpoint(id).name.clone(),
+                message: if table.enriches(id) {
+                    table.enrich(message, id, source, twin)
+                } else {
+                    message.clone()
+                },
+                enqueued_time,
+                hub_name: table.hub_name().to_string(),
+                partition,
+                sequence,
+            }
+        })
+        .collect()
+}
+
+/// The final statistics on standard error; exit code 1 when anything was dead-lettered in
+/// delivery or lost.
+pub(crate) fn report(
+    stats: &Stats,
+    delivery: &hubroute::sink::DeliveryStats,
+    elapsed: Duration,
+    dead_letter: &std::path::Path,
+) -> Result<ExitCode, String> {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
@@ -376,7 +453,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         out,
         "  invalid: {} (see above; dead-lettered to {})",
         stats.invalid,
-        args.dead_letter.display()
+        dead_letter.display()
     );
     let _ = writeln!(out, "  fallback: {}", stats.fallback);
     let _ = writeln!(out, "  matched no route and dropped: {}", stats.unrouted);
@@ -403,12 +480,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
 /// Invalid input lines, appended to the dead-letter file with their line number and reason so
 /// that nothing read is lost.
-struct InvalidLog {
+pub(crate) struct InvalidLog {
     file: std::fs::File,
 }
 
 impl InvalidLog {
-    fn open(path: &std::path::Path) -> Result<Self, String> {
+    pub(crate) fn open(path: &std::path::Path) -> Result<Self, String> {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -422,5 +499,19 @@ impl InvalidLog {
         if let Err(e) = writeln!(self.file, "{record}") {
             eprintln!("cannot write the dead letter: {e}");
         }
+    }
+
+    /// Records an input that is not a routable message (`origin` says where it came from: a
+    /// topic, a stream sequence); `Err` when the dead letter itself failed.
+    pub(crate) fn write_input(
+        &mut self,
+        origin: serde_json::Value,
+        code: &str,
+        reason: &str,
+        message: serde_json::Value,
+    ) -> std::io::Result<()> {
+        let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "input": origin, "message": message});
+        writeln!(self.file, "{record}")?;
+        self.file.flush()
     }
 }

@@ -1,0 +1,702 @@
+//! Live inputs: `hubroute run --input mqtt://…|jetstream://…` and `hubroute bridge`.
+//!
+//! Every input here needs acknowledging, and the rule is the same everywhere: a message is
+//! acknowledged only when it is safe, that is when every endpoint it routes to has accepted
+//! (written and flushed) its copy or the copy went to the dead letter with a reason
+//! ([`Ticket`]), or when the bridge's stream confirmed it. Until then the broker keeps it and
+//! redelivers it after a crash, so delivery is at-least-once: a crash between a sink accepting a
+//! copy and the acknowledgement repeats that copy, nothing is lost.
+//!
+//! The loops run on a single-threaded tokio runtime; routing is cheap next to the I/O, and the
+//! sinks have their own threads (the [`Dispatcher`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Args;
+use hubroute::eval::TwinLookup;
+use hubroute::message::{Message, Protocol, Source};
+use hubroute::route::RouteTable;
+use hubroute::sink::{Dispatcher, Sink};
+
+use crate::run_cmd::{fan_out, report, InvalidLog, RunArgs, Stats};
+
+/// What `run` hands over once the routes, sinks and dead letter are ready.
+pub(crate) struct Pipeline<'a> {
+    pub table: &'a RouteTable,
+    pub twin: Option<&'a dyn TwinLookup>,
+    pub protocol: Protocol,
+    pub default_source: Source,
+    pub dispatcher: Dispatcher,
+    pub invalid_log: Mutex<InvalidLog>,
+    pub dead_letter_path: PathBuf,
+}
+
+/// The sink for a broker URL (`mqtt://`, `nats://`, `jetstream://`).
+pub(crate) fn broker_sink(endpoint: &str, url: &str) -> Result<Box<dyn Sink>, String> {
+    #[cfg(any(feature = "mqtt", feature = "nats"))]
+    {
+        use hubroute::broker::{BrokerUrl, Scheme};
+        let parsed = BrokerUrl::parse(url).map_err(|e| format!("--sink {endpoint}: {e}"))?;
+        let sink: Result<Box<dyn Sink>, hubroute::sink::SinkError> = match parsed.scheme {
+            #[cfg(feature = "mqtt")]
+            Scheme::Mqtt => hubroute::broker::mqtt::MqttSink::new(
+                &parsed,
+                &format!("hubroute-sink-{endpoint}-{}", std::process::id()),
+            )
+            .map(|s| Box::new(s) as Box<dyn Sink>),
+            #[cfg(feature = "nats")]
+            Scheme::Nats | Scheme::JetStream => {
+                hubroute::broker::nats::NatsSink::new(&parsed).map(|s| Box::new(s) as Box<dyn Sink>)
+            }
+            #[allow(unreachable_patterns)]
+            _ => return Err(not_built(url)),
+        };
+        sink.map_err(|e| format!("--sink {endpoint}: {e}"))
+    }
+    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
+    {
+        let _ = endpoint;
+        Err(not_built(url))
+    }
+}
+
+#[allow(dead_code)]
+fn not_built(url: &str) -> String {
+    format!("{url}: this hubroute was built without the cargo feature for this broker (mqtt, nats)")
+}
+
+/// Runs the router on a broker input until interrupted (or idle, with --exit-when-idle).
+pub(crate) fn run(args: &RunArgs, pipeline: Pipeline<'_>) -> Result<ExitCode, String> {
+    #[cfg(any(feature = "mqtt", feature = "nats"))]
+    {
+        use hubroute::broker::{BrokerUrl, Scheme};
+        let url = BrokerUrl::parse(&args.input).map_err(|e| format!("--input: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        match url.scheme {
+            #[cfg(feature = "mqtt")]
+            Scheme::Mqtt => runtime.block_on(mqtt_input::run(args, &url, pipeline)),
+            #[cfg(feature = "nats")]
+            Scheme::JetStream => runtime.block_on(jetstream_input::run(args, &url, pipeline)),
+            _ => Err(format!(
+                "--input {url}: use mqtt://HOST:PORT or jetstream://HOST:PORT/STREAM?consumer=NAME{}",
+                if cfg!(all(feature = "mqtt", feature = "nats")) { "" } else { " (and a build with both broker features)" }
+            )),
+        }
+    }
+    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
+    {
+        let _ = pipeline;
+        Err(not_built(&args.input))
+    }
+}
+
+/// Counters shared with acknowledgement tasks.
+#[derive(Default)]
+struct AckCounts {
+    acked: AtomicU64,
+    redeliver: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sleeps for `idle`, or forever without one.
+async fn idle_timer(idle: Option<Duration>) {
+    match idle {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Pipeline<'_> {
+    /// Validates and routes one message; the envelopes to dispatch (empty: acknowledge now), or
+    /// the reason it is invalid.
+    fn route(
+        &self,
+        router: &mut hubroute::route::Router<'_>,
+        message: &Message,
+        stats: &mut Stats,
+        sequence: u64,
+    ) -> Result<Vec<hubroute::sink::Envelope>, (&'static str, String)> {
+        let violations = message.validate(self.protocol);
+        if let Some(first) = violations.first() {
+            let reasons: Vec<String> = violations
+                .iter()
+                .map(|v| format!("[{}] {}", v.code, v.message))
+                .collect();
+            return Err((first.code, reasons.join("; ")));
+        }
+        let source = message.source.unwrap_or(self.default_source);
+        let routing = match self.twin {
+            Some(t) => router.route_with_twin(message, source, t),
+            None => router.route(message, source),
+        };
+        if routing.endpoints.is_empty() {
+            stats.unrouted += 1;
+        }
+        if routing.fallback {
+            stats.fallback += 1;
+        }
+        let mut envelopes = fan_out(
+            self.table,
+            message,
+            source,
+            &routing,
+            self.twin,
+            SystemTime::now(),
+            0,
+            0,
+        );
+        for e in &mut envelopes {
+            e.sequence = sequence;
+            *stats.routed.entry(e.endpoint.clone()).or_default() += 1;
+        }
+        Ok(envelopes)
+    }
+
+    /// Records an invalid input in the dead letter; `false` when even that failed (then the
+    /// input must not be acknowledged).
+    fn reject(
+        &self,
+        origin: serde_json::Value,
+        code: &str,
+        reason: &str,
+        message: serde_json::Value,
+    ) -> bool {
+        eprintln!("invalid message [{code}] from {origin}: {reason}");
+        let mut log = self.invalid_log.lock().unwrap_or_else(|p| p.into_inner());
+        match log.write_input(origin, code, reason, message) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "cannot write the dead letter {}: {e}",
+                    self.dead_letter_path.display()
+                );
+                false
+            }
+        }
+    }
+
+    /// Stops: waits (bounded) for what is in flight, drains the sinks and prints the report.
+    async fn finish(
+        self,
+        permits: Arc<tokio::sync::Semaphore>,
+        capacity: usize,
+        stats: Stats,
+        acks: Arc<AckCounts>,
+        started: Instant,
+    ) -> Result<ExitCode, String> {
+        let all = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let settled =
+            tokio::time::timeout(Duration::from_secs(60), permits.acquire_many(all)).await;
+        if settled.is_err() {
+            eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
+        }
+        let delivery = self.dispatcher.finish();
+        eprintln!(
+            "acknowledged {}, left for redelivery {}, acknowledgements failed {}",
+            acks.acked.load(Ordering::Relaxed),
+            acks.redeliver.load(Ordering::Relaxed),
+            acks.failed.load(Ordering::Relaxed)
+        );
+        report(&stats, &delivery, started.elapsed(), &self.dead_letter_path)
+    }
+}
+
+/// `--devices FILE`: `{"deviceId": "generationId", …}`. With a registry, unknown senders are
+/// rejected (E0605), as IoT Hub rejects unregistered devices.
+pub(crate) fn load_registry(
+    path: Option<&PathBuf>,
+) -> Result<Option<HashMap<String, String>>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--devices {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        format!(
+            "--devices {}: expected {{\"deviceId\": \"generationId\"}}: {e}",
+            path.display()
+        )
+    })
+}
+
+#[cfg(feature = "mqtt")]
+mod mqtt_input {
+    //! Devices publishing over MQTT, straight into the router.
+
+    use super::*;
+    use hubroute::broker::mqtt::{D2cSubscriber, Incoming};
+    use hubroute::broker::BrokerUrl;
+    use hubroute::sink::{Settlement, Ticket};
+
+    pub(super) async fn run(
+        args: &RunArgs,
+        url: &BrokerUrl,
+        pipeline: Pipeline<'_>,
+    ) -> Result<ExitCode, String> {
+        let registry = load_registry(args.devices.as_ref())?;
+        let mut subscriber = D2cSubscriber::new(url, &args.client_id);
+        let acker = subscriber.acker();
+        let capacity = args.max_in_flight.max(1);
+        let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
+        let acks = Arc::new(AckCounts::default());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let ack_task = {
+            let acks = Arc::clone(&acks);
+            tokio::spawn(async move {
+                while let Some((publish, settlement, permit)) = rx.recv().await {
+                    let (publish, settlement, _permit): (
+                        rumqttc::Publish,
+                        Settlement,
+                        tokio::sync::OwnedSemaphorePermit,
+                    ) = (publish, settlement, permit);
+                    if settlement.is_safe() {
+                        match acker.ack(&publish).await {
+                            Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => acks.failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    } else {
+                        // MQTT has no negative acknowledgement: leaving it unacknowledged makes
+                        // the broker redeliver it to the next session.
+                        acks.redeliver.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut stats = Stats::default();
+        let mut router = pipeline.table.router();
+        let mut sequence = 0u64;
+        let stop = interrupted();
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
+                _ = &mut stop => break,
+            };
+            let publish = tokio::select! {
+                r = subscriber.next() => r,
+                _ = &mut stop => break,
+                _ = idle_timer(args.exit_when_idle) => break,
+            };
+            let publish = match publish {
+                Ok(Incoming::Publish(p)) => p,
+                Ok(Incoming::Subscribed) => {
+                    eprintln!("subscribed to device-to-cloud topics on {url}");
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("{url}: {e}; reconnecting in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            stats.read += 1;
+            sequence += 1;
+            let message = super::d2c(&publish, registry.as_ref());
+            let settle = {
+                let tx = tx.clone();
+                let publish = publish.clone();
+                move |s: Settlement| {
+                    let _ = tx.send((publish, s, permit));
+                }
+            };
+            let envelopes = match message {
+                Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
+                Err(e) => Err((e.code(), e.to_string())),
+            };
+            match envelopes {
+                Ok(envelopes) => {
+                    let ticket = Ticket::new(envelopes.len(), settle);
+                    for e in envelopes {
+                        if let Err(e) = pipeline.dispatcher.dispatch_tracked(e, ticket.clone()) {
+                            eprintln!(
+                                "could not deliver or dead-letter a copy for {}: {}",
+                                e.envelope.endpoint, e.reason
+                            );
+                        }
+                    }
+                }
+                Err((code, reason)) => {
+                    stats.invalid += 1;
+                    let origin = serde_json::json!({"topic": publish.topic});
+                    let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
+                    let safe = pipeline.reject(origin, code, &reason, body);
+                    settle(Settlement {
+                        dead_lettered: 1,
+                        lost: usize::from(!safe),
+                        ..Settlement::default()
+                    });
+                }
+            }
+        }
+        drop(tx);
+        let result = pipeline
+            .finish(
+                Arc::clone(&permits),
+                capacity,
+                stats,
+                Arc::clone(&acks),
+                started,
+            )
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+        subscriber.disconnect().await;
+        result
+    }
+}
+
+/// One device publish as a stamped, validated message.
+#[cfg(feature = "mqtt")]
+pub(crate) fn d2c(
+    publish: &rumqttc::Publish,
+    registry: Option<&HashMap<String, String>>,
+) -> Result<Message, hubroute::ingest::IngestError> {
+    use hubroute::ingest::{d2c_message, Connection, D2cTopic, IngestError};
+    let topic = D2cTopic::parse(&publish.topic)?;
+    let generation = match registry {
+        Some(r) => Some(
+            r.get(topic.device_id)
+                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?
+                .as_str(),
+        ),
+        None => None,
+    };
+    let connection = Connection::from_topic(&topic, generation);
+    d2c_message(&topic, &publish.payload, &connection, SystemTime::now())
+}
+
+#[cfg(feature = "mqtt")]
+fn base64_body(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(feature = "nats")]
+mod jetstream_input {
+    //! A durable JetStream consumer shared with the other router processes.
+
+    use super::*;
+    use async_nats::jetstream::AckKind;
+    use futures_util::StreamExt;
+    use hubroute::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
+    use hubroute::broker::BrokerUrl;
+    use hubroute::ingest::codes::MALFORMED_RECORD;
+    use hubroute::sink::{Settlement, Ticket};
+
+    pub(super) async fn run(
+        args: &RunArgs,
+        url: &BrokerUrl,
+        pipeline: Pipeline<'_>,
+    ) -> Result<ExitCode, String> {
+        let settings = ConsumerSettings::from_url(url)?;
+        let input = JetStreamInput::open(url, &settings).await?;
+        let mut messages = input.messages().await?;
+        let capacity = args.max_in_flight.max(1);
+        let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
+        let acks = Arc::new(AckCounts::default());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+            async_nats::jetstream::message::Acker,
+            Settlement,
+            tokio::sync::OwnedSemaphorePermit,
+        )>();
+        let ack_task = {
+            let acks = Arc::clone(&acks);
+            tokio::spawn(async move {
+                while let Some((acker, settlement, permit)) = rx.recv().await {
+                    let acks = Arc::clone(&acks);
+                    // Concurrently: each acknowledgement is a round trip to the server.
+                    tokio::spawn(async move {
+                        let result = if settlement.is_safe() {
+                            acker.double_ack().await
+                        } else {
+                            acker.ack_with(AckKind::Nak(None)).await
+                        };
+                        let counter = match (result.is_ok(), settlement.is_safe()) {
+                            (true, true) => &acks.acked,
+                            (true, false) => &acks.redeliver,
+                            (false, _) => &acks.failed,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        drop(permit);
+                    });
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut stats = Stats::default();
+        let mut redelivered = 0u64;
+        let mut router = pipeline.table.router();
+        let stop = interrupted();
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
+                _ = &mut stop => break,
+            };
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = &mut stop => break,
+                _ = idle_timer(args.exit_when_idle) => break,
+            };
+            let delivered = match next {
+                None => break,
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    eprintln!("{url}: {e}");
+                    continue;
+                }
+            };
+            stats.read += 1;
+            let (sequence, deliveries) = delivered
+                .info()
+                .map(|i| (i.stream_sequence, i.delivered))
+                .unwrap_or((0, 1));
+            if deliveries > 1 {
+                redelivered += 1;
+            }
+            let (record, acker) = delivered.split();
+            let settle = {
+                let tx = tx.clone();
+                move |s: Settlement| {
+                    let _ = tx.send((acker, s, permit));
+                }
+            };
+            let envelopes = match decode_record(&record.payload) {
+                Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
+                Err(e) => Err((MALFORMED_RECORD, e)),
+            };
+            match envelopes {
+                Ok(envelopes) => {
+                    let ticket = Ticket::new(envelopes.len(), settle);
+                    for e in envelopes {
+                        if let Err(e) = pipeline.dispatcher.dispatch_tracked(e, ticket.clone()) {
+                            eprintln!(
+                                "could not deliver or dead-letter a copy for {}: {}",
+                                e.envelope.endpoint, e.reason
+                            );
+                        }
+                    }
+                }
+                Err((code, reason)) => {
+                    stats.invalid += 1;
+                    let origin = serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence});
+                    let raw = String::from_utf8_lossy(&record.payload).into_owned();
+                    let safe =
+                        pipeline.reject(origin, code, &reason, serde_json::Value::String(raw));
+                    settle(Settlement {
+                        dead_lettered: 1,
+                        lost: usize::from(!safe),
+                        ..Settlement::default()
+                    });
+                }
+            }
+        }
+        drop(tx);
+        eprintln!("redelivered messages received: {redelivered}");
+        let result = pipeline
+            .finish(
+                Arc::clone(&permits),
+                capacity,
+                stats,
+                Arc::clone(&acks),
+                started,
+            )
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+        result
+    }
+}
+
+/// `hubroute bridge`: devices' MQTT publishes, stamped and validated, appended to a JetStream
+/// stream that router processes share.
+#[derive(Args)]
+pub struct BridgeArgs {
+    /// The MQTT broker devices publish to (IoT Hub's device-to-cloud topics).
+    #[arg(long)]
+    from: String,
+    /// The stream to append to: jetstream://HOST:PORT/STREAM (created if missing).
+    #[arg(long)]
+    to: String,
+    /// Where invalid messages go, with the reason (JSON Lines).
+    #[arg(long, default_value = "hubroute-bridge-dead-letter.jsonl")]
+    dead_letter: PathBuf,
+    /// The bridge's MQTT client id (its broker session holds messages while it is away).
+    #[arg(long, default_value = "hubroute-bridge")]
+    client_id: String,
+    /// Device registry: a JSON object of deviceId to generation id; unknown senders are rejected.
+    #[arg(long)]
+    devices: Option<PathBuf>,
+    /// Messages received and not yet confirmed by the stream, at most.
+    #[arg(long, default_value_t = 5000)]
+    max_in_flight: usize,
+    /// Stop after this long without a message (default: run until interrupted).
+    #[arg(long, value_parser = crate::run_cmd::parse_duration_arg)]
+    exit_when_idle: Option<Duration>,
+}
+
+/// Runs the bridge until interrupted (or idle).
+pub(crate) fn bridge(args: BridgeArgs) -> Result<ExitCode, String> {
+    #[cfg(all(feature = "mqtt", feature = "nats"))]
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(bridge_loop(args))
+    }
+    #[cfg(not(all(feature = "mqtt", feature = "nats")))]
+    {
+        Err(not_built(&args.from))
+    }
+}
+
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
+    use hubroute::broker::mqtt::{D2cSubscriber, Incoming};
+    use hubroute::broker::nats::JetStreamWriter;
+    use hubroute::broker::{BrokerUrl, Scheme};
+
+    let from = BrokerUrl::parse(&args.from).map_err(|e| format!("--from: {e}"))?;
+    let to = BrokerUrl::parse(&args.to).map_err(|e| format!("--to: {e}"))?;
+    if from.scheme != Scheme::Mqtt || to.scheme != Scheme::JetStream {
+        return Err(
+            "bridge: expected --from mqtt://HOST:PORT --to jetstream://HOST:PORT/STREAM".into(),
+        );
+    }
+    let registry = load_registry(args.devices.as_ref())?;
+    let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let writer = JetStreamWriter::open(&to).await?;
+    let mut subscriber = D2cSubscriber::new(&from, &args.client_id);
+    let acker = subscriber.acker();
+    let capacity = args.max_in_flight.max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
+    let appended = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut received = 0u64;
+    let mut invalid: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let started = Instant::now();
+    let stop = interrupted();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
+            _ = &mut stop => break,
+        };
+        let publish = tokio::select! {
+            r = subscriber.next() => r,
+            _ = &mut stop => break,
+            _ = idle_timer(args.exit_when_idle) => break,
+        };
+        let publish = match publish {
+            Ok(Incoming::Publish(p)) => p,
+            Ok(Incoming::Subscribed) => {
+                eprintln!("subscribed to device-to-cloud topics on {from}");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{from}: {e}; reconnecting in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        received += 1;
+        match d2c(&publish, registry.as_ref()) {
+            Ok(message) => {
+                let device = message
+                    .system_properties
+                    .get("connectionDeviceId")
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_string();
+                match writer.send(&device, &message).await {
+                    Ok(pending) => {
+                        let acker = acker.clone();
+                        let (appended, failed) = (Arc::clone(&appended), Arc::clone(&failed));
+                        tokio::spawn(async move {
+                            match pending.confirmed().await {
+                                Ok(_) => {
+                                    appended.fetch_add(1, Ordering::Relaxed);
+                                    let _ = acker.ack(&publish).await;
+                                }
+                                Err(e) => {
+                                    // Unacknowledged: the broker redelivers it next session.
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    eprintln!("{e}");
+                                }
+                            }
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            Err(e) => {
+                *invalid.entry(e.code()).or_default() += 1;
+                eprintln!("invalid message on '{}': {e}", publish.topic);
+                let origin = serde_json::json!({"topic": publish.topic});
+                let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
+                match invalid_log.write_input(origin, e.code(), &e.to_string(), body) {
+                    Ok(()) => {
+                        let _ = acker.ack(&publish).await;
+                    }
+                    Err(err) => eprintln!("cannot write the dead letter: {err}"),
+                }
+            }
+        }
+    }
+    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
+    subscriber.disconnect().await;
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let n_invalid: u64 = invalid.values().sum();
+    eprintln!(
+        "received {received} messages in {elapsed:.3}s ({:.0} msg/s)",
+        received as f64 / elapsed
+    );
+    eprintln!("  appended to {to}: {}", appended.load(Ordering::Relaxed));
+    eprintln!(
+        "  not confirmed by the stream (left for redelivery): {}",
+        failed.load(Ordering::Relaxed)
+    );
+    eprintln!(
+        "  invalid: {n_invalid} (dead-lettered to {}){}",
+        args.dead_letter.display(),
+        invalid
+            .iter()
+            .map(|(c, n)| format!(" {c}: {n}"))
+            .collect::<String>()
+    );
+    Ok(ExitCode::SUCCESS)
+}

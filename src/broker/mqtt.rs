@@ -1,0 +1,217 @@
+//! MQTT: IoT Hub's device-to-cloud topics as an input, and an endpoint sink, over rumqttc.
+//!
+//! * [`D2cSubscriber`] subscribes (QoS 1) to [`crate::ingest::D2C_TOPIC_FILTERS`] with a
+//!   persistent session and manual acknowledgements: the broker keeps a message until the router
+//!   says it is safe (appended to the stream, or delivered to every endpoint), and keeps queueing
+//!   for the router's client id while it is away.
+//! * [`MqttSink`] publishes each envelope with QoS 1 to `{TOPIC}/{property bag}`, the topic
+//!   convention IoT Hub uses towards devices (`devices/{id}/messages/devicebound/{bag}`), with the
+//!   bag written by [`crate::ingest::property_bag::encode`]. A batch counts as written only when
+//!   the broker acknowledged every publish (PUBACK). Subscribers use `TOPIC/#`.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, Client, Connection, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
+    Packet, Publish, QoS,
+};
+
+use super::BrokerUrl;
+use crate::ingest::{property_bag, D2C_TOPIC_FILTERS};
+use crate::sink::{Envelope, Sink, SinkError};
+
+/// The largest packet either side may send: IoT Hub's 256 KB message limit plus a generous
+/// allowance for the topic and its property bag.
+const MAX_PACKET: usize = 512 * 1024;
+
+fn options(url: &BrokerUrl, client_id: &str, persistent: bool) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
+    o.set_keep_alive(Duration::from_secs(15));
+    o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    o.set_clean_session(!persistent);
+    o
+}
+
+/// Subscribes to every device's device-to-cloud topic. Messages must be acknowledged with
+/// [`MqttAcker::ack`] once they are safe; until then the broker redelivers them to the next
+/// session with the same client id.
+pub struct D2cSubscriber {
+    client: AsyncClient,
+    eventloop: EventLoop,
+}
+
+/// What [`D2cSubscriber::next`] saw.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The broker confirmed the subscription (after each connection): devices' messages flow
+    /// from now on.
+    Subscribed,
+    /// A device's publish, to acknowledge once it is safe.
+    Publish(Publish),
+}
+
+/// Acknowledges publishes received by a [`D2cSubscriber`]; cheap to clone and send to other
+/// tasks.
+#[derive(Clone)]
+pub struct MqttAcker(AsyncClient);
+
+impl MqttAcker {
+    /// Sends the PUBACK for `publish` (a no-op for QoS 0).
+    pub async fn ack(&self, publish: &Publish) -> Result<(), String> {
+        self.0.ack(publish).await.map_err(|e| e.to_string())
+    }
+}
+
+impl D2cSubscriber {
+    /// A subscriber with client id `client_id` (keep it stable: the broker's session, and the
+    /// messages it holds for the router, belong to it). Nothing connects until [`Self::next`].
+    pub fn new(url: &BrokerUrl, client_id: &str) -> D2cSubscriber {
+        let mut o = options(url, client_id, true);
+        o.set_manual_acks(true);
+        o.set_inflight(1000);
+        let (client, eventloop) = AsyncClient::new(o, 1024);
+        D2cSubscriber { client, eventloop }
+    }
+
+    /// The acknowledger for what [`Self::next`] returns.
+    pub fn acker(&self) -> MqttAcker {
+        MqttAcker(self.client.clone())
+    }
+
+    /// The next device publish, or the news that the subscription is in place. Connects (and
+    /// subscribes after every connection) as needed; a connection error is returned so the
+    /// caller can report it and back off, and the next call reconnects.
+    pub async fn next(&mut self) -> Result<Incoming, ConnectionError> {
+        loop {
+            match self.eventloop.poll().await? {
+                Event::Incoming(Packet::SubAck(_)) => return Ok(Incoming::Subscribed),
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    let filters = D2C_TOPIC_FILTERS
+                        .iter()
+                        .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+                    // Only queues the request: the event loop sends it on the next poll.
+                    let _ = self.client.try_subscribe_many(filters);
+                }
+                Event::Incoming(Packet::Publish(p)) => return Ok(Incoming::Publish(p)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Disconnects cleanly (the broker keeps the session).
+    pub async fn disconnect(&mut self) {
+        let _ = self.client.disconnect().await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(200), self.eventloop.poll()).await {
+                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// An endpoint sink publishing to an MQTT broker (see the module docs for the topic layout).
+pub struct MqttSink {
+    url: BrokerUrl,
+    client_id: String,
+    /// `None` after a failure: the next batch starts a fresh connection, so no stale in-flight
+    /// publish of a failed batch can be mistaken for an acknowledgement of the current one.
+    session: Option<(Client, Connection)>,
+    /// How long a batch may wait for its acknowledgements.
+    timeout: Duration,
+}
+
+impl MqttSink {
+    /// A sink for `mqtt://HOST:PORT/TOPIC`; connects lazily, so a broker that is down at start
+    /// is retried like any later outage.
+    pub fn new(url: &BrokerUrl, client_id: &str) -> Result<MqttSink, SinkError> {
+        let topic = url.path.trim_end_matches('/');
+        if topic.is_empty() || topic.contains(['+', '#']) {
+            return Err(SinkError::Fatal(format!(
+                "{url}: the MQTT sink needs a topic without wildcards (mqtt://HOST:PORT/TOPIC)"
+            )));
+        }
+        Ok(MqttSink {
+            url: url.clone(),
+            client_id: client_id.to_string(),
+            session: None,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    fn publish_all(&mut self, batch: &[Envelope]) -> Result<(), String> {
+        let (client, connection) = self.session.get_or_insert_with(|| {
+            Client::new(
+                options(&self.url, &self.client_id, false),
+                batch.len().max(64),
+            )
+        });
+        let topic = self.url.path.trim_end_matches('/');
+        let deadline = Instant::now() + self.timeout;
+        let mut queued = 0;
+        let mut sent: HashSet<u16> = HashSet::new();
+        let mut acked = 0;
+        while acked < batch.len() {
+            // Queue as many publishes as the request channel takes, then drive the connection.
+            while queued < batch.len() {
+                let e = &batch[queued];
+                let bag = property_bag::encode(&e.message);
+                let t = format!("{topic}/{bag}");
+                match client.try_publish(t, QoS::AtLeastOnce, false, e.message.body.clone()) {
+                    Ok(()) => queued += 1,
+                    Err(_) => break,
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{}: {acked} of {} publishes acknowledged within {:?}",
+                    self.url,
+                    batch.len(),
+                    self.timeout
+                ));
+            }
+            match connection.recv_timeout(left) {
+                Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    sent.insert(pkid);
+                }
+                Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    if sent.remove(&ack.pkid) {
+                        acked += 1;
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("{}: {e}", self.url)),
+                Err(e) => return Err(format!("{}: {e:?}", self.url)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for MqttSink {
+    fn describe(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
+        if let Some(too_big) = batch.iter().find(|e| e.message.body.len() > MAX_PACKET / 2) {
+            return Err(SinkError::Fatal(format!(
+                "{}: a {} byte body is larger than the MQTT sink's packet limit",
+                self.url,
+                too_big.message.body.len()
+            )));
+        }
+        self.publish_all(batch).map_err(|e| {
+            self.session = None;
+            SinkError::Retryable(e)
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        // Every accepted batch was acknowledged by the broker already.
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! NATS and JetStream: the log router processes share, and an endpoint sink.
+//!
+//! * The stream `NAME` (created if missing, file storage) holds subjects `NAME.>`; the bridge
+//!   appends each stamped device message to `NAME.devices.{deviceId}` as one record: the message
+//!   JSON (`systemProperties`, `appProperties`, `body`/`bodyBase64`, `source`) that
+//!   [`Message::from_json_str`] reads, so the stream is readable by anything and loses nothing.
+//! * [`JetStreamInput`] binds a durable pull consumer (explicit acks) that any number of router
+//!   processes share: JetStream hands each message to one of them and redelivers what is not
+//!   acknowledged within `ack_wait` (after a crash, or a `nak`).
+//! * [`NatsSink`] publishes envelopes to a subject, core NATS (`nats://`, flushed) or JetStream
+//!   (`jetstream://`, each publish acknowledged by the stream). Properties travel as headers named
+//!   like the MQTT property bag (`$.ct`, `$.cdid`, application names as they are), names and values
+//!   percent-encoded where they are not plain; the body is the payload.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::HeaderMap;
+use futures_util::future::try_join_all;
+
+use super::{BrokerUrl, Scheme};
+use crate::ingest::property_bag;
+use crate::message::Message;
+use crate::sink::{Envelope, Sink, SinkError};
+
+/// How long connecting and each request may take before it counts as a failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to `url`'s server, retrying in the background after the first connection.
+pub async fn connect(url: &BrokerUrl) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(REQUEST_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .name("hubroute")
+        .connect(url.address())
+        .await
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+/// A subject token for a device id: NATS reserves `.`, `*`, `>` and whitespace in tokens, so
+/// those (and `%` itself) are percent-encoded.
+pub fn subject_token(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        if matches!(c, '.' | '*' | '>' | '%') || c.is_whitespace() || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+/// The stream a `jetstream://HOST:PORT/NAME` URL names, created with file storage and subjects
+/// `NAME.>` if it does not exist.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    url: &BrokerUrl,
+) -> Result<stream::Stream, String> {
+    let name = stream_name(url)?;
+    js.get_or_create_stream(stream::Config {
+        name: name.to_string(),
+        subjects: vec![format!("{name}.>")],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("{url}: cannot open stream '{name}': {e}"))
+}
+
+fn stream_name(url: &BrokerUrl) -> Result<&str, String> {
+    let name = url.path.trim_matches('/');
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if url.scheme != Scheme::JetStream || !valid {
+        return Err(format!(
+            "{url}: expected jetstream://HOST:PORT/STREAM with a stream name of letters, digits, - and _"
+        ));
+    }
+    Ok(name)
+}
+
+/// Appends stamped device messages to a stream (the bridge's output).
+pub struct JetStreamWriter {
+    js: jetstream::Context,
+    stream: String,
+}
+
+impl JetStreamWriter {
+    /// Connects and opens (or creates) the stream.
+    pub async fn open(url: &BrokerUrl) -> Result<JetStreamWriter, String> {
+        let client = connect(url).await?;
+        let js = jetstream::new(client);
+        ensure_stream(&js, url).await?;
+        Ok(JetStreamWriter {
+            stream: stream_name(url)?.to_string(),
+            js,
+        })
+    }
+
+    /// Sends `message` (from `device_id`) to the stream. Sends go out in call order, so a
+    /// device's messages keep their order in the stream; await the returned [`Appended`] to
+    /// know the stream stored it (many can be outstanding at once).
+    pub async fn send(&self, device_id: &str, message: &Message) -> Result<Appended, String> {
+        let subject = format!("{}.devices.{}", self.stream, subject_token(device_id));
+        let payload = message.to_json_value().to_string();
+        self.js
+            .publish(subject, payload.into())
+            .await
+            .map(Appended)
+            .map_err(|e| format!("publish to stream {}: {e}", self.stream))
+    }
+}
+
+/// A message sent to the stream, not yet confirmed.
+pub struct Appended(jetstream::context::PublishAckFuture);
+
+impl Appended {
+    /// Waits for the stream's acknowledgement; the message's stream sequence number.
+    pub async fn confirmed(self) -> Result<u64, String> {
+        self.0
+            .await
+            .map(|ack| ack.sequence)
+            .map_err(|e| format!("the stream did not confirm: {e}"))
+    }
+}
+
+/// Reads a record the bridge wrote (message JSON).
+pub fn decode_record(payload: &[u8]) -> Result<Message, String> {
+    let text = std::str::from_utf8(payload).map_err(|e| format!("record is not UTF-8: {e}"))?;
+    Message::from_json_str(text).map_err(|e| e.to_string())
+}
+
+/// Settings of the durable consumer router processes share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSettings {
+    /// The durable consumer's name (`?consumer=`, default `hubroute`).
+    pub name: String,
+    /// Redelivery after this long without an acknowledgement (`?ack_wait=`, default 30 s).
+    pub ack_wait: Duration,
+    /// Most messages handed out and not yet acknowledged, over all processes
+    /// (`?max_ack_pending=`, default 10,000).
+    pub max_ack_pending: i64,
+}
+
+impl ConsumerSettings {
+    /// Reads the settings from the URL's query.
+    pub fn from_url(url: &BrokerUrl) -> Result<ConsumerSettings, String> {
+        let name = url.param("consumer").unwrap_or("hubroute").to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "{url}: consumer name '{name}' must be letters, digits, - and _"
+            ));
+        }
+        let max_ack_pending =
+            match url.param("max_ack_pending") {
+                Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("{url}: max_ack_pending={v} is not a positive number")
+                })?,
+                None => 10_000,
+            };
+        Ok(ConsumerSettings {
+            name,
+            ack_wait: url
+                .duration_param("ack_wait")?
+                .unwrap_or(Duration::from_secs(30)),
+            max_ack_pending,
+        })
+    }
+}
+
+/// A durable pull consumer on the bridge's stream, shared by every router process that names
+/// the same consumer.
+pub struct JetStreamInput {
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+}
+
+impl JetStreamInput {
+    /// Connects, opens the stream and binds (creating if needed) the durable consumer.
+    pub async fn open(url: &BrokerUrl, settings: &ConsumerSettings) -> Result<Self, String> {
+        let client = connect(url).await?;
+        let js = jetstream::new(client);
+        let stream = ensure_stream(&js, url).await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &settings.name,
+                pull::Config {
+                    durable_name: Some(settings.name.clone()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: settings.ack_wait,
+                    max_ack_pending: settings.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("{url}: cannot bind consumer '{}': {e}", settings.name))?;
+        Ok(JetStreamInput { consumer })
+    }
+
+    /// The consumer's message stream: items are delivered messages to acknowledge with
+    /// `double_ack` (or `ack_with(Nak)`), or errors to report (the stream goes on).
+    pub async fn messages(&self) -> Result<pull::Stream, String> {
+        self.consumer
+            .stream()
+            .max_messages_per_batch(500)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| format!("cannot start consuming: {e}"))
+    }
+}
+
+/// The headers a sink writes for `message` (see the module docs).
+pub fn headers(message: &Message) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in property_bag::pairs(message) {
+        h.insert(name.as_str(), value.unwrap_or_default().as_str());
+    }
+    h
+}
+
+/// An endpoint sink publishing to a NATS subject (see the module docs).
+pub struct NatsSink {
+    url: BrokerUrl,
+    subject: String,
+    runtime: tokio::runtime::Runtime,
+    client: Option<async_nats::Client>,
+}
+
+impl NatsSink {
+    /// A sink for `nats://HOST:PORT/SUBJECT` or `jetstream://HOST:PORT/SUBJECT` (a stream must
+    /// capture the subject). Connects lazily, so a server that is down at start is retried like
+    /// any later outage.
+    pub fn new(url: &BrokerUrl) -> Result<NatsSink, SinkError> {
+        let subject = url.path.trim_matches('/').replace('/', ".");
+        if subject.is_empty()
+            || subject
+                .split('.')
+                .any(|t| t.is_empty() || t == "*" || t == ">")
+        {
+            return Err(SinkError::Fatal(format!(
+                "{url}: the NATS sink needs a subject without wildcards (nats://HOST:PORT/SUBJECT)"
+            )));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::Fatal(format!("{url}: cannot start a runtime: {e}")))?;
+        Ok(NatsSink {
+            url: url.clone(),
+            subject,
+            runtime,
+            client: None,
+        })
+    }
+
+    async fn publish(
+        client: &async_nats::Client,
+        url: &BrokerUrl,
+        subject: &str,
+        batch: &[Envelope],
+    ) -> Result<(), String> {
+        if url.scheme == Scheme::JetStream {
+            let js = jetstream::new(client.clone());
+            let mut acks = Vec::with_capacity(batch.len());
+            for e in batch {
+                let ack = js
+                    .publish_with_headers(
+                        subject.to_string(),
+                        headers(&e.message),
+                        e.message.body.clone().into(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                acks.push(std::future::IntoFuture::into_future(ack));
+            }
+            try_join_all(acks).await.map_err(|e| e.to_string())?;
+        } else {
+            for e in batch {
+                client
+                    .publish_with_headers(
+                        subject.to_string(),
+                        headers(&e.message),
+                        e.message.body.clone().into(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            client.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for NatsSink {
+    fn describe(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
+        let url = &self.url;
+        let subject = &self.subject;
+        let client = &mut self.client;
+        self.runtime
+            .block_on(async {
+                if client.is_none() {
+                    *client = Some(connect(url).await?);
+                }
+                let c = client.as_ref().expect("connected above");
+                let limit = REQUEST_TIMEOUT * 2;
+                match tokio::time::timeout(limit, Self::publish(c, url, subject, batch)).await {
+                    Ok(r) => r.map_err(|e| format!("{url}: {e}")),
+                    Err(_) => Err(format!("{url}: no confirmation within {limit:?}")),
+                }
+            })
+            .map_err(|e| {
+                // Start over with a fresh connection next time.
+                self.client = None;
+                SinkError::Retryable(e)
+            })
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        // Core NATS batches are flushed and JetStream ones acknowledged before write_batch returns.
+        Ok(())
+    }
+}

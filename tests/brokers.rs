@@ -1,0 +1,674 @@
+//! The router against real brokers: Mosquitto and nats-server (with JetStream) are started on
+//! free loopback ports for each test and stopped after it. Devices publish over MQTT exactly as
+//! they would to IoT Hub; `hubroute bridge` and `hubroute run` are the real binary.
+//!
+//! Needs `mosquitto` and `nats-server` on the PATH or in /usr/sbin (Debian packages `mosquitto`
+//! and `nats-server`); without them every test fails and says how to install them. Waits are
+//! bounded and only guard against hangs; nothing asserts on how long anything takes.
+#![cfg(all(feature = "mqtt", feature = "nats", feature = "cli"))]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+/// A unique scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "hubroute-brokers-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find_program(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not installed; these tests start a real broker. Install it with \
+                 `sudo apt-get install -y mosquitto nats-server` (Debian/Ubuntu)"
+            )
+        })
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port}");
+}
+
+/// A broker process, killed on drop.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    command: Command,
+    what: String,
+}
+
+impl Server {
+    fn mosquitto(dir: &Path, persistent: bool) -> Server {
+        let port = free_port();
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        let data = dir.join(format!("mosquitto-{port}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let mut text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+        );
+        if persistent {
+            text.push_str(&format!(
+                "persistence true\npersistence_location {}/\n",
+                data.display()
+            ));
+        } else {
+            text.push_str("persistence false\n");
+        }
+        std::fs::write(&conf, text).unwrap();
+        let mut command = Command::new(find_program("mosquitto"));
+        command
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Server::start(command, port, "mosquitto")
+    }
+
+    fn nats(dir: &Path) -> Server {
+        let port = free_port();
+        let store = dir.join(format!("nats-{port}"));
+        let mut command = Command::new(find_program("nats-server"));
+        command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Server::start(command, port, "nats-server")
+    }
+
+    fn start(mut command: Command, port: u16, what: &str) -> Server {
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        wait_for_port(port, what, &mut child);
+        Server {
+            child: Some(child),
+            port,
+            command,
+            what: what.to_string(),
+        }
+    }
+
+    /// Stops the broker gracefully (SIGTERM, so Mosquitto saves its sessions).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        let mut child = self.command.spawn().unwrap();
+        wait_for_port(self.port, &self.what, &mut child);
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `hubroute` process, killed on drop; its standard error is kept in a file.
+struct Hubroute {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Hubroute {
+    fn start(args: &[String], log: PathBuf) -> Hubroute {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start hubroute");
+        Hubroute {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGKILL: no chance to acknowledge, flush or say goodbye.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; the process's report (standard error).
+    fn stop(&mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("hubroute did not stop: {}", self.report());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.report()
+    }
+
+    fn report(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the process says it subscribed to the devices' topics.
+    fn wait_subscribed(&self) {
+        assert!(
+            eventually(Duration::from_secs(30), || self
+                .report()
+                .contains("subscribed to device-to-cloud topics")),
+            "never subscribed: {}",
+            self.report()
+        );
+    }
+}
+
+impl Drop for Hubroute {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+const ROUTES: &str = r#"{
+  "endpoints": { "eventHubs": [ { "name": "archive" }, { "name": "alerts" }, { "name": "critical" } ] },
+  "routes": [
+    { "name": "all", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true },
+    { "name": "hot", "source": "DeviceMessages", "condition": "$contentType = 'application/json' AND $body.temp > 50", "endpointNames": ["alerts"], "isEnabled": true },
+    { "name": "crit", "source": "DeviceMessages", "condition": "level = 'critical' AND $connectionDeviceId != 'spoofed'", "endpointNames": ["critical"], "isEnabled": true }
+  ],
+  "enrichments": [ { "key": "via", "value": "hubroute", "endpointNames": ["alerts"] } ]
+}"#;
+
+/// The test fleet's messages: id `m-{i}` from device `dev-{i % 3}`, hot when `i % 4 == 0`,
+/// critical when `i % 5 == 0`. Every message also claims to be from device `spoofed`.
+fn publish_fleet(port: u16, range: std::ops::Range<usize>) {
+    let mut o = MqttOptions::new(format!("fleet-{}", range.start), "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (client, mut connection) = Client::new(o, 64);
+    let n = range.len();
+    let publisher = std::thread::spawn(move || {
+        for i in range {
+            let level = if i % 5 == 0 { "critical" } else { "info" };
+            let temp = if i % 4 == 0 { 80 } else { 20 };
+            let topic = format!(
+                "devices/dev-{}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid=m-{i}&level={level}&iothub-connection-device-id=spoofed",
+                i % 3
+            );
+            client
+                .publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    format!(r#"{{"temp":{temp},"seq":{i}}}"#),
+                )
+                .unwrap();
+        }
+        client
+    });
+    let mut acked = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked < n {
+        assert!(
+            Instant::now() < deadline,
+            "broker acknowledged {acked} of {n} publishes"
+        );
+        match connection.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("device connection failed: {other:?}"),
+        }
+    }
+    let client = publisher.join().unwrap();
+    let _ = client.disconnect();
+}
+
+fn expected(ids: impl Iterator<Item = usize> + Clone) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let set = |f: fn(&usize) -> bool| ids.clone().filter(f).map(|i| format!("m-{i}")).collect();
+    BTreeMap::from([
+        ("archive", set(|_| true)),
+        ("alerts", set(|i| i % 4 == 0)),
+        ("critical", set(|i| i % 5 == 0)),
+    ])
+}
+
+/// Message ids in JSON Lines storage records (several files: one per worker).
+fn ids_in_files(files: &[PathBuf]) -> (BTreeSet<String>, usize) {
+    let mut ids = BTreeSet::new();
+    let mut lines = 0;
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a whole JSON line");
+            assert_eq!(v["SystemProperties"]["contentType"], "application/json");
+            assert_ne!(v["SystemProperties"]["connectionDeviceId"], "spoofed");
+            assert!(v["Properties"].get("iothub-connection-device-id").is_none());
+            ids.insert(
+                v["SystemProperties"]["messageId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            lines += 1;
+        }
+    }
+    (ids, lines)
+}
+
+/// Collects what the MQTT sink publishes under `topic/#`, on a persistent session so nothing
+/// published while it reconnects is missed.
+/// Topic and payload of each publish received.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+struct Subscriber {
+    received: Received,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, topic: &str) -> Subscriber {
+        let mut o = MqttOptions::new(format!("watcher-{port}"), "127.0.0.1", port);
+        o.set_clean_session(false);
+        o.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = Client::new(o, 16);
+        let filter = format!("{topic}/#");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let received = std::sync::Arc::clone(&received);
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match connection.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                            client.subscribe(filter.clone(), QoS::AtLeastOnce).unwrap();
+                        }
+                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                            let _ = ready_tx.send(());
+                        }
+                        Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                            received
+                                .lock()
+                                .unwrap()
+                                .push((p.topic.clone(), p.payload.to_vec()));
+                        }
+                        Ok(Ok(_)) | Err(_) => {}
+                        Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            })
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("subscribed to the sink's topic");
+        Subscriber {
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Message ids (from the property bag) received so far, and how many publishes.
+    fn ids(&self) -> (BTreeSet<String>, usize) {
+        let got = self.received.lock().unwrap();
+        let mut ids = BTreeSet::new();
+        for (topic, _) in got.iter() {
+            let bag = topic.split_once('/').map(|(_, b)| b).unwrap_or("");
+            let pairs = hubroute::ingest::property_bag::decode(bag).expect("a valid bag");
+            let get = |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .and_then(|(_, v)| v.clone())
+            };
+            assert_eq!(
+                get("via").as_deref(),
+                Some("hubroute"),
+                "enrichment in {topic}"
+            );
+            assert!(
+                get("$.cdid").is_some_and(|d| d.starts_with("dev-")),
+                "{topic}"
+            );
+            ids.insert(get("$.mid").expect("$.mid in the bag"));
+        }
+        (ids, got.len())
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits until `check` returns true; false after `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+/// Critical messages arrive on a NATS subject with their properties as headers.
+async fn collect_nats(
+    port: u16,
+    subject: String,
+    ids: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    use futures_util::StreamExt;
+    let client = async_nats::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut sub = client.subscribe(subject).await.unwrap();
+    client.flush().await.unwrap();
+    ready.send(()).unwrap();
+    while let Some(m) = sub.next().await {
+        let h = m.headers.expect("properties as headers");
+        assert_eq!(h.get("level").map(|v| v.as_str()), Some("critical"));
+        assert_eq!(
+            h.get("$.ct").map(|v| v.as_str()),
+            Some("application%2Fjson")
+        );
+        let id = h.get("$.mid").expect("$.mid header").as_str().to_string();
+        ids.lock().unwrap().insert(id);
+    }
+}
+
+#[test]
+fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
+    let dir = TempDir::new("e2e");
+    let mqtt = Server::mosquitto(&dir.0, false);
+    let sink_mqtt = Server::mosquitto(&dir.0, true);
+    let nats = Server::nats(&dir.0);
+    let routes = dir.0.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    let alerts = Subscriber::start(sink_mqtt.port, "alerts");
+
+    let nats_ids = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.spawn(collect_nats(
+        nats.port,
+        "critical".into(),
+        std::sync::Arc::clone(&nats_ids),
+        ready_tx,
+    ));
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("NATS subscriber ready");
+
+    let stream = format!("jetstream://127.0.0.1:{}/HUB", nats.port);
+    let mut bridge = Hubroute::start(
+        &[
+            s("bridge"),
+            s("--from"),
+            format!("mqtt://127.0.0.1:{}", mqtt.port),
+            s("--to"),
+            stream.clone(),
+            s("--dead-letter"),
+            s(dir.0.join("bridge-dead.jsonl").display()),
+            s("--client-id"),
+            s("bridge-e2e"),
+        ],
+        dir.0.join("bridge.log"),
+    );
+    let worker = |n: usize| {
+        let out = dir.0.join(format!("w{n}"));
+        Hubroute::start(
+            &[
+                s("run"),
+                s("--routes"),
+                s(routes.display()),
+                s("--input"),
+                format!("{stream}?consumer=routers&ack_wait=2s"),
+                s("--sink"),
+                format!("archive=file:{}", out.join("archive.jsonl").display()),
+                s("--sink"),
+                format!("alerts=mqtt://127.0.0.1:{}/alerts", sink_mqtt.port),
+                s("--sink"),
+                format!("critical=nats://127.0.0.1:{}/critical", nats.port),
+                s("--dead-letter"),
+                s(out.join("dead.jsonl").display()),
+                s("--max-backoff"),
+                s("500ms"),
+                s("--max-attempts"),
+                s("1000"),
+            ],
+            dir.0.join(format!("w{n}.log")),
+        )
+    };
+    bridge.wait_subscribed();
+    let mut w1 = worker(1);
+    let mut w2 = worker(2);
+    let archives = [
+        dir.0.join("w1/archive.jsonl"),
+        dir.0.join("w2/archive.jsonl"),
+    ];
+
+    // Malformed input is counted and dead-lettered, never fatal.
+    {
+        let o = MqttOptions::new("bad-device", "127.0.0.1", mqtt.port);
+        let (client, mut connection) = Client::new(o, 8);
+        client
+            .publish(
+                "devices/dev-x/messages/events/a=%zz",
+                QoS::AtLeastOnce,
+                false,
+                "x",
+            )
+            .unwrap();
+        client
+            .publish(
+                "devices/bad id/messages/events/",
+                QoS::AtLeastOnce,
+                false,
+                "x",
+            )
+            .unwrap();
+        let mut acked = 0;
+        while acked < 2 {
+            if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+                connection.recv_timeout(Duration::from_secs(10))
+            {
+                acked += 1;
+            }
+        }
+    }
+
+    publish_fleet(mqtt.port, 0..300);
+    // Kill one worker mid-stream, once it has delivered some messages.
+    assert!(
+        eventually(Duration::from_secs(60), || ids_in_files(&archives[..1])
+            .0
+            .len()
+            >= 20),
+        "worker 1 never delivered: {}",
+        w1.report()
+    );
+    w1.kill();
+    publish_fleet(mqtt.port, 300..600);
+
+    let want = expected(0..600);
+    let complete = eventually(Duration::from_secs(120), || {
+        ids_in_files(&archives).0 == want["archive"]
+            && alerts.ids().0 == want["alerts"]
+            && *nats_ids.lock().unwrap() == want["critical"]
+    });
+    let w2_report = w2.stop();
+    let bridge_report = bridge.stop();
+    let (archived, archive_lines) = ids_in_files(&archives);
+    let (alerted, _) = alerts.ids();
+    assert!(
+        complete,
+        "missing archive {:?}, alerts {:?}, critical {:?}\nworker 2: {w2_report}\nbridge: {bridge_report}",
+        want["archive"].difference(&archived).take(10).collect::<Vec<_>>(),
+        want["alerts"].difference(&alerted).take(10).collect::<Vec<_>>(),
+        want["critical"].difference(&nats_ids.lock().unwrap()).take(10).collect::<Vec<_>>(),
+    );
+    assert_eq!(archived, want["archive"]);
+    assert!(archive_lines >= 600);
+    assert!(bridge_report.contains("invalid: 2"), "{bridge_report}");
+    let dead = std::fs::read_to_string(dir.0.join("bridge-dead.jsonl")).unwrap();
+    assert!(dead.contains("E0602") && dead.contains("E0601"), "{dead}");
+}
+
+#[test]
+fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
+    let dir = TempDir::new("outage");
+    let mqtt = Server::mosquitto(&dir.0, false);
+    let mut sink_mqtt = Server::mosquitto(&dir.0, true);
+    let routes = dir.0.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    let alerts = Subscriber::start(sink_mqtt.port, "alerts");
+    let out = dir.0.join("out");
+    let mut router = Hubroute::start(
+        &[
+            s("run"),
+            s("--routes"),
+            s(routes.display()),
+            s("--input"),
+            format!("mqtt://127.0.0.1:{}", mqtt.port),
+            s("--client-id"),
+            s("router-outage"),
+            s("--sink"),
+            format!("archive=file:{}", out.join("archive.jsonl").display()),
+            s("--sink"),
+            format!("alerts=mqtt://127.0.0.1:{}/alerts", sink_mqtt.port),
+            s("--sink"),
+            format!("critical=file:{}", out.join("critical.jsonl").display()),
+            s("--dead-letter"),
+            s(out.join("dead.jsonl").display()),
+            s("--max-backoff"),
+            s("300ms"),
+            s("--max-attempts"),
+            s("1000"),
+        ],
+        dir.0.join("router.log"),
+    );
+    // A broker keeps nothing for a subscription that does not exist yet.
+    router.wait_subscribed();
+    publish_fleet(mqtt.port, 0..100);
+    let archive = [out.join("archive.jsonl")];
+    assert!(
+        eventually(Duration::from_secs(60), || alerts.ids().0.len() == 25),
+        "first alerts: {:?}; router: {}",
+        alerts.ids().0.len(),
+        router.report()
+    );
+    sink_mqtt.stop();
+    publish_fleet(mqtt.port, 100..200);
+    // The other endpoints keep going while the alerts broker is down.
+    assert!(
+        eventually(Duration::from_secs(60), || ids_in_files(&archive).0.len()
+            == 200),
+        "archive stalled while the alerts broker was down: {}",
+        router.report()
+    );
+    sink_mqtt.restart();
+    let want = expected(0..200);
+    let complete = eventually(Duration::from_secs(90), || alerts.ids().0 == want["alerts"]);
+    let report = router.stop();
+    assert!(
+        complete,
+        "alerts missing after the broker came back: {:?}\n{report}",
+        want["alerts"]
+            .difference(&alerts.ids().0)
+            .collect::<Vec<_>>()
+    );
+    assert!(report.contains("retries"), "{report}");
+    assert!(!report.contains("lost: 1"), "{report}");
+    let (critical, _) = ids_in_files(&[out.join("critical.jsonl")]);
+    assert_eq!(critical, want["critical"]);
+}
