@@ -10,6 +10,10 @@
 //! The loops run on a single-threaded tokio runtime; routing is cheap next to the I/O, and the
 //! sinks have their own threads (the [`Dispatcher`]).
 
+// Builds without a broker feature keep the command-line surface and report the missing feature;
+// the imports the loops need are then unused.
+#![cfg_attr(not(all(feature = "mqtt", feature = "nats")), allow(unused_imports))]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +30,7 @@ use hubroute::sink::{Dispatcher, Sink};
 use crate::run_cmd::{fan_out, report, InvalidLog, RunArgs, Stats};
 
 /// What `run` hands over once the routes, sinks and dead letter are ready.
+#[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) struct Pipeline<'a> {
     pub table: &'a RouteTable,
     pub twin: Option<&'a dyn TwinLookup>,
@@ -99,6 +104,7 @@ pub(crate) fn run(args: &RunArgs, pipeline: Pipeline<'_>) -> Result<ExitCode, St
 }
 
 /// Counters shared with acknowledgement tasks.
+#[cfg(any(feature = "mqtt", feature = "nats"))]
 #[derive(Default)]
 struct AckCounts {
     acked: AtomicU64,
@@ -107,6 +113,7 @@ struct AckCounts {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
+#[cfg(any(feature = "mqtt", feature = "nats"))]
 async fn interrupted() {
     #[cfg(unix)]
     {
@@ -130,6 +137,7 @@ async fn interrupted() {
 }
 
 /// Sleeps for `idle`, or forever without one.
+#[cfg(any(feature = "mqtt", feature = "nats"))]
 async fn idle_timer(idle: Option<Duration>) {
     match idle {
         Some(d) => tokio::time::sleep(d).await,
@@ -137,6 +145,7 @@ async fn idle_timer(idle: Option<Duration>) {
     }
 }
 
+#[cfg(any(feature = "mqtt", feature = "nats"))]
 impl Pipeline<'_> {
     /// Validates and routes one message; the envelopes to dispatch (empty: acknowledge now), or
     /// the reason it is invalid.
@@ -232,6 +241,7 @@ impl Pipeline<'_> {
     }
 }
 
+#[cfg(feature = "mqtt")]
 /// `--devices FILE`: `{"deviceId": "generationId", …}`. With a registry, unknown senders are
 /// rejected (E0605), as IoT Hub rejects unregistered devices.
 pub(crate) fn load_registry(

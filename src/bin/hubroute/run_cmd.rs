@@ -503,6 +503,7 @@ impl InvalidLog {
 
     /// Records an input that is not a routable message (`origin` says where it came from: a
     /// topic, a stream sequence); `Err` when the dead letter itself failed.
+    #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
     pub(crate) fn write_input(
         &mut self,
         origin: serde_json::Value,
