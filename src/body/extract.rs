@@ -24,7 +24,8 @@ use super::number::parse_number;
 use super::parse::{Build, Frame, Parser, Strs};
 use super::path::{BodyPath, Step};
 
-const NONE: u32 = u32::MAX;
+/// No trie node: the value is not wanted.
+pub(super) const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TrieStep {
@@ -45,6 +46,17 @@ struct TrieNode {
     /// One past the last node of this subtree (nodes are in pre-order, so a
     /// subtree's slots are one contiguous range).
     end: u32,
+    /// Bit [`name_bit`] of each field child's name set: a body's names
+    /// mostly miss, and most misses are then one test instead of a walk
+    /// over `fields`.
+    mask: u64,
+}
+
+/// A bit (of 64) chosen by a name's length and first byte, for
+/// [`TrieNode::mask`].
+#[inline(always)]
+fn name_bit(len: usize, first: u8) -> u64 {
+    1 << ((usize::from(first) ^ (len << 2)) & 63)
 }
 
 /// A field child of a trie node, for [`PathSet::field`].
@@ -142,8 +154,15 @@ impl PathSet {
                     })
                     .collect(),
                 end: 0,
+                mask: 0,
             })
             .collect();
+        for node in &mut nodes {
+            node.mask = node
+                .fields
+                .iter()
+                .fold(0, |m, k| m | name_bit(k.len as usize, k.first));
+        }
         for i in (0..nodes.len()).rev() {
             let end = match nodes[i].children.last() {
                 Some(&last) => nodes[last as usize].end,
@@ -169,13 +188,18 @@ impl PathSet {
         self.nodes.len() <= 1
     }
 
+    /// The child of `parent` for the property `name`, or [`NONE`].
     #[inline]
-    fn field(&self, parent: u32, name: &str) -> u32 {
-        let first = name.as_bytes().first().copied().unwrap_or(0);
-        for key in self.nodes[parent as usize].fields.iter() {
+    pub(super) fn field(&self, parent: u32, name: &[u8]) -> u32 {
+        let first = name.first().copied().unwrap_or(0);
+        let node = &self.nodes[parent as usize];
+        if node.mask & name_bit(name.len(), first) == 0 {
+            return NONE;
+        }
+        for key in node.fields.iter() {
             if key.len as usize == name.len() && key.first == first {
                 if let TrieStep::Field(n) = &self.nodes[key.node as usize].step {
-                    if &**n == name {
+                    if n.as_bytes() == name {
                         return key.node;
                     }
                 }
@@ -184,7 +208,25 @@ impl PathSet {
         NONE
     }
 
-    fn index(&self, parent: u32, index: u32) -> u32 {
+    /// Whether some path goes below `node` (else its contents are skipped).
+    #[inline]
+    pub(super) fn has_children(&self, node: u32) -> bool {
+        !self.nodes[node as usize].children.is_empty()
+    }
+
+    /// Records `kind` as the value of `node` in `slots`. A repeated name
+    /// replaces the earlier value and everything recorded below it.
+    #[inline]
+    pub(super) fn record(&self, slots: &mut [Option<Kind>], node: u32, kind: Kind) {
+        let end = self.nodes[node as usize].end as usize;
+        for s in &mut slots[node as usize + 1..end] {
+            *s = None;
+        }
+        slots[node as usize] = Some(kind);
+    }
+
+    /// The child of `parent` for array element `index`, or [`NONE`].
+    pub(super) fn index(&self, parent: u32, index: u32) -> u32 {
         for &c in self.nodes[parent as usize].children.iter() {
             if self.nodes[c as usize].step == TrieStep::Index(index) {
                 return c;
@@ -240,7 +282,9 @@ impl Build for Extractor<'_> {
     #[inline]
     fn wants_key(&mut self, key: Span, strs: &Strs<'_>) -> bool {
         self.key_child = match self.frames.last() {
-            Some(f) if f.trie != NONE && f.object => self.set.field(f.trie, strs.get(key)),
+            Some(f) if f.trie != NONE && f.object => {
+                self.set.field(f.trie, strs.get(key).as_bytes())
+            }
             _ => NONE,
         };
         self.key_child != NONE
@@ -282,15 +326,10 @@ impl Extractor<'_> {
     #[inline]
     fn record(&mut self, child: u32, kind: Kind) {
         if child != NONE {
-            let node = &self.set.nodes[child as usize];
-            // A repeated name replaces the earlier value and all below it.
-            for s in &mut self.slots[child as usize + 1..node.end as usize] {
-                *s = None;
-            }
-            self.slots[child as usize] = Some(kind);
+            self.set.record(&mut self.slots, child, kind);
         }
         if matches!(kind, Kind::Object | Kind::Array | Kind::Constructor) {
-            let wanted = child != NONE && !self.set.nodes[child as usize].children.is_empty();
+            let wanted = child != NONE && self.set.has_children(child);
             self.frames.push(XFrame {
                 trie: if wanted { child } else { NONE },
                 object: kind == Kind::Object,
@@ -319,6 +358,16 @@ impl Extraction {
     /// records the set's values. Returns whether the body is valid.
     pub fn run(&mut self, set: &PathSet, text: &str) -> bool {
         let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        slots.resize(set.len(), None);
+        // Strict JSON (nearly every body) is read by the scanner alone;
+        // anything else, valid or not, by the general parser from the start.
+        if super::scan::scan(set, text, &mut slots).is_some() {
+            self.slots = slots;
+            self.unescaped.clear();
+            self.valid = true;
+            return true;
+        }
         slots.clear();
         slots.resize(set.len(), None);
         let mut frames = std::mem::take(&mut self.frames);

@@ -24,6 +24,7 @@ mod jsonpath;
 mod number;
 mod parse;
 mod path;
+mod scan;
 
 pub(crate) use date::{parse_iso, Zone};
 pub use doc::{JsonDoc, Selected};

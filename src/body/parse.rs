@@ -194,7 +194,7 @@ fn is_ws(c: char) -> bool {
 /// [`is_ws`] for ASCII bytes, as a table: whitespace is skipped before and
 /// after every token, so this test runs more often than any other. (ASCII
 /// `char::is_whitespace` is exactly tab, LF, VT, FF, CR and space.)
-static ASCII_WS: [bool; 128] = {
+pub(super) static ASCII_WS: [bool; 128] = {
     let mut t = [false; 128];
     t[0] = true;
     let mut c = 0x09;
@@ -212,7 +212,7 @@ static ASCII_WS: [bool; 128] = {
 /// the other separators (`/`, `)`, Unicode whitespace, the end of input) send
 /// the token back to the general parser instead.
 #[inline(always)]
-fn strict_terminator(c: Option<&u8>) -> bool {
+pub(super) fn strict_terminator(c: Option<&u8>) -> bool {
     match c {
         Some(&c) if c < 0x80 => ASCII_WS[c as usize] || matches!(c, b',' | b'}' | b']'),
         _ => false,
@@ -260,8 +260,8 @@ fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
 /// one `string` accepts (`\b \t \n \f \r \\ \" \' \/`, `\u` and four hex
 /// digits). Surrogate pairing changes only the unescaped text, never
 /// validity: the general parser reads a pair as two such escapes.
-#[inline]
-fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
+#[inline(always)]
+pub(super) fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
@@ -291,7 +291,7 @@ fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
 /// whenever a [`strict_terminator`] follows; anything else (hex, octal,
 /// `.5`, `5.`, `1e`, ...) is left to the general parser.
 #[inline]
-fn strict_number(b: &[u8], start: usize) -> Option<usize> {
+pub(super) fn strict_number(b: &[u8], start: usize) -> Option<usize> {
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let mut i = start + usize::from(b[start] == b'-');
     match b.get(i)? {
@@ -328,6 +328,46 @@ fn strict_number(b: &[u8], start: usize) -> Option<usize> {
     Some(i)
 }
 
+/// Whether the strict string `src[start..end]` (quotes included; `escaped`
+/// as [`strict_string`] says) may be skipped without a look at its value:
+/// `value` rejects a string that Json.NET reads as a date but cannot
+/// convert. That needs a Microsoft date (`/Date(...)/`) or an ISO date in
+/// year 9999 (see `check_date`); with escapes, the unescaped text decides,
+/// so any string that could start with `/` or a digit goes to the general
+/// path.
+#[inline(always)]
+pub(super) fn skipped_string_ok(src: &str, start: usize, end: usize, escaped: bool) -> bool {
+    let text = &src.as_bytes()[start + 1..end - 1];
+    let suspect = match text.first() {
+        Some(b'/') => escaped || check_date(&src[start + 1..end - 1]) == DateCheck::Throws,
+        Some(b'\\') => true,
+        Some(b'0'..=b'9') => escaped || text.starts_with(b"9999"),
+        _ => false,
+    };
+    !suspect
+}
+
+/// What a string value with the (unescaped) text `text` becomes, as
+/// `value` reads it: a string, or a date (R15); `Err` when Json.NET reads
+/// it as a date it cannot convert, which fails the whole parse.
+#[inline]
+pub(super) fn string_kind(text: &str, span: Span) -> Result<Kind, ()> {
+    let maybe_date = match text.as_bytes().first() {
+        Some(b'/') => true,
+        Some(d) => d.is_ascii_digit() && (19..=40).contains(&text.len()),
+        None => false,
+    };
+    if !maybe_date {
+        // `check_date` would say `NotDate` (its first tests).
+        return Ok(Kind::Str(span));
+    }
+    match check_date(text) {
+        DateCheck::NotDate => Ok(Kind::Str(span)),
+        DateCheck::Date => Ok(Kind::Date),
+        DateCheck::Throws => Err(()),
+    }
+}
+
 /// A value [`strict_value`] read.
 enum Strict {
     /// A string, number or literal, ending before this offset.
@@ -348,24 +388,7 @@ fn strict_value(src: &str, pos: usize) -> Option<Strict> {
         b'[' => Some(Strict::Open(Container::Array)),
         b'"' => {
             let (end, escaped) = strict_string(b, pos)?;
-            // `value` rejects a string that Json.NET reads as a
-            // date but cannot convert. That needs a Microsoft
-            // date (`/Date(...)/`) or an ISO date in year 9999
-            // (see `check_date`); with escapes, the unescaped
-            // text decides, so any string that could start
-            // with `/` or a digit goes to the general path.
-            let text = &b[pos + 1..end - 1];
-            let suspect = match text.first() {
-                Some(b'/') => escaped || check_date(&src[pos + 1..end - 1]) == DateCheck::Throws,
-                Some(b'\\') => true,
-                Some(b'0'..=b'9') => escaped || text.starts_with(b"9999"),
-                _ => false,
-            };
-            if suspect {
-                None
-            } else {
-                Some(Strict::Scalar(end))
-            }
+            skipped_string_ok(src, pos, end, escaped).then_some(Strict::Scalar(end))
         }
         c @ (b't' | b'f' | b'n') => {
             let word: &[u8] = match c {
@@ -1111,23 +1134,12 @@ impl<'a, B: Build> Parser<'a, B> {
                 let span = self.string(c as u8)?;
                 let strs = self.strs();
                 let text = strs.get(span);
-                let maybe_date = match text.as_bytes().first() {
-                    Some(b'/') => true,
-                    Some(d) => d.is_ascii_digit() && (19..=40).contains(&text.len()),
-                    None => false,
-                };
-                if !maybe_date {
-                    // `check_date` would say `NotDate` (its first tests).
-                    Kind::Str(span)
-                } else {
-                    match check_date(text) {
-                        DateCheck::NotDate => Kind::Str(span),
-                        DateCheck::Date => Kind::Date,
-                        DateCheck::Throws => {
-                            return Err(self.error(format_args!(
-                                "Could not convert string to DateTime: {text}."
-                            )))
-                        }
+                match string_kind(text, span) {
+                    Ok(kind) => kind,
+                    Err(()) => {
+                        return Err(self.error(format_args!(
+                            "Could not convert string to DateTime: {text}."
+                        )))
                     }
                 }
             }

@@ -1,0 +1,221 @@
+//! The strict fast path of path extraction.
+//!
+//! Nearly every body a hub routes is plain RFC 8259 JSON. For those, the
+//! general parser's state machine (frames, states, builder calls, the
+//! leniency checks before each token) is most of the cost of routing. This
+//! scanner reads strict JSON alone, in one loop over the bytes, records the
+//! values of a [`PathSet`] exactly as the extractor does, and gives up
+//! ([`scan`] returns `None`) at the first byte that needs more than strict
+//! JSON: a comment, a single quote, an unquoted name, a trailing comma or
+//! empty slot, `NaN`, hex or octal, `new`, non-ASCII whitespace, an escape
+//! in a recorded name or value, a string that might be a date that throws,
+//! the 65th level, and every error. The caller then runs the general parser
+//! from the start, so validity, every Json.NET leniency and `MaxDepth` stay
+//! the general parser's; the scanner only ever answers for documents on
+//! which both agree, and the extractor tests compare the two on strict and
+//! lenient documents alike.
+
+use super::doc::{Kind, Span};
+use super::extract::{PathSet, NONE};
+use super::number::parse_number;
+use super::parse::{
+    skipped_string_ok, strict_number, strict_string, strict_terminator, string_kind, ASCII_WS,
+    MAX_DEPTH,
+};
+
+/// An open container.
+#[derive(Clone, Copy, Default)]
+struct Level {
+    /// Its trie node, or [`NONE`] when nothing below it is recorded.
+    trie: u32,
+    /// Elements seen so far (arrays).
+    count: u32,
+    object: bool,
+}
+
+/// Skips ASCII whitespace as the general parser does (NUL included);
+/// stops at anything else, including non-ASCII bytes.
+#[inline(always)]
+fn ws(b: &[u8], pos: usize) -> usize {
+    // Compact JSON has no whitespace at all: one test for the usual case.
+    match b.get(pos) {
+        Some(&c) if c > b' ' => pos,
+        _ => ws_loop(b, pos),
+    }
+}
+
+/// [`ws`] past the first byte.
+#[inline]
+fn ws_loop(b: &[u8], mut pos: usize) -> usize {
+    while let Some(&c) = b.get(pos) {
+        if c >= 0x80 || !ASCII_WS[c as usize] {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Reads strict-JSON `text` as `JObject.Parse` would and records `set`'s
+/// values into `slots` (cleared, one per trie node). `None`: the text is
+/// not strict JSON the scanner answers for (see the module docs); `slots`
+/// is then in an unspecified state.
+pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Option<()> {
+    let b = text.as_bytes();
+    u32::try_from(b.len()).ok()?;
+    let mut levels = [Level::default(); MAX_DEPTH];
+    let mut depth = 0;
+    let mut pos = ws(b, 0);
+    if b.get(pos) != Some(&b'{') {
+        return None;
+    }
+    // The trie node of the value at `pos` (the root is node 0).
+    let mut child = 0;
+    loop {
+        // A value at `pos`, whitespace already skipped.
+        let c = *b.get(pos)?;
+        match c {
+            b'{' | b'[' => {
+                if depth == MAX_DEPTH {
+                    return None;
+                }
+                let object = c == b'{';
+                let trie = open(set, slots, child, object);
+                levels[depth] = Level {
+                    trie,
+                    count: 0,
+                    object,
+                };
+                depth += 1;
+                pos = ws(b, pos + 1);
+                let empty = if object { b'}' } else { b']' };
+                if b.get(pos) == Some(&empty) {
+                    pos += 1;
+                    depth -= 1;
+                } else {
+                    let top = &mut levels[depth - 1];
+                    (pos, child) = next_value(set, text, pos, top)?;
+                    continue;
+                }
+            }
+            b'"' => {
+                let (end, escaped) = strict_string(b, pos)?;
+                if child != NONE {
+                    if escaped {
+                        return None;
+                    }
+                    let span = Span {
+                        start: (pos + 1) as u32,
+                        len: (end - pos - 2) as u32,
+                        unescaped: false,
+                    };
+                    let kind = string_kind(&text[pos + 1..end - 1], span).ok()?;
+                    set.record(slots, child, kind);
+                } else if !skipped_string_ok(text, pos, end, escaped) {
+                    return None;
+                }
+                pos = end;
+            }
+            b't' | b'f' | b'n' => {
+                let (word, kind): (&[u8], _) = match c {
+                    b't' => (b"true", Kind::Bool(true)),
+                    b'f' => (b"false", Kind::Bool(false)),
+                    _ => (b"null", Kind::Null),
+                };
+                let end = pos + word.len();
+                if !b[pos..].starts_with(word) || !strict_terminator(b.get(end)) {
+                    return None;
+                }
+                if child != NONE {
+                    set.record(slots, child, kind);
+                }
+                pos = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = strict_number(b, pos)?;
+                if !strict_terminator(b.get(end)) {
+                    return None;
+                }
+                if child != NONE {
+                    // A strict literal is a plain decimal: the general parser
+                    // converts it with the same function.
+                    let v = parse_number(&text[pos..end]).unwrap_or(f64::NAN);
+                    set.record(slots, child, Kind::Number(v));
+                }
+                pos = end;
+            }
+            _ => return None,
+        }
+        // After a value: a comma and the next value, or closing brackets.
+        loop {
+            if depth == 0 {
+                return (ws(b, pos) == b.len()).then_some(());
+            }
+            pos = ws(b, pos);
+            let top = &mut levels[depth - 1];
+            match *b.get(pos)? {
+                b',' => {
+                    (pos, child) = next_value(set, text, ws(b, pos + 1), top)?;
+                    break;
+                }
+                b'}' if top.object => {}
+                b']' if !top.object => {}
+                _ => return None,
+            }
+            pos += 1;
+            depth -= 1;
+        }
+    }
+}
+
+/// Opens a container that is the value of trie node `child`: records it,
+/// and returns the trie node its own values are looked up in ([`NONE`] when
+/// no path goes below it).
+#[inline(always)]
+fn open(set: &PathSet, slots: &mut [Option<Kind>], child: u32, object: bool) -> u32 {
+    if child == NONE {
+        return NONE;
+    }
+    let kind = if object { Kind::Object } else { Kind::Array };
+    set.record(slots, child, kind);
+    if set.has_children(child) {
+        child
+    } else {
+        NONE
+    }
+}
+
+/// The start of the next value in container `top`, at `pos` (after `[`,
+/// `{` or a comma, whitespace skipped), and its trie node: an array element
+/// is counted, an object's property name and colon are read and the name
+/// looked up.
+#[inline(always)]
+fn next_value(set: &PathSet, text: &str, pos: usize, top: &mut Level) -> Option<(usize, u32)> {
+    let b = text.as_bytes();
+    if !top.object {
+        let child = if top.trie == NONE {
+            NONE
+        } else {
+            set.index(top.trie, top.count)
+        };
+        top.count += 1;
+        return Some((pos, child));
+    }
+    if b.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let (end, escaped) = strict_string(b, pos)?;
+    let child = if top.trie == NONE {
+        NONE
+    } else if escaped {
+        // The name must be unescaped to be looked up.
+        return None;
+    } else {
+        set.field(top.trie, &b[pos + 1..end - 1])
+    };
+    let colon = ws(b, end);
+    if b.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((ws(b, colon + 1), child))
+}
