@@ -52,20 +52,38 @@ struct TrieNode {
     mask: u64,
 }
 
-/// A bit (of 64) chosen by a name's length and first byte, for
+/// The first eight bytes of a name (zero-padded), as one word: names
+/// compare a word at a time, and most names fit in one.
+#[inline(always)]
+fn name_prefix(name: &[u8]) -> u64 {
+    match name.first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word),
+        // Byte by byte: a copy of a variable length is a `memcpy` call.
+        None => name
+            .iter()
+            .rev()
+            .fold(0, |word, &c| (word << 8) | u64::from(c)),
+    }
+}
+
+/// A bit (of 64) chosen by a name's length and prefix, for
 /// [`TrieNode::mask`].
 #[inline(always)]
-fn name_bit(len: usize, first: u8) -> u64 {
-    1 << ((usize::from(first) ^ (len << 2)) & 63)
+fn name_bit(len: usize, prefix: u64) -> u64 {
+    let h = prefix
+        .wrapping_add(len as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    1 << (h >> 58)
 }
 
 /// A field child of a trie node, for [`PathSet::field`].
 #[derive(Debug, Clone, Copy)]
 struct FieldKey {
     len: u32,
-    /// The name's first byte (0 for the empty name, which `len` decides).
-    first: u8,
     node: u32,
+    /// [`name_prefix`] of the name: with `len`, it decides names of up to
+    /// eight bytes without looking at the name itself.
+    prefix: u64,
 }
 
 /// Where a path's value comes from after extraction.
@@ -147,7 +165,7 @@ impl PathSet {
                     .filter_map(|&c| match &tree[c].0 {
                         TrieStep::Field(name) => Some(FieldKey {
                             len: name.len() as u32,
-                            first: name.as_bytes().first().copied().unwrap_or(0),
+                            prefix: name_prefix(name.as_bytes()),
                             node: new_id[c],
                         }),
                         _ => None,
@@ -161,7 +179,7 @@ impl PathSet {
             node.mask = node
                 .fields
                 .iter()
-                .fold(0, |m, k| m | name_bit(k.len as usize, k.first));
+                .fold(0, |m, k| m | name_bit(k.len as usize, k.prefix));
         }
         for i in (0..nodes.len()).rev() {
             let end = match nodes[i].children.last() {
@@ -189,17 +207,20 @@ impl PathSet {
     }
 
     /// The child of `parent` for the property `name`, or [`NONE`].
-    #[inline]
+    #[inline(always)]
     pub(super) fn field(&self, parent: u32, name: &[u8]) -> u32 {
-        let first = name.first().copied().unwrap_or(0);
+        let prefix = name_prefix(name);
         let node = &self.nodes[parent as usize];
-        if node.mask & name_bit(name.len(), first) == 0 {
+        if node.mask & name_bit(name.len(), prefix) == 0 {
             return NONE;
         }
         for key in node.fields.iter() {
-            if key.len as usize == name.len() && key.first == first {
+            if key.len as usize == name.len() && key.prefix == prefix {
+                if name.len() <= 8 {
+                    return key.node;
+                }
                 if let TrieStep::Field(n) = &self.nodes[key.node as usize].step {
-                    if n.as_bytes() == name {
+                    if n.as_bytes()[8..] == name[8..] {
                         return key.node;
                     }
                 }

@@ -94,9 +94,54 @@ fn int64_try_parse(text: &str) -> IntParse {
     }
 }
 
+/// [`parse_number`] of the most common literals, computed directly:
+/// `-?digits[.digits]` with at most 15 digits in all, not octal-looking.
+/// Converting through the general parsers cost more than reading the whole
+/// rest of a body. Without a point the literal is a `long` (`-0` is +0, as
+/// `(double)0L`); with one, the digits `m` (below 2^53) and the scale `k`
+/// (at most 15) are exact doubles, so `m / 10^k` is the correctly rounded
+/// value, which is what `double.Parse` and Rust's `parse` return.
+#[inline]
+fn short_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let negative = b.first() == Some(&b'-');
+    let digits = &b[usize::from(negative)..];
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    if digits[0] == b'0' && digits.len() > 1 && digits[1] != b'.' {
+        return None;
+    }
+    let mut m: i64 = 0;
+    let mut point = None;
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => m = m * 10 + i64::from(c - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    match point {
+        None if digits.len() <= 15 => Some((if negative { -m } else { m }) as f64),
+        // Digits on both sides of the point (`5.` and `.5` take the general path).
+        Some(p) if p > 0 && p + 1 < digits.len() => {
+            let v = m as f64 / POW10[digits.len() - 1 - p];
+            Some(if negative { -v } else { v })
+        }
+        _ => None,
+    }
+}
+
 /// The double value of a number literal, or `None` where Json.NET throws
 /// ("Input string '...' is not a valid number.").
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
+    short_decimal(text.as_bytes()).or_else(|| parse_number_general(text))
+}
+
+/// [`parse_number`] of any literal.
+fn parse_number_general(text: &str) -> Option<f64> {
     let b = text.as_bytes();
     let first = *b.first()?;
     let non_base10 = first == b'0' && b.len() > 1 && !matches!(b[1], b'.' | b'e' | b'E');
@@ -189,6 +234,49 @@ mod tests {
             "00", "01", "0x1", "-", ".", "1e", "1.2.3", "e5", "", "+1", "1-2",
         ] {
             assert!(!is_plain_decimal(no), "{no}");
+        }
+    }
+
+    /// The direct conversion of short decimals gives exactly the general
+    /// path's double (bit for bit: `-0` and `-0.0` differ).
+    #[test]
+    fn short_decimal_agrees_with_general() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut taken = 0;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1 + (x % 18) as usize;
+            let mut y = x >> 5;
+            let mut text = String::new();
+            for i in 0..len {
+                let pick = (y % 16) as usize;
+                y = y.rotate_right(4) ^ (i as u64);
+                text.push(b"0123456789-.0.95"[pick] as char);
+            }
+            if let Some(v) = short_decimal(text.as_bytes()) {
+                taken += 1;
+                let general = parse_number_general(&text).map(f64::to_bits);
+                assert_eq!(Some(v.to_bits()), general, "{text}");
+            }
+        }
+        assert!(taken > 10_000, "{taken}");
+        for (text, want) in [("-0", 0.0f64), ("-0.0", -0.0), ("0.1", 0.1), ("14.5", 14.5)] {
+            assert_eq!(
+                short_decimal(text.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits())
+            );
+        }
+        for general in [
+            "999999999999999.9",
+            "1234567890123456",
+            "1.",
+            ".5",
+            "01",
+            "1e5",
+        ] {
+            assert_eq!(short_decimal(general.as_bytes()), None, "{general}");
         }
     }
 

@@ -9,7 +9,7 @@
 
 use crate::body::BodyPath;
 use crate::check::Ty;
-use crate::eval::context::PropRef;
+use crate::eval::context::{Bag, PropRef};
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
 use crate::ir::{ArithOp, CmpOp, Ir};
@@ -23,10 +23,10 @@ type NodeId = u32;
 enum Node {
     Const(Value<'static>),
     /// Property names are prepared once ([`PropRef`]) for the lookup in every message.
-    AppProp(PropRef),
-    SysProp(PropRef),
+    /// An application or system property (the name knows its bag).
+    Prop(PropRef),
     AppOrSysProp(PropRef, PropRef),
-    Body(u32, Option<Box<str>>),
+    Body(u32, Option<PropRef>),
     Twin(u32),
     TwinChangeIncludes(u32),
     Neg(NodeId),
@@ -57,6 +57,8 @@ pub struct Program {
     ty: Ty,
     paths: Vec<BodyPath>,
     twin_paths: Vec<BodyPath>,
+    /// The distinct property names the program reads, each with its bag.
+    props: Vec<PropRef>,
 }
 
 /// Compiles checked IR of static type `ty`.
@@ -66,6 +68,7 @@ pub fn compile(ir: &Ir, ty: Ty) -> Program {
         paths: Vec::new(),
         path_text: Vec::new(),
         twin_paths: Vec::new(),
+        props: Vec::new(),
         empty: Message::default(),
     };
     let root = c.node(ir);
@@ -75,6 +78,7 @@ pub fn compile(ir: &Ir, ty: Ty) -> Program {
         ty,
         paths: c.paths,
         twin_paths: c.twin_paths,
+        props: c.props,
     }
 }
 
@@ -83,6 +87,7 @@ struct Compiler {
     paths: Vec<BodyPath>,
     path_text: Vec<String>,
     twin_paths: Vec<BodyPath>,
+    props: Vec<PropRef>,
     empty: Message,
 }
 
@@ -101,6 +106,21 @@ impl Compiler {
         (self.paths.len() - 1) as u32
     }
 
+    /// The program's reference to property `name` of `bag`, numbered among its distinct
+    /// names.
+    fn prop(&mut self, bag: Bag, name: &str) -> PropRef {
+        if let Some(p) = self
+            .props
+            .iter()
+            .find(|p| p.bag() == bag && p.name() == name)
+        {
+            return p.clone();
+        }
+        let p = PropRef::new(name, bag, self.props.len() as u32);
+        self.props.push(p.clone());
+        p
+    }
+
     fn node(&mut self, ir: &Ir) -> NodeId {
         if is_constant(ir) {
             let ctx = EvalContext::new(&self.empty);
@@ -108,13 +128,14 @@ impl Compiler {
             return self.push(Node::Const(v));
         }
         let n = match ir {
-            Ir::AppProp(name) => Node::AppProp(PropRef::new(name)),
-            Ir::SysProp(name) => Node::SysProp(PropRef::new(name)),
+            Ir::AppProp(name) => Node::Prop(self.prop(Bag::App, name)),
+            Ir::SysProp(name) => Node::Prop(self.prop(Bag::Sys, name)),
             Ir::AppOrSysProp { app, sys } => {
-                Node::AppOrSysProp(PropRef::new(app), PropRef::new(sys))
+                Node::AppOrSysProp(self.prop(Bag::App, app), self.prop(Bag::Sys, sys))
             }
             Ir::Body { path, app_override } => {
-                Node::Body(self.path(path), app_override.as_deref().map(Into::into))
+                let app_override = app_override.as_deref().map(|n| self.prop(Bag::App, n));
+                Node::Body(self.path(path), app_override)
             }
             Ir::Twin { section, path } => {
                 self.twin_paths
@@ -193,7 +214,7 @@ impl Compiler {
         let c = |id: &NodeId| self.cost(*id);
         match &self.nodes[id as usize] {
             Node::Const(_) => 0,
-            Node::AppProp(_) | Node::SysProp(_) | Node::AppOrSysProp(..) => 1,
+            Node::Prop(_) | Node::AppOrSysProp(..) => 1,
             Node::Body(..) | Node::Twin(_) | Node::TwinChangeIncludes(_) => 1000,
             Node::Neg(a) | Node::Not(a, _) => c(a),
             Node::Arith(_, a, b, _)
@@ -247,6 +268,11 @@ impl Program {
         !self.twin_paths.is_empty()
     }
 
+    /// The distinct property names this program reads (a [`PropRef`]'s slot indexes this).
+    pub(crate) fn props(&self) -> &[PropRef] {
+        &self.props
+    }
+
     /// The parsed `$body` paths this program reads.
     pub fn body_paths(&self) -> &[BodyPath] {
         &self.paths
@@ -265,11 +291,10 @@ impl Program {
     fn eval_node<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
         match &self.nodes[id as usize] {
             Node::Const(v) => borrow(v),
-            Node::AppProp(name) => ctx.app_ref(name),
-            Node::SysProp(name) => ctx.sys_ref(name),
+            Node::Prop(name) => ctx.prop_ref(name),
             Node::AppOrSysProp(app, sys) => ctx.app_or_sys_ref(app, sys),
             Node::Body(path, app_override) => {
-                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_deref())
+                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_ref())
             }
             Node::Twin(path) => ctx.twin_value(&self.twin_paths[*path as usize]),
             Node::TwinChangeIncludes(path) => {
@@ -349,7 +374,15 @@ impl Program {
             // quarter of the cost of evaluating property-only conditions.
             Node::Call(func, args) => match **args {
                 [] => functions::call(*func, &mut []),
-                [a] => functions::call(*func, &mut [self.eval_node(a, ctx)]),
+                [a] => {
+                    let a = self.eval_node(a, ctx);
+                    if *func == Func::AsNumber {
+                        if let Some(n) = short_integer(&a) {
+                            return Value::Number(n);
+                        }
+                    }
+                    functions::call(*func, &mut [a])
+                }
                 [a, b] => {
                     let a = self.eval_node(a, ctx);
                     functions::call(*func, &mut [a, self.eval_node(b, ctx)])
@@ -369,6 +402,19 @@ impl Program {
     }
 }
 
+/// `as_number` of the usual property value, a short unsigned integer (`"5"`), computed
+/// directly: `double.TryParse` of 1 to 15 ASCII digits and nothing else is exactly their
+/// integer value, and the general parser (every `NumberStyles.Any` form) costs far more.
+#[inline]
+fn short_integer(v: &Value<'_>) -> Option<f64> {
+    let Value::Str(s) = v else { return None };
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 15 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64)
+}
+
 /// Operand types for which Kleene short-circuits are exact.
 fn is_plain_bool(ty: Ty) -> bool {
     matches!(ty, Ty::Bool | Ty::Undefined)
@@ -379,5 +425,39 @@ fn borrow<'c>(v: &'c Value<'static>) -> Value<'c> {
     match v {
         Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct conversion agrees with `as_number`'s general parser.
+    #[test]
+    fn short_integer_agrees_with_as_number() {
+        for text in [
+            "0",
+            "5",
+            "007",
+            "123456789012345",
+            "1234567890123456",
+            "",
+            "5 ",
+            "-5",
+            "1e3",
+        ] {
+            let v = Value::Str(Cow::Borrowed(text));
+            if let Some(n) = short_integer(&v) {
+                assert_eq!(
+                    functions::call(Func::AsNumber, &mut [v]),
+                    Value::Number(n),
+                    "{text}"
+                );
+            } else {
+                assert!(
+                    text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) || text.is_empty()
+                );
+            }
+        }
     }
 }

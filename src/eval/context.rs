@@ -1,6 +1,6 @@
 //! What an evaluation reads: the message, its body parsed at most once, and the device twin.
 
-use super::fast::{decode_body, BodyPlan, BodyScratch};
+use super::fast::{decode_body_with, BodyPlan, BodyScratch};
 use super::value::Value;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
 use crate::message::{Message, Properties};
@@ -46,6 +46,9 @@ struct Fast<'m> {
     /// The scratch until the body is first needed.
     spare: Cell<BodyScratch>,
     body: OnceCell<FastBody<'m>>,
+    /// Where each of the plan's property names is in the message (see
+    /// [`BodyPlan::resolve_props`]).
+    props: Vec<u32>,
 }
 
 /// A message's body after extraction.
@@ -74,8 +77,10 @@ impl<'m> EvalContext<'m> {
     pub(crate) fn with_plan(
         message: &'m Message,
         plan: &'m BodyPlan,
-        scratch: BodyScratch,
+        mut scratch: BodyScratch,
     ) -> Self {
+        let mut props = std::mem::take(&mut scratch.props);
+        plan.resolve_props(message, &mut props);
         EvalContext {
             message,
             body: OnceCell::new(),
@@ -85,6 +90,7 @@ impl<'m> EvalContext<'m> {
                 program: Cell::new(usize::MAX),
                 spare: Cell::new(scratch),
                 body: OnceCell::new(),
+                props,
             }),
         }
     }
@@ -100,10 +106,14 @@ impl<'m> EvalContext<'m> {
     /// The scratch buffers, for the next message.
     pub(crate) fn into_scratch(self) -> BodyScratch {
         match self.fast {
-            Some(fast) => match fast.body.into_inner() {
-                Some(body) => body.scratch,
-                None => fast.spare.into_inner(),
-            },
+            Some(fast) => {
+                let mut scratch = match fast.body.into_inner() {
+                    Some(body) => body.scratch,
+                    None => fast.spare.into_inner(),
+                };
+                scratch.props = fast.props;
+                scratch
+            }
             None => BodyScratch::default(),
         }
     }
@@ -113,7 +123,9 @@ impl<'m> EvalContext<'m> {
     fn fast_body<'c>(&'c self, fast: &'c Fast<'m>) -> &'c FastBody<'m> {
         fast.body.get_or_init(|| {
             let mut scratch = fast.spare.take();
-            let (ok, borrowed) = match decode_body(self.message, &mut scratch.text) {
+            let [encoding, content_type] = fast.plan.content_props(self.message, &fast.props);
+            let decoded = decode_body_with(self.message, encoding, content_type, &mut scratch.text);
+            let (ok, borrowed) = match decoded {
                 Err(()) => (false, None),
                 Ok(borrowed) => {
                     let text = borrowed.unwrap_or(&scratch.text);
@@ -159,14 +171,14 @@ impl<'m> EvalContext<'m> {
 
     /// `$body.path` for path `local` of the program being evaluated (see
     /// [`EvalContext::body_value`]).
-    pub fn body_value_at<'c>(
+    pub(crate) fn body_value_at<'c>(
         &'c self,
         local: u32,
         path: &BodyPath,
-        app_override: Option<&str>,
+        app_override: Option<&PropRef>,
     ) -> Value<'c> {
         if let Some(name) = app_override {
-            if let Some(v) = Self::string_value(lookup(&self.message.app_properties, name)) {
+            if let Some(v) = Self::string_value(self.prop(name)) {
                 return v;
             }
         }
@@ -237,23 +249,36 @@ impl<'m> EvalContext<'m> {
             .unwrap_or_else(|| self.sys(sys))
     }
 
-    /// [`EvalContext::app`] of a compiled name.
-    #[inline]
-    pub(crate) fn app_ref(&self, name: &PropRef) -> Value<'m> {
-        Self::string_value(name.lookup(&self.message.app_properties)).unwrap_or(Value::Undefined)
+    /// A compiled name's property: from the positions the plan resolved for this message
+    /// when the context has them (a router's), else looked up.
+    #[inline(always)]
+    fn prop(&self, name: &PropRef) -> Option<Option<&'m str>> {
+        let bag = match name.bag {
+            Bag::App => &self.message.app_properties,
+            Bag::Sys => &self.message.system_properties,
+        };
+        if let Some(fast) = &self.fast {
+            let resolved = fast
+                .plan
+                .props_of(fast.program.get(), name.slot)
+                .and_then(|global| fast.props.get(global as usize));
+            if let Some(&position) = resolved {
+                return bag.get_at(position);
+            }
+        }
+        name.lookup(bag)
     }
 
-    /// [`EvalContext::sys`] of a compiled name.
+    /// The string value of a compiled name's property (R01, R02), undefined when absent.
     #[inline]
-    pub(crate) fn sys_ref(&self, name: &PropRef) -> Value<'m> {
-        Self::string_value(name.lookup(&self.message.system_properties)).unwrap_or(Value::Undefined)
+    pub(crate) fn prop_ref(&self, name: &PropRef) -> Value<'m> {
+        Self::string_value(self.prop(name)).unwrap_or(Value::Undefined)
     }
 
     /// [`EvalContext::app_or_sys`] of compiled names.
     #[inline]
     pub(crate) fn app_or_sys_ref(&self, app: &PropRef, sys: &PropRef) -> Value<'m> {
-        Self::string_value(app.lookup(&self.message.app_properties))
-            .unwrap_or_else(|| self.sys_ref(sys))
+        Self::string_value(self.prop(app)).unwrap_or_else(|| self.prop_ref(sys))
     }
 
     /// `$body.path` (R11, R15): an application property named like the whole token overrides.
@@ -299,22 +324,47 @@ fn lookup<'p>(props: &'p Properties, name: &str) -> Option<Option<&'p str>> {
     props.get(name)
 }
 
+/// Which property bag a compiled name is looked up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bag {
+    /// Application properties.
+    App,
+    /// System properties.
+    Sys,
+}
+
 /// A property name fixed in a compiled route, with whether it is ASCII worked out once
 /// ([`Properties`] compares ASCII names with plain case folding), so that looking it up in
-/// each message does not check it again.
+/// each message does not check it again; and its index among its program's distinct names
+/// ([`crate::compile::Program::props`]), through which a router's context finds the
+/// position the table's [`BodyPlan`] resolved for the message.
 #[derive(Clone, Debug)]
 pub(crate) struct PropRef {
     name: Box<str>,
     ascii: bool,
+    bag: Bag,
+    slot: u32,
 }
 
 impl PropRef {
-    /// Prepares `name`.
-    pub(crate) fn new(name: &str) -> Self {
+    /// Prepares `name`, the program's distinct name number `slot`, in `bag`.
+    pub(crate) fn new(name: &str, bag: Bag, slot: u32) -> Self {
         PropRef {
             name: name.into(),
             ascii: name.is_ascii(),
+            bag,
+            slot,
         }
+    }
+
+    /// The name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The bag it is looked up in.
+    pub(crate) fn bag(&self) -> Bag {
+        self.bag
     }
 
     /// [`lookup`] of this name.

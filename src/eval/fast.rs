@@ -7,18 +7,29 @@
 //! caller keeps it across messages, so routing allocates nothing once the
 //! buffers have grown to the largest body seen.
 
+use super::context::Bag;
 use crate::body::{Extraction, PathSet, PathSlot};
 use crate::compile::Program;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON};
-use crate::message::{eq_ignore_case, Message};
+use crate::message::{eq_ignore_case, Message, NameSet, ABSENT};
 
-/// Every `$body` path of a set of programs (one per route, in order),
-/// interned once.
+/// Every `$body` path and every property name of a set of programs (one per
+/// route, in order), interned once.
 #[derive(Debug, Clone)]
 pub struct BodyPlan {
     pub(super) set: PathSet,
     /// For each program: its local path index → where the value is.
     pub(super) programs: Vec<Box<[PathSlot]>>,
+    /// The distinct application property names of all programs: resolved
+    /// for each message in one walk over its bag, they are then read by
+    /// position however many routes use them.
+    app: NameSet,
+    /// The same for system properties.
+    sys: NameSet,
+    /// For each program: its local name index ([`Program::props`]) → the
+    /// name's place in the resolved positions (application names first,
+    /// then system names).
+    props: Vec<Box<[u32]>>,
 }
 
 impl BodyPlan {
@@ -32,14 +43,54 @@ impl BodyPlan {
             .flat_map(|p| p.body_paths().iter());
         let (set, slots) = PathSet::build(all);
         let mut slots = slots.into_iter();
-        let programs = programs
+        let paths = programs
             .iter()
             .map(|p| match p {
                 Some(p) => slots.by_ref().take(p.body_paths().len()).collect(),
                 None => Box::default(),
             })
             .collect();
-        BodyPlan { set, programs }
+        let (app, sys, props) = intern_props(&programs);
+        BodyPlan {
+            set,
+            programs: paths,
+            app,
+            sys,
+            props,
+        }
+    }
+
+    /// Where each property name of the plan is in `message` (as
+    /// [`crate::message::Properties::get`] finds it; [`ABSENT`] when it is
+    /// not there), into `out`: one walk over each bag for all the table's
+    /// names, instead of a scan of the bag for every reference.
+    pub(super) fn resolve_props(&self, message: &Message, out: &mut Vec<u32>) {
+        out.clear();
+        out.resize(self.app.len() + self.sys.len(), ABSENT);
+        let (app, sys) = out.split_at_mut(self.app.len());
+        self.app.resolve(&message.app_properties, app);
+        self.sys.resolve(&message.system_properties, sys);
+    }
+
+    /// The message's `contentEncoding` and `contentType` from positions
+    /// [`BodyPlan::resolve_props`] gave (they are always resolved).
+    pub(super) fn content_props<'m>(
+        &self,
+        message: &'m Message,
+        resolved: &[u32],
+    ) -> [Option<Option<&'m str>>; 2] {
+        let at = |i: usize| {
+            let position = resolved.get(self.app.len() + i).copied().unwrap_or(ABSENT);
+            message.system_properties.get_at(position)
+        };
+        [at(0), at(1)]
+    }
+
+    /// Where [`BodyPlan::resolve_props`] puts program `program`'s name
+    /// number `slot`.
+    #[inline]
+    pub(super) fn props_of(&self, program: usize, slot: u32) -> Option<u32> {
+        self.props.get(program)?.get(slot as usize).copied()
     }
 
     /// Number of distinct plain paths (trie nodes, including the root).
@@ -48,10 +99,54 @@ impl BodyPlan {
     }
 }
 
+/// The distinct property names of `programs`, per bag, and for each program
+/// where each of its names is in the resolved positions (application names
+/// first).
+fn intern_props(programs: &[Option<&Program>]) -> (NameSet, NameSet, Vec<Box<[u32]>>) {
+    /// `name`'s index in `names`, added if new.
+    fn intern<'n>(names: &mut Vec<&'n str>, name: &'n str) -> usize {
+        names.iter().position(|n| *n == name).unwrap_or_else(|| {
+            names.push(name);
+            names.len() - 1
+        })
+    }
+    let mut app: Vec<&str> = Vec::new();
+    // Every plan resolves the two names reading a body needs, first.
+    let mut sys: Vec<&str> = vec![CONTENT_ENCODING, CONTENT_TYPE];
+    let mut local: Vec<Vec<(Bag, usize)>> = Vec::with_capacity(programs.len());
+    for program in programs {
+        let refs = program.map_or(&[][..], |p| p.props());
+        local.push(
+            refs.iter()
+                .map(|r| match r.bag() {
+                    Bag::App => (Bag::App, intern(&mut app, r.name())),
+                    Bag::Sys => (Bag::Sys, intern(&mut sys, r.name())),
+                })
+                .collect(),
+        );
+    }
+    let offset = app.len();
+    let props = local
+        .iter()
+        .map(|names| {
+            names
+                .iter()
+                .map(|&(bag, i)| match bag {
+                    Bag::App => i as u32,
+                    Bag::Sys => (offset + i) as u32,
+                })
+                .collect()
+        })
+        .collect();
+    (NameSet::new(app), NameSet::new(sys), props)
+}
+
 /// Reusable buffers for reading bodies: keep one per thread and pass it to
 /// each message's context.
 #[derive(Debug, Default)]
 pub struct BodyScratch {
+    /// Where the plan's property names are in the current message.
+    pub(super) props: Vec<u32>,
     /// The decoded text, when the body bytes are not valid UTF-8 already.
     pub(super) text: String,
     pub(super) extraction: Extraction,
@@ -63,8 +158,40 @@ pub struct BodyScratch {
 /// when the body is unreadable. Mirrors `Message::body_text`, which builds
 /// an error value with the reason (and allocates); a unit test checks that
 /// the two agree.
+#[cfg(test)]
 pub(super) fn decode_body<'m>(
     message: &'m Message,
+    buf: &mut String,
+) -> Result<Option<&'m str>, ()> {
+    let sys = &message.system_properties;
+    decode_body_with(
+        message,
+        sys.get(CONTENT_ENCODING),
+        sys.get(CONTENT_TYPE),
+        buf,
+    )
+}
+
+/// `a` and the ASCII constant `known` are equal under `OrdinalIgnoreCase`:
+/// for an ASCII `a` that is ASCII case folding, far cheaper than the full
+/// comparison (which non-ASCII text still gets: .NET folds a few non-ASCII
+/// letters to ASCII ones).
+#[inline]
+fn eq_known(known: &str, a: &str) -> bool {
+    if a.is_ascii() {
+        a.eq_ignore_ascii_case(known)
+    } else {
+        eq_ignore_case(known, a)
+    }
+}
+
+/// [`decode_body`] given the message's `contentEncoding` and `contentType`
+/// properties (as [`crate::message::Properties::get`] returns them), which
+/// a router's context has already resolved.
+pub(super) fn decode_body_with<'m>(
+    message: &'m Message,
+    encoding: Option<Option<&str>>,
+    content_type: Option<Option<&str>>,
     buf: &mut String,
 ) -> Result<Option<&'m str>, ()> {
     #[derive(PartialEq)]
@@ -73,14 +200,14 @@ pub(super) fn decode_body<'m>(
         Utf16,
         Utf32,
     }
-    let enc = match message.system_properties.get(CONTENT_ENCODING) {
-        Some(Some(name)) if eq_ignore_case("utf-8", name) => Enc::Utf8,
-        Some(Some(name)) if eq_ignore_case("utf-16", name) => Enc::Utf16,
-        Some(Some(name)) if eq_ignore_case("utf-32", name) => Enc::Utf32,
+    let enc = match encoding {
+        Some(Some(name)) if eq_known("utf-8", name) => Enc::Utf8,
+        Some(Some(name)) if eq_known("utf-16", name) => Enc::Utf16,
+        Some(Some(name)) if eq_known("utf-32", name) => Enc::Utf32,
         _ => return Err(()),
     };
-    match message.system_properties.get(CONTENT_TYPE) {
-        Some(Some(t)) if eq_ignore_case(t, CONTENT_TYPE_JSON) => {}
+    match content_type {
+        Some(Some(t)) if eq_known(CONTENT_TYPE_JSON, t) => {}
         _ => return Err(()),
     }
     let bytes = &message.body;

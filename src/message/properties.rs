@@ -29,23 +29,35 @@ fn folded_hash(name: &str) -> u64 {
     }
 }
 
-/// Whether two ASCII byte strings of equal length are equal up to ASCII
-/// case. Names are usually spelled the same in a route and a message, so
-/// eight bytes at a time are first compared exactly; only a chunk that
-/// differs is compared byte by byte with case folding.
+/// Whether two ASCII byte strings are equal up to ASCII case. Names are
+/// usually spelled the same in a route and a message, so they are first
+/// compared exactly, eight bytes at a time as words (the last word
+/// overlapping the one before; names under eight bytes packed into one);
+/// only a word that differs is compared byte by byte with case folding.
 #[inline]
 fn eq_ascii_fold(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if x != y && !x.eq_ignore_ascii_case(y) {
+    let word_eq = |x: &[u8; 8], y: &[u8; 8]| x == y || x.eq_ignore_ascii_case(y);
+    if a.len() < 8 {
+        let pack = |s: &[u8]| s.iter().fold(0u64, |w, &c| (w << 8) | u64::from(c));
+        return pack(a) == pack(b) || a.eq_ignore_ascii_case(b);
+    }
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (
+        a.get(i..).and_then(<[u8]>::first_chunk::<8>),
+        b.get(i..).and_then(<[u8]>::first_chunk::<8>),
+    ) {
+        if !word_eq(x, y) {
             return false;
         }
+        i += 8;
     }
-    ca.remainder().eq_ignore_ascii_case(cb.remainder())
+    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(x), Some(y)) => i == a.len() || word_eq(x, y),
+        _ => true,
+    }
 }
 
 /// A property bag: names compare case-insensitively (.NET
@@ -67,12 +79,21 @@ pub struct Properties {
     keys: Vec<u64>,
 }
 
-/// A name's length and first byte folded to lower case (`| 0x20`), packed:
-/// two ASCII names equal up to case have equal keys, so unequal keys rule a
-/// name out without comparing it.
+/// A name's length and four of its bytes (the first, last, middle and one
+/// third in) folded towards lower case (`| 0x20`), packed: two ASCII names
+/// equal up to case have equal keys, so unequal keys rule a name out without
+/// comparing it, and different names of a bag or a route table rarely have
+/// equal keys.
 #[inline]
 fn scan_key(name: &str) -> u64 {
-    ((name.len() as u64) << 8) | u64::from(name.as_bytes().first().map_or(0, |c| c | 0x20))
+    let b = name.as_bytes();
+    let n = b.len();
+    let fold = |i: usize| u64::from(b.get(i).map_or(0, |c| c | 0x20));
+    ((n as u64) << 32)
+        | (fold(0) << 24)
+        | (fold(n.wrapping_sub(1)) << 16)
+        | (fold(n / 2) << 8)
+        | fold(n / 3)
 }
 
 impl Default for Properties {
@@ -226,6 +247,99 @@ impl Properties {
     }
 }
 
+/// A bag position meaning "absent", in [`NameSet::resolve`]'s output.
+pub(crate) const ABSENT: u32 = u32::MAX;
+
+/// Bags from which [`NameSet::resolve`] looks each name up on its own (a
+/// hash index lookup) instead of walking every property.
+const RESOLVE_WALK_MAX: usize = 64;
+
+/// A fixed set of property names (a route table's), looked up together in
+/// each message's bag: one walk over the bag's packed keys finds every name,
+/// instead of one scan of the bag per name and per reference.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameSet {
+    /// [`scan_key`] of each ASCII name (`u64::MAX`, which no name has, for
+    /// the others), apart from the names so that matching walks one array.
+    keys: Vec<u64>,
+    names: Vec<Box<str>>,
+    /// Bit [`key_bit`] of each ASCII name's key: most of a bag's properties
+    /// are not looked up, and this rules them out in one test.
+    bloom: u64,
+}
+
+/// A bit (of 64) chosen by a packed key, for [`NameSet::bloom`].
+#[inline(always)]
+fn key_bit(key: u64) -> u64 {
+    1 << (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+impl NameSet {
+    /// The set of `names`, in order: name `i` is position `i` of
+    /// [`NameSet::resolve`]'s output.
+    pub(crate) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        let names: Vec<Box<str>> = names.into_iter().map(Into::into).collect();
+        let keys: Vec<u64> = names
+            .iter()
+            .map(|n| if n.is_ascii() { scan_key(n) } else { u64::MAX })
+            .collect();
+        let bloom = keys
+            .iter()
+            .filter(|&&k| k != u64::MAX)
+            .fold(0, |b, &k| b | key_bit(k));
+        NameSet { keys, names, bloom }
+    }
+
+    /// Number of names.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Writes into `out` (one per name) where each name is in `bag`, as
+    /// [`Properties::get`] would find it, or [`ABSENT`].
+    pub(crate) fn resolve(&self, bag: &Properties, out: &mut [u32]) {
+        out.fill(ABSENT);
+        if !bag.ascii || bag.entries.len() > RESOLVE_WALK_MAX {
+            // Non-ASCII names fold by the full table, and a huge bag has a
+            // hash index: look each name up as `get` does.
+            for (slot, name) in out.iter_mut().zip(&self.names) {
+                *slot = bag.position(name).map_or(ABSENT, |i| i as u32);
+            }
+            return;
+        }
+        for (i, &key) in bag.keys.iter().enumerate() {
+            if self.bloom & key_bit(key) == 0 {
+                continue;
+            }
+            // Several names of the set may equal one property up to case.
+            for (j, &k) in self.keys.iter().enumerate() {
+                if k == key && eq_ascii_fold(bag.entries[i].0.as_bytes(), self.names[j].as_bytes())
+                {
+                    out[j] = i as u32;
+                }
+            }
+        }
+        // Non-ASCII names may still equal an ASCII property through .NET's
+        // case table (`ſ` and `K` fold to ASCII): ask `position`.
+        for (j, &k) in self.keys.iter().enumerate() {
+            if k == u64::MAX {
+                out[j] = bag.position(&self.names[j]).map_or(ABSENT, |i| i as u32);
+            }
+        }
+    }
+}
+
+impl Properties {
+    /// The value at a position [`NameSet::resolve`] gave (`None` for
+    /// [`ABSENT`]), as [`Properties::get`] returns it.
+    #[inline]
+    pub(crate) fn get_at(&self, position: u32) -> Option<Option<&str>> {
+        self.entries
+            .get(position as usize)
+            .map(|(_, v)| v.as_deref())
+    }
+}
+
 impl<N: Into<String>> FromIterator<(N, Option<String>)> for Properties {
     fn from_iter<T: IntoIterator<Item = (N, Option<String>)>>(iter: T) -> Self {
         let mut p = Properties::new();
@@ -273,6 +387,57 @@ mod tests {
         }
         assert_eq!(p.get("\u{c9}T\u{c9}"), Some(Some("e")));
         assert_eq!(p.get_known("\u{c9}T\u{c9}", false), Some(Some("e")));
+    }
+
+    /// A name set finds exactly what `get` finds, for ASCII and non-ASCII
+    /// names and bags, names equal up to case, and indexed bags.
+    #[test]
+    fn name_set_resolves_as_get() {
+        let names = [
+            "contentType",
+            "CONTENTTYPE",
+            "priority",
+            "p",
+            "",
+            "Stra\u{df}e",
+            "\u{17f}",
+            "s",
+            "k",
+            "missing",
+            "name3",
+            "x",
+        ];
+        let set = NameSet::new(names);
+        assert_eq!(set.len(), names.len());
+        let mut bags: Vec<Properties> = vec![
+            Properties::new(),
+            [
+                ("ContentType", None),
+                ("Priority", Some("5".into())),
+                ("", Some("e".into())),
+            ]
+            .into_iter()
+            .collect(),
+            [("S", Some("1".into())), ("P", None)].into_iter().collect(),
+            [("\u{212a}", Some("2".into())), ("s", None)]
+                .into_iter()
+                .collect(),
+            [
+                ("STRASSE", Some("1".into())),
+                ("stra\u{df}e", Some("2".into())),
+                ("x", None),
+            ]
+            .into_iter()
+            .collect(),
+        ];
+        bags.push((0..100).map(|i| (format!("Name{i}"), None)).collect());
+        let mut out = vec![0; names.len()];
+        for bag in &bags {
+            set.resolve(bag, &mut out);
+            for (name, &pos) in names.iter().zip(&out) {
+                assert_eq!(bag.get_at(pos), bag.get(name), "{name:?}");
+            }
+        }
     }
 
     #[test]
