@@ -36,9 +36,16 @@ fn options(url: &BrokerUrl, client_id: &str, persistent: bool) -> MqttOptions {
 /// Subscribes to every device's device-to-cloud topic. Messages must be acknowledged with
 /// [`MqttAcker::ack`] once they are safe; until then the broker redelivers them to the next
 /// session with the same client id.
+///
+/// The connection is driven by its own task, never by the consumer: acknowledgements travel
+/// through the same event loop as incoming messages, so a consumer that waits (for a stream, a
+/// sink, an in-flight limit) must not be what keeps the loop turning, or neither would move.
+/// Flow control is the broker's: it sends only so many unacknowledged messages at a time
+/// (Mosquitto's `max_inflight_messages`) and queues the rest for the session.
 pub struct D2cSubscriber {
     client: AsyncClient,
-    eventloop: EventLoop,
+    incoming: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+    driver: tokio::task::JoinHandle<()>,
 }
 
 /// What [`D2cSubscriber::next`] saw.
@@ -49,6 +56,8 @@ pub enum Incoming {
     Subscribed,
     /// A device's publish, to acknowledge once it is safe.
     Publish(Publish),
+    /// The connection failed; it is retried after a second.
+    Error(String),
 }
 
 /// Acknowledges publishes received by a [`D2cSubscriber`]; cheap to clone and send to other
@@ -64,14 +73,20 @@ impl MqttAcker {
 }
 
 impl D2cSubscriber {
-    /// A subscriber with client id `client_id` (keep it stable: the broker's session, and the
-    /// messages it holds for the router, belong to it). Nothing connects until [`Self::next`].
-    pub fn new(url: &BrokerUrl, client_id: &str) -> D2cSubscriber {
+    /// Starts a subscriber with client id `client_id` (keep it stable: the broker's session, and
+    /// the messages it holds for the router, belong to it). Must be called inside a tokio
+    /// runtime, which runs the connection's task.
+    pub fn start(url: &BrokerUrl, client_id: &str) -> D2cSubscriber {
         let mut o = options(url, client_id, true);
         o.set_manual_acks(true);
-        o.set_inflight(1000);
         let (client, eventloop) = AsyncClient::new(o, 1024);
-        D2cSubscriber { client, eventloop }
+        let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(drive(client.clone(), eventloop, tx));
+        D2cSubscriber {
+            client,
+            incoming,
+            driver,
+        }
     }
 
     /// The acknowledger for what [`Self::next`] returns.
@@ -79,35 +94,56 @@ impl D2cSubscriber {
         MqttAcker(self.client.clone())
     }
 
-    /// The next device publish, or the news that the subscription is in place. Connects (and
-    /// subscribes after every connection) as needed; a connection error is returned so the
-    /// caller can report it and back off, and the next call reconnects.
-    pub async fn next(&mut self) -> Result<Incoming, ConnectionError> {
-        loop {
-            match self.eventloop.poll().await? {
-                Event::Incoming(Packet::SubAck(_)) => return Ok(Incoming::Subscribed),
-                Event::Incoming(Packet::ConnAck(_)) => {
-                    let filters = D2C_TOPIC_FILTERS
-                        .iter()
-                        .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
-                    // Only queues the request: the event loop sends it on the next poll.
-                    let _ = self.client.try_subscribe_many(filters);
-                }
-                Event::Incoming(Packet::Publish(p)) => return Ok(Incoming::Publish(p)),
-                _ => {}
-            }
-        }
+    /// The next thing the connection saw (`None` once it is shut down).
+    pub async fn next(&mut self) -> Option<Incoming> {
+        self.incoming.recv().await
     }
 
-    /// Disconnects cleanly (the broker keeps the session).
-    pub async fn disconnect(&mut self) {
+    /// Disconnects cleanly (the broker keeps the session and what is not acknowledged).
+    pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_millis(200), self.eventloop.poll()).await {
-                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
-                Ok(Ok(_)) => {}
+        if tokio::time::timeout(Duration::from_secs(2), self.driver)
+            .await
+            .is_err()
+        {
+            // The task is dropped with the runtime.
+        }
+    }
+}
+
+/// Polls the connection until the subscriber is gone, forwarding what matters; subscribes after
+/// every (re)connection.
+async fn drive(
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
+) {
+    loop {
+        let seen = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let filters = D2C_TOPIC_FILTERS
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+                // Only queues the request: the next poll sends it.
+                let _ = client.try_subscribe_many(filters);
+                continue;
             }
+            Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
+            Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Publish(p),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => continue,
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                let text = e.to_string();
+                if tx.send(Incoming::Error(text)).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if tx.send(seen).is_err() {
+            return;
         }
     }
 }

@@ -273,7 +273,7 @@ mod mqtt_input {
         pipeline: Pipeline<'_>,
     ) -> Result<ExitCode, String> {
         let registry = load_registry(args.devices.as_ref())?;
-        let mut subscriber = D2cSubscriber::new(url, &args.client_id);
+        let mut subscriber = D2cSubscriber::start(url, &args.client_id);
         let acker = subscriber.acker();
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
@@ -318,16 +318,16 @@ mod mqtt_input {
                 _ = idle_timer(args.exit_when_idle) => break,
             };
             let publish = match publish {
-                Ok(Incoming::Publish(p)) => p,
-                Ok(Incoming::Subscribed) => {
+                Some(Incoming::Publish(p)) => p,
+                Some(Incoming::Subscribed) => {
                     eprintln!("subscribed to device-to-cloud topics on {url}");
                     continue;
                 }
-                Err(e) => {
+                Some(Incoming::Error(e)) => {
                     eprintln!("{url}: {e}; reconnecting in 1s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
+                None => break,
             };
             stats.read += 1;
             sequence += 1;
@@ -605,7 +605,7 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let registry = load_registry(args.devices.as_ref())?;
     let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
     let writer = JetStreamWriter::open(&to).await?;
-    let mut subscriber = D2cSubscriber::new(&from, &args.client_id);
+    let mut subscriber = D2cSubscriber::start(&from, &args.client_id);
     let acker = subscriber.acker();
     let capacity = args.max_in_flight.max(1);
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
@@ -627,16 +627,16 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
             _ = idle_timer(args.exit_when_idle) => break,
         };
         let publish = match publish {
-            Ok(Incoming::Publish(p)) => p,
-            Ok(Incoming::Subscribed) => {
+            Some(Incoming::Publish(p)) => p,
+            Some(Incoming::Subscribed) => {
                 eprintln!("subscribed to device-to-cloud topics on {from}");
                 continue;
             }
-            Err(e) => {
+            Some(Incoming::Error(e)) => {
                 eprintln!("{from}: {e}; reconnecting in 1s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
+            None => break,
         };
         received += 1;
         match d2c(&publish, registry.as_ref()) {
