@@ -39,7 +39,9 @@ pub use storage::{
     DEFAULT_BATCH_FREQUENCY, DEFAULT_FILE_NAME_FORMAT, DEFAULT_MAX_CHUNK_SIZE_BYTES,
     FILE_NAME_TOKENS,
 };
-pub use time::{format_enqueued_time, parse_duration, Clock, ManualClock, SystemClock};
+pub use time::{
+    format_enqueued_time, parse_duration, parse_enqueued_time, Clock, ManualClock, SystemClock,
+};
 
 /// Stable codes for sink errors and dead-letter reasons. Codes are never reused.
 pub mod codes {

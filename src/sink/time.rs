@@ -131,6 +131,55 @@ pub fn format_enqueued_time(time: SystemTime) -> String {
     )
 }
 
+/// Reads back what [`format_enqueued_time`] writes (`2019-05-10T06:06:32.7220000Z`, any number
+/// of fraction digits, or none), so a router can keep the time the bridge stamped as the
+/// record's `EnqueuedTimeUtc`. `None` for anything else, or a time before 1970.
+pub fn parse_enqueued_time(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        part.iter().all(u8::is_ascii_digit).then_some(())?;
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = text.get(19..)?.strip_suffix('Z')?;
+    let nanos = match rest.strip_prefix('.') {
+        None if rest.is_empty() => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        _ => return None,
+    };
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    if !valid {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `500ms`, `30s`, `2m`, `1h` or a plain number of seconds.
 /// (Command-line and URL spelling of the retry, idle and acknowledgement times.)
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -215,5 +264,30 @@ mod tests {
         c2.set(at(1, 0));
         assert_eq!(c.now(), at(1, 0));
         assert!(SystemClock.now() > UNIX_EPOCH);
+    }
+
+    #[test]
+    fn enqueued_time_round_trips() {
+        for t in [
+            at(0, 0),
+            at(1_557_468_392, 722_000_000),
+            at(4_102_444_799, 999_999_900),
+        ] {
+            assert_eq!(parse_enqueued_time(&format_enqueued_time(t)), Some(t));
+        }
+        assert_eq!(
+            parse_enqueued_time("2019-05-10T06:06:32Z"),
+            Some(at(1_557_468_392, 0))
+        );
+        for bad in [
+            "",
+            "2019-05-10 06:06:32Z",
+            "2019-13-10T06:06:32Z",
+            "2019-05-10T06:06:32.Z",
+            "2019-05-10T06:06:32+01:00",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_enqueued_time(bad), None, "{bad}");
+        }
     }
 }

@@ -175,15 +175,15 @@ impl Pipeline<'_> {
         if routing.fallback {
             stats.fallback += 1;
         }
+        // The hub's enqueued time is when the bridge (or this router's MQTT input) stamped it.
+        let enqueued = message
+            .system_properties
+            .get(hubroute::message::names::ENQUEUED_TIME)
+            .flatten()
+            .and_then(hubroute::sink::parse_enqueued_time)
+            .unwrap_or_else(SystemTime::now);
         let mut envelopes = fan_out(
-            self.table,
-            message,
-            source,
-            &routing,
-            self.twin,
-            SystemTime::now(),
-            0,
-            0,
+            self.table, message, source, &routing, self.twin, enqueued, 0, 0,
         );
         for e in &mut envelopes {
             e.sequence = sequence;

@@ -461,8 +461,14 @@ pub(crate) fn report(
         let d = delivery.endpoint(name);
         let _ = writeln!(
             out,
-            "  {name}: routed {n}, delivered {}, dead-lettered {}, retries {}",
-            d.delivered, d.dead_lettered, d.retries
+            "  {name}: routed {n}, delivered {}, dead-lettered {}, retries {}{}",
+            d.delivered,
+            d.dead_lettered,
+            d.retries,
+            d.last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
         );
     }
     let total = delivery.total();
