@@ -10,7 +10,7 @@ import glob, hashlib, json, os
 
 ROOT = ".."
 SHARED = os.path.join(ROOT, "..", "shared")
-TARGETS = ["parse", "compile", "eval", "differential", "message", "routing_config"]
+TARGETS = ["parse", "compile", "eval", "differential", "message", "routing_config", "ingest"]
 
 def put(target, data):
     if isinstance(data, str):
@@ -76,6 +76,17 @@ for c in configs:
 for mode in range(1, 4):
     put("routing_config", bytes([mode]) + bytes(range(256)))
     put("message", bytes([mode]) + bytes(range(256)))
+
+# Device-to-cloud topics as IoT Hub's SDKs write them (topic, NUL, body).
+for topic, body in [
+    ("devices/d1/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid=m-1&level=hot", '{"temp": 80}'),
+    ("devices/d1/modules/m1/messages/events/", "hello"),
+    ("devices/d1/messages/events", ""),
+    ("devices/d1/messages/events/a=%zz&b", ""),
+    ("devices/d1/messages/events/iothub-connection-device-id=x&$.cdid=y&flag&k=%E2%82%AC", "x"),
+    ("devices/d1/messages/events/iothub-creation-time-utc=2024-01-02T03%3A04%3A05Z", "{}"),
+]:
+    put("ingest", topic.encode("utf-8") + b"\x00" + body.encode("utf-8"))
 
 for t in TARGETS:
     print(f"corpus/{t}: {len(os.listdir(os.path.join('corpus', t)))} seeds")
