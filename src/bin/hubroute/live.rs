@@ -192,6 +192,41 @@ impl Pipeline<'_> {
         Ok(envelopes)
     }
 
+    /// Dispatches a routed message's copies with one ticket that calls `settle`, or records an
+    /// invalid one (`describe` says where it came from and what it held) and settles at once.
+    fn deliver(
+        &self,
+        routed: Result<Vec<hubroute::sink::Envelope>, (&'static str, String)>,
+        stats: &mut Stats,
+        describe: impl FnOnce() -> (serde_json::Value, serde_json::Value),
+        settle: impl FnOnce(hubroute::sink::Settlement) + Send + 'static,
+    ) {
+        use hubroute::sink::{Settlement, Ticket};
+        match routed {
+            Ok(envelopes) => {
+                let ticket = Ticket::new(envelopes.len(), settle);
+                for e in envelopes {
+                    if let Err(e) = self.dispatcher.dispatch_tracked(e, ticket.clone()) {
+                        eprintln!(
+                            "could not deliver or dead-letter a copy for {}: {}",
+                            e.envelope.endpoint, e.reason
+                        );
+                    }
+                }
+            }
+            Err((code, reason)) => {
+                stats.invalid += 1;
+                let (origin, raw) = describe();
+                let safe = self.reject(origin, code, &reason, raw);
+                settle(Settlement {
+                    dead_lettered: 1,
+                    lost: usize::from(!safe),
+                    ..Settlement::default()
+                });
+            }
+        }
+    }
+
     /// Records an invalid input in the dead letter; `false` when even that failed (then the
     /// input must not be acknowledged).
     fn reject(
@@ -258,14 +293,44 @@ pub(crate) fn load_registry(
     })
 }
 
+/// The next device publish with an in-flight permit for it, or `None` when it is time to stop
+/// (interrupted, idle, or the connection shut down). Reports subscriptions and connection
+/// errors on the way.
+#[cfg(feature = "mqtt")]
+async fn next_publish(
+    subscriber: &mut hubroute::broker::mqtt::D2cSubscriber,
+    permits: &Arc<tokio::sync::Semaphore>,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    idle: Option<Duration>,
+    url: &hubroute::broker::BrokerUrl,
+) -> Option<(rumqttc::Publish, tokio::sync::OwnedSemaphorePermit)> {
+    use hubroute::broker::mqtt::Incoming;
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(permits).acquire_owned() => p.ok()?,
+            _ = stop.as_mut() => return None,
+        };
+        let incoming = tokio::select! {
+            r = subscriber.next() => r,
+            _ = stop.as_mut() => return None,
+            _ = idle_timer(idle) => return None,
+        };
+        match incoming? {
+            Incoming::Publish(p) => return Some((p, permit)),
+            Incoming::Subscribed => eprintln!("subscribed to device-to-cloud topics on {url}"),
+            Incoming::Error(e) => eprintln!("{url}: {e}; reconnecting in 1s"),
+        }
+    }
+}
+
 #[cfg(feature = "mqtt")]
 mod mqtt_input {
     //! Devices publishing over MQTT, straight into the router.
 
     use super::*;
-    use hubroute::broker::mqtt::{D2cSubscriber, Incoming};
+    use hubroute::broker::mqtt::D2cSubscriber;
     use hubroute::broker::BrokerUrl;
-    use hubroute::sink::{Settlement, Ticket};
+    use hubroute::sink::Settlement;
 
     pub(super) async fn run(
         args: &RunArgs,
@@ -307,28 +372,15 @@ mod mqtt_input {
         let mut sequence = 0u64;
         let stop = interrupted();
         tokio::pin!(stop);
-        loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
-                _ = &mut stop => break,
-            };
-            let publish = tokio::select! {
-                r = subscriber.next() => r,
-                _ = &mut stop => break,
-                _ = idle_timer(args.exit_when_idle) => break,
-            };
-            let publish = match publish {
-                Some(Incoming::Publish(p)) => p,
-                Some(Incoming::Subscribed) => {
-                    eprintln!("subscribed to device-to-cloud topics on {url}");
-                    continue;
-                }
-                Some(Incoming::Error(e)) => {
-                    eprintln!("{url}: {e}; reconnecting in 1s");
-                    continue;
-                }
-                None => break,
-            };
+        while let Some((publish, permit)) = next_publish(
+            &mut subscriber,
+            &permits,
+            &mut stop,
+            args.exit_when_idle,
+            url,
+        )
+        .await
+        {
             stats.read += 1;
             sequence += 1;
             let message = super::d2c(&publish, registry.as_ref());
@@ -339,34 +391,17 @@ mod mqtt_input {
                     let _ = tx.send((publish, s, permit));
                 }
             };
-            let envelopes = match message {
+            let routed = match message {
                 Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
                 Err(e) => Err((e.code(), e.to_string())),
             };
-            match envelopes {
-                Ok(envelopes) => {
-                    let ticket = Ticket::new(envelopes.len(), settle);
-                    for e in envelopes {
-                        if let Err(e) = pipeline.dispatcher.dispatch_tracked(e, ticket.clone()) {
-                            eprintln!(
-                                "could not deliver or dead-letter a copy for {}: {}",
-                                e.envelope.endpoint, e.reason
-                            );
-                        }
-                    }
-                }
-                Err((code, reason)) => {
-                    stats.invalid += 1;
-                    let origin = serde_json::json!({"topic": publish.topic});
-                    let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
-                    let safe = pipeline.reject(origin, code, &reason, body);
-                    settle(Settlement {
-                        dead_lettered: 1,
-                        lost: usize::from(!safe),
-                        ..Settlement::default()
-                    });
-                }
-            }
+            let describe = || {
+                (
+                    serde_json::json!({"topic": publish.topic}),
+                    serde_json::json!({"bodyBase64": base64_body(&publish.payload)}),
+                )
+            };
+            pipeline.deliver(routed, &mut stats, describe, settle);
         }
         drop(tx);
         let result = pipeline
@@ -420,7 +455,7 @@ mod jetstream_input {
     use hubroute::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
     use hubroute::broker::BrokerUrl;
     use hubroute::ingest::codes::MALFORMED_RECORD;
-    use hubroute::sink::{Settlement, Ticket};
+    use hubroute::sink::Settlement;
 
     pub(super) async fn run(
         args: &RunArgs,
@@ -500,35 +535,19 @@ mod jetstream_input {
                     let _ = tx.send((acker, s, permit));
                 }
             };
-            let envelopes = match decode_record(&record.payload) {
+            let routed = match decode_record(&record.payload) {
                 Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
                 Err(e) => Err((MALFORMED_RECORD, e)),
             };
-            match envelopes {
-                Ok(envelopes) => {
-                    let ticket = Ticket::new(envelopes.len(), settle);
-                    for e in envelopes {
-                        if let Err(e) = pipeline.dispatcher.dispatch_tracked(e, ticket.clone()) {
-                            eprintln!(
-                                "could not deliver or dead-letter a copy for {}: {}",
-                                e.envelope.endpoint, e.reason
-                            );
-                        }
-                    }
-                }
-                Err((code, reason)) => {
-                    stats.invalid += 1;
-                    let origin = serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence});
-                    let raw = String::from_utf8_lossy(&record.payload).into_owned();
-                    let safe =
-                        pipeline.reject(origin, code, &reason, serde_json::Value::String(raw));
-                    settle(Settlement {
-                        dead_lettered: 1,
-                        lost: usize::from(!safe),
-                        ..Settlement::default()
-                    });
-                }
-            }
+            let describe = || {
+                (
+                    serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence}),
+                    serde_json::Value::String(
+                        String::from_utf8_lossy(&record.payload).into_owned(),
+                    ),
+                )
+            };
+            pipeline.deliver(routed, &mut stats, describe, settle);
         }
         drop(tx);
         eprintln!("redelivered messages received: {redelivered}");
@@ -591,7 +610,7 @@ pub(crate) fn bridge(args: BridgeArgs) -> Result<ExitCode, String> {
 
 #[cfg(all(feature = "mqtt", feature = "nats"))]
 async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
-    use hubroute::broker::mqtt::{D2cSubscriber, Incoming};
+    use hubroute::broker::mqtt::D2cSubscriber;
     use hubroute::broker::nats::JetStreamWriter;
     use hubroute::broker::{BrokerUrl, Scheme};
 
@@ -616,28 +635,15 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let stop = interrupted();
     tokio::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
-            _ = &mut stop => break,
-        };
-        let publish = tokio::select! {
-            r = subscriber.next() => r,
-            _ = &mut stop => break,
-            _ = idle_timer(args.exit_when_idle) => break,
-        };
-        let publish = match publish {
-            Some(Incoming::Publish(p)) => p,
-            Some(Incoming::Subscribed) => {
-                eprintln!("subscribed to device-to-cloud topics on {from}");
-                continue;
-            }
-            Some(Incoming::Error(e)) => {
-                eprintln!("{from}: {e}; reconnecting in 1s");
-                continue;
-            }
-            None => break,
-        };
+    while let Some((publish, permit)) = next_publish(
+        &mut subscriber,
+        &permits,
+        &mut stop,
+        args.exit_when_idle,
+        &from,
+    )
+    .await
+    {
         received += 1;
         match d2c(&publish, registry.as_ref()) {
             Ok(message) => {
