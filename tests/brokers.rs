@@ -35,7 +35,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("KEEP_BROKER_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -61,6 +63,18 @@ fn find_program(name: &str) -> PathBuf {
                  `sudo apt-get install -y mosquitto nats-server` (Debian/Ubuntu)"
             )
         })
+}
+
+/// The name of the user running the tests (`id -un`).
+fn current_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "root".into())
 }
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
@@ -92,7 +106,13 @@ impl Server {
         let data = dir.join(format!("mosquitto-{port}"));
         std::fs::create_dir_all(&data).unwrap();
         let mut text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n\
+             log_dest file {}/mosquitto-{port}.log\nlog_type all\n\
+             user {}\n",
+            dir.display(),
+            // Run as root, Mosquitto drops privileges to `mosquitto`, which cannot write its log
+            // or its persistence file in our directory; this keeps it the invoking user.
+            current_user()
         );
         if persistent {
             text.push_str(&format!(
@@ -339,6 +359,8 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 
 struct Subscriber {
     received: Received,
+    /// Connections the watcher completed (CONNACKs), for diagnosing a failure.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -352,14 +374,19 @@ impl Subscriber {
         let filter = format!("{topic}/#");
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let received = std::sync::Arc::clone(&received);
             let stop = std::sync::Arc::clone(&stop);
+            let connections = std::sync::Arc::clone(&connections);
             std::thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match connection.recv_timeout(Duration::from_millis(200)) {
+                    // Generous: a timeout abandons a connection attempt half way, and on a busy
+                    // machine short ones could keep a reconnect from ever completing.
+                    match connection.recv_timeout(Duration::from_secs(2)) {
                         Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                            connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             client.subscribe(filter.clone(), QoS::AtLeastOnce).unwrap();
                         }
                         Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
@@ -382,6 +409,7 @@ impl Subscriber {
             .expect("subscribed to the sink's topic");
         Subscriber {
             received,
+            connections,
             stop,
             thread: Some(thread),
         }
@@ -657,6 +685,13 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
         router.report()
     );
     sink_mqtt.restart();
+    assert!(
+        eventually(Duration::from_secs(30), || alerts
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2),
+        "the watcher did not reconnect to the restarted broker"
+    );
     let want = expected(0..200);
     let complete = eventually(Duration::from_secs(90), || alerts.ids().0 == want["alerts"]);
     let report = router.stop();
