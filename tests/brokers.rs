@@ -714,3 +714,69 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
     let (critical, _) = ids_in_files(&[out.join("critical.jsonl")]);
     assert_eq!(critical, want["critical"]);
 }
+
+/// Regression: the bridge once deadlocked under load. Its loop waited for an in-flight permit,
+/// the permits waited for PUBACKs, and PUBACKs needed that loop to poll the MQTT connection
+/// (more than the client's 1,024 queued requests). Thousands of messages through a window wider
+/// than that queue must all reach the stream, and a worker must route every one.
+#[test]
+fn the_bridge_keeps_up_with_a_burst_larger_than_its_acknowledgement_queue() {
+    let dir = TempDir::new("burst");
+    let mqtt = Server::mosquitto(&dir.0, false);
+    let nats = Server::nats(&dir.0);
+    let routes = dir.0.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    let stream = format!("jetstream://127.0.0.1:{}/BURST", nats.port);
+    let mut bridge = Hubroute::start(
+        &[
+            s("bridge"),
+            s("--from"),
+            format!("mqtt://127.0.0.1:{}", mqtt.port),
+            s("--to"),
+            stream.clone(),
+            s("--dead-letter"),
+            s(dir.0.join("bridge-dead.jsonl").display()),
+            s("--max-in-flight"),
+            s("1500"),
+        ],
+        dir.0.join("bridge.log"),
+    );
+    bridge.wait_subscribed();
+    let n = 4000;
+    publish_fleet(mqtt.port, 0..n);
+    let out = dir.0.join("out");
+    let mut worker = Hubroute::start(
+        &[
+            s("run"),
+            s("--routes"),
+            s(routes.display()),
+            s("--input"),
+            format!("{stream}?consumer=burst"),
+            s("--sink"),
+            format!("archive=file:{}", out.join("archive.jsonl").display()),
+            s("--sink"),
+            format!("alerts=file:{}", out.join("alerts.jsonl").display()),
+            s("--sink"),
+            format!("critical=file:{}", out.join("critical.jsonl").display()),
+            s("--dead-letter"),
+            s(out.join("dead.jsonl").display()),
+        ],
+        dir.0.join("worker.log"),
+    );
+    let archive = [out.join("archive.jsonl")];
+    let all = eventually(Duration::from_secs(120), || {
+        ids_in_files(&archive).0.len() == n
+    });
+    let bridge_report = bridge.stop();
+    let worker_report = worker.stop();
+    assert!(
+        all,
+        "{} of {n} archived\nbridge: {bridge_report}\nworker: {worker_report}",
+        ids_in_files(&archive).0.len()
+    );
+    assert!(
+        bridge_report.contains(&format!("appended to {stream}: {n}")),
+        "{bridge_report}"
+    );
+    assert_eq!(ids_in_files(&archive).0, expected(0..n)["archive"]);
+}
