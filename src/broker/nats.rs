@@ -88,7 +88,8 @@ fn stream_name(url: &BrokerUrl) -> Result<&str, String> {
     Ok(name)
 }
 
-/// Appends stamped device messages to a stream (the bridge's output).
+/// Appends stamped device messages to a stream (the bridge's output). Cheap to clone.
+#[derive(Clone)]
 pub struct JetStreamWriter {
     js: jetstream::Context,
     stream: String,
@@ -108,12 +109,22 @@ impl JetStreamWriter {
 
     /// Sends `message` (from `device_id`) to the stream. Sends go out in call order, so a
     /// device's messages keep their order in the stream; await the returned [`Appended`] to
-    /// know the stream stored it (many can be outstanding at once).
-    pub async fn send(&self, device_id: &str, message: &Message) -> Result<Appended, String> {
+    /// know the stream stored it (many can be outstanding at once). `id` must be unique per
+    /// message and the same when a message is sent again: the stream drops a resend of an id it
+    /// already stored within its duplicate window (`Nats-Msg-Id`), so retrying after a lost
+    /// confirmation does not duplicate the message.
+    pub async fn send(
+        &self,
+        device_id: &str,
+        message: &Message,
+        id: &str,
+    ) -> Result<Appended, String> {
         let subject = format!("{}.devices.{}", self.stream, subject_token(device_id));
         let payload = message.to_json_value().to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
         self.js
-            .publish(subject, payload.into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
             .map(Appended)
             .map_err(|e| format!("publish to stream {}: {e}", self.stream))

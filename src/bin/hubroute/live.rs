@@ -629,8 +629,17 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let capacity = args.max_in_flight.max(1);
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
     let appended = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let retried = Arc::new(AtomicU64::new(0));
     let mut received = 0u64;
+    let mut received_valid = 0u64;
+    // Names this bridge run in message ids, so ids never repeat across runs.
+    let instance = format!(
+        "{}-{}",
+        args.client_id,
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
     let mut invalid: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let started = Instant::now();
     let stop = interrupted();
@@ -653,30 +662,43 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                     .flatten()
                     .unwrap_or_default()
                     .to_string();
-                match writer.send(&device, &message).await {
-                    Ok(pending) => {
-                        let acker = acker.clone();
-                        let (appended, failed) = (Arc::clone(&appended), Arc::clone(&failed));
-                        tokio::spawn(async move {
-                            match pending.confirmed().await {
-                                Ok(_) => {
-                                    appended.fetch_add(1, Ordering::Relaxed);
-                                    let _ = acker.ack(&publish).await;
-                                }
-                                Err(e) => {
-                                    // Unacknowledged: the broker redelivers it next session.
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    eprintln!("{e}");
-                                }
+                received_valid += 1;
+                let id = format!("{instance}-{received_valid}");
+                // The first send is made here, in arrival order, so each device's messages keep
+                // their order in the stream; resends after an outage happen in the background.
+                let first = writer.send(&device, &message, &id).await;
+                let writer = writer.clone();
+                let acker = acker.clone();
+                let (appended, retried) = (Arc::clone(&appended), Arc::clone(&retried));
+                tokio::spawn(async move {
+                    let mut attempt = first;
+                    let mut backoff = Duration::from_millis(100);
+                    loop {
+                        let confirmed = match attempt {
+                            Ok(pending) => pending.confirmed().await,
+                            Err(e) => Err(e),
+                        };
+                        match confirmed {
+                            Ok(_) => {
+                                appended.fetch_add(1, Ordering::Relaxed);
+                                let _ = acker.ack(&publish).await;
+                                break;
                             }
-                            drop(permit);
-                        });
+                            Err(e) => {
+                                // Keep the device's message (unacknowledged) and try again;
+                                // the stream drops a resend it already has (same id).
+                                let n = retried.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n.is_power_of_two() {
+                                    eprintln!("{e}; retrying ({n} retries so far)");
+                                }
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                                attempt = writer.send(&device, &message, &id).await;
+                            }
+                        }
                     }
-                    Err(e) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("{e}");
-                    }
-                }
+                    drop(permit);
+                });
             }
             Err(e) => {
                 *invalid.entry(e.code()).or_default() += 1;
@@ -702,9 +724,11 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
         received as f64 / elapsed
     );
     eprintln!("  appended to {to}: {}", appended.load(Ordering::Relaxed));
+    let appended = appended.load(Ordering::Relaxed);
     eprintln!(
-        "  not confirmed by the stream (left for redelivery): {}",
-        failed.load(Ordering::Relaxed)
+        "  appends retried: {}; not confirmed when stopped (left unacknowledged for redelivery): {}",
+        retried.load(Ordering::Relaxed),
+        received_valid.saturating_sub(appended)
     );
     eprintln!(
         "  invalid: {n_invalid} (dead-lettered to {}){}",
