@@ -361,6 +361,17 @@ impl Ticket {
     }
 }
 
+/// Settles `ticket` (if any) for a copy whose dead-letter write returned `written`.
+fn settle_dead_lettered(ticket: Option<&Ticket>, written: &std::io::Result<()>) {
+    if let Some(t) = ticket {
+        t.settle(if written.is_ok() {
+            Settled::DeadLettered
+        } else {
+            Settled::Lost
+        });
+    }
+}
+
 fn settle_all(tickets: &[Option<Ticket>], how: Settled) {
     for t in tickets.iter().flatten() {
         t.settle(how);
@@ -518,12 +529,7 @@ impl Dispatcher {
         let mut dl = lock(&self.dead_letter);
         let written = dl.write(&envelope, code, reason, 0);
         drop(dl);
-        let how = if written.is_ok() {
-            Settled::DeadLettered
-        } else {
-            Settled::Lost
-        };
-        settle_all(std::slice::from_ref(&ticket), how);
+        settle_dead_lettered(ticket.as_ref(), &written);
         match written {
             Ok(()) => {
                 if code == codes::UNKNOWN_ENDPOINT {
@@ -716,12 +722,7 @@ impl Job {
         let mut dl = lock(&self.dead_letter);
         for (e, ticket) in batch.iter().zip(tickets) {
             let written = dl.write(e, code, reason, attempts);
-            let how = if written.is_ok() {
-                Settled::DeadLettered
-            } else {
-                Settled::Lost
-            };
-            settle_all(std::slice::from_ref(ticket), how);
+            settle_dead_lettered(ticket.as_ref(), &written);
             match written {
                 Ok(()) => self.stats.dead_lettered += 1,
                 Err(err) => {

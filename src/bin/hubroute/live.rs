@@ -27,7 +27,7 @@ use hubroute::message::{Message, Protocol, Source};
 use hubroute::route::RouteTable;
 use hubroute::sink::{Dispatcher, Sink};
 
-use crate::run_cmd::{fan_out, report, InvalidLog, RunArgs, Stats};
+use crate::run_cmd::{fan_out, report, validate_and_route, InvalidLog, RunArgs, Stats};
 
 /// What `run` hands over once the routes, sinks and dead letter are ready.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
@@ -156,25 +156,14 @@ impl Pipeline<'_> {
         stats: &mut Stats,
         sequence: u64,
     ) -> Result<Vec<hubroute::sink::Envelope>, (&'static str, String)> {
-        let violations = message.validate(self.protocol);
-        if let Some(first) = violations.first() {
-            let reasons: Vec<String> = violations
-                .iter()
-                .map(|v| format!("[{}] {}", v.code, v.message))
-                .collect();
-            return Err((first.code, reasons.join("; ")));
-        }
-        let source = message.source.unwrap_or(self.default_source);
-        let routing = match self.twin {
-            Some(t) => router.route_with_twin(message, source, t),
-            None => router.route(message, source),
-        };
-        if routing.endpoints.is_empty() {
-            stats.unrouted += 1;
-        }
-        if routing.fallback {
-            stats.fallback += 1;
-        }
+        let (source, routing) = validate_and_route(
+            router,
+            message,
+            self.protocol,
+            self.default_source,
+            self.twin,
+        )?;
+        stats.count_routing(&routing);
         // The hub's enqueued time is when the bridge (or this router's MQTT input) stamped it.
         let enqueued = message
             .system_properties
@@ -343,16 +332,16 @@ mod mqtt_input {
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
         let acks = Arc::new(AckCounts::default());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+            rumqttc::Publish,
+            Settlement,
+            tokio::sync::OwnedSemaphorePermit,
+        )>();
         let ack_task = {
             let acks = Arc::clone(&acks);
             tokio::spawn(async move {
-                while let Some((publish, settlement, permit)) = rx.recv().await {
-                    let (publish, settlement, _permit): (
-                        rumqttc::Publish,
-                        Settlement,
-                        tokio::sync::OwnedSemaphorePermit,
-                    ) = (publish, settlement, permit);
+                // The permit is held until the acknowledgement is queued.
+                while let Some((publish, settlement, _permit)) = rx.recv().await {
                     if settlement.is_safe() {
                         match acker.ack(&publish).await {
                             Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),

@@ -123,30 +123,47 @@ fn process(
             }
         }
     };
+    let twin = twin.map(|t| t as &dyn TwinLookup);
+    match validate_and_route(router, &message, protocol, default_source, twin) {
+        Ok((source, routing)) => Item::Routed {
+            line_no,
+            message: Box::new(message),
+            source,
+            routing,
+        },
+        Err((code, reason)) => Item::Invalid {
+            line_no,
+            code,
+            reason,
+            raw: message.to_json_value(),
+        },
+    }
+}
+
+/// Applies IoT Hub's message rules for `protocol`, then routes a valid message: its source and
+/// routing, or the first violation's code with every violation in one reason. Shared by file
+/// input and the live (broker) inputs, so both judge and route a message alike.
+pub(crate) fn validate_and_route(
+    router: &mut Router<'_>,
+    message: &Message,
+    protocol: Protocol,
+    default_source: Source,
+    twin: Option<&dyn TwinLookup>,
+) -> Result<(Source, Routing), (&'static str, String)> {
     let violations = message.validate(protocol);
     if let Some(first) = violations.first() {
         let reasons: Vec<String> = violations
             .iter()
             .map(|v| format!("[{}] {}", v.code, v.message))
             .collect();
-        return Item::Invalid {
-            line_no,
-            code: first.code,
-            reason: reasons.join("; "),
-            raw: message.to_json_value(),
-        };
+        return Err((first.code, reasons.join("; ")));
     }
     let source = message.source.unwrap_or(default_source);
     let routing = match twin {
-        Some(t) => router.route_with_twin(&message, source, t),
-        None => router.route(&message, source),
+        Some(t) => router.route_with_twin(message, source, t),
+        None => router.route(message, source),
     };
-    Item::Routed {
-        line_no,
-        message: Box::new(message),
-        source,
-        routing,
-    }
+    Ok((source, routing))
 }
 
 /// Counts for the final report.
@@ -157,6 +174,18 @@ pub(crate) struct Stats {
     pub routed: BTreeMap<String, u64>,
     pub fallback: u64,
     pub unrouted: u64,
+}
+
+impl Stats {
+    /// Counts a routed message that matched nothing or went to the fallback route.
+    pub(crate) fn count_routing(&mut self, routing: &Routing) {
+        if routing.endpoints.is_empty() {
+            self.unrouted += 1;
+        }
+        if routing.fallback {
+            self.fallback += 1;
+        }
+    }
 }
 
 pub(crate) fn parse_protocol(p: &str) -> Result<Protocol, String> {
@@ -362,12 +391,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                     routing,
                 } => (line_no, message, source, routing),
             };
-            if routing.endpoints.is_empty() {
-                stats.unrouted += 1;
-            }
-            if routing.fallback {
-                stats.fallback += 1;
-            }
+            stats.count_routing(&routing);
             let now = SystemTime::now();
             for envelope in fan_out(&table, &message, source, &routing, twin, now, 0, sequence) {
                 *stats.routed.entry(envelope.endpoint.clone()).or_default() += 1;
