@@ -498,14 +498,59 @@ async fn collect_nats(
     }
 }
 
+/// The test routes, written into `dir`.
+fn write_routes(dir: &Path) -> PathBuf {
+    let routes = dir.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    routes
+}
+
+/// `hubroute bridge` from the MQTT broker on `mqtt_port` to `stream`, dead-lettering into `dir`.
+fn start_bridge(dir: &Path, mqtt_port: u16, stream: &str, extra: &[&str]) -> Hubroute {
+    let mut args = vec![
+        s("bridge"),
+        s("--from"),
+        format!("mqtt://127.0.0.1:{mqtt_port}"),
+        s("--to"),
+        s(stream),
+        s("--dead-letter"),
+        s(dir.join("bridge-dead.jsonl").display()),
+    ];
+    args.extend(extra.iter().map(s));
+    Hubroute::start(&args, dir.join("bridge.log"))
+}
+
+/// `hubroute run` on `input` with every endpoint bound to a JSON Lines file in `out`; the
+/// archive file is `out/archive.jsonl`.
+fn start_file_worker(dir: &Path, routes: &Path, input: String, out: &Path) -> Hubroute {
+    let file = |name: &str| s(out.join(name).display());
+    Hubroute::start(
+        &[
+            s("run"),
+            s("--routes"),
+            s(routes.display()),
+            s("--input"),
+            input,
+            s("--sink"),
+            format!("archive=file:{}", file("archive.jsonl")),
+            s("--sink"),
+            format!("alerts=file:{}", file("alerts.jsonl")),
+            s("--sink"),
+            format!("critical=file:{}", file("critical.jsonl")),
+            s("--dead-letter"),
+            file("dead.jsonl"),
+        ],
+        dir.join("worker.log"),
+    )
+}
+
 #[test]
 fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
     let dir = TempDir::new("e2e");
     let mqtt = Server::mosquitto(&dir.0, false);
     let sink_mqtt = Server::mosquitto(&dir.0, true);
     let nats = Server::nats(&dir.0);
-    let routes = dir.0.join("routes.json");
-    std::fs::write(&routes, ROUTES).unwrap();
+    let routes = write_routes(&dir.0);
     let alerts = Subscriber::start(sink_mqtt.port, "alerts");
 
     let nats_ids = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
@@ -522,20 +567,7 @@ fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
         .expect("NATS subscriber ready");
 
     let stream = format!("jetstream://127.0.0.1:{}/HUB", nats.port);
-    let mut bridge = Hubroute::start(
-        &[
-            s("bridge"),
-            s("--from"),
-            format!("mqtt://127.0.0.1:{}", mqtt.port),
-            s("--to"),
-            stream.clone(),
-            s("--dead-letter"),
-            s(dir.0.join("bridge-dead.jsonl").display()),
-            s("--client-id"),
-            s("bridge-e2e"),
-        ],
-        dir.0.join("bridge.log"),
-    );
+    let mut bridge = start_bridge(&dir.0, mqtt.port, &stream, &["--client-id", "bridge-e2e"]);
     let worker = |n: usize| {
         let out = dir.0.join(format!("w{n}"));
         Hubroute::start(
@@ -641,8 +673,7 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
     let dir = TempDir::new("outage");
     let mqtt = Server::mosquitto(&dir.0, false);
     let mut sink_mqtt = Server::mosquitto(&dir.0, true);
-    let routes = dir.0.join("routes.json");
-    std::fs::write(&routes, ROUTES).unwrap();
+    let routes = write_routes(&dir.0);
     let alerts = Subscriber::start(sink_mqtt.port, "alerts");
     let out = dir.0.join("out");
     let mut router = Hubroute::start(
@@ -728,45 +759,14 @@ fn the_bridge_keeps_up_with_a_burst_larger_than_its_acknowledgement_queue() {
     let dir = TempDir::new("burst");
     let mqtt = Server::mosquitto(&dir.0, false);
     let nats = Server::nats(&dir.0);
-    let routes = dir.0.join("routes.json");
-    std::fs::write(&routes, ROUTES).unwrap();
+    let routes = write_routes(&dir.0);
     let stream = format!("jetstream://127.0.0.1:{}/BURST", nats.port);
-    let mut bridge = Hubroute::start(
-        &[
-            s("bridge"),
-            s("--from"),
-            format!("mqtt://127.0.0.1:{}", mqtt.port),
-            s("--to"),
-            stream.clone(),
-            s("--dead-letter"),
-            s(dir.0.join("bridge-dead.jsonl").display()),
-            s("--max-in-flight"),
-            s("1500"),
-        ],
-        dir.0.join("bridge.log"),
-    );
+    let mut bridge = start_bridge(&dir.0, mqtt.port, &stream, &["--max-in-flight", "1500"]);
     bridge.wait_subscribed();
     let n = 4000;
     publish_fleet(mqtt.port, 0..n);
     let out = dir.0.join("out");
-    let mut worker = Hubroute::start(
-        &[
-            s("run"),
-            s("--routes"),
-            s(routes.display()),
-            s("--input"),
-            format!("{stream}?consumer=burst"),
-            s("--sink"),
-            format!("archive=file:{}", out.join("archive.jsonl").display()),
-            s("--sink"),
-            format!("alerts=file:{}", out.join("alerts.jsonl").display()),
-            s("--sink"),
-            format!("critical=file:{}", out.join("critical.jsonl").display()),
-            s("--dead-letter"),
-            s(out.join("dead.jsonl").display()),
-        ],
-        dir.0.join("worker.log"),
-    );
+    let mut worker = start_file_worker(&dir.0, &routes, format!("{stream}?consumer=burst"), &out);
     let archive = [out.join("archive.jsonl")];
     let all = eventually(Duration::from_secs(120), || {
         ids_in_files(&archive).0.len() == n
@@ -793,21 +793,9 @@ fn the_bridge_rides_out_a_stream_outage() {
     let dir = TempDir::new("stream-outage");
     let mqtt = Server::mosquitto(&dir.0, false);
     let mut nats = Server::nats(&dir.0);
-    let routes = dir.0.join("routes.json");
-    std::fs::write(&routes, ROUTES).unwrap();
+    let routes = write_routes(&dir.0);
     let stream = format!("jetstream://127.0.0.1:{}/OUTAGE", nats.port);
-    let mut bridge = Hubroute::start(
-        &[
-            s("bridge"),
-            s("--from"),
-            format!("mqtt://127.0.0.1:{}", mqtt.port),
-            s("--to"),
-            stream.clone(),
-            s("--dead-letter"),
-            s(dir.0.join("bridge-dead.jsonl").display()),
-        ],
-        dir.0.join("bridge.log"),
-    );
+    let mut bridge = start_bridge(&dir.0, mqtt.port, &stream, &[]);
     bridge.wait_subscribed();
     publish_fleet(mqtt.port, 0..100);
     nats.stop();
@@ -815,24 +803,7 @@ fn the_bridge_rides_out_a_stream_outage() {
     std::thread::sleep(Duration::from_millis(500));
     nats.restart();
     let out = dir.0.join("out");
-    let mut worker = Hubroute::start(
-        &[
-            s("run"),
-            s("--routes"),
-            s(routes.display()),
-            s("--input"),
-            format!("{stream}?consumer=after"),
-            s("--sink"),
-            format!("archive=file:{}", out.join("archive.jsonl").display()),
-            s("--sink"),
-            format!("alerts=file:{}", out.join("alerts.jsonl").display()),
-            s("--sink"),
-            format!("critical=file:{}", out.join("critical.jsonl").display()),
-            s("--dead-letter"),
-            s(out.join("dead.jsonl").display()),
-        ],
-        dir.0.join("worker.log"),
-    );
+    let mut worker = start_file_worker(&dir.0, &routes, format!("{stream}?consumer=after"), &out);
     let archive = [out.join("archive.jsonl")];
     let all = eventually(Duration::from_secs(120), || {
         ids_in_files(&archive).0.len() == 200
