@@ -83,6 +83,12 @@ impl Condition {
         &self.program
     }
 
+    /// The compiled program, for a route table's passes over all its programs
+    /// ([`crate::compile::share`]).
+    pub(crate) fn program_mut(&mut self) -> &mut Program {
+        &mut self.program
+    }
+
     /// Lints found while compiling.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.checked.warnings

@@ -39,6 +39,7 @@ pub(crate) enum Kind {
 impl Kind {
     /// What a path that selected exactly this token yields; strings borrow
     /// from `strs`. Shared by [`JsonDoc`] and the path extractor.
+    #[inline]
     pub(crate) fn selected<'a>(self, strs: &Strs<'a>) -> Selected<'a> {
         match self {
             Kind::Null => Selected::Null,

@@ -418,6 +418,7 @@ impl Extraction {
     /// The value in `slot` after [`Extraction::run`] on `text` (the same
     /// text), as [`JsonDoc::select`](super::JsonDoc::select) gives it.
     /// [`Selected::Error`] when the body was invalid.
+    #[inline]
     pub fn get<'a>(&'a self, slot: u32, text: &'a str) -> Selected<'a> {
         if !self.valid {
             return Selected::Error;

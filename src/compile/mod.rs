@@ -17,6 +17,9 @@ use crate::message::Message;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
+mod share;
+pub(crate) use share::share;
+
 type NodeId = u32;
 
 #[derive(Clone, Debug)]
@@ -47,6 +50,9 @@ enum Node {
     Or(NodeId, NodeId, Ty, Ty),
     Coalesce(NodeId, NodeId),
     Call(Func, Box<[NodeId]>),
+    /// A test that several programs of a route table contain ([`share`]): its value is kept
+    /// for the message, under this id, by a context that has a store for it.
+    Shared(u32, NodeId),
 }
 
 /// A compiled condition: evaluate it with [`Program::eval`].
@@ -216,7 +222,7 @@ impl Compiler {
             Node::Const(_) => 0,
             Node::Prop(_) | Node::AppOrSysProp(..) => 1,
             Node::Body(..) | Node::Twin(_) | Node::TwinChangeIncludes(_) => 1000,
-            Node::Neg(a) | Node::Not(a, _) => c(a),
+            Node::Neg(a) | Node::Not(a, _) | Node::Shared(_, a) => c(a),
             Node::Arith(_, a, b, _)
             | Node::Cmp(_, a, b, _)
             | Node::And(a, b, ..)
@@ -290,6 +296,15 @@ impl Program {
 
     fn eval_node<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
         match &self.nodes[id as usize] {
+            Node::Shared(shared, inner) => match ctx.shared(*shared) {
+                Some(Ok(known)) => known,
+                Some(Err(store)) => {
+                    let v = self.eval_node(*inner, ctx);
+                    store.keep(&v);
+                    v
+                }
+                None => self.eval_node(*inner, ctx),
+            },
             Node::Const(v) => borrow(v),
             Node::Prop(name) => ctx.prop_ref(name),
             Node::AppOrSysProp(app, sys) => ctx.app_or_sys_ref(app, sys),

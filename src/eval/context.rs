@@ -49,6 +49,8 @@ struct Fast<'m> {
     /// Where each of the plan's property names is in the message (see
     /// [`BodyPlan::resolve_props`]).
     props: Vec<u32>,
+    /// The results of the plan's shared tests for this message, by id ([`SharedSlot`]).
+    shared: Vec<Cell<Kept>>,
 }
 
 /// A message's body after extraction.
@@ -81,6 +83,9 @@ impl<'m> EvalContext<'m> {
     ) -> Self {
         let mut props = std::mem::take(&mut scratch.props);
         plan.resolve_props(message, &mut props);
+        let mut shared = std::mem::take(&mut scratch.shared);
+        shared.clear();
+        shared.resize(plan.shared, Cell::new(Kept::Unknown));
         EvalContext {
             message,
             body: OnceCell::new(),
@@ -91,8 +96,23 @@ impl<'m> EvalContext<'m> {
                 spare: Cell::new(scratch),
                 body: OnceCell::new(),
                 props,
+                shared,
             }),
         }
+    }
+
+    /// Shared test `id`'s result for this message (`Ok`), or where to keep it once evaluated
+    /// (`Err`); `None` when this context keeps no results (one without a plan).
+    #[inline(always)]
+    pub(crate) fn shared(&self, id: u32) -> Option<Result<Value<'static>, SharedSlot<'_>>> {
+        let cell = self.fast.as_ref()?.shared.get(id as usize)?;
+        Some(match cell.get() {
+            Kept::Unknown => Err(SharedSlot(cell)),
+            Kept::Undefined => Ok(Value::Undefined),
+            Kept::Null => Ok(Value::Null),
+            Kept::Bool(b) => Ok(Value::Bool(b)),
+            Kept::Number(n) => Ok(Value::Number(n)),
+        })
     }
 
     /// Selects which program of the plan the following evaluations belong to, so that a
@@ -112,6 +132,7 @@ impl<'m> EvalContext<'m> {
                     None => fast.spare.into_inner(),
                 };
                 scratch.props = fast.props;
+                scratch.shared = fast.shared;
                 scratch
             }
             None => BodyScratch::default(),
@@ -120,8 +141,17 @@ impl<'m> EvalContext<'m> {
 
     /// The extracted body: decoded (into the scratch unless the bytes are UTF-8) and scanned
     /// once for every path of the plan.
+    #[inline(always)]
     fn fast_body<'c>(&'c self, fast: &'c Fast<'m>) -> &'c FastBody<'m> {
-        fast.body.get_or_init(|| {
+        fast.body.get_or_init(|| self.extract_body(fast))
+    }
+
+    /// Decodes and scans the body for [`EvalContext::fast_body`] (once per message, so kept
+    /// out of line of the reads).
+    #[cold]
+    #[inline(never)]
+    fn extract_body(&self, fast: &Fast<'m>) -> FastBody<'m> {
+        {
             let mut scratch = fast.spare.take();
             let [encoding, content_type] = fast.plan.content_props(self.message, &fast.props);
             let decoded = decode_body_with(self.message, encoding, content_type, &mut scratch.text);
@@ -137,11 +167,12 @@ impl<'m> EvalContext<'m> {
                 borrowed,
                 ok,
             }
-        })
+        }
     }
 
     /// `path` (local index `local` of the program being evaluated) in the body; `None` when
     /// the body is unreadable or not valid JSON.
+    #[inline(always)]
     fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
         if let Some(fast) = &self.fast {
             let slot = fast
@@ -171,6 +202,7 @@ impl<'m> EvalContext<'m> {
 
     /// `$body.path` for path `local` of the program being evaluated (see
     /// [`EvalContext::body_value`]).
+    #[inline(always)]
     pub(crate) fn body_value_at<'c>(
         &'c self,
         local: u32,
@@ -324,6 +356,36 @@ fn lookup<'p>(props: &'p Properties, name: &str) -> Option<Option<&'p str>> {
     props.get(name)
 }
 
+/// A shared test's result for the message being routed: tests yield a bool, null, undefined
+/// or (`as_number`, `abs`, ...) a number; a string is not kept (it would borrow).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) enum Kept {
+    /// Not evaluated yet for this message (or not a kept kind of value).
+    #[default]
+    Unknown,
+    Undefined,
+    Null,
+    Bool(bool),
+    Number(f64),
+}
+
+/// Where a shared test's result is kept for the message being routed.
+pub(crate) struct SharedSlot<'c>(&'c Cell<Kept>);
+
+impl SharedSlot<'_> {
+    /// Keeps `value` for the rest of the message, if it is one that is kept.
+    #[inline]
+    pub(crate) fn keep(&self, value: &Value<'_>) {
+        self.0.set(match value {
+            Value::Undefined => Kept::Undefined,
+            Value::Null => Kept::Null,
+            Value::Bool(b) => Kept::Bool(*b),
+            Value::Number(n) => Kept::Number(*n),
+            _ => return,
+        });
+    }
+}
+
 /// Which property bag a compiled name is looked up in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bag {
@@ -376,6 +438,7 @@ impl PropRef {
 
 /// What `$body.path` yields for a JSON lookup (R15): objects, arrays, several matches and
 /// date-time strings are undefined; a missing path is the null singleton.
+#[inline]
 pub fn selected_value(s: Selected<'_>) -> Value<'_> {
     match s {
         Selected::Missing => Value::Missing,

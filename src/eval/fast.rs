@@ -12,6 +12,7 @@ use crate::body::{Extraction, PathSet, PathSlot};
 use crate::compile::Program;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON};
 use crate::message::{eq_ignore_case, Message, NameSet, ABSENT};
+use std::cell::Cell;
 
 /// Every `$body` path and every property name of a set of programs (one per
 /// route, in order), interned once.
@@ -30,6 +31,9 @@ pub struct BodyPlan {
     /// name's place in the resolved positions (application names first,
     /// then system names).
     props: Vec<Box<[u32]>>,
+    /// How many tests the programs share ([`crate::compile::share`]): the size of a
+    /// message's store of their results.
+    pub(super) shared: usize,
 }
 
 impl BodyPlan {
@@ -51,12 +55,19 @@ impl BodyPlan {
             })
             .collect();
         let (app, sys, props) = intern_props(&programs);
+        let shared = programs
+            .iter()
+            .flatten()
+            .map(|p| p.shared_ids())
+            .max()
+            .unwrap_or(0);
         BodyPlan {
             set,
             programs: paths,
             app,
             sys,
             props,
+            shared,
         }
     }
 
@@ -150,6 +161,9 @@ pub struct BodyScratch {
     /// The decoded text, when the body bytes are not valid UTF-8 already.
     pub(super) text: String,
     pub(super) extraction: Extraction,
+    /// The current message's results of the plan's shared tests (see
+    /// [`super::context::SharedSlot`]).
+    pub(super) shared: Vec<Cell<super::context::Kept>>,
 }
 
 /// The text the engine parses (R23), without allocating: valid UTF-8 is

@@ -266,12 +266,24 @@ pub(crate) struct NameSet {
     /// Bit [`key_bit`] of each ASCII name's key: most of a bag's properties
     /// are not looked up, and this rules them out in one test.
     bloom: u64,
+    /// Open-addressed hash table of the ASCII names by key (index + 1; 0 is
+    /// empty; a power of two, at most half full): a route table has tens of
+    /// names, and comparing each bag property with every one of them was
+    /// most of the cost of resolving a message's properties.
+    table: Vec<u32>,
 }
 
 /// A bit (of 64) chosen by a packed key, for [`NameSet::bloom`].
 #[inline(always)]
 fn key_bit(key: u64) -> u64 {
     1 << (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+/// Where a key's probe sequence starts in a [`NameSet`] table of `size`
+/// (a power of two) slots.
+#[inline(always)]
+fn key_home(key: u64, size: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & size.wrapping_sub(1)
 }
 
 impl NameSet {
@@ -287,7 +299,21 @@ impl NameSet {
             .iter()
             .filter(|&&k| k != u64::MAX)
             .fold(0, |b, &k| b | key_bit(k));
-        NameSet { keys, names, bloom }
+        let size = (keys.len() * 2).next_power_of_two().max(8);
+        let mut table = vec![0u32; size];
+        for (j, &k) in keys.iter().enumerate().filter(|(_, &k)| k != u64::MAX) {
+            let mut h = key_home(k, size);
+            while table[h] != 0 {
+                h = (h + 1) & (size - 1);
+            }
+            table[h] = j as u32 + 1;
+        }
+        NameSet {
+            keys,
+            names,
+            bloom,
+            table,
+        }
     }
 
     /// Number of names.
@@ -311,12 +337,18 @@ impl NameSet {
             if self.bloom & key_bit(key) == 0 {
                 continue;
             }
-            // Several names of the set may equal one property up to case.
-            for (j, &k) in self.keys.iter().enumerate() {
-                if k == key && eq_ascii_fold(bag.entries[i].0.as_bytes(), self.names[j].as_bytes())
+            // Several names of the set may equal one property up to case
+            // (they share its key): follow the probe sequence to its end.
+            let size = self.table.len();
+            let mut h = key_home(key, size);
+            while let Some(&entry) = self.table.get(h).filter(|&&e| e != 0) {
+                let j = entry as usize - 1;
+                if self.keys[j] == key
+                    && eq_ascii_fold(bag.entries[i].0.as_bytes(), self.names[j].as_bytes())
                 {
                     out[j] = i as u32;
                 }
+                h = (h + 1) & (size - 1);
             }
         }
         // Non-ASCII names may still equal an ASCII property through .NET's

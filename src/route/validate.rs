@@ -58,8 +58,14 @@ pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
         }],
     };
     b.endpoints();
-    let routes = b.routes();
-    let fallback = b.fallback();
+    let mut routes = b.routes();
+    let mut fallback = b.fallback();
+    let mut programs: Vec<&mut crate::compile::Program> = routes
+        .iter_mut()
+        .chain(fallback.as_mut())
+        .filter_map(|r| r.condition.as_mut().map(crate::Condition::program_mut))
+        .collect();
+    crate::compile::share(&mut programs);
     let enrichments = b.enrichments();
     let ok = !b.out.iter().any(ConfigDiagnostic::is_error);
     let table = ok.then(|| RouteTable {
