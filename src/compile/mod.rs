@@ -291,7 +291,85 @@ impl Program {
 
     /// Evaluates the condition: whether the route matches (R12).
     pub fn eval(&self, ctx: &EvalContext<'_>) -> crate::eval::Bool3 {
-        ops::to_route(self.ty, &self.value(ctx))
+        use crate::eval::Bool3;
+        // `ops::to_route` of the value, which only needs its truth.
+        match (self.ty, self.truth(self.root, ctx)) {
+            (Ty::Null, _) => Bool3::False,
+            (Ty::Bool | Ty::Body, Truth::True) => Bool3::True,
+            (Ty::Bool | Ty::Body, Truth::False) => Bool3::False,
+            _ => Bool3::Undefined,
+        }
+    }
+
+    /// The truth of node `id`: what the logical operators and a route's verdict read of a
+    /// value. Tests (comparisons, `AND`, `OR`, `NOT`) are evaluated here, without building a
+    /// [`Value`] for each operand and result, and reading their common operands (constants,
+    /// properties, `$body` paths) in place rather than through a recursive call: that
+    /// overhead was most of the cost of evaluating a route. A test's value is always one of
+    /// the four truths, so [`Program::eval_node`] gives a test's value from here.
+    fn truth(&self, id: NodeId, ctx: &EvalContext<'_>) -> Truth {
+        match &self.nodes[id as usize] {
+            Node::Cmp(op, a, b, ty) => {
+                let x = self.operand(*a, ctx);
+                let held = match &self.nodes[*b as usize] {
+                    // Most comparisons are with a constant (`$body.t > 50`).
+                    Node::Const(y) => ops::compare(*op, *ty, &x, y),
+                    _ => ops::compare(*op, *ty, &x, &self.operand(*b, ctx)),
+                };
+                Truth::from(held)
+            }
+            Node::And(a, b, lt, rt) => {
+                let left = self.truth(*a, ctx);
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Truth::False {
+                    return Truth::False;
+                }
+                Truth::and(*lt, *rt, left, self.truth(*b, ctx))
+            }
+            Node::Or(a, b, lt, rt) => {
+                let left = self.truth(*a, ctx);
+                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Truth::True {
+                    return Truth::True;
+                }
+                Truth::or(*lt, *rt, left, self.truth(*b, ctx))
+            }
+            Node::Not(a, ty) => match ty {
+                // The operand need not be evaluated: NOT null is true.
+                Ty::Null => Truth::True,
+                _ => Truth::not(*ty, self.truth(*a, ctx)),
+            },
+            Node::Shared(shared, inner) if self.is_test(*inner) => match ctx.shared(*shared) {
+                Some(Ok(known)) => Truth::of(&known),
+                Some(Err(store)) => {
+                    let t = self.truth(*inner, ctx);
+                    store.keep(&t.value());
+                    t
+                }
+                None => self.truth(*inner, ctx),
+            },
+            _ => Truth::of(&self.eval_node(id, ctx)),
+        }
+    }
+
+    /// Whether node `id` is evaluated by [`Program::truth`] (its value is a truth).
+    fn is_test(&self, id: NodeId) -> bool {
+        matches!(
+            self.nodes[id as usize],
+            Node::Cmp(..) | Node::And(..) | Node::Or(..) | Node::Not(..)
+        )
+    }
+
+    /// The value of an operand: constants, properties and `$body` paths read in place, anything
+    /// else evaluated.
+    #[inline(always)]
+    fn operand<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
+        match &self.nodes[id as usize] {
+            Node::Const(v) => borrow(v),
+            Node::Prop(name) => ctx.prop_ref(name),
+            Node::Body(path, app_override) => {
+                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_ref())
+            }
+            _ => self.eval_node(id, ctx),
+        }
     }
 
     fn eval_node<'c>(&'c self, id: NodeId, ctx: &'c EvalContext<'_>) -> Value<'c> {
@@ -316,19 +394,11 @@ impl Program {
                 ctx.twin_change_includes_at(*path, &self.paths[*path as usize])
             }
             Node::Neg(a) => ops::neg(&self.eval_node(*a, ctx)),
-            Node::Not(a, ty) => ops::not(*ty, &self.eval_node(*a, ctx)),
+            Node::Not(..) | Node::Cmp(..) | Node::And(..) | Node::Or(..) => {
+                self.truth(id, ctx).value()
+            }
             Node::Arith(op, a, b, ty) => {
                 ops::arith(*op, *ty, &self.eval_node(*a, ctx), &self.eval_node(*b, ctx))
-            }
-            Node::Cmp(op, a, b, ty) => {
-                let x = self.eval_node(*a, ctx);
-                // Most comparisons are with a constant (`$body.t > 50`): compare with it in
-                // place rather than through a recursive call and a copy of the value.
-                let held = match &self.nodes[*b as usize] {
-                    Node::Const(y) => ops::compare(*op, *ty, &x, y),
-                    _ => ops::compare(*op, *ty, &x, &self.eval_node(*b, ctx)),
-                };
-                Value::bool3(held)
             }
             Node::CmpCase {
                 op,
@@ -361,21 +431,6 @@ impl Program {
                     (&y, &mapped)
                 };
                 Value::bool3(ops::compare(*op, *ty, l, r))
-            }
-            Node::And(a, b, lt, rt) => {
-                let left = self.eval_node(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && matches!(left, Value::Bool(false)) {
-                    return Value::Bool(false);
-                }
-                ops::and(*lt, *rt, &left, &self.eval_node(*b, ctx))
-            }
-            Node::Or(a, b, lt, rt) => {
-                let left = self.eval_node(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && matches!(left, Value::Bool(true)) {
-                    return Value::Bool(true);
-                }
-                let right = self.eval_node(*b, ctx);
-                ops::or(*lt, *rt, &left, &right)
             }
             Node::Coalesce(a, b) => {
                 let left = self.eval_node(*a, ctx);
@@ -430,6 +485,108 @@ fn short_integer(v: &Value<'_>) -> Option<f64> {
     Some(b.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64)
 }
 
+/// What the logical operators and a route's verdict read of a value: a bool, null, or
+/// anything else (undefined). Tests only ever yield these four values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Truth {
+    True,
+    False,
+    Null,
+    Undefined,
+}
+
+impl Truth {
+    /// The truth of a value.
+    #[inline]
+    fn of(v: &Value<'_>) -> Truth {
+        match v {
+            Value::Bool(true) => Truth::True,
+            Value::Bool(false) => Truth::False,
+            Value::Null => Truth::Null,
+            _ => Truth::Undefined,
+        }
+    }
+
+    /// The value a test with this truth has.
+    #[inline]
+    fn value(self) -> Value<'static> {
+        match self {
+            Truth::True => Value::Bool(true),
+            Truth::False => Value::Bool(false),
+            Truth::Null => Value::Null,
+            Truth::Undefined => Value::Undefined,
+        }
+    }
+
+    /// [`ops::and`] on truths.
+    #[inline]
+    fn and(lt: Ty, rt: Ty, a: Truth, b: Truth) -> Truth {
+        if lt == Ty::Body {
+            return match (a, b) {
+                (Truth::True, Truth::True) => Truth::True,
+                (Truth::True | Truth::False, Truth::True | Truth::False) => Truth::False,
+                _ => Truth::Undefined,
+            };
+        }
+        if lt == Ty::Null || rt == Ty::Null {
+            return Truth::Null;
+        }
+        Truth::from(a.bool3().and(b.bool3()))
+    }
+
+    /// [`ops::or`] on truths.
+    #[inline]
+    fn or(lt: Ty, rt: Ty, a: Truth, b: Truth) -> Truth {
+        if lt == Ty::Body {
+            return match (a, b) {
+                (Truth::False, Truth::False) => Truth::False,
+                (Truth::True | Truth::False, Truth::True | Truth::False) => Truth::True,
+                _ => Truth::Undefined,
+            };
+        }
+        match (lt, rt) {
+            (Ty::Null, Ty::Null) => Truth::Null,
+            (Ty::Null, _) => b,
+            (_, Ty::Null) => a,
+            _ => Truth::from(a.bool3().or(b.bool3())),
+        }
+    }
+
+    /// [`ops::not`] on a truth.
+    #[inline]
+    fn not(ty: Ty, a: Truth) -> Truth {
+        match (ty, a) {
+            (Ty::Null, _) => Truth::True,
+            (_, Truth::True) => Truth::False,
+            (_, Truth::False) => Truth::True,
+            _ => Truth::Undefined,
+        }
+    }
+
+    /// `Value::as_bool3` of the value.
+    #[inline]
+    fn bool3(self) -> crate::eval::Bool3 {
+        use crate::eval::Bool3;
+        match self {
+            Truth::True => Bool3::True,
+            Truth::False => Bool3::False,
+            _ => Bool3::Undefined,
+        }
+    }
+}
+
+impl From<crate::eval::Bool3> for Truth {
+    #[inline]
+    fn from(b: crate::eval::Bool3) -> Truth {
+        use crate::eval::Bool3;
+        match b {
+            Bool3::True => Truth::True,
+            Bool3::False => Truth::False,
+            Bool3::Undefined => Truth::Undefined,
+        }
+    }
+}
+
 /// Operand types for which Kleene short-circuits are exact.
 fn is_plain_bool(ty: Ty) -> bool {
     matches!(ty, Ty::Bool | Ty::Undefined)
@@ -446,6 +603,62 @@ fn borrow<'c>(v: &'c Value<'static>) -> Value<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The logical operators on truths give the truth of the operators on values, for every
+    /// operand typing and every kind of value.
+    #[test]
+    fn truth_operators_agree_with_value_operators() {
+        let values = [
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Null,
+            Value::Undefined,
+            Value::Missing,
+            Value::Number(1.0),
+            Value::Str(Cow::Borrowed("x")),
+            Value::NullStr,
+        ];
+        let tys = [
+            Ty::String,
+            Ty::Number,
+            Ty::Bool,
+            Ty::Null,
+            Ty::Undefined,
+            Ty::Body,
+        ];
+        for lt in tys {
+            for rt in tys {
+                for a in &values {
+                    for b in &values {
+                        let (ta, tb) = (Truth::of(a), Truth::of(b));
+                        assert_eq!(
+                            Truth::and(lt, rt, ta, tb),
+                            Truth::of(&ops::and(lt, rt, a, b)),
+                            "{lt:?} {rt:?} {a:?} AND {b:?}"
+                        );
+                        // OR passes a null-typed side's partner through as it is: a test's
+                        // value, which is always a truth's.
+                        if lt != Ty::Null && rt != Ty::Null
+                            || Truth::of(a).value() == *a && Truth::of(b).value() == *b
+                        {
+                            assert_eq!(
+                                Truth::or(lt, rt, ta, tb),
+                                Truth::of(&ops::or(lt, rt, a, b)),
+                                "{lt:?} {rt:?} {a:?} OR {b:?}"
+                            );
+                        }
+                    }
+                }
+                for a in &values {
+                    assert_eq!(
+                        Truth::not(lt, Truth::of(a)),
+                        Truth::of(&ops::not(lt, a)),
+                        "NOT {a:?} {lt:?}"
+                    );
+                }
+            }
+        }
+    }
 
     /// The direct conversion agrees with `as_number`'s general parser.
     #[test]
