@@ -19,8 +19,7 @@ use super::doc::{Kind, Span};
 use super::extract::{PathSet, NONE};
 use super::number::parse_number;
 use super::parse::{
-    skipped_string_ok, strict_number, strict_string, strict_terminator, string_kind, ASCII_WS,
-    MAX_DEPTH,
+    skipped_string_ok, strict_number, strict_string, string_kind, ASCII_WS, MAX_DEPTH,
 };
 
 /// An open container.
@@ -122,8 +121,10 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
                     b'f' => (b"false", Kind::Bool(false)),
                     _ => (b"null", Kind::Null),
                 };
+                // What follows is checked after the value: only whitespace, a comma or a
+                // closing bracket may (the general parser's `strict_terminator`).
                 let end = pos + word.len();
-                if !b[pos..].starts_with(word) || !strict_terminator(b.get(end)) {
+                if !b[pos..].starts_with(word) {
                     return None;
                 }
                 if child != NONE {
@@ -133,9 +134,6 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
             }
             b'-' | b'0'..=b'9' => {
                 let end = strict_number(b, pos)?;
-                if !strict_terminator(b.get(end)) {
-                    return None;
-                }
                 if child != NONE {
                     // A strict literal is a plain decimal: the general parser
                     // converts it with the same function.
