@@ -17,6 +17,7 @@ use crate::message::Message;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
+mod closure;
 mod share;
 pub(crate) use share::share;
 
@@ -65,6 +66,8 @@ pub struct Program {
     twin_paths: Vec<BodyPath>,
     /// The distinct property names the program reads, each with its bag.
     props: Vec<PropRef>,
+    /// The condition as a tree of closures ([`closure`]), rebuilt whenever the nodes change.
+    test: closure::Test,
 }
 
 /// Compiles checked IR of static type `ty`.
@@ -78,14 +81,17 @@ pub fn compile(ir: &Ir, ty: Ty) -> Program {
         empty: Message::default(),
     };
     let root = c.node(ir);
-    Program {
+    let mut program = Program {
         nodes: c.nodes,
         root,
         ty,
         paths: c.paths,
         twin_paths: c.twin_paths,
         props: c.props,
-    }
+        test: closure::Test::default(),
+    };
+    program.seal();
+    program
 }
 
 struct Compiler {
@@ -293,7 +299,7 @@ impl Program {
     pub fn eval(&self, ctx: &EvalContext<'_>) -> crate::eval::Bool3 {
         use crate::eval::Bool3;
         // `ops::to_route` of the value, which only needs its truth.
-        match (self.ty, self.truth(self.root, ctx)) {
+        match (self.ty, self.test.run(self, ctx)) {
             (Ty::Null, _) => Bool3::False,
             (Ty::Bool | Ty::Body, Truth::True) => Bool3::True,
             (Ty::Bool | Ty::Body, Truth::False) => Bool3::False,
@@ -496,6 +502,16 @@ enum Truth {
 }
 
 impl Truth {
+    /// A bool's truth.
+    #[inline]
+    fn from_bool(b: bool) -> Truth {
+        if b {
+            Truth::True
+        } else {
+            Truth::False
+        }
+    }
+
     /// The truth of a value.
     #[inline]
     fn of(v: &Value<'_>) -> Truth {

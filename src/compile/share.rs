@@ -30,6 +30,7 @@ pub(crate) fn share(programs: &mut [&mut Program]) -> usize {
             let id = *ids.entry(key).or_insert(next);
             program.wrap(node as NodeId, id);
         }
+        program.seal();
     }
     ids.len()
 }

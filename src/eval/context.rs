@@ -284,7 +284,7 @@ impl<'m> EvalContext<'m> {
     /// A compiled name's property: from the positions the plan resolved for this message
     /// when the context has them (a router's), else looked up.
     #[inline(always)]
-    fn prop(&self, name: &PropRef) -> Option<Option<&'m str>> {
+    pub(crate) fn prop(&self, name: &PropRef) -> Option<Option<&'m str>> {
         let bag = match name.bag {
             Bag::App => &self.message.app_properties,
             Bag::Sys => &self.message.system_properties,
@@ -307,7 +307,14 @@ impl<'m> EvalContext<'m> {
         Self::string_value(self.prop(name)).unwrap_or(Value::Undefined)
     }
 
-    /// [`EvalContext::app_or_sys`] of compiled names.
+    /// `$x` of compiled names (application property `$x`, else system property `x`), as
+    /// [`Properties::get`] returns it.
+    #[inline(always)]
+    pub(crate) fn app_or_sys_prop(&self, app: &PropRef, sys: &PropRef) -> Option<Option<&'m str>> {
+        self.prop(app).or_else(|| self.prop(sys))
+    }
+
+    /// [`EvalContext::app_or_sys_prop`] as a value.
     #[inline]
     pub(crate) fn app_or_sys_ref(&self, app: &PropRef, sys: &PropRef) -> Value<'m> {
         Self::string_value(self.prop(app)).unwrap_or_else(|| self.prop_ref(sys))

@@ -15,6 +15,12 @@ pub fn compare(op: CmpOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Bool3 {
             return Bool3::from_bool(matches!(op, CmpOp::Eq | CmpOp::Le | CmpOp::Ge))
         }
         (_, Value::Undefined, _) | (_, _, Value::Undefined) => return Bool3::Undefined,
+        // Equality of strings, as either type: the UTF-16 units are equal exactly when the
+        // UTF-8 bytes are, so the ordinal order (the usual test is `name = 'constant'`)
+        // need not be worked out.
+        (_, Value::Str(x), Value::Str(y)) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+            return Bool3::from_bool((x == y) == (op == CmpOp::Eq));
+        }
         (Ty::Body, a, b) => a.body_cmp(b),
         (_, Value::Str(x), Value::Str(y)) => crate::dotnet::compare_ordinal(x, y),
         (_, Value::Number(x), Value::Number(y)) => dotnet_double_cmp(*x, *y),
