@@ -392,3 +392,32 @@ fn endpoint_and_enrichment_limits_are_10_e0421_e0441() {
     assert!(codes(config(11, 0)).contains(&"E0421"));
     assert!(codes(config(0, 11)).contains(&"E0441"));
 }
+
+/// A full table of the largest conditions the limits allow, all alike (so that every test is
+/// shared across the routes): it builds, and routes as the conditions say. Sharing describes
+/// each node by its operands' numbers, so a deep condition costs its size, not size × depth
+/// (a description by text was quadratic: 100 routes of 64 KiB at depth 120 were gigabytes).
+#[test]
+fn a_table_of_maximal_conditions_builds_and_routes() {
+    let depth = Limits::default().max_depth - 8;
+    let atom = format!("(k = '{}' OR n = 'y')", "x".repeat(200));
+    let condition = std::iter::repeat_n(atom.as_str(), depth)
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    assert!(condition.len() < Limits::default().max_length);
+    let routes: Vec<_> = (0..100)
+        .map(|i| {
+            serde_json::json!({"name": format!("r{i}"), "source": "DeviceMessages",
+                "condition": condition, "endpointNames": ["events"], "isEnabled": true})
+        })
+        .collect();
+    let config = serde_json::json!({ "routes": routes });
+    let build = RouteTable::from_json(&config.to_string(), "hub");
+    let table = build.table.expect("the table builds");
+    let mut router = table.router();
+    for (n, matches) in [("y", true), ("z", false)] {
+        let m = Message::from_json_value(&serde_json::json!({"appProperties": {"n": n}})).unwrap();
+        let out = router.route(&m, hubroute::message::Source::DeviceMessages);
+        assert_eq!(out.endpoints.len(), usize::from(matches), "n = {n}");
+    }
+}

@@ -15,15 +15,16 @@ use std::collections::HashMap;
 /// Wraps the tests that `programs` share (see the module docs) and returns how many distinct
 /// shared tests there are (the ids are `0..count`).
 pub(crate) fn share(programs: &mut [&mut Program]) -> usize {
-    let keys: Vec<Vec<Option<String>>> = programs.iter().map(|p| p.keys()).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for key in keys.iter().flatten().flatten() {
-        *counts.entry(key.as_str()).or_default() += 1;
+    let mut interner = HashMap::new();
+    let keys: Vec<Vec<Option<u32>>> = programs.iter().map(|p| p.keys(&mut interner)).collect();
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for &key in keys.iter().flatten().flatten() {
+        *counts.entry(key).or_default() += 1;
     }
-    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut ids: HashMap<u32, u32> = HashMap::new();
     for (program, keys) in programs.iter_mut().zip(&keys) {
         for (node, key) in keys.iter().enumerate() {
-            let Some(key) = key.as_deref().filter(|k| counts[k] > 1) else {
+            let Some(key) = key.filter(|k| counts[k] > 1) else {
                 continue;
             };
             let next = ids.len() as u32;
@@ -38,16 +39,18 @@ pub(crate) fn share(programs: &mut [&mut Program]) -> usize {
 impl Program {
     /// A structural key for each node that is a test worth sharing (`None` for the others:
     /// constants, plain reads, and anything that reads the twin): equal keys mean equal values
-    /// on every message, whichever program the node is in.
-    fn keys(&self) -> Vec<Option<String>> {
+    /// on every message, whichever program the node is in. A key is the interned number of
+    /// a description that names the node's operands by their own keys, so that describing a
+    /// deep condition costs its size, not its size times its depth.
+    fn keys(&self, interner: &mut HashMap<String, u32>) -> Vec<Option<u32>> {
         // Leaves and operands get a key too, so that the tests above them can be keyed;
         // `testable` says which keys are tests.
-        let mut keys: Vec<Option<String>> = Vec::with_capacity(self.nodes.len());
+        let mut keys: Vec<Option<u32>> = Vec::with_capacity(self.nodes.len());
         let mut testable = Vec::with_capacity(self.nodes.len());
         // Children always come before their parents in `nodes` (the compiler pushes a node
         // after compiling its operands), so one forward pass sees every child's key first.
         for node in &self.nodes {
-            let k = |id: &NodeId| keys.get(*id as usize).cloned().flatten();
+            let k = |id: &NodeId| keys.get(*id as usize).copied().flatten();
             let (key, test) = match node {
                 Node::Const(v) => (Some(format!("C{v:?}")), false),
                 Node::Prop(p) => (Some(format!("P{:?}{:?}", p.bag(), p.name())), false),
@@ -102,14 +105,16 @@ impl Program {
                     false,
                 ),
                 Node::Call(func, args) => {
-                    let args: Option<Vec<String>> = args.iter().map(k).collect();
+                    let args: Option<Vec<String>> =
+                        args.iter().map(|a| k(a).map(|a| a.to_string())).collect();
                     (
                         args.map(|a| format!("Call({func:?},{})", a.join(","))),
                         true,
                     )
                 }
             };
-            keys.push(key);
+            let next = interner.len() as u32;
+            keys.push(key.map(|key| *interner.entry(key).or_insert(next)));
             testable.push(test);
         }
         keys.into_iter()
