@@ -2,6 +2,7 @@
 
 use super::fast::{decode_body_with, BodyPlan, BodyScratch};
 use super::value::Value;
+use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
 use crate::message::{Message, Properties};
 use std::borrow::Cow;
@@ -38,26 +39,35 @@ pub struct EvalContext<'m> {
     fast: Option<Fast<'m>>,
 }
 
-/// The plan-driven body state of a router's context.
+/// The plan-driven body state of a router's context. It borrows the caller's
+/// [`BodyScratch`] for the message rather than taking it: moving the buffers into the
+/// context and back out again copied a few hundred bytes twice per message.
 struct Fast<'m> {
     plan: &'m BodyPlan,
     /// Which of the plan's programs is being evaluated (set by the route loop).
     program: Cell<usize>,
-    /// The scratch until the body is first needed.
-    spare: Cell<BodyScratch>,
+    /// The body buffers until the body is first needed.
+    spare: Cell<Option<BodyBuffers<'m>>>,
     body: OnceCell<FastBody<'m>>,
     /// Where each of the plan's property names is in the message (see
     /// [`BodyPlan::resolve_props`]).
-    props: Vec<u32>,
+    props: &'m [u32],
     /// The results of the plan's shared tests for this message, by id ([`SharedSlot`]).
-    shared: Vec<Cell<Kept>>,
+    shared: &'m [Cell<Kept>],
+}
+
+/// The scratch buffers a body is decoded and extracted into.
+struct BodyBuffers<'m> {
+    text: &'m mut String,
+    extraction: &'m mut Extraction,
 }
 
 /// A message's body after extraction.
 struct FastBody<'m> {
-    scratch: BodyScratch,
-    /// The text, when the message's bytes are it (else `scratch.text`).
-    borrowed: Option<&'m str>,
+    /// The text: the message's bytes when they are UTF-8, else the decoded buffer.
+    text: &'m str,
+    /// The extracted values (`None` when the body is unreadable).
+    extraction: Option<&'m Extraction>,
     /// Readable (R23) and valid JSON.
     ok: bool,
 }
@@ -74,16 +84,20 @@ impl<'m> EvalContext<'m> {
     }
 
     /// A context that reads plain body paths through `plan` (whose program indexes are
-    /// selected with [`EvalContext::set_program`]), reusing `scratch`'s buffers. Get them
-    /// back with [`EvalContext::into_scratch`].
+    /// selected with [`EvalContext::set_program`]), into `scratch`'s buffers, which it
+    /// borrows for the message.
     pub(crate) fn with_plan(
         message: &'m Message,
         plan: &'m BodyPlan,
-        mut scratch: BodyScratch,
+        scratch: &'m mut BodyScratch,
     ) -> Self {
-        let mut props = std::mem::take(&mut scratch.props);
-        plan.resolve_props(message, &mut props);
-        let mut shared = std::mem::take(&mut scratch.shared);
+        let BodyScratch {
+            props,
+            text,
+            extraction,
+            shared,
+        } = scratch;
+        plan.resolve_props(message, props);
         shared.clear();
         shared.resize(plan.shared, Cell::new(Kept::Unknown));
         EvalContext {
@@ -93,7 +107,7 @@ impl<'m> EvalContext<'m> {
             fast: Some(Fast {
                 plan,
                 program: Cell::new(usize::MAX),
-                spare: Cell::new(scratch),
+                spare: Cell::new(Some(BodyBuffers { text, extraction })),
                 body: OnceCell::new(),
                 props,
                 shared,
@@ -123,22 +137,6 @@ impl<'m> EvalContext<'m> {
         }
     }
 
-    /// The scratch buffers, for the next message.
-    pub(crate) fn into_scratch(self) -> BodyScratch {
-        match self.fast {
-            Some(fast) => {
-                let mut scratch = match fast.body.into_inner() {
-                    Some(body) => body.scratch,
-                    None => fast.spare.into_inner(),
-                };
-                scratch.props = fast.props;
-                scratch.shared = fast.shared;
-                scratch
-            }
-            None => BodyScratch::default(),
-        }
-    }
-
     /// The extracted body: decoded (into the scratch unless the bytes are UTF-8) and scanned
     /// once for every path of the plan.
     #[inline(always)]
@@ -151,22 +149,25 @@ impl<'m> EvalContext<'m> {
     #[cold]
     #[inline(never)]
     fn extract_body(&self, fast: &Fast<'m>) -> FastBody<'m> {
-        {
-            let mut scratch = fast.spare.take();
-            let [encoding, content_type] = fast.plan.content_props(self.message, &fast.props);
-            let decoded = decode_body_with(self.message, encoding, content_type, &mut scratch.text);
-            let (ok, borrowed) = match decoded {
-                Err(()) => (false, None),
-                Ok(borrowed) => {
-                    let text = borrowed.unwrap_or(&scratch.text);
-                    (scratch.extraction.run(&fast.plan.set, text), borrowed)
-                }
-            };
-            FastBody {
-                scratch,
-                borrowed,
-                ok,
-            }
+        let unreadable = FastBody {
+            text: "",
+            extraction: None,
+            ok: false,
+        };
+        // Taken once: `fast.body` is initialised once.
+        let Some(BodyBuffers { text, extraction }) = fast.spare.take() else {
+            return unreadable;
+        };
+        let [encoding, content_type] = fast.plan.content_props(self.message, fast.props);
+        let Ok(borrowed) = decode_body_with(self.message, encoding, content_type, text) else {
+            return unreadable;
+        };
+        let text: &'m str = borrowed.unwrap_or(text);
+        let ok = extraction.run(&fast.plan.set, text);
+        FastBody {
+            text,
+            extraction: Some(extraction),
+            ok,
         }
     }
 
@@ -183,11 +184,10 @@ impl<'m> EvalContext<'m> {
             match slot {
                 Some(PathSlot::Slot(id)) => {
                     let body = self.fast_body(fast);
-                    if !body.ok {
-                        return None;
-                    }
-                    let text = body.borrowed.unwrap_or(&body.scratch.text);
-                    return Some(body.scratch.extraction.get(*id, text));
+                    return match body.extraction {
+                        Some(extraction) if body.ok => Some(extraction.get(*id, body.text)),
+                        _ => None,
+                    };
                 }
                 // Undefined whether or not the body is readable.
                 Some(PathSlot::Error) => return Some(Selected::Error),

@@ -116,12 +116,11 @@ pub(super) fn route_with_plan(
     twin: Option<&dyn TwinLookup>,
     out: &mut Routing,
 ) {
-    let mut ctx = EvalContext::with_plan(message, plan, std::mem::take(scratch));
+    let mut ctx = EvalContext::with_plan(message, plan, scratch);
     if let Some(twin) = twin {
         ctx = ctx.with_twin(twin);
     }
     route_ctx(table, &ctx, source, out);
-    *scratch = ctx.into_scratch();
 }
 
 /// The route loop: every enabled route of `source` whose endpoint is not chosen yet, in
