@@ -10,12 +10,10 @@
 //! operator keeps one definition, and the differential tests compare both with the
 //! reference interpreter.
 
-use super::{is_plain_bool, Node, NodeId, Program, Truth};
+use super::{shared_truth, Node, NodeId, Program, Truth};
 use crate::check::Ty;
 use crate::eval::{ops, EvalContext, Value};
-use crate::functions;
 use crate::ir::CmpOp;
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -60,31 +58,17 @@ impl Program {
         match &self.nodes[id as usize] {
             Node::And(a, b, lt, rt) => {
                 let (fa, fb, lt, rt) = (self.closure(*a), self.closure(*b), *lt, *rt);
-                if is_plain_bool(lt) && is_plain_bool(rt) {
-                    Arc::new(move |p, ctx| match fa(p, ctx) {
-                        Truth::False => Truth::False,
-                        left => Truth::and(lt, rt, left, fb(p, ctx)),
-                    })
-                } else {
-                    Arc::new(move |p, ctx| Truth::and(lt, rt, fa(p, ctx), fb(p, ctx)))
-                }
+                let short = Truth::short_circuits(lt, rt);
+                Arc::new(move |p, ctx| Truth::and_then(short, lt, rt, fa(p, ctx), || fb(p, ctx)))
             }
             Node::Or(a, b, lt, rt) => {
                 let (fa, fb, lt, rt) = (self.closure(*a), self.closure(*b), *lt, *rt);
-                if is_plain_bool(lt) && is_plain_bool(rt) {
-                    Arc::new(move |p, ctx| match fa(p, ctx) {
-                        Truth::True => Truth::True,
-                        left => Truth::or(lt, rt, left, fb(p, ctx)),
-                    })
-                } else {
-                    Arc::new(move |p, ctx| Truth::or(lt, rt, fa(p, ctx), fb(p, ctx)))
-                }
+                let short = Truth::short_circuits(lt, rt);
+                Arc::new(move |p, ctx| Truth::or_else(short, lt, rt, fa(p, ctx), || fb(p, ctx)))
             }
-            // The operand of `NOT null` need not be evaluated.
-            Node::Not(_, Ty::Null) => Arc::new(|_, _| Truth::True),
             Node::Not(a, ty) => {
                 let (fa, ty) = (self.closure(*a), *ty);
-                Arc::new(move |p, ctx| Truth::not(ty, fa(p, ctx)))
+                Arc::new(move |p, ctx| Truth::not_of(ty, || fa(p, ctx)))
             }
             Node::Cmp(op, a, b, ty) => match (&self.nodes[*a as usize], &self.nodes[*b as usize]) {
                 (Node::Prop(name), Node::Const(k)) => {
@@ -106,41 +90,16 @@ impl Program {
                 }
                 _ => {
                     let (op, ty, a, b) = (*op, *ty, *a, *b);
-                    Arc::new(move |p, ctx| {
-                        let x = p.operand(a, ctx);
-                        Truth::from(ops::compare(op, ty, &x, &p.operand(b, ctx)))
-                    })
+                    Arc::new(move |p, ctx| p.compare(op, ty, a, b, ctx))
                 }
             },
-            // Tests that are function calls (`is_defined(x)`, `starts_with(x, 'p')`): their
-            // arguments read in place.
-            Node::Call(func, args) => match **args {
-                [a] => {
-                    let func = *func;
-                    Arc::new(move |p, ctx| {
-                        Truth::of(&functions::call(func, &mut [p.operand(a, ctx)]))
-                    })
-                }
-                [a, b] => {
-                    let func = *func;
-                    Arc::new(move |p, ctx| {
-                        let x = p.operand(a, ctx);
-                        Truth::of(&functions::call(func, &mut [x, p.operand(b, ctx)]))
-                    })
-                }
-                _ => interpreted(id),
-            },
+            Node::Call(func, args) => {
+                let (func, args) = (*func, args.clone());
+                Arc::new(move |p, ctx| Truth::of(&p.call(func, &args, ctx)))
+            }
             Node::Shared(shared, inner) if self.is_test(*inner) => {
                 let (f, shared) = (self.closure(*inner), *shared);
-                Arc::new(move |p, ctx| match ctx.shared(shared) {
-                    Some(Ok(known)) => Truth::of(&known),
-                    Some(Err(store)) => {
-                        let t = f(p, ctx);
-                        store.keep(&t.value());
-                        t
-                    }
-                    None => f(p, ctx),
-                })
+                Arc::new(move |p, ctx| shared_truth(ctx, shared, || f(p, ctx)))
             }
             _ => interpreted(id),
         }
@@ -166,11 +125,7 @@ where
         _ => {
             let k = k.clone();
             Arc::new(move |_, ctx| {
-                let v = match read(ctx) {
-                    Some(Some(s)) => Value::Str(Cow::Borrowed(s)),
-                    Some(None) => Value::NullStr,
-                    None => Value::Undefined,
-                };
+                let v = EvalContext::string_value(read(ctx)).unwrap_or(Value::Undefined);
                 Truth::from(ops::compare(op, ty, &v, &k))
             })
         }

@@ -315,43 +315,19 @@ impl Program {
     /// the four truths, so [`Program::eval_node`] gives a test's value from here.
     fn truth(&self, id: NodeId, ctx: &EvalContext<'_>) -> Truth {
         match &self.nodes[id as usize] {
-            Node::Cmp(op, a, b, ty) => {
-                let x = self.operand(*a, ctx);
-                let held = match &self.nodes[*b as usize] {
-                    // Most comparisons are with a constant (`$body.t > 50`).
-                    Node::Const(y) => ops::compare(*op, *ty, &x, y),
-                    _ => ops::compare(*op, *ty, &x, &self.operand(*b, ctx)),
-                };
-                Truth::from(held)
-            }
+            Node::Cmp(op, a, b, ty) => self.compare(*op, *ty, *a, *b, ctx),
             Node::And(a, b, lt, rt) => {
-                let left = self.truth(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Truth::False {
-                    return Truth::False;
-                }
-                Truth::and(*lt, *rt, left, self.truth(*b, ctx))
+                let short = Truth::short_circuits(*lt, *rt);
+                Truth::and_then(short, *lt, *rt, self.truth(*a, ctx), || self.truth(*b, ctx))
             }
             Node::Or(a, b, lt, rt) => {
-                let left = self.truth(*a, ctx);
-                if is_plain_bool(*lt) && is_plain_bool(*rt) && left == Truth::True {
-                    return Truth::True;
-                }
-                Truth::or(*lt, *rt, left, self.truth(*b, ctx))
+                let short = Truth::short_circuits(*lt, *rt);
+                Truth::or_else(short, *lt, *rt, self.truth(*a, ctx), || self.truth(*b, ctx))
             }
-            Node::Not(a, ty) => match ty {
-                // The operand need not be evaluated: NOT null is true.
-                Ty::Null => Truth::True,
-                _ => Truth::not(*ty, self.truth(*a, ctx)),
-            },
-            Node::Shared(shared, inner) if self.is_test(*inner) => match ctx.shared(*shared) {
-                Some(Ok(known)) => Truth::of(&known),
-                Some(Err(store)) => {
-                    let t = self.truth(*inner, ctx);
-                    store.keep(&t.value());
-                    t
-                }
-                None => self.truth(*inner, ctx),
-            },
+            Node::Not(a, ty) => Truth::not_of(*ty, || self.truth(*a, ctx)),
+            Node::Shared(shared, inner) if self.is_test(*inner) => {
+                shared_truth(ctx, *shared, || self.truth(*inner, ctx))
+            }
             _ => Truth::of(&self.eval_node(id, ctx)),
         }
     }
@@ -362,6 +338,45 @@ impl Program {
             self.nodes[id as usize],
             Node::Cmp(..) | Node::And(..) | Node::Or(..) | Node::Not(..)
         )
+    }
+
+    /// `a op b` (operands of static type `ty`), with the operands read in place.
+    #[inline(always)]
+    fn compare(&self, op: CmpOp, ty: Ty, a: NodeId, b: NodeId, ctx: &EvalContext<'_>) -> Truth {
+        let x = self.operand(a, ctx);
+        Truth::from(ops::compare(op, ty, &x, &self.operand(b, ctx)))
+    }
+
+    /// `func(args)`, with the arguments read in place. Fixed-size arrays for the usual
+    /// arities: collecting into a `SmallVec` was a quarter of the cost of evaluating
+    /// property-only conditions.
+    #[inline(always)]
+    fn call<'c>(&'c self, func: Func, args: &[NodeId], ctx: &'c EvalContext<'_>) -> Value<'c> {
+        match *args {
+            [] => functions::call(func, &mut []),
+            [a] => {
+                let a = self.operand(a, ctx);
+                if func == Func::AsNumber {
+                    if let Some(n) = short_integer(&a) {
+                        return Value::Number(n);
+                    }
+                }
+                functions::call(func, &mut [a])
+            }
+            [a, b] => {
+                let a = self.operand(a, ctx);
+                functions::call(func, &mut [a, self.operand(b, ctx)])
+            }
+            [a, b, c] => {
+                let (a, b) = (self.operand(a, ctx), self.operand(b, ctx));
+                functions::call(func, &mut [a, b, self.operand(c, ctx)])
+            }
+            _ => {
+                let mut values: SmallVec<[Value<'c>; 4]> =
+                    args.iter().map(|&a| self.operand(a, ctx)).collect();
+                functions::call(func, &mut values)
+            }
+        }
     }
 
     /// The value of an operand: constants, properties and `$body` paths read in place, anything
@@ -446,34 +461,7 @@ impl Program {
                     self.eval_node(*b, ctx)
                 }
             }
-            // Fixed-size arrays for the usual arities: collecting into a `SmallVec` was a
-            // quarter of the cost of evaluating property-only conditions.
-            Node::Call(func, args) => match **args {
-                [] => functions::call(*func, &mut []),
-                [a] => {
-                    let a = self.eval_node(a, ctx);
-                    if *func == Func::AsNumber {
-                        if let Some(n) = short_integer(&a) {
-                            return Value::Number(n);
-                        }
-                    }
-                    functions::call(*func, &mut [a])
-                }
-                [a, b] => {
-                    let a = self.eval_node(a, ctx);
-                    functions::call(*func, &mut [a, self.eval_node(b, ctx)])
-                }
-                [a, b, c] => {
-                    let a = self.eval_node(a, ctx);
-                    let b = self.eval_node(b, ctx);
-                    functions::call(*func, &mut [a, b, self.eval_node(c, ctx)])
-                }
-                _ => {
-                    let mut values: SmallVec<[Value<'c>; 4]> =
-                        args.iter().map(|&a| self.eval_node(a, ctx)).collect();
-                    functions::call(*func, &mut values)
-                }
-            },
+            Node::Call(func, args) => self.call(*func, args, ctx),
         }
     }
 }
@@ -568,6 +556,41 @@ impl Truth {
         }
     }
 
+    /// Whether Kleene's short-circuit is exact for `AND`/`OR` operands of these types
+    /// (known when the program is compiled, so a closure decides it once).
+    #[inline]
+    fn short_circuits(lt: Ty, rt: Ty) -> bool {
+        is_plain_bool(lt) && is_plain_bool(rt)
+    }
+
+    /// `a AND b`, where `b` is evaluated only if the result needs it: not when `a` is false
+    /// and `short` ([`Truth::short_circuits`]) says that decides it.
+    #[inline(always)]
+    fn and_then(short: bool, lt: Ty, rt: Ty, a: Truth, b: impl FnOnce() -> Truth) -> Truth {
+        if short && a == Truth::False {
+            return Truth::False;
+        }
+        Truth::and(lt, rt, a, b())
+    }
+
+    /// `a OR b`, where `b` is evaluated only if the result needs it (see [`Truth::and_then`]).
+    #[inline(always)]
+    fn or_else(short: bool, lt: Ty, rt: Ty, a: Truth, b: impl FnOnce() -> Truth) -> Truth {
+        if short && a == Truth::True {
+            return Truth::True;
+        }
+        Truth::or(lt, rt, a, b())
+    }
+
+    /// `NOT a`, where `a` is not evaluated when it is null-typed (`NOT null` is true).
+    #[inline(always)]
+    fn not_of(ty: Ty, a: impl FnOnce() -> Truth) -> Truth {
+        match ty {
+            Ty::Null => Truth::True,
+            _ => Truth::not(ty, a()),
+        }
+    }
+
     /// [`ops::not`] on a truth.
     #[inline]
     fn not(ty: Ty, a: Truth) -> Truth {
@@ -600,6 +623,21 @@ impl From<crate::eval::Bool3> for Truth {
             Bool3::False => Truth::False,
             Bool3::Undefined => Truth::Undefined,
         }
+    }
+}
+
+/// The truth of shared test `shared` ([`share`]) for the message: kept from an earlier route
+/// when the context keeps results, else `eval`, whose result is then kept.
+#[inline(always)]
+fn shared_truth(ctx: &EvalContext<'_>, shared: u32, eval: impl FnOnce() -> Truth) -> Truth {
+    match ctx.shared(shared) {
+        Some(Ok(known)) => Truth::of(&known),
+        Some(Err(store)) => {
+            let t = eval();
+            store.keep(&t.value());
+            t
+        }
+        None => eval(),
     }
 }
 

@@ -12,9 +12,9 @@
 use super::{Node, NodeId, Program};
 use std::collections::HashMap;
 
-/// Wraps the tests that `programs` share (see the module docs) and returns how many distinct
-/// shared tests there are (the ids are `0..count`).
-pub(crate) fn share(programs: &mut [&mut Program]) -> usize {
+/// Wraps the tests that `programs` share (see the module docs), numbered from 0
+/// ([`Program::shared_ids`] tells how many a program uses).
+pub(crate) fn share(programs: &mut [&mut Program]) {
     let mut interner = HashMap::new();
     let keys: Vec<Vec<Option<u32>>> = programs.iter().map(|p| p.keys(&mut interner)).collect();
     let mut counts: HashMap<u32, usize> = HashMap::new();
@@ -33,7 +33,6 @@ pub(crate) fn share(programs: &mut [&mut Program]) -> usize {
         }
         program.seal();
     }
-    ids.len()
 }
 
 impl Program {

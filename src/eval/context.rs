@@ -256,8 +256,8 @@ impl<'m> EvalContext<'m> {
         self.body.get().is_some()
     }
 
-    /// A property value as a string-typed value.
-    fn string_value(v: Option<Option<&'m str>>) -> Option<Value<'m>> {
+    /// A property value as a string-typed value (`None`: absent).
+    pub(crate) fn string_value(v: Option<Option<&'m str>>) -> Option<Value<'m>> {
         v.map(|v| match v {
             Some(s) => Value::Str(Cow::Borrowed(s)),
             None => Value::NullStr,
