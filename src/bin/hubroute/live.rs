@@ -712,8 +712,9 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
         "received {received} messages in {elapsed:.3}s ({:.0} msg/s)",
         received as f64 / elapsed
     );
-    eprintln!("  appended to {to}: {}", appended.load(Ordering::Relaxed));
+    // One reading for both lines, so that they add up while resends may still complete.
     let appended = appended.load(Ordering::Relaxed);
+    eprintln!("  appended to {to}: {appended}");
     eprintln!(
         "  appends retried: {}; not confirmed when stopped (left unacknowledged for redelivery): {}",
         retried.load(Ordering::Relaxed),
