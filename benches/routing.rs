@@ -8,6 +8,7 @@
 //! `cargo bench --bench routing -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hubroute::eval::EvalContext;
 use hubroute::message::{Message, Source};
 use hubroute::route::{RouteTable, Routing};
 use serde_json::Value;
@@ -154,11 +155,22 @@ fn routing(c: &mut Criterion) {
             })
         });
     }
-    g.bench_function("routes-10 RouteTable::route (no reuse)", |b| {
+    g.bench_function("routes-10 RouteTable::route", |b| {
         b.iter(|| {
             messages
                 .iter()
                 .map(|(m, s)| routes10.route(m, *s).endpoints.len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("routes-10 reference (no plan, body parsed whole)", |b| {
+        b.iter(|| {
+            messages
+                .iter()
+                .map(|(m, s)| {
+                    let ctx = EvalContext::new(m);
+                    routes10.route_in(&ctx, *s).endpoints.len()
+                })
                 .sum::<usize>()
         })
     });

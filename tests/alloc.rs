@@ -5,33 +5,44 @@
 //! measuring thread while measuring are counted, so the test harness's other threads do not
 //! disturb the count.
 
+use hubroute::eval::EvalContext;
 use hubroute::message::{Message, Source};
 use hubroute::route::{RouteTable, Routing};
 use hubroute::Bool3;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
     static MEASURING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations and bytes counted on this thread: tests run in parallel, each measuring
+    /// its own thread.
+    static COUNTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 fn note(size: usize) {
     if MEASURING.with(Cell::get) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(size, Ordering::Relaxed);
+        COUNTS.with(|c| {
+            let (n, bytes) = c.get();
+            c.set((n + 1, bytes + size));
+        });
     }
 }
 
+/// Counts this thread's allocations while `f` runs.
+fn counted(f: impl FnOnce()) -> (usize, usize) {
+    COUNTS.with(|c| c.set((0, 0)));
+    MEASURING.with(|c| c.set(true));
+    f();
+    MEASURING.with(|c| c.set(false));
+    COUNTS.with(Cell::get)
+}
+
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so this
-// allocator upholds exactly `System`'s guarantees; the bookkeeping only touches atomics and a
-// const-initialised thread-local `Cell<bool>`, which never allocate or re-enter.
+// allocator upholds exactly `System`'s guarantees; the bookkeeping only touches
+// const-initialised thread-local `Cell`s, which never allocate or re-enter.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note(layout.size());
@@ -85,21 +96,16 @@ fn allocations(table: &RouteTable, messages: &[(Message, Source)]) -> (f64, f64)
     for (m, s) in messages {
         router.route_into(m, *s, &mut out);
     }
-    ALLOCS.store(0, Ordering::Relaxed);
-    BYTES.store(0, Ordering::Relaxed);
-    MEASURING.with(|c| c.set(true));
     let mut matched = 0usize;
-    for (m, s) in messages {
-        router.route_into(m, *s, &mut out);
-        matched += out.endpoints.len();
-    }
-    MEASURING.with(|c| c.set(false));
+    let (count, bytes) = counted(|| {
+        for (m, s) in messages {
+            router.route_into(m, *s, &mut out);
+            matched += out.endpoints.len();
+        }
+    });
     assert!(matched > 0);
     let n = messages.len() as f64;
-    (
-        ALLOCS.load(Ordering::Relaxed) as f64 / n,
-        BYTES.load(Ordering::Relaxed) as f64 / n,
-    )
+    (count as f64 / n, bytes as f64 / n)
 }
 
 #[test]
@@ -112,17 +118,43 @@ fn routing_allocates_nothing_per_message() {
     }
 }
 
+/// `RouteTable::route` keeps its buffers per thread: after a warm-up it allocates only a
+/// result that does not fit its inline space (more than four endpoints).
 #[test]
-fn router_agrees_with_route_and_batch() {
+fn table_route_allocates_only_results_that_spill() {
+    let messages = messages();
+    for name in ["routes-10.json", "routes-100.json"] {
+        let table = table(name);
+        for (m, s) in &messages {
+            table.route(m, *s);
+        }
+        let mut spilled = 0;
+        let mut matched = 0;
+        let (count, _) = counted(|| {
+            for (m, s) in &messages {
+                let routing = table.route(m, *s);
+                spilled += usize::from(routing.endpoints.spilled());
+                matched += routing.endpoints.len();
+            }
+        });
+        assert!(matched > 0);
+        assert_eq!(count, spilled, "{name}");
+    }
+}
+
+#[test]
+fn router_table_route_and_batch_agree_with_the_reference() {
     let messages = messages();
     for name in ["routes-10.json", "routes-100.json"] {
         let table = table(name);
         let mut router = table.router();
         let batch = table.route_batch(&messages);
         for (i, (m, s)) in messages.iter().enumerate() {
-            let plain = table.route(m, *s);
-            assert_eq!(router.route(m, *s), plain, "{name} message {i}");
-            assert_eq!(batch[i], plain, "{name} message {i} (batch)");
+            // The reference: no plan, the body parsed whole.
+            let reference = table.route_in(&EvalContext::new(m), *s);
+            assert_eq!(router.route(m, *s), reference, "{name} message {i}");
+            assert_eq!(table.route(m, *s), reference, "{name} message {i} (table)");
+            assert_eq!(batch[i], reference, "{name} message {i} (batch)");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`Router`]: a route table with reusable per-thread state, the allocation-free way to route
 //! a stream of messages.
 
-use super::table::{route_matches, RouteTable, Routing};
+use super::table::{route_matches, Route, RouteTable, Routing};
 use crate::eval::{BodyPlan, BodyScratch, EvalContext, TwinLookup};
 use crate::message::{Message, Source};
 
@@ -29,7 +29,7 @@ use crate::message::{Message, Source};
 #[derive(Debug)]
 pub struct Router<'t> {
     table: &'t RouteTable,
-    plan: BodyPlan,
+    plan: &'t BodyPlan,
     scratch: BodyScratch,
 }
 
@@ -38,21 +38,20 @@ impl RouteTable {
     pub fn router(&self) -> Router<'_> {
         Router {
             table: self,
-            plan: self.body_plan(),
+            plan: &self.plan,
             scratch: BodyScratch::default(),
         }
     }
+}
 
-    /// Every `$body` path of every route (then the fallback), interned: program `i` of the
-    /// plan is route `i`, and the fallback is program `routes().len()`.
-    pub(super) fn body_plan(&self) -> BodyPlan {
-        BodyPlan::new(
-            self.routes
-                .iter()
-                .chain(self.fallback.as_ref())
-                .map(|r| r.condition.as_ref().map(|c| c.program())),
-        )
-    }
+/// The plan of a table's routes and fallback (see [`RouteTable`]'s `plan`).
+pub(super) fn plan_of(routes: &[Route], fallback: Option<&Route>) -> BodyPlan {
+    BodyPlan::new(
+        routes
+            .iter()
+            .chain(fallback)
+            .map(|r| r.condition.as_ref().map(|c| c.program())),
+    )
 }
 
 impl Router<'_> {
@@ -66,7 +65,7 @@ impl Router<'_> {
     pub fn route_into(&mut self, message: &Message, source: Source, out: &mut Routing) {
         route_with_plan(
             self.table,
-            &self.plan,
+            self.plan,
             &mut self.scratch,
             message,
             source,
@@ -95,7 +94,7 @@ impl Router<'_> {
         let mut out = Routing::default();
         route_with_plan(
             self.table,
-            &self.plan,
+            self.plan,
             &mut self.scratch,
             message,
             source,

@@ -4,12 +4,14 @@
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
 use super::diagnostic::ConfigDiagnostic;
 use super::enrich::Enrichment;
+use super::router::route_with_plan;
 use super::validate;
 use crate::check::Options;
-use crate::eval::{Bool3, EvalContext, TwinLookup};
+use crate::eval::{BodyPlan, BodyScratch, Bool3, EvalContext, TwinLookup};
 use crate::message::{Message, Source};
 use crate::Condition;
 use smallvec::SmallVec;
+use std::cell::RefCell;
 
 /// Index of an endpoint in [`RouteTable::endpoints`]. The built-in `events` endpoint is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +60,10 @@ pub struct RouteTable {
     pub(super) fallback: Option<Route>,
     pub(super) enrichments: Vec<Enrichment>,
     pub(super) hub_name: String,
+    /// Every `$body` path and property name of the routes (then the fallback), interned
+    /// once when the table is built: program `i` of the plan is route `i`, and the fallback
+    /// is program `routes.len()`.
+    pub(super) plan: BodyPlan,
 }
 
 /// The result of building a table: the table if there were no errors, and every diagnostic.
@@ -132,7 +138,7 @@ impl RouteTable {
 
     /// Where a message from `source` goes.
     pub fn route(&self, message: &Message, source: Source) -> Routing {
-        self.route_in(&EvalContext::new(message), source)
+        self.route_planned(message, source, None)
     }
 
     /// Where a message goes, reading `$twin` from `twin`.
@@ -142,12 +148,45 @@ impl RouteTable {
         source: Source,
         twin: &dyn TwinLookup,
     ) -> Routing {
-        self.route_in(&EvalContext::new(message).with_twin(twin), source)
+        self.route_planned(message, source, Some(twin))
     }
 
-    /// Where the context's message goes. The body is parsed at most once, and only if a
-    /// route of this source that is enabled reads it. (A [`super::Router`] also reuses its
-    /// buffers across messages; this convenience does not.)
+    /// Routes with the table's plan, as a [`super::Router`] does, in this thread's scratch
+    /// buffers: the convenient call costs what a router's does, less the result's
+    /// allocation. (A twin lookup that routes another message while this one is routed
+    /// gets fresh buffers.)
+    fn route_planned(
+        &self,
+        message: &Message,
+        source: Source,
+        twin: Option<&dyn TwinLookup>,
+    ) -> Routing {
+        thread_local! {
+            static SCRATCH: RefCell<BodyScratch> = RefCell::default();
+        }
+        let mut out = Routing::default();
+        let mut route = |scratch: &mut BodyScratch| {
+            route_with_plan(self, &self.plan, scratch, message, source, twin, &mut out)
+        };
+        let done = SCRATCH
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    route(&mut scratch);
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if !done {
+            route(&mut BodyScratch::default());
+        }
+        out
+    }
+
+    /// Where the context's message goes, evaluated in `ctx` alone: without the table's plan,
+    /// so a body a route reads is parsed whole (a [`JsonDoc`](crate::body::JsonDoc)), once.
+    /// This is the reference the planned routing ([`RouteTable::route`],
+    /// [`super::Router`]) is tested against.
     pub fn route_in(&self, ctx: &EvalContext<'_>, source: Source) -> Routing {
         let mut routing = Routing::default();
         super::router::route_ctx(self, ctx, source, &mut routing);
@@ -158,14 +197,12 @@ impl RouteTable {
     /// built once and shared; each rayon job reuses one scratch buffer set.
     #[cfg(feature = "parallel")]
     pub fn route_batch(&self, messages: &[(Message, Source)]) -> Vec<Routing> {
-        use crate::eval::BodyScratch;
         use rayon::prelude::*;
-        let plan = self.body_plan();
         messages
             .par_iter()
             .map_init(BodyScratch::default, |scratch, (m, s)| {
                 let mut out = Routing::default();
-                super::router::route_with_plan(self, &plan, scratch, m, *s, None, &mut out);
+                route_with_plan(self, &self.plan, scratch, m, *s, None, &mut out);
                 out
             })
             .collect()

@@ -69,6 +69,7 @@ pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
     let enrichments = b.enrichments();
     let ok = !b.out.iter().any(ConfigDiagnostic::is_error);
     let table = ok.then(|| RouteTable {
+        plan: super::router::plan_of(&routes, fallback.as_ref()),
         routes,
         endpoints: b.endpoints,
         fallback,
