@@ -76,7 +76,7 @@ impl BodyPlan {
     /// not there), into `out`: one walk over each bag for all the table's
     /// names, instead of a scan of the bag for every reference.
     pub(super) fn resolve_props(&self, message: &Message, out: &mut Vec<u32>) {
-        out.clear();
+        // `resolve` overwrites every position: only a new size needs writing here.
         out.resize(self.app.len() + self.sys.len(), ABSENT);
         let (app, sys) = out.split_at_mut(self.app.len());
         self.app.resolve(&message.app_properties, app);

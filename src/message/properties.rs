@@ -271,6 +271,8 @@ pub(crate) struct NameSet {
     /// names, and comparing each bag property with every one of them was
     /// most of the cost of resolving a message's properties.
     table: Vec<u32>,
+    /// The names that are not ASCII (rare), looked up one by one.
+    non_ascii: Vec<usize>,
 }
 
 /// A bit (of 64) chosen by a packed key, for [`NameSet::bloom`].
@@ -308,11 +310,13 @@ impl NameSet {
             }
             table[h] = j as u32 + 1;
         }
+        let non_ascii = (0..keys.len()).filter(|&j| keys[j] == u64::MAX).collect();
         NameSet {
             keys,
             names,
             bloom,
             table,
+            non_ascii,
         }
     }
 
@@ -353,10 +357,8 @@ impl NameSet {
         }
         // Non-ASCII names may still equal an ASCII property through .NET's
         // case table (`ſ` and `K` fold to ASCII): ask `position`.
-        for (j, &k) in self.keys.iter().enumerate() {
-            if k == u64::MAX {
-                out[j] = bag.position(&self.names[j]).map_or(ABSENT, |i| i as u32);
-            }
+        for &j in &self.non_ascii {
+            out[j] = bag.position(&self.names[j]).map_or(ABSENT, |i| i as u32);
         }
     }
 }
