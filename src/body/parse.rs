@@ -290,7 +290,7 @@ pub(super) fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
 /// literal passes [`is_plain_decimal`], so the general parser accepts it
 /// whenever a [`strict_terminator`] follows; anything else (hex, octal,
 /// `.5`, `5.`, `1e`, ...) is left to the general parser.
-#[inline]
+#[inline(always)]
 pub(super) fn strict_number(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + usize::from(b[start] == b'-');
     match b.get(i)? {
