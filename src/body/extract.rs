@@ -456,6 +456,13 @@ impl Extraction {
         self.valid
     }
 
+    /// Lets go of the unescaped-text buffer when a body grew it past `bytes`.
+    pub(crate) fn trim(&mut self, bytes: usize) {
+        if self.unescaped.capacity() > bytes {
+            self.unescaped = String::new();
+        }
+    }
+
     /// Whether the last body extracted was valid JSON.
     pub fn is_valid(&self) -> bool {
         self.valid

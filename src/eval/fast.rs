@@ -166,6 +166,18 @@ pub struct BodyScratch {
     pub(super) shared: Vec<Cell<super::context::Kept>>,
 }
 
+impl BodyScratch {
+    /// Lets go of the buffers a body larger than `bytes` grew, for scratch kept past its
+    /// message (per thread, by [`crate::route::RouteTable::route`]): one huge body must not
+    /// pin its size for the life of the thread.
+    pub(crate) fn trim(&mut self, bytes: usize) {
+        if self.text.capacity() > bytes {
+            self.text = String::new();
+        }
+        self.extraction.trim(bytes);
+    }
+}
+
 /// The text the engine parses (R23), without allocating: valid UTF-8 is
 /// borrowed from the message (`Ok(Some)`); anything else is decoded into
 /// `buf` (`Ok(None)`) exactly as [`Message::body_text`] decodes it. `Err`

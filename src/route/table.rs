@@ -66,6 +66,10 @@ pub struct RouteTable {
     pub(super) plan: BodyPlan,
 }
 
+/// The largest buffer [`RouteTable::route`] keeps for its thread between messages: IoT Hub's
+/// messages are at most 256 KB, so this holds any of them, decoded from UTF-16 included.
+const KEPT_SCRATCH: usize = 1 << 20;
+
 /// The result of building a table: the table if there were no errors, and every diagnostic.
 #[derive(Debug)]
 pub struct Build {
@@ -172,6 +176,7 @@ impl RouteTable {
             .try_with(|cell| match cell.try_borrow_mut() {
                 Ok(mut scratch) => {
                     route(&mut scratch);
+                    scratch.trim(KEPT_SCRATCH);
                     true
                 }
                 Err(_) => false,
