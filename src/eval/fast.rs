@@ -330,6 +330,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trim_drops_only_buffers_grown_past_the_limit() {
+        let mut scratch = BodyScratch::default();
+        scratch.text.reserve(4096);
+        scratch.trim(1 << 20);
+        assert!(scratch.text.capacity() >= 4096, "small buffers are kept");
+        scratch.text.reserve(2 << 20);
+        scratch.trim(1 << 20);
+        assert_eq!(scratch.text.capacity(), 0, "a buffer past the limit is dropped");
+    }
+
+    #[test]
     fn decode_agrees_with_message_body_text() {
         let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
         let utf32 =
