@@ -1,5 +1,6 @@
 //! Steady-state routing allocates nothing (DESIGN.md, "Performance design"), and the
-//! allocation-free router gives exactly the answers of the plain `RouteTable::route`.
+//! allocation-free router, `RouteTable::route` and batches give exactly the answers of the
+//! unplanned reference path.
 //!
 //! A counting global allocator wraps the system allocator; only allocations made on the
 //! measuring thread while measuring are counted, so the test harness's other threads do not
@@ -11,7 +12,10 @@ use hubroute::route::{RouteTable, Routing};
 use hubroute::Bool3;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::PathBuf;
+
+/// The benchmarks' workload: `../shared/bench`'s messages and tables.
+#[path = "../benches/workload/mod.rs"]
+mod workload;
 
 struct Counting;
 
@@ -68,25 +72,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn bench_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench")
-}
+use workload::messages;
 
-fn messages() -> Vec<(Message, Source)> {
-    let text = std::fs::read_to_string(bench_dir().join("messages-1k.jsonl")).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let m = Message::from_json_str(l).unwrap();
-            let s = m.source.unwrap_or(Source::DeviceMessages);
-            (m, s)
-        })
-        .collect()
-}
-
+/// A table of `../shared/bench`.
 fn table(name: &str) -> RouteTable {
-    let text = std::fs::read_to_string(bench_dir().join(name)).unwrap();
-    RouteTable::from_json(&text, "hub").table.unwrap()
+    workload::table(&workload::read(name))
 }
 
 /// Allocations (count, bytes) per message over one pass, after a warm-up pass.

@@ -337,7 +337,11 @@ mod tests {
         assert!(scratch.text.capacity() >= 4096, "small buffers are kept");
         scratch.text.reserve(2 << 20);
         scratch.trim(1 << 20);
-        assert_eq!(scratch.text.capacity(), 0, "a buffer past the limit is dropped");
+        assert_eq!(
+            scratch.text.capacity(),
+            0,
+            "a buffer past the limit is dropped"
+        );
     }
 
     #[test]
