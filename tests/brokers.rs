@@ -106,13 +106,18 @@ impl Server {
     /// every other endpoint once 20 of its messages wait, which is the likeliest cause of the
     /// outage test's rare stall (once in about 80 runs) before this was set.
     fn mosquitto(dir: &Path, persistent: bool) -> Server {
+        Server::mosquitto_window(dir, persistent, 2000)
+    }
+
+    /// [`Server::mosquitto`] sending a client at most `window` unacknowledged messages.
+    fn mosquitto_window(dir: &Path, persistent: bool, window: u32) -> Server {
         let port = free_port();
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         let data = dir.join(format!("mosquitto-{port}"));
         std::fs::create_dir_all(&data).unwrap();
         let mut text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n\
-             max_inflight_messages 2000\n\
+             max_inflight_messages {window}\n\
              log_dest file {}/mosquitto-{port}.log\nlog_type all\n\
              user {}\n",
             dir.display(),
@@ -672,6 +677,51 @@ fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
     assert!(bridge_report.contains("invalid: 2"), "{bridge_report}");
     let dead = std::fs::read_to_string(dir.0.join("bridge-dead.jsonl")).unwrap();
     assert!(dead.contains("E0602") && dead.contains("E0601"), "{dead}");
+}
+
+/// With Mosquitto's default window (20 unacknowledged messages) and every endpoint down,
+/// the broker stops sending after 20 messages; the router says so, and what to change.
+#[test]
+fn a_router_held_up_by_the_brokers_window_says_so() {
+    let dir = TempDir::new("window");
+    let mqtt = Server::mosquitto_window(&dir.0, false, 20);
+    let routes = write_routes(&dir.0);
+    // Nothing listens there: every copy fails and is retried, none is acknowledged.
+    let down = format!("mqtt://127.0.0.1:{}", free_port());
+    let router = Hubroute::start(
+        &[
+            s("run"),
+            s("--routes"),
+            s(routes.display()),
+            s("--input"),
+            format!("mqtt://127.0.0.1:{}", mqtt.port),
+            s("--client-id"),
+            s("router-window"),
+            s("--sink"),
+            format!("archive={down}/archive"),
+            s("--sink"),
+            format!("alerts={down}/alerts"),
+            s("--sink"),
+            format!("critical={down}/critical"),
+            s("--dead-letter"),
+            s(dir.0.join("dead.jsonl").display()),
+            s("--max-attempts"),
+            s("1000"),
+            s("--max-backoff"),
+            s("300ms"),
+        ],
+        dir.0.join("router.log"),
+    );
+    router.wait_subscribed();
+    publish_fleet(mqtt.port, 0..50);
+    assert!(
+        eventually(Duration::from_secs(40), || router
+            .report()
+            .contains("while 20 received messages wait to be settled")),
+        "no hint about the broker's window: {}",
+        router.report()
+    );
+    assert!(router.report().contains("max_inflight_messages"));
 }
 
 #[test]

@@ -282,16 +282,24 @@ pub(crate) fn load_registry(
     })
 }
 
+/// How long a broker input may see no message, while messages it read wait unsettled, before
+/// [`next_publish`] suspects that the broker's window is what holds the input up.
+#[cfg(feature = "mqtt")]
+const QUIET_WHILE_WAITING: Duration = Duration::from_secs(10);
+
 /// The next device publish with an in-flight permit for it, or `None` when it is time to stop
 /// (interrupted, idle, or the connection shut down). Reports subscriptions and connection
-/// errors on the way.
+/// errors on the way, and once, when nothing arrives for [`QUIET_WHILE_WAITING`] while
+/// messages wait to be settled, that the broker may be holding the rest back.
 #[cfg(feature = "mqtt")]
 async fn next_publish(
     subscriber: &mut hubroute::broker::mqtt::D2cSubscriber,
     permits: &Arc<tokio::sync::Semaphore>,
+    capacity: usize,
     stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     idle: Option<Duration>,
     url: &hubroute::broker::BrokerUrl,
+    warned: &mut bool,
 ) -> Option<(rumqttc::Publish, tokio::sync::OwnedSemaphorePermit)> {
     use hubroute::broker::mqtt::Incoming;
     loop {
@@ -299,10 +307,24 @@ async fn next_publish(
             p = Arc::clone(permits).acquire_owned() => p.ok()?,
             _ = stop.as_mut() => return None,
         };
+        // Not counting the permit just taken.
+        let waiting = capacity.saturating_sub(permits.available_permits() + 1);
         let incoming = tokio::select! {
             r = subscriber.next() => r,
             _ = stop.as_mut() => return None,
             _ = idle_timer(idle) => return None,
+            _ = tokio::time::sleep(QUIET_WHILE_WAITING), if waiting > 0 && !*warned => {
+                *warned = true;
+                eprintln!(
+                    "{url}: no message for {}s while {waiting} received messages wait to be \
+                     settled; if {waiting} is the broker's limit of unacknowledged messages \
+                     (Mosquitto's max_inflight_messages, 20 by default), it holds the rest back \
+                     until they are: raise it to --max-in-flight ({capacity}), see the README",
+                    QUIET_WHILE_WAITING.as_secs()
+                );
+                drop(permit);
+                continue;
+            }
         };
         match incoming? {
             Incoming::Publish(p) => return Some((p, permit)),
@@ -361,12 +383,15 @@ mod mqtt_input {
         let mut sequence = 0u64;
         let stop = interrupted();
         tokio::pin!(stop);
+        let mut warned = false;
         while let Some((publish, permit)) = next_publish(
             &mut subscriber,
             &permits,
+            capacity,
             &mut stop,
             args.exit_when_idle,
             url,
+            &mut warned,
         )
         .await
         {
@@ -633,12 +658,15 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let stop = interrupted();
     tokio::pin!(stop);
+    let mut warned = false;
     while let Some((publish, permit)) = next_publish(
         &mut subscriber,
         &permits,
+        capacity,
         &mut stop,
         args.exit_when_idle,
         &from,
+        &mut warned,
     )
     .await
     {
