@@ -6,6 +6,7 @@
 use hubroute::eval::EvalContext;
 use hubroute::message::Message;
 use hubroute::{Condition, Options};
+use std::sync::LazyLock;
 
 struct Rng(u64);
 
@@ -59,31 +60,13 @@ const LEAVES: &[&str] = &[
     "$body.o",
     "{$body.n}",
 ];
-const FUNCS: &[&str] = &[
-    "abs",
-    "exp",
-    "power",
-    "square",
-    "ceiling",
-    "floor",
-    "sign",
-    "sqrt",
-    "as_number",
-    "is_bool",
-    "is_defined",
-    "is_null",
-    "is_number",
-    "is_string",
-    "concat",
-    "length",
-    "lower",
-    "upper",
-    "substring",
-    "index_of",
-    "starts_with",
-    "ends_with",
-    "contains",
-];
+/// Every built-in function, so that a new one is generated as soon as it exists.
+static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    hubroute::functions::BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .collect()
+});
 const BINOPS: &[&str] = &[
     "+", "-", "*", "/", "%", "||", "<", "<=", ">", ">=", "=", "!=", "<>", "AND", "OR", "??",
 ];
@@ -97,7 +80,7 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
         3 => format!("NOT {}", expr(rng, depth - 1)),
         4 => format!("- {}", expr(rng, depth - 1)),
         5 => {
-            let f = rng.pick(FUNCS);
+            let f = rng.pick(&FUNCS);
             let n = rng.below(4);
             let args: Vec<String> = (0..n).map(|_| expr(rng, depth - 1)).collect();
             format!("{f}({})", args.join(", "))

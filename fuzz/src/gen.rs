@@ -11,6 +11,7 @@ use arbitrary::{Result, Unstructured};
 use hubroute::body::JsonDoc;
 use hubroute::message::{Message, Source};
 use hubroute::Options;
+use std::sync::LazyLock;
 
 /// Fixed leaves: literals of every kind and the names the generated messages define.
 pub const LEAVES: &[&str] = &[
@@ -65,36 +66,16 @@ pub const LEAVES: &[&str] = &[
     "$twin.properties.reported.o.x",
 ];
 
-/// Built-in functions (and aliases / unknown names, which must fail to compile cleanly).
-pub const FUNCS: &[&str] = &[
-    "abs",
-    "exp",
-    "power",
-    "square",
-    "ceiling",
-    "floor",
-    "sign",
-    "sqrt",
-    "as_number",
-    "is_bool",
-    "is_defined",
-    "is_null",
-    "is_number",
-    "is_string",
-    "concat",
-    "length",
-    "lower",
-    "upper",
-    "substring",
-    "index_of",
-    "starts_with",
-    "ends_with",
-    "contains",
-    "STARTSWITH",
-    "EndsWith",
-    "ABS",
-    "nosuchfunction",
-];
+/// Every built-in function, then names in other casings, aliases and an unknown name, which
+/// must compile or fail to compile cleanly.
+pub static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let odd = ["STARTSWITH", "EndsWith", "ABS", "nosuchfunction"];
+    hubroute::functions::BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .chain(odd)
+        .collect()
+});
 
 /// Binary operators, keywords in several casings.
 pub const BINOPS: &[&str] = &[
@@ -272,7 +253,7 @@ pub fn expr(u: &mut Unstructured<'_>, depth: u32) -> Result<String> {
         ),
         4 => format!("-{}{}", sep(u)?, expr(u, depth - 1)?),
         5 | 6 => {
-            let f = *u.choose(FUNCS)?;
+            let f = *u.choose(&FUNCS)?;
             let n = u.int_in_range(0..=3)?;
             let mut args = Vec::with_capacity(n);
             for _ in 0..n {
