@@ -679,6 +679,38 @@ fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
     assert!(dead.contains("E0602") && dead.contains("E0601"), "{dead}");
 }
 
+/// `hubroute run` from the MQTT broker on `mqtt_port` into three `NAME=URL` sinks, retrying
+/// a failing sink every 300 ms at most and for long (1000 attempts), logging to
+/// `dir/router.log`.
+fn start_patient_router(
+    dir: &Path,
+    routes: &Path,
+    mqtt_port: u16,
+    client_id: &str,
+    sinks: [String; 3],
+    dead_letter: &Path,
+) -> Hubroute {
+    let mut args = vec![
+        s("run"),
+        s("--routes"),
+        s(routes.display()),
+        s("--input"),
+        format!("mqtt://127.0.0.1:{mqtt_port}"),
+        s("--client-id"),
+        s(client_id),
+        s("--dead-letter"),
+        s(dead_letter.display()),
+        s("--max-backoff"),
+        s("300ms"),
+        s("--max-attempts"),
+        s("1000"),
+    ];
+    for sink in sinks {
+        args.extend([s("--sink"), sink]);
+    }
+    Hubroute::start(&args, dir.join("router.log"))
+}
+
 /// With Mosquitto's default window (20 unacknowledged messages) and every endpoint down,
 /// the broker stops sending after 20 messages; the router says so, and what to change.
 #[test]
@@ -688,29 +720,17 @@ fn a_router_held_up_by_the_brokers_window_says_so() {
     let routes = write_routes(&dir.0);
     // Nothing listens there: every copy fails and is retried, none is acknowledged.
     let down = format!("mqtt://127.0.0.1:{}", free_port());
-    let router = Hubroute::start(
-        &[
-            s("run"),
-            s("--routes"),
-            s(routes.display()),
-            s("--input"),
-            format!("mqtt://127.0.0.1:{}", mqtt.port),
-            s("--client-id"),
-            s("router-window"),
-            s("--sink"),
+    let router = start_patient_router(
+        &dir.0,
+        &routes,
+        mqtt.port,
+        "router-window",
+        [
             format!("archive={down}/archive"),
-            s("--sink"),
             format!("alerts={down}/alerts"),
-            s("--sink"),
             format!("critical={down}/critical"),
-            s("--dead-letter"),
-            s(dir.0.join("dead.jsonl").display()),
-            s("--max-attempts"),
-            s("1000"),
-            s("--max-backoff"),
-            s("300ms"),
         ],
-        dir.0.join("router.log"),
+        &dir.0.join("dead.jsonl"),
     );
     router.wait_subscribed();
     publish_fleet(mqtt.port, 0..50);
@@ -732,29 +752,17 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
     let routes = write_routes(&dir.0);
     let alerts = Subscriber::start(sink_mqtt.port, "alerts");
     let out = dir.0.join("out");
-    let mut router = Hubroute::start(
-        &[
-            s("run"),
-            s("--routes"),
-            s(routes.display()),
-            s("--input"),
-            format!("mqtt://127.0.0.1:{}", mqtt.port),
-            s("--client-id"),
-            s("router-outage"),
-            s("--sink"),
+    let mut router = start_patient_router(
+        &dir.0,
+        &routes,
+        mqtt.port,
+        "router-outage",
+        [
             format!("archive=file:{}", out.join("archive.jsonl").display()),
-            s("--sink"),
             format!("alerts=mqtt://127.0.0.1:{}/alerts", sink_mqtt.port),
-            s("--sink"),
             format!("critical=file:{}", out.join("critical.jsonl").display()),
-            s("--dead-letter"),
-            s(out.join("dead.jsonl").display()),
-            s("--max-backoff"),
-            s("300ms"),
-            s("--max-attempts"),
-            s("1000"),
         ],
-        dir.0.join("router.log"),
+        &out.join("dead.jsonl"),
     );
     // A broker keeps nothing for a subscription that does not exist yet.
     router.wait_subscribed();
