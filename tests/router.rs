@@ -434,3 +434,61 @@ fn cli_run_routes_a_stream_and_loses_nothing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no sink bound for endpoints"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A twin lookup that itself routes a message through the same table while the outer message
+/// is being routed: `RouteTable::route` then cannot use its thread's scratch buffers (the outer
+/// call holds them) and must route the inner message with fresh ones, with the same answers.
+#[test]
+fn a_twin_lookup_may_route_through_the_same_table() {
+    struct Reentrant<'t> {
+        table: &'t RouteTable,
+        inner: Message,
+    }
+    impl TwinLookup for Reentrant<'_> {
+        fn twin_value<'v>(
+            &'v self,
+            _: &Message,
+            _: &hubroute::body::BodyPath,
+        ) -> hubroute::eval::Value<'v> {
+            let inner = self.table.route(&self.inner, Source::DeviceMessages);
+            hubroute::eval::Value::Number(inner.endpoints.len() as f64)
+        }
+    }
+    let t = table(json!({
+        "endpoints": {"eventHubs": [{"name": "hot"}, {"name": "twin"}]},
+        "routes": [
+            route("hot", "DeviceMessages", "$body.t > 50", "hot"),
+            route("twin", "DeviceMessages", "$body.t > 0 AND $twin.tags.n = 1", "twin"),
+        ],
+    }));
+    let with_body = |t: u32| {
+        Message::from_json_value(&json!({
+            "systemProperties": {"contentType": "application/json", "contentEncoding": "utf-8"},
+            "body": format!("{{\"t\": {t}}}"),
+        }))
+        .unwrap()
+    };
+    let twin = Reentrant {
+        table: &t,
+        inner: with_body(90),
+    };
+    let outer = with_body(10);
+    let names = |r: hubroute::route::Routing| -> Vec<String> {
+        r.endpoints
+            .iter()
+            .map(|&e| t.endpoint(e).name.clone())
+            .collect()
+    };
+    // The inner message goes to `hot` (one endpoint: `$twin.tags.n` is 1), so the outer one,
+    // not hot, goes to `twin`; twice, to see that the thread's buffers were left usable.
+    for _ in 0..2 {
+        assert_eq!(
+            names(t.route_with_twin(&outer, Source::DeviceMessages, &twin)),
+            ["twin"]
+        );
+        assert_eq!(
+            names(t.route(&with_body(90), Source::DeviceMessages)),
+            ["hot"]
+        );
+    }
+}
