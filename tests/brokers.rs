@@ -255,6 +255,23 @@ impl Hubroute {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (at most `limit`) for the process to exit by itself; its status and report.
+    fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let mut c = self.child.take().expect("still running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return (status, self.report());
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("hubroute did not exit by itself: {}", self.report());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the process says it subscribed to the devices' topics.
     fn wait_subscribed(&self) {
         assert!(
@@ -689,6 +706,7 @@ fn start_patient_router(
     client_id: &str,
     sinks: [String; 3],
     dead_letter: &Path,
+    extra: &[&str],
 ) -> Hubroute {
     let mut args = vec![
         s("run"),
@@ -708,7 +726,39 @@ fn start_patient_router(
     for sink in sinks {
         args.extend([s("--sink"), sink]);
     }
+    args.extend(extra.iter().map(s));
     Hubroute::start(&args, dir.join("router.log"))
+}
+
+/// `--exit-when-idle` stops a router once no message came for that long, after delivering
+/// and acknowledging what it read.
+#[test]
+fn a_router_with_exit_when_idle_stops_by_itself() {
+    let dir = TempDir::new("idle");
+    let mqtt = Server::mosquitto(&dir.0, false);
+    let routes = write_routes(&dir.0);
+    let out = dir.0.join("out");
+    let file = |name: &str| out.join(name).display().to_string();
+    let mut router = start_patient_router(
+        &dir.0,
+        &routes,
+        mqtt.port,
+        "router-idle",
+        [
+            format!("archive=file:{}", file("archive.jsonl")),
+            format!("alerts=file:{}", file("alerts.jsonl")),
+            format!("critical=file:{}", file("critical.jsonl")),
+        ],
+        &out.join("dead.jsonl"),
+        &["--exit-when-idle", "5s"],
+    );
+    router.wait_subscribed();
+    publish_fleet(mqtt.port, 0..20);
+    let (status, report) = router.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status}: {report}");
+    assert!(report.contains("read 20 messages"), "{report}");
+    let (archived, _) = ids_in_files(&[out.join("archive.jsonl")]);
+    assert_eq!(archived, expected(0..20)["archive"]);
 }
 
 /// With Mosquitto's default window (20 unacknowledged messages) and every endpoint down,
@@ -731,6 +781,7 @@ fn a_router_held_up_by_the_brokers_window_says_so() {
             format!("critical={down}/critical"),
         ],
         &dir.0.join("dead.jsonl"),
+        &[],
     );
     router.wait_subscribed();
     publish_fleet(mqtt.port, 0..50);
@@ -763,6 +814,7 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
             format!("critical=file:{}", out.join("critical.jsonl").display()),
         ],
         &out.join("dead.jsonl"),
+        &[],
     );
     // A broker keeps nothing for a subscription that does not exist yet.
     router.wait_subscribed();

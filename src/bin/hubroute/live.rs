@@ -302,27 +302,37 @@ async fn next_publish(
     warned: &mut bool,
 ) -> Option<(rumqttc::Publish, tokio::sync::OwnedSemaphorePermit)> {
     use hubroute::broker::mqtt::Incoming;
+    // Both run from this call on: neither a subscription nor a reconnection is a message.
+    let idle = idle_timer(idle);
+    tokio::pin!(idle);
+    let quiet = tokio::time::sleep(QUIET_WHILE_WAITING);
+    tokio::pin!(quiet);
     loop {
         let permit = tokio::select! {
             p = Arc::clone(permits).acquire_owned() => p.ok()?,
             _ = stop.as_mut() => return None,
         };
-        // Not counting the permit just taken.
-        let waiting = capacity.saturating_sub(permits.available_permits() + 1);
         let incoming = tokio::select! {
             r = subscriber.next() => r,
             _ = stop.as_mut() => return None,
-            _ = idle_timer(idle) => return None,
-            _ = tokio::time::sleep(QUIET_WHILE_WAITING), if waiting > 0 && !*warned => {
-                *warned = true;
-                eprintln!(
-                    "{url}: no message for {}s while {waiting} received messages wait to be \
-                     settled; if {waiting} is the broker's limit of unacknowledged messages \
-                     (Mosquitto's max_inflight_messages, 20 by default), it holds the rest back \
-                     until they are: raise it to --max-in-flight ({capacity}), see the README",
-                    QUIET_WHILE_WAITING.as_secs()
-                );
+            _ = &mut idle => return None,
+            _ = &mut quiet, if !*warned => {
+                // Counted now, not when the wait began: a message still being delivered
+                // then has most likely been settled since. Not counting our own permit.
+                let waiting = capacity.saturating_sub(permits.available_permits() + 1);
                 drop(permit);
+                quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_WHILE_WAITING);
+                if waiting > 0 {
+                    *warned = true;
+                    eprintln!(
+                        "{url}: no message for {}s while {waiting} received messages wait to \
+                         be settled; if {waiting} is the broker's limit of unacknowledged \
+                         messages (Mosquitto's max_inflight_messages, 20 by default), it holds \
+                         the rest back until they are: raise it to --max-in-flight \
+                         ({capacity}), see the README",
+                        QUIET_WHILE_WAITING.as_secs()
+                    );
+                }
                 continue;
             }
         };
