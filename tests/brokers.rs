@@ -795,6 +795,37 @@ fn a_router_held_up_by_the_brokers_window_says_so() {
     assert!(router.report().contains("max_inflight_messages"));
 }
 
+/// When the router's own bound (`--max-in-flight`) is what stops it reading, it says that.
+#[test]
+fn a_router_paused_by_its_own_in_flight_bound_says_so() {
+    let dir = TempDir::new("paused");
+    let mqtt = Server::mosquitto(&dir.0, false);
+    let routes = write_routes(&dir.0);
+    let down = format!("mqtt://127.0.0.1:{}", free_port());
+    let router = start_patient_router(
+        &dir.0,
+        &routes,
+        mqtt.port,
+        "router-paused",
+        [
+            format!("archive={down}/archive"),
+            format!("alerts={down}/alerts"),
+            format!("critical={down}/critical"),
+        ],
+        &dir.0.join("dead.jsonl"),
+        &["--max-in-flight", "5"],
+    );
+    router.wait_subscribed();
+    publish_fleet(mqtt.port, 0..20);
+    assert!(
+        eventually(Duration::from_secs(40), || router.report().contains(
+            "reading paused for 10s: --max-in-flight (5) messages wait"
+        )),
+        "no word about the pause: {}",
+        router.report()
+    );
+}
+
 #[test]
 fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
     let dir = TempDir::new("outage");

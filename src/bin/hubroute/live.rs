@@ -307,10 +307,21 @@ async fn next_publish(
     tokio::pin!(idle);
     let quiet = tokio::time::sleep(QUIET_WHILE_WAITING);
     tokio::pin!(quiet);
+    let mut paused_said = false;
     loop {
         let permit = tokio::select! {
             p = Arc::clone(permits).acquire_owned() => p.ok()?,
             _ = stop.as_mut() => return None,
+            _ = tokio::time::sleep(QUIET_WHILE_WAITING), if !paused_said => {
+                paused_said = true;
+                eprintln!(
+                    "{url}: reading paused for {}s: --max-in-flight ({capacity}) messages wait \
+                     to be settled, so an endpoint is failing or slow (its retries and last \
+                     error are in the report)",
+                    QUIET_WHILE_WAITING.as_secs()
+                );
+                continue;
+            }
         };
         let incoming = tokio::select! {
             r = subscriber.next() => r,
