@@ -761,28 +761,37 @@ fn a_router_with_exit_when_idle_stops_by_itself() {
     assert_eq!(archived, expected(0..20)["archive"]);
 }
 
+/// [`start_patient_router`] with every endpoint on a port where nothing listens: every copy
+/// fails and is retried, none is settled, no message is acknowledged.
+fn start_router_with_every_endpoint_down(
+    dir: &Path,
+    mqtt_port: u16,
+    client_id: &str,
+    extra: &[&str],
+) -> Hubroute {
+    let down = format!("mqtt://127.0.0.1:{}", free_port());
+    start_patient_router(
+        dir,
+        &write_routes(dir),
+        mqtt_port,
+        client_id,
+        [
+            format!("archive={down}/archive"),
+            format!("alerts={down}/alerts"),
+            format!("critical={down}/critical"),
+        ],
+        &dir.join("dead.jsonl"),
+        extra,
+    )
+}
+
 /// With Mosquitto's default window (20 unacknowledged messages) and every endpoint down,
 /// the broker stops sending after 20 messages; the router says so, and what to change.
 #[test]
 fn a_router_held_up_by_the_brokers_window_says_so() {
     let dir = TempDir::new("window");
     let mqtt = Server::mosquitto_window(&dir.0, false, 20);
-    let routes = write_routes(&dir.0);
-    // Nothing listens there: every copy fails and is retried, none is acknowledged.
-    let down = format!("mqtt://127.0.0.1:{}", free_port());
-    let router = start_patient_router(
-        &dir.0,
-        &routes,
-        mqtt.port,
-        "router-window",
-        [
-            format!("archive={down}/archive"),
-            format!("alerts={down}/alerts"),
-            format!("critical={down}/critical"),
-        ],
-        &dir.0.join("dead.jsonl"),
-        &[],
-    );
+    let router = start_router_with_every_endpoint_down(&dir.0, mqtt.port, "router-window", &[]);
     router.wait_subscribed();
     publish_fleet(mqtt.port, 0..50);
     assert!(
@@ -800,19 +809,10 @@ fn a_router_held_up_by_the_brokers_window_says_so() {
 fn a_router_paused_by_its_own_in_flight_bound_says_so() {
     let dir = TempDir::new("paused");
     let mqtt = Server::mosquitto(&dir.0, false);
-    let routes = write_routes(&dir.0);
-    let down = format!("mqtt://127.0.0.1:{}", free_port());
-    let router = start_patient_router(
+    let router = start_router_with_every_endpoint_down(
         &dir.0,
-        &routes,
         mqtt.port,
         "router-paused",
-        [
-            format!("archive={down}/archive"),
-            format!("alerts={down}/alerts"),
-            format!("critical={down}/critical"),
-        ],
-        &dir.0.join("dead.jsonl"),
         &["--max-in-flight", "5"],
     );
     router.wait_subscribed();
