@@ -144,7 +144,7 @@ fn ordinal_upper(c: char) -> char {
 }
 
 /// .NET `StringComparer.OrdinalIgnoreCase.Equals(a, b)`: equal UTF-16
-/// lengths and equal simple uppercase per unit (see [`ordinal_upper`] for
+/// lengths and equal simple uppercase per unit (see `ordinal_upper` for
 /// the exact table). ASCII strings take a byte-wise fast path.
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {

@@ -4,7 +4,7 @@
 //! The start rule has no end-of-input anchor, so ANTLR stops after the longest prefix that is a
 //! complete expression (R05). Concretely:
 //! * a binary operator is taken only if what follows it can begin a complete expression
-//!   ([`Parser::viable`]); otherwise it and everything after it is ignored trailing input
+//!   (`Parser::viable`); otherwise it and everything after it is ignored trailing input
 //!   (`3 =` is `3`; `as_number(key2)-1 = 2` is `as_number(key2)` because `-1` is a literal);
 //! * once an operand has begun, errors inside it are real syntax errors;
 //! * a name directly followed by `(` is always a call;
