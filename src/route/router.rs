@@ -29,7 +29,6 @@ use crate::message::{Message, Source};
 #[derive(Debug)]
 pub struct Router<'t> {
     table: &'t RouteTable,
-    plan: &'t BodyPlan,
     scratch: BodyScratch,
 }
 
@@ -38,7 +37,6 @@ impl RouteTable {
     pub fn router(&self) -> Router<'_> {
         Router {
             table: self,
-            plan: &self.plan,
             scratch: BodyScratch::default(),
         }
     }
@@ -63,15 +61,7 @@ impl Router<'_> {
     /// Where a message from `source` goes, written into `out` (whose buffer is reused, so
     /// that even a message matching many endpoints allocates nothing once warmed up).
     pub fn route_into(&mut self, message: &Message, source: Source, out: &mut Routing) {
-        route_with_plan(
-            self.table,
-            self.plan,
-            &mut self.scratch,
-            message,
-            source,
-            None,
-            out,
-        );
+        route_with_plan(self.table, &mut self.scratch, message, source, None, out);
     }
 
     /// Where a message goes, reading `$twin` from `twin`.
@@ -94,7 +84,6 @@ impl Router<'_> {
         let mut out = Routing::default();
         route_with_plan(
             self.table,
-            self.plan,
             &mut self.scratch,
             message,
             source,
@@ -105,17 +94,16 @@ impl Router<'_> {
     }
 }
 
-/// Routes one message with `table`'s `plan` (from [`RouteTable::body_plan`]) and `scratch`.
+/// Routes one message with `table`'s plan, in `scratch`.
 pub(super) fn route_with_plan(
     table: &RouteTable,
-    plan: &BodyPlan,
     scratch: &mut BodyScratch,
     message: &Message,
     source: Source,
     twin: Option<&dyn TwinLookup>,
     out: &mut Routing,
 ) {
-    let mut ctx = EvalContext::with_plan(message, plan, scratch);
+    let mut ctx = EvalContext::with_plan(message, &table.plan, scratch);
     if let Some(twin) = twin {
         ctx = ctx.with_twin(twin);
     }

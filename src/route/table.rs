@@ -170,7 +170,7 @@ impl RouteTable {
         }
         let mut out = Routing::default();
         let mut route = |scratch: &mut BodyScratch| {
-            route_with_plan(self, &self.plan, scratch, message, source, twin, &mut out)
+            route_with_plan(self, scratch, message, source, twin, &mut out)
         };
         let done = SCRATCH
             .try_with(|cell| match cell.try_borrow_mut() {
@@ -198,8 +198,8 @@ impl RouteTable {
         routing
     }
 
-    /// Routes a batch of messages in parallel (rayon), each with its source. The body plan is
-    /// built once and shared; each rayon job reuses one scratch buffer set.
+    /// Routes a batch of messages in parallel (rayon), each with its source, with the table's
+    /// plan; each rayon job reuses one scratch buffer set.
     #[cfg(feature = "parallel")]
     pub fn route_batch(&self, messages: &[(Message, Source)]) -> Vec<Routing> {
         use rayon::prelude::*;
@@ -207,7 +207,7 @@ impl RouteTable {
             .par_iter()
             .map_init(BodyScratch::default, |scratch, (m, s)| {
                 let mut out = Routing::default();
-                route_with_plan(self, &self.plan, scratch, m, *s, None, &mut out);
+                route_with_plan(self, scratch, m, *s, None, &mut out);
                 out
             })
             .collect()
