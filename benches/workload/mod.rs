@@ -1,6 +1,6 @@
-//! The benchmark workload, shared by the criterion benches and the instruction-count driver
-//! (`examples/instructions.rs`): `../shared/bench`'s messages and route tables, and the
-//! properties-only table derived from routes-10.
+//! The benchmark workload, shared by the criterion benches, the instruction-count driver
+//! (`examples/instructions.rs`) and `tests/alloc.rs`: `../shared/bench`'s messages and route
+//! tables, and the properties-only table derived from routes-10.
 
 #![allow(dead_code)] // Each user takes what it needs.
 
