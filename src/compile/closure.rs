@@ -11,8 +11,13 @@
 //! reference interpreter.
 
 use super::{shared_truth, Node, NodeId, Program, Truth};
+use crate::body::Selected;
 use crate::check::Ty;
+use crate::eval::context::selected_value;
+use crate::eval::context::PropRef;
+use crate::eval::dotnet_double_cmp;
 use crate::eval::{ops, EvalContext, Value};
+use crate::functions::Func;
 use crate::ir::CmpOp;
 use std::fmt;
 use std::sync::Arc;
@@ -83,9 +88,15 @@ impl Program {
                     let (op, ty, local, k) = (*op, *ty, *local, k.clone());
                     let app_override = app_override.clone();
                     Arc::new(move |p, ctx| {
-                        let path = &p.paths[local as usize];
-                        let x = ctx.body_value_at(local, path, app_override.as_ref());
-                        Truth::from(ops::compare(op, ty, &x, &k))
+                        if let Some(name) = &app_override {
+                            if let Some(v) = EvalContext::string_value(ctx.prop(name)) {
+                                return Truth::from(ops::compare(op, ty, &v, &k));
+                            }
+                        }
+                        match ctx.body_selected_at(local, &p.paths[local as usize]) {
+                            Some(s) => body_compare(op, ty, s, &k),
+                            None => Truth::from(ops::compare(op, ty, &Value::Undefined, &k)),
+                        }
                     })
                 }
                 _ => {
@@ -93,15 +104,107 @@ impl Program {
                     Arc::new(move |p, ctx| p.compare(op, ty, a, b, ctx))
                 }
             },
-            Node::Call(func, args) => {
+            Node::Call(func, args) => self.call_test(*func, args).unwrap_or_else(|| {
                 let (func, args) = (*func, args.clone());
                 Arc::new(move |p, ctx| Truth::of(&p.call(func, &args, ctx)))
-            }
+            }),
+            Node::CmpCase {
+                op,
+                func,
+                arg,
+                other,
+                ty,
+                case_left,
+            } => match (self.reader(*arg), &self.nodes[*other as usize]) {
+                (Some(read), Node::Const(Value::Str(k)))
+                    if k.is_ascii() && matches!(ty, Ty::String | Ty::Body) =>
+                {
+                    let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
+                    let k = k.clone();
+                    Arc::new(move |p, ctx| match read.get(ctx) {
+                        // As the interpreter's ASCII case: ASCII case mapping, byte order.
+                        Some(Some(s)) if s.is_ascii() => {
+                            let map = |c: &u8| {
+                                if lower {
+                                    c.to_ascii_lowercase()
+                                } else {
+                                    c.to_ascii_uppercase()
+                                }
+                            };
+                            let ord = s.bytes().map(|c| map(&c)).cmp(k.bytes());
+                            Truth::from_bool(op.holds(if case_left { ord } else { ord.reverse() }))
+                        }
+                        _ => p.truth(id, ctx),
+                    })
+                }
+                _ => interpreted(id),
+            },
             Node::Shared(shared, inner) if self.is_test(*inner) => {
                 let (f, shared) = (self.closure(*inner), *shared);
                 Arc::new(move |p, ctx| shared_truth(ctx, shared, || f(p, ctx)))
             }
             _ => interpreted(id),
+        }
+    }
+}
+
+/// A property operand read in place: its value as [`crate::message::Properties::get`]
+/// returns it.
+#[derive(Clone)]
+enum Reader {
+    Prop(PropRef),
+    AppOrSys(PropRef, PropRef),
+}
+
+impl Reader {
+    #[inline(always)]
+    fn get<'m>(&self, ctx: &EvalContext<'m>) -> Option<Option<&'m str>> {
+        match self {
+            Reader::Prop(name) => ctx.prop(name),
+            Reader::AppOrSys(app, sys) => ctx.app_or_sys_prop(app, sys),
+        }
+    }
+}
+
+impl Program {
+    /// The reader of node `id` when it is a property.
+    fn reader(&self, id: NodeId) -> Option<Reader> {
+        match &self.nodes[id as usize] {
+            Node::Prop(name) => Some(Reader::Prop(name.clone())),
+            Node::AppOrSysProp(app, sys) => Some(Reader::AppOrSys(app.clone(), sys.clone())),
+            _ => None,
+        }
+    }
+
+    /// The closure for a call of a usual shape on a property, answered without building
+    /// values: `is_defined(p)`, and `starts_with`, `ends_with` and `contains` of a property
+    /// and a constant string. `None` for any other call.
+    fn call_test(&self, func: Func, args: &[NodeId]) -> Option<Arc<TestFn>> {
+        match (func, args) {
+            // An absent property is undefined; a present one, even null, is defined.
+            (Func::IsDefined, &[a]) => {
+                let read = self.reader(a)?;
+                Some(Arc::new(move |_, ctx| {
+                    Truth::from_bool(read.get(ctx).is_some())
+                }))
+            }
+            (Func::StartsWith | Func::EndsWith | Func::Contains, &[a, b]) => {
+                let read = self.reader(a)?;
+                let Node::Const(Value::Str(t)) = &self.nodes[b as usize] else {
+                    return None;
+                };
+                let t = t.clone();
+                // A null string or an absent property is not text: undefined.
+                Some(Arc::new(move |_, ctx| match read.get(ctx) {
+                    Some(Some(s)) => Truth::from_bool(match func {
+                        Func::StartsWith => s.starts_with(t.as_ref()),
+                        Func::EndsWith => s.ends_with(t.as_ref()),
+                        _ => s.contains(t.as_ref()),
+                    }),
+                    _ => Truth::Undefined,
+                }))
+            }
+            _ => None,
         }
     }
 }
@@ -130,6 +233,29 @@ where
             })
         }
     }
+}
+
+/// `$body.path op k` on the selected value: a string, number or bool compared with a
+/// constant of its own kind (the usual test) is compared in place, as [`ops::compare`] and
+/// `Value::body_cmp` order two defined body values of one rank; anything else goes through
+/// the value and [`ops::compare`].
+#[inline(always)]
+fn body_compare(op: CmpOp, ty: Ty, s: Selected<'_>, k: &Value<'static>) -> Truth {
+    if ty == Ty::Body {
+        let ord = match (&s, k) {
+            (Selected::String(x), Value::Str(y)) => {
+                if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                    return Truth::from_bool((x == y) == (op == CmpOp::Eq));
+                }
+                crate::dotnet::compare_ordinal(x, y)
+            }
+            (Selected::Number(x), Value::Number(y)) => dotnet_double_cmp(*x, *y),
+            (Selected::Bool(x), Value::Bool(y)) => x.cmp(y),
+            _ => return Truth::from(ops::compare(op, ty, &selected_value(s), k)),
+        };
+        return Truth::from_bool(op.holds(ord));
+    }
+    Truth::from(ops::compare(op, ty, &selected_value(s), k))
 }
 
 /// The closure that has the interpreter evaluate node `id`.

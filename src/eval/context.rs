@@ -220,6 +220,18 @@ impl<'m> EvalContext<'m> {
         }
     }
 
+    /// What `$body.path` selects for path `local` of the program being evaluated; `None`
+    /// when the body is unreadable or not valid JSON (the value is then undefined). An
+    /// application property overriding the path is the caller's to look up first.
+    #[inline(always)]
+    pub(crate) fn body_selected_at<'c>(
+        &'c self,
+        local: u32,
+        path: &BodyPath,
+    ) -> Option<Selected<'c>> {
+        self.select_at(local, path)
+    }
+
     /// `twin_change_includes(path)` for path `local` of the program being evaluated.
     pub fn twin_change_includes_at(&self, local: u32, path: &BodyPath) -> Value<'static> {
         match self.select_at(local, path) {
