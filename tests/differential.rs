@@ -60,6 +60,11 @@ const LEAVES: &[&str] = &[
     "$body.o",
     "{$body.n}",
 ];
+/// String constants for the shaped calls and comparisons (ASCII, empty, mixed case, and one
+/// that is not ASCII).
+const STRINGS: &[&str] = &[
+    "'a'", "'A'", "''", "'10'", "'1'", "'0'", "'.5'", "'ü'", "'Ab'",
+];
 /// Every built-in function, so that a new one is generated as soon as it exists.
 static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     hubroute::functions::BUILTINS
@@ -86,6 +91,40 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
             format!("{f}({})", args.join(", "))
         }
         6 => format!("({})", expr(rng, depth - 1)),
+        // The shapes the evaluator compiles specially: a call on a property with a
+        // constant, a case-mapped property compared with a constant (either side), and a
+        // `$body` path compared with a constant.
+        7 => {
+            let cmp = rng.pick(&["=", "<>", "<", ">="]);
+            let x = rng.pick(LEAVES);
+            match rng.below(4) {
+                0 => {
+                    let f = rng.pick(&["starts_with", "ends_with", "contains", "is_defined"]);
+                    match f {
+                        "is_defined" => format!("{f}({x})"),
+                        _ => format!("{f}({x}, {})", rng.pick(STRINGS)),
+                    }
+                }
+                1 => format!(
+                    "{}({x}) {cmp} {}",
+                    rng.pick(&["lower", "upper"]),
+                    rng.pick(STRINGS)
+                ),
+                2 => format!(
+                    "{} {cmp} {}({x})",
+                    rng.pick(STRINGS),
+                    rng.pick(&["lower", "upper"])
+                ),
+                _ => {
+                    let body = rng.pick(&["$body.n", "$body.s", "$body.b", "$body.missing"]);
+                    let k = rng.pick(&["1", "0", "-3", "2.5", "true", "false", "'a'", "'10'"]);
+                    format!(
+                        "{body} {} {k}",
+                        rng.pick(&["=", "<>", "<", "<=", ">", ">="])
+                    )
+                }
+            }
+        }
         _ => format!(
             "{} {} {}",
             expr(rng, depth - 1),
