@@ -60,6 +60,14 @@ const LEAVES: &[&str] = &[
     "$body.o",
     "{$body.n}",
 ];
+/// Numeric subexpressions for tests that share them.
+const NUMERIC: &[&str] = &[
+    "as_number(num)",
+    "as_number(key1) % 2",
+    "abs($body.n - 1)",
+    "$body.n / 0",
+    "floor(as_number(num))",
+];
 /// String constants for the shaped calls and comparisons (ASCII, empty, mixed case, and one
 /// that is not ASCII).
 const STRINGS: &[&str] = &[
@@ -97,7 +105,7 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
         7 => {
             let cmp = rng.pick(&["=", "<>", "<", ">="]);
             let x = rng.pick(LEAVES);
-            match rng.below(4) {
+            match rng.below(5) {
                 0 => {
                     let f = rng.pick(&["starts_with", "ends_with", "contains", "is_defined"]);
                     match f {
@@ -115,6 +123,23 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
                     rng.pick(STRINGS),
                     rng.pick(&["lower", "upper"])
                 ),
+                3 => {
+                    // Numeric expressions compared with a number, on either side.
+                    let x = rng.pick(&[x, "$body.n", "num", "$body.n", "$body.s"]);
+                    let x = match rng.below(3) {
+                        0 => format!("as_number({x})"),
+                        1 => format!("{}({x})", rng.pick(&["abs", "floor", "sqrt", "sign"])),
+                        _ => x.to_string(),
+                    };
+                    let n = rng.pick(&["1", "0", "-3", "2.5"]);
+                    let arith = format!("{x} {} {n}", rng.pick(&["+", "-", "*", "/", "%"]));
+                    let k = rng.pick(&["1", "0", "-3", "2.5"]);
+                    match rng.below(3) {
+                        0 => format!("{arith} {cmp} {k}"),
+                        1 => format!("{k} {cmp} abs({arith})"),
+                        _ => format!("{x} {cmp} {k}"),
+                    }
+                }
                 _ => {
                     let body = rng.pick(&["$body.n", "$body.s", "$body.b", "$body.missing"]);
                     let k = rng.pick(&["1", "0", "-3", "2.5", "true", "false", "'a'", "'10'"]);
@@ -239,8 +264,18 @@ fn router_agrees_with_reference_interpreter_route_by_route() {
     let mut tables = 0;
     let mut shared_tables = 0;
     for _ in 0..300 {
+        // Every third table's tests share numeric subexpressions (kept once per message).
+        let numeric = tables % 3 == 0;
         let pool: Vec<String> = (0..6)
-            .map(|_| expr(&mut rng, 2))
+            .map(|_| match numeric {
+                true => format!(
+                    "{} {} {}",
+                    rng.pick(NUMERIC),
+                    rng.pick(&["=", "<>", "<", ">="]),
+                    rng.pick(&["1", "0", "-3", "2.5"])
+                ),
+                false => expr(&mut rng, 2),
+            })
             .filter(|q| Condition::compile(q, &options).is_ok())
             .collect();
         if pool.len() < 2 {

@@ -10,15 +10,17 @@
 //! operator keeps one definition, and the differential tests compare both with the
 //! reference interpreter.
 
-use super::{shared_truth, Node, NodeId, Program, Truth};
+use super::{shared_truth, short_integer, Node, NodeId, Program, Truth};
 use crate::body::Selected;
 use crate::check::Ty;
 use crate::eval::context::selected_value;
 use crate::eval::context::PropRef;
 use crate::eval::dotnet_double_cmp;
 use crate::eval::{ops, EvalContext, Value};
-use crate::functions::Func;
+use crate::functions::{math, Func};
+use crate::ir::ArithOp;
 use crate::ir::CmpOp;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -76,6 +78,12 @@ impl Program {
                 Arc::new(move |p, ctx| Truth::not_of(ty, || fa(p, ctx)))
             }
             Node::Cmp(op, a, b, ty) => match (&self.nodes[*a as usize], &self.nodes[*b as usize]) {
+                _ if self.is_numeric(*a) || self.is_numeric(*b) => {
+                    self.number_test(*op, *a, *b, *ty).unwrap_or_else(|| {
+                        let (op, ty, a, b) = (*op, *ty, *a, *b);
+                        Arc::new(move |p, ctx| p.compare(op, ty, a, b, ctx))
+                    })
+                }
                 (Node::Prop(name), Node::Const(k)) => {
                     let name = name.clone();
                     prop_test(*op, *ty, k, move |ctx| ctx.prop(&name))
@@ -206,6 +214,149 @@ impl Program {
             }
             _ => None,
         }
+    }
+}
+
+/// A numeric expression's value: the number, or `None` for undefined. Numeric nodes
+/// (arithmetic, the math built-ins, `as_number`) yield only a number or undefined, and give
+/// undefined for any operand that is not a number, so a number or "not a number" is all an
+/// evaluation of them needs to carry.
+type NumFn = dyn Fn(&Program, &EvalContext<'_>) -> Option<f64> + Send + Sync;
+
+impl Program {
+    /// `numeric op k` or `k op numeric` (a number constant `k`) as a comparison of doubles,
+    /// as [`ops::compare`] orders two numbers of type number or body; `None` for other shapes.
+    fn number_test(&self, op: CmpOp, a: NodeId, b: NodeId, ty: Ty) -> Option<Arc<TestFn>> {
+        if !matches!(ty, Ty::Number | Ty::Body) {
+            return None;
+        }
+        let constant = |id: NodeId| match &self.nodes[id as usize] {
+            Node::Const(Value::Number(k)) => Some(*k),
+            _ => None,
+        };
+        let (f, k, flip) = match (self.numeric(a), constant(b)) {
+            (Some(f), Some(k)) => (f, k, false),
+            _ => (self.numeric(b)?, constant(a)?, true),
+        };
+        Some(Arc::new(move |p, ctx| match f(p, ctx) {
+            Some(x) if flip => Truth::from_bool(op.holds(dotnet_double_cmp(k, x))),
+            Some(x) => Truth::from_bool(op.holds(dotnet_double_cmp(x, k))),
+            None => Truth::Undefined,
+        }))
+    }
+
+    /// Whether [`Program::numeric`] compiles node `id`.
+    fn is_numeric(&self, id: NodeId) -> bool {
+        match &self.nodes[id as usize] {
+            Node::Arith(..) => true,
+            Node::Call(func, args) => {
+                args.len() == 1
+                    && (UNARY_MATH.contains(func)
+                        || (*func == Func::AsNumber && self.reader(args[0]).is_some()))
+            }
+            Node::Shared(_, inner) => self.is_numeric(*inner),
+            _ => false,
+        }
+    }
+
+    /// The closure of numeric node `id` (arithmetic, a math built-in, `as_number` of a
+    /// property, or a shared one of these); `None` for any other node.
+    fn numeric(&self, id: NodeId) -> Option<Arc<NumFn>> {
+        if !self.is_numeric(id) {
+            return None;
+        }
+        match &self.nodes[id as usize] {
+            Node::Arith(op, a, b, ty) => {
+                let (fa, fb) = (self.operand_number(*a), self.operand_number(*b));
+                let (op, body) = (*op, *ty == Ty::Body);
+                Some(Arc::new(move |p, ctx| {
+                    let (x, y) = (fa(p, ctx)?, fb(p, ctx)?);
+                    let r = match op {
+                        ArithOp::Add => x + y,
+                        ArithOp::Sub => x - y,
+                        ArithOp::Mul => x * y,
+                        ArithOp::Div => x / y,
+                        ArithOp::Mod => x % y,
+                    };
+                    // As `ops::arith`: a body number stays defined even when NaN.
+                    (body || !r.is_nan()).then_some(r)
+                }))
+            }
+            Node::Call(func, args) if UNARY_MATH.contains(func) => {
+                let (fa, func) = (self.operand_number(args[0]), *func);
+                Some(Arc::new(move |p, ctx| {
+                    number_of(&math::unary(func, &Value::Number(fa(p, ctx)?)))
+                }))
+            }
+            Node::Call(Func::AsNumber, args) => {
+                let read = self.reader(args[0])?;
+                Some(Arc::new(move |_, ctx| match read.get(ctx) {
+                    Some(Some(s)) => {
+                        let v = Value::Str(Cow::Borrowed(s));
+                        short_integer(&v).or_else(|| number_of(&math::as_number(&v)))
+                    }
+                    // A null string or an absent property is not a number.
+                    _ => None,
+                }))
+            }
+            Node::Shared(shared, inner) => {
+                let (f, shared) = (self.numeric(*inner)?, *shared);
+                Some(Arc::new(move |p, ctx| match ctx.shared(shared) {
+                    Some(Ok(known)) => number_of(&known),
+                    Some(Err(store)) => {
+                        let r = f(p, ctx);
+                        store.keep(&r.map_or(Value::Undefined, Value::Number));
+                        r
+                    }
+                    None => f(p, ctx),
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// The closure of node `id` as an operand of a numeric node: its number, or `None` when
+    /// its value is anything else.
+    fn operand_number(&self, id: NodeId) -> Arc<NumFn> {
+        if let Some(f) = self.numeric(id) {
+            return f;
+        }
+        match &self.nodes[id as usize] {
+            Node::Const(v) => {
+                let n = number_of(v);
+                Arc::new(move |_, _| n)
+            }
+            Node::Body(local, None) => {
+                let local = *local;
+                Arc::new(move |p, ctx| {
+                    match ctx.body_selected_at(local, &p.paths[local as usize])? {
+                        Selected::Number(n) => Some(n),
+                        _ => None,
+                    }
+                })
+            }
+            _ => Arc::new(move |p, ctx| number_of(&p.eval_node(id, ctx))),
+        }
+    }
+}
+
+/// The built-ins of one number that `math::unary` computes.
+const UNARY_MATH: [Func; 7] = [
+    Func::Abs,
+    Func::Exp,
+    Func::Ceiling,
+    Func::Floor,
+    Func::Sign,
+    Func::Sqrt,
+    Func::Square,
+];
+
+/// A value's number, `None` for anything else.
+#[inline]
+fn number_of(v: &Value<'_>) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        _ => None,
     }
 }
 

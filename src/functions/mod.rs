@@ -6,7 +6,7 @@
 //! `QueryValue`); its implementation therefore works on body-domain values and checks their
 //! run-time type itself (a number where a string is expected gives undefined, not an error).
 
-mod math;
+pub(crate) mod math;
 mod predicates;
 mod strings;
 
