@@ -63,6 +63,21 @@ impl Program {
     /// The closure for node `id`.
     fn closure(&self, id: NodeId) -> Arc<TestFn> {
         match &self.nodes[id as usize] {
+            // Plain bool operands (the usual case): Kleene's AND and OR, with the short-circuit.
+            Node::And(a, b, lt, rt) if Truth::short_circuits(*lt, *rt) => {
+                let (fa, fb) = (self.closure(*a), self.closure(*b));
+                Arc::new(move |p, ctx| match fa(p, ctx) {
+                    Truth::False => Truth::False,
+                    x => Truth::from(x.bool3().and(fb(p, ctx).bool3())),
+                })
+            }
+            Node::Or(a, b, lt, rt) if Truth::short_circuits(*lt, *rt) => {
+                let (fa, fb) = (self.closure(*a), self.closure(*b));
+                Arc::new(move |p, ctx| match fa(p, ctx) {
+                    Truth::True => Truth::True,
+                    x => Truth::from(x.bool3().or(fb(p, ctx).bool3())),
+                })
+            }
             Node::And(a, b, lt, rt) => {
                 let (fa, fb, lt, rt) = (self.closure(*a), self.closure(*b), *lt, *rt);
                 let short = Truth::short_circuits(lt, rt);
