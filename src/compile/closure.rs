@@ -162,6 +162,11 @@ impl Program {
                 }
                 _ => interpreted(id),
             },
+            // A constant condition (`true`, the usual fallback route's).
+            Node::Const(v) => {
+                let t = Truth::of(v);
+                Arc::new(move |_, _| t)
+            }
             Node::Shared(shared, inner) if self.is_test(*inner) => {
                 let (f, shared) = (self.closure(*inner), *shared);
                 Arc::new(move |p, ctx| shared_truth(ctx, shared, || f(p, ctx)))
@@ -212,19 +217,38 @@ impl Program {
                 }))
             }
             (Func::StartsWith | Func::EndsWith | Func::Contains, &[a, b]) => {
-                let read = self.reader(a)?;
                 let Node::Const(Value::Str(t)) = &self.nodes[b as usize] else {
                     return None;
                 };
                 let t = t.clone();
-                // A null string or an absent property is not text: undefined.
-                Some(Arc::new(move |_, ctx| match read.get(ctx) {
-                    Some(Some(s)) => Truth::from_bool(match func {
+                let test = move |s: &str| {
+                    Truth::from_bool(match func {
                         Func::StartsWith => s.starts_with(t.as_ref()),
                         Func::EndsWith => s.ends_with(t.as_ref()),
                         _ => s.contains(t.as_ref()),
-                    }),
-                    _ => Truth::Undefined,
+                    })
+                };
+                // Anything but a string (a null string, an absent property, any other body
+                // value) is not text: undefined.
+                if let Some(read) = self.reader(a) {
+                    return Some(Arc::new(move |_, ctx| match read.get(ctx) {
+                        Some(Some(s)) => test(s),
+                        _ => Truth::Undefined,
+                    }));
+                }
+                let Node::Body(local, app_override) = &self.nodes[a as usize] else {
+                    return None;
+                };
+                let (local, app_override) = (*local, app_override.clone());
+                Some(Arc::new(move |p, ctx| {
+                    // An application property named like the whole `$body.x` overrides it.
+                    if let Some(v) = app_override.as_ref().and_then(|name| ctx.prop(name)) {
+                        return v.map_or(Truth::Undefined, &test);
+                    }
+                    match ctx.body_selected_at(local, &p.paths[local as usize]) {
+                        Some(Selected::String(s)) => test(&s),
+                        _ => Truth::Undefined,
+                    }
                 }))
             }
             _ => None,
