@@ -235,7 +235,28 @@ impl PathSet {
     /// The child of `parent` for the property `name`, or [`NONE`].
     #[inline(always)]
     pub(super) fn field(&self, parent: u32, name: &[u8]) -> u32 {
-        let prefix = name_prefix(name);
+        self.field_with(parent, name, name_prefix(name))
+    }
+
+    /// [`PathSet::field`] of the name `text[start..end]`, whose prefix is read as one word
+    /// from `text` when eight bytes follow `start` (in a body, the closing quote and what
+    /// follows it), with the bytes past the name masked off: a short name's prefix is then
+    /// not built a byte at a time.
+    #[inline(always)]
+    pub(super) fn field_in(&self, parent: u32, text: &[u8], start: usize, end: usize) -> u32 {
+        let name = &text[start..end];
+        let prefix = match text.get(start..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(word) if name.len() < 8 => {
+                u64::from_le_bytes(*word) & ((1u64 << (8 * name.len())) - 1)
+            }
+            _ => name_prefix(name),
+        };
+        self.field_with(parent, name, prefix)
+    }
+
+    /// [`PathSet::field`] given the name's [`name_prefix`].
+    #[inline(always)]
+    fn field_with(&self, parent: u32, name: &[u8], prefix: u64) -> u32 {
         let node = &self.nodes[parent as usize];
         let home = name_hash(name.len(), prefix);
         if node.mask & (1 << home) == 0 {

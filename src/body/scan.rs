@@ -209,7 +209,7 @@ fn next_value(set: &PathSet, text: &str, pos: usize, top: &mut Level) -> Option<
         // The name must be unescaped to be looked up.
         return None;
     } else {
-        set.field(top.trie, &b[pos + 1..end - 1])
+        set.field_in(top.trie, b, pos + 1, end - 1)
     };
     let colon = ws(b, end);
     if b.get(colon) != Some(&b':') {
