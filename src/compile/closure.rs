@@ -6,9 +6,13 @@
 //! over comparisons of a property or a `$body` path with a constant, so those shapes become
 //! closures specialised for their operand kinds, with the constants moved in, and calling
 //! each other directly; property-to-string equality, the commonest test of all, compares
-//! bytes without building a value. Any other node is evaluated by the interpreter, so every
-//! operator keeps one definition, and the differential tests compare both with the
-//! reference interpreter.
+//! bytes without building a value. The usual calls get the same treatment: `is_defined` of a
+//! property, `starts_with`/`ends_with`/`contains` with a constant, `lower`/`upper` compared
+//! with a constant, and numeric expressions (arithmetic, math built-ins, `as_number`)
+//! compared with a number, which evaluate over `Option<f64>`. Any other node, and any
+//! operand off the fast shape (a non-ASCII string for a case mapping), is evaluated by the
+//! interpreter, so every operator keeps one definition; the differential tests generate each
+//! specialised shape and compare it with the reference interpreter.
 
 use super::{shared_truth, short_integer, Node, NodeId, Program, Truth};
 use crate::body::Selected;
