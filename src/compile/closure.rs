@@ -14,7 +14,7 @@
 //! interpreter, so every operator keeps one definition; the differential tests generate each
 //! specialised shape and compare it with the reference interpreter.
 
-use super::{shared_truth, short_integer, Node, NodeId, Program, Truth};
+use super::{ascii_case_cmp, shared_truth, short_integer, Node, NodeId, Program, Truth};
 use crate::body::Selected;
 use crate::check::Ty;
 use crate::eval::context::selected_value;
@@ -22,7 +22,6 @@ use crate::eval::context::PropRef;
 use crate::eval::dotnet_double_cmp;
 use crate::eval::{ops, EvalContext, Value};
 use crate::functions::{math, Func};
-use crate::ir::ArithOp;
 use crate::ir::CmpOp;
 use std::borrow::Cow;
 use std::fmt;
@@ -149,17 +148,9 @@ impl Program {
                     let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
                     let k = k.clone();
                     Arc::new(move |p, ctx| match read.get(ctx) {
-                        // As the interpreter's ASCII case: ASCII case mapping, byte order.
+                        // The interpreter's ASCII case.
                         Some(Some(s)) if s.is_ascii() => {
-                            let map = |c: &u8| {
-                                if lower {
-                                    c.to_ascii_lowercase()
-                                } else {
-                                    c.to_ascii_uppercase()
-                                }
-                            };
-                            let ord = s.bytes().map(|c| map(&c)).cmp(k.bytes());
-                            Truth::from_bool(op.holds(if case_left { ord } else { ord.reverse() }))
+                            Truth::from_bool(op.holds(ascii_case_cmp(lower, s, &k, case_left)))
                         }
                         _ => p.truth(id, ctx),
                     })
@@ -313,14 +304,7 @@ impl Program {
                 let (fa, fb) = (self.operand_number(*a), self.operand_number(*b));
                 let (op, body) = (*op, *ty == Ty::Body);
                 Some(Arc::new(move |p, ctx| {
-                    let (x, y) = (fa(p, ctx)?, fb(p, ctx)?);
-                    let r = match op {
-                        ArithOp::Add => x + y,
-                        ArithOp::Sub => x - y,
-                        ArithOp::Mul => x * y,
-                        ArithOp::Div => x / y,
-                        ArithOp::Mod => x % y,
-                    };
+                    let r = ops::arith_f64(op, fa(p, ctx)?, fb(p, ctx)?);
                     // As `ops::arith`: a body number stays defined even when NaN.
                     (body || !r.is_nan()).then_some(r)
                 }))

@@ -433,15 +433,7 @@ impl Program {
                 let y = self.eval_node(*other, ctx);
                 if let (Value::Str(s), Value::Str(t), Ty::String | Ty::Body) = (&x, &y, ty) {
                     if s.is_ascii() && t.is_ascii() {
-                        // Invariant case mapping of ASCII is ASCII case mapping, and the
-                        // ordinal (UTF-16) order of ASCII strings is their byte order.
-                        let map = if *func == Func::Lower {
-                            u8::to_ascii_lowercase
-                        } else {
-                            u8::to_ascii_uppercase
-                        };
-                        let ord = s.bytes().map(|c| map(&c)).cmp(t.bytes());
-                        let ord = if *case_left { ord } else { ord.reverse() };
+                        let ord = ascii_case_cmp(*func == Func::Lower, s, t, *case_left);
                         return Value::Bool(op.holds(ord));
                     }
                 }
@@ -463,6 +455,26 @@ impl Program {
             }
             Node::Call(func, args) => self.call(*func, args, ctx),
         }
+    }
+}
+
+/// How `lower(s)` (or `upper(s)`) orders against `t`, both ASCII (`case_left`; else the
+/// reverse, `t` against the mapped `s`): invariant case mapping of ASCII is ASCII case mapping,
+/// and the ordinal (UTF-16) order of ASCII strings is their byte order.
+#[inline(always)]
+fn ascii_case_cmp(lower: bool, s: &str, t: &str, case_left: bool) -> std::cmp::Ordering {
+    let map = |c: u8| {
+        if lower {
+            c.to_ascii_lowercase()
+        } else {
+            c.to_ascii_uppercase()
+        }
+    };
+    let ord = s.bytes().map(map).cmp(t.bytes());
+    if case_left {
+        ord
+    } else {
+        ord.reverse()
     }
 }
 

@@ -36,19 +36,26 @@ pub fn arith<'a>(op: ArithOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Value<'a>
     let (Value::Number(x), Value::Number(y)) = (a, b) else {
         return Value::Undefined;
     };
-    let r = match op {
+    let r = arith_f64(op, *x, *y);
+    if ty == Ty::Body {
+        // A body number stays defined even when NaN (QueryValue keeps the double).
+        Value::Number(r)
+    } else {
+        Value::number(r)
+    }
+}
+
+/// The double an arithmetic operator gives for two numbers (NaN included; whether NaN is
+/// undefined depends on the operands' type, see [`arith`]).
+#[inline(always)]
+pub fn arith_f64(op: ArithOp, x: f64, y: f64) -> f64 {
+    match op {
         ArithOp::Add => x + y,
         ArithOp::Sub => x - y,
         ArithOp::Mul => x * y,
         ArithOp::Div => x / y,
         // C#'s `%` on doubles truncates like Rust's (fmod).
         ArithOp::Mod => x % y,
-    };
-    if ty == Ty::Body {
-        // A body number stays defined even when NaN (QueryValue keeps the double).
-        Value::Number(r)
-    } else {
-        Value::number(r)
     }
 }
 
