@@ -174,7 +174,7 @@ impl<'m> EvalContext<'m> {
     /// `path` (local index `local` of the program being evaluated) in the body; `None` when
     /// the body is unreadable or not valid JSON.
     #[inline(always)]
-    fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
+    pub(crate) fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
         if let Some(fast) = &self.fast {
             let slot = fast
                 .plan
@@ -209,10 +209,8 @@ impl<'m> EvalContext<'m> {
         path: &BodyPath,
         app_override: Option<&PropRef>,
     ) -> Value<'c> {
-        if let Some(name) = app_override {
-            if let Some(v) = Self::string_value(self.prop(name)) {
-                return v;
-            }
+        if let Some(v) = self.body_override(app_override) {
+            return v;
         }
         match self.select_at(local, path) {
             Some(s) => selected_value(s),
@@ -220,16 +218,11 @@ impl<'m> EvalContext<'m> {
         }
     }
 
-    /// What `$body.path` selects for path `local` of the program being evaluated; `None`
-    /// when the body is unreadable or not valid JSON (the value is then undefined). An
-    /// application property overriding the path is the caller's to look up first.
+    /// The application property named like a whole `$body.x` token, which overrides the
+    /// body path when the message has it (R11): its string value, or null string.
     #[inline(always)]
-    pub(crate) fn body_selected_at<'c>(
-        &'c self,
-        local: u32,
-        path: &BodyPath,
-    ) -> Option<Selected<'c>> {
-        self.select_at(local, path)
+    pub(crate) fn body_override(&self, app_override: Option<&PropRef>) -> Option<Value<'m>> {
+        Self::string_value(self.prop(app_override?))
     }
 
     /// `twin_change_includes(path)` for path `local` of the program being evaluated.
