@@ -359,14 +359,18 @@ impl Program {
                 let n = number_of(v);
                 Arc::new(move |_, _| n)
             }
-            Node::Body(local, None) => {
-                let local = *local;
-                Arc::new(
-                    move |p, ctx| match ctx.select_at(local, &p.paths[local as usize])? {
+            Node::Body(local, app_override) => {
+                let (local, app_override) = (*local, app_override.clone());
+                Arc::new(move |p, ctx| {
+                    // An overriding application property is a string: not a number.
+                    if let Some(v) = ctx.body_override(app_override.as_ref()) {
+                        return number_of(&v);
+                    }
+                    match ctx.select_at(local, &p.paths[local as usize])? {
                         Selected::Number(n) => Some(n),
                         _ => None,
-                    },
-                )
+                    }
+                })
             }
             _ => Arc::new(move |p, ctx| number_of(&p.eval_node(id, ctx))),
         }
@@ -435,6 +439,17 @@ fn body_compare(op: CmpOp, ty: Ty, s: Selected<'_>, k: &Value<'static>) -> Truth
             }
             (Selected::Number(x), Value::Number(y)) => dotnet_double_cmp(*x, *y),
             (Selected::Bool(x), Value::Bool(y)) => x.cmp(y),
+            // Values of different kinds order by kind (`Value::body_cmp`); the common
+            // case is a path the body lacks (missing, which ranks as null).
+            (
+                Selected::Missing | Selected::Null,
+                Value::Bool(_) | Value::Number(_) | Value::Str(_),
+            )
+            | (Selected::Bool(_), Value::Number(_) | Value::Str(_) | Value::Null)
+            | (Selected::Number(_), Value::Bool(_) | Value::Str(_) | Value::Null)
+            | (Selected::String(_), Value::Bool(_) | Value::Number(_) | Value::Null) => {
+                selected_value(s).body_rank().cmp(&k.body_rank())
+            }
             _ => return Truth::from(ops::compare(op, ty, &selected_value(s), k)),
         };
         return Truth::from_bool(op.holds(ord));
