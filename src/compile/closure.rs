@@ -226,8 +226,8 @@ impl Program {
                 let t = t.clone();
                 let test = move |s: &str| {
                     Truth::from_bool(match func {
-                        Func::StartsWith => s.starts_with(t.as_ref()),
-                        Func::EndsWith => s.ends_with(t.as_ref()),
+                        Func::StartsWith => ops::starts_with(s, &t),
+                        Func::EndsWith => ops::ends_with(s, &t),
                         _ => s.contains(t.as_ref()),
                     })
                 };
@@ -412,7 +412,7 @@ where
         (Value::Str(text), CmpOp::Eq | CmpOp::Ne, Ty::String) => {
             let (text, eq) = (text.clone(), op == CmpOp::Eq);
             Box::new(move |_, ctx| match read(ctx) {
-                Some(Some(v)) => Truth::from_bool((v == text) == eq),
+                Some(Some(v)) => Truth::from_bool(ops::str_eq(v, &text) == eq),
                 _ => Truth::Undefined,
             })
         }
@@ -436,7 +436,7 @@ fn body_compare(op: CmpOp, ty: Ty, s: Selected<'_>, k: &Value<'static>) -> Truth
         let ord = match (&s, k) {
             (Selected::String(x), Value::Str(y)) => {
                 if matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                    return Truth::from_bool((x == y) == (op == CmpOp::Eq));
+                    return Truth::from_bool(ops::str_eq(x, y) == (op == CmpOp::Eq));
                 }
                 crate::dotnet::compare_ordinal(x, y)
             }

@@ -7,6 +7,49 @@ use super::value::{dotnet_double_cmp, Bool3, Value};
 use crate::check::Ty;
 use crate::ir::{ArithOp, CmpOp};
 
+/// Whether two strings are equal. Routing compares short strings (property values,
+/// constants, body strings), for which the slice equality's call into libc's `memcmp` cost
+/// more than the comparison itself: up to sixteen bytes are compared here in place.
+#[inline(always)]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// `s.starts_with(prefix)`, comparing as [`str_eq`] does.
+#[inline(always)]
+pub(crate) fn starts_with(s: &str, prefix: &str) -> bool {
+    let (s, prefix) = (s.as_bytes(), prefix.as_bytes());
+    s.get(..prefix.len())
+        .is_some_and(|head| bytes_eq(head, prefix))
+}
+
+/// `s.ends_with(suffix)`, comparing as [`str_eq`] does.
+#[inline(always)]
+pub(crate) fn ends_with(s: &str, suffix: &str) -> bool {
+    let (s, suffix) = (s.as_bytes(), suffix.as_bytes());
+    s.len() >= suffix.len() && bytes_eq(&s[s.len() - suffix.len()..], suffix)
+}
+
+/// [`str_eq`] of bytes: strings of up to sixteen bytes are compared as the two (possibly
+/// overlapping) words at their two ends.
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    fn ends<const W: usize>(a: &[u8], b: &[u8]) -> bool {
+        a.first_chunk::<W>() == b.first_chunk::<W>() && a.last_chunk::<W>() == b.last_chunk::<W>()
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        0 => true,
+        1 => a[0] == b[0],
+        2..=3 => ends::<2>(a, b),
+        4..=7 => ends::<4>(a, b),
+        8..=16 => ends::<8>(a, b),
+        _ => a == b,
+    }
+}
+
 /// A comparison of two operands of static type `ty` (R14, R18, R19, R26, R27).
 pub fn compare(op: CmpOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Bool3 {
     let ord = match (ty, a, b) {
@@ -19,7 +62,7 @@ pub fn compare(op: CmpOp, ty: Ty, a: &Value<'_>, b: &Value<'_>) -> Bool3 {
         // UTF-8 bytes are, so the ordinal order (the usual test is `name = 'constant'`)
         // need not be worked out.
         (_, Value::Str(x), Value::Str(y)) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
-            return Bool3::from_bool((x == y) == (op == CmpOp::Eq));
+            return Bool3::from_bool(str_eq(x, y) == (op == CmpOp::Eq));
         }
         (Ty::Body, a, b) => a.body_cmp(b),
         (_, Value::Str(x), Value::Str(y)) => crate::dotnet::compare_ordinal(x, y),
@@ -114,5 +157,37 @@ pub fn to_route(ty: Ty, v: &Value<'_>) -> Bool3 {
         (Ty::Null, _) => Bool3::False,
         (Ty::Bool | Ty::Body, Value::Bool(b)) => Bool3::from_bool(*b),
         _ => Bool3::Undefined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `str_eq`, `starts_with` and `ends_with` agree with std's for every length around the
+    /// word sizes, with a difference (or none) at every position.
+    #[test]
+    fn short_string_comparisons_agree_with_std() {
+        let base = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(str_eq(a, a));
+            for at in 0..len {
+                let mut b = a.as_bytes().to_vec();
+                b[at] = b'!';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!str_eq(a, &b), "{a:?} {b:?}");
+                assert_eq!(starts_with(&b, &a[..at + 1]), b.starts_with(&a[..at + 1]));
+                assert_eq!(ends_with(&b, &a[at..]), b.ends_with(&a[at..]));
+            }
+            for other in [
+                &base[..len.saturating_sub(1)],
+                &base[..(len + 1).min(base.len())],
+            ] {
+                assert_eq!(str_eq(a, other), a == other, "{a:?} {other:?}");
+                assert_eq!(starts_with(a, other), a.starts_with(other));
+                assert_eq!(ends_with(a, other), a.ends_with(other));
+            }
+        }
     }
 }

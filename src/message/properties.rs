@@ -79,21 +79,35 @@ pub struct Properties {
     keys: Vec<u64>,
 }
 
-/// A name's length and four of its bytes (the first, last, middle and one
-/// third in) folded towards lower case (`| 0x20`), packed: two ASCII names
-/// equal up to case have equal keys, so unequal keys rule a name out without
-/// comparing it, and different names of a bag or a route table rarely have
-/// equal keys.
+/// A name's length (top 16 bits, saturated) and a 48-bit hash of its bytes folded towards
+/// lower case (`| 0x20`), packed: two ASCII names equal up to case have equal keys, so
+/// unequal keys rule a name out without comparing it, and different names nearly never
+/// have equal keys. (A key of four of the name's bytes, used before, was equal for
+/// `connectionDeviceId` and `connectionModuleId`, so every message's device id was compared
+/// in full with the module id a route table reads.) Never `u64::MAX`.
 #[inline]
 fn scan_key(name: &str) -> u64 {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let b = name.as_bytes();
-    let n = b.len();
-    let fold = |i: usize| u64::from(b.get(i).map_or(0, |c| c | 0x20));
-    ((n as u64) << 32)
-        | (fold(0) << 24)
-        | (fold(n.wrapping_sub(1)) << 16)
-        | (fold(n / 2) << 8)
-        | fold(n / 3)
+    let mut h = 0u64;
+    let mut words = b.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) | FOLD;
+        h = (h ^ x).wrapping_mul(K).rotate_left(29);
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        h = (h ^ (u64::from_le_bytes(w) | FOLD))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    h ^= h >> 31;
+    h = h.wrapping_mul(K);
+    h ^= h >> 29;
+    ((b.len().min(0xFFFE) as u64) << 48) | (h & 0xFFFF_FFFF_FFFF)
 }
 
 impl Default for Properties {
@@ -421,6 +435,32 @@ mod tests {
         }
         assert_eq!(p.get("\u{c9}T\u{c9}"), Some(Some("e")));
         assert_eq!(p.get_known("\u{c9}T\u{c9}", false), Some(Some("e")));
+    }
+
+    /// Keys are equal for names equal up to case, and differ for the similar names of the
+    /// system properties every message carries.
+    #[test]
+    fn keys_fold_case_and_tell_similar_names_apart() {
+        assert_eq!(
+            scan_key("connectionDeviceId"),
+            scan_key("CONNECTIONdeviceID")
+        );
+        assert_eq!(scan_key(""), scan_key(""));
+        let names = [
+            "connectionDeviceId",
+            "connectionModuleId",
+            "connectionDeviceGenerationId",
+            "contentType",
+            "contentEncoding",
+            "messageId",
+            "correlationId",
+        ];
+        for (i, a) in names.iter().enumerate() {
+            assert_ne!(scan_key(a), u64::MAX);
+            for b in &names[i + 1..] {
+                assert_ne!(scan_key(a), scan_key(b), "{a} {b}");
+            }
+        }
     }
 
     /// A name set finds exactly what `get` finds, for ASCII and non-ASCII
