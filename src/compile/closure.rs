@@ -170,6 +170,8 @@ impl Program {
                     }
                     match ctx.select_at(local, &p.paths[local as usize]) {
                         Some(s) => body_compare(op, ty, s, &k),
+                        // An unreadable body: undefined, as `ops::compare` gives it.
+                        None if ty != Ty::Null => Truth::Undefined,
                         None => Truth::from(ops::compare(op, ty, &Value::Undefined, &k)),
                     }
                 })
@@ -224,11 +226,14 @@ impl Program {
                     return None;
                 };
                 let t = t.clone();
+                // The substring searcher for the constant is built once, here: `str::contains`
+                // set one up on every call, which cost more than the search.
+                let finder = memchr::memmem::Finder::new(t.as_bytes()).into_owned();
                 let test = move |s: &str| {
                     Truth::from_bool(match func {
                         Func::StartsWith => ops::starts_with(s, &t),
                         Func::EndsWith => ops::ends_with(s, &t),
-                        _ => s.contains(t.as_ref()),
+                        _ => finder.find(s.as_bytes()).is_some(),
                     })
                 };
                 // Anything but a string (a null string, an absent property, any other body
