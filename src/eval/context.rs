@@ -1,6 +1,6 @@
 //! What an evaluation reads: the message, its body parsed at most once, and the device twin.
 
-use super::fast::{decode_body_with, BodyPlan, BodyScratch};
+use super::fast::{decode_body_with, BodyPlan, BodyScratch, ProgramSlots};
 use super::value::Value;
 use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
@@ -44,8 +44,8 @@ pub struct EvalContext<'m> {
 /// context and back out again copied a few hundred bytes twice per message.
 struct Fast<'m> {
     plan: &'m BodyPlan,
-    /// Which of the plan's programs is being evaluated (set by the route loop).
-    program: Cell<usize>,
+    /// The slots of the plan's program being evaluated (set by the route loop).
+    program: Cell<Option<&'m ProgramSlots>>,
     /// The body buffers until the body is first needed.
     spare: Cell<Option<BodyBuffers<'m>>>,
     body: OnceCell<FastBody<'m>>,
@@ -106,7 +106,7 @@ impl<'m> EvalContext<'m> {
             twin: None,
             fast: Some(Fast {
                 plan,
-                program: Cell::new(usize::MAX),
+                program: Cell::new(None),
                 spare: Cell::new(Some(BodyBuffers { text, extraction })),
                 body: OnceCell::new(),
                 props,
@@ -133,7 +133,7 @@ impl<'m> EvalContext<'m> {
     /// program's local body path indexes map to the plan's slots.
     pub(crate) fn set_program(&self, index: usize) {
         if let Some(fast) = &self.fast {
-            fast.program.set(index);
+            fast.program.set(fast.plan.programs.get(index));
         }
     }
 
@@ -176,11 +176,7 @@ impl<'m> EvalContext<'m> {
     #[inline(always)]
     pub(crate) fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
         if let Some(fast) = &self.fast {
-            let slot = fast
-                .plan
-                .programs
-                .get(fast.program.get())
-                .and_then(|p| p.get(local as usize));
+            let slot = fast.program.get().and_then(|p| p.paths.get(local as usize));
             match slot {
                 Some(PathSlot::Slot(id)) => {
                     let body = self.fast_body(fast);
@@ -296,9 +292,10 @@ impl<'m> EvalContext<'m> {
         };
         if let Some(fast) = &self.fast {
             let resolved = fast
-                .plan
-                .props_of(fast.program.get(), name.slot)
-                .and_then(|global| fast.props.get(global as usize));
+                .program
+                .get()
+                .and_then(|p| p.props.get(name.slot as usize))
+                .and_then(|&global| fast.props.get(global as usize));
             if let Some(&position) = resolved {
                 return bag.get_at(position);
             }

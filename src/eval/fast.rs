@@ -19,21 +19,27 @@ use std::cell::Cell;
 #[derive(Debug, Clone)]
 pub struct BodyPlan {
     pub(super) set: PathSet,
-    /// For each program: its local path index → where the value is.
-    pub(super) programs: Vec<Box<[PathSlot]>>,
+    /// For each program, where its paths' values and its property names are.
+    pub(super) programs: Vec<ProgramSlots>,
     /// The distinct application property names of all programs: resolved
     /// for each message in one walk over its bag, they are then read by
     /// position however many routes use them.
     app: NameSet,
     /// The same for system properties.
     sys: NameSet,
-    /// For each program: its local name index ([`Program::props`]) → the
-    /// name's place in the resolved positions (application names first,
-    /// then system names).
-    props: Vec<Box<[u32]>>,
     /// How many tests the programs share ([`crate::compile::share`]): the size of a
     /// message's store of their results.
     pub(super) shared: usize,
+}
+
+/// Where one program's values are for a message: the plan's slot of each of its local
+/// `$body` paths, and the place of each of its property names ([`Program::props`]) in the
+/// resolved positions (application names first, then system names). The route loop points
+/// the context at the current program's, so that a read indexes one table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProgramSlots {
+    pub(super) paths: Box<[PathSlot]>,
+    pub(super) props: Box<[u32]>,
 }
 
 impl BodyPlan {
@@ -47,7 +53,7 @@ impl BodyPlan {
             .flat_map(|p| p.body_paths().iter());
         let (set, slots) = PathSet::build(all);
         let mut slots = slots.into_iter();
-        let paths = programs
+        let paths: Vec<Box<[PathSlot]>> = programs
             .iter()
             .map(|p| match p {
                 Some(p) => slots.by_ref().take(p.body_paths().len()).collect(),
@@ -55,6 +61,11 @@ impl BodyPlan {
             })
             .collect();
         let (app, sys, props) = intern_props(&programs);
+        let programs_slots = paths
+            .into_iter()
+            .zip(props)
+            .map(|(paths, props)| ProgramSlots { paths, props })
+            .collect();
         let shared = programs
             .iter()
             .flatten()
@@ -63,10 +74,9 @@ impl BodyPlan {
             .unwrap_or(0);
         BodyPlan {
             set,
-            programs: paths,
+            programs: programs_slots,
             app,
             sys,
-            props,
             shared,
         }
     }
@@ -95,13 +105,6 @@ impl BodyPlan {
             message.system_properties.get_at(position)
         };
         [at(0), at(1)]
-    }
-
-    /// Where [`BodyPlan::resolve_props`] puts program `program`'s name
-    /// number `slot`.
-    #[inline]
-    pub(super) fn props_of(&self, program: usize, slot: u32) -> Option<u32> {
-        self.props.get(program)?.get(slot as usize).copied()
     }
 
     /// Number of distinct plain paths (trie nodes, including the root).
