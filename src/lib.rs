@@ -19,6 +19,7 @@
 pub mod body;
 #[cfg(any(feature = "mqtt", feature = "nats"))]
 pub mod broker;
+mod bytes;
 pub mod check;
 pub mod compile;
 mod condition;

@@ -291,7 +291,7 @@ impl PathSet {
             return true;
         }
         match &self.nodes[key.node as usize].step {
-            TrieStep::Field(n) => n.as_bytes()[8..] == name[8..],
+            TrieStep::Field(n) => crate::bytes::bytes_eq(&n.as_bytes()[8..], &name[8..]),
             _ => false,
         }
     }

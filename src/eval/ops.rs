@@ -4,6 +4,7 @@
 //! `ComparisonOperators.cs`, `QueryValue.cs`).
 
 use super::value::{dotnet_double_cmp, Bool3, Value};
+use crate::bytes::bytes_eq;
 use crate::check::Ty;
 use crate::ir::{ArithOp, CmpOp};
 
@@ -28,26 +29,6 @@ pub(crate) fn starts_with(s: &str, prefix: &str) -> bool {
 pub(crate) fn ends_with(s: &str, suffix: &str) -> bool {
     let (s, suffix) = (s.as_bytes(), suffix.as_bytes());
     s.len() >= suffix.len() && bytes_eq(&s[s.len() - suffix.len()..], suffix)
-}
-
-/// [`str_eq`] of bytes: strings of up to sixteen bytes are compared as the two (possibly
-/// overlapping) words at their two ends.
-#[inline(always)]
-fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    fn ends<const W: usize>(a: &[u8], b: &[u8]) -> bool {
-        a.first_chunk::<W>() == b.first_chunk::<W>() && a.last_chunk::<W>() == b.last_chunk::<W>()
-    }
-    if a.len() != b.len() {
-        return false;
-    }
-    match a.len() {
-        0 => true,
-        1 => a[0] == b[0],
-        2..=3 => ends::<2>(a, b),
-        4..=7 => ends::<4>(a, b),
-        8..=16 => ends::<8>(a, b),
-        _ => a == b,
-    }
 }
 
 /// A comparison of two operands of static type `ty` (R14, R18, R19, R26, R27).
