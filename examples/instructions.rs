@@ -7,6 +7,11 @@
 //! WORKLOAD one of `routes-10`, `routes-100`, `properties-only` (the criterion bench's tables),
 //! or validates every body with `serde_json`'s `IgnoredAny` (`floor`), and prints the number
 //! of messages. Only the functions named `measured_*` are meant to be counted.
+//!
+//! `cargo run --release --example instructions -- --time [ROUNDS]` times instead: each round
+//! times one pass of every workload in turn, and the best pass of each is printed in ns per
+//! message with its ratio to the floor's. Taking each workload's best of interleaved passes
+//! keeps a noisy host's slow spells (which criterion's means take in) out of the ratios.
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
@@ -14,6 +19,10 @@ mod workload;
 use hubroute::message::{Message, Source};
 use hubroute::route::{Router, Routing};
 use std::hint::black_box;
+use std::time::Instant;
+
+/// The workloads, in the order they are timed.
+const WORKLOADS: [&str; 4] = ["routes-10", "routes-100", "properties-only", "floor"];
 
 /// Routes every message once: what is counted for a route table.
 #[inline(never)]
@@ -42,27 +51,61 @@ fn measured_floor(bodies: &[Option<String>]) -> usize {
         .count()
 }
 
-fn main() {
-    let workload = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "routes-10".into());
+/// The routing configuration of a table workload, or why there is none.
+fn config(workload: &str) -> Result<String, String> {
+    match workload {
+        "properties-only" => Ok(workload::properties_only()),
+        "routes-10" | "routes-100" => Ok(workload::read(&format!("{workload}.json"))),
+        other => Err(format!(
+            "unknown workload '{other}': routes-10, routes-100, properties-only or floor"
+        )),
+    }
+}
+
+/// Interleaved best-of timings of every workload over `rounds` rounds.
+fn time(rounds: usize) {
     let messages = workload::messages();
-    let config = match workload.as_str() {
-        "floor" => {
-            let bodies = workload::bodies(&messages);
-            black_box(measured_floor(&bodies));
-            println!("{}", messages.len());
-            return;
+    let bodies = workload::bodies(&messages);
+    let tables: Vec<_> = WORKLOADS[..3]
+        .iter()
+        .map(|w| workload::table(&config(w).expect("a table workload")))
+        .collect();
+    let mut routers: Vec<Router<'_>> = tables.iter().map(|t| t.router()).collect();
+    let mut best = [f64::MAX; WORKLOADS.len()];
+    for _ in 0..rounds {
+        for (i, b) in best.iter_mut().enumerate() {
+            let start = Instant::now();
+            match routers.get_mut(i) {
+                Some(router) => black_box(route_all(router, &messages)),
+                None => black_box(measured_floor(&bodies)),
+            };
+            *b = b.min(start.elapsed().as_secs_f64() * 1e9 / messages.len() as f64);
         }
-        "properties-only" => workload::properties_only(),
-        "routes-10" | "routes-100" => workload::read(&format!("{workload}.json")),
-        other => {
-            eprintln!(
-                "unknown workload '{other}': routes-10, routes-100, properties-only or floor"
-            );
-            std::process::exit(2);
-        }
-    };
+    }
+    let floor = best[WORKLOADS.len() - 1];
+    for (w, b) in WORKLOADS.iter().zip(best) {
+        println!("{w:>16}: {b:7.0} ns/message, {:.2}x the floor", b / floor);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--time") {
+        let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(30);
+        return time(rounds);
+    }
+    let workload = args.first().cloned().unwrap_or_else(|| "routes-10".into());
+    let messages = workload::messages();
+    if workload == "floor" {
+        let bodies = workload::bodies(&messages);
+        black_box(measured_floor(&bodies));
+        println!("{}", messages.len());
+        return;
+    }
+    let config = config(&workload).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
     let table = workload::table(&config);
     let mut router = table.router();
     // A first pass, not counted, grows the scratch buffers, as a long-running router's are.
