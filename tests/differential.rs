@@ -233,11 +233,16 @@ fn compiled_evaluator_agrees_with_reference_interpreter() {
         let printed = cond.ast().to_string();
         let reprinted = Condition::compile(&printed, opts)
             .unwrap_or_else(|e| panic!("{query:?} printed as {printed:?} no longer compiles: {e}"));
+        // A clone builds its own closures; every other one is checked.
+        let cloned = (round % 2 == 0).then(|| cond.clone());
         for _ in 0..4 {
             let msg = message(&mut rng);
             let fast = cond.eval_in(&EvalContext::new(&msg));
             let reference = cond.eval_reference(&EvalContext::new(&msg));
             assert_eq!(fast, reference, "round {round}: {query:?} on {msg:?}");
+            if let Some(cloned) = &cloned {
+                assert_eq!(cloned.eval(&msg), fast, "round {round}: clone of {query:?}");
+            }
             assert_eq!(
                 reprinted.eval(&msg),
                 fast,
@@ -313,9 +318,15 @@ fn router_agrees_with_reference_interpreter_route_by_route() {
         }
         let mut router = table.router();
         let mut out = Routing::default();
+        // A cloned table's programs build their own closures (shared tests included).
+        let copy = table.clone();
+        let mut copy_router = copy.router();
+        let mut copy_out = Routing::default();
         for _ in 0..6 {
             let msg = message(&mut rng);
             router.route_into(&msg, Source::DeviceMessages, &mut out);
+            copy_router.route_into(&msg, Source::DeviceMessages, &mut copy_out);
+            assert_eq!(copy_out.endpoints, out.endpoints, "clone on {msg:?}");
             let want: Vec<String> = table
                 .routes()
                 .iter()

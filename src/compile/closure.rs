@@ -25,23 +25,21 @@ use crate::functions::{math, Func};
 use crate::ir::CmpOp;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 /// A closure-compiled test: given its program (for what the interpreter evaluates) and a
 /// context, the truth of the condition.
 type TestFn = dyn Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync;
 
-/// The root test of a program ([`Program::seal`]). The root is shared, so that programs
-/// stay cheap to clone; the closures under it are boxed: calling through an `Arc<dyn Fn>`
-/// works out the closure's offset in its allocation from the vtable on every call, which
-/// cost ~160 instructions per message on routes-10.
-#[derive(Clone)]
-pub(super) struct Test(Arc<TestFn>);
+/// The root test of a program ([`Program::seal`]). Boxed, like the closures under it: a
+/// call through an `Arc<dyn Fn>` works out the closure's offset in its allocation from the
+/// vtable on every call, which cost ~160 instructions per message on routes-10 when every
+/// closure was shared. A cloned program builds its own ([`Program`]'s `Clone`).
+pub(super) struct Test(Box<TestFn>);
 
 impl Default for Test {
     /// A test that answers undefined, until [`Program::seal`] builds the real one.
     fn default() -> Self {
-        Test(Arc::new(|_, _| Truth::Undefined))
+        Test(Box::new(|_, _| Truth::Undefined))
     }
 }
 
@@ -63,7 +61,7 @@ impl Program {
     /// Builds the closure tree from the current nodes. Called when the program is compiled
     /// and again whenever its nodes change ([`super::share`]).
     pub(super) fn seal(&mut self) {
-        self.test = Test(Arc::from(self.closure(self.root)));
+        self.test = Test(self.closure(self.root));
     }
 
     /// The closure for node `id`.
@@ -168,7 +166,7 @@ impl Program {
                     if let Some(v) = ctx.body_override(app_override.as_ref()) {
                         return Truth::from(ops::compare(op, ty, &v, &k));
                     }
-                    match ctx.select_at(local, &p.paths[local as usize]) {
+                    match ctx.select_at(local, || &p.paths[local as usize]) {
                         Some(s) => body_compare(op, ty, s, &k),
                         // An unreadable body: undefined, as `ops::compare` gives it.
                         None if ty != Ty::Null => Truth::Undefined,
@@ -254,7 +252,7 @@ impl Program {
                         Some(_) => return Truth::Undefined,
                         None => {}
                     }
-                    match ctx.select_at(local, &p.paths[local as usize]) {
+                    match ctx.select_at(local, || &p.paths[local as usize]) {
                         Some(Selected::String(s)) => test(&s),
                         _ => Truth::Undefined,
                     }
@@ -374,7 +372,7 @@ impl Program {
                     if let Some(v) = ctx.body_override(app_override.as_ref()) {
                         return number_of(&v);
                     }
-                    match ctx.select_at(local, &p.paths[local as usize])? {
+                    match ctx.select_at(local, || &p.paths[local as usize])? {
                         Selected::Number(n) => Some(n),
                         _ => None,
                     }

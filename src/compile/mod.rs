@@ -57,7 +57,7 @@ enum Node {
 }
 
 /// A compiled condition: evaluate it with [`Program::eval`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Program {
     nodes: Vec<Node>,
     root: NodeId,
@@ -68,6 +68,23 @@ pub struct Program {
     props: Vec<PropRef>,
     /// The condition as a tree of closures ([`closure`]), rebuilt whenever the nodes change.
     test: closure::Test,
+}
+
+impl Clone for Program {
+    /// The same program, with its own closure tree built from the nodes.
+    fn clone(&self) -> Self {
+        let mut program = Program {
+            nodes: self.nodes.clone(),
+            root: self.root,
+            ty: self.ty,
+            paths: self.paths.clone(),
+            twin_paths: self.twin_paths.clone(),
+            props: self.props.clone(),
+            test: closure::Test::default(),
+        };
+        program.seal();
+        program
+    }
 }
 
 /// Compiles checked IR of static type `ty`.

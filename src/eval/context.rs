@@ -172,9 +172,14 @@ impl<'m> EvalContext<'m> {
     }
 
     /// `path` (local index `local` of the program being evaluated) in the body; `None` when
-    /// the body is unreadable or not valid JSON.
+    /// the body is unreadable or not valid JSON. The path itself is only needed when the
+    /// plan does not have it (then the whole body is parsed), so it is asked for only then.
     #[inline(always)]
-    pub(crate) fn select_at<'c>(&'c self, local: u32, path: &BodyPath) -> Option<Selected<'c>> {
+    pub(crate) fn select_at<'c, 'p>(
+        &'c self,
+        local: u32,
+        path: impl FnOnce() -> &'p BodyPath,
+    ) -> Option<Selected<'c>> {
         if let Some(fast) = &self.fast {
             let slot = fast.program.get().and_then(|p| p.paths.get(local as usize));
             match slot {
@@ -191,7 +196,7 @@ impl<'m> EvalContext<'m> {
             }
         }
         match self.body() {
-            Ok(doc) => Some(doc.select(path)),
+            Ok(doc) => Some(doc.select(path())),
             Err(_) => None,
         }
     }
@@ -208,7 +213,7 @@ impl<'m> EvalContext<'m> {
         if let Some(v) = self.body_override(app_override) {
             return v;
         }
-        match self.select_at(local, path) {
+        match self.select_at(local, || path) {
             Some(s) => selected_value(s),
             None => Value::Undefined,
         }
@@ -223,7 +228,7 @@ impl<'m> EvalContext<'m> {
 
     /// `twin_change_includes(path)` for path `local` of the program being evaluated.
     pub fn twin_change_includes_at(&self, local: u32, path: &BodyPath) -> Value<'static> {
-        match self.select_at(local, path) {
+        match self.select_at(local, || path) {
             Some(Selected::Missing) => Value::Bool(false),
             Some(Selected::Error) | None => Value::Undefined,
             Some(_) => Value::Bool(true),
