@@ -21,7 +21,7 @@
 
 use super::doc::{Kind, Selected};
 use super::number::parse_number;
-use super::parse::{Build, Frame, Parser, Strs};
+use super::parse::{Build, Frame, Parser, Stop, Strs};
 use super::path::{BodyPath, Step};
 
 /// No trie node: the value is not wanted.
@@ -448,13 +448,18 @@ impl Extraction {
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
         slots.resize(set.len(), None);
-        // Strict JSON (nearly every body) is read by the scanner alone;
-        // anything else, valid or not, by the general parser from the start.
-        if super::scan::scan(set, text, &mut slots).is_some() {
+        // Strict JSON (nearly every body) is read by the scanner alone, and
+        // so is strict JSON cut off before its end (invalid); anything else,
+        // valid or not, by the general parser from the start.
+        if let Some(valid) = match super::scan::scan(set, text, &mut slots) {
+            Ok(()) => Some(true),
+            Err(Stop::Truncated) => Some(false),
+            Err(Stop::Unsure) => None,
+        } {
             self.slots = slots;
             self.unescaped.clear();
-            self.valid = true;
-            return true;
+            self.valid = valid;
+            return valid;
         }
         slots.clear();
         slots.resize(set.len(), None);
@@ -713,6 +718,23 @@ mod tests {
         "true\u{1}",
         "\u{1}",
     ];
+
+    /// Every prefix of a document (a message cut off anywhere) is read as the general parser
+    /// reads it: the scanner's "cut off after strict JSON" answers invalid without the
+    /// general parser, which must agree, and a cut into a leniency is still the parser's.
+    #[test]
+    fn agrees_with_select_on_every_prefix() {
+        for text in [
+            r#"{"a":{"b":[1,2.5e-3,{"c":"x\u00e9\n"}]},"x":true,"y":{"z":null},"w":false}"#,
+            "{ \"a\" : { \"b\" : [ 1 , -20 , { \"c\" : \"M\u{fc}nchen\" } ] } , \"x\" : \"s\" }",
+            r#"{"x":"2017-03-09T00:00:00Z","a":{"b":[{"c":1}]},"q":"\ud83d\ude00"}"#,
+            "{a: {b: [1,,{c: 0x10}]}, 'x': 'it''s' /* c */}",
+        ] {
+            for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                check(&text[..end], PATHS);
+            }
+        }
+    }
 
     #[test]
     fn agrees_with_select_in_skipped_subtrees() {

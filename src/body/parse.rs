@@ -254,33 +254,46 @@ fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
         .map(|j| i + j)
 }
 
+/// Why the strict reading of a document stopped short of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// Something the strict reading does not answer for: the general parser must read the
+    /// document.
+    Unsure,
+    /// The text ends inside the document after nothing but strict JSON, which the general
+    /// parser reads alike: the document is invalid, and reading it again cannot change
+    /// that.
+    Truncated,
+}
+
 /// The end (one past the closing quote) of the double-quoted string whose
-/// opening quote is at `b[start]`, and whether it has escapes; `None` when
-/// the general parser must read it: unterminated, or an escape that is not
-/// one `string` accepts (`\b \t \n \f \r \\ \" \' \/`, `\u` and four hex
-/// digits). Surrogate pairing changes only the unescaped text, never
-/// validity: the general parser reads a pair as two such escapes.
+/// opening quote is at `b[start]`, and whether it has escapes;
+/// [`Stop::Truncated`] when the text ends inside it, [`Stop::Unsure`] for an
+/// escape that is not one `string` accepts (`\b \t \n \f \r \\ \" \' \/`,
+/// `\u` and four hex digits), which the general parser must read. Surrogate
+/// pairing changes only the unescaped text, never validity: the general
+/// parser reads a pair as two such escapes.
 #[inline(always)]
-pub(super) fn strict_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
+pub(super) fn strict_string(b: &[u8], start: usize) -> Result<(usize, bool), Stop> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        let stop = find_stop(&b[i..], b'"')?;
+        let stop = find_stop(&b[i..], b'"').ok_or(Stop::Truncated)?;
         i += stop;
         if b[i] == b'"' {
-            return Some((i + 1, escaped));
+            return Ok((i + 1, escaped));
         }
         escaped = true;
-        match b.get(i + 1)? {
+        match b.get(i + 1).ok_or(Stop::Truncated)? {
             b'b' | b't' | b'n' | b'f' | b'r' | b'\\' | b'"' | b'\'' | b'/' => i += 2,
             b'u' => {
-                let digits = b.get(i + 2..i + 6)?;
+                let digits = b.get(i + 2..i + 6).ok_or(Stop::Truncated)?;
                 if !digits.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
+                    return Err(Stop::Unsure);
                 }
                 i += 6;
             }
-            _ => return None,
+            _ => return Err(Stop::Unsure),
         }
     }
 }
@@ -398,7 +411,7 @@ fn strict_value(src: &str, pos: usize) -> Option<Strict> {
         b'{' => Some(Strict::Open(Container::Object)),
         b'[' => Some(Strict::Open(Container::Array)),
         b'"' => {
-            let (end, escaped) = strict_string(b, pos)?;
+            let (end, escaped) = strict_string(b, pos).ok()?;
             skipped_string_ok(src, pos, end, escaped).then_some(Strict::Scalar(end))
         }
         c @ (b't' | b'f' | b'n') => {
@@ -1022,7 +1035,7 @@ impl<'a, B: Build> Parser<'a, B> {
             match top.state {
                 State::Key => match c {
                     b'"' => {
-                        let Some((mut end, _)) = strict_string(b, pos) else {
+                        let Ok((mut end, _)) = strict_string(b, pos) else {
                             break;
                         };
                         while b

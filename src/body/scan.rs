@@ -5,7 +5,7 @@
 //! leniency checks before each token) is most of the cost of routing. This
 //! scanner reads strict JSON alone, in one loop over the bytes, records the
 //! values of a [`PathSet`] exactly as the extractor does, and gives up
-//! ([`scan`] returns `None`) at the first byte that needs more than strict
+//! ([`scan`] returns [`Stop::Unsure`]) at the first byte that needs more than strict
 //! JSON: a comment, a single quote, an unquoted name, a trailing comma or
 //! empty slot, `NaN`, hex or octal, `new`, non-ASCII whitespace, an escape
 //! in a recorded name or value, a string that might be a date that throws,
@@ -19,8 +19,9 @@ use super::doc::{Kind, Span};
 use super::extract::{PathSet, NONE};
 use super::number::parse_number;
 use super::parse::{
-    skipped_string_ok, strict_number, strict_string, string_kind, ASCII_WS, MAX_DEPTH,
+    skipped_string_ok, strict_number, strict_string, string_kind, Stop, ASCII_WS, MAX_DEPTH,
 };
+use Stop::{Truncated, Unsure};
 
 /// An open container.
 #[derive(Clone, Copy, Default)]
@@ -58,32 +59,34 @@ fn ws_loop(b: &[u8], mut pos: usize) -> usize {
 }
 
 /// Reads strict-JSON `text` as `JObject.Parse` would and records `set`'s
-/// values into `slots` (cleared, one per trie node). `None`: the text is
-/// not strict JSON the scanner answers for (see the module docs); `slots`
-/// is then in an unspecified state.
+/// values into `slots` (cleared, one per trie node). [`Stop::Unsure`]: the
+/// text is not strict JSON the scanner answers for (see the module docs);
+/// [`Stop::Truncated`]: it ends inside the document after nothing but strict
+/// JSON (a cut-off message), so it is invalid without a second reading.
+/// `slots` is then in an unspecified state.
 ///
 /// Kept out of line: it runs once per message, so inlining it into its caller saves nothing,
 /// and LLVM's choice to do so or not flipped with unrelated edits, moving instruction counts
 /// by a few hundred per message between otherwise equal builds.
 #[inline(never)]
-pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Option<()> {
+pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Result<(), Stop> {
     let b = text.as_bytes();
-    u32::try_from(b.len()).ok()?;
+    u32::try_from(b.len()).map_err(|_| Unsure)?;
     let mut levels = [Level::default(); MAX_DEPTH];
     let mut depth = 0;
     let mut pos = ws(b, 0);
     if b.get(pos) != Some(&b'{') {
-        return None;
+        return Err(Unsure);
     }
     // The trie node of the value at `pos` (the root is node 0).
     let mut child = 0;
     loop {
         // A value at `pos`, whitespace already skipped.
-        let c = *b.get(pos)?;
+        let c = *b.get(pos).ok_or(Truncated)?;
         match c {
             b'{' | b'[' => {
                 if depth == MAX_DEPTH {
-                    return None;
+                    return Err(Unsure);
                 }
                 let object = c == b'{';
                 let trie = open(set, slots, child, object);
@@ -108,17 +111,17 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
                 let (end, escaped) = strict_string(b, pos)?;
                 if child != NONE {
                     if escaped {
-                        return None;
+                        return Err(Unsure);
                     }
                     let span = Span {
                         start: (pos + 1) as u32,
                         len: (end - pos - 2) as u32,
                         unescaped: false,
                     };
-                    let kind = string_kind(&text[pos + 1..end - 1], span).ok()?;
+                    let kind = string_kind(&text[pos + 1..end - 1], span).map_err(|()| Unsure)?;
                     set.record(slots, child, kind);
                 } else if !skipped_string_ok(text, pos, end, escaped) {
-                    return None;
+                    return Err(Unsure);
                 }
                 pos = end;
             }
@@ -131,7 +134,7 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
                     b't' if rest.first_chunk() == Some(b"true") => (4, Kind::Bool(true)),
                     b'f' if rest.first_chunk() == Some(b"false") => (5, Kind::Bool(false)),
                     b'n' if rest.first_chunk() == Some(b"null") => (4, Kind::Null),
-                    _ => return None,
+                    _ => return Err(Unsure),
                 };
                 let end = pos + len;
                 if child != NONE {
@@ -140,7 +143,8 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
                 pos = end;
             }
             b'-' | b'0'..=b'9' => {
-                let end = strict_number(b, pos)?;
+                // (A number cut off after `.` or `e` is left to the general parser.)
+                let end = strict_number(b, pos).ok_or(Unsure)?;
                 if child != NONE {
                     // A strict literal is a plain decimal: the general parser
                     // converts it with the same function.
@@ -149,23 +153,27 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Opt
                 }
                 pos = end;
             }
-            _ => return None,
+            _ => return Err(Unsure),
         }
         // After a value: a comma and the next value, or closing brackets.
         loop {
             if depth == 0 {
-                return (ws(b, pos) == b.len()).then_some(());
+                return if ws(b, pos) == b.len() {
+                    Ok(())
+                } else {
+                    Err(Unsure)
+                };
             }
             pos = ws(b, pos);
             let top = &mut levels[depth - 1];
-            match *b.get(pos)? {
+            match *b.get(pos).ok_or(Truncated)? {
                 b',' => {
                     (pos, child) = next_value(set, text, ws(b, pos + 1), top)?;
                     break;
                 }
                 b'}' if top.object => {}
                 b']' if !top.object => {}
-                _ => return None,
+                _ => return Err(Unsure),
             }
             pos += 1;
             depth -= 1;
@@ -195,7 +203,12 @@ fn open(set: &PathSet, slots: &mut [Option<Kind>], child: u32, object: bool) -> 
 /// is counted, an object's property name and colon are read and the name
 /// looked up.
 #[inline(always)]
-fn next_value(set: &PathSet, text: &str, pos: usize, top: &mut Level) -> Option<(usize, u32)> {
+fn next_value(
+    set: &PathSet,
+    text: &str,
+    pos: usize,
+    top: &mut Level,
+) -> Result<(usize, u32), Stop> {
     let b = text.as_bytes();
     if !top.object {
         let child = if top.trie == NONE {
@@ -204,23 +217,26 @@ fn next_value(set: &PathSet, text: &str, pos: usize, top: &mut Level) -> Option<
             set.index(top.trie, top.count)
         };
         top.count += 1;
-        return Some((pos, child));
+        return Ok((pos, child));
     }
-    if b.get(pos) != Some(&b'"') {
-        return None;
+    match b.get(pos) {
+        Some(b'"') => {}
+        Some(_) => return Err(Unsure),
+        None => return Err(Truncated),
     }
     let (end, escaped) = strict_string(b, pos)?;
     let child = if top.trie == NONE {
         NONE
     } else if escaped {
         // The name must be unescaped to be looked up.
-        return None;
+        return Err(Unsure);
     } else {
         set.field_in(top.trie, b, pos + 1, end - 1)
     };
     let colon = ws(b, end);
-    if b.get(colon) != Some(&b':') {
-        return None;
+    match b.get(colon) {
+        Some(b':') => Ok((ws(b, colon + 1), child)),
+        Some(_) => Err(Unsure),
+        None => Err(Truncated),
     }
-    Some((ws(b, colon + 1), child))
 }
