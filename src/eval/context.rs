@@ -223,7 +223,11 @@ impl<'m> EvalContext<'m> {
     /// body path when the message has it (R11): its string value, or null string.
     #[inline(always)]
     pub(crate) fn body_override(&self, app_override: Option<&PropRef>) -> Option<Value<'m>> {
-        Self::string_value(self.prop(app_override?))
+        let name = app_override?;
+        if !self.message.app_properties.may_have_dollar_name() {
+            return None;
+        }
+        Self::string_value(self.prop(name))
     }
 
     /// `twin_change_includes(path)` for path `local` of the program being evaluated.
@@ -318,7 +322,12 @@ impl<'m> EvalContext<'m> {
     /// [`Properties::get`] returns it.
     #[inline(always)]
     pub(crate) fn app_or_sys_prop(&self, app: &PropRef, sys: &PropRef) -> Option<Option<&'m str>> {
-        self.prop(app).or_else(|| self.prop(sys))
+        if self.message.app_properties.may_have_dollar_name() {
+            if let Some(v) = self.prop(app) {
+                return Some(v);
+            }
+        }
+        self.prop(sys)
     }
 
     /// [`EvalContext::app_or_sys_prop`] as a value.

@@ -49,6 +49,9 @@ pub struct Properties {
     /// lookup of an ASCII name can compare with plain ASCII case folding
     /// without re-checking each name ([`Properties::names_ascii`]).
     ascii: bool,
+    /// Whether some name may start with `$` (set on insert; a removal leaves it set): see
+    /// [`Properties::may_have_dollar_name`].
+    dollar: bool,
     /// For bags of [`INDEX_FROM`] names or more: folded-name hash → positions.
     index: Option<HashMap<u64, Vec<usize>>>,
     /// [`scan_key`] of each name, in step with `entries`: an ASCII lookup
@@ -94,6 +97,7 @@ impl Default for Properties {
         Properties {
             entries: Vec::new(),
             ascii: true,
+            dollar: false,
             index: None,
             keys: Vec::new(),
         }
@@ -163,6 +167,7 @@ impl Properties {
             Some(i) => self.entries[i].1 = value,
             None => {
                 self.ascii &= name.is_ascii();
+                self.dollar |= name.starts_with('$');
                 let hash = self.index.as_ref().map(|_| folded_hash(&name));
                 self.keys.push(scan_key(&name));
                 self.entries.push((name, value));
@@ -237,6 +242,16 @@ impl Properties {
     /// Whether the bag is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether the bag may have a name that starts with `$`. `false` means it has none.
+    /// Only such an application property can stand in for a `$body` path or a `$`-name
+    /// (R11, R02), which a route reads at every such reference; messages almost never
+    /// have one, so the check is a flag kept on insert (no name equals a `$` name up to
+    /// case unless it starts with `$` too).
+    #[inline]
+    pub(crate) fn may_have_dollar_name(&self) -> bool {
+        self.dollar
     }
 }
 
@@ -440,6 +455,19 @@ mod tests {
                 assert_ne!(scan_key(a), scan_key(b), "{a} {b}");
             }
         }
+    }
+
+    /// The `$`-name flag is set by any name starting with `$`, and only by such names.
+    #[test]
+    fn dollar_names_are_flagged() {
+        let mut p = Properties::new();
+        p.insert("contentType", None);
+        p.insert("body.x$", Some("v".into()));
+        assert!(!p.may_have_dollar_name());
+        p.insert("$body.x", Some("v".into()));
+        assert!(p.may_have_dollar_name());
+        let q: Properties = [("$x", None)].into_iter().collect();
+        assert!(q.may_have_dollar_name());
     }
 
     /// A name set finds exactly what `get` finds, for ASCII and non-ASCII
