@@ -333,7 +333,7 @@ impl<'m> EvalContext<'m> {
     /// [`EvalContext::app_or_sys_prop`] as a value.
     #[inline]
     pub(crate) fn app_or_sys_ref(&self, app: &PropRef, sys: &PropRef) -> Value<'m> {
-        Self::string_value(self.prop(app)).unwrap_or_else(|| self.prop_ref(sys))
+        Self::string_value(self.app_or_sys_prop(app, sys)).unwrap_or(Value::Undefined)
     }
 
     /// `$body.path` (R11, R15): an application property named like the whole token overrides.

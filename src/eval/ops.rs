@@ -8,9 +8,7 @@ use crate::bytes::bytes_eq;
 use crate::check::Ty;
 use crate::ir::{ArithOp, CmpOp};
 
-/// Whether two strings are equal. Routing compares short strings (property values,
-/// constants, body strings), for which the slice equality's call into libc's `memcmp` cost
-/// more than the comparison itself: up to sixteen bytes are compared here in place.
+/// Whether two strings are equal, compared in place ([`bytes_eq`]).
 #[inline(always)]
 pub(crate) fn str_eq(a: &str, b: &str) -> bool {
     bytes_eq(a.as_bytes(), b.as_bytes())
@@ -89,8 +87,8 @@ pub fn arith_f64(op: ArithOp, x: f64, y: f64) -> f64 {
 /// the sign of a zero result taken from `x` as `fmod` gives it.
 #[inline]
 fn remainder(x: f64, y: f64) -> f64 {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-                                                // (Not `trunc`: without SSE4.1 that is a call too.)
+    // 2^53. Whole is tested with a conversion, not `trunc`: without SSE4.1 that is a call too.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     let whole = |v: f64| v.abs() < EXACT && (v as i64) as f64 == v;
     if whole(x) && whole(y) && y != 0.0 {
         let r = (x as i64 % y as i64) as f64;

@@ -73,15 +73,10 @@ fn scan_key(name: &str) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let b = name.as_bytes();
     let mut h = 0u64;
-    let mut words = b.chunks_exact(8);
-    for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) | FOLD;
-        h = (h ^ x).wrapping_mul(K).rotate_left(29);
-    }
-    let tail = words.remainder();
-    if !tail.is_empty() {
+    // Eight bytes at a time, the last word padded with zeros.
+    for chunk in b.chunks(8) {
         let mut w = [0u8; 8];
-        w[..tail.len()].copy_from_slice(tail);
+        w[..chunk.len()].copy_from_slice(chunk);
         h = (h ^ (u64::from_le_bytes(w) | FOLD))
             .wrapping_mul(K)
             .rotate_left(29);
