@@ -89,7 +89,16 @@ impl Worker {
 
     pub(super) fn run(mut self) {
         while let Some(committed) = self.wait() {
-            let records = match self.shared.store.read_after(self.scanned, SCAN) {
+            let cached = lock(&self.shared.tail).read_after(self.scanned, SCAN);
+            let read = match cached {
+                Some(r) => Ok(r),
+                None => self
+                    .shared
+                    .store
+                    .read_after(self.scanned, SCAN)
+                    .map(|v| v.into_iter().map(|(k, b)| (k, Arc::from(b))).collect()),
+            };
+            let records: Vec<(u64, Arc<[u8]>)> = match read {
                 Ok(r) => r,
                 Err(e) => {
                     self.failed(&e.to_string());

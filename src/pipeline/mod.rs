@@ -268,6 +268,9 @@ pub(crate) struct Shared {
     pub(crate) stored_bytes: AtomicU64,
     pub(crate) stored_records: AtomicU64,
     pub(crate) gc_through: AtomicU64,
+    /// The newest records, as committed, so that endpoints keeping up read them from memory
+    /// rather than from the store.
+    pub(crate) tail: Mutex<Tail>,
     pub(crate) endpoints: Vec<EndpointState>,
     /// No more input: workers stop when caught up.
     pub(crate) closing: AtomicBool,
@@ -278,6 +281,75 @@ pub(crate) struct Shared {
     fallback: AtomicU64,
     backpressure: AtomicU64,
     recovered: AtomicU64,
+}
+
+/// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
+/// cache of the log: what is not here is read from the store.
+#[derive(Default)]
+pub(crate) struct Tail {
+    first: u64,
+    records: std::collections::VecDeque<Arc<[u8]>>,
+    bytes: u64,
+}
+
+/// The most bytes the tail keeps.
+const TAIL_BYTES: u64 = 64 << 20;
+
+impl Tail {
+    fn push(&mut self, first: u64, records: &[&Prepared]) {
+        if self.first + self.records.len() as u64 != first {
+            self.records.clear();
+            self.bytes = 0;
+            self.first = first;
+        }
+        for p in records {
+            self.bytes += p.bytes.len() as u64;
+            self.records.push_back(Arc::from(p.bytes.as_slice()));
+        }
+        while self.bytes > TAIL_BYTES {
+            match self.records.pop_front() {
+                Some(r) => {
+                    self.bytes -= r.len() as u64;
+                    self.first += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Up to `max` records after `after`, if the tail holds the next one.
+    pub(crate) fn read_after(&self, after: u64, max: usize) -> Option<Vec<(u64, Arc<[u8]>)>> {
+        let start = after.checked_add(1)?;
+        if start < self.first || self.records.is_empty() {
+            return None;
+        }
+        let skip = usize::try_from(start - self.first).ok()?;
+        Some(
+            self.records
+                .iter()
+                .enumerate()
+                .skip(skip)
+                .take(max)
+                .map(|(i, r)| (self.first + i as u64, Arc::clone(r)))
+                .collect(),
+        )
+    }
+
+    /// Forgets records up to `through` (deleted from the store).
+    fn drop_through(&mut self, through: u64) {
+        while self.first <= through {
+            match self.records.pop_front() {
+                Some(r) => {
+                    self.bytes -= r.len() as u64;
+                    self.first += 1;
+                }
+                None => {
+                    self.first = through + 1;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -306,6 +378,7 @@ impl Shared {
 
     pub(crate) fn freed(&self, through: u64, records: u64, bytes: u64) {
         self.gc_through.fetch_max(through, Ordering::AcqRel);
+        lock(&self.tail).drop_through(through);
         let _ = self
             .stored_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
@@ -423,6 +496,10 @@ impl Pipeline {
             stored_bytes: AtomicU64::new(stored_bytes),
             stored_records: AtomicU64::new(stored_records),
             gc_through: AtomicU64::new(first_seq.map_or(recovered.next - 1, |s: u64| s - 1)),
+            tail: Mutex::new(Tail {
+                first: recovered.next,
+                ..Tail::default()
+            }),
             endpoints,
             closing: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
@@ -692,6 +769,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
                     }
                 }
             }
+            lock(&shared.tail).push(first_seq, &records);
             shared.stored_bytes.fetch_add(bytes, Ordering::AcqRel);
             shared
                 .stored_records

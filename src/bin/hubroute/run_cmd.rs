@@ -9,7 +9,9 @@ use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::{Message, Protocol};
 use hubroute::pipeline::input::{LineContent, LineReader};
-use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Prepared, Rejected, Retention};
+use hubroute::pipeline::{
+    Accepted, Pipeline, PipelineConfig, PipelineError, PipelineStats, Prepared, Rejected, Retention,
+};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
@@ -378,6 +380,7 @@ fn read_lines(
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
+    let mut in_flight = std::collections::VecDeque::new();
     loop {
         let chunk: Vec<_> = lines.by_ref().take(chunk_size).collect();
         if chunk.is_empty() {
@@ -420,13 +423,14 @@ fn read_lines(
                 }
             }
         }
-        if let Err(e) = pipeline.accept(batch) {
-            // Only when the pipeline was stopped under it: say how much is not in.
-            eprintln!(
-                "error: messages up to line {} were not accepted: {e}",
-                lines.lines_read()
-            );
-            stats.read_error = Some(e.to_string());
+        // The next chunk is read and routed while this one is committed; at most
+        // ACCEPTS_IN_FLIGHT chunks wait for their commit.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        pipeline.accept_then(batch, move |r| {
+            let _ = tx.send(r);
+        });
+        in_flight.push_back((rx, lines.lines_read()));
+        if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut stats) {
             break;
         }
         if let Some(e) = read_error {
@@ -450,10 +454,40 @@ fn read_lines(
             let _ = std::io::stderr().flush();
         }
     }
+    while !in_flight.is_empty() {
+        wait_accepted(&mut in_flight, &mut stats);
+    }
     if progress {
         eprintln!();
     }
     stats
+}
+
+/// Chunks of a file being committed while the next one is routed.
+const ACCEPTS_IN_FLIGHT: usize = 2;
+
+type Pending = (
+    std::sync::mpsc::Receiver<Result<Accepted, PipelineError>>,
+    u64,
+);
+
+/// Waits for the oldest chunk's commit; `false` (reported) if it was not accepted.
+fn wait_accepted(
+    in_flight: &mut std::collections::VecDeque<Pending>,
+    stats: &mut InputStats,
+) -> bool {
+    let Some((rx, last_line)) = in_flight.pop_front() else {
+        return true;
+    };
+    match rx.recv().unwrap_or(Err(PipelineError::Closed)) {
+        Ok(_) => true,
+        Err(e) => {
+            // Only when the pipeline was stopped under it: say how much is not in.
+            eprintln!("error: messages up to line {last_line} were not accepted: {e}");
+            stats.read_error = Some(e.to_string());
+            false
+        }
+    }
 }
 
 fn millis(d: Option<Duration>) -> String {
