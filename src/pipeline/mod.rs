@@ -32,7 +32,7 @@
 //! let table = RouteTable::from_json(
 //!     r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true",
 //!                     "endpointNames": ["archive"], "isEnabled": true}],
-//!         "endpoints": [{"name": "archive"}]}"#,
+//!         "endpoints": {"serviceBusQueues": [{"name": "archive"}]}}"#,
 //!     "myhub",
 //! ).table.unwrap();
 //! let mut sinks: std::collections::BTreeMap<String, Box<dyn Sink>> = Default::default();
