@@ -292,8 +292,8 @@ async fn next_publish(
                 paused_said = true;
                 eprintln!(
                     "{url}: reading paused for {}s: --max-in-flight ({capacity}) messages wait \
-                     to be settled, so an endpoint is failing or slow (its retries and last \
-                     error are in the report)",
+                     to be settled (a router: accepted into its store, which is full or failing, \
+                     see above; the bridge: confirmed by the stream)",
                     QUIET_WHILE_WAITING.as_secs()
                 );
                 continue;
@@ -465,13 +465,51 @@ mod jetstream_input {
     use hubroute::broker::BrokerUrl;
     use hubroute::ingest::codes::MALFORMED_RECORD;
 
+    /// A new pull stream on the consumer, retried with backoff (up to 5 s) until it works or
+    /// the router is interrupted (`None`); every fifth attempt reconnects and binds the
+    /// consumer afresh, in case the server lost it.
+    async fn resume(
+        input: &mut JetStreamInput,
+        url: &BrokerUrl,
+        settings: &ConsumerSettings,
+        stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Option<async_nats::jetstream::consumer::pull::Stream> {
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1u64.. {
+            if attempt % 5 == 0 {
+                match JetStreamInput::open(url, settings).await {
+                    Ok(fresh) => *input = fresh,
+                    Err(e) => eprintln!("{url}: {e}"),
+                }
+            }
+            match input.messages().await {
+                Ok(m) => {
+                    if attempt > 1 {
+                        eprintln!("{url}: pulling again after {attempt} attempts");
+                    }
+                    return Some(m);
+                }
+                Err(e) if attempt.is_power_of_two() => {
+                    eprintln!("{url}: {e}; retrying (attempt {attempt})")
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.as_mut() => return None,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        None
+    }
+
     pub(super) async fn run(
         args: &RunArgs,
         url: &BrokerUrl,
         pipeline: Live<'_>,
     ) -> Result<ExitCode, String> {
         let settings = ConsumerSettings::from_url(url)?;
-        let input = JetStreamInput::open(url, &settings).await?;
+        let mut input = JetStreamInput::open(url, &settings).await?;
         let mut messages = input.messages().await?;
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
@@ -521,10 +559,20 @@ mod jetstream_input {
                 _ = idle_timer(args.exit_when_idle) => break,
             };
             let delivered = match next {
-                None => break,
                 Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    eprintln!("{url}: {e}");
+                // The pull stream failed or ended (a missed heartbeat after the server went
+                // away, a restart): pull again on a new one, for as long as it takes. What the
+                // old one delivered and we did not acknowledge is redelivered after ack_wait.
+                failed => {
+                    match failed {
+                        Some(Err(e)) => eprintln!("{url}: {e}; pulling again"),
+                        _ => eprintln!("{url}: the consumer's message stream ended; pulling again"),
+                    }
+                    drop(permit);
+                    match resume(&mut input, url, &settings, &mut stop).await {
+                        Some(m) => messages = m,
+                        None => break,
+                    }
                     continue;
                 }
             };
@@ -572,6 +620,33 @@ mod jetstream_input {
         let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
         result
     }
+}
+
+/// The stream message id (`Nats-Msg-Id`) of a device message that names itself: device (and
+/// module) id, the device's `messageId`, and a hash of exactly what the device sent (topic and
+/// payload). A resend of the same publish — by the broker after a bridge restart, or by the
+/// bridge itself — gets the same id, so JetStream's duplicate window drops it; a device that
+/// reuses a `messageId` for a different message still gets both through. `None` without a
+/// `messageId`: then the id names this bridge run, and a restart can duplicate (see the README).
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+fn stream_message_id(publish: &rumqttc::Publish, message: &Message) -> Option<String> {
+    let sys = &message.system_properties;
+    let message_id = sys.get("messageId").flatten().filter(|m| !m.is_empty())?;
+    let device = sys.get("connectionDeviceId").flatten().unwrap_or_default();
+    let module = sys.get("connectionModuleId").flatten().unwrap_or_default();
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in publish
+        .topic
+        .as_bytes()
+        .iter()
+        .chain(&[0u8])
+        .chain(publish.payload.iter())
+    {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(format!("{device}/{module}/{message_id}/{hash:016x}"))
 }
 
 /// `hubroute bridge`: devices' MQTT publishes, stamped and validated, appended to a JetStream
@@ -675,7 +750,8 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                     .unwrap_or_default()
                     .to_string();
                 received_valid += 1;
-                let id = format!("{instance}-{received_valid}");
+                let id = stream_message_id(&publish, &message)
+                    .unwrap_or_else(|| format!("{instance}-{received_valid}"));
                 // The first send is made here, in arrival order, so each device's messages keep
                 // their order in the stream; resends after an outage happen in the background.
                 let first = writer.send(&device, &message, &id).await;
