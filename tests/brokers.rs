@@ -788,7 +788,7 @@ fn a_router_with_exit_when_idle_stops_by_itself() {
 }
 
 /// [`start_patient_router`] with every endpoint on a port where nothing listens: every copy
-/// fails and is retried, none is settled, no message is acknowledged.
+/// fails and is retried, so every copy stays in the router's store.
 fn start_router_with_every_endpoint_down(
     dir: &Path,
     mqtt_port: u16,
@@ -863,18 +863,10 @@ fn down_endpoints_hold_up_neither_the_brokers_window_nor_the_other_endpoints() {
 fn a_router_with_a_full_store_stops_reading_and_says_so() {
     let dir = TempDir::new("paused");
     let mqtt = Server::mosquitto(&dir.0, false);
-    let down = format!("mqtt://127.0.0.1:{}", free_port());
-    let router = start_patient_router(
+    let router = start_router_with_every_endpoint_down(
         &dir.0,
-        &write_routes(&dir.0),
         mqtt.port,
         "router-paused",
-        [
-            format!("archive={down}/archive"),
-            format!("alerts={down}/alerts"),
-            format!("critical={down}/critical"),
-        ],
-        &dir.0.join("dead.jsonl"),
         &["--max-in-flight", "5", "--store-max-bytes", "4KiB"],
     );
     router.wait_subscribed();
