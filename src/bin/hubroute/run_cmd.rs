@@ -510,10 +510,10 @@ pub(crate) fn report(
         elapsed.as_secs_f64(),
         input.read as f64 / elapsed.as_secs_f64().max(1e-9)
     );
-    let codes: String = input
+    let codes: Vec<String> = input
         .invalid
         .iter()
-        .map(|(c, n)| format!(" {c}: {n}"))
+        .map(|(c, n)| format!("{c}: {n}"))
         .collect();
     let _ = writeln!(
         out,
@@ -525,9 +525,13 @@ pub(crate) fn report(
     );
     let _ = writeln!(
         out,
-        "  invalid: {}{} (dead-lettered to {})",
+        "  invalid: {} ({}dead-lettered to {})",
         input.invalid_total(),
-        codes,
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", codes.join(", "))
+        },
         args.dead_letter.display()
     );
     let _ = writeln!(out, "  accepted into the store: {}", stats.accepted);
