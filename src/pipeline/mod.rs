@@ -667,16 +667,27 @@ impl Pipeline {
 
     fn stop(&mut self, drain: Duration) {
         drop(lock(&self.submit).take());
+        let shared = &self.shared;
+        let deadline = Instant::now() + drain;
+        // The committer first takes what was submitted; if the store stays full past the
+        // deadline, what it holds is refused (not acknowledged), never dropped after an ack.
         if let Some(c) = self.committer.take() {
+            while !c.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !c.is_finished() {
+                shared.abandon.store(true, Ordering::Release);
+                let _g = lock(&shared.committed);
+                shared.space.notify_all();
+            }
             let _ = c.join();
         }
-        let shared = &self.shared;
+        // Only now: a worker that sees `closing` and nothing new stops for good.
         shared.closing.store(true, Ordering::Release);
         {
             let _g = lock(&shared.committed);
             shared.records.notify_all();
         }
-        let deadline = Instant::now() + drain;
         while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
