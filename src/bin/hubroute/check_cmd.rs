@@ -1,5 +1,6 @@
 //! `hubroute check` and `hubroute fmt`.
 
+use crate::output::{out, outln};
 use crate::render;
 use crate::CompileFlags;
 use clap::{Args, ValueEnum};
@@ -104,8 +105,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         match args.format {
             Format::Text => {
                 for d in &diags {
-                    print!("{}", render::text(&item.origin, &item.query, d));
-                    println!();
+                    out!("{}", render::text(&item.origin, &item.query, d));
+                    outln!();
                 }
             }
             Format::Json => report.push(serde_json::json!({
@@ -117,14 +118,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         }
     }
     match args.format {
-        Format::Text => println!(
+        Format::Text => outln!(
             "checked {} quer{}: {errors} error{}, {warnings} warning{}",
             items.len(),
             if items.len() == 1 { "y" } else { "ies" },
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" },
         ),
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "queries": report, "errors": errors, "warnings": warnings
@@ -147,7 +148,7 @@ pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     let query = args.query.unwrap_or_default();
     match hubroute::syntax::parse(&query) {
         Ok(ast) => {
-            println!("{ast}");
+            outln!("{ast}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -5,7 +5,9 @@
 
 mod check_cmd;
 mod eval_cmd;
+mod input_lines;
 mod live;
+mod output;
 mod render;
 mod routes_cmd;
 mod run_cmd;
