@@ -70,13 +70,21 @@ pub struct RouteTable {
 /// messages are at most 256 KB, so this holds any of them, decoded from UTF-16 included.
 const KEPT_SCRATCH: usize = 1 << 20;
 
-/// The result of building a table: the table if there were no errors, and every diagnostic.
+/// The result of building a table: the table if there were no errors, and the diagnostics.
 #[derive(Debug)]
 pub struct Build {
     /// The table, unless the configuration has errors.
     pub table: Option<RouteTable>,
-    /// Errors and warnings, in document order.
+    /// Errors and warnings, in document order: the first
+    /// [`MAX_DIAGNOSTICS`](super::validate::MAX_DIAGNOSTICS); the rest are counted in
+    /// `omitted`, so a configuration of any size keeps bounded memory.
     pub diagnostics: Vec<ConfigDiagnostic>,
+    /// All errors, kept or omitted.
+    pub errors: usize,
+    /// All warnings, kept or omitted.
+    pub warnings: usize,
+    /// Diagnostics counted but not kept in `diagnostics`.
+    pub omitted: usize,
 }
 
 /// The options a route's condition compiles with: IoT Hub's (body queries, `$twin`,
@@ -97,14 +105,21 @@ impl RouteTable {
 
     /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
     pub fn from_json(text: &str, hub_name: &str) -> Build {
-        let (config, mut diagnostics) = super::config::read(text);
-        let mut build = Self::build(&config, hub_name);
-        diagnostics.append(&mut build.diagnostics);
-        build.diagnostics = diagnostics;
-        if build.diagnostics.iter().any(ConfigDiagnostic::is_error) {
-            build.table = None;
+        let (config, read) = super::config::read(text);
+        let build = Self::build(&config, hub_name);
+        let mut all = validate::Diagnostics::default();
+        for d in read {
+            all.push(d);
         }
-        build
+        let kept_errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
+        let kept_warnings = build.diagnostics.len() - kept_errors;
+        for d in build.diagnostics {
+            all.push(d);
+        }
+        // What the build counted but did not keep.
+        all.errors += build.errors - kept_errors;
+        all.warnings += build.warnings - kept_warnings;
+        all.into_build(build.table)
     }
 
     /// The endpoints, built-in `events` first.

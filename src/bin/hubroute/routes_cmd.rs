@@ -53,6 +53,13 @@ pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, Exit
             for d in build.diagnostics.iter().filter(|d| d.is_error()) {
                 eprintln!("{}", render_config(path, d));
             }
+            if build.omitted > 0 {
+                eprintln!(
+                    "{}: {} errors in all; see `hubroute check --routes`",
+                    path.display(),
+                    build.errors
+                );
+            }
             Err(ExitCode::from(1))
         }
     })
@@ -199,8 +206,7 @@ pub fn check(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let build = RouteTable::from_json(&text, hub_name);
-    let errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = build.diagnostics.len() - errors;
+    let (errors, warnings, omitted) = (build.errors, build.warnings, build.omitted);
     if json {
         let items: Vec<serde_json::Value> = build
             .diagnostics
@@ -214,11 +220,19 @@ pub fn check(
                 v
             })
             .collect();
-        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items});
+        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items, "omitted": omitted});
         outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         for d in &build.diagnostics {
             outln!("{}", render_config(path, d));
+        }
+        if omitted > 0 {
+            outln!(
+                "{}: {omitted} more diagnostic{} not shown (the first {} are)",
+                path.display(),
+                if omitted == 1 { "" } else { "s" },
+                build.diagnostics.len()
+            );
         }
         if let Some(t) = &build.table {
             outln!(
