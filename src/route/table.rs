@@ -2,7 +2,7 @@
 //! to the set of endpoints it goes to.
 
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::Enrichment;
 use super::router::route_with_plan;
 use super::validate;
@@ -105,21 +105,17 @@ impl RouteTable {
 
     /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
     pub fn from_json(text: &str, hub_name: &str) -> Build {
-        let (config, read) = super::config::read(text);
+        let mut log = DiagnosticLog::new(validate::MAX_DIAGNOSTICS);
+        let config = super::config::read_into(text, &mut log);
         let build = Self::build(&config, hub_name);
-        let mut all = validate::Diagnostics::default();
-        for d in read {
-            all.push(d);
-        }
         let kept_errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
         let kept_warnings = build.diagnostics.len() - kept_errors;
         for d in build.diagnostics {
-            all.push(d);
+            log.push(d);
         }
         // What the build counted but did not keep.
-        all.errors += build.errors - kept_errors;
-        all.warnings += build.warnings - kept_warnings;
-        all.into_build(build.table)
+        log.count_omitted(build.errors - kept_errors, build.warnings - kept_warnings);
+        validate::into_build(log, build.table)
     }
 
     /// The endpoints, built-in `events` first.

@@ -23,7 +23,7 @@
 //! | W0006 | a route reads `$body` but does not check `$contentType` |
 
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::{Enrichment, EnrichmentValue};
 use super::table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable};
 use crate::diagnostic::codes;
@@ -47,41 +47,21 @@ fn valid_name(name: &str) -> bool {
 /// problems; IoT Hub allows 100 routes).
 pub const MAX_DIAGNOSTICS: usize = 100;
 
-/// The diagnostics of a build: the first [`MAX_DIAGNOSTICS`] kept, all counted.
-#[derive(Debug, Default)]
-pub(super) struct Diagnostics {
-    pub(super) kept: Vec<ConfigDiagnostic>,
-    pub(super) errors: usize,
-    pub(super) warnings: usize,
-}
-
-impl Diagnostics {
-    pub(super) fn push(&mut self, d: ConfigDiagnostic) {
-        if d.is_error() {
-            self.errors += 1;
-        } else {
-            self.warnings += 1;
-        }
-        if self.kept.len() < MAX_DIAGNOSTICS {
-            self.kept.push(d);
-        }
-    }
-
-    pub(super) fn into_build(self, table: Option<RouteTable>) -> Build {
-        let omitted = self.errors + self.warnings - self.kept.len();
-        Build {
-            table: table.filter(|_| self.errors == 0),
-            diagnostics: self.kept,
-            errors: self.errors,
-            warnings: self.warnings,
-            omitted,
-        }
+/// A build's result from its diagnostics: the table only when there are no errors.
+pub(super) fn into_build(log: DiagnosticLog, table: Option<RouteTable>) -> Build {
+    let (errors, warnings, omitted) = (log.errors(), log.warnings(), log.omitted());
+    Build {
+        table: table.filter(|_| errors == 0),
+        diagnostics: log.into_kept(),
+        errors,
+        warnings,
+        omitted,
     }
 }
 
 struct Builder<'c> {
     config: &'c RoutingConfig,
-    out: Diagnostics,
+    out: DiagnosticLog,
     endpoints: Vec<Endpoint>,
     /// Endpoint names (as written) to their ids, for `endpointNames` references.
     endpoint_ids: HashMap<String, EndpointId>,
@@ -90,7 +70,7 @@ struct Builder<'c> {
 pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
     let mut b = Builder {
         config,
-        out: Diagnostics::default(),
+        out: DiagnosticLog::new(MAX_DIAGNOSTICS),
         endpoints: vec![Endpoint {
             name: "events".into(),
             kind: EndpointKind::BuiltIn,
@@ -102,9 +82,9 @@ pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
     let mut routes = b.routes();
     let mut fallback = b.fallback();
     let enrichments = b.enrichments();
-    if b.out.errors > 0 {
+    if b.out.errors() > 0 {
         // No table: nothing to share or plan.
-        return b.out.into_build(None);
+        return into_build(b.out, None);
     }
     let mut programs: Vec<&mut crate::compile::Program> = routes
         .iter_mut()
@@ -123,7 +103,7 @@ pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
             .clone()
             .unwrap_or_else(|| hub_name.to_string()),
     });
-    b.out.into_build(table)
+    into_build(b.out, table)
 }
 
 impl Builder<'_> {
@@ -375,7 +355,7 @@ impl Builder<'_> {
                 loc,
                 name,
             );
-            if self.out.errors > 0 {
+            if self.out.errors() > 0 {
                 // No table will be built: keep no compiled conditions.
                 routes = Vec::new();
             } else if let (Some(source), Some(endpoint)) = (source, endpoint) {
