@@ -335,3 +335,26 @@ fn check_routes_refuses_what_run_refuses() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_file_reports_unreadable_lines_and_checks_the_rest() {
+    let mut input = b"key1 = 'a'\n\xff\xfe\n".to_vec();
+    input.extend_from_slice(format!("'{}'\n", "x".repeat(2 << 20)).as_bytes());
+    input.extend_from_slice(b"key2 = 3\n");
+    let o = hubroute_bytes(&["check", "--file", "/dev/stdin"], input);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("error[E0904]: /dev/stdin:2: not UTF-8"),
+        "{out}"
+    );
+    assert!(out.contains("error[E0905]: /dev/stdin:3:"), "{out}");
+    assert!(
+        out.contains("--> /dev/stdin:4:"),
+        "line 4 still checked: {out}"
+    );
+    assert!(
+        out.contains("checked 2 queries: 3 errors, 0 warnings"),
+        "{out}"
+    );
+}
