@@ -285,7 +285,7 @@ impl BrokerUrl {
         };
         if files.cert.is_some() != files.key.is_some() {
             return Err(bad(
-                "a client certificate needs both cert=FILE and key=FILE".into()
+                "a client certificate needs both cert=FILE and key=FILE".into(),
             ));
         }
         // A CA or client certificate only makes sense over TLS: asking for one asks for TLS.
@@ -576,11 +576,17 @@ mod tests {
     #[test]
     fn credentials_come_from_files_and_environment_and_never_show() {
         let file = scratch("pw", "s3cret-file\n");
-        let text = format!("mqtt://router@127.0.0.1:1883?password_file={}", file.display());
+        let text = format!(
+            "mqtt://router@127.0.0.1:1883?password_file={}",
+            file.display()
+        );
         let u = BrokerUrl::parse_with_env(&text, &no_env).unwrap();
         assert_eq!(u.user.as_deref(), Some("router"));
         assert_eq!(u.password.as_ref().map(Secret::expose), Some("s3cret-file"));
-        assert!(u.query.is_empty(), "credential parameters stay out of query");
+        assert!(
+            u.query.is_empty(),
+            "credential parameters stay out of query"
+        );
         for shown in [u.to_string(), format!("{u:?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");
         }
@@ -601,12 +607,18 @@ mod tests {
         assert_eq!(u.password.as_ref().unwrap().expose(), "p@ss-inline");
         assert!(!format!("{u} {u:?}").contains("inline"));
         let err = BrokerUrl::parse_with_env("mqtt://r:inline-pw@h:notaport", &no_env).unwrap_err();
-        assert!(err.starts_with("E0701") && !err.contains("inline-pw"), "{err}");
+        assert!(
+            err.starts_with("E0701") && !err.contains("inline-pw"),
+            "{err}"
+        );
         assert!(err.contains("r:***@h"), "{err}");
 
         let missing = "mqtt://r@h?password_file=/nonexistent/pw";
         let err = BrokerUrl::parse_with_env(missing, &no_env).unwrap_err();
-        assert!(err.starts_with("E0702") && err.contains("/nonexistent/pw"), "{err}");
+        assert!(
+            err.starts_with("E0702") && err.contains("/nonexistent/pw"),
+            "{err}"
+        );
         let empty = scratch("empty", "\n");
         let text = format!("mqtt://r@h?password_file={}", empty.display());
         assert!(BrokerUrl::parse_with_env(&text, &no_env)
@@ -653,8 +665,8 @@ mod tests {
 
     #[test]
     fn tls_schemes_and_files() {
-        let err = BrokerUrl::parse_with_env("mqtts://h?ca=/nonexistent/ca.pem", &no_env)
-            .unwrap_err();
+        let err =
+            BrokerUrl::parse_with_env("mqtts://h?ca=/nonexistent/ca.pem", &no_env).unwrap_err();
         assert!(err.starts_with("E0702"), "{err}");
         let junk = scratch("junk.pem", "not a certificate");
         let text = format!("nats://h/s?tls=true&ca={}", junk.display());

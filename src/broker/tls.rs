@@ -35,11 +35,12 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
             }
         }
     }
-    let builder =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("{BAD_TLS_FILE}: {e}"))?
-            .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("{BAD_TLS_FILE}: {e}"))?
+    .with_root_certificates(roots);
     match (&files.cert, &files.key) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(certificates(cert, "cert")?, private_key(key)?)
