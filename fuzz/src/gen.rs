@@ -299,7 +299,11 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<Options> {
             body_query: u.arbitrary()?,
             twin_change_includes: u.arbitrary()?,
             twin_change_source: u.arbitrary()?,
-            iot_hub: u.arbitrary()?,
+            dialect: if u.arbitrary()? {
+                hubroute::Dialect::Hub
+            } else {
+                hubroute::Dialect::Edge
+            },
         },
         _ => Options::iot_hub(),
     })

@@ -16,7 +16,7 @@
 
 use super::{ascii_case_cmp, shared_truth, short_integer, Node, NodeId, Program, Truth};
 use crate::body::Selected;
-use crate::check::Ty;
+use crate::ty::Ty;
 use crate::eval::context::selected_value;
 use crate::eval::context::PropRef;
 use crate::eval::dotnet_double_cmp;

@@ -5,7 +5,7 @@
 
 use super::value::{dotnet_double_cmp, Bool3, Value};
 use crate::bytes::bytes_eq;
-use crate::check::Ty;
+use crate::ty::Ty;
 use crate::ir::{ArithOp, CmpOp};
 
 /// Whether two strings are equal, compared in place ([`bytes_eq`]).

@@ -3,9 +3,12 @@
 //!
 //! The start rule has no end-of-input anchor, so ANTLR stops after the longest prefix that is a
 //! complete expression (R05). Concretely:
-//! * a binary operator is taken only if what follows it can begin a complete expression
-//!   (`Parser::viable`); otherwise it and everything after it is ignored trailing input
-//!   (`3 =` is `3`; `as_number(key2)-1 = 2` is `as_number(key2)` because `-1` is a literal);
+//! * a binary operator (or a stray symbol such as `@` between expressions, the grammar's
+//!   `expr syntax_error expr`) is committed to as soon as it is read: a missing or invalid
+//!   right operand is a syntax error (`a = '1' AND`, `a = '1' @`, `a /* b` whose unclosed
+//!   comment is `/` `*`); what is no operator ends the expression and is ignored trailing
+//!   input (`a = '1' b` is `a = '1'`; `as_number(key2)-1 = 2` is `as_number(key2)` because
+//!   `-1` is a literal);
 //! * once an operand has begun, errors inside it are real syntax errors;
 //! * a name directly followed by `(` is always a call;
 //! * a parenthesised expression or call directly followed by an unmatched `)` at the top level
@@ -185,10 +188,15 @@ impl<'s> Parser<'s> {
         self.enter(self.peek().span)?;
         let mut left = self.prefix()?;
         while let Some((op, prec)) = binary_op(self.peek().kind) {
-            if prec < min_prec || !self.viable(self.pos + 1) {
+            if prec < min_prec {
                 break;
             }
+            // ANTLR commits to the operator as soon as it reads it: a missing or invalid
+            // right operand is a syntax error, not trailing input.
             let op_tok = self.bump();
+            if !self.viable(self.pos) {
+                return Err(self.unexpected(self.peek()));
+            }
             self.enter(op_tok.span)?;
             let right = self.expr(prec + 1)?;
             let span = left.span.to(right.span);
@@ -551,8 +559,14 @@ mod tests {
         let ast = parse("as_number(key2)-1 = 2").unwrap();
         assert!(matches!(ast.root.unwrap().kind, ExprKind::Call { .. }));
         assert!(ast.trailing.is_some());
-        assert!(matches!(root("3 =").kind, ExprKind::Literal(_)));
-        assert!(matches!(root("3 = (").kind, ExprKind::Literal(_)));
+        assert!(matches!(root("a = '1' b").kind, ExprKind::Binary { .. }));
+        assert!(parse("a = '1' b").unwrap().trailing.is_some());
+        // ANTLR commits to an operator once read: a missing right operand is an error.
+        assert!(parse("3 =").is_err());
+        assert!(parse("3 = (").is_err());
+        assert!(parse("a = '1' AND").is_err());
+        assert!(!parse("a = '1' @").unwrap().is_error_free());
+        assert!(!parse("a /* b").unwrap().is_error_free() || parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
     }
