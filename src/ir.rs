@@ -6,8 +6,8 @@
 //! the operator semantics in `eval::ops`, so they can only disagree on traversal, which the
 //! differential tests check.
 
-use crate::ty::Ty;
 use crate::functions::Func;
+use crate::ty::Ty;
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -94,7 +94,9 @@ fn learn_examples_in_both_dialects() {
         for line in std::fs::read_to_string(&file).unwrap().lines() {
             let case: Json = serde_json::from_str(line).unwrap();
             assert!(
-                case["page"].as_str().is_some_and(|p| p.starts_with("https://learn.microsoft.com/")),
+                case["page"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("https://learn.microsoft.com/")),
                 "{}: every example names its Learn page",
                 case["id"]
             );
@@ -103,12 +105,23 @@ fn learn_examples_in_both_dialects() {
                 let want = case[key].as_str().unwrap();
                 match outcome(&case, dialect) {
                     Ok(got) if got == want => {}
-                    Ok(got) => failures.push(format!("{} ({dialect:?}): got {got}, expected {want}  [{}]", case["id"], case["query"])),
-                    Err(e) => failures.push(format!("{} ({dialect:?}): {e}  [{}]", case["id"], case["query"])),
+                    Ok(got) => failures.push(format!(
+                        "{} ({dialect:?}): got {got}, expected {want}  [{}]",
+                        case["id"], case["query"]
+                    )),
+                    Err(e) => failures.push(format!(
+                        "{} ({dialect:?}): {e}  [{}]",
+                        case["id"], case["query"]
+                    )),
                 }
             }
         }
     }
     assert!(count >= 30, "only {count} Learn examples");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -377,7 +377,10 @@ impl Checker<'_> {
         };
         if !eq_ignore_case(builtin.name, name) {
             self.hub_rule(HubRule::FunctionSpelling);
-        } else if functions::HUB_BUILTINS.iter().any(|b| b.name == builtin.name) {
+        } else if functions::HUB_BUILTINS
+            .iter()
+            .any(|b| b.name == builtin.name)
+        {
             self.hub_rule(HubRule::TypeTests);
         }
         let (irs, tys): (Vec<Ir>, Vec<Ty>) = args.iter().map(|a| self.expr(a)).unzip();
@@ -417,9 +420,7 @@ impl Checker<'_> {
             _ => return None,
         };
         match irs {
-            [Ir::Body { path, .. }] if self.options.hub() => {
-                Some(Ir::PathTest(test, path.clone()))
-            }
+            [Ir::Body { path, .. }] if self.options.hub() => Some(Ir::PathTest(test, path.clone())),
             _ => None,
         }
     }

@@ -8,12 +8,12 @@
 //! short-circuit (R13).
 
 use crate::body::BodyPath;
-use crate::ty::Ty;
 use crate::eval::context::{Bag, PropRef};
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
 use crate::ir::{ArithOp, CmpOp, Ir, PathTest};
 use crate::message::Message;
+use crate::ty::Ty;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 

@@ -60,7 +60,10 @@ impl Program {
                     (Some(format!("B{:?}{over:?}", path.to_string())), false)
                 }
                 Node::PathTest(test, local) => (
-                    Some(format!("T{test:?}{:?}", self.paths[*local as usize].to_string())),
+                    Some(format!(
+                        "T{test:?}{:?}",
+                        self.paths[*local as usize].to_string()
+                    )),
                     true,
                 ),
                 Node::Twin(_) | Node::Shared(..) => (None, false),

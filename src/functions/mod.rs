@@ -12,8 +12,8 @@ mod predicates;
 pub use predicates::path_test;
 mod strings;
 
-use crate::ty::Ty;
 use crate::eval::Value;
+use crate::ty::Ty;
 
 /// A resolved overload: what a call runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -293,10 +293,7 @@ pub fn lookup(name: &str, hub: bool) -> Option<&'static Builtin> {
         None => name,
     };
     let hub_only: &[Builtin] = if hub { HUB_BUILTINS } else { &[] };
-    BUILTINS
-        .iter()
-        .chain(hub_only)
-        .find(|b| eq(b.name, name))
+    BUILTINS.iter().chain(hub_only).find(|b| eq(b.name, name))
 }
 
 impl Params {

@@ -565,8 +565,10 @@ mod tests {
         assert!(parse("3 =").is_err());
         assert!(parse("3 = (").is_err());
         assert!(parse("a = '1' AND").is_err());
-        assert!(!parse("a = '1' @").unwrap().is_error_free());
-        assert!(!parse("a /* b").unwrap().is_error_free() || parse("a /* b").is_err());
+        assert!(parse("a = '1' @").is_err());
+        assert!(!parse("a = '1' @ b").unwrap().is_error_free());
+        // An unclosed comment is '/' and '*'.
+        assert!(parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
     }
