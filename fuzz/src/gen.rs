@@ -72,6 +72,7 @@ pub static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let odd = ["STARTSWITH", "EndsWith", "ABS", "nosuchfunction"];
     hubroute::functions::BUILTINS
         .iter()
+        .chain(hubroute::functions::HUB_BUILTINS)
         .map(|b| b.name)
         .chain(odd)
         .collect()
