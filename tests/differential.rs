@@ -168,7 +168,15 @@ fn message(rng: &mut Rng) -> Message {
         "\"a\"", "\"10\"", "\"2.5\"", "null", "\"\"", "\"ü\"", "\"-1\"",
     ];
     let mut app = Vec::new();
-    for name in ["key1", "key2", "num", "null_value", "$sys1", "$body.n", "enqueuedTime"] {
+    for name in [
+        "key1",
+        "key2",
+        "num",
+        "null_value",
+        "$sys1",
+        "$body.n",
+        "enqueuedTime",
+    ] {
         if rng.below(3) > 0 {
             app.push(format!("\"{name}\": {}", rng.pick(&values)));
         }

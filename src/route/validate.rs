@@ -25,7 +25,8 @@
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
 use super::diagnostic::ConfigDiagnostic;
 use super::enrich::{Enrichment, EnrichmentValue};
-use super::table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable};
+use super::table::{condition_options_in, Build, Endpoint, EndpointId, Route, RouteTable};
+use crate::check::Dialect;
 use crate::diagnostic::codes;
 use crate::message::Source;
 use crate::Condition;
@@ -43,13 +44,15 @@ fn valid_name(name: &str) -> bool {
 
 struct Builder<'c> {
     config: &'c RoutingConfig,
+    dialect: Dialect,
     out: Vec<ConfigDiagnostic>,
     endpoints: Vec<Endpoint>,
 }
 
-pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
+pub(super) fn build(config: &RoutingConfig, hub_name: &str, dialect: Dialect) -> Build {
     let mut b = Builder {
         config,
+        dialect,
         out: Vec::new(),
         endpoints: vec![Endpoint {
             name: "events".into(),
@@ -229,7 +232,7 @@ impl Builder<'_> {
     ) -> Option<Condition> {
         let text = text.filter(|t| !t.trim().is_empty())?;
         let cloc = format!("{loc}.condition");
-        match Condition::compile(text, &condition_options(source)) {
+        match Condition::compile(text, &condition_options_in(source, self.dialect)) {
             Ok(c) => {
                 for w in c.warnings() {
                     self.out.push(ConfigDiagnostic::in_condition(

@@ -68,12 +68,20 @@ pub struct CompileFlags {
 }
 
 impl CompileFlags {
+    /// The dialect asked for (`--edge` is `--dialect edge`).
+    pub fn dialect(&self) -> hubroute::Dialect {
+        match self.edge {
+            true => hubroute::Dialect::Edge,
+            false => self.dialect,
+        }
+    }
+
     /// The compiler options these flags ask for.
     pub fn options(&self) -> Result<Options, String> {
         let source: hubroute::message::Source =
             self.source.parse().map_err(|e| format!("--source: {e}"))?;
         let twin_change_source = source == hubroute::message::Source::TwinChangeEvents;
-        Ok(if self.edge || self.dialect == hubroute::Dialect::Edge {
+        Ok(if self.dialect() == hubroute::Dialect::Edge {
             Options {
                 body_query: self.body_query,
                 twin_change_includes: self.twin_change_includes,
