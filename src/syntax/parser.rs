@@ -366,14 +366,26 @@ impl<'s> Parser<'s> {
             span: whole,
             ..inner
         };
-        Ok(self.extra_paren(inner, whole))
+        Ok(self.extra_paren(inner, whole, false))
     }
 
     /// After a complete `( ... )` or call at the top level, a further `)` is the grammar's
-    /// "unmatched closing parenthesis" alternative.
-    fn extra_paren(&mut self, inner: Expr, whole: Span) -> Expr {
+    /// "unmatched closing parenthesis" alternative. For a call, ANTLR's prediction takes it
+    /// only if the token after that `)` could follow an expression (an operator, a stray
+    /// symbol, `)`, `,` or the end); otherwise the call ends the expression and the `)` starts
+    /// the ignored rest (`f(x)) c` is `f(x)`; `f(x))` and `f(x)) = 1` are errors). A
+    /// parenthesised expression always takes it: there the competing "missing ')'"
+    /// alternative makes ANTLR decide with the full context.
+    fn extra_paren(&mut self, inner: Expr, whole: Span, call: bool) -> Expr {
         let next = self.peek();
-        if self.paren_depth == 0 && next.kind == TokenKind::RParen {
+        let follows = |kind: TokenKind| {
+            binary_op(kind).is_some()
+                || matches!(kind, TokenKind::RParen | TokenKind::Comma | TokenKind::Eof)
+        };
+        if self.paren_depth == 0
+            && next.kind == TokenKind::RParen
+            && (!call || follows(self.kind_at(self.pos + 1)))
+        {
             self.bump();
             let inner = Expr {
                 span: whole,
@@ -437,7 +449,7 @@ impl<'s> Parser<'s> {
             },
         };
         let whole = expr.span;
-        Ok(self.extra_paren(expr, whole))
+        Ok(self.extra_paren(expr, whole, true))
     }
 }
 
@@ -571,6 +583,17 @@ mod tests {
         assert!(parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
+    }
+
+    #[test]
+    fn extra_paren_after_a_call_as_antlr_predicts_it() {
+        for q in ["f(x))", "f(x)) = 1", "f(x)) ,", "f(x)) )", "f(x)) @ c", "(x)) c"] {
+            assert!(!parse(q).unwrap().is_error_free(), "{q}");
+        }
+        for q in ["f(x)) c", "a > f(x)) 'b'", "f(x)) NOT", "f(x)) ("] {
+            let ast = parse(q).unwrap();
+            assert!(ast.is_error_free() && ast.trailing.is_some(), "{q}");
+        }
     }
 
     #[test]
