@@ -231,24 +231,31 @@ def main():
 
 
 def known_disagreement(text):
-    """The one kind of disagreement grammar/deviations.md lists: where ANTLR's prediction
-    takes (or declines) the unmatched-')' error alternative depending on input further right,
-    which needs more ')' than '(' after a parenthesised expression or call. Counted by tokens
-    of the grammar's own lexer, so parentheses inside strings and comments do not count."""
+    """The one kind of disagreement grammar/deviations.md lists: the grammar's "unmatched ')'"
+    alternative for a parenthesised expression or call directly followed by `)`, which ANTLR's
+    prediction takes or declines depending on input further right. It needs such a `) )`
+    inside parentheses, or more `)` than `(`. Counted on the grammar's own tokens, so
+    parentheses inside strings and comments do not count."""
     import antlr4
     lexer = KNOWN_LEXER[0](antlr4.InputStream(text))
     lexer.removeErrorListeners()
-    depth, seen_close_after_paren = 0, False
-    for tok in lexer.getAllTokens():
-        name = lexer.symbolicNames[tok.type] if tok.type < len(lexer.symbolicNames) else ""
-        if tok.text == "(" and name != "STRING":
+    tokens = [t for t in lexer.getAllTokens() if t.channel == 0]
+    depth, previous_closed = 0, False
+    for i, tok in enumerate(tokens):
+        if tok.text == "(":
             depth += 1
         elif tok.text == ")":
+            if depth == 0:
+                return True  # more ')' than '('
             depth -= 1
-            if depth < 0:
-                seen_close_after_paren = True
-                depth = 0
-    return seen_close_after_paren
+            # `) )` closing to the top level with input after it: an inner expression's
+            # unmatched-')' alternative could have let the outer one close later.
+            if previous_closed and depth == 0 and i + 1 < len(tokens):
+                return True
+            previous_closed = True
+            continue
+        previous_closed = False
+    return False
 
 
 KNOWN_LEXER = []

@@ -125,3 +125,33 @@ fn learn_examples_in_both_dialects() {
         failures.join("\n")
     );
 }
+
+/// `--dialect` on the CLI: Learn's example compiles by default and is the Edge engine's
+/// E0101 with `--dialect edge` (and `--edge`); a bad dialect name is a usage error.
+#[test]
+fn cli_dialect_flag() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubroute"))
+            .args(args)
+            .output()
+            .expect("run hubroute");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let q = "$body.Weather.Temperature = 50 AND $body.Weather.IsEnabled";
+    assert_eq!(run(&["check", q]).0, Some(0));
+    assert_eq!(run(&["check", "--dialect", "hub", q]).0, Some(0));
+    let (code, out) = run(&["check", "--dialect", "edge", "--body-query", q]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("E0101"), "{out}");
+    assert_eq!(run(&["check", "--edge", "--body-query", q]).0, Some(1));
+    assert_eq!(run(&["check", "--dialect", "cloud", q]).0, Some(2));
+    // The parser commits to an operator: a missing right operand is an error in both.
+    for dialect in ["hub", "edge"] {
+        let (code, out) = run(&["check", "--dialect", dialect, "a = '1' AND"]);
+        assert_eq!(code, Some(1), "{dialect}");
+        assert!(out.contains("E0001"), "{out}");
+    }
+}

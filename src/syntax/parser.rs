@@ -587,7 +587,14 @@ mod tests {
 
     #[test]
     fn extra_paren_after_a_call_as_antlr_predicts_it() {
-        for q in ["f(x))", "f(x)) = 1", "f(x)) ,", "f(x)) )", "f(x)) @ c", "(x)) c"] {
+        for q in [
+            "f(x))",
+            "f(x)) = 1",
+            "f(x)) ,",
+            "f(x)) )",
+            "f(x)) @ c",
+            "(x)) c",
+        ] {
             assert!(!parse(q).unwrap().is_error_free(), "{q}");
         }
         for q in ["f(x)) c", "a > f(x)) 'b'", "f(x)) NOT", "f(x)) ("] {
