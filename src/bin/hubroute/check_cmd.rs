@@ -63,6 +63,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             &args.hub_name,
             matches!(args.format, Format::Json),
             args.deny_warnings,
+            args.flags.dialect(),
         );
     }
     let options = args.flags.options()?;

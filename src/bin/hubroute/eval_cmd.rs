@@ -110,11 +110,17 @@ fn eval_line(line: &str) -> Json {
         Ok(s) => s == hubroute::message::Source::TwinChangeEvents,
         Err(e) => return error_line(id, codes::BAD_SOURCE, &e.to_string(), None),
     };
+    // Conformance lines are the Edge engine's unless they say `"dialect": "hub"`.
+    let dialect = match parsed.get("dialect").and_then(Json::as_str).map(str::parse) {
+        None => hubroute::Dialect::Edge,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return error_line(id, "E0904", &e, None),
+    };
     let options = Options {
         body_query: has_flag(&parsed, "body_query"),
         twin_change_includes: has_flag(&parsed, "twin_change_includes"),
         twin_change_source,
-        iot_hub: false,
+        dialect,
     };
     let condition = match Condition::compile(query, &options) {
         Ok(c) => c,

@@ -8,6 +8,7 @@ use hubroute::message::{Message, Source};
 use hubroute::route::{
     ConfigDiagnostic, DirTwinStore, Explanation, NodeExplanation, Outcome, RouteTable, TwinResolver,
 };
+use hubroute::Dialect;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ pub struct TestArgs {
     /// The message's source (default: the message's own "source", else DeviceMessages).
     #[arg(long)]
     pub source: Option<String>,
+    /// The query language of the conditions: hub (IoT Hub, as Learn documents it) or edge
+    /// (the IoT Edge engine, with body queries and twin_change_includes on).
+    #[arg(long, default_value = "hub")]
+    pub dialect: Dialect,
     /// Show, for every route, the sub-expressions and values that decided it.
     #[arg(long)]
     pub explain: bool,
@@ -44,9 +49,18 @@ pub struct TestArgs {
 /// Loads and builds a routing configuration; on configuration errors prints them and gives
 /// the exit code (1) to return.
 pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, ExitCode>, String> {
+    load_table_in(path, hub_name, Dialect::Hub)
+}
+
+/// [`load_table`] with conditions in a dialect.
+pub fn load_table_in(
+    path: &Path,
+    hub_name: &str,
+    dialect: Dialect,
+) -> Result<Result<RouteTable, ExitCode>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json(&text, hub_name);
+    let build = RouteTable::from_json_in(&text, hub_name, dialect);
     Ok(match build.table {
         Some(t) => Ok(t),
         None => {
@@ -86,7 +100,7 @@ pub fn render_config(origin: &Path, d: &ConfigDiagnostic) -> String {
 }
 
 pub fn test(args: TestArgs) -> Result<ExitCode, String> {
-    let table = match load_table(&args.routes, &args.hub_name)? {
+    let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
@@ -202,10 +216,11 @@ pub fn check(
     hub_name: &str,
     json: bool,
     deny_warnings: bool,
+    dialect: Dialect,
 ) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json(&text, hub_name);
+    let build = RouteTable::from_json_in(&text, hub_name, dialect);
     let (errors, warnings, omitted) = (build.errors, build.warnings, build.omitted);
     if json {
         let items: Vec<serde_json::Value> = build
