@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use crate::message::naming::PropertyNaming;
 use crate::sink::parse_duration;
 
 #[cfg(feature = "mqtt")]
@@ -128,6 +129,16 @@ impl BrokerUrl {
             })
             .transpose()
     }
+}
+
+/// The spelling of system property names a sink URL asks for with `?names=` (`edge`,
+/// `eventHubs`, `storage`, `serviceBus`, `eventGrid`, or an endpoint kind such as
+/// `serviceBusQueues`); IoT Edge hub's bag names without it. `hubroute run` adds the parameter
+/// from the kind of the endpoint a sink is bound to ([`crate::message::naming::with_endpoint_naming`]).
+pub fn property_naming(url: &BrokerUrl) -> Result<PropertyNaming, String> {
+    url.param("names")
+        .map_or(Ok(PropertyNaming::Edge), str::parse)
+        .map_err(|e| format!("{url}: names={e}"))
 }
 
 impl std::fmt::Display for BrokerUrl {

@@ -232,7 +232,9 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
             .map_err(|e| format!("--sink {}: {e}", ep.name));
     }
     if url.contains("://") {
-        return crate::live::broker_sink(&ep.name, url);
+        // A broker sink stands in for the endpoint: it names system properties as that kind does.
+        let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
+        return crate::live::broker_sink(&ep.name, &url);
     }
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
