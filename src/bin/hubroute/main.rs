@@ -5,6 +5,7 @@
 
 mod check_cmd;
 mod eval_cmd;
+mod inspect_cmd;
 mod live;
 mod render;
 mod routes_cmd;
@@ -42,6 +43,9 @@ enum Command {
     /// Take devices' MQTT messages (IoT Hub's topics), stamp and validate them, and append them
     /// to a JetStream stream that any number of `run` processes share.
     Bridge(live::BridgeArgs),
+    /// Print what a Storage endpoint wrote (Avro, AvroDeflate or JSON files, or a directory of
+    /// them) as message JSON Lines, one record per line.
+    Inspect(inspect_cmd::InspectArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Test(args) => routes_cmd::test(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Bridge(args) => live::bridge(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
     };
     match result {
         Ok(code) => code,
