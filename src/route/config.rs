@@ -145,7 +145,8 @@ pub fn read(text: &str) -> (RoutingConfig, Vec<ConfigDiagnostic>) {
             vec![ConfigDiagnostic::error(
                 "E0401",
                 "document",
-                format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
+                // serde_json's message already ends with its position; say it once.
+                format!("not JSON: {e}"),
             )],
         ),
     }

@@ -10,6 +10,7 @@ mod live;
 mod render;
 mod routes_cmd;
 mod run_cmd;
+mod test_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use hubroute::Options;
@@ -36,7 +37,7 @@ enum Command {
     Fmt(check_cmd::FmtArgs),
     /// Test a message against a routing configuration: which routes match, which endpoints
     /// receive it, and (with --explain) why.
-    Test(routes_cmd::TestArgs),
+    Test(test_cmd::TestArgs),
     /// Route messages (JSON Lines, MQTT devices or a shared JetStream stream) to sinks bound to
     /// the endpoints.
     Run(run_cmd::RunArgs),
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Fmt(args) => check_cmd::fmt(args),
-        Command::Test(args) => routes_cmd::test(args),
+        Command::Test(args) => test_cmd::test(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Bridge(args) => live::bridge(args),
         Command::Inspect(args) => inspect_cmd::run(args),
