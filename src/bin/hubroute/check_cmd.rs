@@ -93,10 +93,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     let mut report = Vec::new();
     let (mut errors, mut warnings) = (0, 0);
     for item in &items {
-        let diags = match Condition::compile(&item.query, &options) {
+        let mut diags = match Condition::compile(&item.query, &options) {
             Ok(c) => c.warnings().to_vec(),
             Err(e) => e.0,
         };
+        if matches!(args.format, Format::Text) {
+            // A consequence of an error already shown would read as a second problem.
+            diags.retain(|d| !d.follows);
+        }
         let e = diags.iter().filter(|d| d.is_error()).count();
         errors += e;
         warnings += diags.len() - e;

@@ -58,5 +58,6 @@ pub fn json(source: &str, d: &Diagnostic) -> serde_json::Value {
         "end": d.span.end,
         "range": {"start": start, "end": end},
         "notes": d.notes,
+        "follows": d.follows,
     })
 }

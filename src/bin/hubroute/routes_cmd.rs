@@ -15,12 +15,22 @@ pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, Exit
     Ok(match build.table {
         Some(t) => Ok(t),
         None => {
-            for d in build.diagnostics.iter().filter(|d| d.is_error()) {
+            for d in build
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error() && !follows(d))
+            {
                 eprintln!("{}", render_config(path, d));
             }
             Err(ExitCode::from(1))
         }
     })
+}
+
+/// Whether a configuration diagnostic is a condition error that only follows from an earlier
+/// one (see `Diagnostic::follows`); text output leaves those out.
+pub fn follows(d: &ConfigDiagnostic) -> bool {
+    d.condition.as_ref().is_some_and(|(_, cd)| cd.follows)
 }
 
 /// A configuration diagnostic for people: the location line, and for conditions the
@@ -53,8 +63,14 @@ pub fn check(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let build = RouteTable::from_json(&text, hub_name);
-    let errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = build.diagnostics.len() - errors;
+    let shown = |d: &&ConfigDiagnostic| json || !follows(d);
+    let errors = build
+        .diagnostics
+        .iter()
+        .filter(shown)
+        .filter(|d| d.is_error())
+        .count();
+    let warnings = build.diagnostics.iter().filter(shown).count() - errors;
     if json {
         let items: Vec<serde_json::Value> = build
             .diagnostics
@@ -71,7 +87,7 @@ pub fn check(
         let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items});
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
-        for d in &build.diagnostics {
+        for d in build.diagnostics.iter().filter(|d| !follows(d)) {
             println!("{}", render_config(path, d));
         }
         if let Some(t) = &build.table {

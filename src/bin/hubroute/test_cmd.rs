@@ -153,9 +153,11 @@ fn load_request(path: &Path) -> Result<Request, String> {
             }
             "route" => req.route = Some(route_spec(v).map_err(fail)?),
             "message" | "twin" => {}
-            other => return Err(fail(format!(
+            other => {
+                return Err(fail(format!(
                 "unknown request field '{other}'; expected routingSource, message, twin or route"
-            ))),
+            )))
+            }
         }
     }
     Ok(req)
@@ -449,7 +451,10 @@ fn report_compile_errors(
         let doc = json!({"result": "undefined", "details": {"compilationErrors": errors}});
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
-        for d in diagnostics.iter().filter(|d| d.is_error()) {
+        for d in diagnostics
+            .iter()
+            .filter(|d| d.is_error() && !crate::routes_cmd::follows(d))
+        {
             eprintln!("{}", render_config(origin, d));
         }
     }
