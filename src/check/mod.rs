@@ -515,6 +515,27 @@ impl Checker<'_> {
             return Some((to_body(l, lt), to_body(r, rt), Ty::Body));
         }
         self.operand_error(op_span, &[lt, rt], &[lt, lt]);
+        // `severity = 2`: properties are strings, the most common surprise of the language.
+        let property = |ir: &Ir| match ir {
+            Ir::AppProp(n) => Some(n.clone()),
+            Ir::SysProp(n) => Some(format!("${n}")),
+            Ir::AppOrSysProp { app, .. } => Some(app.clone()),
+            _ => None,
+        };
+        let hint = match (lt, rt) {
+            (Ty::String, Ty::Number) => property(&l).map(|n| (n, &r)),
+            (Ty::Number, Ty::String) => property(&r).map(|n| (n, &l)),
+            _ => None,
+        };
+        if let (Some((name, number)), Some(d)) = (hint, self.errors.last_mut()) {
+            let constant = match number {
+                Ir::Num(v) => format!("'{v}'"),
+                _ => "the constant".to_string(),
+            };
+            d.notes.push(format!(
+                "message properties are strings: quote the constant ({name} = {constant}) or convert the property (as_number({name}))"
+            ));
+        }
         None
     }
 
@@ -628,5 +649,23 @@ mod follows_tests {
             [("E0101", false), ("E0101", false), ("E0101", true)]
         );
         assert_eq!(errors("-(1 + 'x')"), [("E0101", false), ("E0101", true)]);
+    }
+
+    #[test]
+    fn a_property_compared_with_a_number_gets_a_hint() {
+        let e = Condition::compile("severity = 2", &Options::iot_hub()).unwrap_err();
+        assert_eq!(e.0[0].code, "E0101");
+        assert_eq!(
+            e.0[0].notes,
+            ["message properties are strings: quote the constant (severity = '2') or convert the property (as_number(severity))"]
+        );
+        let e = Condition::compile("1.5 < $messageId", &Options::iot_hub()).unwrap_err();
+        assert!(
+            e.0[0].notes[0].contains("as_number($messageId)"),
+            "{:?}",
+            e.0[0].notes
+        );
+        let e = Condition::compile("'a' = 2", &Options::iot_hub()).unwrap_err();
+        assert!(e.0[0].notes.is_empty(), "no property, no hint");
     }
 }
