@@ -48,9 +48,11 @@ pub struct FmtArgs {
     routes: Option<std::path::PathBuf>,
 }
 
-/// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
+/// One query to check and where it came from (`<query 1>`, or `file.txt` and its line).
 struct Item {
     origin: String,
+    /// For a query from a file, the lines before it, so positions are the file's.
+    lines_before: u32,
     query: String,
 }
 
@@ -70,6 +72,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         .enumerate()
         .map(|(i, q)| Item {
             origin: format!("<query {}>", i + 1),
+            lines_before: 0,
             query: q.clone(),
         })
         .collect();
@@ -81,7 +84,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 continue;
             }
             items.push(Item {
-                origin: format!("{}:{}", path.display(), i + 1),
+                origin: path.display().to_string(),
+                lines_before: u32::try_from(i).unwrap_or(u32::MAX),
                 query: line.to_string(),
             });
         }
@@ -108,12 +112,16 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         match args.format {
             Format::Text => {
                 for d in &diags {
-                    print!("{}", render::text(&item.origin, &item.query, d));
+                    print!(
+                        "{}",
+                        render::text_at(&item.origin, item.lines_before, &item.query, d)
+                    );
                     println!();
                 }
             }
             Format::Json => report.push(serde_json::json!({
                 "origin": item.origin,
+                "line": item.lines_before + 1,
                 "query": item.query,
                 "ok": e == 0,
                 "diagnostics": diags.iter().map(|d| render::json(&item.query, d)).collect::<Vec<_>>(),
@@ -143,12 +151,34 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Formatting needs only a parse: a query with type errors still has a canonical form.
+/// The syntax errors (E000x) of `query`: formatting needs only a parse, so a query with type
+/// errors still has a canonical form, but one with a syntax error has none (the tree keeps the
+/// broken part as written, which would print as if it were fine).
+pub fn syntax_errors(query: &str) -> Vec<hubroute::Diagnostic> {
+    let all = match hubroute::syntax::parse(query) {
+        Err(e) => return e.0,
+        Ok(_) => match Condition::compile(query, &hubroute::Options::iot_hub()) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e.0,
+        },
+    };
+    all.into_iter()
+        .filter(|d| d.is_error() && d.code.starts_with("E000"))
+        .collect()
+}
+
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     if let Some(routes) = &args.routes {
         return crate::routes_cmd::fmt(routes);
     }
     let query = args.query.unwrap_or_default();
+    let errors = syntax_errors(&query);
+    if !errors.is_empty() {
+        for d in &errors {
+            eprint!("{}", render::text("<query>", &query, d));
+        }
+        return Ok(ExitCode::from(1));
+    }
     match hubroute::syntax::parse(&query) {
         Ok(ast) => {
             println!("{ast}");

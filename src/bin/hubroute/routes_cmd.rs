@@ -141,8 +141,15 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
         }));
     for (name, condition) in conditions {
         let condition = condition.unwrap_or_else(|| "true".into());
+        let errors = crate::check_cmd::syntax_errors(&condition);
         match hubroute::syntax::parse(&condition) {
-            Ok(ast) => println!("{name}: {ast}"),
+            Ok(ast) if errors.is_empty() => println!("{name}: {ast}"),
+            Ok(_) => {
+                failed = true;
+                for d in &errors {
+                    eprint!("{}", render::text(&name, &condition, d));
+                }
+            }
             Err(e) => {
                 failed = true;
                 for d in &e.0 {

@@ -34,10 +34,14 @@ pub struct RunArgs {
     /// `storage:DIR` (IoT Hub Storage-endpoint files: Avro or JSON, named by the endpoint's
     /// fileNameFormat), `mqtt://HOST:PORT/TOPIC` (QoS 1 to TOPIC/{property bag}),
     /// `nats://HOST:PORT/SUBJECT` or `jetstream://HOST:PORT/SUBJECT` (properties as headers).
-    /// Every endpoint a route can reach must be bound.
+    /// Every endpoint a route can reach must be bound, each once. A `file:` sink appends across
+    /// runs; a Storage sink never overwrites: a file name that exists gets `-1`, `-2`, ...
+    /// (read its Avro with `hubroute inspect DIR`). A broker sink names system properties as
+    /// the endpoint's kind does (`?names=edge|eventHubs|serviceBus|storage|eventGrid` to choose).
     #[arg(long = "sink", value_name = "NAME=URL")]
     sinks: Vec<String>,
-    /// Where undeliverable and invalid messages go, with the reason (JSON Lines).
+    /// Where undeliverable and invalid messages go, with the reason (JSON Lines, appended
+    /// across runs; by default hubroute-dead-letter.jsonl in the current directory).
     #[arg(long, default_value = "hubroute-dead-letter.jsonl")]
     dead_letter: PathBuf,
     /// A directory of device twins (`<deviceId>.json`) for `$twin` and enrichments.
@@ -205,6 +209,12 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         return Ok(Box::new(JsonLinesSink::stdout()));
     }
     if let Some(path) = url.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(format!(
+                "--sink {}={url}: the file path is empty (file:PATH, e.g. file:out/{}.jsonl)",
+                ep.name, ep.name
+            ));
+        }
         return JsonLinesSink::to_path(PathBuf::from(path))
             .map(|s| Box::new(s) as Box<dyn Sink>)
             .map_err(|e| format!("--sink {}: {e}", ep.name));
@@ -278,6 +288,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 names.join(", ")
             )
         })?;
+        if bound.contains_key(name) {
+            return Err(format!(
+                "--sink {spec}: endpoint '{name}' is already bound; give each endpoint one --sink"
+            ));
+        }
         bound.insert(name.to_string(), make_sink(&table, id, url)?);
     }
     let missing: Vec<&str> = reachable(&table)
