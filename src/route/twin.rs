@@ -24,8 +24,13 @@ pub trait TwinStore: Send + Sync {
 pub struct DirTwinStore {
     dir: PathBuf,
     cache: Mutex<HashMap<String, Option<Arc<JsonDoc>>>>,
-    problems: Mutex<Vec<TwinProblem>>,
+    /// The first problems, and how many there were.
+    problems: Mutex<(Vec<TwinProblem>, usize)>,
 }
+
+/// How many [`TwinProblem`]s a [`DirTwinStore`] keeps: a fleet without twins must not grow
+/// memory, or a log, by one line per device.
+pub const KEPT_PROBLEMS: usize = 100;
 
 /// Why a twin could not be used. Each has a stable warning code ([`TwinProblem::code`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +73,7 @@ impl DirTwinStore {
         DirTwinStore {
             dir: dir.into(),
             cache: Mutex::new(HashMap::new()),
-            problems: Mutex::new(Vec::new()),
+            problems: Mutex::new((Vec::new(), 0)),
         }
     }
 
@@ -78,11 +83,13 @@ impl DirTwinStore {
         (!self.dir.is_dir()).then(|| TwinProblem::NoDirectory(self.dir.clone()))
     }
 
-    /// Every twin looked up so far that could not be used, once each, in the order met.
+    /// The twins looked up so far that could not be used, once each, in the order met (the
+    /// first [`KEPT_PROBLEMS`]; [`DirTwinStore::problem_count`] counts them all).
     pub fn problems(&self) -> Vec<TwinProblem> {
         self.problems
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .clone()
     }
 
@@ -118,11 +125,18 @@ impl DirTwinStore {
                 reason: e.to_string(),
             },
         };
-        self.problems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(problem);
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        problems.1 += 1;
+        if problems.0.len() < KEPT_PROBLEMS {
+            problems.0.push(problem);
+        }
         None
+    }
+
+    /// How many twins could not be used so far; [`DirTwinStore::problems`] keeps the first
+    /// [`KEPT_PROBLEMS`] of them.
+    pub fn problem_count(&self) -> usize {
+        self.problems.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 
@@ -225,6 +239,7 @@ mod tests {
         }
         let codes: Vec<_> = store.problems().iter().map(TwinProblem::code).collect();
         assert_eq!(codes, ["W0803", "W0802"]);
+        assert_eq!(store.problem_count(), 2);
         assert!(store.problems()[1].to_string().contains("'nobody/m'"));
         let _ = std::fs::remove_dir_all(&dir);
     }

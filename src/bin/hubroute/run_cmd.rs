@@ -324,6 +324,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let store = args.twin_dir.as_ref().map(DirTwinStore::new);
     let resolver = store.as_ref().map(|s| TwinResolver::new(s));
     let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
+    // Twins that cannot be used make $twin undefined: say so (once each), not silently.
+    if let Some(p) = store.as_ref().and_then(DirTwinStore::directory_problem) {
+        eprintln!("warning[{}]: {p}", p.code());
+    }
 
     if args.input.contains("://") {
         let pipeline = crate::live::Pipeline {
@@ -436,6 +440,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         eprintln!();
     }
     let delivery = dispatcher.finish();
+    if let Some(store) = &store {
+        // The first few in full; a fleet without twins is one line, not one per device.
+        let problems = store.problems();
+        for p in problems.iter().take(3) {
+            eprintln!("warning[{}]: {p}", p.code());
+        }
+        let more = store.problem_count().saturating_sub(3);
+        if more > 0 {
+            eprintln!("warning: {more} more devices whose twin could not be used ($twin values undefined)");
+        }
+    }
     report(&stats, &delivery, started.elapsed(), &args.dead_letter)
 }
 

@@ -20,6 +20,7 @@ use hubroute::route::{
     TwinResolver,
 };
 use hubroute::span::SourceMap;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,33 +111,27 @@ fn load_request(path: &Path) -> Result<Request, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let fail = |m: String| format!("{}: {m}", path.display());
-    let value: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        // Not JSON: the message loader says why, with its code.
-        Err(_) => {
-            let e = Message::from_json_str(&text).err();
-            return Err(fail(
-                e.map_or("not JSON".into(), |e| format!("[{}] {e}", e.code())),
-            ));
-        }
-    };
-    if !is_rest_request(&value) {
-        let message =
-            Message::from_json_value(&value).map_err(|e| fail(format!("[{}] {e}", e.code())))?;
-        return Ok(Request {
-            message,
-            source: None,
-            route: None,
-            twin: None,
-        });
-    }
+    // The message loader keeps property order and says what is wrong, with its code.
+    let plain =
+        |text: &str| Message::from_json_str(text).map_err(|e| fail(format!("[{}] {e}", e.code())));
     let mut req = Request {
         message: Message::default(),
         source: None,
         route: None,
         twin: None,
     };
-    for (key, v) in value.as_object().into_iter().flatten() {
+    let value = match serde_json::from_str::<Value>(&text) {
+        Ok(v) if is_rest_request(&v) => v,
+        _ => {
+            req.message = plain(&text)?;
+            return Ok(req);
+        }
+    };
+    // Members as raw text, so the message's properties keep their order.
+    let members = serde_json::from_str::<std::collections::BTreeMap<String, &RawValue>>(&text)
+        .map_err(|e| fail(e.to_string()))?;
+    for (key, raw) in members {
+        let v = &value[key.as_str()];
         match key.as_str() {
             "routingSource" => {
                 let s = v
@@ -145,19 +140,17 @@ fn load_request(path: &Path) -> Result<Request, String> {
                 req.source = Some(s.parse().map_err(|e| fail(format!("routingSource: {e}")))?);
             }
             "message" if !v.is_null() => {
-                req.message = Message::from_json_value(v)
+                req.message = Message::from_json_str(raw.get())
                     .map_err(|e| fail(format!("message: [{}] {e}", e.code())))?;
             }
             "twin" if !v.is_null() => {
-                req.twin = Some(FixedTwin::parse(&v.to_string()).map_err(fail)?);
+                req.twin = Some(FixedTwin::parse(raw.get()).map_err(fail)?);
             }
             "route" => req.route = Some(route_spec(v).map_err(fail)?),
             "message" | "twin" => {}
-            other => {
-                return Err(fail(format!(
+            other => return Err(fail(format!(
                 "unknown request field '{other}'; expected routingSource, message, twin or route"
-            )))
-            }
+            ))),
         }
     }
     Ok(req)
