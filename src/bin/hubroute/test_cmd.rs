@@ -148,9 +148,11 @@ fn load_request(path: &Path) -> Result<Request, String> {
             }
             "route" => req.route = Some(route_spec(v).map_err(fail)?),
             "message" | "twin" => {}
-            other => return Err(fail(format!(
+            other => {
+                return Err(fail(format!(
                 "unknown request field '{other}'; expected routingSource, message, twin or route"
-            ))),
+            )))
+            }
         }
     }
     Ok(req)
