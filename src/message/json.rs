@@ -197,7 +197,12 @@ fn system_properties(raw: Raw) -> Result<(Properties, Option<Source>), MessageEr
             }
             continue;
         }
-        let name = canonical_name(name).unwrap_or(name);
+        // Another spelling becomes the routing name; the routing name in another case stays as
+        // written (lookups ignore case), so loading what to_json_value wrote changes nothing.
+        let name = match canonical_name(name) {
+            Some(c) if !eq_ignore_case(c, name) => c,
+            _ => name,
+        };
         out.insert(name, value.map(str::to_string));
     }
     Ok((out, source))
