@@ -402,9 +402,9 @@ mod tests {
             [
                 "connectionDeviceId",
                 "contentType",
-                "contentEncoding",
+                "ContentEncoding",
                 "enqueuedTime",
-                "messageId",
+                "MessageId",
                 "connectionModuleId",
                 "dt-subject"
             ]
