@@ -75,6 +75,13 @@ pub enum MessageError {
         /// The field name.
         name: String,
     },
+    /// E0310, e.g. `{"EnqueuedTimeUtc": "…", "Properties": {}, …}`: a record a Storage endpoint
+    /// wrote, which `hubroute inspect` turns into message JSON.
+    #[error("this is a Storage record ('{name}'), not message JSON: turn Storage files into messages with `hubroute inspect FILE`, e.g. `hubroute inspect DIR | hubroute run --input - …`")]
+    StorageRecord {
+        /// The Storage record field met.
+        name: String,
+    },
     /// E0309, e.g. `{"source": "events"}`.
     #[error("{0}")]
     UnknownSource(#[from] super::source::UnknownSource),
@@ -93,6 +100,7 @@ impl MessageError {
             MessageError::InvalidBase64 { .. } => "E0307",
             MessageError::UnknownField { .. } => "E0308",
             MessageError::UnknownSource(_) => "E0309",
+            MessageError::StorageRecord { .. } => "E0310",
         }
     }
 }
@@ -256,6 +264,9 @@ fn from_raw(raw: Raw) -> Result<Message, MessageError> {
                     other => Some(string_field("source", other)?.parse::<Source>()?),
                 }
             }
+            "EnqueuedTimeUtc" | "Properties" | "SystemProperties" | "Body" => {
+                return Err(MessageError::StorageRecord { name })
+            }
             _ => return Err(MessageError::UnknownField { name }),
         }
     }
@@ -382,6 +393,9 @@ mod tests {
         let e = err(r#"{"properties": {}}"#);
         assert_eq!(e.code(), "E0308");
         assert!(e.to_string().contains("'properties'"));
+        let e = err(r#"{"EnqueuedTimeUtc": "t", "Body": "x"}"#);
+        assert_eq!(e.code(), "E0310");
+        assert!(e.to_string().contains("hubroute inspect"));
         let e = err(r#"{"source": "events"}"#);
         assert_eq!(e.code(), "E0309");
         assert!(e.to_string().contains("DeviceMessages"));
