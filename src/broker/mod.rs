@@ -157,6 +157,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sink_urls_choose_a_property_naming() {
+        let naming = |u: &str| property_naming(&BrokerUrl::parse(u).unwrap());
+        assert_eq!(naming("mqtt://h:1/t"), Ok(PropertyNaming::Edge));
+        assert_eq!(
+            naming("nats://h:1/s?names=serviceBus"),
+            Ok(PropertyNaming::ServiceBus)
+        );
+        assert_eq!(
+            naming("nats://h:1/s?names=eventHubs"),
+            Ok(PropertyNaming::EventHubs)
+        );
+        let e = naming("mqtt://h:1/t?names=kafka").unwrap_err();
+        assert!(e.contains("names='kafka' is not a property naming"), "{e}");
+    }
+
+    #[test]
     fn urls() {
         let u =
             BrokerUrl::parse("jetstream://127.0.0.1:4333/HUB?consumer=router&ack_wait=5s").unwrap();

@@ -23,7 +23,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0u64;
+    let mut seen = 0u64;
     for item in Replay::open(&args.path) {
+        seen += 1;
         match item {
             Ok(r) => {
                 let mut v = r.message.to_json_value();
@@ -43,6 +45,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, String> {
         }
     }
     out.flush().map_err(|e| format!("writing stdout: {e}"))?;
+    if seen == 0 {
+        eprintln!(
+            "note: no records: {} holds no .avro or .json record files",
+            args.path.display()
+        );
+    }
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
