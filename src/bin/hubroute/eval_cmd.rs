@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// the stream goes on, so memory stays bounded.
     #[arg(long, default_value_t = 8 << 20, requires = "jsonl")]
     max_line_bytes: usize,
+    /// A directory of device twins (`<deviceId>.json`, as for `test`) for `$twin` references;
+    /// the message's connectionDeviceId selects the twin.
+    #[arg(long, conflicts_with = "jsonl")]
+    twin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     flags: CompileFlags,
 }
@@ -49,7 +53,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let condition = match Condition::compile(&query, &options) {
         Ok(c) => c,
         Err(e) => {
-            for d in &e.0 {
+            for d in e.0.iter().filter(|d| !d.follows) {
                 eprint!("{}", render::text("<query>", &query, d));
             }
             return Ok(ExitCode::from(1));
@@ -58,7 +62,29 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     for w in condition.warnings() {
         eprint!("{}", render::text("<query>", &query, w));
     }
-    crate::output::check(writeln!(std::io::stdout(), "{}", condition.eval(&message)))?;
+    let result = match &args.twin_dir {
+        None => {
+            if query.to_ascii_lowercase().contains("$twin") {
+                eprintln!("warning[W0804]: the query reads $twin but no --twin-dir was given; every $twin value is undefined");
+            }
+            condition.eval(&message)
+        }
+        Some(dir) => {
+            let store = hubroute::route::DirTwinStore::new(dir);
+            let resolver = hubroute::route::TwinResolver::new(&store);
+            let ctx = hubroute::eval::context::EvalContext::new(&message).with_twin(&resolver);
+            let result = condition.eval_in(&ctx);
+            for p in store
+                .directory_problem()
+                .into_iter()
+                .chain(store.problems())
+            {
+                eprintln!("warning[{}]: {p}", p.code());
+            }
+            result
+        }
+    };
+    crate::output::check(writeln!(std::io::stdout(), "{result}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
