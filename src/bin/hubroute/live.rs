@@ -434,7 +434,7 @@ pub(crate) fn d2c(
     publish: &rumqttc::Publish,
     registry: Option<&HashMap<String, String>>,
 ) -> Result<Message, hubroute::ingest::IngestError> {
-    use hubroute::ingest::{d2c_message, Connection, D2cTopic, IngestError};
+    use hubroute::ingest::{Connection, D2cTopic, IngestError};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
         Some(r) => Some(
@@ -445,7 +445,30 @@ pub(crate) fn d2c(
         None => None,
     };
     let connection = Connection::from_topic(&topic, generation);
-    d2c_message(&topic, &publish.payload, &connection, SystemTime::now())
+    hubroute::ingest::d2c_message_reporting(
+        &topic,
+        &publish.payload,
+        &connection,
+        SystemTime::now(),
+        &mut |name| log_spoofing_property(topic.device_id, name),
+    )
+}
+
+/// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
+/// running count, so a device sending them in a loop cannot flood the log. The value is not
+/// logged.
+#[cfg(feature = "mqtt")]
+fn log_spoofing_property(device: &str, name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n <= 10 || n % 1000 == 0 {
+        eprintln!(
+            "warning[{}]: device '{device}' set application property '{name}', named like a \
+             property the router stamps; dropped ({n} so far)",
+            hubroute::ingest::codes::SPOOFING_PROPERTY_DROPPED
+        );
+    }
 }
 
 #[cfg(feature = "mqtt")]
