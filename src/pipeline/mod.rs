@@ -123,7 +123,7 @@ pub struct PipelineConfig {
     /// the retention; otherwise a batch's copies go to the dead letter after that many failed
     /// attempts, code [`crate::sink::codes::RETRIES_EXHAUSTED`]).
     pub retry: RetryPolicy,
-    /// Most copies per sink write. Default 1000.
+    /// Most copies per sink write (one flush, then one cursor commit, each). Default 4096.
     pub max_batch: usize,
     /// Most records per store commit. Default 8192.
     pub max_commit: usize,
@@ -149,7 +149,7 @@ impl PipelineConfig {
                 max_attempts: 0,
                 ..RetryPolicy::default()
             },
-            max_batch: 1000,
+            max_batch: 4096,
             max_commit: 8192,
             degraded_after: Duration::from_secs(60),
             hub_name: hub_name.into(),
