@@ -308,6 +308,8 @@ mod over_mqtt {
             ))
             .arg("--dead-letter")
             .arg(out.join("dead.jsonl"))
+            .arg("--store")
+            .arg(out.join("store"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
