@@ -483,48 +483,10 @@ mod jetstream_input {
 
     use super::*;
     use async_nats::jetstream::AckKind;
-    use futures_util::StreamExt;
-    use hubroute::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
+    use hubroute::broker::nats::{decode_record, ConsumerSettings};
     use hubroute::broker::BrokerUrl;
     use hubroute::ingest::codes::MALFORMED_RECORD;
-
-    /// A new pull stream on the consumer, retried with backoff (up to 5 s) until it works or
-    /// the router is interrupted (`None`); every fifth attempt reconnects and binds the
-    /// consumer afresh, in case the server lost it.
-    async fn resume(
-        input: &mut JetStreamInput,
-        url: &BrokerUrl,
-        settings: &ConsumerSettings,
-        stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Option<async_nats::jetstream::consumer::pull::Stream> {
-        let mut backoff = Duration::from_millis(100);
-        for attempt in 1u64.. {
-            if attempt % 5 == 0 {
-                match JetStreamInput::open(url, settings).await {
-                    Ok(fresh) => *input = fresh,
-                    Err(e) => eprintln!("{url}: {e}"),
-                }
-            }
-            match input.messages().await {
-                Ok(m) => {
-                    if attempt > 1 {
-                        eprintln!("{url}: pulling again after {attempt} attempts");
-                    }
-                    return Some(m);
-                }
-                Err(e) if attempt.is_power_of_two() => {
-                    eprintln!("{url}: {e}; retrying (attempt {attempt})")
-                }
-                Err(_) => {}
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.as_mut() => return None,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        None
-    }
+    use hubroute::pipeline::input::jetstream::ResumingPull;
 
     pub(super) async fn run(
         args: &RunArgs,
@@ -532,8 +494,7 @@ mod jetstream_input {
         pipeline: Live<'_>,
     ) -> Result<ExitCode, String> {
         let settings = ConsumerSettings::from_url(url)?;
-        let mut input = JetStreamInput::open(url, &settings).await?;
-        let mut messages = input.messages().await?;
+        let mut messages = ResumingPull::open(url, settings).await?;
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
         let acks = Arc::new(AckCounts::default());
@@ -581,24 +542,7 @@ mod jetstream_input {
                 _ = &mut stop => break,
                 _ = idle_timer(args.exit_when_idle) => break,
             };
-            let delivered = match next {
-                Some(Ok(m)) => m,
-                // The pull stream failed or ended (a missed heartbeat after the server went
-                // away, a restart): pull again on a new one, for as long as it takes. What the
-                // old one delivered and we did not acknowledge is redelivered after ack_wait.
-                failed => {
-                    match failed {
-                        Some(Err(e)) => eprintln!("{url}: {e}; pulling again"),
-                        _ => eprintln!("{url}: the consumer's message stream ended; pulling again"),
-                    }
-                    drop(permit);
-                    match resume(&mut input, url, &settings, &mut stop).await {
-                        Some(m) => messages = m,
-                        None => break,
-                    }
-                    continue;
-                }
-            };
+            let delivered = next;
             stats.read += 1;
             let (sequence, deliveries) = delivered
                 .info()
@@ -629,7 +573,10 @@ mod jetstream_input {
             pipeline.deliver(routed, &mut stats, describe, settle);
         }
         drop(tx);
-        eprintln!("redelivered messages received: {redelivered}");
+        eprintln!(
+            "redelivered messages received: {redelivered}; pull stream resumed {} times",
+            messages.resumed()
+        );
         let result = pipeline
             .finish(
                 Arc::clone(&permits),
