@@ -592,33 +592,6 @@ mod jetstream_input {
     }
 }
 
-/// The stream message id (`Nats-Msg-Id`) of a device message that names itself: device (and
-/// module) id, the device's `messageId`, and a hash of exactly what the device sent (topic and
-/// payload). A resend of the same publish — by the broker after a bridge restart, or by the
-/// bridge itself — gets the same id, so JetStream's duplicate window drops it; a device that
-/// reuses a `messageId` for a different message still gets both through. `None` without a
-/// `messageId`: then the id names this bridge run, and a restart can duplicate (see the README).
-#[cfg(all(feature = "mqtt", feature = "nats"))]
-fn stream_message_id(publish: &rumqttc::Publish, message: &Message) -> Option<String> {
-    let sys = &message.system_properties;
-    let message_id = sys.get("messageId").flatten().filter(|m| !m.is_empty())?;
-    let device = sys.get("connectionDeviceId").flatten().unwrap_or_default();
-    let module = sys.get("connectionModuleId").flatten().unwrap_or_default();
-    // FNV-1a: stable across runs and builds, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in publish
-        .topic
-        .as_bytes()
-        .iter()
-        .chain(&[0u8])
-        .chain(publish.payload.iter())
-    {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    Some(format!("{device}/{module}/{message_id}/{hash:016x}"))
-}
-
 /// `hubroute bridge`: devices' MQTT publishes, stamped and validated, appended to a JetStream
 /// stream that router processes share.
 #[derive(Args)]
@@ -720,8 +693,12 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                     .unwrap_or_default()
                     .to_string();
                 received_valid += 1;
-                let id = stream_message_id(&publish, &message)
-                    .unwrap_or_else(|| format!("{instance}-{received_valid}"));
+                let id = hubroute::pipeline::input::jetstream::stream_message_id(
+                    &publish.topic,
+                    &publish.payload,
+                    &message,
+                )
+                .unwrap_or_else(|| format!("{instance}-{received_valid}"));
                 // The first send is made here, in arrival order, so each device's messages keep
                 // their order in the stream; resends after an outage happen in the background.
                 let first = writer.send(&device, &message, &id).await;

@@ -17,6 +17,31 @@ use futures_util::StreamExt;
 use crate::broker::nats::{ConsumerSettings, JetStreamInput};
 use crate::broker::BrokerUrl;
 
+/// The stream message id (`Nats-Msg-Id`) under which a bridge appends a device message that
+/// names itself: device (and module) id, the device's `messageId`, and a hash of exactly what
+/// the device sent (MQTT topic and payload). A resend of the same publish — by the broker
+/// after a bridge restart, or by the bridge itself — gets the same id, so JetStream's duplicate
+/// window drops it; a device that reuses a `messageId` for a different message still gets both
+/// through. `None` without a `messageId`: nothing then tells a resend from a new message with
+/// the same content, and the caller names its own run in the id (a restart can duplicate).
+pub fn stream_message_id(
+    topic: &str,
+    payload: &[u8],
+    message: &crate::message::Message,
+) -> Option<String> {
+    let sys = &message.system_properties;
+    let message_id = sys.get("messageId").flatten().filter(|m| !m.is_empty())?;
+    let device = sys.get("connectionDeviceId").flatten().unwrap_or_default();
+    let module = sys.get("connectionModuleId").flatten().unwrap_or_default();
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.as_bytes().iter().chain(&[0u8]).chain(payload) {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(format!("{device}/{module}/{message_id}/{hash:016x}"))
+}
+
 /// A durable pull consumer's messages, resumed after failures; see the module docs.
 pub struct ResumingPull {
     url: BrokerUrl,
@@ -99,5 +124,33 @@ impl ResumingPull {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[test]
+    fn message_ids_are_stable_and_tell_content_apart() {
+        let mut m = Message::default();
+        m.system_properties
+            .insert("connectionDeviceId", Some("dev-1".into()));
+        assert_eq!(stream_message_id("t", b"x", &m), None, "no messageId");
+        m.system_properties.insert("messageId", Some("m-1".into()));
+        let a = stream_message_id("t", b"x", &m).unwrap();
+        assert!(a.starts_with("dev-1//m-1/"), "{a}");
+        assert_eq!(stream_message_id("t", b"x", &m).unwrap(), a, "a resend");
+        assert_ne!(
+            stream_message_id("t", b"y", &m).unwrap(),
+            a,
+            "another payload"
+        );
+        assert_ne!(
+            stream_message_id("t2", b"x", &m).unwrap(),
+            a,
+            "another topic"
+        );
     }
 }
