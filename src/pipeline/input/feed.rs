@@ -85,6 +85,12 @@ fn prepare_line(
     }
 }
 
+/// Chunks smaller than this are prepared on the calling thread: rayon's hand-off costs more
+/// than it saves there, and side effects in line order (twin warnings: "the first three devices
+/// without a twin") stay deterministic for small inputs.
+#[cfg(feature = "parallel")]
+const PARALLEL_FROM: usize = 256;
+
 #[cfg(feature = "parallel")]
 fn prepare_chunk(
     pipeline: &Pipeline,
@@ -92,6 +98,13 @@ fn prepare_chunk(
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
     use rayon::prelude::*;
+    if lines.len() < PARALLEL_FROM {
+        let mut router = pipeline.router();
+        return lines
+            .into_iter()
+            .map(|(n, content)| (n, prepare_line(pipeline, &mut router, content, twin)))
+            .collect();
+    }
     lines
         .into_par_iter()
         .map_init(
