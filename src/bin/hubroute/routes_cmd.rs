@@ -41,12 +41,33 @@ pub struct TestArgs {
     pub json: bool,
 }
 
+/// Reads and builds a configuration document. One that is not UTF-8 is not JSON (E0401, with
+/// the byte where it stops), reported as `check --routes` and `run` report any other problem.
+fn build_document(path: &Path, hub_name: &str) -> Result<hubroute::route::Build, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => RouteTable::from_json(&text, hub_name),
+        Err(e) => hubroute::route::Build {
+            table: None,
+            diagnostics: vec![ConfigDiagnostic::error(
+                "E0401",
+                "document",
+                format!(
+                    "not JSON: invalid UTF-8 at byte {}",
+                    e.utf8_error().valid_up_to()
+                ),
+            )],
+            errors: 1,
+            warnings: 0,
+            omitted: 0,
+        },
+    })
+}
+
 /// Loads and builds a routing configuration; on configuration errors prints them and gives
 /// the exit code (1) to return.
 pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, ExitCode>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json(&text, hub_name);
+    let build = build_document(path, hub_name)?;
     Ok(match build.table {
         Some(t) => Ok(t),
         None => {
@@ -203,9 +224,7 @@ pub fn check(
     json: bool,
     deny_warnings: bool,
 ) -> Result<ExitCode, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json(&text, hub_name);
+    let build = build_document(path, hub_name)?;
     let (errors, warnings, omitted) = (build.errors, build.warnings, build.omitted);
     if json {
         let items: Vec<serde_json::Value> = build
