@@ -333,6 +333,28 @@ fn check_routes_refuses_what_run_refuses() {
         String::from_utf8_lossy(&o.stderr).contains("E0423"),
         "{o:?}"
     );
+    // A document that is not UTF-8: the same coded error from both, not an I/O failure.
+    std::fs::write(dir.join("routes.json"), b"{\"routes\": [\xff]}").unwrap();
+    let o = hubroute(&["check", "--routes", path], "");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("error[E0401]: document: not JSON: invalid UTF-8 at byte 12"));
+    let run = [
+        "run",
+        "--routes",
+        path,
+        "--input",
+        "/dev/null",
+        "--sink",
+        &sink,
+        "--dead-letter",
+        dir.join("dead.jsonl").to_str().unwrap(),
+    ];
+    let o = hubroute(&run, "");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("E0401"),
+        "{o:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
