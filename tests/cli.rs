@@ -338,6 +338,7 @@ fn check_routes_refuses_what_run_refuses() {
     let o = hubroute(&["check", "--routes", path], "");
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stdout(&o).contains("error[E0401]: document: not JSON: invalid UTF-8 at byte 12"));
+    let dead = dir.join("dead.jsonl");
     let run = [
         "run",
         "--routes",
@@ -347,7 +348,7 @@ fn check_routes_refuses_what_run_refuses() {
         "--sink",
         &sink,
         "--dead-letter",
-        dir.join("dead.jsonl").to_str().unwrap(),
+        dead.to_str().unwrap(),
     ];
     let o = hubroute(&run, "");
     assert_eq!(o.status.code(), Some(1), "{o:?}");
