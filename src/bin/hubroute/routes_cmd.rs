@@ -282,12 +282,24 @@ pub fn check(
 
 /// `hubroute fmt --routes`: every condition in canonical form.
 pub fn fmt(path: &Path) -> Result<ExitCode, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (config, problems) = hubroute::route::config::read(&text);
-    if problems.iter().any(ConfigDiagnostic::is_error) {
-        for d in &problems {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        // build_document's diagnostic for it.
+        for d in &build_document(path, "")?.diagnostics {
             eprintln!("{}", render_config(path, d));
+        }
+        return Ok(ExitCode::from(1));
+    };
+    // Reading problems only (a condition with type errors still has a canonical form), the
+    // first 100 of them.
+    let mut log = hubroute::route::DiagnosticLog::new(hubroute::route::validate::MAX_DIAGNOSTICS);
+    let config = hubroute::route::config::read_into(&text, &mut log);
+    if log.errors() > 0 {
+        for d in log.kept() {
+            eprintln!("{}", render_config(path, d));
+        }
+        if log.omitted() > 0 {
+            eprintln!("{}: {} more not shown", path.display(), log.omitted());
         }
         return Ok(ExitCode::from(1));
     }
