@@ -248,9 +248,24 @@ fn a_closed_stdout_ends_each_subcommand_quietly() {
         ),
         (vec!["eval", "--jsonl"], jsonl),
         (vec!["check", "--file", "/dev/stdin"], queries),
+        (
+            vec![
+                "test",
+                "--routes",
+                "examples/routing.json",
+                "--message",
+                "/dev/stdin",
+                "--explain",
+            ],
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/messages/weather-hot.json"),
+            )
+            .unwrap(),
+        ),
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
             .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
