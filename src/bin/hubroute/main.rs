@@ -5,8 +5,10 @@
 
 mod check_cmd;
 mod eval_cmd;
+mod input_lines;
 mod inspect_cmd;
 mod live;
+mod output;
 mod render;
 mod routes_cmd;
 mod run_cmd;

@@ -1,6 +1,7 @@
 //! The routing-configuration halves of `check` and `fmt`, and loading a configuration for
 //! `test` and `run`.
 
+use crate::output::outln;
 use crate::render;
 use hubroute::route::{ConfigDiagnostic, RouteTable};
 use std::path::Path;
@@ -21,6 +22,13 @@ pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, Exit
                 .filter(|d| d.is_error() && !follows(d))
             {
                 eprintln!("{}", render_config(path, d));
+            }
+            if build.omitted > 0 {
+                eprintln!(
+                    "{}: {} errors in all; see `hubroute check --routes`",
+                    path.display(),
+                    build.errors
+                );
             }
             Err(ExitCode::from(1))
         }
@@ -63,14 +71,11 @@ pub fn check(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let build = RouteTable::from_json(&text, hub_name);
-    let shown = |d: &&ConfigDiagnostic| json || !follows(d);
-    let errors = build
-        .diagnostics
-        .iter()
-        .filter(shown)
-        .filter(|d| d.is_error())
-        .count();
-    let warnings = build.diagnostics.iter().filter(shown).count() - errors;
+    let (mut errors, warnings, omitted) = (build.errors, build.warnings, build.omitted);
+    if !json {
+        // Errors that only follow from an earlier one are not shown to people, nor counted.
+        errors -= build.diagnostics.iter().filter(|d| follows(d)).count();
+    }
     if json {
         let items: Vec<serde_json::Value> = build
             .diagnostics
@@ -84,14 +89,22 @@ pub fn check(
                 v
             })
             .collect();
-        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items, "omitted": omitted});
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         for d in build.diagnostics.iter().filter(|d| !follows(d)) {
-            println!("{}", render_config(path, d));
+            outln!("{}", render_config(path, d));
+        }
+        if omitted > 0 {
+            outln!(
+                "{}: {omitted} more diagnostic{} not shown (the first {} are)",
+                path.display(),
+                if omitted == 1 { "" } else { "s" },
+                build.diagnostics.len()
+            );
         }
         if let Some(t) = &build.table {
-            println!(
+            outln!(
                 "{}: {} routes, {} endpoints, fallback {}, {} enrichments",
                 path.display(),
                 t.routes().len(),
@@ -104,7 +117,7 @@ pub fn check(
                 t.enrichments().len()
             );
         }
-        println!(
+        outln!(
             "{errors} error{}, {warnings} warning{}",
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" }
@@ -143,7 +156,7 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
         let condition = condition.unwrap_or_else(|| "true".into());
         let errors = crate::check_cmd::syntax_errors(&condition);
         match hubroute::syntax::parse(&condition) {
-            Ok(ast) if errors.is_empty() => println!("{name}: {ast}"),
+            Ok(ast) if errors.is_empty() => outln!("{name}: {ast}"),
             Ok(_) => {
                 failed = true;
                 for d in &errors {
