@@ -397,16 +397,6 @@ impl BrokerUrl {
     }
 }
 
-/// The spelling of system property names a sink URL asks for with `?names=` (`edge`,
-/// `eventHubs`, `storage`, `serviceBus`, `eventGrid`, or an endpoint kind such as
-/// `serviceBusQueues`); IoT Edge hub's bag names without it. `hubroute run` adds the parameter
-/// from the kind of the endpoint a sink is bound to ([`crate::message::naming::with_endpoint_naming`]).
-pub fn property_naming(url: &BrokerUrl) -> Result<PropertyNaming, String> {
-    url.param("names")
-        .map_or(Ok(PropertyNaming::Edge), str::parse)
-        .map_err(|e| format!("{url}: names={e}"))
-}
-
 /// Reads a secret from `file`, without the line end an editor or `echo` leaves.
 fn read_secret(file: &Path, param: &str) -> Result<Secret, String> {
     let text = std::fs::read_to_string(file).map_err(|e| {
@@ -521,6 +511,16 @@ fn looks_secret(key: &str) -> bool {
         .iter()
         .any(|s| k.contains(s));
     named && !k.ends_with("_file") && !k.ends_with("_env")
+}
+
+/// The spelling of system property names a sink URL asks for with `?names=` (`edge`,
+/// `eventHubs`, `storage`, `serviceBus`, `eventGrid`, or an endpoint kind such as
+/// `serviceBusQueues`); IoT Edge hub's bag names without it. `hubroute run` adds the parameter
+/// from the kind of the endpoint a sink is bound to ([`crate::message::naming::with_endpoint_naming`]).
+pub fn property_naming(url: &BrokerUrl) -> Result<PropertyNaming, String> {
+    url.param("names")
+        .map_or(Ok(PropertyNaming::Edge), str::parse)
+        .map_err(|e| format!("{url}: names={e}"))
 }
 
 impl std::fmt::Display for BrokerUrl {

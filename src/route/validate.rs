@@ -15,7 +15,7 @@
 //! | E0423 | storage: `fileNameFormat` lacks a token or has an unknown one |
 //! | E0424 | storage: `batchFrequencyInSeconds` outside 60–720 |
 //! | E0425 | storage: `maxChunkSizeInBytes` outside 10485760–524288000 |
-//! | E0426 | storage: `encoding` not avro / avrodeflate / json |
+//! | E0426 | storage: `encoding` not avro / avrodeflate / json (avro ones need the `avro` feature, as the sink does) |
 //! | E0430 | fallback: source other than DeviceMessages |
 //! | E0440 | enrichment: key or value missing, or a `$twin` path outside tags/desired/reported |
 //! | E0441 | more than 10 enrichments, or a key used twice |
@@ -25,9 +25,11 @@
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
 use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::{Enrichment, EnrichmentValue};
-use super::table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable};
+use super::table::{condition_options_in, Build, Endpoint, EndpointId, Route, RouteTable};
+use crate::check::Dialect;
 use crate::diagnostic::codes;
 use crate::message::Source;
+use crate::sink::StorageEncoding;
 use crate::Condition;
 use std::collections::{HashMap, HashSet};
 
@@ -61,15 +63,17 @@ pub(super) fn into_build(log: DiagnosticLog, table: Option<RouteTable>) -> Build
 
 struct Builder<'c> {
     config: &'c RoutingConfig,
+    dialect: Dialect,
     out: DiagnosticLog,
     endpoints: Vec<Endpoint>,
     /// Endpoint names (as written) to their ids, for `endpointNames` references.
     endpoint_ids: HashMap<String, EndpointId>,
 }
 
-pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
+pub(super) fn build(config: &RoutingConfig, hub_name: &str, dialect: Dialect) -> Build {
     let mut b = Builder {
         config,
+        dialect,
         out: DiagnosticLog::new(MAX_DIAGNOSTICS),
         endpoints: vec![Endpoint {
             name: "events".into(),
@@ -244,16 +248,22 @@ impl Builder<'_> {
             );
         }
         if let Some(e) = &s.encoding {
-            if !["avro", "avrodeflate", "json"]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(e))
-            {
-                self.err(
+            // The storage sink's own parse, so `run` accepts exactly what passes here.
+            match e.parse::<StorageEncoding>() {
+                Err(_) => self.err(
                     "E0426",
                     &format!("{loc}.encoding"),
                     name,
                     format!("encoding '{e}' is not avro, avrodeflate or json"),
-                );
+                ),
+                #[cfg(not(feature = "avro"))]
+                Ok(StorageEncoding::Avro | StorageEncoding::AvroDeflate) => self.err(
+                    "E0426",
+                    &format!("{loc}.encoding"),
+                    name,
+                    format!("encoding '{e}' needs hubroute built with the `avro` feature"),
+                ),
+                Ok(_) => {}
             }
         }
     }
@@ -267,7 +277,7 @@ impl Builder<'_> {
     ) -> Option<Condition> {
         let text = text.filter(|t| !t.trim().is_empty())?;
         let cloc = format!("{loc}.condition");
-        match Condition::compile(text, &condition_options(source)) {
+        match Condition::compile(text, &condition_options_in(source, self.dialect)) {
             Ok(c) => {
                 for w in c.warnings() {
                     self.push(ConfigDiagnostic::in_condition(

@@ -65,6 +65,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             &args.hub_name,
             matches!(args.format, Format::Json),
             args.deny_warnings,
+            args.flags.dialect(),
         );
     }
     let options = args.flags.options()?;
@@ -95,8 +96,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                     if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
                         items.push(Item {
                             origin: path.display().to_string(),
-                            lines_before: u32::try_from(number.saturating_sub(1))
-                                .unwrap_or(u32::MAX),
+                            lines_before: u32::try_from(number - 1).unwrap_or(u32::MAX),
                             query: line,
                         });
                     }

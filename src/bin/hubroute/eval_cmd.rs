@@ -24,14 +24,14 @@ pub struct EvalArgs {
     /// command-line compile flags.
     #[arg(long, conflicts_with_all = ["query", "message"])]
     jsonl: bool,
-    /// A directory of device twins (`<deviceId>.json`, as for `test`) for `$twin` references;
-    /// the message's connectionDeviceId selects the twin.
-    #[arg(long, conflicts_with = "jsonl")]
-    twin_dir: Option<std::path::PathBuf>,
     /// With --jsonl, the longest line read (bytes); a longer line gets an E0905 error line and
     /// the stream goes on, so memory stays bounded.
     #[arg(long, default_value_t = 8 << 20, requires = "jsonl")]
     max_line_bytes: usize,
+    /// A directory of device twins (`<deviceId>.json`, as for `test`) for `$twin` references;
+    /// the message's connectionDeviceId selects the twin.
+    #[arg(long, conflicts_with = "jsonl")]
+    twin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     flags: CompileFlags,
 }
@@ -136,11 +136,17 @@ fn eval_line(line: &str) -> Json {
         Ok(s) => s == hubroute::message::Source::TwinChangeEvents,
         Err(e) => return error_line(id, codes::BAD_SOURCE, &e.to_string(), None),
     };
+    // Conformance lines are the Edge engine's unless they say `"dialect": "hub"`.
+    let dialect = match parsed.get("dialect").and_then(Json::as_str).map(str::parse) {
+        None => hubroute::Dialect::Edge,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return error_line(id, "E0904", &e, None),
+    };
     let options = Options {
         body_query: has_flag(&parsed, "body_query"),
         twin_change_includes: has_flag(&parsed, "twin_change_includes"),
         twin_change_source,
-        iot_hub: false,
+        dialect,
     };
     let condition = match Condition::compile(query, &options) {
         Ok(c) => c,
@@ -182,6 +188,8 @@ mod codes {
     pub const NOT_UTF8: &str = "E0904";
     /// The line is longer than `--max-line-bytes`.
     pub const LINE_TOO_LONG: &str = "E0905";
+    /// Evaluating the line failed inside hubroute (a bug).
+    pub const INTERNAL: &str = "E0906";
 }
 
 /// Every input line gets exactly one output line, whatever it holds: a line that cannot be
@@ -196,7 +204,16 @@ fn jsonl(max_line_bytes: usize) -> Result<ExitCode, String> {
         let (number, line) = next.map_err(|e| format!("reading stdin: {e}"))?;
         let mut result = match line {
             Line::Text(text) if text.trim().is_empty() => json!({"id": null, "skipped": "blank"}),
-            Line::Text(text) => eval_line(&text),
+            // A panic is a bug, never the input's fault; the line still gets its error line
+            // and the stream goes on (the panic message is on standard error).
+            Line::Text(text) => std::panic::catch_unwind(|| eval_line(&text)).unwrap_or_else(|_| {
+                error_line(
+                    Json::Null,
+                    codes::INTERNAL,
+                    "internal error evaluating this line (a bug in hubroute: please report it)",
+                    None,
+                )
+            }),
             Line::NotUtf8 { valid_up_to } => error_line(
                 Json::Null,
                 codes::NOT_UTF8,

@@ -326,7 +326,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let stats = pipeline.shutdown(args.drain_timeout);
     if let Some(twins) = &twins {
         // The first few in full; a fleet without twins is one line, not one per device.
-        for p in twins.problems().iter().take(3) {
+        let problems = twins.problems();
+        for p in problems.iter().take(3) {
             eprintln!("warning[{}]: {p}", p.code());
         }
         let more = twins.problem_count().saturating_sub(3);

@@ -10,7 +10,7 @@
 //! {compilationErrors}}` for one route), so a pipeline written against the cloud runs unchanged.
 
 use crate::output::outln;
-use crate::routes_cmd::{load_table, render_config};
+use crate::routes_cmd::{load_table_in, render_config};
 use clap::{Args, ValueEnum};
 use hubroute::eval::TwinLookup;
 use hubroute::message::naming::canonical_name;
@@ -21,6 +21,7 @@ use hubroute::route::{
     TwinResolver,
 };
 use hubroute::span::SourceMap;
+use hubroute::Dialect;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,10 @@ pub struct TestArgs {
     /// "source", else DeviceMessages).
     #[arg(long)]
     pub source: Option<String>,
+    /// The query language of the conditions: hub (IoT Hub, as Learn documents it) or edge
+    /// (the IoT Edge engine, with body queries and twin_change_includes on).
+    #[arg(long, default_value = "hub")]
+    pub dialect: Dialect,
     /// Show, for every route, the sub-expressions and values that decided it.
     #[arg(long)]
     pub explain: bool,
@@ -219,7 +224,11 @@ fn apply_inline(args: &TestArgs, message: &mut Message) -> Result<(), String> {
 
 /// One route as a table of its own, as `$testnew` tests it: enabled, with its endpoints
 /// standing as Event Hubs endpoints (the endpoint's kind does not change the answer).
-fn single_route_table(route: &RouteSpec, hub_name: &str) -> hubroute::route::Build {
+fn single_route_table(
+    route: &RouteSpec,
+    hub_name: &str,
+    dialect: Dialect,
+) -> hubroute::route::Build {
     let mut route = route.clone();
     route.is_enabled = Some(true);
     let endpoints = route
@@ -239,7 +248,7 @@ fn single_route_table(route: &RouteSpec, hub_name: &str) -> hubroute::route::Bui
         endpoints,
         ..RoutingConfig::default()
     };
-    RouteTable::build(&config, hub_name)
+    RouteTable::build_in(&config, hub_name, dialect)
 }
 
 pub fn test(args: TestArgs) -> Result<ExitCode, String> {
@@ -264,7 +273,10 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
     let build = match (&req.route, &args.route, &args.routes) {
         (Some(route), _, _) => {
             origin = args.message.clone().unwrap_or_default();
-            Some((single_route_table(route, &args.hub_name), route.clone()))
+            Some((
+                single_route_table(route, &args.hub_name, args.dialect),
+                route.clone(),
+            ))
         }
         (None, Some(name), Some(routes)) => {
             origin = routes.clone();
@@ -284,7 +296,10 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
                         names.join(", ")
                     )
                 })?;
-            Some((single_route_table(&route, &args.hub_name), route))
+            Some((
+                single_route_table(&route, &args.hub_name, args.dialect),
+                route,
+            ))
         }
         (None, _, None) => {
             return Err(
@@ -303,7 +318,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
             Some(t) => (t, Some(route)),
             None => return report_compile_errors(&origin, &b.diagnostics, format),
         },
-        None => match load_table(&origin, &args.hub_name)? {
+        None => match load_table_in(&origin, &args.hub_name, args.dialect)? {
             Ok(t) => (t, None),
             Err(code) => return Ok(code),
         },
