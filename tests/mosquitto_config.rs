@@ -219,6 +219,8 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         .arg(format!("archive=file:{}", archive.display()))
         .arg("--dead-letter")
         .arg(dir.0.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.0.join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

@@ -63,7 +63,7 @@ fn message(i: usize) -> Message {
 }
 
 fn file_sink(path: &Path) -> Box<dyn Sink> {
-    Box::new(JsonLinesSink::to_path(path.to_path_buf()).unwrap())
+    Box::new(JsonLinesSink::to_path(path).unwrap())
 }
 
 /// An MQTT sink towards a loopback port nothing listens on: every write fails, retryably.

@@ -123,7 +123,7 @@ pub struct PipelineConfig {
     /// the retention; otherwise a batch's copies go to the dead letter after that many failed
     /// attempts, code [`crate::sink::codes::RETRIES_EXHAUSTED`]).
     pub retry: RetryPolicy,
-    /// Most copies per sink write. Default 1000.
+    /// Most copies per sink write (one flush, then one cursor commit, each). Default 4096.
     pub max_batch: usize,
     /// Most records per store commit. Default 8192.
     pub max_commit: usize,
@@ -149,7 +149,7 @@ impl PipelineConfig {
                 max_attempts: 0,
                 ..RetryPolicy::default()
             },
-            max_batch: 1000,
+            max_batch: 4096,
             max_commit: 8192,
             degraded_after: Duration::from_secs(60),
             hub_name: hub_name.into(),
@@ -667,16 +667,27 @@ impl Pipeline {
 
     fn stop(&mut self, drain: Duration) {
         drop(lock(&self.submit).take());
+        let shared = &self.shared;
+        let deadline = Instant::now() + drain;
+        // The committer first takes what was submitted; if the store stays full past the
+        // deadline, what it holds is refused (not acknowledged), never dropped after an ack.
         if let Some(c) = self.committer.take() {
+            while !c.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !c.is_finished() {
+                shared.abandon.store(true, Ordering::Release);
+                let _g = lock(&shared.committed);
+                shared.space.notify_all();
+            }
             let _ = c.join();
         }
-        let shared = &self.shared;
+        // Only now: a worker that sees `closing` and nothing new stops for good.
         shared.closing.store(true, Ordering::Release);
         {
             let _g = lock(&shared.committed);
             shared.records.notify_all();
         }
-        let deadline = Instant::now() + drain;
         while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -30,6 +30,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of `run`'s arguments costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Evaluate a routing query against a message (or a batch of conformance-format lines).
     Eval(eval_cmd::EvalArgs),

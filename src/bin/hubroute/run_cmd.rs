@@ -7,21 +7,18 @@
 use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
-use hubroute::message::{Message, Protocol};
-use hubroute::pipeline::input::{LineContent, LineReader};
-use hubroute::pipeline::{
-    Accepted, Pipeline, PipelineConfig, PipelineError, PipelineStats, Prepared, Rejected, Retention,
-};
+use hubroute::message::Protocol;
+use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -347,48 +344,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// One line after parsing, validation and routing.
-enum Outcome {
-    Blank,
-    Invalid(&'static str, String, serde_json::Value),
-    Ready(Prepared),
-}
-
-/// Parses, validates and routes one line (on rayon's threads).
-fn prepare_line(
-    pipeline: &Pipeline,
-    router: &mut hubroute::route::Router<'_>,
-    content: LineContent,
-    twin: Option<&TwinResolver<'_>>,
-) -> Outcome {
-    let text = match content {
-        LineContent::Blank => return Outcome::Blank,
-        LineContent::Invalid { code, reason, raw } => return Outcome::Invalid(code, reason, raw),
-        LineContent::ReadFailed(e) => {
-            return Outcome::Invalid(
-                hubroute::pipeline::codes::READ_FAILED,
-                e,
-                serde_json::Value::Null,
-            )
-        }
-        LineContent::Text(t) => t,
-    };
-    let message = match Message::from_json_str(&text) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::Invalid(e.code(), e.to_string(), serde_json::Value::String(text))
-        }
-    };
-    let twin = twin.map(|t| t as &dyn TwinLookup);
-    match pipeline.prepare(router, &message, twin, SystemTime::now()) {
-        Ok(p) => Outcome::Ready(p),
-        Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
-    }
-}
-
-/// Reads the file (or standard input) to its end: chunks of lines are parsed, validated and
-/// routed in parallel (rayon), then accepted into the store in one durable commit each.
-/// Standard input goes line by line, so that a live stream is routed as it arrives.
+/// Reads the file (or standard input) to its end through the library's `feed_lines`: chunks
+/// of 4096 lines routed in parallel and accepted in one durable commit each; standard input goes
+/// line by line, so that a live stream is routed as it arrives.
 fn read_lines(
     args: &RunArgs,
     pipeline: &Pipeline,
@@ -412,117 +370,47 @@ fn read_lines(
         }
     };
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
-    let mut lines = LineReader::new(reader, max_line);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let mut in_flight = std::collections::VecDeque::new();
-    loop {
-        let chunk: Vec<_> = lines.by_ref().take(chunk_size).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let mut read_error = None;
-        let numbered: Vec<(u64, LineContent)> = chunk
-            .into_iter()
-            .filter_map(|l| match l.content {
-                LineContent::ReadFailed(e) => {
-                    read_error = Some(e);
-                    None
-                }
-                c => Some((l.number, c)),
-            })
-            .collect();
-        let outcomes: Vec<(u64, Outcome)> = numbered
-            .into_par_iter()
-            .map_init(
-                || pipeline.router(),
-                |router, (n, content)| (n, prepare_line(pipeline, router, content, resolver)),
-            )
-            .collect();
-        let mut batch = Vec::with_capacity(outcomes.len());
-        for (line_no, outcome) in outcomes {
-            stats.read += 1;
-            match outcome {
-                Outcome::Blank => stats.blank += 1,
-                Outcome::Invalid(code, reason, raw) => {
-                    *stats.invalid.entry(code).or_default() += 1;
-                    eprintln!(
-                        "{}:{line_no}: invalid message [{code}]: {reason}",
-                        args.input
-                    );
-                    invalid_log.write(line_no, code, &reason, raw);
-                }
-                Outcome::Ready(p) => {
-                    stats.valid += 1;
-                    batch.push(p);
-                }
-            }
-        }
-        // The next chunk is read and routed while this one is committed; at most
-        // ACCEPTS_IN_FLIGHT chunks wait for their commit.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        pipeline.accept_then(batch, move |r| {
-            let _ = tx.send(r);
-        });
-        in_flight.push_back((rx, lines.lines_read()));
-        if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut stats) {
-            break;
-        }
-        if let Some(e) = read_error {
+    let report = feed_lines(
+        pipeline,
+        LineReader::new(reader, max_line),
+        chunk_size,
+        resolver.map(|r| r as &(dyn TwinLookup + Sync)),
+        &mut |bad: InvalidLine| {
             eprintln!(
-                "error: reading {} after line {}: {e}",
-                args.input,
-                lines.lines_read()
+                "{}:{}: invalid message [{}]: {}",
+                args.input, bad.line, bad.code, bad.reason
             );
-            stats.read_error = Some(e);
-            break;
-        }
-        if progress && last_progress.elapsed() > Duration::from_millis(200) {
-            last_progress = Instant::now();
-            let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\r{} lines, {} invalid, {:.0} lines/s   ",
-                stats.read,
-                stats.invalid_total(),
-                rate
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
-    while !in_flight.is_empty() {
-        wait_accepted(&mut in_flight, &mut stats);
-    }
+            invalid_log.write(bad.line, bad.code, &bad.reason, bad.raw);
+        },
+        &mut |so_far: &LinesReport| {
+            if progress && last_progress.elapsed() > Duration::from_millis(200) {
+                last_progress = Instant::now();
+                let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\r{} lines, {} invalid, {:.0} lines/s   ",
+                    so_far.read,
+                    so_far.invalid_total(),
+                    rate
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    );
     if progress {
         eprintln!();
     }
-    stats
-}
-
-/// Chunks of a file being committed while the next one is routed.
-const ACCEPTS_IN_FLIGHT: usize = 2;
-
-type Pending = (
-    std::sync::mpsc::Receiver<Result<Accepted, PipelineError>>,
-    u64,
-);
-
-/// Waits for the oldest chunk's commit; `false` (reported) if it was not accepted.
-fn wait_accepted(
-    in_flight: &mut std::collections::VecDeque<Pending>,
-    stats: &mut InputStats,
-) -> bool {
-    let Some((rx, last_line)) = in_flight.pop_front() else {
-        return true;
-    };
-    match rx.recv().unwrap_or(Err(PipelineError::Closed)) {
-        Ok(_) => true,
-        Err(e) => {
-            // Only when the pipeline was stopped under it: say how much is not in.
-            eprintln!("error: messages up to line {last_line} were not accepted: {e}");
-            stats.read_error = Some(e.to_string());
-            false
-        }
+    if let Some(e) = &report.stopped {
+        eprintln!("error: {}: {e}", args.input);
+    }
+    InputStats {
+        read: report.read,
+        blank: report.blank,
+        valid: report.valid,
+        invalid: report.invalid,
+        read_error: report.stopped,
     }
 }
 
@@ -546,10 +434,10 @@ pub(crate) fn report(
         elapsed.as_secs_f64(),
         input.read as f64 / elapsed.as_secs_f64().max(1e-9)
     );
-    let codes: String = input
+    let codes: Vec<String> = input
         .invalid
         .iter()
-        .map(|(c, n)| format!(" {c}: {n}"))
+        .map(|(c, n)| format!("{c}: {n}"))
         .collect();
     let _ = writeln!(
         out,
@@ -561,9 +449,13 @@ pub(crate) fn report(
     );
     let _ = writeln!(
         out,
-        "  invalid: {}{} (dead-lettered to {})",
+        "  invalid: {} ({}dead-lettered to {})",
         input.invalid_total(),
-        codes,
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", codes.join(", "))
+        },
         args.dead_letter.display()
     );
     let _ = writeln!(out, "  accepted into the store: {}", stats.accepted);
