@@ -280,3 +280,73 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         "the password is in the log"
     );
 }
+
+/// With a broker that drops (a queue of 10 beyond 20 in flight, as Mosquitto's defaults of
+/// 1000 and 20 do at a larger scale) the router says so loudly, with the broker's own count:
+/// its endpoint is down, so it holds 20 messages unacknowledged and the broker drops most of the
+/// 100 that follow although every device got its PUBACK.
+#[test]
+fn a_broker_that_drops_is_reported_by_the_router() {
+    let dir = TempDir::new("mosquitto-drops");
+    let port = free_port();
+    let config = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10\nsys_interval 1\n"
+    );
+    let server = Server::mosquitto(&dir.0, "small-queue", &config, &[port]);
+    let routes = dir.write("routes.json", ROUTES);
+    let log = dir.0.join("run.log");
+    let nowhere = free_port();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["run", "--routes"])
+        .arg(&routes)
+        .arg("--input")
+        .arg(format!("mqtt://127.0.0.1:{port}"))
+        .args([
+            "--client-id",
+            "router-drops",
+            "--max-attempts",
+            "1000",
+            "--max-backoff",
+            "300ms",
+        ])
+        .arg("--sink")
+        .arg(format!("archive=mqtt://127.0.0.1:{nowhere}/out"))
+        .arg("--dead-letter")
+        .arg(dir.0.join("dead.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let report = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(30), || report()
+            .contains("subscribed to device-to-cloud topics")),
+        "never subscribed: {}",
+        report()
+    );
+    let (client, mut conn) = Client::new(options(port, "dev-0", None), 200);
+    for i in 0..130 {
+        let topic = format!("devices/dev-0/messages/events/$.mid=m-{i}");
+        client
+            .publish(topic, QoS::AtLeastOnce, false, "{}")
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < 130 {
+        match conn.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("dev-0 after {acked}: {other:?}"),
+        }
+    }
+    let warned = eventually(Duration::from_secs(30), || report().contains("W0702"));
+    let _ = run.kill();
+    let _ = run.wait();
+    let report = report();
+    assert!(warned, "no warning about the broker's drops: {report}");
+    assert!(report.contains("max_queued_messages"), "{report}");
+    assert!(server
+        .log_text()
+        .contains("Outgoing messages are being dropped"));
+}
