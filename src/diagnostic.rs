@@ -60,6 +60,8 @@ pub mod codes {
     pub const NEVER_TRUE: &str = "W0005";
     /// `$Body.x` in a route whose messages may lack contentType/contentEncoding (router lint).
     pub const BODY_NEEDS_CONTENT_TYPE: &str = "W0006";
+    /// Hub dialect: `$body` alone or `$body[n]`, which IoT Hub does not support (undefined).
+    pub const WHOLE_BODY: &str = "W0007";
 }
 
 /// One problem found in a condition.

@@ -5,7 +5,9 @@
 
 mod check_cmd;
 mod eval_cmd;
+mod input_lines;
 mod live;
+mod output;
 mod render;
 mod routes_cmd;
 mod run_cmd;
@@ -44,17 +46,21 @@ enum Command {
     Bridge(live::BridgeArgs),
 }
 
-/// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
+/// How queries are compiled. Defaults are IoT Hub's: its dialect, body queries and `$twin` on.
 #[derive(Args, Clone, Debug)]
 pub struct CompileFlags {
-    /// Compile as the IoT Edge engine with no compiler flags: `$body.x` is then an ordinary
-    /// `$` property and `$twin` is not resolved.
+    /// The query language: `hub` (IoT Hub, as Microsoft Learn documents it) or `edge` (the IoT
+    /// Edge engine exactly, with no compiler flags unless --body-query / --twin-change-includes:
+    /// `$body.x` is then an ordinary `$` property and `$twin` is not resolved).
+    #[arg(long, default_value = "hub")]
+    dialect: hubroute::Dialect,
+    /// Shorthand for --dialect edge.
     #[arg(long)]
     edge: bool,
-    /// With --edge, enable body queries (RouteCompilerFlags.BodyQuery).
+    /// With --dialect edge, enable body queries (RouteCompilerFlags.BodyQuery).
     #[arg(long)]
     body_query: bool,
-    /// With --edge, enable twin_change_includes (RouteCompilerFlags.TwinChangeIncludes).
+    /// With --dialect edge, enable twin_change_includes (RouteCompilerFlags.TwinChangeIncludes).
     #[arg(long)]
     twin_change_includes: bool,
     /// The route's source: DeviceMessages (default), TwinChangeEvents, ... (twin_change_includes
@@ -64,17 +70,25 @@ pub struct CompileFlags {
 }
 
 impl CompileFlags {
+    /// The dialect asked for (`--edge` is `--dialect edge`).
+    pub fn dialect(&self) -> hubroute::Dialect {
+        match self.edge {
+            true => hubroute::Dialect::Edge,
+            false => self.dialect,
+        }
+    }
+
     /// The compiler options these flags ask for.
     pub fn options(&self) -> Result<Options, String> {
         let source: hubroute::message::Source =
             self.source.parse().map_err(|e| format!("--source: {e}"))?;
         let twin_change_source = source == hubroute::message::Source::TwinChangeEvents;
-        Ok(if self.edge {
+        Ok(if self.dialect() == hubroute::Dialect::Edge {
             Options {
                 body_query: self.body_query,
                 twin_change_includes: self.twin_change_includes,
                 twin_change_source,
-                iot_hub: false,
+                ..Options::edge_none()
             }
         } else {
             Options {
