@@ -219,6 +219,8 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         .arg(format!("archive=file:{}", archive.display()))
         .arg("--dead-letter")
         .arg(dir.0.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.0.join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -281,22 +283,12 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
     );
 }
 
-/// With a broker that drops (a queue of 10 beyond 20 in flight, as Mosquitto's defaults of
-/// 1000 and 20 do at a larger scale) the router says so loudly, with the broker's own count:
-/// its endpoint is down, so it holds 20 messages unacknowledged and the broker drops most of the
-/// 100 that follow although every device got its PUBACK.
-#[test]
-fn a_broker_that_drops_is_reported_by_the_router() {
-    let dir = TempDir::new("mosquitto-drops");
-    let port = free_port();
-    let config = format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10\nsys_interval 1\n"
-    );
-    let server = Server::mosquitto(&dir.0, "small-queue", &config, &[port]);
-    let routes = dir.write("routes.json", ROUTES);
-    let log = dir.0.join("run.log");
-    let nowhere = free_port();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+/// `hubroute run` from `port` into an endpoint on a port where nothing listens, as client
+/// `router-drops`, logging to `log`.
+fn start_router_into_nowhere(dir: &Path, port: u16, log: &Path) -> std::process::Child {
+    let routes = dir.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hubroute"))
         .args(["run", "--routes"])
         .arg(&routes)
         .arg("--input")
@@ -310,21 +302,47 @@ fn a_broker_that_drops_is_reported_by_the_router() {
             "300ms",
         ])
         .arg("--sink")
-        .arg(format!("archive=mqtt://127.0.0.1:{nowhere}/out"))
+        .arg(format!("archive=mqtt://127.0.0.1:{}/out", free_port()))
         .arg("--dead-letter")
-        .arg(dir.0.join("dead.jsonl"))
+        .arg(dir.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .unwrap();
-    let report = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        eventually(Duration::from_secs(30), || report()
-            .contains("subscribed to device-to-cloud topics")),
-        "never subscribed: {}",
-        report()
+        .unwrap()
+}
+
+fn subscribed(log: &Path) -> bool {
+    eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("subscribed to device-to-cloud topics")
+    })
+}
+
+/// With a broker that drops (a queue of 10, as Mosquitto's default of 1000 at a larger scale)
+/// the router says so loudly, with the broker's own count: 130 messages arrive while the
+/// router is away, the broker keeps 10 for its session and drops the rest although every
+/// device got its PUBACK, and the router, back, reports it.
+#[test]
+fn a_broker_that_drops_is_reported_by_the_router() {
+    let dir = TempDir::new("mosquitto-drops");
+    let port = free_port();
+    let config = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10\nsys_interval 1\n"
     );
+    let server = Server::mosquitto(&dir.0, "small-queue", &config, &[port]);
+    // The router's first run makes its session and subscription; then it stops.
+    let first_log = dir.0.join("first.log");
+    let mut first = start_router_into_nowhere(&dir.0, port, &first_log);
+    assert!(subscribed(&first_log), "never subscribed");
+    let _ = Command::new("kill").arg(first.id().to_string()).status();
+    let _ = first.wait();
+    let first_report = std::fs::read_to_string(&first_log).unwrap();
+    assert!(!first_report.contains("W0702"), "{first_report}");
+
     let (client, mut conn) = Client::new(options(port, "dev-0", None), 200);
     for i in 0..130 {
         let topic = format!("devices/dev-0/messages/events/$.mid=m-{i}");
@@ -340,13 +358,18 @@ fn a_broker_that_drops_is_reported_by_the_router() {
             other => panic!("dev-0 after {acked}: {other:?}"),
         }
     }
+    assert!(server
+        .log_text()
+        .contains("Outgoing messages are being dropped"));
+
+    let log = dir.0.join("run.log");
+    let mut run = start_router_into_nowhere(&dir.0, port, &log);
+    let report = || std::fs::read_to_string(&log).unwrap_or_default();
     let warned = eventually(Duration::from_secs(30), || report().contains("W0702"));
     let _ = run.kill();
     let _ = run.wait();
     let report = report();
     assert!(warned, "no warning about the broker's drops: {report}");
+    assert!(report.contains("dropped 120 QoS 1 messages"), "{report}");
     assert!(report.contains("max_queued_messages"), "{report}");
-    assert!(server
-        .log_text()
-        .contains("Outgoing messages are being dropped"));
 }

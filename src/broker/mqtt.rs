@@ -190,10 +190,12 @@ async fn drive(
 /// PUBACK, and MQTT 3.1.1 tells the subscriber nothing.
 pub const DROPPED_TOPIC: &str = "$SYS/broker/publish/messages/dropped";
 
-/// Watches [`DROPPED_TOPIC`] and says loudly when it rises while the router is subscribed.
+/// Watches [`DROPPED_TOPIC`] and says loudly when the broker has dropped messages: once at
+/// the first reading if the count is not zero (the broker may have dropped this router's queue
+/// while it was away), then whenever it rises. The count is the broker's, over all clients.
 #[derive(Default)]
 struct DropWatch {
-    /// The count when the subscription started (the retained value), then the last one said.
+    /// The last count said (or seen at zero).
     seen: Option<u64>,
 }
 
@@ -205,20 +207,27 @@ impl DropWatch {
         else {
             return;
         };
-        match self.seen {
-            Some(before) if now > before => eprintln!(
-                "{}: the broker dropped {} QoS 1 messages ({DROPPED_TOPIC} went from {before} \
-                 to {now}), for this router or another client: devices got their PUBACKs, but \
+        let before = self.seen.unwrap_or(0);
+        if now > before {
+            let what = match self.seen {
+                None => format!("the broker has dropped {now} QoS 1 messages since it started"),
+                Some(_) => format!(
+                    "the broker dropped {} QoS 1 messages ({DROPPED_TOPIC} went from {before} \
+                     to {now})",
+                    now - before
+                ),
+            };
+            eprintln!(
+                "{}: {what}, for this router or another client: devices got their PUBACKs, but \
                  Mosquitto discards what no longer fits a client's queue (max_queued_messages, \
-                 default 1000, beyond max_inflight_messages, default 20). Run Mosquitto with \
-                 examples/mosquitto/hubroute.conf (max_inflight_messages 2000, \
-                 max_queued_messages 0) or raise those two; see the README",
+                 default 1000, beyond max_inflight_messages, default 20), also while the \
+                 client is away. Run Mosquitto with examples/mosquitto/hubroute.conf \
+                 (max_inflight_messages 2000, max_queued_messages 0) or raise those two; see \
+                 the README",
                 super::codes::BROKER_DROPPED,
-                now - before
-            ),
-            _ => {}
+            );
         }
-        self.seen = Some(self.seen.map_or(now, |s| s.max(now)));
+        self.seen = Some(before.max(now));
     }
 }
 
