@@ -79,6 +79,11 @@ pub struct Diagnostic {
     /// Further explanation and hints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A consequence of an earlier error: an operator whose operand already failed (`=` in
+    /// `3 + '4' = 7`). IoT Hub reports it too, so it is kept, but it is no problem of its own;
+    /// renderers for people leave it out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub follows: bool,
 }
 
 impl Diagnostic {
@@ -90,6 +95,7 @@ impl Diagnostic {
             message: message.into(),
             span,
             notes: Vec::new(),
+            follows: false,
         }
     }
 

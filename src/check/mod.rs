@@ -460,7 +460,25 @@ impl Checker<'_> {
     }
 
     fn unary(&mut self, op: UnaryOp, op_span: Span, operand: &Expr) -> (Ir, Ty) {
+        let before = self.errors.len();
         let (ir, ty) = self.expr(operand);
+        let after = self.errors.len();
+        let result = self.unary_typed(op, op_span, (ir, ty));
+        self.mark_following(before, after);
+        result
+    }
+
+    /// Marks the errors from `after` on as consequences when the operands' checking (errors
+    /// `before..after`) already failed: the operator then only sees their stand-in type.
+    fn mark_following(&mut self, before: usize, after: usize) {
+        if after > before {
+            for d in &mut self.errors[after..] {
+                d.follows = true;
+            }
+        }
+    }
+
+    fn unary_typed(&mut self, op: UnaryOp, op_span: Span, (ir, ty): (Ir, Ty)) -> (Ir, Ty) {
         match (op, ty) {
             (UnaryOp::Neg, Ty::Number) => (Ir::Neg(boxed(ir)), Ty::Number),
             (UnaryOp::Neg, Ty::Body) => self.unsupported(
@@ -489,8 +507,22 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, op: BinaryOp, op_span: Span, left: &Expr, right: &Expr) -> (Ir, Ty) {
+        let before = self.errors.len();
         let (l, lt) = self.expr(left);
         let (r, rt) = self.expr(right);
+        let after = self.errors.len();
+        let result = self.binary_typed(op, op_span, (l, lt), (r, rt));
+        self.mark_following(before, after);
+        result
+    }
+
+    fn binary_typed(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        (l, lt): (Ir, Ty),
+        (r, rt): (Ir, Ty),
+    ) -> (Ir, Ty) {
         use BinaryOp::*;
         match op {
             Mul | Div | Mod | Add | Sub => self.arith(op, op_span, (l, lt), (r, rt)),
@@ -570,6 +602,27 @@ impl Checker<'_> {
             return Some((to_body(l, lt), to_body(r, rt), Ty::Body));
         }
         self.operand_error(op_span, &[lt, rt], &[lt, lt]);
+        // `severity = 2`: properties are strings, the most common surprise of the language.
+        let property = |ir: &Ir| match ir {
+            Ir::AppProp(n) => Some(n.clone()),
+            Ir::SysProp(n) => Some(format!("${n}")),
+            Ir::AppOrSysProp { app, .. } => Some(app.clone()),
+            _ => None,
+        };
+        let hint = match (lt, rt) {
+            (Ty::String, Ty::Number) => property(&l).map(|n| (n, &r)),
+            (Ty::Number, Ty::String) => property(&r).map(|n| (n, &l)),
+            _ => None,
+        };
+        if let (Some((name, number)), Some(d)) = (hint, self.errors.last_mut()) {
+            let constant = match number {
+                Ir::Num(v) => format!("'{v}'"),
+                _ => "the constant".to_string(),
+            };
+            d.notes.push(format!(
+                "message properties are strings: quote the constant ({name} = {constant}) or convert the property (as_number({name}))"
+            ));
+        }
         None
     }
 
@@ -672,5 +725,51 @@ fn to_body(ir: Ir, ty: Ty) -> Ir {
         ir
     } else {
         Ir::ToBody(Box::new(ir), ty)
+    }
+}
+
+#[cfg(test)]
+mod follows_tests {
+    use crate::{Condition, Options};
+
+    fn errors(q: &str) -> Vec<(&'static str, bool)> {
+        Condition::compile(q, &Options::iot_hub())
+            .err()
+            .map(|e| e.0.iter().map(|d| (d.code, d.follows)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn errors_caused_by_a_failed_operand_are_marked() {
+        // IoT Hub reports both; the second only follows from the first.
+        assert_eq!(errors("3 + '4' = 7"), [("E0101", false), ("E0101", true)]);
+        assert_eq!(
+            errors("as_number(true) = true"),
+            [("E0102", false), ("E0101", true)]
+        );
+        // Independent errors in both operands are each a problem of their own.
+        assert_eq!(
+            errors("(1 + 'a') + (2 + 'b')"),
+            [("E0101", false), ("E0101", false), ("E0101", true)]
+        );
+        assert_eq!(errors("-(1 + 'x')"), [("E0101", false), ("E0101", true)]);
+    }
+
+    #[test]
+    fn a_property_compared_with_a_number_gets_a_hint() {
+        let e = Condition::compile("severity = 2", &Options::iot_hub()).unwrap_err();
+        assert_eq!(e.0[0].code, "E0101");
+        assert_eq!(
+            e.0[0].notes,
+            ["message properties are strings: quote the constant (severity = '2') or convert the property (as_number(severity))"]
+        );
+        let e = Condition::compile("1.5 < $messageId", &Options::iot_hub()).unwrap_err();
+        assert!(
+            e.0[0].notes[0].contains("as_number($messageId)"),
+            "{:?}",
+            e.0[0].notes
+        );
+        let e = Condition::compile("'a' = 2", &Options::iot_hub()).unwrap_err();
+        assert!(e.0[0].notes.is_empty(), "no property, no hint");
     }
 }

@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// the stream goes on, so memory stays bounded.
     #[arg(long, default_value_t = 8 << 20, requires = "jsonl")]
     max_line_bytes: usize,
+    /// A directory of device twins (`<deviceId>.json`, as for `test`) for `$twin` references;
+    /// the message's connectionDeviceId selects the twin.
+    #[arg(long, conflicts_with = "jsonl")]
+    twin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     flags: CompileFlags,
 }
@@ -49,7 +53,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let condition = match Condition::compile(&query, &options) {
         Ok(c) => c,
         Err(e) => {
-            for d in &e.0 {
+            for d in e.0.iter().filter(|d| !d.follows) {
                 eprint!("{}", render::text("<query>", &query, d));
             }
             return Ok(ExitCode::from(1));
@@ -58,7 +62,29 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     for w in condition.warnings() {
         eprint!("{}", render::text("<query>", &query, w));
     }
-    crate::output::check(writeln!(std::io::stdout(), "{}", condition.eval(&message)))?;
+    let result = match &args.twin_dir {
+        None => {
+            if query.to_ascii_lowercase().contains("$twin") {
+                eprintln!("warning[W0804]: the query reads $twin but no --twin-dir was given; every $twin value is undefined");
+            }
+            condition.eval(&message)
+        }
+        Some(dir) => {
+            let store = hubroute::route::DirTwinStore::new(dir);
+            let resolver = hubroute::route::TwinResolver::new(&store);
+            let ctx = hubroute::eval::context::EvalContext::new(&message).with_twin(&resolver);
+            let result = condition.eval_in(&ctx);
+            for p in store
+                .directory_problem()
+                .into_iter()
+                .chain(store.problems())
+            {
+                eprintln!("warning[{}]: {p}", p.code());
+            }
+            result
+        }
+    };
+    crate::output::check(writeln!(std::io::stdout(), "{result}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,6 +188,8 @@ mod codes {
     pub const NOT_UTF8: &str = "E0904";
     /// The line is longer than `--max-line-bytes`.
     pub const LINE_TOO_LONG: &str = "E0905";
+    /// Evaluating the line failed inside hubroute (a bug).
+    pub const INTERNAL: &str = "E0906";
 }
 
 /// Every input line gets exactly one output line, whatever it holds: a line that cannot be
@@ -176,7 +204,16 @@ fn jsonl(max_line_bytes: usize) -> Result<ExitCode, String> {
         let (number, line) = next.map_err(|e| format!("reading stdin: {e}"))?;
         let mut result = match line {
             Line::Text(text) if text.trim().is_empty() => json!({"id": null, "skipped": "blank"}),
-            Line::Text(text) => eval_line(&text),
+            // A panic is a bug, never the input's fault; the line still gets its error line
+            // and the stream goes on (the panic message is on standard error).
+            Line::Text(text) => std::panic::catch_unwind(|| eval_line(&text)).unwrap_or_else(|_| {
+                error_line(
+                    Json::Null,
+                    codes::INTERNAL,
+                    "internal error evaluating this line (a bug in hubroute: please report it)",
+                    None,
+                )
+            }),
             Line::NotUtf8 { valid_up_to } => error_line(
                 Json::Null,
                 codes::NOT_UTF8,

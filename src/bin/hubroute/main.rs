@@ -6,11 +6,13 @@
 mod check_cmd;
 mod eval_cmd;
 mod input_lines;
+mod inspect_cmd;
 mod live;
 mod output;
 mod render;
 mod routes_cmd;
 mod run_cmd;
+mod test_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use hubroute::Options;
@@ -37,13 +39,16 @@ enum Command {
     Fmt(check_cmd::FmtArgs),
     /// Test a message against a routing configuration: which routes match, which endpoints
     /// receive it, and (with --explain) why.
-    Test(routes_cmd::TestArgs),
+    Test(test_cmd::TestArgs),
     /// Route messages (JSON Lines, MQTT devices or a shared JetStream stream) to sinks bound to
     /// the endpoints.
     Run(run_cmd::RunArgs),
     /// Take devices' MQTT messages (IoT Hub's topics), stamp and validate them, and append them
     /// to a JetStream stream that any number of `run` processes share.
     Bridge(live::BridgeArgs),
+    /// Print what a Storage endpoint wrote (Avro, AvroDeflate or JSON files, or a directory of
+    /// them) as message JSON Lines, one record per line.
+    Inspect(inspect_cmd::InspectArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: its dialect, body queries and `$twin` on.
@@ -105,9 +110,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Fmt(args) => check_cmd::fmt(args),
-        Command::Test(args) => routes_cmd::test(args),
+        Command::Test(args) => test_cmd::test(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Bridge(args) => live::bridge(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
     };
     match result {
         Ok(code) => code,
