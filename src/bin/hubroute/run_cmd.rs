@@ -4,7 +4,7 @@
 //! dropped silently: a line that is not a message is reported with its line number and code,
 //! counted and dead-lettered, and the stream goes on; the summary always prints.
 
-use crate::routes_cmd::load_table;
+use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::Protocol;
@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// The routing configuration (as for `test`).
     #[arg(long)]
     routes: PathBuf,
+    /// The query language of the conditions: hub (IoT Hub, as Learn documents it) or edge
+    /// (the IoT Edge engine, with body queries and twin_change_includes on).
+    #[arg(long, default_value = "hub")]
+    dialect: hubroute::Dialect,
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
     /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
@@ -251,7 +255,7 @@ pub(crate) fn pipeline_config(
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let table = match load_table(&args.routes, &args.hub_name)? {
+    let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
