@@ -76,16 +76,18 @@ pub use codec::Destination;
 pub use health::{EndpointSnapshot, Health, PipelineStats};
 pub use store::{Store, StoreError};
 
-/// Stable codes of the pipeline: input lines that are not messages (E07xx). The dead-letter
+/// Stable codes of the pipeline: input lines that are not messages. They share the E09xx range
+/// of input-line problems with `hubroute eval --jsonl` and `check --file`, so one problem has
+/// one code wherever a line is read. The dead-letter
 /// codes of delivery (retention) are next to the other delivery codes in
 /// [`crate::sink::codes`].
 pub mod codes {
     /// An input line is not valid UTF-8 (the line is dead-lettered as base64).
-    pub const INVALID_UTF8: &str = "E0701";
+    pub const INVALID_UTF8: &str = "E0904";
     /// An input line is longer than the reader's limit (its first bytes are dead-lettered).
-    pub const LINE_TOO_LONG: &str = "E0702";
+    pub const LINE_TOO_LONG: &str = "E0905";
     /// Reading the input failed (an I/O error); the lines before it were processed.
-    pub const READ_FAILED: &str = "E0703";
+    pub const READ_FAILED: &str = "E0907";
 }
 
 /// How long and how much an endpoint's undelivered copies are kept.

@@ -5,7 +5,6 @@
 
 mod check_cmd;
 mod eval_cmd;
-mod input_lines;
 mod inspect_cmd;
 mod live;
 mod output;

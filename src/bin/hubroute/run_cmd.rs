@@ -89,7 +89,7 @@ pub struct RunArgs {
     /// what is stored. What is left stays in the store for the next run.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
     pub(crate) drain_timeout: Duration,
-    /// The longest input line; longer ones are dead-lettered (E0702) and reading goes on.
+    /// The longest input line; longer ones are dead-lettered (E0905) and reading goes on.
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes_arg)]
     max_line_bytes: u64,
     /// With a broker input: the MQTT client id (its broker session holds unacknowledged
