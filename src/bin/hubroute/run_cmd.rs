@@ -135,6 +135,43 @@ pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
 }
 
 /// `30s`, `500ms`, `2m` or plain seconds.
+/// A `--sink` or `--input` value as messages may print it: a broker URL loses its password,
+/// token and secret-bearing parameters (`hubroute::broker::redact`); in a build without the
+/// broker features, everything after the scheme of a URL.
+pub(crate) fn shown(text: &str) -> String {
+    #[cfg(any(feature = "mqtt", feature = "nats"))]
+    let text = hubroute::broker::redact(text);
+    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
+    let text = match text.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => text.to_string(),
+    };
+    without_user_password(&text)
+}
+
+/// `text` with any `user:password@` masked as `user:***@`, also where the rest is not a URL
+/// that [`shown`] recognises (a mistyped `mqtt:/user:pw@host`).
+fn without_user_password(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let (before, after) = rest.split_at(at);
+        // The user information starts after the last separator before the `@`.
+        let start = before.rfind(['/', '=', ' ', ',']).map_or(0, |i| i + 1);
+        match before[start..].find(':') {
+            Some(colon) => {
+                out.push_str(&before[..start + colon + 1]);
+                out.push_str("***");
+            }
+            None => out.push_str(before),
+        }
+        out.push('@');
+        rest = &after[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     hubroute::sink::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
@@ -194,6 +231,7 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
         return crate::live::broker_sink(&ep.name, &url);
     }
+    let url = shown(url);
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
          mqtt://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or jetstream://HOST:PORT/SUBJECT)",
@@ -263,8 +301,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     // Bind every reachable endpoint, refuse unknown or missing bindings.
     let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
-    for spec in &args.sinks {
-        let (name, url) = spec
+    for raw in &args.sinks {
+        // What error messages may print: a broker URL without its secrets.
+        let spec = &shown(raw);
+        let (name, url) = raw
             .split_once('=')
             .ok_or_else(|| format!("--sink {spec}: expected NAME=URL"))?;
         let id = table.endpoint_id(name).ok_or_else(|| {
