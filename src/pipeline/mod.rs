@@ -51,6 +51,8 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+pub mod bridge;
 pub mod codec;
 mod endpoint;
 mod health;

@@ -8,7 +8,7 @@ use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::Protocol;
-use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::input::{feed_lines, InvalidLine, InvalidLog, LineReader, LinesReport};
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
@@ -336,7 +336,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
-    let invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let invalid_log = open_invalid_log(&args.dead_letter)?;
     let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
@@ -358,7 +358,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             pipeline,
             twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
-            dead_letter_path: args.dead_letter.clone(),
         };
         return crate::live::run(&args, live);
     }
@@ -423,7 +422,7 @@ fn read_lines(
                 "{}:{}: invalid message [{}]: {}",
                 args.input, bad.line, bad.code, bad.reason
             );
-            invalid_log.write(bad.line, bad.code, &bad.reason, bad.raw);
+            invalid_log.write_line(bad.line, bad.code, &bad.reason, bad.raw);
         },
         &mut |so_far: &LinesReport| {
             if progress && last_progress.elapsed() > Duration::from_millis(200) {
@@ -550,45 +549,8 @@ pub(crate) fn report(
     }
 }
 
-/// Invalid input lines, appended to the dead-letter file with their line number and reason so
-/// that nothing read is lost.
-pub(crate) struct InvalidLog {
-    file: std::fs::File,
-}
-
-impl InvalidLog {
-    pub(crate) fn open(path: &std::path::Path) -> Result<Self, String> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("--dead-letter {}: {e}", path.display()))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|file| InvalidLog { file })
-            .map_err(|e| format!("--dead-letter {}: {e}", path.display()))
-    }
-
-    fn write(&mut self, line: u64, code: &str, reason: &str, message: serde_json::Value) {
-        let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "line": line, "message": message});
-        if let Err(e) = writeln!(self.file, "{record}") {
-            eprintln!("cannot write the dead letter: {e}");
-        }
-    }
-
-    /// Records an input that is not a routable message (`origin` says where it came from: a
-    /// topic, a stream sequence); `Err` when the dead letter itself failed.
-    #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
-    pub(crate) fn write_input(
-        &mut self,
-        origin: serde_json::Value,
-        code: &str,
-        reason: &str,
-        message: serde_json::Value,
-    ) -> std::io::Result<()> {
-        let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "input": origin, "message": message});
-        writeln!(self.file, "{record}")?;
-        self.file.flush()
-    }
+/// The input's dead letter (invalid lines and broker messages, with their reason), so that
+/// nothing read is lost; the error names the option.
+pub(crate) fn open_invalid_log(path: &std::path::Path) -> Result<InvalidLog, String> {
+    InvalidLog::open(path).map_err(|e| format!("--dead-letter {}: {e}", path.display()))
 }

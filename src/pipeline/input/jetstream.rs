@@ -7,6 +7,9 @@
 //! consumer afresh every fifth attempt in case the server lost it, and says so on standard
 //! error. Messages the old stream delivered and nobody acknowledged are redelivered by the
 //! server after the consumer's `ack_wait`.
+//!
+//! [`run`] is a router process's input on that consumer: messages the bridge appended, each
+//! acknowledged once durably accepted into the pipeline's store (see [`super::live`]).
 
 use std::time::Duration;
 
@@ -14,8 +17,13 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::Message;
 use futures_util::StreamExt;
 
-use crate::broker::nats::{ConsumerSettings, JetStreamInput};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::live::{idle_timer, settle_all, AckCounts, LiveInput, LiveReport};
+use crate::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
 use crate::broker::BrokerUrl;
+use crate::ingest::codes::MALFORMED_RECORD;
 
 /// The stream message id (`Nats-Msg-Id`) under which a bridge appends a device message that
 /// names itself: device (and module) id, the device's `messageId`, and a hash of exactly what
@@ -125,6 +133,103 @@ impl ResumingPull {
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// Runs a router process on the durable consumer `url` names (shared with every process
+/// naming the same consumer) until `stop` resolves or `input.idle_timeout` passes without a
+/// message: pull → decode → prepare → accept, then ack once durably accepted (or
+/// dead-lettered as malformed/invalid), nak when not accepted. Then waits (up to 60 s) for
+/// the acknowledgements in flight. Needs a tokio runtime; leaves the pipeline running (shut it
+/// down afterwards to drain the endpoints). `Err` only when it cannot start.
+pub async fn run(
+    input: &LiveInput<'_>,
+    url: &BrokerUrl,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<LiveReport, String> {
+    use async_nats::jetstream::AckKind;
+    let settings = ConsumerSettings::from_url(url)?;
+    let mut messages = ResumingPull::open(url, settings).await?;
+    input.hooks.connected(true);
+    let capacity = input.capacity();
+    let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
+    let acks = Arc::new(AckCounts::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+        async_nats::jetstream::message::Acker,
+        bool,
+        tokio::sync::OwnedSemaphorePermit,
+    )>();
+    let ack_task = {
+        let acks = Arc::clone(&acks);
+        tokio::spawn(async move {
+            while let Some((acker, settlement, permit)) = rx.recv().await {
+                let acks = Arc::clone(&acks);
+                // Concurrently: each acknowledgement is a round trip to the server.
+                tokio::spawn(async move {
+                    let result = if settlement {
+                        acker.double_ack().await
+                    } else {
+                        acker.ack_with(AckKind::Nak(None)).await
+                    };
+                    let counter = match (result.is_ok(), settlement) {
+                        (true, true) => &acks.acked,
+                        (true, false) => &acks.redeliver,
+                        (false, _) => &acks.failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+        })
+    };
+    let mut report = LiveReport::default();
+    let mut router = input.pipeline.router();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
+            _ = &mut stop => break,
+        };
+        let delivered = tokio::select! {
+            m = messages.next() => m,
+            _ = &mut stop => break,
+            _ = idle_timer(input.idle_timeout) => break,
+        };
+        report.read += 1;
+        let (sequence, deliveries) = delivered
+            .info()
+            .map(|i| (i.stream_sequence, i.delivered))
+            .unwrap_or((0, 1));
+        if deliveries > 1 {
+            report.redelivered += 1;
+        }
+        let (record, acker) = delivered.split();
+        let settle = {
+            let tx = tx.clone();
+            move |s: bool| {
+                let _ = tx.send((acker, s, permit));
+            }
+        };
+        let routed = match decode_record(&record.payload) {
+            Ok(m) => input.route(&mut router, &m),
+            Err(e) => Err((MALFORMED_RECORD, e)),
+        };
+        let describe = || {
+            (
+                serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence}),
+                serde_json::Value::String(String::from_utf8_lossy(&record.payload).into_owned()),
+            )
+        };
+        input.deliver(routed, &mut report, describe, settle);
+    }
+    drop(tx);
+    report.resumed = messages.resumed();
+    if !settle_all(&permits, capacity, Duration::from_secs(60)).await {
+        report.gave_up_waiting = true;
+        eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+    acks.fill_report(&mut report);
+    Ok(report)
 }
 
 #[cfg(test)]

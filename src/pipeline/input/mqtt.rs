@@ -1,0 +1,303 @@
+//! Devices publishing over MQTT to IoT Hub's device-to-cloud topics, straight into a
+//! [`Pipeline`](crate::pipeline::Pipeline): each publish is stamped as IoT Hub stamps it
+//! ([`d2c`]: device id from the topic, generation id from the registry, enqueued time; what a
+//! device sets under a stamped name is dropped, W0650), prepared, accepted into the store, and
+//! acknowledged (PUBACK) only then; see [`super::live`] for the rule and the window.
+//!
+//! An embedder runs it in a few lines (on a tokio runtime):
+//!
+//! ```no_run
+//! use std::sync::Mutex;
+//! use hubroute::broker::BrokerUrl;
+//! use hubroute::pipeline::input::{mqtt, InvalidLog, LiveInput};
+//! use hubroute::pipeline::{Pipeline, PipelineConfig};
+//! use hubroute::route::RouteTable;
+//! use hubroute::sink::{DeadLetter, JsonLinesSink, Sink};
+//!
+//! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
+//! let table = RouteTable::from_json(
+//!     r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true",
+//!                     "endpointNames": ["archive"], "isEnabled": true}],
+//!         "endpoints": {"serviceBusQueues": [{"name": "archive"}]}}"#,
+//!     "myhub",
+//! ).table.unwrap();
+//! let mut sinks: std::collections::BTreeMap<String, Box<dyn Sink>> = Default::default();
+//! sinks.insert("archive".into(), Box::new(JsonLinesSink::to_path("archive.jsonl".into())?));
+//! let dead_letter = DeadLetter::to_path("dead.jsonl")?;
+//! let pipeline = Pipeline::open(PipelineConfig::new("store", "myhub"), table, sinks, dead_letter)?;
+//!
+//! let invalid = Mutex::new(InvalidLog::open("invalid.jsonl".as_ref())?);
+//! let input = LiveInput::new(&pipeline, &invalid);
+//! let url = BrokerUrl::parse("mqtt://127.0.0.1:1883")?;
+//! let settings = mqtt::MqttSettings::new("my-router");
+//! // Runs until Ctrl-C; every message acknowledged to a device is in the store by then.
+//! let report = mqtt::run(&input, &url, &settings, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! println!("read {}, acknowledged {}", report.read, report.acknowledged);
+//! let stats = pipeline.shutdown(std::time::Duration::from_secs(30));
+//! println!("delivered {}", stats.endpoints[0].delivered);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::live::{idle_timer, settle_all, AckCounts, LiveInput, LiveReport};
+use crate::broker::mqtt::{D2cSubscriber, Incoming};
+use crate::broker::BrokerUrl;
+use crate::ingest::IngestError;
+use crate::message::Message;
+
+/// Registered devices: device id to generation id. With a registry, unknown senders are
+/// rejected (E0605), as IoT Hub rejects unregistered devices.
+pub type DeviceRegistry = HashMap<String, String>;
+
+/// Reads a registry file, `{"deviceId": "generationId", …}`; the error names the file.
+pub fn load_registry(path: &Path) -> Result<DeviceRegistry, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected {{\"deviceId\": \"generationId\"}}: {e}",
+            path.display()
+        )
+    })
+}
+
+/// How the MQTT input connects.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// The client id: its persistent broker session holds unacknowledged messages (QoS 1)
+    /// while the input is away, so a restart loses nothing.
+    pub client_id: String,
+    /// Registered devices, if any (see [`DeviceRegistry`]).
+    pub registry: Option<DeviceRegistry>,
+}
+
+impl MqttSettings {
+    /// Settings with this client id and no registry.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        MqttSettings {
+            client_id: client_id.into(),
+            registry: None,
+        }
+    }
+}
+
+/// One device publish as a stamped, validated message.
+pub fn d2c(
+    publish: &rumqttc::Publish,
+    registry: Option<&DeviceRegistry>,
+) -> Result<Message, IngestError> {
+    use crate::ingest::{Connection, D2cTopic};
+    let topic = D2cTopic::parse(&publish.topic)?;
+    let generation = match registry {
+        Some(r) => Some(
+            r.get(topic.device_id)
+                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?
+                .as_str(),
+        ),
+        None => None,
+    };
+    let connection = Connection::from_topic(&topic, generation);
+    crate::ingest::d2c_message_reporting(
+        &topic,
+        &publish.payload,
+        &connection,
+        SystemTime::now(),
+        &mut |name| log_spoofing_property(topic.device_id, name),
+    )
+}
+
+/// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
+/// running count, so a device sending them in a loop cannot flood the log. The value is not
+/// logged.
+fn log_spoofing_property(device: &str, name: &str) {
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n <= 10 || n % 1000 == 0 {
+        eprintln!(
+            "warning[{}]: device '{device}' set application property '{name}', named like a \
+             property the router stamps; dropped ({n} so far)",
+            crate::ingest::codes::SPOOFING_PROPERTY_DROPPED
+        );
+    }
+}
+
+/// A publish's payload for the dead letter, which is JSON.
+pub(crate) fn base64_body(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// How long a broker input may see no message, while messages it read wait unsettled, before
+/// [`next_publish`] suspects that the broker's window is what holds the input up.
+const QUIET_WHILE_WAITING: Duration = Duration::from_secs(10);
+
+/// The next device publish with an in-flight permit for it, or `None` when it is time to stop
+/// (stopped, idle, or the connection shut down). Reports subscriptions and connection errors
+/// on the way, and once, when nothing arrives for [`QUIET_WHILE_WAITING`] while messages wait
+/// to be settled, that the broker may be holding the rest back.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn next_publish(
+    subscriber: &mut D2cSubscriber,
+    permits: &Arc<tokio::sync::Semaphore>,
+    capacity: usize,
+    stop: &mut Pin<&mut impl Future<Output = ()>>,
+    idle: Option<Duration>,
+    url: &BrokerUrl,
+    warned: &mut bool,
+    hooks: &dyn super::InputHooks,
+) -> Option<(rumqttc::Publish, tokio::sync::OwnedSemaphorePermit)> {
+    // Both run from this call on: neither a subscription nor a reconnection is a message.
+    let idle = idle_timer(idle);
+    tokio::pin!(idle);
+    let quiet = tokio::time::sleep(QUIET_WHILE_WAITING);
+    tokio::pin!(quiet);
+    let mut paused_said = false;
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(permits).acquire_owned() => p.ok()?,
+            _ = stop.as_mut() => return None,
+            _ = tokio::time::sleep(QUIET_WHILE_WAITING), if !paused_said => {
+                paused_said = true;
+                eprintln!(
+                    "{url}: reading paused for {}s: --max-in-flight ({capacity}) messages wait \
+                     to be settled (a router: accepted into its store, which is full or failing, \
+                     see above; the bridge: confirmed by the stream)",
+                    QUIET_WHILE_WAITING.as_secs()
+                );
+                continue;
+            }
+        };
+        let incoming = tokio::select! {
+            r = subscriber.next() => r,
+            _ = stop.as_mut() => return None,
+            _ = &mut idle => return None,
+            _ = &mut quiet, if !*warned => {
+                // Counted now, not when the wait began: a message still being delivered
+                // then has most likely been settled since. Not counting our own permit.
+                let waiting = capacity.saturating_sub(permits.available_permits() + 1);
+                drop(permit);
+                quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_WHILE_WAITING);
+                if waiting > 0 {
+                    *warned = true;
+                    eprintln!(
+                        "{url}: no message for {}s while {waiting} received messages wait to \
+                         be settled; if {waiting} is the broker's limit of unacknowledged \
+                         messages (Mosquitto's max_inflight_messages, 20 by default), it holds \
+                         the rest back until they are: raise it to --max-in-flight \
+                         ({capacity}), see the README",
+                        QUIET_WHILE_WAITING.as_secs()
+                    );
+                }
+                continue;
+            }
+        };
+        match incoming? {
+            Incoming::Publish(p) => return Some((p, permit)),
+            Incoming::Subscribed => {
+                hooks.connected(true);
+                eprintln!("subscribed to device-to-cloud topics on {url}")
+            }
+            Incoming::Error(e) => {
+                hooks.connected(false);
+                eprintln!("{url}: {e}; reconnecting in 1s")
+            }
+        }
+    }
+}
+
+/// Runs the MQTT input until `stop` resolves (or `input.idle_timeout` passes without a
+/// message, or the connection shuts down), then waits (up to 60 s) for the messages in flight
+/// to be settled and disconnects. Needs a tokio runtime with time enabled. Leaves the pipeline
+/// running: shut it down afterwards to drain the endpoints. `Err` only when it cannot start.
+pub async fn run(
+    input: &LiveInput<'_>,
+    url: &BrokerUrl,
+    settings: &MqttSettings,
+    stop: impl Future<Output = ()>,
+) -> Result<LiveReport, String> {
+    let registry = settings.registry.as_ref();
+    let mut subscriber = D2cSubscriber::start(url, &settings.client_id);
+    let acker = subscriber.acker();
+    let capacity = input.capacity();
+    let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
+    let acks = Arc::new(AckCounts::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+        rumqttc::Publish,
+        bool,
+        tokio::sync::OwnedSemaphorePermit,
+    )>();
+    let ack_task = {
+        let acks = Arc::clone(&acks);
+        tokio::spawn(async move {
+            // The permit is held until the acknowledgement is queued.
+            while let Some((publish, settlement, _permit)) = rx.recv().await {
+                if settlement {
+                    match acker.ack(&publish).await {
+                        Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => acks.failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                } else {
+                    // MQTT has no negative acknowledgement: leaving it unacknowledged makes
+                    // the broker redeliver it to the next session.
+                    acks.redeliver.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut report = LiveReport::default();
+    let mut router = input.pipeline.router();
+    tokio::pin!(stop);
+    let mut warned = false;
+    while let Some((publish, permit)) = next_publish(
+        &mut subscriber,
+        &permits,
+        capacity,
+        &mut stop,
+        input.idle_timeout,
+        url,
+        &mut warned,
+        input.hooks,
+    )
+    .await
+    {
+        report.read += 1;
+        let message = d2c(&publish, registry);
+        let settle = {
+            let tx = tx.clone();
+            let publish = publish.clone();
+            move |s: bool| {
+                let _ = tx.send((publish, s, permit));
+            }
+        };
+        let routed = match message {
+            Ok(m) => input.route(&mut router, &m),
+            Err(e) => Err((e.code(), e.to_string())),
+        };
+        let describe = || {
+            (
+                serde_json::json!({"topic": publish.topic}),
+                serde_json::json!({"bodyBase64": base64_body(&publish.payload)}),
+            )
+        };
+        input.deliver(routed, &mut report, describe, settle);
+    }
+    drop(tx);
+    if !settle_all(&permits, capacity, Duration::from_secs(60)).await {
+        report.gave_up_waiting = true;
+        eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+    subscriber.disconnect().await;
+    acks.fill_report(&mut report);
+    Ok(report)
+}
