@@ -22,7 +22,7 @@
 //!     "myhub",
 //! ).table.unwrap();
 //! let mut sinks: std::collections::BTreeMap<String, Box<dyn Sink>> = Default::default();
-//! sinks.insert("archive".into(), Box::new(JsonLinesSink::to_path("archive.jsonl".into())?));
+//! sinks.insert("archive".into(), Box::new(JsonLinesSink::to_path("archive.jsonl")?));
 //! let dead_letter = DeadLetter::to_path("dead.jsonl")?;
 //! let pipeline = Pipeline::open(PipelineConfig::new("store", "myhub"), table, sinks, dead_letter)?;
 //!
