@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 
+/// The fleet's publish rate (messages a second) in the kill scenarios: steady load, so a kill
+/// lands while messages are still coming in, not only while the backlog drains.
+const LOAD: usize = 1500;
+
 /// Where a router's endpoints go: `(endpoint, sink URL)`.
 type Sinks = Vec<(&'static str, String)>;
 
@@ -101,9 +105,7 @@ fn archive(out: &Path) -> PathBuf {
 /// Waits until the archive holds at least `n` distinct messages.
 fn wait_archived(out: &Path, n: usize, who: &Hubroute) {
     assert!(
-        eventually(Duration::from_secs(90), || read_file_sink(&archive(out))
-            .counts
-            .len()
+        eventually(patience(90), || read_file_sink(&archive(out)).counts.len()
             >= n),
         "the archive never reached {n} messages ({}): {}",
         read_file_sink(&archive(out)).counts.len(),
@@ -143,15 +145,15 @@ fn router_sigkill_mid_stream_and_restart_loses_nothing() {
     );
     router.wait_subscribed();
     let n = scaled(3000);
-    let fleet = Fleet::start(mqtt.port, "router-kill", 0..n, 0);
+    let fleet = Fleet::start(mqtt.port, "router-kill", 0..n, LOAD);
     for at in [n / 4, n * 6 / 10] {
         wait_archived(&out, at, &router);
         router.kill();
         router.start_again();
         router.wait_subscribed();
     }
-    let acked = fleet.finish(Duration::from_secs(120));
-    let outcomes = settle_files(&out, &acked, Duration::from_secs(120));
+    let acked = fleet.finish(patience(120));
+    let outcomes = settle_files(&out, &acked, patience(120));
     router.stop();
     report("router SIGKILL x2", n, acked.len(), &outcomes, "");
 }
@@ -174,13 +176,13 @@ fn bridge_sigkill_and_restart_loses_nothing() {
         &file_sinks(&out),
     );
     let n = scaled(3000);
-    let fleet = Fleet::start(mqtt.port, "bridge-kill", 0..n, 0);
+    let fleet = Fleet::start(mqtt.port, "bridge-kill", 0..n, LOAD);
     wait_archived(&out, n / 3, &bridge);
     bridge.kill();
     bridge.start_again();
     bridge.wait_subscribed();
-    let acked = fleet.finish(Duration::from_secs(120));
-    let outcomes = settle_files(&out, &acked, Duration::from_secs(120));
+    let acked = fleet.finish(patience(120));
+    let outcomes = settle_files(&out, &acked, patience(120));
     worker.stop();
     bridge.stop();
     report("bridge SIGKILL", n, acked.len(), &outcomes, "");
@@ -202,13 +204,13 @@ fn mosquitto_sigkill_and_restart_loses_nothing() {
     );
     router.wait_subscribed();
     let n = scaled(2000);
-    let fleet = Fleet::start(mqtt.port, "mosquitto-kill", 0..n, 0);
+    let fleet = Fleet::start(mqtt.port, "mosquitto-kill", 0..n, LOAD);
     wait_archived(&out, n / 3, &router);
     mqtt.kill();
     std::thread::sleep(Duration::from_millis(500));
     mqtt.start_again();
-    let acked = fleet.finish(Duration::from_secs(120));
-    let outcomes = settle_files(&out, &acked, Duration::from_secs(120));
+    let acked = fleet.finish(patience(120));
+    let outcomes = settle_files(&out, &acked, patience(120));
     router.stop();
     report("mosquitto SIGKILL", n, acked.len(), &outcomes, "");
 }
@@ -231,15 +233,15 @@ fn nats_server_sigkill_under_a_jetstream_worker_loses_nothing() {
         &file_sinks(&out),
     );
     let n = scaled(3000);
-    let fleet = Fleet::start(mqtt.port, "nats-kill", 0..n, 0);
+    let fleet = Fleet::start(mqtt.port, "nats-kill", 0..n, LOAD);
     for at in [n / 4, n * 6 / 10] {
         wait_archived(&out, at, &worker);
         nats.kill();
         std::thread::sleep(Duration::from_millis(500));
         nats.start_again();
     }
-    let acked = fleet.finish(Duration::from_secs(120));
-    let outcomes = settle_files(&out, &acked, Duration::from_secs(120));
+    let acked = fleet.finish(patience(120));
+    let outcomes = settle_files(&out, &acked, patience(120));
     worker.stop();
     bridge.stop();
     report("nats-server SIGKILL x2", n, acked.len(), &outcomes, "");
@@ -273,8 +275,8 @@ fn an_endpoint_down_does_not_hold_up_the_others() {
     let n = scaled(2000);
     let started = Instant::now();
     let fleet = Fleet::start(mqtt.port, "endpoint-down", 0..n, 0);
-    let acked = fleet.finish(Duration::from_secs(120));
-    let others_done = eventually(Duration::from_secs(40), || {
+    let acked = fleet.finish(patience(120));
+    let others_done = eventually(patience(40), || {
         read_file_sink(&archive(&out)).counts.len() == n
             && read_file_sink(&out.join("dev1.jsonl")).counts.len()
                 == expected(&acked, "dev1").len()
@@ -287,7 +289,7 @@ fn an_endpoint_down_does_not_hold_up_the_others() {
     );
     println!("{rate}");
     sink.start_again();
-    let alerts_done = eventually(Duration::from_secs(60), || {
+    let alerts_done = eventually(patience(60), || {
         watcher.received().ids() == expected(&acked, "alerts")
     });
     let log = router.stop();
@@ -336,11 +338,11 @@ fn a_full_store_pauses_the_input_and_loses_nothing() {
     router.wait_subscribed();
     let n = scaled(4000);
     let fleet = Fleet::start(mqtt.port, "store-full", 0..n, 0);
-    let acked = fleet.finish(Duration::from_secs(120));
+    let acked = fleet.finish(patience(120));
     // The store holds every alerts copy not yet delivered and the messages they belong to;
     // at its limit the router stops reading, so the archive stops short of everything.
     let mut last = usize::MAX;
-    let paused = eventually(Duration::from_secs(60), || {
+    let paused = eventually(patience(60), || {
         let now = read_file_sink(&archive(&out)).counts.len();
         let still = now == last && now < n;
         last = now;
@@ -361,7 +363,7 @@ fn a_full_store_pauses_the_input_and_loses_nothing() {
         "a full store was not said loudly: {log}"
     );
     sink.start_again();
-    let outcomes_done = eventually(Duration::from_secs(120), || {
+    let outcomes_done = eventually(patience(120), || {
         watcher.received().ids() == expected(&acked, "alerts")
             && read_file_sink(&archive(&out)).counts.len() == n
     });
@@ -404,7 +406,7 @@ fn a_spoofing_device_is_routed_by_its_real_identity() {
     router.wait_subscribed();
     let n = scaled(600);
     let fleet = Fleet::start(mqtt.port, "spoof", 0..n, 0);
-    let acked = fleet.finish(Duration::from_secs(60));
+    let acked = fleet.finish(patience(60));
     let spoofs = [
         "devices/dev-2/messages/events/$.mid=spoof-1&$.cdid=dev-1&iothub-connection-device-id=dev-1",
         "devices/dev-2/messages/events/$.mid=spoof-2&$.connid=dev-1&$.cdid=dev-1",
@@ -416,7 +418,7 @@ fn a_spoofing_device_is_routed_by_its_real_identity() {
     let spoofs_archived = eventually(Duration::from_secs(30), || {
         read_file_sink(&archive(&out)).ids().is_superset(&spoof_ids)
     });
-    let outcomes = settle_files(&out, &acked, Duration::from_secs(60));
+    let outcomes = settle_files(&out, &acked, patience(60));
     router.stop();
     let dev1 = read_file_sink(&out.join("dev1.jsonl")).ids();
     let want_dev1 = expected(&acked, "dev1");
@@ -435,6 +437,130 @@ fn a_spoofing_device_is_routed_by_its_real_identity() {
         );
     }
     report("spoofing device", n, acked.len(), &outcomes, "3 spoofs");
+}
+
+/// Authentication at the devices' broker: devices log in (a `password_file`) and an ACL
+/// confines each to its own topics; the router logs in with a password it reads from a file.
+/// A device that publishes on another device's topic, one with a wrong password and an
+/// anonymous one get nothing into any endpoint; everything the real device had acknowledged
+/// arrives, and the router's password appears in no log or output.
+#[test]
+fn an_authenticating_broker_keeps_impostors_out_and_the_password_secret() {
+    let dir = TempDir::new("auth");
+    let secret = "router-S3cret-do-not-log";
+    let acl = "user router\ntopic read devices/+/messages/events/#\n\
+               topic read devices/+/modules/+/messages/events/#\n\
+               pattern write devices/%u/messages/events/#\n";
+    let mqtt = Server::mosquitto_with_auth(
+        &dir.0,
+        &[("router", secret), ("dev-0", "pw-0"), ("dev-2", "pw-2")],
+        acl,
+    );
+    let password_file = dir.0.join("router.password");
+    std::fs::write(&password_file, format!("{secret}\n")).unwrap();
+    let out = dir.0.join("out");
+    let input = format!(
+        "mqtt://router@127.0.0.1:{}?password_file={}",
+        mqtt.port,
+        password_file.display()
+    );
+    let mut router = start_router(&dir.0, input, "fault-router", &file_sinks(&out));
+    router.wait_subscribed();
+    let n = scaled(600);
+    let login = |user: &str, password: &str| Identity {
+        device: Some(user.to_string()),
+        login: Some((user.to_string(), password.to_string())),
+    };
+    let real = Fleet::start_as(mqtt.port, "real", 0..n, 0, login("dev-0", "pw-0"));
+    // dev-2 logs in and claims to be dev-1 by its topic: the broker drops the publishes.
+    let mut impostor = login("dev-2", "pw-2");
+    impostor.device = Some("dev-1".into());
+    let spoofed = Fleet::start_as(mqtt.port, "impostor", n..n + 50, 0, impostor);
+    let wrong = Fleet::start_as(
+        mqtt.port,
+        "wrong",
+        n + 50..n + 60,
+        0,
+        login("dev-0", "guess"),
+    );
+    let anonymous = Fleet::start_as(
+        mqtt.port,
+        "anonymous",
+        n + 60..n + 70,
+        0,
+        Identity {
+            device: Some("dev-1".into()),
+            login: None,
+        },
+    );
+    let acked = real.finish(patience(60));
+    spoofed.finish(patience(60));
+    std::thread::sleep(Duration::from_secs(2));
+    let refused = [wrong.halt(), anonymous.halt()];
+    assert!(
+        refused.iter().all(BTreeSet::is_empty),
+        "the broker acknowledged publishes of a client that did not log in: {refused:?}"
+    );
+    let archived = eventually(patience(60), || {
+        read_file_sink(&archive(&out)).counts.len() >= acked.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let log = router.stop();
+    assert!(archived, "archive incomplete: {log}");
+    let got = |e: &str| read_file_sink(&out.join(format!("{e}.jsonl")));
+    let outcomes = vec![
+        Outcome {
+            endpoint: "archive",
+            want: acked.iter().map(|&i| mid(i)).collect(),
+            got: got("archive"),
+        },
+        Outcome {
+            endpoint: "alerts",
+            want: acked
+                .iter()
+                .filter(|&&i| i % 4 == 0)
+                .map(|&i| mid(i))
+                .collect(),
+            got: got("alerts"),
+        },
+    ];
+    let strangers: Vec<String> = outcomes[0]
+        .got
+        .ids()
+        .into_iter()
+        .filter(|id| !outcomes[0].want.contains(id))
+        .collect();
+    assert!(
+        strangers.is_empty(),
+        "impostors' messages routed: {strangers:?}"
+    );
+    assert!(
+        got("dev1").counts.is_empty(),
+        "dev1 got messages it never sent"
+    );
+    for (what, text) in [
+        ("router log", log),
+        (
+            "dead letter",
+            std::fs::read_to_string(dir.0.join("dead.jsonl")).unwrap_or_default(),
+        ),
+        (
+            "archive",
+            std::fs::read_to_string(archive(&out)).unwrap_or_default(),
+        ),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the router's password is in the {what}"
+        );
+    }
+    report(
+        "authenticating broker",
+        n + 70,
+        acked.len(),
+        &outcomes,
+        "60 impostor publishes refused",
+    );
 }
 
 /// Publishes each topic once (QoS 1, empty body) and waits for the broker's PUBACKs.
@@ -500,7 +626,7 @@ fn hostile_lines() -> Vec<Vec<u8>> {
         b"null".to_vec(),
         b"12345678901234567890123456789".to_vec(),
         b"\"just a string\"".to_vec(),
-        b"{\"body\":\"x\",\"body\":\"y\"}".to_vec(),
+        b"{\"body\":\"x\"} and then some".to_vec(),
     ]
 }
 
@@ -551,31 +677,27 @@ fn hostile_files_are_accounted_line_by_line() {
         .output()
         .expect("run hubroute");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let summary = stderr
-        .lines()
-        .find(|l| l.starts_with("read "))
-        .unwrap_or_else(|| panic!("no summary ({}): {stderr}", output.status));
-    let read: usize = summary
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{summary}"));
-    let invalid: usize = stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("invalid: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no invalid count: {stderr}"));
     assert!(
         output.status.code().is_some(),
         "hubroute died by a signal: {stderr}"
     );
+    // The summary's accounting: `valid V + invalid I + blank B = read N`.
+    let accounting = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("valid "))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .filter(|w| !w.is_empty())
+                .map(|n| n.parse::<usize>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_else(|| panic!("no accounting line ({}): {stderr}", output.status));
     assert_eq!(
-        (read, invalid),
-        (line - blank, bad_lines.len()),
-        "{line} lines ({blank} blank, {} bad): {}",
+        accounting,
+        [valid, bad_lines.len(), blank, line],
+        "valid + invalid + blank = read, of {line} lines ({blank} blank, {} bad): {}",
         bad_lines.len(),
-        stderr.lines().rev().take(12).collect::<Vec<_>>().join("\n")
+        stderr.lines().rev().take(14).collect::<Vec<_>>().join("\n")
     );
     let dead = std::fs::read_to_string(dir.0.join("dead.jsonl")).unwrap_or_default();
     let dead_lines: BTreeSet<usize> = dead

@@ -30,6 +30,11 @@ pub fn scaled(n: usize) -> usize {
     ((n as f64) * scale).round().max(1.0) as usize
 }
 
+/// A wait of `secs` seconds, longer in proportion when the scenario is scaled up.
+pub fn patience(secs: u64) -> Duration {
+    Duration::from_secs_f64(secs as f64 * (scaled(1000) as f64 / 1000.0).max(1.0))
+}
+
 /// A unique scratch directory, removed on drop unless `KEEP_FAULT_DIRS` is set (to read the
 /// processes' logs after a failure).
 pub struct TempDir(pub PathBuf);
@@ -144,11 +149,39 @@ impl Server {
     /// [`Server::mosquitto`] on a given port, sending a client at most `window`
     /// unacknowledged messages (Mosquitto's default is 20).
     pub fn mosquitto_on(dir: &Path, port: u16, persistent: bool, window: u32) -> Server {
+        Server::mosquitto_conf(dir, port, persistent, window, "allow_anonymous true\n")
+    }
+
+    /// A Mosquitto that authenticates every client against `users` (a `password_file` made
+    /// with `mosquitto_passwd`) and confines them with the ACL lines `acl`.
+    pub fn mosquitto_with_auth(dir: &Path, users: &[(&str, &str)], acl: &str) -> Server {
+        let passwords = dir.join("passwords");
+        std::fs::write(&passwords, "").unwrap();
+        for (user, password) in users {
+            let status = Command::new(find_program("mosquitto_passwd"))
+                .args(["-b"])
+                .arg(&passwords)
+                .args([user, password])
+                .status()
+                .expect("mosquitto_passwd (Debian package mosquitto)");
+            assert!(status.success(), "mosquitto_passwd failed");
+        }
+        let acl_file = dir.join("acl");
+        std::fs::write(&acl_file, acl).unwrap();
+        let auth = format!(
+            "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+            passwords.display(),
+            acl_file.display()
+        );
+        Server::mosquitto_conf(dir, free_port(), false, 2000, &auth)
+    }
+
+    fn mosquitto_conf(dir: &Path, port: u16, persistent: bool, window: u32, auth: &str) -> Server {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         let data = dir.join(format!("mosquitto-{port}"));
         std::fs::create_dir_all(&data).unwrap();
         let mut text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n\
+            "listener {port} 127.0.0.1\n{auth}max_queued_messages 1000000\n\
              max_inflight_messages {window}\n\
              log_dest file {}/mosquitto-{port}.log\nlog_type error\nlog_type warning\n\
              log_type notice\nuser {}\n",
@@ -397,11 +430,23 @@ pub fn expected(acked: &BTreeSet<usize>, endpoint: &str) -> BTreeSet<String> {
 /// `spoofed` (both the `$.cdid` system property and IoT Hub's
 /// `iothub-connection-device-id`), which the router must ignore.
 pub fn fleet_topic(i: usize) -> String {
+    fleet_topic_of(&format!("dev-{}", i % 3), i)
+}
+
+/// Message `i`'s topic when device `device` sends it.
+pub fn fleet_topic_of(device: &str, i: usize) -> String {
     format!(
-        "devices/dev-{}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid={}&$.cdid=spoofed&iothub-connection-device-id=spoofed",
-        i % 3,
+        "devices/{device}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid={}&$.cdid=spoofed&iothub-connection-device-id=spoofed",
         mid(i)
     )
+}
+
+/// Who the fleet is: every message from one device, logged in with a user name and password
+/// (a broker that authenticates devices), or the usual three anonymous devices.
+#[derive(Clone, Default)]
+pub struct Identity {
+    pub device: Option<String>,
+    pub login: Option<(String, String)>,
 }
 
 pub fn fleet_body(i: usize) -> String {
@@ -428,6 +473,17 @@ impl Fleet {
     /// Publishes `ids` to the broker on `port`, at most `per_second` a second (0: as fast as
     /// the broker takes them).
     pub fn start(port: u16, tag: &str, ids: std::ops::Range<usize>, per_second: usize) -> Fleet {
+        Fleet::start_as(port, tag, ids, per_second, Identity::default())
+    }
+
+    /// [`Fleet::start`] as `who`.
+    pub fn start_as(
+        port: u16,
+        tag: &str,
+        ids: std::ops::Range<usize>,
+        per_second: usize,
+        who: Identity,
+    ) -> Fleet {
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
         let sent = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -448,8 +504,16 @@ impl Fleet {
                     && !stop.load(Ordering::Relaxed)
                     && Instant::now() < deadline
                 {
-                    let done =
-                        publish_once(port, &tag, &pending, per_second, &sent, &connections, &stop);
+                    let done = publish_once(
+                        port,
+                        &tag,
+                        &who,
+                        &pending,
+                        per_second,
+                        &sent,
+                        &connections,
+                        &stop,
+                    );
                     acked.lock().unwrap().extend(done.iter().copied());
                     pending.retain(|i| !done.contains(i));
                     if !pending.is_empty() {
@@ -511,9 +575,11 @@ impl Drop for Fleet {
 
 /// One connection's worth of publishing `ids` in order; the ids acknowledged before it ended
 /// (all of them, or the connection failed or the fleet was stopped).
+#[allow(clippy::too_many_arguments)]
 fn publish_once(
     port: u16,
     client_id: &str,
+    who: &Identity,
     ids: &[usize],
     per_second: usize,
     sent: &AtomicUsize,
@@ -523,9 +589,13 @@ fn publish_once(
     let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(10));
     o.set_inflight(200);
+    if let Some((user, password)) = &who.login {
+        o.set_credentials(user, password);
+    }
     let (client, mut connection) = Client::new(o, 256);
     let publisher = {
         let ids = ids.to_vec();
+        let device = who.device.clone();
         let stop = Arc::clone(stop);
         std::thread::spawn(move || {
             let started = Instant::now();
@@ -539,8 +609,12 @@ fn publish_once(
                         std::thread::sleep(wait);
                     }
                 }
+                let topic = match &device {
+                    Some(d) => fleet_topic_of(d, i),
+                    None => fleet_topic(i),
+                };
                 if client
-                    .publish(fleet_topic(i), QoS::AtLeastOnce, false, fleet_body(i))
+                    .publish(topic, QoS::AtLeastOnce, false, fleet_body(i))
                     .is_err()
                 {
                     break;
