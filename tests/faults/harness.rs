@@ -338,11 +338,12 @@ impl Hubroute {
         }
     }
 
-    /// SIGTERM and wait (bounded); the report of the current run.
+    /// SIGTERM and wait (bounded: a durable router drains for up to its --drain-timeout, 30 s
+    /// by default, and a busy machine is slow); the report of the current run.
     pub fn stop(&mut self) -> String {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + Duration::from_secs(120);
             loop {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
