@@ -8,6 +8,7 @@
 #   FAULT_SCALE=1 scripts/faults.sh         # the CI size
 #   scripts/faults.sh router_sigkill        # one scenario (any cargo test filter)
 #   HUBROUTE_BIN=../wt-pipeline/target/debug/hubroute scripts/faults.sh   # another build
+#   FAULT_REPEAT=11 scripts/faults.sh nats_server   # the same scenario 11 times (rare failures)
 #
 # Needs mosquitto and nats-server (Debian packages of those names). Exits non-zero when a
 # scenario failed; the table still shows what was measured.
@@ -19,8 +20,11 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
 echo "fault suite, FAULT_SCALE=$FAULT_SCALE, binary: ${HUBROUTE_BIN:-target/debug/hubroute}"
-cargo test --test faults -- --test-threads=1 --nocapture "$@" >"$log" 2>&1
-status=$?
+status=0
+for run in $(seq "${FAULT_REPEAT:-1}"); do
+    cargo test --test faults -- --test-threads=1 --nocapture "$@" >>"$log" 2>&1 || status=1
+    [ "${FAULT_REPEAT:-1}" -gt 1 ] && echo "run $run: $(grep '^test result' "$log" | tail -1)"
+done
 grep -E '^test result|panicked at' "$log"
 sed -n '/^failures:$/,/^test result/p' "$log" | grep -E '^    [a-z_]+$' | sed 's/^ */FAILED: /' | sort -u
 echo

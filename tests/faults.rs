@@ -26,15 +26,17 @@ const LOAD: usize = 1500;
 /// Where a router's endpoints go: `(endpoint, sink URL)`.
 type Sinks = Vec<(&'static str, String)>;
 
-/// Every endpoint of [`ROUTES`] bound to a JSON Lines file in `out`.
+/// Every endpoint of [`ROUTES`] bound to a JSON Lines file in `out`, but `cold`, a Storage
+/// endpoint, to the directory `out/cold`.
 fn file_sinks(out: &Path) -> Sinks {
-    ["archive", "alerts", "dev1"]
+    ENDPOINTS
         .into_iter()
-        .map(|e| {
-            (
+        .map(|e| match e {
+            "cold" => (e, format!("storage:{}", out.join("cold").display())),
+            _ => (
                 e,
                 format!("file:{}", out.join(format!("{e}.jsonl")).display()),
-            )
+            ),
         })
         .collect()
 }
@@ -116,12 +118,12 @@ fn wait_archived(out: &Path, n: usize, who: &Hubroute) {
 /// Waits until every file endpoint in `out` holds what `acked` says it should; the outcomes.
 fn settle_files(out: &Path, acked: &BTreeSet<usize>, limit: Duration) -> Vec<Outcome<'static>> {
     let outcomes = || {
-        ["archive", "alerts", "dev1"]
+        ENDPOINTS
             .into_iter()
             .map(|e| Outcome {
                 endpoint: e,
                 want: expected(acked, e),
-                got: read_file_sink(&out.join(format!("{e}.jsonl"))),
+                got: read_endpoint(out, e),
             })
             .collect::<Vec<_>>()
     };
@@ -129,8 +131,8 @@ fn settle_files(out: &Path, acked: &BTreeSet<usize>, limit: Duration) -> Vec<Out
     outcomes()
 }
 
-/// The router is SIGKILLed twice mid-stream (at a quarter and at 60% of the messages
-/// delivered) and started again with the same client id (its broker session kept what it had
+/// The router is SIGKILLed three times mid-stream (at 10%, a third and two thirds of the
+/// messages delivered) and started again with the same client id (its broker session kept what it had
 /// not acknowledged) and the same store.
 #[test]
 fn router_sigkill_mid_stream_and_restart_loses_nothing() {
@@ -146,7 +148,7 @@ fn router_sigkill_mid_stream_and_restart_loses_nothing() {
     router.wait_subscribed();
     let n = scaled(3000);
     let fleet = Fleet::start(mqtt.port, "router-kill", 0..n, LOAD);
-    for at in [n / 4, n * 6 / 10] {
+    for at in [n / 10, n / 3, n * 2 / 3] {
         wait_archived(&out, at, &router);
         router.kill();
         router.start_again();
@@ -155,10 +157,10 @@ fn router_sigkill_mid_stream_and_restart_loses_nothing() {
     let acked = fleet.finish(patience(120));
     let outcomes = settle_files(&out, &acked, patience(120));
     router.stop();
-    report("router SIGKILL x2", n, acked.len(), &outcomes, "");
+    report("router SIGKILL x3", n, acked.len(), &outcomes, "");
 }
 
-/// The bridge (MQTT to JetStream) is SIGKILLed mid-stream and started again with the same
+/// The bridge (MQTT to JetStream) is SIGKILLed twice mid-stream and started again with the same
 /// client id; a worker routes the stream into files.
 #[test]
 fn bridge_sigkill_and_restart_loses_nothing() {
@@ -177,18 +179,20 @@ fn bridge_sigkill_and_restart_loses_nothing() {
     );
     let n = scaled(3000);
     let fleet = Fleet::start(mqtt.port, "bridge-kill", 0..n, LOAD);
-    wait_archived(&out, n / 3, &bridge);
-    bridge.kill();
-    bridge.start_again();
-    bridge.wait_subscribed();
+    for at in [n / 4, n * 6 / 10] {
+        wait_archived(&out, at, &bridge);
+        bridge.kill();
+        bridge.start_again();
+        bridge.wait_subscribed();
+    }
     let acked = fleet.finish(patience(120));
     let outcomes = settle_files(&out, &acked, patience(120));
     worker.stop();
     bridge.stop();
-    report("bridge SIGKILL", n, acked.len(), &outcomes, "");
+    report("bridge SIGKILL x2", n, acked.len(), &outcomes, "");
 }
 
-/// The devices' Mosquitto (persistent, saving after every change) is SIGKILLed mid-stream and
+/// The devices' Mosquitto (persistent, saving after every change) is SIGKILLed twice mid-stream and
 /// started again on the same port; devices reconnect and publish again what was not
 /// acknowledged, and the router reconnects to its session.
 #[test]
@@ -205,14 +209,16 @@ fn mosquitto_sigkill_and_restart_loses_nothing() {
     router.wait_subscribed();
     let n = scaled(2000);
     let fleet = Fleet::start(mqtt.port, "mosquitto-kill", 0..n, LOAD);
-    wait_archived(&out, n / 3, &router);
-    mqtt.kill();
-    std::thread::sleep(Duration::from_millis(500));
-    mqtt.start_again();
+    for at in [n / 4, n * 6 / 10] {
+        wait_archived(&out, at, &router);
+        mqtt.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        mqtt.start_again();
+    }
     let acked = fleet.finish(patience(120));
     let outcomes = settle_files(&out, &acked, patience(120));
     router.stop();
-    report("mosquitto SIGKILL", n, acked.len(), &outcomes, "");
+    report("mosquitto SIGKILL x2", n, acked.len(), &outcomes, "");
 }
 
 /// nats-server is SIGKILLed twice under a bridge and a JetStream worker and started again on
@@ -278,8 +284,8 @@ fn an_endpoint_down_does_not_hold_up_the_others() {
     let acked = fleet.finish(patience(120));
     let others_done = eventually(patience(40), || {
         read_file_sink(&archive(&out)).counts.len() == n
-            && read_file_sink(&out.join("dev1.jsonl")).counts.len()
-                == expected(&acked, "dev1").len()
+            && read_endpoint(&out, "cold").counts.len() == n
+            && read_endpoint(&out, "dev1").counts.len() == expected(&acked, "dev1").len()
     });
     let elapsed = started.elapsed().as_secs_f64();
     let archived = read_file_sink(&archive(&out)).counts.len();
@@ -507,7 +513,7 @@ fn an_authenticating_broker_keeps_impostors_out_and_the_password_secret() {
     std::thread::sleep(Duration::from_secs(1));
     let log = router.stop();
     assert!(archived, "archive incomplete: {log}");
-    let got = |e: &str| read_file_sink(&out.join(format!("{e}.jsonl")));
+    let got = |e: &str| read_endpoint(&out, e);
     let outcomes = vec![
         Outcome {
             endpoint: "archive",
@@ -522,6 +528,11 @@ fn an_authenticating_broker_keeps_impostors_out_and_the_password_secret() {
                 .map(|&i| mid(i))
                 .collect(),
             got: got("alerts"),
+        },
+        Outcome {
+            endpoint: "cold",
+            want: acked.iter().map(|&i| mid(i)).collect(),
+            got: got("cold"),
         },
     ];
     let strangers: Vec<String> = outcomes[0]

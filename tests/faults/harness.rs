@@ -391,15 +391,25 @@ impl Drop for Hubroute {
 }
 
 /// The suite's routes: `archive` gets everything, `alerts` the hot messages (`i % 4 == 0`),
-/// `dev1` what device `dev-1` really sent (by the identity the router stamps).
+/// `dev1` what device `dev-1` really sent (by the identity the router stamps), and `cold`, a
+/// Storage endpoint written as JSON, everything again.
 pub const ROUTES: &str = r#"{
-  "endpoints": { "eventHubs": [ { "name": "archive" }, { "name": "alerts" }, { "name": "dev1" } ] },
+  "endpoints": {
+    "eventHubs": [ { "name": "archive" }, { "name": "alerts" }, { "name": "dev1" } ],
+    "storageContainers": [ { "name": "cold", "containerName": "cold", "encoding": "JSON",
+      "fileNameFormat": "{iothub}/{partition}/{YYYY}/{MM}/{DD}/{HH}/{mm}",
+      "batchFrequencyInSeconds": 60, "maxChunkSizeInBytes": 10485760 } ]
+  },
   "routes": [
     { "name": "all", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true },
     { "name": "hot", "source": "DeviceMessages", "condition": "$contentType = 'application/json' AND $body.temp > 50", "endpointNames": ["alerts"], "isEnabled": true },
-    { "name": "one", "source": "DeviceMessages", "condition": "$connectionDeviceId = 'dev-1'", "endpointNames": ["dev1"], "isEnabled": true }
+    { "name": "one", "source": "DeviceMessages", "condition": "$connectionDeviceId = 'dev-1'", "endpointNames": ["dev1"], "isEnabled": true },
+    { "name": "keep", "source": "DeviceMessages", "condition": "true", "endpointNames": ["cold"], "isEnabled": true }
   ]
 }"#;
+
+/// The endpoints of [`ROUTES`].
+pub const ENDPOINTS: [&str; 4] = ["archive", "alerts", "dev1", "cold"];
 
 pub fn write_routes(dir: &Path) -> PathBuf {
     let routes = dir.join("routes.json");
@@ -417,7 +427,7 @@ pub fn expected(acked: &BTreeSet<usize>, endpoint: &str) -> BTreeSet<String> {
     acked
         .iter()
         .filter(|&&i| match endpoint {
-            "archive" => true,
+            "archive" | "cold" => true,
             "alerts" => i % 4 == 0,
             "dev1" => i % 3 == 1,
             other => panic!("no endpoint {other}"),
@@ -721,6 +731,41 @@ pub fn read_file_sink(path: &Path) -> Received {
         }
     }
     got
+}
+
+/// Reads a Storage endpoint written with JSON encoding: every `.json` chunk under `dir`, each
+/// JSON Lines records of the same shape as the file sink's.
+pub fn read_storage_dir(dir: &Path) -> Received {
+    let mut got = Received::default();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let chunk = read_file_sink(&path);
+                for (id, n) in chunk.counts {
+                    *got.counts.entry(id).or_default() += n;
+                }
+                got.torn += chunk.torn;
+            }
+        }
+    }
+    got
+}
+
+/// What endpoint `endpoint` wrote into `out` as bound by the suite: JSON Lines files, and the
+/// Storage endpoint `cold` as a directory of JSON chunks.
+pub fn read_endpoint(out: &Path, endpoint: &str) -> Received {
+    if endpoint == "cold" {
+        read_storage_dir(&out.join("cold"))
+    } else {
+        read_file_sink(&out.join(format!("{endpoint}.jsonl")))
+    }
 }
 
 /// Device-supplied data never overrides what the router stamps.
