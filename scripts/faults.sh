@@ -16,8 +16,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 export FAULT_SCALE="${FAULT_SCALE:-10}"
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The whole output (panic messages carry the processes' logs) stays in target/faults.log.
+mkdir -p target
+log="target/faults.log"
+: >"$log"
 
 echo "fault suite, FAULT_SCALE=$FAULT_SCALE, binary: ${HUBROUTE_BIN:-target/debug/hubroute}"
 status=0
@@ -34,6 +36,6 @@ echo
 } | column -t -s '|'
 if [ "$status" -ne 0 ]; then
     echo
-    echo "some scenarios failed; the messages above say why (full log: rerun with --nocapture)"
+    echo "some scenarios failed; target/faults.log has their messages and the processes' logs"
 fi
 exit "$status"
