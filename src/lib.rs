@@ -30,12 +30,15 @@ pub mod functions;
 pub mod ingest;
 pub mod ir;
 pub mod message;
+#[cfg(feature = "store")]
+pub mod pipeline;
 pub mod route;
 pub mod sink;
 pub mod span;
 pub mod syntax;
+pub mod ty;
 
-pub use check::Options;
+pub use check::{Dialect, Options};
 pub use condition::Condition;
 pub use diagnostic::{CompileError, Diagnostic, Severity};
 pub use eval::Bool3;

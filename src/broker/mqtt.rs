@@ -14,23 +14,47 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, Client, Connection, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, Publish, QoS,
+    Packet, Publish, QoS, TlsConfiguration, Transport,
 };
 
 use super::BrokerUrl;
 use crate::ingest::{property_bag, D2C_TOPIC_FILTERS};
+use crate::message::naming::PropertyNaming;
 use crate::sink::{Envelope, Sink, SinkError};
 
 /// The largest packet either side may send: IoT Hub's 256 KB message limit plus a generous
 /// allowance for the topic and its property bag.
 const MAX_PACKET: usize = 512 * 1024;
 
+/// Connection options for `url`: TLS (the configuration built when the URL was parsed) and
+/// user name and password when the URL has them.
 fn options(url: &BrokerUrl, client_id: &str, persistent: bool) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
     o.set_keep_alive(Duration::from_secs(15));
     o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     o.set_clean_session(!persistent);
+    if let Some(user) = &url.user {
+        let password = url.password.as_ref().map_or("", |p| p.expose());
+        o.set_credentials(user.clone(), password);
+    }
+    if let Some(tls) = &url.tls {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.client_config(),
+        )));
+    }
     o
+}
+
+/// The connection's error, said so that a refused login reads as one (rumqttc's text for a
+/// CONNACK refusal is a bare code).
+fn connection_error(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => format!(
+            "the broker refused the connection ({code:?}): check the user name, password or \
+             client certificate, and the broker's ACL"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Subscribes to every device's device-to-cloud topic. Messages must be acknowledged with
@@ -41,7 +65,9 @@ fn options(url: &BrokerUrl, client_id: &str, persistent: bool) -> MqttOptions {
 /// through the same event loop as incoming messages, so a consumer that waits (for a stream, a
 /// sink, an in-flight limit) must not be what keeps the loop turning, or neither would move.
 /// Flow control is the broker's: it sends only so many unacknowledged messages at a time
-/// (Mosquitto's `max_inflight_messages`) and queues the rest for the session.
+/// (Mosquitto's `max_inflight_messages`) and queues the rest for the session, up to a limit
+/// past which Mosquitto drops them; the subscriber watches Mosquitto's drop counter
+/// ([`DROPPED_TOPIC`]) and warns (W0702) when it rises.
 pub struct D2cSubscriber {
     client: AsyncClient,
     incoming: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
@@ -118,23 +144,34 @@ async fn drive(
     mut eventloop: EventLoop,
     tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
 ) {
+    let mut drops = DropWatch::default();
     loop {
         let seen = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let filters = D2C_TOPIC_FILTERS
                     .iter()
-                    .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+                    .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
+                    // In the same request, so there is one SUBACK; a broker that denies it
+                    // (no $SYS, or an ACL) only fails that filter.
+                    .chain([rumqttc::SubscribeFilter::new(
+                        DROPPED_TOPIC.to_string(),
+                        QoS::AtMostOnce,
+                    )]);
                 // Only queues the request: the next poll sends it.
                 let _ = client.try_subscribe_many(filters);
                 continue;
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == DROPPED_TOPIC => {
+                drops.saw(&p.payload);
+                continue;
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Publish(p),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
-                let text = e.to_string();
+                let text = connection_error(&e);
                 if tx.send(Incoming::Error(text)).is_err() {
                     return;
                 }
@@ -148,6 +185,53 @@ async fn drive(
     }
 }
 
+/// Mosquitto's count of QoS 1 and 2 messages it dropped because a client's queue was full
+/// (`max_queued_messages` beyond `max_inflight_messages`), published every `sys_interval`
+/// (10 s by default). It is the only sign a subscriber gets of such a loss: each device had its
+/// PUBACK, and MQTT 3.1.1 tells the subscriber nothing.
+pub const DROPPED_TOPIC: &str = "$SYS/broker/publish/messages/dropped";
+
+/// Watches [`DROPPED_TOPIC`] and says loudly when the broker has dropped messages: once at
+/// the first reading if the count is not zero (the broker may have dropped this router's queue
+/// while it was away), then whenever it rises. The count is the broker's, over all clients.
+#[derive(Default)]
+struct DropWatch {
+    /// The last count said (or seen at zero).
+    seen: Option<u64>,
+}
+
+impl DropWatch {
+    fn saw(&mut self, payload: &[u8]) {
+        let Some(now) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let before = self.seen.unwrap_or(0);
+        if now > before {
+            let what = match self.seen {
+                None => format!("the broker has dropped {now} QoS 1 messages since it started"),
+                Some(_) => format!(
+                    "the broker dropped {} QoS 1 messages ({DROPPED_TOPIC} went from {before} \
+                     to {now})",
+                    now - before
+                ),
+            };
+            eprintln!(
+                "{}: {what}, for this router or another client: devices got their PUBACKs, but \
+                 Mosquitto discards what no longer fits a client's queue (max_queued_messages, \
+                 default 1000, beyond max_inflight_messages, default 20), also while the \
+                 client is away. Run Mosquitto with examples/mosquitto/hubroute.conf \
+                 (max_inflight_messages 2000, max_queued_messages 0) or raise those two; see \
+                 the README",
+                super::codes::BROKER_DROPPED,
+            );
+        }
+        self.seen = Some(before.max(now));
+    }
+}
+
 /// An endpoint sink publishing to an MQTT broker (see the module docs for the topic layout).
 pub struct MqttSink {
     url: BrokerUrl,
@@ -157,6 +241,9 @@ pub struct MqttSink {
     session: Option<(Client, Connection)>,
     /// How long a batch may wait for its acknowledgements.
     timeout: Duration,
+    /// Whose spelling system property names take in the bag (`?names=`; see
+    /// [`super::property_naming`]).
+    naming: PropertyNaming,
 }
 
 impl MqttSink {
@@ -169,7 +256,9 @@ impl MqttSink {
                 "{url}: the MQTT sink needs a topic without wildcards (mqtt://HOST:PORT/TOPIC)"
             )));
         }
+        let naming = super::property_naming(url).map_err(SinkError::Fatal)?;
         Ok(MqttSink {
+            naming,
             url: url.clone(),
             client_id: client_id.to_string(),
             session: None,
@@ -193,7 +282,7 @@ impl MqttSink {
             // Queue as many publishes as the request channel takes, then drive the connection.
             while queued < batch.len() {
                 let e = &batch[queued];
-                let bag = property_bag::encode(&e.message);
+                let bag = property_bag::encode_named(&e.message, self.naming);
                 let t = format!("{topic}/{bag}");
                 match client.try_publish(t, QoS::AtLeastOnce, false, e.message.body.clone()) {
                     Ok(()) => queued += 1,
@@ -219,7 +308,7 @@ impl MqttSink {
                     }
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("{}: {e}", self.url)),
+                Ok(Err(e)) => return Err(format!("{}: {}", self.url, connection_error(&e))),
                 Err(e) => return Err(format!("{}: {e:?}", self.url)),
             }
         }

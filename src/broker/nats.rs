@@ -9,8 +9,9 @@
 //!   acknowledged within `ack_wait` (after a crash, or a `nak`).
 //! * [`NatsSink`] publishes envelopes to a subject, core NATS (`nats://`, flushed) or JetStream
 //!   (`jetstream://`, each publish acknowledged by the stream). Properties travel as headers named
-//!   like the MQTT property bag (`$.ct`, `$.cdid`, application names as they are), names and values
-//!   percent-encoded where they are not plain; the body is the payload.
+//!   like the MQTT property bag (`$.ct`, `$.cdid`, application names as they are), or as the
+//!   endpoint kind named by `?names=` spells them, names and values percent-encoded where they
+//!   are not plain; the body is the payload.
 
 use std::time::Duration;
 
@@ -20,18 +21,43 @@ use futures_util::future::try_join_all;
 
 use super::{BrokerUrl, Scheme};
 use crate::ingest::property_bag;
+use crate::message::naming::PropertyNaming;
 use crate::message::Message;
 use crate::sink::{Envelope, Sink, SinkError};
 
 /// How long connecting and each request may take before it counts as a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects to `url`'s server, retrying in the background after the first connection.
+/// Connects to `url`'s server, retrying in the background after the first connection. TLS,
+/// user and password, token or `.creds` file come from the URL.
 pub async fn connect(url: &BrokerUrl) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(REQUEST_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
-        .name("hubroute")
+        .name("hubroute");
+    if let Some(tls) = &url.tls {
+        options = options
+            .require_tls(true)
+            .tls_client_config((*tls.client_config()).clone());
+    }
+    if let Some(user) = &url.user {
+        let password = url.password.as_ref().map_or("", |p| p.expose());
+        options = options.user_and_password(user.clone(), password.to_string());
+    }
+    if let Some(token) = &url.token {
+        options = options.token(token.expose().to_string());
+    }
+    if let Some(creds) = &url.creds {
+        // The file's text is a secret: say only which file and what went wrong.
+        options = options.credentials_file(creds).await.map_err(|e| {
+            format!(
+                "{url}: creds={}: not a usable credentials file ({:?})",
+                creds.display(),
+                e.kind()
+            )
+        })?;
+    }
+    options
         .connect(url.address())
         .await
         .map_err(|e| format!("{url}: {e}"))
@@ -235,9 +261,9 @@ impl JetStreamInput {
 }
 
 /// The headers a sink writes for `message` (see the module docs).
-pub fn headers(message: &Message) -> HeaderMap {
+pub fn headers(message: &Message, naming: PropertyNaming) -> HeaderMap {
     let mut h = HeaderMap::new();
-    for (name, value) in property_bag::pairs(message) {
+    for (name, value) in property_bag::pairs_named(message, naming) {
         h.insert(name.as_str(), value.unwrap_or_default().as_str());
     }
     h
@@ -270,6 +296,7 @@ impl NatsSink {
             .enable_all()
             .build()
             .map_err(|e| SinkError::Fatal(format!("{url}: cannot start a runtime: {e}")))?;
+        super::property_naming(url).map_err(SinkError::Fatal)?;
         Ok(NatsSink {
             url: url.clone(),
             subject,
@@ -284,6 +311,8 @@ impl NatsSink {
         subject: &str,
         batch: &[Envelope],
     ) -> Result<(), String> {
+        // Checked when the sink was made.
+        let naming = super::property_naming(url).unwrap_or_default();
         if url.scheme == Scheme::JetStream {
             let js = jetstream::new(client.clone());
             let mut acks = Vec::with_capacity(batch.len());
@@ -291,7 +320,7 @@ impl NatsSink {
                 let ack = js
                     .publish_with_headers(
                         subject.to_string(),
-                        headers(&e.message),
+                        headers(&e.message, naming),
                         e.message.body.clone().into(),
                     )
                     .await
@@ -304,7 +333,7 @@ impl NatsSink {
                 client
                     .publish_with_headers(
                         subject.to_string(),
-                        headers(&e.message),
+                        headers(&e.message, naming),
                         e.message.body.clone().into(),
                     )
                     .await

@@ -21,9 +21,9 @@ mod table;
 mod twin;
 pub mod validate;
 
-pub use diagnostic::ConfigDiagnostic;
+pub use diagnostic::{ConfigDiagnostic, DiagnosticLog};
 pub use enrich::{Enrichment, EnrichmentValue};
 pub use explain::{Explanation, NodeExplanation, Outcome, RouteExplanation};
 pub use router::Router;
 pub use table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable, Routing};
-pub use twin::{DirTwinStore, TwinResolver, TwinStore};
+pub use twin::{DirTwinStore, FixedTwin, TwinProblem, TwinResolver, TwinStore, KEPT_PROBLEMS};

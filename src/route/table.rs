@@ -2,11 +2,11 @@
 //! to the set of endpoints it goes to.
 
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::Enrichment;
 use super::router::route_with_plan;
 use super::validate;
-use crate::check::Options;
+use crate::check::{Dialect, Options};
 use crate::eval::{BodyPlan, BodyScratch, Bool3, EvalContext, TwinLookup};
 use crate::message::{Message, Source};
 use crate::Condition;
@@ -70,20 +70,35 @@ pub struct RouteTable {
 /// messages are at most 256 KB, so this holds any of them, decoded from UTF-16 included.
 const KEPT_SCRATCH: usize = 1 << 20;
 
-/// The result of building a table: the table if there were no errors, and every diagnostic.
+/// The result of building a table: the table if there were no errors, and the diagnostics.
 #[derive(Debug)]
 pub struct Build {
     /// The table, unless the configuration has errors.
     pub table: Option<RouteTable>,
-    /// Errors and warnings, in document order.
+    /// Errors and warnings, in document order: the first
+    /// [`MAX_DIAGNOSTICS`](super::validate::MAX_DIAGNOSTICS); the rest are counted in
+    /// `omitted`, so a configuration of any size keeps bounded memory.
     pub diagnostics: Vec<ConfigDiagnostic>,
+    /// All errors, kept or omitted.
+    pub errors: usize,
+    /// All warnings, kept or omitted.
+    pub warnings: usize,
+    /// Diagnostics counted but not kept in `diagnostics`.
+    pub omitted: usize,
 }
 
 /// The options a route's condition compiles with: IoT Hub's (body queries, `$twin`,
 /// `twin_change_includes` for twin-change routes).
 pub fn condition_options(source: Source) -> Options {
+    condition_options_in(source, Dialect::Hub)
+}
+
+/// [`condition_options`] in a dialect: in the Edge dialect, the engine with body queries and
+/// `twin_change_includes` on (`RouteCompilerFlags.All`), as a routing configuration needs.
+pub fn condition_options_in(source: Source, dialect: Dialect) -> Options {
     Options {
         twin_change_source: source == Source::TwinChangeEvents,
+        dialect,
         ..Options::iot_hub()
     }
 }
@@ -92,19 +107,32 @@ impl RouteTable {
     /// Validates and compiles a configuration. `hub_name` is used for `$iothubname` when the
     /// document does not name the hub.
     pub fn build(config: &RoutingConfig, hub_name: &str) -> Build {
-        validate::build(config, hub_name)
+        validate::build(config, hub_name, Dialect::Hub)
+    }
+
+    /// [`RouteTable::build`] with conditions in a dialect.
+    pub fn build_in(config: &RoutingConfig, hub_name: &str, dialect: Dialect) -> Build {
+        validate::build(config, hub_name, dialect)
     }
 
     /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
     pub fn from_json(text: &str, hub_name: &str) -> Build {
-        let (config, mut diagnostics) = super::config::read(text);
-        let mut build = Self::build(&config, hub_name);
-        diagnostics.append(&mut build.diagnostics);
-        build.diagnostics = diagnostics;
-        if build.diagnostics.iter().any(ConfigDiagnostic::is_error) {
-            build.table = None;
+        Self::from_json_in(text, hub_name, Dialect::Hub)
+    }
+
+    /// [`RouteTable::from_json`] with conditions in a dialect.
+    pub fn from_json_in(text: &str, hub_name: &str, dialect: Dialect) -> Build {
+        let mut log = DiagnosticLog::new(validate::MAX_DIAGNOSTICS);
+        let config = super::config::read_into(text, &mut log);
+        let build = Self::build_in(&config, hub_name, dialect);
+        let kept_errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
+        let kept_warnings = build.diagnostics.len() - kept_errors;
+        for d in build.diagnostics {
+            log.push(d);
         }
-        build
+        // What the build counted but did not keep.
+        log.count_omitted(build.errors - kept_errors, build.warnings - kept_warnings);
+        validate::into_build(log, build.table)
     }
 
     /// The endpoints, built-in `events` first.

@@ -12,7 +12,9 @@
 //!   with exponential backoff, and a [`DeadLetter`] file for everything that cannot be delivered.
 //!   A slow or dead endpoint never stalls the others, and no message is dropped silently: each
 //!   one is delivered, dead-lettered with a reason, or counted as lost because the dead-letter
-//!   file itself failed.
+//!   file itself failed. In memory only: for delivery that survives a crash and acknowledges
+//!   inputs on durable acceptance, use the store-backed `pipeline` module (feature `store`),
+//!   which `hubroute run` uses.
 //!
 //! Error and dead-letter reason codes are stable (`E05xx`, see [`codes`]).
 
@@ -24,6 +26,7 @@ mod channel;
 pub mod delivery;
 mod jsonl;
 mod record;
+pub mod replay;
 mod storage;
 mod time;
 
@@ -60,6 +63,12 @@ pub mod codes {
     pub const SINK_PANICKED: &str = "E0506";
     /// Dead letter: the endpoint's worker thread is gone, so nothing can be queued for it.
     pub const WORKER_STOPPED: &str = "E0507";
+    /// Dead letter: the copy was not delivered within its endpoint's retention time.
+    pub const RETENTION_EXPIRED: &str = "E0508";
+    /// Dead letter: the failing endpoint's waiting copies exceeded its retention bytes.
+    pub const RETENTION_BYTES_EXCEEDED: &str = "E0509";
+    /// A store record could not be decoded (the store file is damaged); counted, reported.
+    pub const STORE_RECORD_DAMAGED: &str = "E0510";
 }
 
 /// One message on its way to one endpoint: a copy with that endpoint's enrichments already applied

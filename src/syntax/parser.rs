@@ -3,15 +3,22 @@
 //!
 //! The start rule has no end-of-input anchor, so ANTLR stops after the longest prefix that is a
 //! complete expression (R05). Concretely:
-//! * a binary operator is taken only if what follows it can begin a complete expression
-//!   (`Parser::viable`); otherwise it and everything after it is ignored trailing input
-//!   (`3 =` is `3`; `as_number(key2)-1 = 2` is `as_number(key2)` because `-1` is a literal);
+//! * a binary operator (or a stray symbol such as `@` between expressions, the grammar's
+//!   `expr syntax_error expr`) is committed to as soon as it is read: a missing or invalid
+//!   right operand is a syntax error (`a = '1' AND`, `a = '1' @`, `a /* b` whose unclosed
+//!   comment is `/` `*`); what is no operator ends the expression and is ignored trailing
+//!   input (`a = '1' b` is `a = '1'`; `as_number(key2)-1 = 2` is `as_number(key2)` because
+//!   `-1` is a literal);
 //! * once an operand has begun, errors inside it are real syntax errors;
 //! * a name directly followed by `(` is always a call;
-//! * a parenthesised expression or call directly followed by an unmatched `)` at the top level
-//!   is the grammar's "unmatched closing parenthesis" error alternative, and `(` without `)` is
-//!   "missing closing parenthesis"; a lone unknown symbol is "invalid symbol". Those produce
-//!   [`Invalid`] nodes, reported by the checker with the type errors, as the engine does.
+//! * a parenthesised expression or call directly followed by an unmatched `)` is the grammar's
+//!   "unmatched closing parenthesis" error alternative where ANTLR's prediction takes it
+//!   (`Parser::extra_paren`, and the retry in [`parse_with_limits`] for inner ones); `(`
+//!   without `)` is "missing closing parenthesis"; a lone unknown symbol is "invalid symbol".
+//!   Those produce [`Invalid`] nodes, reported by the checker with the type errors, as the
+//!   engine does.
+//!
+//! `scripts/antlr_diff.py` compares these decisions with the grammar run by ANTLR.
 
 use super::ast::*;
 use super::lexer::tokenize;
@@ -59,16 +66,39 @@ pub fn parse_with_limits(source: &str, limits: &Limits) -> Result<Ast, CompileEr
         )]));
     }
     let tokens = tokenize(source);
-    let mut parser = Parser {
+    let parser = |tokens: &[Token], forced_extra: Option<usize>| Parser {
         source,
-        tokens,
+        tokens: tokens.to_vec(),
         pos: 0,
         nesting: 0,
         paren_depth: 0,
         max_depth: limits.max_depth,
+        forced_extra,
+        inner_extra: Vec::new(),
     };
-    parser.condition().map_err(|d| CompileError(vec![d]))
+    let mut first = parser(&tokens, None);
+    let ast = first.condition().map_err(|d| CompileError(vec![d]))?;
+    // ANTLR's prediction takes the "unmatched ')'" alternative for an inner parenthesised
+    // expression or call directly followed by `)` when that reading gets further into the
+    // input than the plain one, which stops early and leaves trailing input
+    // (`f((a)) / 1, g(b))`, `f((a)), b) c`). Each such `)` is tried in turn (a bounded
+    // number: this is a rare input, and invalid either way).
+    let end = |ast: &Ast| ast.trailing.map_or(source.len(), |t| t.start as usize);
+    if ast.trailing.is_some() {
+        for &at in first.inner_extra.iter().take(MAX_EXTRA_TRIES) {
+            let mut retry = parser(&tokens, Some(at));
+            if let Ok(further) = retry.condition() {
+                if end(&further) > end(&ast) {
+                    return Ok(further);
+                }
+            }
+        }
+    }
+    Ok(ast)
 }
+
+/// How many inner unmatched-')' readings a parse tries (see [`parse_with_limits`]).
+const MAX_EXTRA_TRIES: usize = 16;
 
 struct Parser<'s> {
     source: &'s str,
@@ -79,6 +109,11 @@ struct Parser<'s> {
     /// Number of open `(` (grouping or call) around the current position.
     paren_depth: usize,
     max_depth: usize,
+    /// The token index of an inner `)` to read as the unmatched-')' alternative.
+    forced_extra: Option<usize>,
+    /// Token indexes of inner `)`s directly after a parenthesised expression or call, where
+    /// that alternative could apply.
+    inner_extra: Vec<usize>,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -185,10 +220,15 @@ impl<'s> Parser<'s> {
         self.enter(self.peek().span)?;
         let mut left = self.prefix()?;
         while let Some((op, prec)) = binary_op(self.peek().kind) {
-            if prec < min_prec || !self.viable(self.pos + 1) {
+            if prec < min_prec {
                 break;
             }
+            // ANTLR commits to the operator as soon as it reads it: a missing or invalid
+            // right operand is a syntax error, not trailing input.
             let op_tok = self.bump();
+            if !self.viable(self.pos) {
+                return Err(self.unexpected(self.peek()));
+            }
             self.enter(op_tok.span)?;
             let right = self.expr(prec + 1)?;
             let span = left.span.to(right.span);
@@ -358,14 +398,31 @@ impl<'s> Parser<'s> {
             span: whole,
             ..inner
         };
-        Ok(self.extra_paren(inner, whole))
+        Ok(self.extra_paren(inner, whole, false))
     }
 
     /// After a complete `( ... )` or call at the top level, a further `)` is the grammar's
-    /// "unmatched closing parenthesis" alternative.
-    fn extra_paren(&mut self, inner: Expr, whole: Span) -> Expr {
+    /// "unmatched closing parenthesis" alternative. For a call, ANTLR's prediction takes it
+    /// only if the token after that `)` could follow an expression (an operator, a stray
+    /// symbol, `)`, `,` or the end); otherwise the call ends the expression and the `)` starts
+    /// the ignored rest (`f(x)) c` is `f(x)`; `f(x))` and `f(x)) = 1` are errors). A
+    /// parenthesised expression always takes it: there the competing "missing ')'"
+    /// alternative makes ANTLR decide with the full context.
+    fn extra_paren(&mut self, inner: Expr, whole: Span, call: bool) -> Expr {
         let next = self.peek();
-        if self.paren_depth == 0 && next.kind == TokenKind::RParen {
+        let follows = |kind: TokenKind| {
+            binary_op(kind).is_some()
+                || matches!(kind, TokenKind::RParen | TokenKind::Comma | TokenKind::Eof)
+        };
+        let nested = self.paren_depth > 0 && next.kind == TokenKind::RParen;
+        if nested {
+            self.inner_extra.push(self.pos);
+        }
+        if (self.paren_depth == 0
+            && next.kind == TokenKind::RParen
+            && (!call || follows(self.kind_at(self.pos + 1))))
+            || (nested && self.forced_extra == Some(self.pos))
+        {
             self.bump();
             let inner = Expr {
                 span: whole,
@@ -429,7 +486,7 @@ impl<'s> Parser<'s> {
             },
         };
         let whole = expr.span;
-        Ok(self.extra_paren(expr, whole))
+        Ok(self.extra_paren(expr, whole, true))
     }
 }
 
@@ -551,10 +608,52 @@ mod tests {
         let ast = parse("as_number(key2)-1 = 2").unwrap();
         assert!(matches!(ast.root.unwrap().kind, ExprKind::Call { .. }));
         assert!(ast.trailing.is_some());
-        assert!(matches!(root("3 =").kind, ExprKind::Literal(_)));
-        assert!(matches!(root("3 = (").kind, ExprKind::Literal(_)));
+        assert!(matches!(root("a = '1' b").kind, ExprKind::Binary { .. }));
+        assert!(parse("a = '1' b").unwrap().trailing.is_some());
+        // ANTLR commits to an operator once read: a missing right operand is an error.
+        assert!(parse("3 =").is_err());
+        assert!(parse("3 = (").is_err());
+        assert!(parse("a = '1' AND").is_err());
+        assert!(parse("a = '1' @").is_err());
+        assert!(!parse("a = '1' @ b").unwrap().is_error_free());
+        // An unclosed comment is '/' and '*'.
+        assert!(parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
+    }
+
+    #[test]
+    fn inner_extra_paren_when_it_reads_further() {
+        for q in [
+            "f((a)) / 1, g(b))",
+            "f((a)), b) c",
+            "((a)) + 1) c",
+            "(f()) < g)",
+        ] {
+            assert!(!parse(q).unwrap().is_error_free(), "{q}");
+        }
+        for q in ["f((a)) , b", "((a)) b)", "((a)) , b)", "f(g(x)) = 1"] {
+            let ast = parse(q).unwrap();
+            assert!(ast.is_error_free(), "{q}");
+        }
+    }
+
+    #[test]
+    fn extra_paren_after_a_call_as_antlr_predicts_it() {
+        for q in [
+            "f(x))",
+            "f(x)) = 1",
+            "f(x)) ,",
+            "f(x)) )",
+            "f(x)) @ c",
+            "(x)) c",
+        ] {
+            assert!(!parse(q).unwrap().is_error_free(), "{q}");
+        }
+        for q in ["f(x)) c", "a > f(x)) 'b'", "f(x)) NOT", "f(x)) ("] {
+            let ast = parse(q).unwrap();
+            assert!(ast.is_error_free() && ast.trailing.is_some(), "{q}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `hubroute check` and `hubroute fmt`.
 
+use crate::input_lines::{Line, Lines};
+use crate::output::{out, outln};
 use crate::render;
 use crate::CompileFlags;
 use clap::{Args, ValueEnum};
@@ -48,9 +50,11 @@ pub struct FmtArgs {
     routes: Option<std::path::PathBuf>,
 }
 
-/// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
+/// One query to check and where it came from (`<query 1>`, or `file.txt` and its line).
 struct Item {
     origin: String,
+    /// For a query from a file, the lines before it, so positions are the file's.
+    lines_before: u32,
     query: String,
 }
 
@@ -61,6 +65,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             &args.hub_name,
             matches!(args.format, Format::Json),
             args.deny_warnings,
+            args.flags.dialect(),
         );
     }
     let options = args.flags.options()?;
@@ -70,33 +75,71 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         .enumerate()
         .map(|(i, q)| Item {
             origin: format!("<query {}>", i + 1),
+            lines_before: 0,
             query: q.clone(),
         })
         .collect();
+    // Lines that are not text are errors of their own (code, origin, message); the other lines
+    // are still checked.
+    let mut unreadable: Vec<(&str, String, String)> = Vec::new();
     if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            items.push(Item {
-                origin: format!("{}:{}", path.display(), i + 1),
-                query: line.to_string(),
-            });
+        // A query is at most 64 KiB (E0201); a longer line is reported, not held.
+        let mut lines = Lines::new(std::io::BufReader::new(file), 1 << 20);
+        while let Some(next) = lines.next_line() {
+            let (number, line) =
+                next.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let origin = format!("{}:{number}", path.display());
+            let problem = match line {
+                Line::Text(line) => {
+                    if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
+                        items.push(Item {
+                            origin: path.display().to_string(),
+                            lines_before: u32::try_from(number - 1).unwrap_or(u32::MAX),
+                            query: line,
+                        });
+                    }
+                    continue;
+                }
+                Line::NotUtf8 { valid_up_to } => (
+                    "E0904",
+                    format!("not UTF-8 (invalid byte at offset {valid_up_to})"),
+                ),
+                Line::TooLong { bytes } => (
+                    "E0905",
+                    format!("a line of {bytes} bytes; a query is at most 64 KiB"),
+                ),
+            };
+            unreadable.push((problem.0, origin, problem.1));
         }
     }
-    if items.is_empty() {
+    if items.is_empty() && unreadable.is_empty() {
         return Err("nothing to check: give queries as arguments or --file".into());
     }
-    let mut failed = false;
+    let mut failed = !unreadable.is_empty();
     let mut report = Vec::new();
-    let (mut errors, mut warnings) = (0, 0);
+    let (mut errors, mut warnings) = (unreadable.len(), 0);
+    for (code, origin, message) in &unreadable {
+        match args.format {
+            Format::Text => outln!("error[{code}]: {origin}: {message}\n"),
+            Format::Json => report.push(serde_json::json!({
+                "origin": origin,
+                "query": null,
+                "ok": false,
+                "diagnostics": [{"code": code, "severity": "error", "message": message}],
+            })),
+        }
+    }
     for item in &items {
-        let diags = match Condition::compile(&item.query, &options) {
+        let mut diags = match Condition::compile(&item.query, &options) {
             Ok(c) => c.warnings().to_vec(),
             Err(e) => e.0,
         };
+        if matches!(args.format, Format::Text) {
+            // A consequence of an error already shown would read as a second problem.
+            diags.retain(|d| !d.follows);
+        }
         let e = diags.iter().filter(|d| d.is_error()).count();
         errors += e;
         warnings += diags.len() - e;
@@ -104,12 +147,16 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         match args.format {
             Format::Text => {
                 for d in &diags {
-                    print!("{}", render::text(&item.origin, &item.query, d));
-                    println!();
+                    out!(
+                        "{}",
+                        render::text_at(&item.origin, item.lines_before, &item.query, d)
+                    );
+                    outln!();
                 }
             }
             Format::Json => report.push(serde_json::json!({
                 "origin": item.origin,
+                "line": item.lines_before + 1,
                 "query": item.query,
                 "ok": e == 0,
                 "diagnostics": diags.iter().map(|d| render::json(&item.query, d)).collect::<Vec<_>>(),
@@ -117,14 +164,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         }
     }
     match args.format {
-        Format::Text => println!(
+        Format::Text => outln!(
             "checked {} quer{}: {errors} error{}, {warnings} warning{}",
             items.len(),
             if items.len() == 1 { "y" } else { "ies" },
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" },
         ),
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "queries": report, "errors": errors, "warnings": warnings
@@ -139,15 +186,37 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Formatting needs only a parse: a query with type errors still has a canonical form.
+/// The syntax errors (E000x) of `query`: formatting needs only a parse, so a query with type
+/// errors still has a canonical form, but one with a syntax error has none (the tree keeps the
+/// broken part as written, which would print as if it were fine).
+pub fn syntax_errors(query: &str) -> Vec<hubroute::Diagnostic> {
+    let all = match hubroute::syntax::parse(query) {
+        Err(e) => return e.0,
+        Ok(_) => match Condition::compile(query, &hubroute::Options::iot_hub()) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e.0,
+        },
+    };
+    all.into_iter()
+        .filter(|d| d.is_error() && d.code.starts_with("E000"))
+        .collect()
+}
+
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     if let Some(routes) = &args.routes {
         return crate::routes_cmd::fmt(routes);
     }
     let query = args.query.unwrap_or_default();
+    let errors = syntax_errors(&query);
+    if !errors.is_empty() {
+        for d in &errors {
+            eprint!("{}", render::text("<query>", &query, d));
+        }
+        return Ok(ExitCode::from(1));
+    }
     match hubroute::syntax::parse(&query) {
         Ok(ast) => {
-            println!("{ast}");
+            outln!("{ast}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

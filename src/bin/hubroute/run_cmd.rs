@@ -1,29 +1,34 @@
-//! `hubroute run`: the router. Reads messages (JSON Lines), validates them, routes each to
-//! its endpoints, applies enrichments, and delivers through the bound sinks with retries and a
-//! dead letter. Nothing is dropped silently: an invalid line is reported with its line number,
-//! counted and dead-lettered, and the stream goes on.
+//! `hubroute run`: the router's command line. It parses the arguments, binds the sinks, opens
+//! the library's durable [`Pipeline`] (accept into the store, deliver per endpoint) and feeds
+//! it from the input: a JSON Lines file or standard input here, a broker in `live`. Nothing is
+//! dropped silently: a line that is not a message is reported with its line number and code,
+//! counted and dead-lettered, and the stream goes on; the summary always prints.
 
-use crate::routes_cmd::load_table;
+use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
-use hubroute::message::{Message, Protocol, Source};
-use hubroute::route::{DirTwinStore, EndpointId, RouteTable, Router, Routing, TwinResolver};
+use hubroute::message::Protocol;
+use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
+use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
-    DeadLetter, Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, RetryPolicy, Sink,
-    StorageConfig, StorageEncoding, StorageSink,
+    DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The routing configuration (as for `test`).
     #[arg(long)]
     routes: PathBuf,
+    /// The query language of the conditions: hub (IoT Hub, as Learn documents it) or edge
+    /// (the IoT Edge engine, with body queries and twin_change_includes on).
+    #[arg(long, default_value = "hub")]
+    dialect: hubroute::Dialect,
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
     /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
@@ -34,10 +39,14 @@ pub struct RunArgs {
     /// `storage:DIR` (IoT Hub Storage-endpoint files: Avro or JSON, named by the endpoint's
     /// fileNameFormat), `mqtt://HOST:PORT/TOPIC` (QoS 1 to TOPIC/{property bag}),
     /// `nats://HOST:PORT/SUBJECT` or `jetstream://HOST:PORT/SUBJECT` (properties as headers).
-    /// Every endpoint a route can reach must be bound.
+    /// Every endpoint a route can reach must be bound, each once. A `file:` sink appends across
+    /// runs; a Storage sink never overwrites: a file name that exists gets `-1`, `-2`, ...
+    /// (read its Avro with `hubroute inspect DIR`). A broker sink names system properties as
+    /// the endpoint's kind does (`?names=edge|eventHubs|serviceBus|storage|eventGrid` to choose).
     #[arg(long = "sink", value_name = "NAME=URL")]
     sinks: Vec<String>,
-    /// Where undeliverable and invalid messages go, with the reason (JSON Lines).
+    /// Where undeliverable and invalid messages go, with the reason (JSON Lines, appended
+    /// across runs; by default hubroute-dead-letter.jsonl in the current directory).
     #[arg(long, default_value = "hubroute-dead-letter.jsonl")]
     dead_letter: PathBuf,
     /// A directory of device twins (`<deviceId>.json`) for `$twin` and enrichments.
@@ -54,12 +63,35 @@ pub struct RunArgs {
     /// (mqtt, amqp, https, c2d).
     #[arg(long, default_value = "mqtt")]
     protocol: String,
-    /// Attempts per batch before a sink's messages go to the dead letter.
-    #[arg(long, default_value_t = 5)]
+    /// Attempts per batch before its copies go to the dead letter (code E0504); 0, the
+    /// default, retries for as long as the endpoint's --retention-time allows (then E0508).
+    /// Errors that can never succeed go to the dead letter at once (E0502).
+    #[arg(long, default_value_t = 0)]
     max_attempts: u32,
     /// The longest wait between two attempts (e.g. 10s, 500ms); waits double from 100 ms.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     max_backoff: Duration,
+    /// The durable store: accepted messages wait here until every endpoint has them, also
+    /// across restarts (one process per directory).
+    #[arg(long, default_value = "hubroute-store")]
+    pub(crate) store: PathBuf,
+    /// Stored bytes at which the input pauses until endpoints catch up (never drops).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes_arg)]
+    store_max_bytes: u64,
+    /// A copy not delivered this long after acceptance goes to the dead letter (E0508); an
+    /// endpoint failing this long is "dead". IoT Hub's documented figure is about 1 hour.
+    #[arg(long, default_value = "1h", value_parser = parse_duration_arg)]
+    retention_time: Duration,
+    /// A failing endpoint's waiting copies beyond this many bytes go to the dead letter (E0509).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes_arg)]
+    retention_bytes: u64,
+    /// When the input ends (or on Ctrl-C/SIGTERM): how long to wait for endpoints to deliver
+    /// what is stored. What is left stays in the store for the next run.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub(crate) drain_timeout: Duration,
+    /// The longest input line; longer ones are dead-lettered (E0702) and reading goes on.
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes_arg)]
+    max_line_bytes: u64,
     /// With a broker input: the MQTT client id (its broker session holds unacknowledged
     /// messages while the router is away).
     #[arg(long, default_value = "hubroute-router")]
@@ -80,112 +112,32 @@ pub struct RunArgs {
     quiet: bool,
 }
 
+/// `1GiB`, `256MiB`, `64KiB`, `10MB` or plain bytes.
+pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("'{text}' is not a size (e.g. 1GiB, 256MiB, 4096)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_bytes))
+        .ok_or_else(|| format!("'{text}' is not a size (e.g. 1GiB, 256MiB, 4096)"))
+}
+
 /// `30s`, `500ms`, `2m` or plain seconds.
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     hubroute::sink::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
-}
-
-/// One input line after parsing, validation and routing.
-enum Item {
-    Invalid {
-        line_no: usize,
-        code: &'static str,
-        reason: String,
-        raw: serde_json::Value,
-    },
-    Routed {
-        line_no: usize,
-        /// Boxed: a message is much larger than an invalid line's report.
-        message: Box<Message>,
-        source: Source,
-        routing: Routing,
-    },
-}
-
-/// Parses, validates and routes one line (runs on rayon's threads).
-fn process(
-    router: &mut Router<'_>,
-    line_no: usize,
-    line: &str,
-    protocol: Protocol,
-    default_source: Source,
-    twin: Option<&TwinResolver<'_>>,
-) -> Item {
-    let message = match Message::from_json_str(line) {
-        Ok(m) => m,
-        Err(e) => {
-            return Item::Invalid {
-                line_no,
-                code: e.code(),
-                reason: e.to_string(),
-                raw: serde_json::Value::String(line.to_string()),
-            }
-        }
-    };
-    let twin = twin.map(|t| t as &dyn TwinLookup);
-    match validate_and_route(router, &message, protocol, default_source, twin) {
-        Ok((source, routing)) => Item::Routed {
-            line_no,
-            message: Box::new(message),
-            source,
-            routing,
-        },
-        Err((code, reason)) => Item::Invalid {
-            line_no,
-            code,
-            reason,
-            raw: message.to_json_value(),
-        },
-    }
-}
-
-/// Applies IoT Hub's message rules for `protocol`, then routes a valid message: its source and
-/// routing, or the first violation's code with every violation in one reason. Shared by file
-/// input and the live (broker) inputs, so both judge and route a message alike.
-pub(crate) fn validate_and_route(
-    router: &mut Router<'_>,
-    message: &Message,
-    protocol: Protocol,
-    default_source: Source,
-    twin: Option<&dyn TwinLookup>,
-) -> Result<(Source, Routing), (&'static str, String)> {
-    let violations = message.validate(protocol);
-    if let Some(first) = violations.first() {
-        let reasons: Vec<String> = violations
-            .iter()
-            .map(|v| format!("[{}] {}", v.code, v.message))
-            .collect();
-        return Err((first.code, reasons.join("; ")));
-    }
-    let source = message.source.unwrap_or(default_source);
-    let routing = match twin {
-        Some(t) => router.route_with_twin(message, source, t),
-        None => router.route(message, source),
-    };
-    Ok((source, routing))
-}
-
-/// Counts for the final report.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub read: u64,
-    pub invalid: u64,
-    pub routed: BTreeMap<String, u64>,
-    pub fallback: u64,
-    pub unrouted: u64,
-}
-
-impl Stats {
-    /// Counts a routed message that matched nothing or went to the fallback route.
-    pub(crate) fn count_routing(&mut self, routing: &Routing) {
-        if routing.endpoints.is_empty() {
-            self.unrouted += 1;
-        }
-        if routing.fallback {
-            self.fallback += 1;
-        }
-    }
 }
 
 pub(crate) fn parse_protocol(p: &str) -> Result<Protocol, String> {
@@ -205,6 +157,12 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         return Ok(Box::new(JsonLinesSink::stdout()));
     }
     if let Some(path) = url.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(format!(
+                "--sink {}={url}: the file path is empty (file:PATH, e.g. file:out/{}.jsonl)",
+                ep.name, ep.name
+            ));
+        }
         return JsonLinesSink::to_path(PathBuf::from(path))
             .map(|s| Box::new(s) as Box<dyn Sink>)
             .map_err(|e| format!("--sink {}: {e}", ep.name));
@@ -232,7 +190,9 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
             .map_err(|e| format!("--sink {}: {e}", ep.name));
     }
     if url.contains("://") {
-        return crate::live::broker_sink(&ep.name, url);
+        // A broker sink stands in for the endpoint: it names system properties as that kind does.
+        let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
+        return crate::live::broker_sink(&ep.name, &url);
     }
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
@@ -255,13 +215,51 @@ fn reachable(table: &RouteTable) -> Vec<EndpointId> {
     ids
 }
 
+/// Counts of what the input held, for the summary: every line (or broker message) read ends
+/// in exactly one of `valid`, `invalid` or `blank`.
+#[derive(Default)]
+pub(crate) struct InputStats {
+    pub read: u64,
+    pub blank: u64,
+    pub valid: u64,
+    pub invalid: BTreeMap<&'static str, u64>,
+    /// Why reading stopped early, if it did (an I/O error).
+    pub read_error: Option<String>,
+}
+
+impl InputStats {
+    pub(crate) fn invalid_total(&self) -> u64 {
+        self.invalid.values().sum()
+    }
+}
+
+/// The pipeline's settings from the arguments.
+pub(crate) fn pipeline_config(
+    args: &RunArgs,
+    table: &RouteTable,
+) -> Result<PipelineConfig, String> {
+    let mut config = PipelineConfig::new(&args.store, table.hub_name());
+    config.max_store_bytes = args.store_max_bytes;
+    config.retention = Retention {
+        time: args.retention_time,
+        bytes: args.retention_bytes,
+    };
+    config.retry = RetryPolicy {
+        max_attempts: args.max_attempts,
+        max_backoff: args.max_backoff,
+        ..RetryPolicy::default()
+    };
+    config.protocol = parse_protocol(&args.protocol)?;
+    config.default_source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
+    Ok(config)
+}
+
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let table = match load_table(&args.routes, &args.hub_name)? {
+    let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
-    let default_source: Source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
-    let protocol = parse_protocol(&args.protocol)?;
+    let config = pipeline_config(&args, &table)?;
 
     // Bind every reachable endpoint, refuse unknown or missing bindings.
     let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
@@ -276,6 +274,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 names.join(", ")
             )
         })?;
+        if bound.contains_key(name) {
+            return Err(format!(
+                "--sink {spec}: endpoint '{name}' is already bound; give each endpoint one --sink"
+            ));
+        }
         bound.insert(name.to_string(), make_sink(&table, id, url)?);
     }
     let missing: Vec<&str> = reachable(&table)
@@ -293,219 +296,218 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
-    let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
-    let config = DispatcherConfig {
-        retry: RetryPolicy {
-            max_attempts: args.max_attempts.max(1),
-            max_backoff: args.max_backoff,
-            ..RetryPolicy::default()
-        },
-        ..DispatcherConfig::default()
-    };
-    let dispatcher = Dispatcher::new(bound, dead_letter, config).map_err(|e| e.to_string())?;
+    let invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let recovered = pipeline.stats().recovered_copies;
+    if recovered > 0 {
+        eprintln!(
+            "store {}: {recovered} copies from an earlier run are being delivered first",
+            args.store.display()
+        );
+    }
 
-    let store = args.twin_dir.as_ref().map(DirTwinStore::new);
-    let resolver = store.as_ref().map(|s| TwinResolver::new(s));
-    let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
+    let twins = args.twin_dir.as_ref().map(DirTwinStore::new);
+    let resolver = twins.as_ref().map(|s| TwinResolver::new(s));
+    // Twins that cannot be used make $twin undefined: say so (once each), not silently.
+    if let Some(p) = twins.as_ref().and_then(DirTwinStore::directory_problem) {
+        eprintln!("warning[{}]: {p}", p.code());
+    }
 
     if args.input.contains("://") {
-        let pipeline = crate::live::Pipeline {
-            table: &table,
-            twin,
-            protocol,
-            default_source,
-            dispatcher,
+        let live = crate::live::Live {
+            pipeline,
+            twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
             dead_letter_path: args.dead_letter.clone(),
         };
-        return crate::live::run(&args, pipeline);
+        return crate::live::run(&args, live);
     }
+    let started = Instant::now();
+    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log);
+    let stats = pipeline.shutdown(args.drain_timeout);
+    if let Some(twins) = &twins {
+        // The first few in full; a fleet without twins is one line, not one per device.
+        let problems = twins.problems();
+        for p in problems.iter().take(3) {
+            eprintln!("warning[{}]: {p}", p.code());
+        }
+        let more = twins.problem_count().saturating_sub(3);
+        if more > 0 {
+            eprintln!("warning: {more} more devices whose twin could not be used ($twin values undefined)");
+        }
+    }
+    let code = report(&input, &stats, started.elapsed(), &args);
+    Ok(if input.read_error.is_some() {
+        ExitCode::from(2)
+    } else {
+        code
+    })
+}
 
-    // A file is read in chunks that are parsed, validated and routed in parallel (rayon),
-    // then dispatched in input order; standard input is handled line by line so that a live
-    // stream is routed as it arrives.
+/// Reads the file (or standard input) to its end through the library's `feed_lines`: chunks
+/// of 4096 lines routed in parallel and accepted in one durable commit each; standard input goes
+/// line by line, so that a live stream is routed as it arrives.
+fn read_lines(
+    args: &RunArgs,
+    pipeline: &Pipeline,
+    resolver: Option<&TwinResolver<'_>>,
+    mut invalid_log: InvalidLog,
+) -> InputStats {
+    let mut stats = InputStats::default();
     let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
         (Box::new(std::io::stdin().lock()), 1)
     } else {
-        let f = std::fs::File::open(&args.input)
-            .map_err(|e| format!("cannot read {}: {e}", args.input))?;
-        (Box::new(std::io::BufReader::new(f)), 4096)
+        match std::fs::File::open(&args.input) {
+            Ok(f) => (
+                Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                4096,
+            ),
+            Err(e) => {
+                stats.read_error = Some(format!("cannot read {}: {e}", args.input));
+                eprintln!("error: cannot read {}: {e}", args.input);
+                return stats;
+            }
+        }
     };
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let mut stats = Stats::default();
-    let mut sequence = 0u64;
-    let mut lines = reader.lines().enumerate();
-    loop {
-        let mut chunk = Vec::with_capacity(chunk_size);
-        for (index, line) in lines.by_ref() {
-            let line = line.map_err(|e| format!("reading {}: {e}", args.input))?;
-            if !line.trim().is_empty() {
-                chunk.push((index + 1, line));
-            }
-            if chunk.len() == chunk_size {
-                break;
-            }
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        let items: Vec<Item> = chunk
-            .par_iter()
-            .map_init(
-                || table.router(),
-                |router, (line_no, line)| {
-                    process(
-                        router,
-                        *line_no,
-                        line,
-                        protocol,
-                        default_source,
-                        resolver.as_ref(),
-                    )
-                },
-            )
-            .collect();
-        for item in items {
-            stats.read += 1;
-            let (line_no, message, source, routing) = match item {
-                Item::Invalid {
-                    line_no,
-                    code,
-                    reason,
-                    raw,
-                } => {
-                    stats.invalid += 1;
-                    eprintln!(
-                        "{}:{line_no}: invalid message [{code}]: {reason}",
-                        args.input
-                    );
-                    invalid_log.write(line_no, code, &reason, raw);
-                    continue;
-                }
-                Item::Routed {
-                    line_no,
-                    message,
-                    source,
-                    routing,
-                } => (line_no, message, source, routing),
-            };
-            stats.count_routing(&routing);
-            let now = SystemTime::now();
-            for envelope in fan_out(&table, &message, source, &routing, twin, now, 0, sequence) {
-                *stats.routed.entry(envelope.endpoint.clone()).or_default() += 1;
-                sequence = envelope.sequence;
-                if let Err(e) = dispatcher.dispatch(envelope) {
-                    // Not even the dead letter accepted it: say so loudly, never silently drop.
-                    eprintln!(
-                        "{}:{line_no}: could not deliver or dead-letter a message for {}: {}",
-                        args.input, e.envelope.endpoint, e.reason
-                    );
-                }
-            }
-        }
-        if progress && last_progress.elapsed() > Duration::from_millis(200) {
-            last_progress = Instant::now();
-            let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\r{} messages, {} invalid, {:.0} msg/s   ",
-                stats.read, stats.invalid, rate
+    let report = feed_lines(
+        pipeline,
+        LineReader::new(reader, max_line),
+        chunk_size,
+        resolver.map(|r| r as &(dyn TwinLookup + Sync)),
+        &mut |bad: InvalidLine| {
+            eprintln!(
+                "{}:{}: invalid message [{}]: {}",
+                args.input, bad.line, bad.code, bad.reason
             );
-            let _ = std::io::stderr().flush();
-        }
-    }
+            invalid_log.write(bad.line, bad.code, &bad.reason, bad.raw);
+        },
+        &mut |so_far: &LinesReport| {
+            if progress && last_progress.elapsed() > Duration::from_millis(200) {
+                last_progress = Instant::now();
+                let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\r{} lines, {} invalid, {:.0} lines/s   ",
+                    so_far.read,
+                    so_far.invalid_total(),
+                    rate
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    );
     if progress {
         eprintln!();
     }
-    let delivery = dispatcher.finish();
-    report(&stats, &delivery, started.elapsed(), &args.dead_letter)
+    if let Some(e) = &report.stopped {
+        eprintln!("error: {}: {e}", args.input);
+    }
+    InputStats {
+        read: report.read,
+        blank: report.blank,
+        valid: report.valid,
+        invalid: report.invalid,
+        read_error: report.stopped,
+    }
 }
 
-/// One envelope per endpoint of `routing`, enriched for that endpoint, numbered from
-/// `sequence + 1`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fan_out(
-    table: &RouteTable,
-    message: &Message,
-    source: Source,
-    routing: &Routing,
-    twin: Option<&dyn TwinLookup>,
-    enqueued_time: SystemTime,
-    partition: u32,
-    sequence: u64,
-) -> Vec<Envelope> {
-    let mut sequence = sequence;
-    routing
-        .endpoints
-        .iter()
-        .map(|&id| {
-            sequence += 1;
-            Envelope {
-                endpoint: table.endpoint(id).name.clone(),
-                message: if table.enriches(id) {
-                    table.enrich(message, id, source, twin)
-                } else {
-                    message.clone()
-                },
-                enqueued_time,
-                hub_name: table.hub_name().to_string(),
-                partition,
-                sequence,
-            }
-        })
-        .collect()
+fn millis(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
 }
 
-/// The final statistics on standard error; exit code 1 when anything was dead-lettered in
-/// delivery or lost.
+/// The summary on standard error (always printed); exit code 1 when anything was
+/// dead-lettered in delivery or copies are left undelivered in the store.
 pub(crate) fn report(
-    stats: &Stats,
-    delivery: &hubroute::sink::DeliveryStats,
+    input: &InputStats,
+    stats: &PipelineStats,
     elapsed: Duration,
-    dead_letter: &std::path::Path,
-) -> Result<ExitCode, String> {
+    args: &RunArgs,
+) -> ExitCode {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
         "read {} messages in {:.3}s ({:.0} msg/s)",
-        stats.read,
+        input.read,
         elapsed.as_secs_f64(),
-        stats.read as f64 / elapsed.as_secs_f64().max(1e-9)
+        input.read as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let codes: Vec<String> = input
+        .invalid
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  valid {} + invalid {} + blank {} = read {}",
+        input.valid,
+        input.invalid_total(),
+        input.blank,
+        input.read
     );
     let _ = writeln!(
         out,
-        "  invalid: {} (see above; dead-lettered to {})",
-        stats.invalid,
-        dead_letter.display()
+        "  invalid: {} ({}dead-lettered to {})",
+        input.invalid_total(),
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", codes.join(", "))
+        },
+        args.dead_letter.display()
     );
+    let _ = writeln!(out, "  accepted into the store: {}", stats.accepted);
     let _ = writeln!(out, "  fallback: {}", stats.fallback);
     let _ = writeln!(out, "  matched no route and dropped: {}", stats.unrouted);
-    for (name, n) in &stats.routed {
-        let d = delivery.endpoint(name);
+    if stats.recovered_copies > 0 {
         let _ = writeln!(
             out,
-            "  {name}: routed {n}, delivered {}, dead-lettered {}, retries {}{}",
-            d.delivered,
-            d.dead_lettered,
-            d.retries,
-            d.last_error
-                .as_deref()
-                .map(|e| format!(" (last error: {e})"))
-                .unwrap_or_default()
+            "  copies recovered from the store at start: {}",
+            stats.recovered_copies
         );
     }
-    let total = delivery.total();
+    let mut dead_total = 0;
+    let mut backlog_total = 0;
+    for e in &stats.endpoints {
+        dead_total += e.dead_lettered_total();
+        backlog_total += e.backlog;
+        let dead: String = e
+            .dead_lettered
+            .iter()
+            .map(|(c, n)| format!(" {c}: {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}: routed {}, delivered {}, dead-lettered {}{}, retries {}, backlog {}, health {}{}, latency p50 {} p99 {}",
+            e.name,
+            e.routed,
+            e.delivered,
+            e.dead_lettered_total(),
+            if dead.is_empty() { String::new() } else { format!(" ({})", dead.trim_start()) },
+            e.retries,
+            e.backlog,
+            e.health,
+            e.reason
+                .as_deref()
+                .or(e.last_error.as_deref())
+                .map(|r| format!(" (last error: {r})"))
+                .unwrap_or_default(),
+            millis(e.latency_p50),
+            millis(e.latency_p99),
+        );
+    }
     let _ = writeln!(
         out,
-        "  dead-lettered in delivery: {} (lost: {})",
-        total.dead_lettered, total.lost
+        "  dead-lettered in delivery: {dead_total}; left in the store {} for the next run: {backlog_total}",
+        args.store.display()
     );
-    Ok(if total.dead_lettered + total.lost > 0 {
+    if dead_total + backlog_total > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Invalid input lines, appended to the dead-letter file with their line number and reason so
@@ -516,6 +518,10 @@ pub(crate) struct InvalidLog {
 
 impl InvalidLog {
     pub(crate) fn open(path: &std::path::Path) -> Result<Self, String> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("--dead-letter {}: {e}", path.display()))?;
+        }
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -524,7 +530,7 @@ impl InvalidLog {
             .map_err(|e| format!("--dead-letter {}: {e}", path.display()))
     }
 
-    fn write(&mut self, line: usize, code: &str, reason: &str, message: serde_json::Value) {
+    fn write(&mut self, line: u64, code: &str, reason: &str, message: serde_json::Value) {
         let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "line": line, "message": message});
         if let Err(e) = writeln!(self.file, "{record}") {
             eprintln!("cannot write the dead letter: {e}");
