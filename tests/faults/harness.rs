@@ -817,18 +817,26 @@ impl Subscriber {
                             let bag = p.topic.split_once('/').map_or("", |(_, b)| b);
                             let pairs = hubroute::ingest::property_bag::decode(bag)
                                 .expect("the sink publishes a valid property bag");
-                            let get = |k: &str| {
+                            // Every value under either spelling: the sink names system
+                            // properties as IoT Hub's outbound messages do (`message-id`,
+                            // `iothub-connection-device-id`), older builds as `$.mid`/`$.cdid`.
+                            let all = |keys: [&str; 2]| {
                                 pairs
                                     .iter()
-                                    .find(|(n, _)| n == k)
-                                    .and_then(|(_, v)| v.clone())
+                                    .filter(|(n, _)| keys.contains(&n.as_str()))
+                                    .filter_map(|(_, v)| v.clone())
+                                    .collect::<Vec<_>>()
                             };
+                            let devices = all(["iothub-connection-device-id", "$.cdid"]);
                             assert!(
-                                get("$.cdid").is_some_and(|d| d.starts_with("dev-")),
+                                !devices.is_empty()
+                                    && devices.iter().all(|d| d.starts_with("dev-")),
                                 "a copy whose stamped device is not the sender: {}",
                                 p.topic
                             );
-                            let id = get("$.mid").expect("$.mid in the bag");
+                            let id = all(["message-id", "$.mid"])
+                                .pop()
+                                .expect("a message id in the bag");
                             *received.lock().unwrap().counts.entry(id).or_default() += 1;
                         }
                         Ok(Ok(_)) | Err(_) => {}
