@@ -25,6 +25,7 @@ mod counters;
 mod http;
 mod latency;
 pub mod metrics;
+pub mod observe;
 mod ratelimit;
 pub mod redact;
 mod reload;
