@@ -64,7 +64,7 @@ pub const METRICS: &[MetricInfo] = &[
     metric!("hubroute_endpoint_retries_total", "endpoint", "Delivery attempts repeated after a retryable error.", "(none: IoT Hub retries silently)"),
     metric!("hubroute_endpoint_dead_lettered_total", "endpoint", "Copies written to the dead letter instead of the endpoint.", "d2c.telemetry.egress.dropped"),
     metric!("hubroute_endpoint_backlog_messages", "endpoint", "Copies waiting for delivery.", "(none: IoT Hub's is internal)"),
-    metric!("hubroute_endpoint_health", "endpoint, state", "1 for each endpoint's current health state (healthy, unhealthy, degraded, dead), 0 for the others.", "endpoint health (az iot hub routing-endpoint health)"),
+    metric!("hubroute_endpoint_health", "endpoint, state", "1 for each endpoint's current health state (unknown, healthy, unhealthy, degraded, dead), 0 for the others.", "endpoint health (az iot hub routing-endpoint health)"),
     metric!("hubroute_endpoint_delivery_latency_seconds", "endpoint", "Time from acceptance to delivery.", "d2c.endpoints.latency.{builtIn.events,storage,eventHubs,serviceBusQueues,serviceBusTopics}"),
     metric!("hubroute_store_bytes", "", "Bytes the store holds for messages not yet delivered everywhere.", "(none)"),
     metric!("hubroute_store_messages", "", "Messages the store holds.", "(none)"),

@@ -107,14 +107,18 @@ pub fn undefined_reason(
     if !leaves.is_empty() {
         parts.push(format!("undefined: {}", leaves.join(", ")));
     }
-    parts.extend(route.notes.iter().cloned());
-    parts.extend(
+    let reads_body = leaves.iter().any(|l| l.contains("$body"));
+    let notes = route.notes.iter().chain(
         explanation
             .notes
             .iter()
-            .filter(|n| n.contains("body"))
-            .cloned(),
+            .filter(|n| reads_body && n.contains("body")),
     );
+    for note in notes {
+        if !parts.contains(note) {
+            parts.push(note.clone());
+        }
+    }
     if parts.is_empty() {
         "a property on the route condition is not present in the message".into()
     } else {

@@ -63,11 +63,13 @@ pub struct EndpointSnapshot {
     pub latency: HistogramSnapshot,
 }
 
-/// An endpoint's health, with IoT Hub's four states.
+/// An endpoint's health, with IoT Hub's four states and `unknown` before any attempt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Health {
-    /// Delivering.
+    /// Nothing attempted yet.
     #[default]
+    Unknown,
+    /// Delivering.
     Healthy,
     /// Failing now, retrying.
     Unhealthy,
@@ -79,7 +81,8 @@ pub enum Health {
 
 impl Health {
     /// Every state, in the order the metrics list them.
-    pub const ALL: [Health; 4] = [
+    pub const ALL: [Health; 5] = [
+        Health::Unknown,
         Health::Healthy,
         Health::Unhealthy,
         Health::Degraded,
@@ -89,6 +92,7 @@ impl Health {
     /// IoT Hub's name of the state.
     pub fn as_str(self) -> &'static str {
         match self {
+            Health::Unknown => "unknown",
             Health::Healthy => "healthy",
             Health::Unhealthy => "unhealthy",
             Health::Degraded => "degraded",

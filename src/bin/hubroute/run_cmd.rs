@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Args)]
@@ -78,6 +79,8 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    pub(crate) ops: crate::ops_args::RouteOpsArgs,
 }
 
 /// `30s`, `500ms`, `2m` or plain seconds.
@@ -256,6 +259,7 @@ fn reachable(table: &RouteTable) -> Vec<EndpointId> {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.observe.log)?;
     let table = match load_table(&args.routes, &args.hub_name)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
@@ -302,6 +306,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         },
         ..DispatcherConfig::default()
     };
+    let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
     let dispatcher = Dispatcher::new(bound, dead_letter, config).map_err(|e| e.to_string())?;
 
     let store = args.twin_dir.as_ref().map(DirTwinStore::new);
@@ -318,8 +323,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             invalid_log: std::sync::Mutex::new(invalid_log),
             dead_letter_path: args.dead_letter.clone(),
         };
+        // Broker inputs route with the table they started with (see the README's
+        // "Operating the router"); SIGHUP says so instead of ending the process.
+        let _sighup = crate::ops_wiring::refuse_reload_for_broker_inputs()?;
+        let _metrics = crate::ops_wiring::Observed::new(table.clone(), &bound_names)
+            .serve(&args.ops.observe, true)?;
         return crate::live::run(&args, pipeline);
     }
+    let observed = crate::ops_wiring::Observed::new(table, &bound_names);
+    let _reloader = crate::reload::spawn(
+        Arc::clone(&observed.live),
+        crate::reload::ReloadPlan {
+            routes: args.routes.clone(),
+            hub_name: args.hub_name.clone(),
+            bound: bound_names.clone(),
+        },
+        args.ops.watch,
+    )?;
+    let undefined_limit = args
+        .ops
+        .log_undefined
+        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
 
     // A file is read in chunks that are parsed, validated and routed in parallel (rayon),
     // then dispatched in input order; standard input is handled line by line so that a live
@@ -331,7 +355,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot read {}: {e}", args.input))?;
         (Box::new(std::io::BufReader::new(f)), 4096)
     };
-    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let _metrics = observed.serve(&args.ops.observe, true)?;
+    let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut stats = Stats::default();
@@ -351,6 +376,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         if chunk.is_empty() {
             break;
         }
+        // One table for the whole chunk: a reload takes effect at the next chunk (the next
+        // line on standard input), and every message is routed and fanned out by one table.
+        let current = observed.live.load();
+        let table = &current.table;
+        let mut batch = hubroute::ops::Batch::default();
         let items: Vec<Item> = chunk
             .par_iter()
             .map_init(
@@ -369,6 +399,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             .collect();
         for item in items {
             stats.read += 1;
+            batch.read += 1;
             let (line_no, message, source, routing) = match item {
                 Item::Invalid {
                     line_no,
@@ -377,10 +408,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                     raw,
                 } => {
                     stats.invalid += 1;
-                    eprintln!(
-                        "{}:{line_no}: invalid message [{code}]: {reason}",
-                        args.input
-                    );
+                    *batch.invalid.entry(code).or_default() += 1;
+                    if crate::logging::json() {
+                        tracing::warn!(input = %args.input, line = line_no, code, reason = %reason, "invalid message");
+                    } else {
+                        eprintln!(
+                            "{}:{line_no}: invalid message [{code}]: {reason}",
+                            args.input
+                        );
+                    }
                     invalid_log.write(line_no, code, &reason, raw);
                     continue;
                 }
@@ -392,8 +428,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 } => (line_no, message, source, routing),
             };
             stats.count_routing(&routing);
+            observed.observe(
+                &mut batch,
+                table,
+                &message,
+                source,
+                twin,
+                &routing,
+                undefined_limit.as_ref().map(|l| (l, line_no)),
+            );
             let now = SystemTime::now();
-            for envelope in fan_out(&table, &message, source, &routing, twin, now, 0, sequence) {
+            for envelope in fan_out(table, &message, source, &routing, twin, now, 0, sequence) {
                 *stats.routed.entry(envelope.endpoint.clone()).or_default() += 1;
                 sequence = envelope.sequence;
                 if let Err(e) = dispatcher.dispatch(envelope) {
@@ -405,6 +450,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 }
             }
         }
+        observed.counters.add(&batch);
         if progress && last_progress.elapsed() > Duration::from_millis(200) {
             last_progress = Instant::now();
             let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -418,6 +464,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     if progress {
         eprintln!();
     }
+    observed.set_input_connected(false);
     let delivery = dispatcher.finish();
     report(&stats, &delivery, started.elapsed(), &args.dead_letter)
 }
