@@ -527,3 +527,17 @@ fn undefined_logs_are_rate_limited_and_say_how_many_were_left_out() {
         "{lines} lines for 50 undefined evaluations at 3 a second:\n{log}"
     );
 }
+
+#[test]
+fn the_readme_lists_every_metric_with_its_iot_hub_counterpart() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for m in hubroute::ops::metrics::METRICS {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
+            .unwrap_or_else(|| panic!("README has no row for {}", m.name));
+        let hub = m.iot_hub.split([' ', ';']).next().unwrap_or_default();
+        assert!(row.contains(hub), "{row} should name {}", m.iot_hub);
+    }
+}

@@ -69,6 +69,9 @@ pub fn spawn(live: Arc<LiveTable>, plan: ReloadPlan, watch: bool) -> Result<Relo
             .spawn(move || watch_file(path, tx))
             .map_err(|e| format!("cannot start the watch thread: {e}"))?;
     }
+    // The text of the table in use: a change the watcher sees after SIGHUP already loaded it
+    // is not loaded twice.
+    let mut in_use = std::fs::read_to_string(&plan.routes).ok();
     std::thread::Builder::new()
         .name("hubroute-reload".into())
         .spawn(move || {
@@ -77,7 +80,14 @@ pub fn spawn(live: Arc<LiveTable>, plan: ReloadPlan, watch: bool) -> Result<Relo
                     Trigger::Signal => "SIGHUP",
                     Trigger::FileChanged => "the routes file changed",
                 };
-                reload(&live, &plan, why);
+                if matches!(trigger, Trigger::FileChanged)
+                    && std::fs::read_to_string(&plan.routes).ok() == in_use
+                {
+                    continue;
+                }
+                if let Some(text) = reload(&live, &plan, why) {
+                    in_use = Some(text);
+                }
             }
         })
         .map_err(|e| format!("cannot start the reload thread: {e}"))?;
@@ -99,8 +109,9 @@ fn watch_file(path: PathBuf, tx: Sender<Trigger>) {
     }
 }
 
-/// Reads, validates and swaps in the routes of `plan`, logging what happened.
-pub fn reload(live: &LiveTable, plan: &ReloadPlan, why: &str) -> bool {
+/// Reads, validates and swaps in the routes of `plan`, logging what happened; the text now in
+/// use if it was swapped in.
+pub fn reload(live: &LiveTable, plan: &ReloadPlan, why: &str) -> Option<String> {
     let path = plan.routes.display().to_string();
     let text = match std::fs::read_to_string(&plan.routes) {
         Ok(t) => t,
@@ -112,7 +123,7 @@ pub fn reload(live: &LiveTable, plan: &ReloadPlan, why: &str) -> bool {
                 message: format!("cannot read {path}: {e}; the current routes stay in use"),
             });
             tracing::error!(code = err.code, file = %path, reason = why, "reload refused: {}", err.message);
-            return false;
+            return None;
         }
     };
     match live.reload(&text, &plan.hub_name, &|name| plan.bound.contains(name)) {
@@ -130,7 +141,7 @@ pub fn reload(live: &LiveTable, plan: &ReloadPlan, why: &str) -> bool {
                 "routes reloaded: generation {} in use for the next message",
                 done.generation
             );
-            true
+            Some(text)
         }
         Err(err) => {
             for d in &err.diagnostics {
@@ -149,7 +160,7 @@ pub fn reload(live: &LiveTable, plan: &ReloadPlan, why: &str) -> bool {
                 "reload refused: {}",
                 err.message
             );
-            false
+            None
         }
     }
 }
