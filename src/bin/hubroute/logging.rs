@@ -18,7 +18,7 @@ pub struct LogArgs {
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// Which events to log, RUST_LOG-style (`warn`, `info,hubroute=debug`). Default: the
-    /// RUST_LOG environment variable, else `info`.
+    /// RUST_LOG environment variable, else `warn,hubroute=info`.
     #[arg(long = "log", value_name = "FILTER")]
     pub log_filter: Option<String>,
 }
@@ -39,7 +39,9 @@ pub fn init(args: &LogArgs) -> Result<(), String> {
             Ok(f) if !f.trim().is_empty() => {
                 EnvFilter::try_new(&f).map_err(|e| format!("RUST_LOG={f}: {e}"))?
             }
-            _ => EnvFilter::new("info"),
+            // Dependencies (broker clients) log at warn: their info and debug events can
+            // carry connection details that are no business of a router's log.
+            _ => EnvFilter::new("warn,hubroute=info"),
         },
     };
     let builder = tracing_subscriber::fmt()
