@@ -32,6 +32,8 @@ pub mod ir;
 pub mod message;
 #[cfg(feature = "ops")]
 pub mod ops;
+#[cfg(feature = "store")]
+pub mod pipeline;
 pub mod route;
 pub mod sink;
 pub mod span;

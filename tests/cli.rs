@@ -163,3 +163,198 @@ fn jsonl_contract_over_the_corpus() {
         serde_json::json!({"id": "x-2", "result": "true"})
     );
 }
+
+/// Runs hubroute with `stdin` bytes fed from a thread (so a large output cannot deadlock).
+fn hubroute_bytes(args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hubroute");
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    out
+}
+
+#[test]
+fn jsonl_accounts_for_every_line_whatever_it_holds() {
+    let good = |id: usize| {
+        format!(
+            "{{\"id\": {id}, \"query\": \"a = '1'\", \"message\": {{\"appProperties\": {{\"a\": \"1\"}}}}}}\n"
+        )
+    };
+    let mut input = Vec::new();
+    let mut bad_lines = Vec::new();
+    for i in 1..=35 {
+        match i % 7 {
+            3 => {
+                input.extend_from_slice(b"{\"id\": \"\xff\xfe\", \"query\": \"true\"}\n");
+                bad_lines.push((i, "E0904"));
+            }
+            5 => {
+                input.extend_from_slice(
+                    format!("{{\"id\": {i}, \"query\": \"'{}'\"}}\n", "x".repeat(5000)).as_bytes(),
+                );
+                bad_lines.push((i, "E0905"));
+            }
+            6 => {
+                input.extend_from_slice(b"[1, 2]\r\n");
+                bad_lines.push((i, "E0901"));
+            }
+            0 => {
+                input.extend_from_slice(
+                    b"{\"id\": 1, \"query\": \"true\", \"message\": {\"body\": 3}}\n",
+                );
+                bad_lines.push((i, "E03"));
+            }
+            _ => input.extend_from_slice(good(i).as_bytes()),
+        }
+    }
+    let o = hubroute_bytes(&["eval", "--jsonl", "--max-line-bytes", "4096"], input);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let lines: Vec<Json> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 35, "one output line per input line");
+    for (i, code) in &bad_lines {
+        let got = &lines[i - 1];
+        assert!(
+            got["error"]["code"].as_str().unwrap().starts_with(code),
+            "line {i}: {got}"
+        );
+        assert_eq!(got["line"], *i, "line {i}: {got}");
+    }
+    let results = lines.iter().filter(|l| l["result"] == "true").count();
+    assert_eq!(results + bad_lines.len(), 35);
+}
+
+#[test]
+fn a_closed_stdout_ends_each_subcommand_quietly() {
+    let routes: Vec<String> = (0..20_000).map(|_| "{}".to_string()).collect();
+    let config = format!("{{\"routes\": [{}]}}", routes.join(","));
+    let jsonl = "{\"id\": 1, \"query\": \"true\"}\n".repeat(50_000);
+    let queries = "a = 1\n".repeat(50_000);
+    for (args, stdin) in [
+        (vec!["check", "--routes", "/dev/stdin"], config.clone()),
+        (
+            vec!["check", "--routes", "/dev/stdin", "--format", "json"],
+            config,
+        ),
+        (vec!["eval", "--jsonl"], jsonl),
+        (vec!["check", "--file", "/dev/stdin"], queries),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hubroute");
+        // The reader goes away before any output is written (output follows the input).
+        drop(child.stdout.take());
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn check_routes_shows_the_first_100_diagnostics_and_counts_the_rest() {
+    let routes: Vec<String> = (0..100_000).map(|_| "{}".to_string()).collect();
+    let config = format!("{{\"routes\": [{}]}}", routes.join(","));
+    let o = hubroute_bytes(
+        &["check", "--routes", "/dev/stdin"],
+        config.clone().into_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let shown = out.lines().filter(|l| l.contains("error[E0")).count();
+    assert_eq!(shown, 100, "{out}");
+    assert!(
+        out.contains("more diagnostics not shown (the first 100 are)"),
+        "{out}"
+    );
+    let o = hubroute_bytes(
+        &["check", "--routes", "/dev/stdin", "--format", "json"],
+        config.into_bytes(),
+    );
+    let report: Json = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["diagnostics"].as_array().unwrap().len(), 100);
+    let errors = report["errors"].as_u64().unwrap();
+    assert!(errors > 100_000, "{errors}");
+    assert_eq!(report["omitted"].as_u64().unwrap(), errors - 100);
+}
+
+#[test]
+fn check_routes_refuses_what_run_refuses() {
+    let dir = std::env::temp_dir().join(format!("hubroute-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = serde_json::json!({
+        "routes": [{"name": "r", "source": "DeviceMessages", "condition": "true",
+                    "endpointNames": ["cold"], "isEnabled": true}],
+        "endpoints": {"storageContainers": [{"name": "cold", "containerName": "c",
+            "fileNameFormat": "../../{iothub}/{partition}/{YYYY}/{MM}/{DD}/{HH}/{mm}"}]},
+    });
+    let path = dir.join("routes.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let path = path.to_str().unwrap();
+    let o = hubroute(&["check", "--routes", path], "");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("E0423"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("'..'"), "{}", stdout(&o));
+    let sink = format!("cold=storage:{}", dir.join("out").display());
+    let o = hubroute(
+        &[
+            "run",
+            "--routes",
+            path,
+            "--input",
+            "/dev/null",
+            "--sink",
+            &sink,
+            "--dead-letter",
+            dir.join("dead.jsonl").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("E0423"),
+        "{o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_file_reports_unreadable_lines_and_checks_the_rest() {
+    let mut input = b"key1 = 'a'\n\xff\xfe\n".to_vec();
+    input.extend_from_slice(format!("'{}'\n", "x".repeat(2 << 20)).as_bytes());
+    input.extend_from_slice(b"key2 = 3\n");
+    let o = hubroute_bytes(&["check", "--file", "/dev/stdin"], input);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("error[E0904]: /dev/stdin:2: not UTF-8"),
+        "{out}"
+    );
+    assert!(out.contains("error[E0905]: /dev/stdin:3:"), "{out}");
+    assert!(
+        out.contains("--> /dev/stdin:4:"),
+        "line 4 still checked: {out}"
+    );
+    assert!(
+        out.contains("checked 2 queries: 3 errors, 0 warnings"),
+        "{out}"
+    );
+}

@@ -421,3 +421,28 @@ fn a_table_of_maximal_conditions_builds_and_routes() {
         assert_eq!(out.endpoints.len(), usize::from(matches), "n = {n}");
     }
 }
+
+/// A configuration of any size keeps at most `MAX_DIAGNOSTICS` diagnostics and counts the rest,
+/// so memory stays bounded; the counts are exact and the table is refused.
+#[test]
+fn configuration_diagnostics_are_capped_and_counted() {
+    use hubroute::route::validate::MAX_DIAGNOSTICS;
+    let routes = vec!["{\"name\": 5, \"isEnabled\": \"no\"}"; 50_000].join(",");
+    let build = RouteTable::from_json(&format!("{{\"routes\": [{routes}]}}"), "hub");
+    assert!(build.table.is_none());
+    assert_eq!(build.diagnostics.len(), MAX_DIAGNOSTICS);
+    // Per route: name and isEnabled of the wrong type and source missing (read), then name,
+    // source, isEnabled, endpointNames (validation); and E0415 once.
+    assert_eq!(
+        build.errors,
+        50_000 * 7 + 1,
+        "{:?}",
+        &build.diagnostics[..3]
+    );
+    assert_eq!(build.warnings, 0);
+    assert_eq!(build.omitted, build.errors - MAX_DIAGNOSTICS);
+    // Below the cap every diagnostic is kept.
+    let build = RouteTable::from_json("{\"routes\": [{}, {}]}", "hub");
+    assert_eq!(build.omitted, 0);
+    assert_eq!(build.diagnostics.len(), build.errors);
+}

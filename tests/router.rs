@@ -359,6 +359,8 @@ fn cli_run_routes_a_stream_and_loses_nothing() {
         "examples/twins".into(),
         "--dead-letter".into(),
         p("dead.jsonl"),
+        "--store".into(),
+        p("store"),
         "--sink".into(),
         sink("hotpath", format!("file:{}", p("hot.jsonl"))),
         "--sink".into(),

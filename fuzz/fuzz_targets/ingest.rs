@@ -6,7 +6,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use hubroute::ingest::{d2c_message, property_bag, Connection, D2cTopic};
+use hubroute::ingest::{d2c_message, is_spoofing_name, property_bag, Connection, D2cTopic};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,9 +36,13 @@ fuzz_target!(|data: &[u8]| {
                 "iothub-connection-device-id",
                 "iothub-enqueuedtime",
                 "$.cdid",
+                "$connectionDeviceId",
+                "$connectionModuleId",
+                "$enqueuedTime",
             ] {
                 assert_eq!(msg.app_properties.get(spoof), None);
             }
+            assert!(!msg.app_properties.iter().any(|(n, _)| is_spoofing_name(n)));
             let again = property_bag::decode(&property_bag::encode(&msg)).expect("own bag");
             let app: Vec<_> = again
                 .iter()

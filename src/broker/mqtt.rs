@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, Client, Connection, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, Publish, QoS,
+    Packet, Publish, QoS, TlsConfiguration, Transport,
 };
 
 use super::BrokerUrl;
@@ -25,12 +25,35 @@ use crate::sink::{Envelope, Sink, SinkError};
 /// allowance for the topic and its property bag.
 const MAX_PACKET: usize = 512 * 1024;
 
+/// Connection options for `url`: TLS (the configuration built when the URL was parsed) and
+/// user name and password when the URL has them.
 fn options(url: &BrokerUrl, client_id: &str, persistent: bool) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
     o.set_keep_alive(Duration::from_secs(15));
     o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     o.set_clean_session(!persistent);
+    if let Some(user) = &url.user {
+        let password = url.password.as_ref().map_or("", |p| p.expose());
+        o.set_credentials(user.clone(), password);
+    }
+    if let Some(tls) = &url.tls {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.client_config(),
+        )));
+    }
     o
+}
+
+/// The connection's error, said so that a refused login reads as one (rumqttc's text for a
+/// CONNACK refusal is a bare code).
+fn connection_error(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => format!(
+            "the broker refused the connection ({code:?}): check the user name, password or \
+             client certificate, and the broker's ACL"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Subscribes to every device's device-to-cloud topic. Messages must be acknowledged with
@@ -134,7 +157,7 @@ async fn drive(
             Ok(_) => continue,
             Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
-                let text = e.to_string();
+                let text = connection_error(&e);
                 if tx.send(Incoming::Error(text)).is_err() {
                     return;
                 }
@@ -219,7 +242,7 @@ impl MqttSink {
                     }
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("{}: {e}", self.url)),
+                Ok(Err(e)) => return Err(format!("{}: {}", self.url, connection_error(&e))),
                 Err(e) => return Err(format!("{}: {e:?}", self.url)),
             }
         }

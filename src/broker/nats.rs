@@ -26,12 +26,36 @@ use crate::sink::{Envelope, Sink, SinkError};
 /// How long connecting and each request may take before it counts as a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects to `url`'s server, retrying in the background after the first connection.
+/// Connects to `url`'s server, retrying in the background after the first connection. TLS,
+/// user and password, token or `.creds` file come from the URL.
 pub async fn connect(url: &BrokerUrl) -> Result<async_nats::Client, String> {
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(REQUEST_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
-        .name("hubroute")
+        .name("hubroute");
+    if let Some(tls) = &url.tls {
+        options = options
+            .require_tls(true)
+            .tls_client_config((*tls.client_config()).clone());
+    }
+    if let Some(user) = &url.user {
+        let password = url.password.as_ref().map_or("", |p| p.expose());
+        options = options.user_and_password(user.clone(), password.to_string());
+    }
+    if let Some(token) = &url.token {
+        options = options.token(token.expose().to_string());
+    }
+    if let Some(creds) = &url.creds {
+        // The file's text is a secret: say only which file and what went wrong.
+        options = options.credentials_file(creds).await.map_err(|e| {
+            format!(
+                "{url}: creds={}: not a usable credentials file ({:?})",
+                creds.display(),
+                e.kind()
+            )
+        })?;
+    }
+    options
         .connect(url.address())
         .await
         .map_err(|e| format!("{url}: {e}"))

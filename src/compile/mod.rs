@@ -13,7 +13,7 @@ use crate::eval::context::{Bag, PropRef};
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
 use crate::ir::{ArithOp, CmpOp, Ir};
-use crate::message::Message;
+use crate::message::{names, Message};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
@@ -159,6 +159,11 @@ impl Compiler {
         let n = match ir {
             Ir::AppProp(name) => Node::Prop(self.prop(Bag::App, name)),
             Ir::SysProp(name) => Node::Prop(self.prop(Bag::Sys, name)),
+            // Anti-spoofing: a stamped name reads only what the router stamped, so the test
+            // costs nothing per message.
+            Ir::AppOrSysProp { sys, .. } if names::is_stamped(sys) => {
+                Node::Prop(self.prop(Bag::Sys, sys))
+            }
             Ir::AppOrSysProp { app, sys } => {
                 Node::AppOrSysProp(self.prop(Bag::App, app), self.prop(Bag::Sys, sys))
             }

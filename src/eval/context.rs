@@ -4,7 +4,7 @@ use super::fast::{decode_body_with, BodyPlan, BodyScratch, ProgramSlots};
 use super::value::Value;
 use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
-use crate::message::{Message, Properties};
+use crate::message::{names, Message, Properties};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
@@ -285,8 +285,14 @@ impl<'m> EvalContext<'m> {
             .unwrap_or(Value::Undefined)
     }
 
-    /// `$x`: application property `$x`, else system property `x` (R01).
+    /// `$x`: application property `$x`, else system property `x` (R01). A name the router
+    /// stamps from the connection ([`names::is_stamped`]) reads the system property only: a
+    /// device must not route as another device by naming an application property
+    /// `$connectionDeviceId`.
     pub fn app_or_sys(&self, app: &str, sys: &str) -> Value<'m> {
+        if names::is_stamped(sys) {
+            return self.sys(sys);
+        }
         Self::string_value(lookup(&self.message.app_properties, app))
             .unwrap_or_else(|| self.sys(sys))
     }
@@ -319,7 +325,8 @@ impl<'m> EvalContext<'m> {
     }
 
     /// `$x` of compiled names (application property `$x`, else system property `x`), as
-    /// [`Properties::get`] returns it.
+    /// [`Properties::get`] returns it. The compiler never builds this lookup for a stamped
+    /// name ([`names::is_stamped`]); it reads the system property alone.
     #[inline(always)]
     pub(crate) fn app_or_sys_prop(&self, app: &PropRef, sys: &PropRef) -> Option<Option<&'m str>> {
         if self.message.app_properties.may_have_dollar_name() {

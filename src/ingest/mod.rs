@@ -10,7 +10,10 @@
 //!   property, then the anti-spoofing properties stamped from the connection
 //!   (`connectionDeviceId`, `connectionModuleId`, `connectionAuthMethod`,
 //!   `connectionDeviceGenerationId`, `enqueuedTime`), whatever the device wrote, and finally IoT
-//!   Hub's message validation.
+//!   Hub's message validation. Application properties that impersonate a stamped property
+//!   (`$connectionDeviceId` in any case, `%24`-encoded or not, and the wire names) are dropped
+//!   and reported (W0650): the message is still routed, as IoT Hub routes it, but never on the
+//!   device's claim (see grammar/deviations.md, "Anti-spoofing").
 //!
 //! This module is plain code with no I/O, so the library, the fuzzers and the broker adapters
 //! (feature `mqtt`) share one implementation. Errors carry stable codes `E06xx` ([`codes`]).
@@ -34,6 +37,10 @@ pub mod codes {
     pub const MALFORMED_RECORD: &str = "E0604";
     /// The device (or module) is not in the device registry the router was given.
     pub const UNKNOWN_DEVICE: &str = "E0605";
+    /// Warning: an application property named like a property the router stamps
+    /// (`$connectionDeviceId`, `iothub-connection-device-id`, …) was dropped; the message is
+    /// routed without it.
+    pub const SPOOFING_PROPERTY_DROPPED: &str = "W0650";
 }
 
 /// Why a publish could not become a message. Each has a stable code ([`IngestError::code`]).
@@ -208,7 +215,8 @@ impl Connection {
 
 /// Application property names a device may not set because they impersonate what the hub stamps
 /// (wire names of the anti-spoofing properties, in IoT Hub's and IoT Edge's spellings). They are
-/// dropped, as IoT Hub overwrites them.
+/// dropped, as IoT Hub overwrites them. `$` and a stamped name ([`names::STAMPED`]) is dropped
+/// too ([`is_spoofing_name`]).
 const SPOOFABLE: [&str; 7] = [
     "iothub-connection-device-id",
     "iothub-connection-module-id",
@@ -230,14 +238,37 @@ const DEVICE_SYSTEM_PROPERTIES: [(&str, &str); 7] = [
     ("iothub-creation-time-utc", names::CREATION_TIME_UTC),
 ];
 
+/// Whether a device may not set application property `name` (decoded from the bag, so
+/// `%24connectionDeviceId` is `$connectionDeviceId`): a wire name of a stamped property
+/// ([`SPOOFABLE`]), or `$` and a stamped name in any case ([`names::is_stamped`]), which a
+/// condition's `$connectionDeviceId` would otherwise be asked to read.
+pub fn is_spoofing_name(name: &str) -> bool {
+    SPOOFABLE.iter().any(|s| s.eq_ignore_ascii_case(name))
+        || name.strip_prefix('$').is_some_and(names::is_stamped)
+}
+
 /// Builds the routable message of one device-to-cloud publish: decodes the bag, stamps the
 /// connection's properties and `enqueuedTime`, and applies IoT Hub's MQTT message rules. The
-/// message's source is `DeviceMessages`.
+/// message's source is `DeviceMessages`. Application properties named like the stamped ones
+/// ([`is_spoofing_name`]) are dropped; [`d2c_message_reporting`] says which.
 pub fn d2c_message(
     topic: &D2cTopic<'_>,
     payload: &[u8],
     connection: &Connection,
     enqueued: SystemTime,
+) -> Result<Message, IngestError> {
+    d2c_message_reporting(topic, payload, connection, enqueued, &mut |_| {})
+}
+
+/// [`d2c_message`], calling `dropped` with the name of each application property dropped
+/// because a device may not set it ([`is_spoofing_name`]), so the caller can count and log
+/// them ([`codes::SPOOFING_PROPERTY_DROPPED`]).
+pub fn d2c_message_reporting(
+    topic: &D2cTopic<'_>,
+    payload: &[u8],
+    connection: &Connection,
+    enqueued: SystemTime,
+    dropped: &mut dyn FnMut(&str),
 ) -> Result<Message, IngestError> {
     let mut msg = Message {
         body: payload.to_vec(),
@@ -245,7 +276,8 @@ pub fn d2c_message(
         ..Message::default()
     };
     for (name, value) in property_bag::decode(topic.property_bag)? {
-        if SPOOFABLE.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+        if is_spoofing_name(&name) {
+            dropped(&name);
             continue;
         }
         match DEVICE_SYSTEM_PROPERTIES
@@ -356,6 +388,42 @@ mod tests {
         assert_eq!(app.get("iothub-connection-device-id"), None);
         assert_eq!(app.get("$.cdid"), None);
         assert_eq!(msg.source, Some(Source::DeviceMessages));
+    }
+
+    #[test]
+    fn dollar_names_of_stamped_properties_are_dropped_and_reported() {
+        let topic = D2cTopic::parse(
+            "devices/evil/messages/events/%24connectionDeviceId=victim&$CONNECTIONMODULEID=m\
+             &%24ConnectionAuthMethod=x&$connectiondevicegenerationid=9&%24enqueuedtime=t\
+             &$connectionDeviceIdX=kept&$messageId=kept&connectionDeviceId=kept",
+        )
+        .unwrap();
+        let conn = Connection::from_topic(&topic, None);
+        let mut dropped = Vec::new();
+        let msg = d2c_message_reporting(&topic, b"", &conn, SystemTime::now(), &mut |n| {
+            dropped.push(n.to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            dropped,
+            [
+                "$connectionDeviceId",
+                "$CONNECTIONMODULEID",
+                "$ConnectionAuthMethod",
+                "$connectiondevicegenerationid",
+                "$enqueuedtime"
+            ]
+        );
+        let app: Vec<&str> = msg.app_properties.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            app,
+            ["$connectionDeviceIdX", "$messageId", "connectionDeviceId"]
+        );
+        assert_eq!(
+            msg.system_properties.get("connectionDeviceId"),
+            Some(Some("evil"))
+        );
+        assert_eq!(msg.system_properties.get("connectionModuleId"), None);
     }
 
     #[test]

@@ -39,3 +39,20 @@ pub const COMPONENT_NAME: &str = "componentName";
 
 /// The only `contentType` under which `$body` is readable (R23).
 pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// The system properties the router stamps from the sender's connection (anti-spoofing): a
+/// device never sets them, so `$name` of one of these reads the system property only, never
+/// an application property a device named `$name` (see [`is_stamped`]).
+pub const STAMPED: [&str; 5] = [
+    CONNECTION_DEVICE_ID,
+    CONNECTION_MODULE_ID,
+    CONNECTION_AUTH_METHOD,
+    CONNECTION_DEVICE_GENERATION_ID,
+    ENQUEUED_TIME,
+];
+
+/// Whether `name` (a system property name, without `$`) is one the router stamps, compared
+/// ignoring case as IoT Hub compares property names.
+pub fn is_stamped(name: &str) -> bool {
+    STAMPED.iter().any(|s| s.eq_ignore_ascii_case(name))
+}

@@ -6,7 +6,7 @@
 //! `hubroute check` can report them all at once; [`super::validate`] then applies IoT Hub's
 //! rules.
 
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use serde_json::Value;
 
 /// A route (`RouteProperties`).
@@ -138,16 +138,23 @@ pub struct RoutingConfig {
 
 /// Reads a routing configuration from JSON text, collecting every shape problem.
 pub fn read(text: &str) -> (RoutingConfig, Vec<ConfigDiagnostic>) {
+    let mut log = DiagnosticLog::new(usize::MAX);
+    let config = read_into(text, &mut log);
+    (config, log.into_kept())
+}
+
+/// [`read`] into `log`, which may keep only the first problems (and count the rest).
+pub fn read_into(text: &str, log: &mut DiagnosticLog) -> RoutingConfig {
     match serde_json::from_str::<Value>(text) {
-        Ok(v) => read_value(&v),
-        Err(e) => (
-            RoutingConfig::default(),
-            vec![ConfigDiagnostic::error(
+        Ok(v) => read_value_into(&v, log),
+        Err(e) => {
+            log.push(ConfigDiagnostic::error(
                 "E0401",
                 "document",
                 format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
-            )],
-        ),
+            ));
+            RoutingConfig::default()
+        }
     }
 }
 
@@ -180,7 +187,13 @@ fn locate(v: &Value) -> Option<(&Value, Option<String>)> {
 
 /// Reads a routing configuration from parsed JSON.
 pub fn read_value(v: &Value) -> (RoutingConfig, Vec<ConfigDiagnostic>) {
-    let mut problems = Vec::new();
+    let mut log = DiagnosticLog::new(usize::MAX);
+    let config = read_value_into(v, &mut log);
+    (config, log.into_kept())
+}
+
+/// [`read_value`] into `log`.
+pub fn read_value_into(v: &Value, problems: &mut DiagnosticLog) -> RoutingConfig {
     let mut config = RoutingConfig::default();
     let Some((routing, hub_name)) = locate(v) else {
         problems.push(ConfigDiagnostic::error(
@@ -188,12 +201,10 @@ pub fn read_value(v: &Value) -> (RoutingConfig, Vec<ConfigDiagnostic>) {
             "document",
             "no routing configuration found: expected an object with routes/endpoints, or properties.routing (ARM resource, `az iot hub show`), or an ARM template with a Microsoft.Devices/IotHubs resource",
         ));
-        return (config, problems);
+        return config;
     };
     config.hub_name = hub_name;
-    let mut r = Reader {
-        problems: &mut problems,
-    };
+    let mut r = Reader { problems };
     for (i, item) in r.array(routing, "routes", "routes").iter().enumerate() {
         let loc = format!("routes[{i}]");
         config.routes.push(RouteSpec {
@@ -252,11 +263,11 @@ pub fn read_value(v: &Value) -> (RoutingConfig, Vec<ConfigDiagnostic>) {
             location: loc,
         });
     }
-    (config, problems)
+    config
 }
 
 struct Reader<'p> {
-    problems: &'p mut Vec<ConfigDiagnostic>,
+    problems: &'p mut DiagnosticLog,
 }
 
 impl Reader<'_> {

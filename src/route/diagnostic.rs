@@ -91,3 +91,69 @@ impl std::fmt::Display for ConfigDiagnostic {
         f.write_str(&self.message)
     }
 }
+
+/// Diagnostics collected with bounded memory: the first `cap` kept, all counted. A
+/// configuration of any size (100,000 empty routes are 400,000 problems) then costs at most
+/// `cap` diagnostics.
+#[derive(Debug)]
+pub struct DiagnosticLog {
+    kept: Vec<ConfigDiagnostic>,
+    cap: usize,
+    errors: usize,
+    warnings: usize,
+}
+
+impl DiagnosticLog {
+    /// A log keeping at most `cap` diagnostics.
+    pub fn new(cap: usize) -> Self {
+        DiagnosticLog {
+            kept: Vec::new(),
+            cap,
+            errors: 0,
+            warnings: 0,
+        }
+    }
+
+    /// Counts `d`, and keeps it while fewer than the cap are kept.
+    pub fn push(&mut self, d: ConfigDiagnostic) {
+        if d.is_error() {
+            self.errors += 1;
+        } else {
+            self.warnings += 1;
+        }
+        if self.kept.len() < self.cap {
+            self.kept.push(d);
+        }
+    }
+
+    /// The kept diagnostics, in the order they came.
+    pub fn kept(&self) -> &[ConfigDiagnostic] {
+        &self.kept
+    }
+
+    /// All errors pushed, kept or not.
+    pub fn errors(&self) -> usize {
+        self.errors
+    }
+
+    /// All warnings pushed, kept or not.
+    pub fn warnings(&self) -> usize {
+        self.warnings
+    }
+
+    /// Diagnostics counted but not kept.
+    pub fn omitted(&self) -> usize {
+        self.errors + self.warnings - self.kept.len()
+    }
+
+    /// The kept diagnostics.
+    pub fn into_kept(self) -> Vec<ConfigDiagnostic> {
+        self.kept
+    }
+
+    /// Counts diagnostics that were pushed to another log and not kept there.
+    pub(super) fn count_omitted(&mut self, errors: usize, warnings: usize) {
+        self.errors += errors;
+        self.warnings += warnings;
+    }
+}

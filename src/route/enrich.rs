@@ -82,31 +82,45 @@ impl RouteTable {
         twin: Option<&dyn TwinLookup>,
     ) -> Message {
         let mut copy = message.clone();
-        if source == Source::DigitalTwinChangeEvents {
-            return copy;
-        }
-        for e in self
-            .enrichments
-            .iter()
-            .filter(|e| e.endpoints.contains(&endpoint))
-        {
-            let value = match &e.value {
-                EnrichmentValue::Static(s) => s.clone(),
-                EnrichmentValue::HubName => self.hub_name.clone(),
-                EnrichmentValue::Twin { path, literal } => {
-                    let v = twin.map(|t| t.twin_value(message, path));
-                    match v {
-                        Some(Value::Str(s)) => s.into_owned(),
-                        Some(Value::Number(n)) => {
-                            crate::dotnet::format_double(n).unwrap_or_else(|| literal.clone())
-                        }
-                        Some(Value::Bool(b)) => b.to_string(),
-                        _ => literal.clone(),
-                    }
-                }
-            };
-            copy.app_properties.insert(e.key.clone(), Some(value));
+        for (key, value) in self.enrichment_values(message, endpoint, source, twin) {
+            copy.app_properties.insert(key, Some(value));
         }
         copy
+    }
+
+    /// The application properties [`RouteTable::enrich`] adds to `endpoint`'s copy, in the
+    /// table's order: what a store keeps per endpoint instead of a whole enriched copy.
+    pub fn enrichment_values(
+        &self,
+        message: &Message,
+        endpoint: EndpointId,
+        source: Source,
+        twin: Option<&dyn TwinLookup>,
+    ) -> Vec<(String, String)> {
+        if source == Source::DigitalTwinChangeEvents {
+            return Vec::new();
+        }
+        self.enrichments
+            .iter()
+            .filter(|e| e.endpoints.contains(&endpoint))
+            .map(|e| {
+                let value = match &e.value {
+                    EnrichmentValue::Static(s) => s.clone(),
+                    EnrichmentValue::HubName => self.hub_name.clone(),
+                    EnrichmentValue::Twin { path, literal } => {
+                        let v = twin.map(|t| t.twin_value(message, path));
+                        match v {
+                            Some(Value::Str(s)) => s.into_owned(),
+                            Some(Value::Number(n)) => {
+                                crate::dotnet::format_double(n).unwrap_or_else(|| literal.clone())
+                            }
+                            Some(Value::Bool(b)) => b.to_string(),
+                            _ => literal.clone(),
+                        }
+                    }
+                };
+                (e.key.clone(), value)
+            })
+            .collect()
     }
 }

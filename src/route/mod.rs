@@ -21,7 +21,7 @@ mod table;
 mod twin;
 pub mod validate;
 
-pub use diagnostic::ConfigDiagnostic;
+pub use diagnostic::{ConfigDiagnostic, DiagnosticLog};
 pub use enrich::{Enrichment, EnrichmentValue};
 pub use explain::{Explanation, NodeExplanation, Outcome, RouteExplanation};
 pub use router::Router;

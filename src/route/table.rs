@@ -2,7 +2,7 @@
 //! to the set of endpoints it goes to.
 
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::Enrichment;
 use super::router::route_with_plan;
 use super::validate;
@@ -70,13 +70,21 @@ pub struct RouteTable {
 /// messages are at most 256 KB, so this holds any of them, decoded from UTF-16 included.
 const KEPT_SCRATCH: usize = 1 << 20;
 
-/// The result of building a table: the table if there were no errors, and every diagnostic.
+/// The result of building a table: the table if there were no errors, and the diagnostics.
 #[derive(Debug)]
 pub struct Build {
     /// The table, unless the configuration has errors.
     pub table: Option<RouteTable>,
-    /// Errors and warnings, in document order.
+    /// Errors and warnings, in document order: the first
+    /// [`MAX_DIAGNOSTICS`](super::validate::MAX_DIAGNOSTICS); the rest are counted in
+    /// `omitted`, so a configuration of any size keeps bounded memory.
     pub diagnostics: Vec<ConfigDiagnostic>,
+    /// All errors, kept or omitted.
+    pub errors: usize,
+    /// All warnings, kept or omitted.
+    pub warnings: usize,
+    /// Diagnostics counted but not kept in `diagnostics`.
+    pub omitted: usize,
 }
 
 /// The options a route's condition compiles with: IoT Hub's (body queries, `$twin`,
@@ -97,14 +105,17 @@ impl RouteTable {
 
     /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
     pub fn from_json(text: &str, hub_name: &str) -> Build {
-        let (config, mut diagnostics) = super::config::read(text);
-        let mut build = Self::build(&config, hub_name);
-        diagnostics.append(&mut build.diagnostics);
-        build.diagnostics = diagnostics;
-        if build.diagnostics.iter().any(ConfigDiagnostic::is_error) {
-            build.table = None;
+        let mut log = DiagnosticLog::new(validate::MAX_DIAGNOSTICS);
+        let config = super::config::read_into(text, &mut log);
+        let build = Self::build(&config, hub_name);
+        let kept_errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
+        let kept_warnings = build.diagnostics.len() - kept_errors;
+        for d in build.diagnostics {
+            log.push(d);
         }
-        build
+        // What the build counted but did not keep.
+        log.count_omitted(build.errors - kept_errors, build.warnings - kept_warnings);
+        validate::into_build(log, build.table)
     }
 
     /// The endpoints, built-in `events` first.

@@ -23,12 +23,13 @@
 //! | W0006 | a route reads `$body` but does not check `$contentType` |
 
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
-use super::diagnostic::ConfigDiagnostic;
+use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::{Enrichment, EnrichmentValue};
 use super::table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable};
 use crate::diagnostic::codes;
 use crate::message::Source;
 use crate::Condition;
+use std::collections::{HashMap, HashSet};
 
 const MAX_ROUTES: usize = 100;
 const MAX_ENDPOINTS: usize = 10;
@@ -41,34 +42,57 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
+/// How many diagnostics a [`Build`] keeps: the rest are only counted, so that memory and
+/// output stay bounded for a configuration of any size (100,000 empty routes are 400,000
+/// problems; IoT Hub allows 100 routes).
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// A build's result from its diagnostics: the table only when there are no errors.
+pub(super) fn into_build(log: DiagnosticLog, table: Option<RouteTable>) -> Build {
+    let (errors, warnings, omitted) = (log.errors(), log.warnings(), log.omitted());
+    Build {
+        table: table.filter(|_| errors == 0),
+        diagnostics: log.into_kept(),
+        errors,
+        warnings,
+        omitted,
+    }
+}
+
 struct Builder<'c> {
     config: &'c RoutingConfig,
-    out: Vec<ConfigDiagnostic>,
+    out: DiagnosticLog,
     endpoints: Vec<Endpoint>,
+    /// Endpoint names (as written) to their ids, for `endpointNames` references.
+    endpoint_ids: HashMap<String, EndpointId>,
 }
 
 pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
     let mut b = Builder {
         config,
-        out: Vec::new(),
+        out: DiagnosticLog::new(MAX_DIAGNOSTICS),
         endpoints: vec![Endpoint {
             name: "events".into(),
             kind: EndpointKind::BuiltIn,
             storage: None,
         }],
+        endpoint_ids: HashMap::from([("events".to_string(), EndpointId(0))]),
     };
     b.endpoints();
     let mut routes = b.routes();
     let mut fallback = b.fallback();
+    let enrichments = b.enrichments();
+    if b.out.errors() > 0 {
+        // No table: nothing to share or plan.
+        return into_build(b.out, None);
+    }
     let mut programs: Vec<&mut crate::compile::Program> = routes
         .iter_mut()
         .chain(fallback.as_mut())
         .filter_map(|r| r.condition.as_mut().map(crate::Condition::program_mut))
         .collect();
     crate::compile::share(&mut programs);
-    let enrichments = b.enrichments();
-    let ok = !b.out.iter().any(ConfigDiagnostic::is_error);
-    let table = ok.then(|| RouteTable {
+    let table = Some(RouteTable {
         plan: super::router::plan_of(&routes, fallback.as_ref()),
         routes,
         endpoints: b.endpoints,
@@ -79,13 +103,14 @@ pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
             .clone()
             .unwrap_or_else(|| hub_name.to_string()),
     });
-    Build {
-        table,
-        diagnostics: b.out,
-    }
+    into_build(b.out, table)
 }
 
 impl Builder<'_> {
+    fn push(&mut self, d: ConfigDiagnostic) {
+        self.out.push(d);
+    }
+
     fn err(&mut self, code: &'static str, loc: &str, name: &str, message: String) {
         self.out
             .push(ConfigDiagnostic::error(code, loc, message).named(name));
@@ -104,15 +129,29 @@ impl Builder<'_> {
             );
         }
         let name = names.first()?;
-        match self.endpoints.iter().position(|e| &e.name == name) {
-            Some(i) => Some(EndpointId(i as u16)),
+        match self.endpoint_ids.get(name) {
+            Some(&id) => Some(id),
             None => {
-                let known: Vec<&str> = self.endpoints.iter().map(|e| e.name.as_str()).collect();
+                // Named in full only when there are few (IoT Hub allows 10 custom ones).
+                let known: Vec<&str> = self
+                    .endpoints
+                    .iter()
+                    .take(MAX_ENDPOINTS + 1)
+                    .map(|e| e.name.as_str())
+                    .collect();
+                let more = if self.endpoints.len() > known.len() {
+                    ", …"
+                } else {
+                    ""
+                };
                 self.err(
                     "E0413",
                     &format!("{loc}.endpointNames"),
                     owner,
-                    format!("unknown endpoint '{name}' (defined: {})", known.join(", ")),
+                    format!(
+                        "unknown endpoint '{name}' (defined: {}{more})",
+                        known.join(", ")
+                    ),
                 );
                 None
             }
@@ -132,6 +171,7 @@ impl Builder<'_> {
                 ),
             );
         }
+        let mut seen: HashSet<String> = HashSet::from(["events".to_string()]);
         for spec in specs {
             let reserved = ["events", "fileNotifications", "$default"]
                 .iter()
@@ -143,11 +183,7 @@ impl Builder<'_> {
                     &spec.name,
                     format!("invalid endpoint name '{}': use 1-64 of A-Z a-z 0-9 - . _, not events, fileNotifications or $default", spec.name),
                 );
-            } else if self
-                .endpoints
-                .iter()
-                .any(|e| e.name.eq_ignore_ascii_case(&spec.name))
-            {
+            } else if !seen.insert(spec.name.to_ascii_lowercase()) {
                 self.err(
                     "E0420",
                     &spec.location,
@@ -161,6 +197,8 @@ impl Builder<'_> {
             if let Some(s) = &spec.storage {
                 self.storage(s, &spec.location, &spec.name);
             }
+            let id = EndpointId(self.endpoints.len().min(u16::MAX as usize) as u16);
+            self.endpoint_ids.entry(spec.name.clone()).or_insert(id);
             self.endpoints.push(Endpoint {
                 name: spec.name.clone(),
                 kind: spec.kind,
@@ -232,7 +270,7 @@ impl Builder<'_> {
         match Condition::compile(text, &condition_options(source)) {
             Ok(c) => {
                 for w in c.warnings() {
-                    self.out.push(ConfigDiagnostic::in_condition(
+                    self.push(ConfigDiagnostic::in_condition(
                         cloc.clone(),
                         name,
                         text,
@@ -243,7 +281,7 @@ impl Builder<'_> {
                     && c.program().reads_body()
                     && !mentions_content_type(text)
                 {
-                    self.out.push(
+                    self.push(
                         ConfigDiagnostic::warning(
                             codes::BODY_NEEDS_CONTENT_TYPE,
                             cloc.clone(),
@@ -256,8 +294,7 @@ impl Builder<'_> {
             }
             Err(e) => {
                 for d in e.0 {
-                    self.out
-                        .push(ConfigDiagnostic::in_condition(cloc.clone(), name, text, d));
+                    self.push(ConfigDiagnostic::in_condition(cloc.clone(), name, text, d));
                 }
                 None
             }
@@ -278,7 +315,8 @@ impl Builder<'_> {
             );
         }
         let mut routes = Vec::new();
-        for (i, spec) in config.routes.iter().enumerate() {
+        let mut names: HashSet<String> = HashSet::new();
+        for spec in &config.routes {
             let (loc, name) = (spec.location.as_str(), spec.name.as_str());
             if !valid_name(name) {
                 self.err(
@@ -287,10 +325,7 @@ impl Builder<'_> {
                     name,
                     format!("invalid route name '{name}': use 1-64 of A-Z a-z 0-9 - . _"),
                 );
-            } else if config.routes[..i]
-                .iter()
-                .any(|r| r.name.eq_ignore_ascii_case(name))
-            {
+            } else if !names.insert(name.to_ascii_lowercase()) {
                 self.err(
                     "E0410",
                     loc,
@@ -320,7 +355,10 @@ impl Builder<'_> {
                 loc,
                 name,
             );
-            if let (Some(source), Some(endpoint)) = (source, endpoint) {
+            if self.out.errors() > 0 {
+                // No table will be built: keep no compiled conditions.
+                routes = Vec::new();
+            } else if let (Some(source), Some(endpoint)) = (source, endpoint) {
                 routes.push(Route {
                     name: name.to_string(),
                     source,
@@ -385,7 +423,8 @@ impl Builder<'_> {
             );
         }
         let mut out = Vec::new();
-        for (i, spec) in config.enrichments.iter().enumerate() {
+        let mut keys: HashSet<&str> = HashSet::new();
+        for spec in &config.enrichments {
             let (loc, key) = (spec.location.as_str(), spec.key.as_str());
             if key.is_empty() || spec.value.is_empty() {
                 self.err(
@@ -396,7 +435,7 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            if config.enrichments[..i].iter().any(|e| e.key == key) {
+            if !keys.insert(key) {
                 self.err(
                     "E0441",
                     loc,
@@ -408,7 +447,7 @@ impl Builder<'_> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             {
-                self.out.push(
+                self.push(
                     ConfigDiagnostic::warning("W0442", loc, format!("enrichment key '{key}' has characters other than A-Z a-z 0-9 - _ . (IoT Hub documents only those)"))
                         .named(key),
                 );

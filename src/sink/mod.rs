@@ -60,6 +60,12 @@ pub mod codes {
     pub const SINK_PANICKED: &str = "E0506";
     /// Dead letter: the endpoint's worker thread is gone, so nothing can be queued for it.
     pub const WORKER_STOPPED: &str = "E0507";
+    /// Dead letter: the copy was not delivered within its endpoint's retention time.
+    pub const RETENTION_EXPIRED: &str = "E0508";
+    /// Dead letter: the failing endpoint's waiting copies exceeded its retention bytes.
+    pub const RETENTION_BYTES_EXCEEDED: &str = "E0509";
+    /// A store record could not be decoded (the store file is damaged); counted, reported.
+    pub const STORE_RECORD_DAMAGED: &str = "E0510";
 }
 
 /// One message on its way to one endpoint: a copy with that endpoint's enrichments already applied

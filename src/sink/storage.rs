@@ -140,9 +140,27 @@ impl StorageConfig {
 
 /// IoT Hub's rule for `fileNameFormat`: every token of [`FILE_NAME_TOKENS`] exactly once, in any
 /// order, and no other `{…}` token (tokens are case-sensitive: `{MM}` is the month, `{mm}` the
-/// minute). Any other text is literal. The error says what is wrong.
+/// minute). Any other text is literal, with no `..` path component (it would leave the root
+/// directory). The error says what is wrong.
 pub fn validate_file_name_format(format: &str) -> Result<(), String> {
-    parse_format(format).map(|_| ())
+    checked_format(format).map(|_| ())
+}
+
+/// [`parse_format`] and the rule that keeps files inside the root: no `..` path component
+/// in the literal text. One function, so that `hubroute check --routes` (through
+/// [`validate_file_name_format`]) refuses exactly what a [`StorageSink`] refuses.
+fn checked_format(format: &str) -> Result<Vec<Segment>, String> {
+    let segments = parse_format(format)?;
+    for segment in &segments {
+        if let Segment::Literal(text) = segment {
+            if text.split(['/', '\\']).any(|c| c == "..") {
+                return Err(format!(
+                    "fileNameFormat '{format}' contains '..', which would leave the root directory"
+                ));
+            }
+        }
+    }
+    Ok(segments)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,17 +411,7 @@ impl StorageSink {
 
     /// A sink taking "now" from `clock` (file names and rolling by time).
     pub fn with_clock(config: StorageConfig, clock: Box<dyn Clock>) -> Result<Self, SinkError> {
-        let format = parse_format(&config.file_name_format).map_err(SinkError::Fatal)?;
-        for segment in &format {
-            if let Segment::Literal(text) = segment {
-                if text.split(['/', '\\']).any(|c| c == "..") {
-                    return Err(SinkError::Fatal(format!(
-                        "fileNameFormat '{}' contains '..', which would leave the root directory",
-                        config.file_name_format
-                    )));
-                }
-            }
-        }
+        let format = checked_format(&config.file_name_format).map_err(SinkError::Fatal)?;
         #[cfg(feature = "avro")]
         let avro = match config.encoding {
             StorageEncoding::Avro => Some(AvroState::new(false)?),

@@ -1,5 +1,7 @@
 //! `hubroute check` and `hubroute fmt`.
 
+use crate::input_lines::{Line, Lines};
+use crate::output::{out, outln};
 use crate::render;
 use crate::CompileFlags;
 use clap::{Args, ValueEnum};
@@ -73,25 +75,57 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             query: q.clone(),
         })
         .collect();
+    // Lines that are not text are errors of their own (code, origin, message); the other lines
+    // are still checked.
+    let mut unreadable: Vec<(&str, String, String)> = Vec::new();
     if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            items.push(Item {
-                origin: format!("{}:{}", path.display(), i + 1),
-                query: line.to_string(),
-            });
+        // A query is at most 64 KiB (E0201); a longer line is reported, not held.
+        let mut lines = Lines::new(std::io::BufReader::new(file), 1 << 20);
+        while let Some(next) = lines.next_line() {
+            let (number, line) =
+                next.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let origin = format!("{}:{number}", path.display());
+            let problem = match line {
+                Line::Text(line) => {
+                    if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
+                        items.push(Item {
+                            origin,
+                            query: line,
+                        });
+                    }
+                    continue;
+                }
+                Line::NotUtf8 { valid_up_to } => (
+                    "E0904",
+                    format!("not UTF-8 (invalid byte at offset {valid_up_to})"),
+                ),
+                Line::TooLong { bytes } => (
+                    "E0905",
+                    format!("a line of {bytes} bytes; a query is at most 64 KiB"),
+                ),
+            };
+            unreadable.push((problem.0, origin, problem.1));
         }
     }
-    if items.is_empty() {
+    if items.is_empty() && unreadable.is_empty() {
         return Err("nothing to check: give queries as arguments or --file".into());
     }
-    let mut failed = false;
+    let mut failed = !unreadable.is_empty();
     let mut report = Vec::new();
-    let (mut errors, mut warnings) = (0, 0);
+    let (mut errors, mut warnings) = (unreadable.len(), 0);
+    for (code, origin, message) in &unreadable {
+        match args.format {
+            Format::Text => outln!("error[{code}]: {origin}: {message}\n"),
+            Format::Json => report.push(serde_json::json!({
+                "origin": origin,
+                "query": null,
+                "ok": false,
+                "diagnostics": [{"code": code, "severity": "error", "message": message}],
+            })),
+        }
+    }
     for item in &items {
         let diags = match Condition::compile(&item.query, &options) {
             Ok(c) => c.warnings().to_vec(),
@@ -104,8 +138,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         match args.format {
             Format::Text => {
                 for d in &diags {
-                    print!("{}", render::text(&item.origin, &item.query, d));
-                    println!();
+                    out!("{}", render::text(&item.origin, &item.query, d));
+                    outln!();
                 }
             }
             Format::Json => report.push(serde_json::json!({
@@ -117,14 +151,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         }
     }
     match args.format {
-        Format::Text => println!(
+        Format::Text => outln!(
             "checked {} quer{}: {errors} error{}, {warnings} warning{}",
             items.len(),
             if items.len() == 1 { "y" } else { "ies" },
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" },
         ),
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "queries": report, "errors": errors, "warnings": warnings
@@ -147,7 +181,7 @@ pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     let query = args.query.unwrap_or_default();
     match hubroute::syntax::parse(&query) {
         Ok(ast) => {
-            println!("{ast}");
+            outln!("{ast}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

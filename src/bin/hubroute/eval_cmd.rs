@@ -1,13 +1,14 @@
 //! `hubroute eval`: one query against one message, or the JSON Lines batch contract of
 //! DESIGN.md (`--jsonl`), which outside test harnesses rely on.
 
+use crate::input_lines::{Line, Lines};
 use crate::render;
 use crate::CompileFlags;
 use clap::Args;
 use hubroute::message::Message;
 use hubroute::{Condition, Options};
 use serde_json::{json, Value as Json};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -23,13 +24,17 @@ pub struct EvalArgs {
     /// command-line compile flags.
     #[arg(long, conflicts_with_all = ["query", "message"])]
     jsonl: bool,
+    /// With --jsonl, the longest line read (bytes); a longer line gets an E0905 error line and
+    /// the stream goes on, so memory stays bounded.
+    #[arg(long, default_value_t = 8 << 20, requires = "jsonl")]
+    max_line_bytes: usize,
     #[command(flatten)]
     flags: CompileFlags,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     if args.jsonl {
-        return jsonl();
+        return jsonl(args.max_line_bytes);
     }
     let query = args.query.ok_or("give a query (or --jsonl)")?;
     let path = args.message.ok_or("give --message FILE (or --jsonl)")?;
@@ -53,7 +58,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     for w in condition.warnings() {
         eprint!("{}", render::text("<query>", &query, w));
     }
-    println!("{}", condition.eval(&message));
+    crate::output::check(writeln!(std::io::stdout(), "{}", condition.eval(&message)))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,11 +72,18 @@ fn has_flag(line: &Json, flag: &str) -> bool {
 fn eval_line(line: &str) -> Json {
     let parsed: Json = match serde_json::from_str(line) {
         Ok(v @ Json::Object(_)) => v,
-        Ok(_) => return error_line(Json::Null, "E0901", "input line is not a JSON object", None),
+        Ok(_) => {
+            return error_line(
+                Json::Null,
+                codes::NOT_OBJECT,
+                "input line is not a JSON object",
+                None,
+            )
+        }
         Err(e) => {
             return error_line(
                 Json::Null,
-                "E0900",
+                codes::NOT_JSON,
                 &format!("input line is not JSON: {e}"),
                 None,
             )
@@ -82,7 +94,12 @@ fn eval_line(line: &str) -> Json {
         return json!({"id": id, "skipped": kind});
     }
     let Some(query) = parsed.get("query").and_then(Json::as_str) else {
-        return error_line(id, "E0902", "input line has no \"query\" string", None);
+        return error_line(
+            id,
+            codes::NO_QUERY,
+            "input line has no \"query\" string",
+            None,
+        );
     };
     let source = parsed
         .get("source")
@@ -91,7 +108,7 @@ fn eval_line(line: &str) -> Json {
         .unwrap_or("DeviceMessages");
     let twin_change_source = match source.parse::<hubroute::message::Source>() {
         Ok(s) => s == hubroute::message::Source::TwinChangeEvents,
-        Err(e) => return error_line(id, "E0903", &e.to_string(), None),
+        Err(e) => return error_line(id, codes::BAD_SOURCE, &e.to_string(), None),
     };
     let options = Options {
         body_query: has_flag(&parsed, "body_query"),
@@ -125,18 +142,53 @@ fn error_line(id: Json, code: &str, message: &str, span: Option<(u32, u32)>) -> 
     json!({"id": id, "error": error})
 }
 
-fn jsonl() -> Result<ExitCode, String> {
+/// Stable codes of `eval --jsonl` line errors (E09xx). Codes are never reused.
+mod codes {
+    /// The line is not JSON.
+    pub const NOT_JSON: &str = "E0900";
+    /// The line is JSON but not an object.
+    pub const NOT_OBJECT: &str = "E0901";
+    /// The object has no `query` string.
+    pub const NO_QUERY: &str = "E0902";
+    /// The `source` is not a routing source.
+    pub const BAD_SOURCE: &str = "E0903";
+    /// The line is not UTF-8.
+    pub const NOT_UTF8: &str = "E0904";
+    /// The line is longer than `--max-line-bytes`.
+    pub const LINE_TOO_LONG: &str = "E0905";
+}
+
+/// Every input line gets exactly one output line, whatever it holds: a line that cannot be
+/// read as text gets an error line carrying its line number, and the stream goes on. Only a
+/// failure of standard input itself stops it.
+fn jsonl(max_line_bytes: usize) -> Result<ExitCode, String> {
     let stdin = std::io::stdin();
+    let mut lines = Lines::new(stdin.lock(), max_line_bytes);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in stdin.lock().lines() {
-        let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
+    while let Some(next) = lines.next_line() {
+        let (number, line) = next.map_err(|e| format!("reading stdin: {e}"))?;
+        let mut result = match line {
+            Line::Text(text) if text.trim().is_empty() => json!({"id": null, "skipped": "blank"}),
+            Line::Text(text) => eval_line(&text),
+            Line::NotUtf8 { valid_up_to } => error_line(
+                Json::Null,
+                codes::NOT_UTF8,
+                &format!("line {number} is not UTF-8 (invalid byte at offset {valid_up_to})"),
+                None,
+            ),
+            Line::TooLong { bytes } => error_line(
+                Json::Null,
+                codes::LINE_TOO_LONG,
+                &format!("line {number} has {bytes} bytes, over the limit of {max_line_bytes} (--max-line-bytes)"),
+                None,
+            ),
+        };
+        if result.get("error").is_some() {
+            result["line"] = json!(number);
         }
-        let result = eval_line(&line);
-        writeln!(out, "{result}").map_err(|e| format!("writing stdout: {e}"))?;
+        crate::output::check(writeln!(out, "{result}"))?;
     }
-    out.flush().map_err(|e| format!("writing stdout: {e}"))?;
+    crate::output::check(out.flush())?;
     Ok(ExitCode::SUCCESS)
 }

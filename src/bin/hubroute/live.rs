@@ -1,14 +1,14 @@
 //! Live inputs: `hubroute run --input mqtt://…|jetstream://…` and `hubroute bridge`.
 //!
-//! Every input here needs acknowledging, and the rule is the same everywhere: a message is
-//! acknowledged only when it is safe, that is when every endpoint it routes to has accepted
-//! (written and flushed) its copy or the copy went to the dead letter with a reason
-//! ([`Ticket`]), or when the bridge's stream confirmed it. Until then the broker keeps it and
-//! redelivers it after a crash, so delivery is at-least-once: a crash between a sink accepting a
-//! copy and the acknowledgement repeats that copy, nothing is lost.
+//! Every input here needs acknowledging, and the rule is IoT Hub's: a message is acknowledged
+//! once the router has *durably accepted* it — written and synced to its store
+//! ([`Pipeline::accept_then`]) — or dead-lettered it as invalid, or (the bridge) once the
+//! stream confirmed it. Endpoints then deliver from the store on their own cursors, so a down
+//! endpoint never holds the input's window. Until acceptance the broker keeps the message and
+//! redelivers it after a crash; after it, the store does.
 //!
 //! The loops run on a single-threaded tokio runtime; routing is cheap next to the I/O, and the
-//! sinks have their own threads (the [`Dispatcher`]).
+//! store's committer and the endpoints have their own threads.
 
 // Builds without a broker feature keep the command-line surface and report the missing feature;
 // the imports the loops need are then unused.
@@ -23,20 +23,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 use hubroute::eval::TwinLookup;
-use hubroute::message::{Message, Protocol, Source};
-use hubroute::route::RouteTable;
-use hubroute::sink::{Dispatcher, Sink};
+use hubroute::message::Message;
+use hubroute::pipeline::{Pipeline, Prepared};
+use hubroute::sink::Sink;
 
-use crate::run_cmd::{fan_out, report, validate_and_route, InvalidLog, RunArgs, Stats};
+use crate::run_cmd::{report, InputStats, InvalidLog, RunArgs};
 
-/// What `run` hands over once the routes, sinks and dead letter are ready.
+/// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
-pub(crate) struct Pipeline<'a> {
-    pub table: &'a RouteTable,
+pub(crate) struct Live<'a> {
+    pub pipeline: Pipeline,
     pub twin: Option<&'a dyn TwinLookup>,
-    pub protocol: Protocol,
-    pub default_source: Source,
-    pub dispatcher: Dispatcher,
     pub invalid_log: Mutex<InvalidLog>,
     pub dead_letter_path: PathBuf,
 }
@@ -76,7 +73,7 @@ fn not_built(url: &str) -> String {
 }
 
 /// Runs the router on a broker input until interrupted (or idle, with --exit-when-idle).
-pub(crate) fn run(args: &RunArgs, pipeline: Pipeline<'_>) -> Result<ExitCode, String> {
+pub(crate) fn run(args: &RunArgs, pipeline: Live<'_>) -> Result<ExitCode, String> {
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -146,24 +143,13 @@ async fn idle_timer(idle: Option<Duration>) {
 }
 
 #[cfg(any(feature = "mqtt", feature = "nats"))]
-impl Pipeline<'_> {
-    /// Validates and routes one message; the envelopes to dispatch (empty: acknowledge now), or
-    /// the reason it is invalid.
+impl Live<'_> {
+    /// Validates, routes and encodes one message for the store, or says why it is invalid.
     fn route(
         &self,
         router: &mut hubroute::route::Router<'_>,
         message: &Message,
-        stats: &mut Stats,
-        sequence: u64,
-    ) -> Result<Vec<hubroute::sink::Envelope>, (&'static str, String)> {
-        let (source, routing) = validate_and_route(
-            router,
-            message,
-            self.protocol,
-            self.default_source,
-            self.twin,
-        )?;
-        stats.count_routing(&routing);
+    ) -> Result<Prepared, (&'static str, String)> {
         // The hub's enqueued time is when the bridge (or this router's MQTT input) stamped it.
         let enqueued = message
             .system_properties
@@ -171,47 +157,35 @@ impl Pipeline<'_> {
             .flatten()
             .and_then(hubroute::sink::parse_enqueued_time)
             .unwrap_or_else(SystemTime::now);
-        let mut envelopes = fan_out(
-            self.table, message, source, &routing, self.twin, enqueued, 0, 0,
-        );
-        for e in &mut envelopes {
-            e.sequence = sequence;
-            *stats.routed.entry(e.endpoint.clone()).or_default() += 1;
-        }
-        Ok(envelopes)
+        self.pipeline
+            .prepare(router, message, self.twin, enqueued)
+            .map_err(|r| (r.code, r.reason))
     }
 
-    /// Dispatches a routed message's copies with one ticket that calls `settle`, or records an
-    /// invalid one (`describe` says where it came from and what it held) and settles at once.
+    /// Accepts a routed message into the store and calls `settle(true)` once it is durable
+    /// (`false`: not accepted, do not acknowledge), or records an invalid one (`describe` says
+    /// where it came from and what it held) and settles at once.
     fn deliver(
         &self,
-        routed: Result<Vec<hubroute::sink::Envelope>, (&'static str, String)>,
-        stats: &mut Stats,
+        routed: Result<Prepared, (&'static str, String)>,
+        stats: &mut InputStats,
         describe: impl FnOnce() -> (serde_json::Value, serde_json::Value),
-        settle: impl FnOnce(hubroute::sink::Settlement) + Send + 'static,
+        settle: impl FnOnce(bool) + Send + 'static,
     ) {
-        use hubroute::sink::{Settlement, Ticket};
         match routed {
-            Ok(envelopes) => {
-                let ticket = Ticket::new(envelopes.len(), settle);
-                for e in envelopes {
-                    if let Err(e) = self.dispatcher.dispatch_tracked(e, ticket.clone()) {
-                        eprintln!(
-                            "could not deliver or dead-letter a copy for {}: {}",
-                            e.envelope.endpoint, e.reason
-                        );
+            Ok(prepared) => {
+                stats.valid += 1;
+                self.pipeline.accept_then(vec![prepared], move |result| {
+                    if let Err(e) = &result {
+                        eprintln!("not accepted, left for redelivery: {e}");
                     }
-                }
+                    settle(result.is_ok());
+                });
             }
             Err((code, reason)) => {
-                stats.invalid += 1;
+                *stats.invalid.entry(code).or_default() += 1;
                 let (origin, raw) = describe();
-                let safe = self.reject(origin, code, &reason, raw);
-                settle(Settlement {
-                    dead_lettered: 1,
-                    lost: usize::from(!safe),
-                    ..Settlement::default()
-                });
+                settle(self.reject(origin, code, &reason, raw));
             }
         }
     }
@@ -239,14 +213,16 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Stops: waits (bounded) for what is in flight, drains the sinks and prints the report.
+    /// Stops: waits (bounded) for acceptances in flight, drains the endpoints (up to
+    /// --drain-timeout; the rest stays in the store) and prints the report.
     async fn finish(
         self,
         permits: Arc<tokio::sync::Semaphore>,
         capacity: usize,
-        stats: Stats,
+        stats: InputStats,
         acks: Arc<AckCounts>,
         started: Instant,
+        args: &RunArgs,
     ) -> Result<ExitCode, String> {
         let all = u32::try_from(capacity).unwrap_or(u32::MAX);
         let settled =
@@ -254,14 +230,14 @@ impl Pipeline<'_> {
         if settled.is_err() {
             eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
         }
-        let delivery = self.dispatcher.finish();
+        let delivery = self.pipeline.shutdown(args.drain_timeout);
         eprintln!(
             "acknowledged {}, left for redelivery {}, acknowledgements failed {}",
             acks.acked.load(Ordering::Relaxed),
             acks.redeliver.load(Ordering::Relaxed),
             acks.failed.load(Ordering::Relaxed)
         );
-        report(&stats, &delivery, started.elapsed(), &self.dead_letter_path)
+        Ok(report(&stats, &delivery, started.elapsed(), args))
     }
 }
 
@@ -362,12 +338,11 @@ mod mqtt_input {
     use super::*;
     use hubroute::broker::mqtt::D2cSubscriber;
     use hubroute::broker::BrokerUrl;
-    use hubroute::sink::Settlement;
 
     pub(super) async fn run(
         args: &RunArgs,
         url: &BrokerUrl,
-        pipeline: Pipeline<'_>,
+        pipeline: Live<'_>,
     ) -> Result<ExitCode, String> {
         let registry = load_registry(args.devices.as_ref())?;
         let mut subscriber = D2cSubscriber::start(url, &args.client_id);
@@ -377,7 +352,7 @@ mod mqtt_input {
         let acks = Arc::new(AckCounts::default());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
             rumqttc::Publish,
-            Settlement,
+            bool,
             tokio::sync::OwnedSemaphorePermit,
         )>();
         let ack_task = {
@@ -385,7 +360,7 @@ mod mqtt_input {
             tokio::spawn(async move {
                 // The permit is held until the acknowledgement is queued.
                 while let Some((publish, settlement, _permit)) = rx.recv().await {
-                    if settlement.is_safe() {
+                    if settlement {
                         match acker.ack(&publish).await {
                             Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),
                             Err(_) => acks.failed.fetch_add(1, Ordering::Relaxed),
@@ -399,9 +374,8 @@ mod mqtt_input {
             })
         };
         let started = Instant::now();
-        let mut stats = Stats::default();
-        let mut router = pipeline.table.router();
-        let mut sequence = 0u64;
+        let mut stats = InputStats::default();
+        let mut router = pipeline.pipeline.router();
         let stop = interrupted();
         tokio::pin!(stop);
         let mut warned = false;
@@ -417,17 +391,16 @@ mod mqtt_input {
         .await
         {
             stats.read += 1;
-            sequence += 1;
             let message = super::d2c(&publish, registry.as_ref());
             let settle = {
                 let tx = tx.clone();
                 let publish = publish.clone();
-                move |s: Settlement| {
+                move |s: bool| {
                     let _ = tx.send((publish, s, permit));
                 }
             };
             let routed = match message {
-                Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
+                Ok(m) => pipeline.route(&mut router, &m),
                 Err(e) => Err((e.code(), e.to_string())),
             };
             let describe = || {
@@ -446,6 +419,7 @@ mod mqtt_input {
                 stats,
                 Arc::clone(&acks),
                 started,
+                args,
             )
             .await;
         let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
@@ -460,7 +434,7 @@ pub(crate) fn d2c(
     publish: &rumqttc::Publish,
     registry: Option<&HashMap<String, String>>,
 ) -> Result<Message, hubroute::ingest::IngestError> {
-    use hubroute::ingest::{d2c_message, Connection, D2cTopic, IngestError};
+    use hubroute::ingest::{Connection, D2cTopic, IngestError};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
         Some(r) => Some(
@@ -471,7 +445,30 @@ pub(crate) fn d2c(
         None => None,
     };
     let connection = Connection::from_topic(&topic, generation);
-    d2c_message(&topic, &publish.payload, &connection, SystemTime::now())
+    hubroute::ingest::d2c_message_reporting(
+        &topic,
+        &publish.payload,
+        &connection,
+        SystemTime::now(),
+        &mut |name| log_spoofing_property(topic.device_id, name),
+    )
+}
+
+/// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
+/// running count, so a device sending them in a loop cannot flood the log. The value is not
+/// logged.
+#[cfg(feature = "mqtt")]
+fn log_spoofing_property(device: &str, name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n <= 10 || n % 1000 == 0 {
+        eprintln!(
+            "warning[{}]: device '{device}' set application property '{name}', named like a \
+             property the router stamps; dropped ({n} so far)",
+            hubroute::ingest::codes::SPOOFING_PROPERTY_DROPPED
+        );
+    }
 }
 
 #[cfg(feature = "mqtt")]
@@ -490,12 +487,11 @@ mod jetstream_input {
     use hubroute::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
     use hubroute::broker::BrokerUrl;
     use hubroute::ingest::codes::MALFORMED_RECORD;
-    use hubroute::sink::Settlement;
 
     pub(super) async fn run(
         args: &RunArgs,
         url: &BrokerUrl,
-        pipeline: Pipeline<'_>,
+        pipeline: Live<'_>,
     ) -> Result<ExitCode, String> {
         let settings = ConsumerSettings::from_url(url)?;
         let input = JetStreamInput::open(url, &settings).await?;
@@ -505,7 +501,7 @@ mod jetstream_input {
         let acks = Arc::new(AckCounts::default());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
             async_nats::jetstream::message::Acker,
-            Settlement,
+            bool,
             tokio::sync::OwnedSemaphorePermit,
         )>();
         let ack_task = {
@@ -515,12 +511,12 @@ mod jetstream_input {
                     let acks = Arc::clone(&acks);
                     // Concurrently: each acknowledgement is a round trip to the server.
                     tokio::spawn(async move {
-                        let result = if settlement.is_safe() {
+                        let result = if settlement {
                             acker.double_ack().await
                         } else {
                             acker.ack_with(AckKind::Nak(None)).await
                         };
-                        let counter = match (result.is_ok(), settlement.is_safe()) {
+                        let counter = match (result.is_ok(), settlement) {
                             (true, true) => &acks.acked,
                             (true, false) => &acks.redeliver,
                             (false, _) => &acks.failed,
@@ -532,9 +528,9 @@ mod jetstream_input {
             })
         };
         let started = Instant::now();
-        let mut stats = Stats::default();
+        let mut stats = InputStats::default();
         let mut redelivered = 0u64;
-        let mut router = pipeline.table.router();
+        let mut router = pipeline.pipeline.router();
         let stop = interrupted();
         tokio::pin!(stop);
         loop {
@@ -566,12 +562,12 @@ mod jetstream_input {
             let (record, acker) = delivered.split();
             let settle = {
                 let tx = tx.clone();
-                move |s: Settlement| {
+                move |s: bool| {
                     let _ = tx.send((acker, s, permit));
                 }
             };
             let routed = match decode_record(&record.payload) {
-                Ok(m) => pipeline.route(&mut router, &m, &mut stats, sequence),
+                Ok(m) => pipeline.route(&mut router, &m),
                 Err(e) => Err((MALFORMED_RECORD, e)),
             };
             let describe = || {
@@ -593,6 +589,7 @@ mod jetstream_input {
                 stats,
                 Arc::clone(&acks),
                 started,
+                args,
             )
             .await;
         let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;

@@ -6,11 +6,13 @@
 mod check_cmd;
 mod config_file;
 mod eval_cmd;
+mod input_lines;
 mod live;
 mod logging;
 mod ops_args;
 mod ops_wiring;
 mod reload;
+mod output;
 mod render;
 mod routes_cmd;
 mod run_cmd;

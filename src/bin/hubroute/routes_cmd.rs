@@ -1,6 +1,7 @@
 //! `hubroute test` (like `az iot hub message-route test`, with no hidden defaults and with
 //! `--explain`), and the routing-configuration halves of `check` and `fmt`.
 
+use crate::output::outln;
 use crate::render;
 use clap::Args;
 use hubroute::message::{Message, Source};
@@ -52,6 +53,13 @@ pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, Exit
             for d in build.diagnostics.iter().filter(|d| d.is_error()) {
                 eprintln!("{}", render_config(path, d));
             }
+            if build.omitted > 0 {
+                eprintln!(
+                    "{}: {} errors in all; see `hubroute check --routes`",
+                    path.display(),
+                    build.errors
+                );
+            }
             Err(ExitCode::from(1))
         }
     })
@@ -98,7 +106,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
     let explanation = table.explain(&message, source, twin);
     if args.json {
         let doc = serde_json::json!({"message": message.to_json_value(), "result": explanation});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         print_message(&message, source);
         print_explanation(&explanation, args.explain);
@@ -129,7 +137,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
 
 /// What the message really has: no hidden defaults (the portal adds contentEncoding).
 fn print_message(m: &Message, source: Source) {
-    println!("message (source {source})");
+    outln!("message (source {source})");
     let props = |p: &hubroute::message::Properties| {
         if p.is_empty() {
             return "(none)".to_string();
@@ -142,17 +150,17 @@ fn print_message(m: &Message, source: Source) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("  system properties: {}", props(&m.system_properties));
-    println!("  application properties: {}", props(&m.app_properties));
+    outln!("  system properties: {}", props(&m.system_properties));
+    outln!("  application properties: {}", props(&m.app_properties));
     let readable = match m.body_text() {
         Ok(_) => "queryable with $body".to_string(),
         Err(e) => format!("not queryable with $body: {e}"),
     };
-    println!("  body: {} bytes, {readable}", m.body.len());
+    outln!("  body: {} bytes, {readable}", m.body.len());
 }
 
 fn print_explanation(e: &Explanation, explain: bool) {
-    println!("routes:");
+    outln!("routes:");
     for r in e.routes.iter().chain(&e.fallback) {
         let mark = match r.outcome {
             Outcome::True => "match   ",
@@ -161,28 +169,28 @@ fn print_explanation(e: &Explanation, explain: bool) {
             Outcome::Disabled => "disabled",
             Outcome::SourceMismatch => "other source",
         };
-        println!("  {mark:<12} {} -> {}", r.name, r.endpoint);
+        outln!("  {mark:<12} {} -> {}", r.name, r.endpoint);
         if explain {
             if let Some(c) = &r.condition {
                 print_node(c, 2);
             }
         }
         for n in &r.notes {
-            println!("               note: {n}");
+            outln!("               note: {n}");
         }
     }
     for n in &e.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if e.endpoints.is_empty() {
-        println!("endpoints: (none)");
+        outln!("endpoints: (none)");
     } else {
-        println!("endpoints: {}", e.endpoints.join(", "));
+        outln!("endpoints: {}", e.endpoints.join(", "));
     }
 }
 
 fn print_node(n: &NodeExplanation, depth: usize) {
-    println!("{}{}  => {}", "    ".repeat(depth), n.text, n.value);
+    outln!("{}{}  => {}", "    ".repeat(depth), n.text, n.value);
     for c in &n.children {
         print_node(c, depth + 1);
     }
@@ -198,8 +206,7 @@ pub fn check(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let build = RouteTable::from_json(&text, hub_name);
-    let errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = build.diagnostics.len() - errors;
+    let (errors, warnings, omitted) = (build.errors, build.warnings, build.omitted);
     if json {
         let items: Vec<serde_json::Value> = build
             .diagnostics
@@ -213,14 +220,22 @@ pub fn check(
                 v
             })
             .collect();
-        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        let doc = serde_json::json!({"file": path.display().to_string(), "ok": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": items, "omitted": omitted});
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         for d in &build.diagnostics {
-            println!("{}", render_config(path, d));
+            outln!("{}", render_config(path, d));
+        }
+        if omitted > 0 {
+            outln!(
+                "{}: {omitted} more diagnostic{} not shown (the first {} are)",
+                path.display(),
+                if omitted == 1 { "" } else { "s" },
+                build.diagnostics.len()
+            );
         }
         if let Some(t) = &build.table {
-            println!(
+            outln!(
                 "{}: {} routes, {} endpoints, fallback {}, {} enrichments",
                 path.display(),
                 t.routes().len(),
@@ -233,7 +248,7 @@ pub fn check(
                 t.enrichments().len()
             );
         }
-        println!(
+        outln!(
             "{errors} error{}, {warnings} warning{}",
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" }
@@ -271,7 +286,7 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
     for (name, condition) in conditions {
         let condition = condition.unwrap_or_else(|| "true".into());
         match hubroute::syntax::parse(&condition) {
-            Ok(ast) => println!("{name}: {ast}"),
+            Ok(ast) => outln!("{name}: {ast}"),
             Err(e) => {
                 failed = true;
                 for d in &e.0 {

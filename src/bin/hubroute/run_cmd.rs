@@ -1,23 +1,26 @@
-//! `hubroute run`: the router. Reads messages (JSON Lines), validates them, routes each to
-//! its endpoints, applies enrichments, and delivers through the bound sinks with retries and a
-//! dead letter. Nothing is dropped silently: an invalid line is reported with its line number,
-//! counted and dead-lettered, and the stream goes on.
+//! `hubroute run`: the router's command line. It parses the arguments, binds the sinks, opens
+//! the library's durable [`Pipeline`] (accept into the store, deliver per endpoint) and feeds
+//! it from the input: a JSON Lines file or standard input here, a broker in `live`. Nothing is
+//! dropped silently: a line that is not a message is reported with its line number and code,
+//! counted and dead-lettered, and the stream goes on; the summary always prints.
 
 use crate::routes_cmd::load_table;
 use clap::Args;
 use hubroute::eval::TwinLookup;
-use hubroute::message::{Message, Protocol, Source};
-use hubroute::route::{DirTwinStore, EndpointId, RouteTable, Router, Routing, TwinResolver};
+use hubroute::message::{Message, Protocol};
+use hubroute::pipeline::input::{LineContent, LineReader};
+use hubroute::pipeline::{
+    Accepted, Pipeline, PipelineConfig, PipelineError, PipelineStats, Prepared, Rejected, Retention,
+};
+use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
-    DeadLetter, Dispatcher, DispatcherConfig, Envelope, JsonLinesSink, RetryPolicy, Sink,
-    StorageConfig, StorageEncoding, StorageSink,
+    DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Args)]
@@ -55,12 +58,35 @@ pub struct RunArgs {
     /// (mqtt, amqp, https, c2d).
     #[arg(long, default_value = "mqtt")]
     protocol: String,
-    /// Attempts per batch before a sink's messages go to the dead letter.
-    #[arg(long, default_value_t = 5)]
+    /// Attempts per batch before its copies go to the dead letter (code E0504); 0, the
+    /// default, retries for as long as the endpoint's --retention-time allows (then E0508).
+    /// Errors that can never succeed go to the dead letter at once (E0502).
+    #[arg(long, default_value_t = 0)]
     max_attempts: u32,
     /// The longest wait between two attempts (e.g. 10s, 500ms); waits double from 100 ms.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     max_backoff: Duration,
+    /// The durable store: accepted messages wait here until every endpoint has them, also
+    /// across restarts (one process per directory).
+    #[arg(long, default_value = "hubroute-store")]
+    pub(crate) store: PathBuf,
+    /// Stored bytes at which the input pauses until endpoints catch up (never drops).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes_arg)]
+    store_max_bytes: u64,
+    /// A copy not delivered this long after acceptance goes to the dead letter (E0508); an
+    /// endpoint failing this long is "dead". IoT Hub's documented figure is about 1 hour.
+    #[arg(long, default_value = "1h", value_parser = parse_duration_arg)]
+    retention_time: Duration,
+    /// A failing endpoint's waiting copies beyond this many bytes go to the dead letter (E0509).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes_arg)]
+    retention_bytes: u64,
+    /// When the input ends (or on Ctrl-C/SIGTERM): how long to wait for endpoints to deliver
+    /// what is stored. What is left stays in the store for the next run.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub(crate) drain_timeout: Duration,
+    /// The longest input line; longer ones are dead-lettered (E0702) and reading goes on.
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes_arg)]
+    max_line_bytes: u64,
     /// With a broker input: the MQTT client id (its broker session holds unacknowledged
     /// messages while the router is away).
     #[arg(long, default_value = "hubroute-router")]
@@ -79,116 +105,34 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
-    #[command(flatten)]
-    pub(crate) ops: crate::ops_args::RouteOpsArgs,
+}
+
+/// `1GiB`, `256MiB`, `64KiB`, `10MB` or plain bytes.
+pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("'{text}' is not a size (e.g. 1GiB, 256MiB, 4096)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_bytes))
+        .ok_or_else(|| format!("'{text}' is not a size (e.g. 1GiB, 256MiB, 4096)"))
 }
 
 /// `30s`, `500ms`, `2m` or plain seconds.
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     hubroute::sink::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
-}
-
-/// One input line after parsing, validation and routing.
-enum Item {
-    Invalid {
-        line_no: usize,
-        code: &'static str,
-        reason: String,
-        raw: serde_json::Value,
-    },
-    Routed {
-        line_no: usize,
-        /// Boxed: a message is much larger than an invalid line's report.
-        message: Box<Message>,
-        source: Source,
-        routing: Routing,
-    },
-}
-
-/// Parses, validates and routes one line (runs on rayon's threads).
-fn process(
-    router: &mut Router<'_>,
-    line_no: usize,
-    line: &str,
-    protocol: Protocol,
-    default_source: Source,
-    twin: Option<&TwinResolver<'_>>,
-) -> Item {
-    let message = match Message::from_json_str(line) {
-        Ok(m) => m,
-        Err(e) => {
-            return Item::Invalid {
-                line_no,
-                code: e.code(),
-                reason: e.to_string(),
-                raw: serde_json::Value::String(line.to_string()),
-            }
-        }
-    };
-    let twin = twin.map(|t| t as &dyn TwinLookup);
-    match validate_and_route(router, &message, protocol, default_source, twin) {
-        Ok((source, routing)) => Item::Routed {
-            line_no,
-            message: Box::new(message),
-            source,
-            routing,
-        },
-        Err((code, reason)) => Item::Invalid {
-            line_no,
-            code,
-            reason,
-            raw: message.to_json_value(),
-        },
-    }
-}
-
-/// Applies IoT Hub's message rules for `protocol`, then routes a valid message: its source and
-/// routing, or the first violation's code with every violation in one reason. Shared by file
-/// input and the live (broker) inputs, so both judge and route a message alike.
-pub(crate) fn validate_and_route(
-    router: &mut Router<'_>,
-    message: &Message,
-    protocol: Protocol,
-    default_source: Source,
-    twin: Option<&dyn TwinLookup>,
-) -> Result<(Source, Routing), (&'static str, String)> {
-    let violations = message.validate(protocol);
-    if let Some(first) = violations.first() {
-        let reasons: Vec<String> = violations
-            .iter()
-            .map(|v| format!("[{}] {}", v.code, v.message))
-            .collect();
-        return Err((first.code, reasons.join("; ")));
-    }
-    let source = message.source.unwrap_or(default_source);
-    let routing = match twin {
-        Some(t) => router.route_with_twin(message, source, t),
-        None => router.route(message, source),
-    };
-    Ok((source, routing))
-}
-
-/// Counts for the final report.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub read: u64,
-    pub invalid: u64,
-    pub routed: BTreeMap<String, u64>,
-    pub fallback: u64,
-    pub unrouted: u64,
-}
-
-impl Stats {
-    /// Counts a routed message that matched nothing or went to the fallback route.
-    pub(crate) fn count_routing(&mut self, routing: &Routing) {
-        if routing.endpoints.is_empty() {
-            self.unrouted += 1;
-        }
-        if routing.fallback {
-            self.fallback += 1;
-        }
-    }
 }
 
 pub(crate) fn parse_protocol(p: &str) -> Result<Protocol, String> {
@@ -258,14 +202,51 @@ fn reachable(table: &RouteTable) -> Vec<EndpointId> {
     ids
 }
 
+/// Counts of what the input held, for the summary: every line (or broker message) read ends
+/// in exactly one of `valid`, `invalid` or `blank`.
+#[derive(Default)]
+pub(crate) struct InputStats {
+    pub read: u64,
+    pub blank: u64,
+    pub valid: u64,
+    pub invalid: BTreeMap<&'static str, u64>,
+    /// Why reading stopped early, if it did (an I/O error).
+    pub read_error: Option<String>,
+}
+
+impl InputStats {
+    pub(crate) fn invalid_total(&self) -> u64 {
+        self.invalid.values().sum()
+    }
+}
+
+/// The pipeline's settings from the arguments.
+pub(crate) fn pipeline_config(
+    args: &RunArgs,
+    table: &RouteTable,
+) -> Result<PipelineConfig, String> {
+    let mut config = PipelineConfig::new(&args.store, table.hub_name());
+    config.max_store_bytes = args.store_max_bytes;
+    config.retention = Retention {
+        time: args.retention_time,
+        bytes: args.retention_bytes,
+    };
+    config.retry = RetryPolicy {
+        max_attempts: args.max_attempts,
+        max_backoff: args.max_backoff,
+        ..RetryPolicy::default()
+    };
+    config.protocol = parse_protocol(&args.protocol)?;
+    config.default_source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
+    Ok(config)
+}
+
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
-    crate::logging::init(&args.ops.observe.log)?;
     let table = match load_table(&args.routes, &args.hub_name)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
-    let default_source: Source = args.source.parse().map_err(|e| format!("--source: {e}"))?;
-    let protocol = parse_protocol(&args.protocol)?;
+    let config = pipeline_config(&args, &table)?;
 
     // Bind every reachable endpoint, refuse unknown or missing bindings.
     let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
@@ -297,262 +278,308 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
-    let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
-    let config = DispatcherConfig {
-        retry: RetryPolicy {
-            max_attempts: args.max_attempts.max(1),
-            max_backoff: args.max_backoff,
-            ..RetryPolicy::default()
-        },
-        ..DispatcherConfig::default()
-    };
-    let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
-    let dispatcher = Dispatcher::new(bound, dead_letter, config).map_err(|e| e.to_string())?;
+    let invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let recovered = pipeline.stats().recovered_copies;
+    if recovered > 0 {
+        eprintln!(
+            "store {}: {recovered} copies from an earlier run are being delivered first",
+            args.store.display()
+        );
+    }
 
-    let store = args.twin_dir.as_ref().map(DirTwinStore::new);
-    let resolver = store.as_ref().map(|s| TwinResolver::new(s));
-    let twin: Option<&dyn TwinLookup> = resolver.as_ref().map(|r| r as &dyn TwinLookup);
+    let twins = args.twin_dir.as_ref().map(DirTwinStore::new);
+    let resolver = twins.as_ref().map(|s| TwinResolver::new(s));
 
     if args.input.contains("://") {
-        let pipeline = crate::live::Pipeline {
-            table: &table,
-            twin,
-            protocol,
-            default_source,
-            dispatcher,
+        let live = crate::live::Live {
+            pipeline,
+            twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
             dead_letter_path: args.dead_letter.clone(),
         };
-        // Broker inputs route with the table they started with (see the README's
-        // "Operating the router"); SIGHUP says so instead of ending the process.
-        let _sighup = crate::ops_wiring::refuse_reload_for_broker_inputs()?;
-        let _metrics = crate::ops_wiring::Observed::new(table.clone(), &bound_names)
-            .serve(&args.ops.observe, true)?;
-        return crate::live::run(&args, pipeline);
+        return crate::live::run(&args, live);
     }
-    let observed = crate::ops_wiring::Observed::new(table, &bound_names);
-    let _reloader = crate::reload::spawn(
-        Arc::clone(&observed.live),
-        crate::reload::ReloadPlan {
-            routes: args.routes.clone(),
-            hub_name: args.hub_name.clone(),
-            bound: bound_names.clone(),
-        },
-        args.ops.watch,
-    )?;
-    let undefined_limit = args
-        .ops
-        .log_undefined
-        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
+    let started = Instant::now();
+    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log);
+    let stats = pipeline.shutdown(args.drain_timeout);
+    let code = report(&input, &stats, started.elapsed(), &args);
+    Ok(if input.read_error.is_some() {
+        ExitCode::from(2)
+    } else {
+        code
+    })
+}
 
-    // A file is read in chunks that are parsed, validated and routed in parallel (rayon),
-    // then dispatched in input order; standard input is handled line by line so that a live
-    // stream is routed as it arrives.
+/// One line after parsing, validation and routing.
+enum Outcome {
+    Blank,
+    Invalid(&'static str, String, serde_json::Value),
+    Ready(Prepared),
+}
+
+/// Parses, validates and routes one line (on rayon's threads).
+fn prepare_line(
+    pipeline: &Pipeline,
+    router: &mut hubroute::route::Router<'_>,
+    content: LineContent,
+    twin: Option<&TwinResolver<'_>>,
+) -> Outcome {
+    let text = match content {
+        LineContent::Blank => return Outcome::Blank,
+        LineContent::Invalid { code, reason, raw } => return Outcome::Invalid(code, reason, raw),
+        LineContent::ReadFailed(e) => {
+            return Outcome::Invalid(
+                hubroute::pipeline::codes::READ_FAILED,
+                e,
+                serde_json::Value::Null,
+            )
+        }
+        LineContent::Text(t) => t,
+    };
+    let message = match Message::from_json_str(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            return Outcome::Invalid(e.code(), e.to_string(), serde_json::Value::String(text))
+        }
+    };
+    let twin = twin.map(|t| t as &dyn TwinLookup);
+    match pipeline.prepare(router, &message, twin, SystemTime::now()) {
+        Ok(p) => Outcome::Ready(p),
+        Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
+    }
+}
+
+/// Reads the file (or standard input) to its end: chunks of lines are parsed, validated and
+/// routed in parallel (rayon), then accepted into the store in one durable commit each.
+/// Standard input goes line by line, so that a live stream is routed as it arrives.
+fn read_lines(
+    args: &RunArgs,
+    pipeline: &Pipeline,
+    resolver: Option<&TwinResolver<'_>>,
+    mut invalid_log: InvalidLog,
+) -> InputStats {
+    let mut stats = InputStats::default();
     let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
         (Box::new(std::io::stdin().lock()), 1)
     } else {
-        let f = std::fs::File::open(&args.input)
-            .map_err(|e| format!("cannot read {}: {e}", args.input))?;
-        (Box::new(std::io::BufReader::new(f)), 4096)
-    };
-    let _metrics = observed.serve(&args.ops.observe, true)?;
-    let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut stats = Stats::default();
-    let mut sequence = 0u64;
-    let mut lines = reader.lines().enumerate();
-    loop {
-        let mut chunk = Vec::with_capacity(chunk_size);
-        for (index, line) in lines.by_ref() {
-            let line = line.map_err(|e| format!("reading {}: {e}", args.input))?;
-            if !line.trim().is_empty() {
-                chunk.push((index + 1, line));
-            }
-            if chunk.len() == chunk_size {
-                break;
+        match std::fs::File::open(&args.input) {
+            Ok(f) => (
+                Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                4096,
+            ),
+            Err(e) => {
+                stats.read_error = Some(format!("cannot read {}: {e}", args.input));
+                eprintln!("error: cannot read {}: {e}", args.input);
+                return stats;
             }
         }
+    };
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
+    let mut lines = LineReader::new(reader, max_line);
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut in_flight = std::collections::VecDeque::new();
+    loop {
+        let chunk: Vec<_> = lines.by_ref().take(chunk_size).collect();
         if chunk.is_empty() {
             break;
         }
-        // One table for the whole chunk: a reload takes effect at the next chunk (the next
-        // line on standard input), and every message is routed and fanned out by one table.
-        let current = observed.live.load();
-        let table = &current.table;
-        let mut batch = hubroute::ops::Batch::default();
-        let items: Vec<Item> = chunk
-            .par_iter()
+        let mut read_error = None;
+        let numbered: Vec<(u64, LineContent)> = chunk
+            .into_iter()
+            .filter_map(|l| match l.content {
+                LineContent::ReadFailed(e) => {
+                    read_error = Some(e);
+                    None
+                }
+                c => Some((l.number, c)),
+            })
+            .collect();
+        let outcomes: Vec<(u64, Outcome)> = numbered
+            .into_par_iter()
             .map_init(
-                || table.router(),
-                |router, (line_no, line)| {
-                    process(
-                        router,
-                        *line_no,
-                        line,
-                        protocol,
-                        default_source,
-                        resolver.as_ref(),
-                    )
-                },
+                || pipeline.router(),
+                |router, (n, content)| (n, prepare_line(pipeline, router, content, resolver)),
             )
             .collect();
-        for item in items {
+        let mut batch = Vec::with_capacity(outcomes.len());
+        for (line_no, outcome) in outcomes {
             stats.read += 1;
-            batch.read += 1;
-            let (line_no, message, source, routing) = match item {
-                Item::Invalid {
-                    line_no,
-                    code,
-                    reason,
-                    raw,
-                } => {
-                    stats.invalid += 1;
-                    *batch.invalid.entry(code).or_default() += 1;
-                    if crate::logging::json() {
-                        tracing::warn!(input = %args.input, line = line_no, code, reason = %reason, "invalid message");
-                    } else {
-                        eprintln!(
-                            "{}:{line_no}: invalid message [{code}]: {reason}",
-                            args.input
-                        );
-                    }
-                    invalid_log.write(line_no, code, &reason, raw);
-                    continue;
-                }
-                Item::Routed {
-                    line_no,
-                    message,
-                    source,
-                    routing,
-                } => (line_no, message, source, routing),
-            };
-            stats.count_routing(&routing);
-            observed.observe(
-                &mut batch,
-                table,
-                &message,
-                source,
-                twin,
-                &routing,
-                undefined_limit.as_ref().map(|l| (l, line_no)),
-            );
-            let now = SystemTime::now();
-            for envelope in fan_out(table, &message, source, &routing, twin, now, 0, sequence) {
-                *stats.routed.entry(envelope.endpoint.clone()).or_default() += 1;
-                sequence = envelope.sequence;
-                if let Err(e) = dispatcher.dispatch(envelope) {
-                    // Not even the dead letter accepted it: say so loudly, never silently drop.
+            match outcome {
+                Outcome::Blank => stats.blank += 1,
+                Outcome::Invalid(code, reason, raw) => {
+                    *stats.invalid.entry(code).or_default() += 1;
                     eprintln!(
-                        "{}:{line_no}: could not deliver or dead-letter a message for {}: {}",
-                        args.input, e.envelope.endpoint, e.reason
+                        "{}:{line_no}: invalid message [{code}]: {reason}",
+                        args.input
                     );
+                    invalid_log.write(line_no, code, &reason, raw);
+                }
+                Outcome::Ready(p) => {
+                    stats.valid += 1;
+                    batch.push(p);
                 }
             }
         }
-        observed.counters.add(&batch);
+        // The next chunk is read and routed while this one is committed; at most
+        // ACCEPTS_IN_FLIGHT chunks wait for their commit.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        pipeline.accept_then(batch, move |r| {
+            let _ = tx.send(r);
+        });
+        in_flight.push_back((rx, lines.lines_read()));
+        if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut stats) {
+            break;
+        }
+        if let Some(e) = read_error {
+            eprintln!(
+                "error: reading {} after line {}: {e}",
+                args.input,
+                lines.lines_read()
+            );
+            stats.read_error = Some(e);
+            break;
+        }
         if progress && last_progress.elapsed() > Duration::from_millis(200) {
             last_progress = Instant::now();
             let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
             eprint!(
-                "\r{} messages, {} invalid, {:.0} msg/s   ",
-                stats.read, stats.invalid, rate
+                "\r{} lines, {} invalid, {:.0} lines/s   ",
+                stats.read,
+                stats.invalid_total(),
+                rate
             );
             let _ = std::io::stderr().flush();
         }
     }
+    while !in_flight.is_empty() {
+        wait_accepted(&mut in_flight, &mut stats);
+    }
     if progress {
         eprintln!();
     }
-    observed.set_input_connected(false);
-    let delivery = dispatcher.finish();
-    report(&stats, &delivery, started.elapsed(), &args.dead_letter)
+    stats
 }
 
-/// One envelope per endpoint of `routing`, enriched for that endpoint, numbered from
-/// `sequence + 1`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fan_out(
-    table: &RouteTable,
-    message: &Message,
-    source: Source,
-    routing: &Routing,
-    twin: Option<&dyn TwinLookup>,
-    enqueued_time: SystemTime,
-    partition: u32,
-    sequence: u64,
-) -> Vec<Envelope> {
-    let mut sequence = sequence;
-    routing
-        .endpoints
-        .iter()
-        .map(|&id| {
-            sequence += 1;
-            Envelope {
-                endpoint: table.endpoint(id).name.clone(),
-                message: if table.enriches(id) {
-                    table.enrich(message, id, source, twin)
-                } else {
-                    message.clone()
-                },
-                enqueued_time,
-                hub_name: table.hub_name().to_string(),
-                partition,
-                sequence,
-            }
-        })
-        .collect()
+/// Chunks of a file being committed while the next one is routed.
+const ACCEPTS_IN_FLIGHT: usize = 2;
+
+type Pending = (
+    std::sync::mpsc::Receiver<Result<Accepted, PipelineError>>,
+    u64,
+);
+
+/// Waits for the oldest chunk's commit; `false` (reported) if it was not accepted.
+fn wait_accepted(
+    in_flight: &mut std::collections::VecDeque<Pending>,
+    stats: &mut InputStats,
+) -> bool {
+    let Some((rx, last_line)) = in_flight.pop_front() else {
+        return true;
+    };
+    match rx.recv().unwrap_or(Err(PipelineError::Closed)) {
+        Ok(_) => true,
+        Err(e) => {
+            // Only when the pipeline was stopped under it: say how much is not in.
+            eprintln!("error: messages up to line {last_line} were not accepted: {e}");
+            stats.read_error = Some(e.to_string());
+            false
+        }
+    }
 }
 
-/// The final statistics on standard error; exit code 1 when anything was dead-lettered in
-/// delivery or lost.
+fn millis(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
+}
+
+/// The summary on standard error (always printed); exit code 1 when anything was
+/// dead-lettered in delivery or copies are left undelivered in the store.
 pub(crate) fn report(
-    stats: &Stats,
-    delivery: &hubroute::sink::DeliveryStats,
+    input: &InputStats,
+    stats: &PipelineStats,
     elapsed: Duration,
-    dead_letter: &std::path::Path,
-) -> Result<ExitCode, String> {
+    args: &RunArgs,
+) -> ExitCode {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
         "read {} messages in {:.3}s ({:.0} msg/s)",
-        stats.read,
+        input.read,
         elapsed.as_secs_f64(),
-        stats.read as f64 / elapsed.as_secs_f64().max(1e-9)
+        input.read as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let codes: String = input
+        .invalid
+        .iter()
+        .map(|(c, n)| format!(" {c}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  valid {} + invalid {} + blank {} = read {}",
+        input.valid,
+        input.invalid_total(),
+        input.blank,
+        input.read
     );
     let _ = writeln!(
         out,
-        "  invalid: {} (see above; dead-lettered to {})",
-        stats.invalid,
-        dead_letter.display()
+        "  invalid: {}{} (dead-lettered to {})",
+        input.invalid_total(),
+        codes,
+        args.dead_letter.display()
     );
+    let _ = writeln!(out, "  accepted into the store: {}", stats.accepted);
     let _ = writeln!(out, "  fallback: {}", stats.fallback);
     let _ = writeln!(out, "  matched no route and dropped: {}", stats.unrouted);
-    for (name, n) in &stats.routed {
-        let d = delivery.endpoint(name);
+    if stats.recovered_copies > 0 {
         let _ = writeln!(
             out,
-            "  {name}: routed {n}, delivered {}, dead-lettered {}, retries {}{}",
-            d.delivered,
-            d.dead_lettered,
-            d.retries,
-            d.last_error
-                .as_deref()
-                .map(|e| format!(" (last error: {e})"))
-                .unwrap_or_default()
+            "  copies recovered from the store at start: {}",
+            stats.recovered_copies
         );
     }
-    let total = delivery.total();
+    let mut dead_total = 0;
+    let mut backlog_total = 0;
+    for e in &stats.endpoints {
+        dead_total += e.dead_lettered_total();
+        backlog_total += e.backlog;
+        let dead: String = e
+            .dead_lettered
+            .iter()
+            .map(|(c, n)| format!(" {c}: {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}: routed {}, delivered {}, dead-lettered {}{}, retries {}, backlog {}, health {}{}, latency p50 {} p99 {}",
+            e.name,
+            e.routed,
+            e.delivered,
+            e.dead_lettered_total(),
+            if dead.is_empty() { String::new() } else { format!(" ({})", dead.trim_start()) },
+            e.retries,
+            e.backlog,
+            e.health,
+            e.reason
+                .as_deref()
+                .or(e.last_error.as_deref())
+                .map(|r| format!(" (last error: {r})"))
+                .unwrap_or_default(),
+            millis(e.latency_p50),
+            millis(e.latency_p99),
+        );
+    }
     let _ = writeln!(
         out,
-        "  dead-lettered in delivery: {} (lost: {})",
-        total.dead_lettered, total.lost
+        "  dead-lettered in delivery: {dead_total}; left in the store {} for the next run: {backlog_total}",
+        args.store.display()
     );
-    Ok(if total.dead_lettered + total.lost > 0 {
+    if dead_total + backlog_total > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Invalid input lines, appended to the dead-letter file with their line number and reason so
@@ -563,6 +590,10 @@ pub(crate) struct InvalidLog {
 
 impl InvalidLog {
     pub(crate) fn open(path: &std::path::Path) -> Result<Self, String> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("--dead-letter {}: {e}", path.display()))?;
+        }
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -571,7 +602,7 @@ impl InvalidLog {
             .map_err(|e| format!("--dead-letter {}: {e}", path.display()))
     }
 
-    fn write(&mut self, line: usize, code: &str, reason: &str, message: serde_json::Value) {
+    fn write(&mut self, line: u64, code: &str, reason: &str, message: serde_json::Value) {
         let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "line": line, "message": message});
         if let Err(e) = writeln!(self.file, "{record}") {
             eprintln!("cannot write the dead letter: {e}");

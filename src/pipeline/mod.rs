@@ -1,0 +1,871 @@
+//! The durable pipeline: input → accept into the store → per-endpoint delivery.
+//!
+//! IoT Hub acknowledges a device's message once the hub has *accepted* it, not once every
+//! endpoint has it; each endpoint then gets its copy on its own, with its own retries, and an
+//! endpoint that is down holds up nobody else. hubroute does the same:
+//!
+//! 1. **Prepare** ([`Pipeline::prepare`], any thread): validate the message with IoT Hub's
+//!    rules, route it, compute each endpoint's enrichments, and encode the result as one store
+//!    record ([`codec`]).
+//! 2. **Accept** ([`Pipeline::accept`] blocking, or [`Pipeline::accept_then`] with a callback
+//!    for async inputs): records are group-committed to the [`store`] — one fsync per batch —
+//!    and only then reported accepted, so an input acknowledges (MQTT PUBACK, JetStream ack)
+//!    exactly what is on disk. A message that matches no route is counted, not stored.
+//! 3. **Deliver** (one thread per endpoint): each endpoint reads the records after its own
+//!    cursor, writes its copies to its sink in batches, flushes, then advances its cursor.
+//!    A retryable failure is retried with exponential backoff for as long as the endpoint's
+//!    [`Retention`] allows; then the copies go to the dead letter with the reason. Records every
+//!    endpoint has passed are deleted.
+//!
+//! Guarantees: a message reported accepted is never lost (it is delivered or dead-lettered with
+//! a coded reason, also across crashes and restarts: delivery resumes from the cursors, so a
+//! batch written but whose cursor was not yet committed is delivered again — at least once).
+//! A full store blocks acceptance (the input stops reading; [`PipelineStats`] and standard
+//! error say so) instead of dropping. Endpoint health follows IoT Hub's states ([`Health`]).
+//!
+//! ```
+//! use hubroute::pipeline::{Pipeline, PipelineConfig};
+//! use hubroute::route::RouteTable;
+//! use hubroute::sink::{DeadLetter, JsonLinesSink, Sink};
+//! use hubroute::message::Message;
+//! # let dir = std::env::temp_dir().join(format!("hubroute-doc-{}", std::process::id()));
+//! let table = RouteTable::from_json(
+//!     r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true",
+//!                     "endpointNames": ["archive"], "isEnabled": true}],
+//!         "endpoints": {"serviceBusQueues": [{"name": "archive"}]}}"#,
+//!     "myhub",
+//! ).table.unwrap();
+//! let mut sinks: std::collections::BTreeMap<String, Box<dyn Sink>> = Default::default();
+//! sinks.insert("archive".into(), Box::new(JsonLinesSink::to_path(dir.join("archive.jsonl")).unwrap()));
+//! let config = PipelineConfig::new(dir.join("store"), "myhub");
+//! let dead_letter = DeadLetter::to_path(dir.join("dead.jsonl")).unwrap();
+//! let pipeline = Pipeline::open(config, table, sinks, dead_letter).unwrap();
+//!
+//! let message = Message::from_json_str(r#"{"body": "hello"}"#).unwrap();
+//! let mut router = pipeline.router();
+//! let prepared = pipeline.prepare(&mut router, &message, None, std::time::SystemTime::now()).unwrap();
+//! pipeline.accept(vec![prepared]).unwrap(); // on disk now: acknowledge the input here
+//!
+//! let stats = pipeline.shutdown(std::time::Duration::from_secs(10));
+//! assert_eq!(stats.endpoints[0].delivered, 1);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! ```
+
+pub mod codec;
+mod endpoint;
+mod health;
+pub mod input;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use smallvec::SmallVec;
+
+use crate::eval::TwinLookup;
+use crate::message::{Message, Protocol, Source};
+use crate::route::{RouteTable, Router};
+use crate::sink::{DeadLetter, RetryPolicy, Sink};
+
+pub use codec::Destination;
+pub use health::{EndpointSnapshot, Health, PipelineStats};
+pub use store::{Store, StoreError};
+
+/// Stable codes of the pipeline: input lines that are not messages (E07xx). The dead-letter
+/// codes of delivery (retention) are next to the other delivery codes in
+/// [`crate::sink::codes`].
+pub mod codes {
+    /// An input line is not valid UTF-8 (the line is dead-lettered as base64).
+    pub const INVALID_UTF8: &str = "E0701";
+    /// An input line is longer than the reader's limit (its first bytes are dead-lettered).
+    pub const LINE_TOO_LONG: &str = "E0702";
+    /// Reading the input failed (an I/O error); the lines before it were processed.
+    pub const READ_FAILED: &str = "E0703";
+}
+
+/// How long and how much an endpoint's undelivered copies are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// A copy not delivered this long after acceptance goes to the dead letter (code
+    /// [`crate::sink::codes::RETENTION_EXPIRED`]); also how long an endpoint fails before it
+    /// is [`Health::Dead`]. Default 1 hour: IoT Hub's documented time before an endpoint is dead.
+    pub time: Duration,
+    /// When an endpoint's waiting copies take more than this many bytes of records and it is
+    /// failing, its oldest copies go to the dead letter (code
+    /// [`crate::sink::codes::RETENTION_BYTES_EXCEEDED`]). Default 256 MiB.
+    pub bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            time: Duration::from_secs(3600),
+            bytes: 256 << 20,
+        }
+    }
+}
+
+/// Settings of a [`Pipeline`]; [`PipelineConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The store's directory (created if missing). One process at a time.
+    pub store_dir: PathBuf,
+    /// Stored bytes at which acceptance blocks until endpoints catch up. Default 1 GiB.
+    pub max_store_bytes: u64,
+    /// Per-endpoint retention.
+    pub retention: Retention,
+    /// Backoff between attempts of a failing endpoint (`max_attempts`: 0 = unlimited within
+    /// the retention; otherwise a batch's copies go to the dead letter after that many failed
+    /// attempts, code [`crate::sink::codes::RETRIES_EXHAUSTED`]).
+    pub retry: RetryPolicy,
+    /// Most copies per sink write. Default 1000.
+    pub max_batch: usize,
+    /// Most records per store commit. Default 8192.
+    pub max_commit: usize,
+    /// A delivering endpoint whose oldest waiting copy is older than this is
+    /// [`Health::Degraded`]. Default 60 s.
+    pub degraded_after: Duration,
+    /// The hub name of envelopes (Storage file names, `$iothubname`).
+    pub hub_name: String,
+    /// The protocol messages arrived by, for IoT Hub's property rules.
+    pub protocol: Protocol,
+    /// The source of messages that carry none.
+    pub default_source: Source,
+}
+
+impl PipelineConfig {
+    /// The defaults, with the store in `store_dir`.
+    pub fn new(store_dir: impl Into<PathBuf>, hub_name: impl Into<String>) -> Self {
+        PipelineConfig {
+            store_dir: store_dir.into(),
+            max_store_bytes: 1 << 30,
+            retention: Retention::default(),
+            retry: RetryPolicy {
+                max_attempts: 0,
+                ..RetryPolicy::default()
+            },
+            max_batch: 1000,
+            max_commit: 8192,
+            degraded_after: Duration::from_secs(60),
+            hub_name: hub_name.into(),
+            protocol: Protocol::Mqtt,
+            default_source: Source::DeviceMessages,
+        }
+    }
+}
+
+/// Why a pipeline could not start or accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A sink is bound to a name the routing table does not have.
+    #[error("no endpoint named '{0}' in the routing configuration")]
+    UnknownEndpoint(String),
+    /// The pipeline is shutting down and accepts nothing more (the input must not acknowledge).
+    #[error("the pipeline is shutting down; the messages were not accepted")]
+    Closed,
+    /// A worker thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
+}
+
+/// A message that cannot be accepted: IoT Hub's rules reject it. Its code is stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The first violation's code.
+    pub code: &'static str,
+    /// Every violation, `[code] text; …`.
+    pub reason: String,
+}
+
+/// A validated, routed, encoded message, ready for [`Pipeline::accept`].
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    bytes: Vec<u8>,
+    destinations: SmallVec<[u16; 4]>,
+    fallback: bool,
+}
+
+impl Prepared {
+    /// Whether it matched no route (it is then counted, not stored).
+    pub fn is_unrouted(&self) -> bool {
+        self.destinations.is_empty()
+    }
+
+    /// Whether it went to the fallback route.
+    pub fn is_fallback(&self) -> bool {
+        self.fallback
+    }
+
+    /// How many endpoints it goes to.
+    pub fn copies(&self) -> usize {
+        self.destinations.len()
+    }
+}
+
+/// What [`Pipeline::accept`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Accepted {
+    /// Messages now in the store.
+    pub stored: usize,
+    /// Messages that matched no route (counted, not stored).
+    pub unrouted: usize,
+}
+
+type Done = Box<dyn FnOnce(Result<Accepted, PipelineError>) + Send>;
+
+/// A batch waiting for the committer.
+struct Submission {
+    batch: Vec<Prepared>,
+    done: Done,
+}
+
+/// One endpoint's live state, shared by its worker, the committer and [`Pipeline::stats`].
+pub(crate) struct EndpointState {
+    pub(crate) name: String,
+    pub(crate) id: u16,
+    /// The cursor last committed to the store.
+    pub(crate) cursor: AtomicU64,
+    pub(crate) routed: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) backlog: AtomicU64,
+    pub(crate) backlog_bytes: AtomicU64,
+    /// Enqueued time (ns since the epoch) of the oldest copy being worked on; 0 when none.
+    pub(crate) oldest: AtomicU64,
+    pub(crate) dead_lettered: Mutex<BTreeMap<String, u64>>,
+    pub(crate) health: Mutex<HealthState>,
+    pub(crate) latency: health::Latency,
+}
+
+/// What health is computed from.
+#[derive(Default)]
+pub(crate) struct HealthState {
+    pub(crate) attempted: bool,
+    pub(crate) failing_since: Option<Instant>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_time: Option<SystemTime>,
+    pub(crate) last_success_time: Option<SystemTime>,
+}
+
+/// Shared by the committer, the workers and the handle.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) config: PipelineConfig,
+    pub(crate) dead_letter: Mutex<DeadLetter>,
+    /// The last committed sequence number; workers wait on `records`.
+    pub(crate) committed: Mutex<u64>,
+    pub(crate) records: Condvar,
+    /// Notified when records are deleted (the committer waits on it when the store is full).
+    pub(crate) space: Condvar,
+    pub(crate) stored_bytes: AtomicU64,
+    pub(crate) stored_records: AtomicU64,
+    pub(crate) gc_through: AtomicU64,
+    /// The newest records, as committed, so that endpoints keeping up read them from memory
+    /// rather than from the store.
+    pub(crate) tail: Mutex<Tail>,
+    pub(crate) endpoints: Vec<EndpointState>,
+    /// No more input: workers stop when caught up.
+    pub(crate) closing: AtomicBool,
+    /// Stop now: the drain timed out; what is left stays in the store.
+    pub(crate) abandon: AtomicBool,
+    accepted: AtomicU64,
+    unrouted: AtomicU64,
+    fallback: AtomicU64,
+    backpressure: AtomicU64,
+    recovered: AtomicU64,
+}
+
+/// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
+/// cache of the log: what is not here is read from the store.
+#[derive(Default)]
+pub(crate) struct Tail {
+    first: u64,
+    records: std::collections::VecDeque<Arc<[u8]>>,
+    bytes: u64,
+}
+
+/// The most bytes the tail keeps.
+const TAIL_BYTES: u64 = 64 << 20;
+
+impl Tail {
+    fn push(&mut self, first: u64, records: &[&Prepared]) {
+        if self.first + self.records.len() as u64 != first {
+            self.records.clear();
+            self.bytes = 0;
+            self.first = first;
+        }
+        for p in records {
+            self.bytes += p.bytes.len() as u64;
+            self.records.push_back(Arc::from(p.bytes.as_slice()));
+        }
+        while self.bytes > TAIL_BYTES {
+            match self.records.pop_front() {
+                Some(r) => {
+                    self.bytes -= r.len() as u64;
+                    self.first += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Up to `max` records after `after`, if the tail holds the next one.
+    pub(crate) fn read_after(&self, after: u64, max: usize) -> Option<Vec<(u64, Arc<[u8]>)>> {
+        let start = after.checked_add(1)?;
+        if start < self.first || self.records.is_empty() {
+            return None;
+        }
+        let skip = usize::try_from(start - self.first).ok()?;
+        Some(
+            self.records
+                .iter()
+                .enumerate()
+                .skip(skip)
+                .take(max)
+                .map(|(i, r)| (self.first + i as u64, Arc::clone(r)))
+                .collect(),
+        )
+    }
+
+    /// Forgets records up to `through` (deleted from the store).
+    fn drop_through(&mut self, through: u64) {
+        while self.first <= through {
+            match self.records.pop_front() {
+                Some(r) => {
+                    self.bytes -= r.len() as u64;
+                    self.first += 1;
+                }
+                None => {
+                    self.first = through + 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Sleeps `d`, waking early when the pipeline is abandoned; `false` if it was.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let mut guard = lock(&self.committed);
+        loop {
+            if self.abandon.load(Ordering::Acquire) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            guard = self
+                .records
+                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
+    pub(crate) fn freed(&self, through: u64, records: u64, bytes: u64) {
+        self.gc_through.fetch_max(through, Ordering::AcqRel);
+        lock(&self.tail).drop_through(through);
+        let _ = self
+            .stored_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(bytes))
+            });
+        let _ = self
+            .stored_records
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(records))
+            });
+        let _guard = lock(&self.committed);
+        self.space.notify_all();
+    }
+}
+
+/// The durable pipeline; see the module docs.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    table: Arc<RouteTable>,
+    /// Table endpoint index → store id.
+    ids: Vec<Option<u16>>,
+    submit: Mutex<Option<Sender<Submission>>>,
+    committer: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("store", &self.shared.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Opens the store, recovers what an earlier run left undelivered, and starts one
+    /// delivery thread per endpoint of `sinks` (names of `table`'s endpoints) plus the
+    /// committer. Copies left in the store for an endpoint that has no sink now go to the dead
+    /// letter ([`crate::sink::codes::UNKNOWN_ENDPOINT`]), never silently away.
+    pub fn open(
+        config: PipelineConfig,
+        table: RouteTable,
+        sinks: BTreeMap<String, Box<dyn Sink>>,
+        dead_letter: DeadLetter,
+    ) -> Result<Pipeline, PipelineError> {
+        for name in sinks.keys() {
+            if table.endpoint_id(name).is_none() {
+                return Err(PipelineError::UnknownEndpoint(name.clone()));
+            }
+        }
+        let store = Store::open(&config.store_dir)?;
+        let names: Vec<&str> = sinks.keys().map(String::as_str).collect();
+        let recovered = store.recover(&names)?;
+        let mut endpoints = Vec::new();
+        for (name, &id) in &recovered.endpoints {
+            endpoints.push(EndpointState {
+                name: name.clone(),
+                id,
+                cursor: AtomicU64::new(recovered.cursors.get(&id).copied().unwrap_or(0)),
+                routed: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                backlog: AtomicU64::new(0),
+                backlog_bytes: AtomicU64::new(0),
+                oldest: AtomicU64::new(0),
+                dead_lettered: Mutex::new(BTreeMap::new()),
+                health: Mutex::new(HealthState::default()),
+                latency: health::Latency::new(),
+            });
+        }
+        // Count what an earlier run left: per endpoint, the records after its cursor.
+        let by_id: HashMap<u16, usize> = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, i))
+            .collect();
+        let (mut stored_records, mut stored_bytes, mut recovered_copies) = (0u64, 0u64, 0u64);
+        let mut first_seq = None;
+        store.scan(|seq, bytes| {
+            first_seq.get_or_insert(seq);
+            stored_records += 1;
+            stored_bytes += bytes.len() as u64;
+            if let Ok(record) = codec::decode(bytes) {
+                for d in &record.destinations {
+                    if let Some(&i) = by_id.get(&d.endpoint) {
+                        let e = &endpoints[i];
+                        if seq > e.cursor.load(Ordering::Relaxed) {
+                            e.routed.fetch_add(1, Ordering::Relaxed);
+                            e.backlog.fetch_add(1, Ordering::Relaxed);
+                            e.backlog_bytes
+                                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            recovered_copies += 1;
+                        }
+                    }
+                }
+            }
+        })?;
+        let ids = table
+            .endpoints()
+            .iter()
+            .map(|e| {
+                sinks
+                    .contains_key(&e.name)
+                    .then(|| recovered.endpoints.get(&e.name).copied())
+                    .flatten()
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            dead_letter: Mutex::new(dead_letter),
+            committed: Mutex::new(recovered.next - 1),
+            records: Condvar::new(),
+            space: Condvar::new(),
+            stored_bytes: AtomicU64::new(stored_bytes),
+            stored_records: AtomicU64::new(stored_records),
+            gc_through: AtomicU64::new(first_seq.map_or(recovered.next - 1, |s: u64| s - 1)),
+            tail: Mutex::new(Tail {
+                first: recovered.next,
+                ..Tail::default()
+            }),
+            endpoints,
+            closing: AtomicBool::new(false),
+            abandon: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            unrouted: AtomicU64::new(0),
+            fallback: AtomicU64::new(0),
+            backpressure: AtomicU64::new(0),
+            recovered: AtomicU64::new(recovered_copies),
+        });
+        let mut sinks = sinks;
+        let mut workers = Vec::new();
+        for (index, e) in shared.endpoints.iter().enumerate() {
+            let sink = sinks.remove(&e.name);
+            if sink.is_none() && e.backlog.load(Ordering::Relaxed) > 0 {
+                eprintln!(
+                    "store {}: {} copies for endpoint '{}', which has no sink now, go to the dead letter",
+                    shared.store.path().display(),
+                    e.backlog.load(Ordering::Relaxed),
+                    e.name
+                );
+            }
+            let worker_shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("endpoint-{}", e.name))
+                .spawn(move || endpoint::Worker::new(worker_shared, index, sink).run())
+                .map_err(|e| PipelineError::Thread(e.to_string()))?;
+            workers.push(handle);
+        }
+        let (tx, rx) = channel();
+        let committer_shared = Arc::clone(&shared);
+        let committer = std::thread::Builder::new()
+            .name("store-committer".into())
+            .spawn(move || commit_loop(&committer_shared, rx, recovered.next))
+            .map_err(|e| PipelineError::Thread(e.to_string()))?;
+        Ok(Pipeline {
+            shared,
+            table: Arc::new(table),
+            ids,
+            submit: Mutex::new(Some(tx)),
+            committer: Some(committer),
+            workers,
+        })
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
+    /// A router over the pipeline's table, for [`Pipeline::prepare`] (one per thread).
+    pub fn router(&self) -> Router<'_> {
+        self.table.router()
+    }
+
+    /// Validates `message` with IoT Hub's rules, routes it, stamps each endpoint's
+    /// enrichments and encodes it for the store. `enqueued_time` is the hub's acceptance time.
+    pub fn prepare(
+        &self,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
+        let violations = message.validate(self.shared.config.protocol);
+        if let Some(first) = violations.first() {
+            let reasons: Vec<String> = violations
+                .iter()
+                .map(|v| format!("[{}] {}", v.code, v.message))
+                .collect();
+            return Err(Rejected {
+                code: first.code,
+                reason: reasons.join("; "),
+            });
+        }
+        let source = message.source.unwrap_or(self.shared.config.default_source);
+        let routing = match twin {
+            Some(t) => router.route_with_twin(message, source, t),
+            None => router.route(message, source),
+        };
+        let mut destinations = Vec::with_capacity(routing.endpoints.len());
+        let mut ids = SmallVec::new();
+        for &endpoint in &routing.endpoints {
+            let id = self.ids.get(usize::from(endpoint.0)).copied().flatten();
+            let Some(id) = id else {
+                // Pipeline::open refuses a table whose reachable endpoints lack a sink only
+                // in the CLI; a library caller may leave one unbound: say so, as IoT Hub would
+                // refuse such a configuration.
+                return Err(Rejected {
+                    code: crate::sink::codes::UNKNOWN_ENDPOINT,
+                    reason: format!(
+                        "routes to endpoint '{}', which has no sink",
+                        self.table.endpoint(endpoint).name
+                    ),
+                });
+            };
+            let enrichments = if self.table.enriches(endpoint) {
+                self.table
+                    .enrichment_values(message, endpoint, source, twin)
+            } else {
+                Vec::new()
+            };
+            destinations.push(Destination {
+                endpoint: id,
+                enrichments,
+            });
+            ids.push(id);
+        }
+        let mut bytes = Vec::new();
+        if !ids.is_empty() {
+            bytes.reserve(64 + message.body.len());
+            codec::encode(&mut bytes, enqueued_time, &destinations, message);
+        }
+        Ok(Prepared {
+            bytes,
+            destinations: ids,
+            fallback: routing.fallback,
+        })
+    }
+
+    /// Accepts `batch`: returns once it is durably in the store (then acknowledge the input),
+    /// or with an error (then do not). Blocks while the store is full.
+    pub fn accept(&self, batch: Vec<Prepared>) -> Result<Accepted, PipelineError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.accept_then(batch, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(PipelineError::Closed))
+    }
+
+    /// Accepts `batch` without blocking: `done` runs (on the committer's thread; keep it
+    /// quick, e.g. send to a channel) once the batch is durably stored, or with the error.
+    /// Batches from concurrent callers are committed together (one fsync).
+    pub fn accept_then(
+        &self,
+        batch: Vec<Prepared>,
+        done: impl FnOnce(Result<Accepted, PipelineError>) + Send + 'static,
+    ) {
+        let submission = Submission {
+            batch,
+            done: Box::new(done),
+        };
+        let sender = lock(&self.submit).clone();
+        match sender {
+            Some(s) => {
+                if let Err(e) = s.send(submission) {
+                    (e.0.done)(Err(PipelineError::Closed));
+                }
+            }
+            None => (submission.done)(Err(PipelineError::Closed)),
+        }
+    }
+
+    /// The numbers and health of every endpoint now.
+    pub fn stats(&self) -> PipelineStats {
+        snapshot(&self.shared)
+    }
+
+    /// Stops accepting, waits up to `drain` for every endpoint to deliver what is stored, then
+    /// stops the workers (flushing their sinks) and returns the final numbers. Copies still
+    /// undelivered stay in the store for the next run (see each endpoint's `backlog`).
+    pub fn shutdown(mut self, drain: Duration) -> PipelineStats {
+        self.stop(drain);
+        snapshot(&self.shared)
+    }
+
+    fn stop(&mut self, drain: Duration) {
+        drop(lock(&self.submit).take());
+        if let Some(c) = self.committer.take() {
+            let _ = c.join();
+        }
+        let shared = &self.shared;
+        shared.closing.store(true, Ordering::Release);
+        {
+            let _g = lock(&shared.committed);
+            shared.records.notify_all();
+        }
+        let deadline = Instant::now() + drain;
+        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        shared.abandon.store(true, Ordering::Release);
+        {
+            let _g = lock(&shared.committed);
+            shared.records.notify_all();
+            shared.space.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        if let Err(e) = shared.store.sync() {
+            eprintln!("{e}");
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    /// Stops without waiting for delivery: what is stored stays for the next run.
+    fn drop(&mut self) {
+        if self.committer.is_some() || !self.workers.is_empty() {
+            self.stop(Duration::ZERO);
+        }
+    }
+}
+
+fn snapshot(shared: &Shared) -> PipelineStats {
+    let now = SystemTime::now();
+    let endpoints = shared
+        .endpoints
+        .iter()
+        .map(|e| endpoint::snapshot(shared, e, now))
+        .collect();
+    PipelineStats {
+        accepted: shared.accepted.load(Ordering::Relaxed),
+        unrouted: shared.unrouted.load(Ordering::Relaxed),
+        fallback: shared.fallback.load(Ordering::Relaxed),
+        stored_records: shared.stored_records.load(Ordering::Relaxed),
+        stored_bytes: shared.stored_bytes.load(Ordering::Relaxed),
+        backpressure_episodes: shared.backpressure.load(Ordering::Relaxed),
+        recovered_copies: shared.recovered.load(Ordering::Relaxed),
+        endpoints,
+    }
+}
+
+/// The committer: takes submitted batches, waits while the store is full, appends them in one
+/// durable commit, then tells the workers and the submitters.
+fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
+    let by_id: HashMap<u16, usize> = shared
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, i))
+        .collect();
+    while let Ok(first) = rx.recv() {
+        let mut subs = vec![first];
+        let mut count = subs[0].batch.len();
+        while count < shared.config.max_commit {
+            match rx.try_recv() {
+                Ok(s) => {
+                    count += s.batch.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&Prepared> = subs
+            .iter()
+            .flat_map(|s| s.batch.iter())
+            .filter(|p| !p.is_unrouted())
+            .collect();
+        let bytes: u64 = records.iter().map(|p| p.bytes.len() as u64).sum();
+        let result = if wait_for_space(shared, bytes) {
+            commit(shared, &records, next)
+        } else {
+            Err(PipelineError::Closed)
+        };
+        if result.is_ok() {
+            let first_seq = next;
+            next += records.len() as u64;
+            for p in &records {
+                for id in &p.destinations {
+                    if let Some(&i) = by_id.get(id) {
+                        let e = &shared.endpoints[i];
+                        e.routed.fetch_add(1, Ordering::Relaxed);
+                        e.backlog.fetch_add(1, Ordering::Relaxed);
+                        e.backlog_bytes
+                            .fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            lock(&shared.tail).push(first_seq, &records);
+            shared.stored_bytes.fetch_add(bytes, Ordering::AcqRel);
+            shared
+                .stored_records
+                .fetch_add(records.len() as u64, Ordering::AcqRel);
+            let mut committed = lock(&shared.committed);
+            *committed = first_seq + records.len() as u64 - 1;
+            shared.records.notify_all();
+        }
+        for s in subs {
+            let outcome = result.clone().map(|()| {
+                let unrouted = s.batch.iter().filter(|p| p.is_unrouted()).count();
+                let fallback = s.batch.iter().filter(|p| p.fallback).count();
+                shared
+                    .unrouted
+                    .fetch_add(unrouted as u64, Ordering::Relaxed);
+                shared
+                    .fallback
+                    .fetch_add(fallback as u64, Ordering::Relaxed);
+                shared
+                    .accepted
+                    .fetch_add((s.batch.len() - unrouted) as u64, Ordering::Relaxed);
+                Accepted {
+                    stored: s.batch.len() - unrouted,
+                    unrouted,
+                }
+            });
+            (s.done)(outcome);
+        }
+    }
+}
+
+/// Waits until `bytes` more fit in the store (or the store is empty: one batch larger than
+/// the limit is still taken, so the pipeline cannot wedge). Says so once per episode.
+/// `false` when the pipeline was abandoned while waiting.
+fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
+    let limit = shared.config.max_store_bytes;
+    let full = || {
+        let stored = shared.stored_bytes.load(Ordering::Acquire);
+        stored > 0 && stored.saturating_add(bytes) > limit
+    };
+    if !full() {
+        return true;
+    }
+    shared.backpressure.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    eprintln!(
+        "store {} is full ({} of {} bytes): input paused until endpoints deliver or retention \
+         dead-letters (nothing is dropped; see the endpoints' health)",
+        shared.store.path().display(),
+        shared.stored_bytes.load(Ordering::Relaxed),
+        limit
+    );
+    let mut guard = lock(&shared.committed);
+    while full() {
+        if shared.abandon.load(Ordering::Acquire) {
+            return false;
+        }
+        guard = shared
+            .space
+            .wait_timeout(guard, Duration::from_millis(200))
+            .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+    }
+    drop(guard);
+    eprintln!(
+        "store {}: space again after {:.1}s, input resumed",
+        shared.store.path().display(),
+        started.elapsed().as_secs_f64()
+    );
+    true
+}
+
+/// Appends durably, retrying a failing store (disk full, I/O error) with backoff and saying
+/// so: the input waits, nothing is dropped. Gives up only when the pipeline is abandoned.
+fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), PipelineError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let slices: Vec<&[u8]> = records.iter().map(|p| p.bytes.as_slice()).collect();
+    let mut retry = 0u32;
+    loop {
+        match shared.store.append(first, &slices) {
+            Ok(()) => {
+                if retry > 0 {
+                    eprintln!("store {}: writing again", shared.store.path().display());
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                retry += 1;
+                if retry.is_power_of_two() {
+                    eprintln!("{e}; input paused, retrying (attempt {retry})");
+                }
+                if !shared.sleep(shared.config.retry.backoff(retry)) {
+                    return Err(PipelineError::Store(e));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The Mosquitto configuration shipped in `examples/mosquitto/`, run as it is (only its port,
+//! persistence directory and file paths rewritten for the test): devices must log in and can
+//! publish only under their own id, and a device fleet publishing at full speed loses nothing
+//! on its way into `hubroute run` (every message id arrives), where Mosquitto's defaults drop
+//! what does not fit its queue of 1000.
+//!
+//! Needs `mosquitto` (Debian package); without it the tests fail saying so.
+#![cfg(all(feature = "mqtt", feature = "cli"))]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
+use support::{eventually, free_port, repo, Server, TempDir};
+
+/// The shipped configuration, listening on `port`, with paths made absolute and persistence in
+/// `dir`.
+fn shipped_config(dir: &Path, port: u16) -> String {
+    let text = std::fs::read_to_string(repo().join("examples/mosquitto/hubroute.conf")).unwrap();
+    assert!(
+        text.contains("listener 1883 127.0.0.1\n"),
+        "the shipped listener moved"
+    );
+    let root = repo();
+    text.replace(
+        "listener 1883 127.0.0.1\n",
+        &format!("listener {port} 127.0.0.1\n"),
+    )
+    .replace(
+        "persistence_location /var/lib/mosquitto/",
+        &format!("persistence_location {}/", dir.display()),
+    )
+    .replace(
+        "examples/mosquitto/",
+        &format!("{}/examples/mosquitto/", root.display()),
+    )
+}
+
+fn demo_password(who: &str) -> String {
+    std::fs::read_to_string(repo().join(format!("examples/mosquitto/{who}.password")))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn options(port: u16, client_id: &str, login: Option<(&str, &str)>) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_inflight(1000);
+    if let Some((user, password)) = login {
+        o.set_credentials(user, password);
+    }
+    o
+}
+
+/// Whether the broker accepts this login (the first connection event).
+fn accepted(port: u16, login: Option<(&str, &str)>) -> bool {
+    let (_client, mut connection) = Client::new(options(port, "probe", login), 10);
+    match connection.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => true,
+        Ok(Err(ConnectionError::ConnectionRefused(_))) => false,
+        other => panic!("neither accepted nor refused: {other:?}"),
+    }
+}
+
+#[test]
+fn devices_log_in_and_publish_only_as_themselves() {
+    let dir = TempDir::new("mosquitto-acl");
+    let port = free_port();
+    let server = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
+    let device_pw = demo_password("device");
+    let router_pw = demo_password("router");
+
+    assert!(!accepted(port, None), "anonymous clients get in");
+    assert!(
+        !accepted(port, Some(("dev-1", "wrong"))),
+        "a wrong password gets in"
+    );
+    assert!(accepted(port, Some(("dev-1", &device_pw))));
+
+    // The router reads every device's telemetry.
+    let (router, mut router_conn) = Client::new(
+        options(port, "router-acl", Some(("router", &router_pw))),
+        100,
+    );
+    router
+        .subscribe("devices/+/messages/events/#", QoS::AtLeastOnce)
+        .unwrap();
+    router
+        .subscribe("devices/+/modules/+/messages/events/#", QoS::AtLeastOnce)
+        .unwrap();
+    let mut subacks = 0;
+    while subacks < 2 {
+        match router_conn.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => subacks += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("router: {other:?}"),
+        }
+    }
+
+    // dev-1 publishes as itself, as dev-2, into module topics, outside the device topics, and
+    // last a marker. Mosquitto forwards only its own; a denied publish is answered with a
+    // "not authorized" PUBACK and the connection closed, so each goes on a fresh connection.
+    for topic in [
+        "devices/dev-1/messages/events/$.mid=own",
+        "devices/dev-2/messages/events/$.mid=spoofed",
+        "devices/dev-2/modules/m/messages/events/$.mid=spoofed-module",
+        "devices/dev-1/modules/m/messages/events/$.mid=own-module",
+        "alerts/$.mid=not-a-device-topic",
+        "devices/dev-1/messages/events/$.mid=last",
+    ] {
+        let (dev1, mut conn) = Client::new(options(port, "dev-1", Some(("dev-1", &device_pw))), 10);
+        dev1.publish(topic, QoS::AtLeastOnce, false, "{}").unwrap();
+        loop {
+            match conn.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => {}
+                Err(e) => panic!("dev-1 publishing to {topic}: {e:?}"),
+            }
+        }
+        let _ = dev1.disconnect();
+    }
+    let mut seen = Vec::new();
+    while !seen.iter().any(|t: &String| t.ends_with("$.mid=last")) {
+        match router_conn.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => seen.push(p.topic),
+            Ok(Ok(_)) => {}
+            other => panic!("router after {seen:?}: {other:?}\n{}", server.log_text()),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "devices/dev-1/messages/events/$.mid=own",
+            "devices/dev-1/modules/m/messages/events/$.mid=own-module",
+            "devices/dev-1/messages/events/$.mid=last",
+        ]
+    );
+    assert!(server.log_text().contains("Denied PUBLISH from dev-1"));
+}
+
+/// `n` messages from `devices` devices, each on its own authenticated connection, as fast as
+/// the broker takes them (QoS 1, up to 1000 in flight per device); returns once every one is
+/// acknowledged. Message `m-{i}` comes from device `dev-{i % devices}`.
+fn fleet(port: u16, n: usize, devices: usize) {
+    let password = demo_password("device");
+    let threads: Vec<_> = (0..devices)
+        .map(|k| {
+            let password = password.clone();
+            std::thread::spawn(move || {
+                let id = format!("dev-{k}");
+                let (client, mut conn) =
+                    Client::new(options(port, &id, Some((&id, &password))), 1000);
+                let mine: Vec<usize> = (k..n).step_by(devices).collect();
+                let count = mine.len();
+                let topic_id = id.clone();
+                let publisher = std::thread::spawn(move || {
+                    for i in mine {
+                        let topic = format!(
+                            "devices/{topic_id}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid=m-{i}"
+                        );
+                        client
+                            .publish(topic, QoS::AtLeastOnce, false, format!(r#"{{"seq":{i}}}"#))
+                            .unwrap();
+                    }
+                    client
+                });
+                let mut acked = 0;
+                while acked < count {
+                    match conn.recv_timeout(Duration::from_secs(30)) {
+                        Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+                        Ok(Ok(_)) => {}
+                        other => panic!("{id} after {acked} acknowledged: {other:?}"),
+                    }
+                }
+                let _ = publisher.join().unwrap().disconnect();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+const ROUTES: &str = r#"{
+  "endpoints": { "eventHubs": [ { "name": "archive" } ] },
+  "routes": [ { "name": "all", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true } ]
+}"#;
+
+#[test]
+fn a_fleet_at_full_speed_loses_nothing_into_run() {
+    const N: usize = 6000;
+    let dir = TempDir::new("mosquitto-fleet");
+    let port = free_port();
+    let server = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
+    let routes = dir.write("routes.json", ROUTES);
+    let archive = dir.0.join("archive.jsonl");
+    let log = dir.0.join("run.log");
+    let password_file = repo().join("examples/mosquitto/router.password");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["run", "--routes"])
+        .arg(&routes)
+        .arg("--input")
+        .arg(format!(
+            "mqtt://router@127.0.0.1:{port}?password_file={}",
+            password_file.display()
+        ))
+        .args([
+            "--client-id",
+            "router-fleet",
+            "--exit-when-idle",
+            "5s",
+            "--sink",
+        ])
+        .arg(format!("archive=file:{}", archive.display()))
+        .arg("--dead-letter")
+        .arg(dir.0.join("dead.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let report = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(30), || report()
+            .contains("subscribed to device-to-cloud topics")),
+        "never subscribed: {}",
+        report()
+    );
+    fleet(port, N, 10);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("hubroute run did not stop by itself: {}", report());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let report = report();
+    assert!(status.success(), "{status}: {report}");
+    let text = std::fs::read_to_string(&archive).unwrap_or_default();
+    let ids: BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["SystemProperties"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| !ids.contains(&format!("m-{i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {N} messages lost (first {:?}); run said: {report}\nbroker: {}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        server
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("dropped"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!server
+        .log_text()
+        .contains("Outgoing messages are being dropped"));
+    assert!(
+        !report.contains(&demo_password("router")),
+        "the password is in the log"
+    );
+}

@@ -1,0 +1,455 @@
+//! The durable pipeline (`hubroute::pipeline`) end to end: a store on disk, real sinks (JSON
+//! Lines files, an MQTT sink whose broker is not there), restarts, and `hubroute run` on a
+//! file full of bad lines. Waits are bounded and only guard against hangs; nothing asserts on
+//! how long anything takes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hubroute::message::Message;
+use hubroute::pipeline::{Health, Pipeline, PipelineConfig, Prepared, Retention};
+use hubroute::route::RouteTable;
+use hubroute::sink::{codes, DeadLetter, Envelope, JsonLinesSink, Sink, SinkError};
+use serde_json::Value;
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hubroute-pipeline-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every message goes to both `archive` and `alerts`.
+fn table() -> RouteTable {
+    RouteTable::from_json(
+        r#"{"routes": [
+              {"name": "a", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true},
+              {"name": "b", "source": "DeviceMessages", "condition": "true", "endpointNames": ["alerts"], "isEnabled": true}],
+            "endpoints": {"serviceBusQueues": [{"name": "archive"}, {"name": "alerts"}]}}"#,
+        "testhub",
+    )
+    .table
+    .expect("the test table builds")
+}
+
+fn message(i: usize) -> Message {
+    Message::from_json_str(&format!(
+        r#"{{"systemProperties": {{"messageId": "m{i}", "contentType": "application/json", "contentEncoding": "utf-8"}},
+            "appProperties": {{"n": "{i}"}}, "body": "{{\"i\": {i}}}"}}"#
+    ))
+    .unwrap()
+}
+
+fn file_sink(path: &Path) -> Box<dyn Sink> {
+    Box::new(JsonLinesSink::to_path(path.to_path_buf()).unwrap())
+}
+
+/// An MQTT sink towards a loopback port nothing listens on: every write fails, retryably.
+fn down_sink() -> Box<dyn Sink> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url =
+        hubroute::broker::BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}/alerts")).unwrap();
+    Box::new(hubroute::broker::mqtt::MqttSink::new(&url, "hubroute-test-down").unwrap())
+}
+
+fn config(dir: &TempDir) -> PipelineConfig {
+    let mut c = PipelineConfig::new(dir.join("store"), "testhub");
+    c.retry.initial_backoff = Duration::from_millis(20);
+    c.retry.max_backoff = Duration::from_millis(200);
+    c
+}
+
+fn sinks(list: Vec<(&str, Box<dyn Sink>)>) -> BTreeMap<String, Box<dyn Sink>> {
+    list.into_iter().map(|(n, s)| (n.to_string(), s)).collect()
+}
+
+fn prepare(p: &Pipeline, range: std::ops::Range<usize>) -> Vec<Prepared> {
+    let mut router = p.router();
+    range
+        .map(|i| {
+            p.prepare(&mut router, &message(i), None, SystemTime::now())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The messageIds in a JSON Lines sink's file (IoT Hub's record shape), and the line count.
+fn ids(path: &Path) -> (BTreeSet<String>, usize) {
+    let all = lines(path);
+    let set = all
+        .iter()
+        .map(|r| {
+            r["SystemProperties"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    (set, all.len())
+}
+
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// (a) One endpoint down, one healthy: the healthy one gets everything while the other
+/// retries; the down one is unhealthy with its error as the reason, and with a short
+/// retention its copies go to the dead letter with the retention code.
+#[test]
+fn a_down_endpoint_holds_up_nobody_and_its_copies_expire_into_the_dead_letter() {
+    let dir = TempDir::new("down");
+    let mut c = config(&dir);
+    c.retention = Retention {
+        time: Duration::from_secs(2),
+        bytes: 1 << 30,
+    };
+    let archive = dir.join("archive.jsonl");
+    let p = Pipeline::open(
+        c,
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&archive)),
+            ("alerts", down_sink()),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    for chunk in 0..10 {
+        let accepted = p
+            .accept(prepare(&p, chunk * 100..(chunk + 1) * 100))
+            .unwrap();
+        assert_eq!(accepted.stored, 100);
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || ids(&archive).0.len() == 1000),
+        "the healthy endpoint got {} of 1000 while the other was down",
+        ids(&archive).0.len()
+    );
+    let stats = p.stats();
+    let alerts = stats.endpoints.iter().find(|e| e.name == "alerts").unwrap();
+    assert!(
+        matches!(alerts.health, Health::Unhealthy | Health::Dead),
+        "{alerts:?}"
+    );
+    assert!(alerts.reason.is_some(), "{alerts:?}");
+    assert!(alerts.retries > 0, "{alerts:?}");
+    let archive_stats = stats
+        .endpoints
+        .iter()
+        .find(|e| e.name == "archive")
+        .unwrap();
+    assert_eq!(archive_stats.health, Health::Healthy);
+    // After the retention, every alerts copy is in the dead letter with E0508.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            p.stats()
+                .endpoints
+                .iter()
+                .any(|e| e.name == "alerts" && e.dead_lettered_total() == 1000)
+        }),
+        "{:?}",
+        p.stats()
+    );
+    let stats = p.shutdown(Duration::from_secs(5));
+    let alerts = stats.endpoints.iter().find(|e| e.name == "alerts").unwrap();
+    assert_eq!(
+        alerts.dead_lettered.get(codes::RETENTION_EXPIRED),
+        Some(&1000)
+    );
+    assert_eq!(alerts.backlog, 0);
+    let dead = lines(&dir.join("dead.jsonl"));
+    assert_eq!(dead.len(), 1000);
+    assert!(dead
+        .iter()
+        .all(|d| d["code"] == codes::RETENTION_EXPIRED && d["endpoint"] == "alerts"));
+    // The dead letter holds the message itself, replayable.
+    let replayed = Message::from_json_value(&dead[0]["message"]).unwrap();
+    assert!(replayed.system_properties.get("messageId").is_some());
+    assert_eq!(ids(&archive).1, 1000, "no duplicates without a restart");
+}
+
+/// A sink that writes to a JSON Lines file only while its gate is open; closed, it fails
+/// retryably, like a destination that is temporarily unreachable.
+struct Gated {
+    inner: JsonLinesSink,
+    open: Arc<AtomicBool>,
+}
+
+impl Sink for Gated {
+    fn describe(&self) -> String {
+        format!("gated {}", self.inner.describe())
+    }
+    fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
+        if !self.open.load(Ordering::Acquire) {
+            return Err(SinkError::Retryable("gate closed".into()));
+        }
+        self.inner.write_batch(batch)
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.inner.flush()
+    }
+}
+
+/// (b) A full store blocks acceptance (the input stops) until the endpoint drains; nothing is
+/// dropped.
+#[test]
+fn a_full_store_blocks_acceptance_until_the_endpoint_drains() {
+    let dir = TempDir::new("full");
+    let mut c = config(&dir);
+    c.max_store_bytes = 20_000; // a few dozen records
+    let open = Arc::new(AtomicBool::new(false));
+    let gated = |path: PathBuf| -> Box<dyn Sink> {
+        Box::new(Gated {
+            inner: JsonLinesSink::to_path(path).unwrap(),
+            open: Arc::clone(&open),
+        })
+    };
+    let p = Arc::new(
+        Pipeline::open(
+            c,
+            table(),
+            sinks(vec![
+                ("archive", gated(dir.join("archive.jsonl"))),
+                ("alerts", gated(dir.join("alerts.jsonl"))),
+            ]),
+            DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+        )
+        .unwrap(),
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let feeder = {
+        let (p, done) = (Arc::clone(&p), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for i in 0..500 {
+                p.accept(prepare(&p, i..i + 1)).unwrap();
+                done.store(i + 1, Ordering::Release);
+            }
+        })
+    };
+    // The feeder stops well short of 500 and stays stopped while the gate is closed.
+    assert!(eventually(Duration::from_secs(10), || p
+        .stats()
+        .backpressure_episodes
+        > 0));
+    let stalled = done.load(Ordering::Acquire);
+    assert!(stalled < 500, "accepted {stalled}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        done.load(Ordering::Acquire),
+        stalled,
+        "accept returned while full"
+    );
+    assert!(p.stats().stored_bytes <= 20_000 + 2_000);
+    open.store(true, Ordering::Release);
+    feeder.join().unwrap();
+    assert_eq!(done.load(Ordering::Acquire), 500);
+    let p = Arc::into_inner(p).unwrap();
+    let stats = p.shutdown(Duration::from_secs(30));
+    for e in &stats.endpoints {
+        assert_eq!((e.routed, e.delivered, e.backlog), (500, 500, 0), "{e:?}");
+    }
+    assert_eq!(ids(&dir.join("archive.jsonl")).0.len(), 500);
+    assert_eq!(ids(&dir.join("alerts.jsonl")).0.len(), 500);
+    assert!(lines(&dir.join("dead.jsonl")).is_empty());
+}
+
+/// (c) Accepted, not yet delivered, pipeline gone: reopened, every copy is delivered.
+#[test]
+fn a_reopened_store_delivers_what_was_accepted() {
+    let dir = TempDir::new("restart");
+    let archive = dir.join("archive.jsonl");
+    let alerts = dir.join("alerts.jsonl");
+    {
+        // alerts is down: its copies stay in the store; archive delivers.
+        let p = Pipeline::open(
+            config(&dir),
+            table(),
+            sinks(vec![
+                ("archive", file_sink(&archive)),
+                ("alerts", down_sink()),
+            ]),
+            DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+        )
+        .unwrap();
+        p.accept(prepare(&p, 0..700)).unwrap();
+        assert!(eventually(Duration::from_secs(30), || ids(&archive)
+            .0
+            .len()
+            == 700));
+        drop(p); // no drain
+    }
+    let p = Pipeline::open(
+        config(&dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&archive)),
+            ("alerts", file_sink(&alerts)),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let recovered = p.stats();
+    assert!(recovered.recovered_copies >= 700, "{recovered:?}");
+    p.accept(prepare(&p, 700..1000)).unwrap();
+    let stats = p.shutdown(Duration::from_secs(30));
+    let (archive_ids, archive_lines) = ids(&archive);
+    let (alert_ids, alert_lines) = ids(&alerts);
+    assert_eq!(archive_ids.len(), 1000);
+    assert_eq!(alert_ids.len(), 1000);
+    // Duplicates only for a batch delivered whose cursor was not yet committed.
+    eprintln!(
+        "duplicates: archive {}, alerts {}",
+        archive_lines - 1000,
+        alert_lines - 1000
+    );
+    assert_eq!(
+        alert_lines, 1000,
+        "alerts never delivered before the restart"
+    );
+    assert!(stats.endpoints.iter().all(|e| e.backlog == 0), "{stats:?}");
+    assert_eq!(stats.stored_records, 0, "delivered records are deleted");
+}
+
+/// A second process (or pipeline) on the same store is refused with a clear error.
+#[test]
+fn one_pipeline_per_store() {
+    let dir = TempDir::new("lock");
+    let open = || {
+        Pipeline::open(
+            config(&dir),
+            table(),
+            sinks(vec![
+                ("archive", file_sink(&dir.join("a.jsonl"))),
+                ("alerts", file_sink(&dir.join("b.jsonl"))),
+            ]),
+            DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+        )
+    };
+    let first = open().unwrap();
+    let e = open().unwrap_err().to_string();
+    assert!(e.contains("another hubroute process"), "{e}");
+    drop(first);
+    open().unwrap();
+}
+
+/// (d) `hubroute run --input FILE` with invalid UTF-8, an over-long line, blank lines and
+/// malformed JSON among valid lines: every line accounted for, the bad ones dead-lettered with
+/// their codes, the summary printed, the stream not stopped.
+#[test]
+fn run_accounts_for_every_line_of_a_bad_file() {
+    let dir = TempDir::new("badfile");
+    let mut input = Vec::new();
+    let mut valid = 0;
+    for i in 0..5000 {
+        match i {
+            100 => input.extend_from_slice(b"{\"body\": \"caf\xe9\"}\n"), // Latin-1, not UTF-8
+            200 => {
+                input.extend_from_slice(b"{\"body\": \"");
+                input.extend(std::iter::repeat_n(b'x', 70_000));
+                input.extend_from_slice(b"\"}\n");
+            }
+            300 | 301 => input.extend_from_slice(b"   \n"),
+            400 => input.extend_from_slice(b"{not json\n"),
+            _ => {
+                valid += 1;
+                input.extend_from_slice(
+                    format!("{{\"systemProperties\": {{\"messageId\": \"m{i}\"}}, \"body\": \"{i}\"}}\n")
+                        .as_bytes(),
+                );
+            }
+        }
+    }
+    std::fs::write(dir.join("in.jsonl"), &input).unwrap();
+    std::fs::write(
+        dir.join("routes.json"),
+        r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true}],
+            "endpoints": {"serviceBusQueues": [{"name": "archive"}]}}"#,
+    )
+    .unwrap();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args([
+            "run",
+            "--routes",
+            &p("routes.json"),
+            "--input",
+            &p("in.jsonl"),
+            "--sink",
+            &format!("archive=file:{}", p("archive.jsonl")),
+            "--dead-letter",
+            &p("dead.jsonl"),
+            "--store",
+            &p("store"),
+            "--max-line-bytes",
+            "64KiB",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("valid {valid} + invalid 3 + blank 2 = read 5000")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("archive: routed 4995, delivered 4995"),
+        "{stderr}"
+    );
+    assert_eq!(ids(&dir.join("archive.jsonl")).0.len(), valid);
+    let dead = lines(&dir.join("dead.jsonl"));
+    let by_line: BTreeMap<u64, &str> = dead
+        .iter()
+        .map(|d| (d["line"].as_u64().unwrap(), d["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_line,
+        BTreeMap::from([(101, "E0701"), (201, "E0702"), (401, "E0301")])
+    );
+    // The invalid UTF-8 line is kept byte for byte.
+    let utf8 = dead.iter().find(|d| d["code"] == "E0701").unwrap();
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(utf8["message"]["bodyBase64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, b"{\"body\": \"caf\xe9\"}");
+}
