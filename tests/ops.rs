@@ -239,6 +239,8 @@ fn base_args(dir: &Scratch) -> Vec<String> {
         &format!("b=file:{}", dir.s("b.jsonl")),
         "--dead-letter",
         &dir.s("dead.jsonl"),
+        "--store",
+        &dir.s("store"),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -439,6 +441,8 @@ fn the_config_file_configures_run_and_flags_override_it() {
         r#"
 routes = "routes.json"
 dead_letter = "dead.jsonl"
+[store]
+dir = "store"
 [input]
 url = "-"
 [sinks]
@@ -540,4 +544,191 @@ fn the_readme_lists_every_metric_with_its_iot_hub_counterpart() {
         let hub = m.iot_hub.split([' ', ';']).next().unwrap_or_default();
         assert!(row.contains(hub), "{row} should name {}", m.iot_hub);
     }
+}
+
+/// A Mosquitto on a free loopback port, killed on drop.
+#[cfg(feature = "mqtt")]
+struct Mosquitto {
+    child: Child,
+    port: u16,
+}
+
+#[cfg(feature = "mqtt")]
+impl Mosquitto {
+    fn start(dir: &Scratch) -> Mosquitto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_inflight_messages 2000\nmax_queued_messages 100000\nuser root\n"
+            ),
+        )
+        .unwrap();
+        let program = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or_else(|| {
+                panic!("mosquitto is not installed; this test starts a real broker: `apt-get install -y mosquitto`")
+            });
+        let child = Command::new(program)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto { child, port }
+    }
+
+    /// Publishes `n` device messages with QoS 1 and waits for every PUBACK; every fifth is
+    /// `level=critical`.
+    fn publish(&self, n: usize) {
+        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+        let mut options = MqttOptions::new("ops-device", "127.0.0.1", self.port);
+        options.set_keep_alive(Duration::from_secs(10));
+        let (client, mut connection) = Client::new(options, 64);
+        let publisher = std::thread::spawn(move || {
+            for i in 0..n {
+                let level = if i % 5 == 0 { "critical" } else { "info" };
+                let topic = format!(
+                    "devices/dev-{}/messages/events/$.mid=m-{i}&level={level}",
+                    i % 3
+                );
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, format!("{{\"seq\":{i}}}"))
+                    .unwrap();
+            }
+            client
+        });
+        let mut acked = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked < n {
+            assert!(
+                Instant::now() < deadline,
+                "{acked} of {n} publishes acknowledged"
+            );
+            match connection.recv_timeout(Duration::from_secs(5)) {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+                Ok(Ok(_)) => {}
+                other => panic!("device connection failed: {other:?}"),
+            }
+        }
+        let _ = publisher.join().unwrap().disconnect();
+    }
+}
+
+#[cfg(feature = "mqtt")]
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "mqtt")]
+#[test]
+fn metrics_show_a_down_endpoint_while_devices_publish_over_mqtt() {
+    let dir = Scratch::new("mqtt-down");
+    let broker = Mosquitto::start(&dir);
+    // Nothing listens on `down`: the MQTT sink of endpoint b fails and is retried.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path("routes.json"),
+        routes(&[
+            ("all", "true", "a"),
+            ("critical", "level = 'critical'", "b"),
+        ]),
+    )
+    .unwrap();
+    let args: Vec<String> = [
+        "--routes".to_string(),
+        dir.s("routes.json"),
+        "--input".into(),
+        format!("mqtt://127.0.0.1:{}", broker.port),
+        "--client-id".into(),
+        "ops-router".into(),
+        "--sink".into(),
+        format!("a=file:{}", dir.s("a.jsonl")),
+        "--sink".into(),
+        format!("b=mqtt://127.0.0.1:{down}/alerts"),
+        "--dead-letter".into(),
+        dir.s("dead.jsonl"),
+        "--store".into(),
+        dir.s("store"),
+    ]
+    .into();
+    let router = Router::start(&args);
+    // Ready once subscribed to the devices' topics.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&router.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", router.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.publish(20);
+    router.wait_metric("hubroute_messages_read_total", 20.0);
+    router.wait_metric("hubroute_endpoint_delivered_total{endpoint=\"a\"}", 20.0);
+    router.wait_metric(
+        "hubroute_endpoint_health{endpoint=\"b\",state=\"unhealthy\"}",
+        1.0,
+    );
+    let body = router.scrape();
+    for (series, value) in [
+        ("hubroute_messages_accepted_total", 20.0),
+        ("hubroute_route_messages_total{route=\"all\"}", 20.0),
+        ("hubroute_route_messages_total{route=\"critical\"}", 4.0),
+        ("hubroute_endpoint_routed_total{endpoint=\"a\"}", 20.0),
+        ("hubroute_endpoint_routed_total{endpoint=\"b\"}", 4.0),
+        ("hubroute_endpoint_delivered_total{endpoint=\"b\"}", 0.0),
+        ("hubroute_endpoint_backlog_messages{endpoint=\"b\"}", 4.0),
+        ("hubroute_endpoint_backlog_messages{endpoint=\"a\"}", 0.0),
+        (
+            "hubroute_endpoint_health{endpoint=\"a\",state=\"healthy\"}",
+            1.0,
+        ),
+        (
+            "hubroute_endpoint_health{endpoint=\"b\",state=\"healthy\"}",
+            0.0,
+        ),
+        ("hubroute_endpoint_dead_lettered_total{endpoint=\"b\"}", 0.0),
+        (
+            "hubroute_endpoint_delivery_latency_seconds_count{endpoint=\"a\"}",
+            20.0,
+        ),
+        ("hubroute_ready", 1.0),
+    ] {
+        assert_eq!(metric(&body, series), Some(value), "{series} in\n{body}");
+    }
+    assert!(
+        metric(&body, "hubroute_endpoint_retries_total{endpoint=\"b\"}").unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    assert!(
+        metric(&body, "hubroute_store_messages").unwrap_or(0.0) >= 4.0,
+        "the copies for b wait in the store:\n{body}"
+    );
+    let (status, health) = get(&router.addr, "/healthz");
+    assert_eq!(status, 200, "{health}");
+    let health: Json = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["endpoints"]["b"]["health"], "unhealthy");
+    assert!(
+        health["endpoints"]["b"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{health}"
+    );
 }

@@ -26,6 +26,8 @@ mod http;
 mod latency;
 pub mod metrics;
 pub mod observe;
+#[cfg(feature = "store")]
+pub mod pipeline_stats;
 mod ratelimit;
 pub mod redact;
 mod reload;

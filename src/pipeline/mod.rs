@@ -394,6 +394,23 @@ impl Shared {
     }
 }
 
+/// Reads a pipeline's numbers; see [`Pipeline::stats_handle`].
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The numbers and health of every endpoint now (as [`Pipeline::stats`]).
+    pub fn stats(&self) -> PipelineStats {
+        snapshot(&self.0)
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHandle").finish_non_exhaustive()
+    }
+}
+
 /// The durable pipeline; see the module docs.
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -563,6 +580,50 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
+        let ids = |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
+        self.prepare_in(&self.table, ids, router, message, twin, enqueued_time)
+    }
+
+    /// [`Pipeline::prepare`] with another table than the one the pipeline opened with: a
+    /// routing configuration reloaded while the pipeline runs (`hubroute::ops::LiveTable`).
+    /// `router` must be a router over `table`. Its endpoints are matched to the pipeline's by
+    /// name; one the pipeline has no endpoint for is rejected as `prepare` rejects an unbound
+    /// one, so check the new table's endpoints before swapping it in. Endpoints the new table
+    /// no longer routes to keep delivering what is stored for them.
+    pub fn prepare_with(
+        &self,
+        table: &RouteTable,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
+        let ids = |e: crate::route::EndpointId| {
+            let name = &table.endpoint(e).name;
+            self.ids
+                .iter()
+                .zip(self.table.endpoints())
+                .find(|(_, ep)| ep.name == *name)
+                .and_then(|(id, _)| *id)
+        };
+        self.prepare_in(table, ids, router, message, twin, enqueued_time)
+    }
+
+    /// A handle that reads [`Pipeline::stats`] without borrowing the pipeline (for a metrics
+    /// server that outlives the borrow of the code driving the pipeline).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+
+    fn prepare_in(
+        &self,
+        table: &RouteTable,
+        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
         let violations = message.validate(self.shared.config.protocol);
         if let Some(first) = violations.first() {
             let reasons: Vec<String> = violations
@@ -582,8 +643,7 @@ impl Pipeline {
         let mut destinations = Vec::with_capacity(routing.endpoints.len());
         let mut ids = SmallVec::new();
         for &endpoint in &routing.endpoints {
-            let id = self.ids.get(usize::from(endpoint.0)).copied().flatten();
-            let Some(id) = id else {
+            let Some(id) = store_id(endpoint) else {
                 // Pipeline::open refuses a table whose reachable endpoints lack a sink only
                 // in the CLI; a library caller may leave one unbound: say so, as IoT Hub would
                 // refuse such a configuration.
@@ -591,13 +651,12 @@ impl Pipeline {
                     code: crate::sink::codes::UNKNOWN_ENDPOINT,
                     reason: format!(
                         "routes to endpoint '{}', which has no sink",
-                        self.table.endpoint(endpoint).name
+                        table.endpoint(endpoint).name
                     ),
                 });
             };
-            let enrichments = if self.table.enriches(endpoint) {
-                self.table
-                    .enrichment_values(message, endpoint, source, twin)
+            let enrichments = if table.enriches(endpoint) {
+                table.enrichment_values(message, endpoint, source, twin)
             } else {
                 Vec::new()
             };

@@ -32,6 +32,8 @@ use crate::run_cmd::{report, InputStats, InvalidLog, RunArgs};
 /// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) struct Live<'a> {
+    /// The live route table (reloads) and the counters behind `--metrics`.
+    pub observed: std::sync::Arc<crate::ops_wiring::Observed>,
     pub pipeline: Pipeline,
     pub twin: Option<&'a dyn TwinLookup>,
     pub invalid_log: Mutex<InvalidLog>,
@@ -157,9 +159,32 @@ impl Live<'_> {
             .flatten()
             .and_then(hubroute::sink::parse_enqueued_time)
             .unwrap_or_else(SystemTime::now);
-        self.pipeline
-            .prepare(router, message, self.twin, enqueued)
-            .map_err(|r| (r.code, r.reason))
+        let current = self.observed.live.load();
+        let prepared = if current.generation == 1 {
+            self.pipeline.prepare(router, message, self.twin, enqueued)
+        } else {
+            let mut router = current.table.router();
+            self.pipeline
+                .prepare_with(&current.table, &mut router, message, self.twin, enqueued)
+        };
+        if prepared.is_ok() && self.observed.observing(false) {
+            let source = message
+                .source
+                .unwrap_or(hubroute::message::Source::DeviceMessages);
+            let routing = current.table.route(message, source);
+            let mut batch = hubroute::ops::Batch::default();
+            self.observed.observe(
+                &mut batch,
+                &current.table,
+                message,
+                source,
+                self.twin,
+                &routing,
+                None,
+            );
+            self.observed.counters.add(&batch);
+        }
+        prepared.map_err(|r| (r.code, r.reason))
     }
 
     /// Accepts a routed message into the store and calls `settle(true)` once it is durable
@@ -172,6 +197,14 @@ impl Live<'_> {
         describe: impl FnOnce() -> (serde_json::Value, serde_json::Value),
         settle: impl FnOnce(bool) + Send + 'static,
     ) {
+        let mut counts = hubroute::ops::Batch {
+            read: 1,
+            ..Default::default()
+        };
+        if let Err((code, _)) = &routed {
+            counts.invalid.insert(code, 1);
+        }
+        self.observed.counters.add(&counts);
         match routed {
             Ok(prepared) => {
                 stats.valid += 1;
@@ -325,8 +358,14 @@ async fn next_publish(
         };
         match incoming? {
             Incoming::Publish(p) => return Some((p, permit)),
-            Incoming::Subscribed => eprintln!("subscribed to device-to-cloud topics on {url}"),
-            Incoming::Error(e) => eprintln!("{url}: {e}; reconnecting in 1s"),
+            Incoming::Subscribed => {
+                crate::ops_wiring::set_input_connected(true);
+                eprintln!("subscribed to device-to-cloud topics on {url}")
+            }
+            Incoming::Error(e) => {
+                crate::ops_wiring::set_input_connected(false);
+                eprintln!("{url}: {e}; reconnecting in 1s")
+            }
         }
     }
 }
@@ -496,6 +535,7 @@ mod jetstream_input {
         let settings = ConsumerSettings::from_url(url)?;
         let input = JetStreamInput::open(url, &settings).await?;
         let mut messages = input.messages().await?;
+        crate::ops_wiring::set_input_connected(true);
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
         let acks = Arc::new(AckCounts::default());

@@ -13,16 +13,26 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Whether the process's input is connected: one input per process, and its connection is
+/// seen deep in the broker loops, so a process-wide flag.
+static INPUT_CONNECTED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the input connected (subscribed, pulling, or a file opened) or not.
+pub fn set_input_connected(connected: bool) {
+    INPUT_CONNECTED.store(connected, Ordering::Relaxed);
+}
+
 /// The operated state of one router process.
 pub struct Observed {
     /// The route table, swapped by reloads.
     pub live: Arc<LiveTable>,
     /// The router's counts, which survive reloads.
     pub counters: Arc<Counters>,
-    input_connected: Arc<AtomicBool>,
     bound: Vec<String>,
     /// Per-route counts cost a little per message; only kept when someone can see them.
     per_route: AtomicBool,
+    /// The durable pipeline's numbers (deliveries, health, store), and its store limit.
+    pipeline: Option<(hubroute::pipeline::StatsHandle, u64)>,
 }
 
 impl Observed {
@@ -31,32 +41,51 @@ impl Observed {
         Observed {
             live: Arc::new(LiveTable::new(table)),
             counters: Arc::new(Counters::default()),
-            input_connected: Arc::new(AtomicBool::new(false)),
             bound: bound.iter().cloned().collect(),
             per_route: AtomicBool::new(false),
+            pipeline: None,
         }
+    }
+
+    /// Reports the pipeline's numbers too.
+    pub fn with_pipeline(
+        mut self,
+        pipeline: &hubroute::pipeline::Pipeline,
+        max_store_bytes: u64,
+    ) -> Self {
+        self.pipeline = Some((pipeline.stats_handle(), max_store_bytes));
+        self
+    }
+
+    /// Whether messages need [`Observed::observe`]: per-route counts are shown or undefined
+    /// evaluations logged.
+    pub fn observing(&self, undefined: bool) -> bool {
+        undefined || self.per_route.load(Ordering::Relaxed)
     }
 
     /// Marks the input connected (ready) or gone.
     pub fn set_input_connected(&self, connected: bool) {
-        self.input_connected.store(connected, Ordering::Relaxed);
+        set_input_connected(connected);
     }
 
     /// A snapshot source for the metrics server.
     fn source(&self) -> SnapshotSource {
         let live = Arc::clone(&self.live);
         let counters = Arc::clone(&self.counters);
-        let connected = Arc::clone(&self.input_connected);
         let bound = self.bound.clone();
+        let pipeline = self.pipeline.clone();
         Arc::new(move || {
             let mut s = Snapshot::default();
             for name in &bound {
                 s.endpoints.entry(name.clone()).or_default();
             }
             counters.fill(&mut s);
+            if let Some((handle, max_store_bytes)) = &pipeline {
+                s.fill_from_pipeline(&handle.stats(), *max_store_bytes);
+            }
             s.table = live.snapshot();
             s.readiness = Readiness {
-                inputs_connected: connected.load(Ordering::Relaxed),
+                inputs_connected: INPUT_CONNECTED.load(Ordering::Relaxed),
                 store_open: true,
             };
             s
@@ -139,24 +168,4 @@ impl Observed {
             }
         }
     }
-}
-
-/// With a broker input the route table is fixed for the run: SIGHUP is answered with a log
-/// line saying so, rather than the default of ending the process.
-pub fn refuse_reload_for_broker_inputs() -> Result<signal_hook::iterator::Handle, String> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
-    let handle = signals.handle();
-    std::thread::Builder::new()
-        .name("hubroute-sighup".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                tracing::error!(
-                    code = hubroute::ops::codes::RELOAD_UNREADABLE,
-                    "reload refused: with a broker input the routes are fixed for the run in this build; restart to change them"
-                );
-            }
-        })
-        .map_err(|e| format!("cannot start the SIGHUP thread: {e}"))?;
-    Ok(handle)
 }

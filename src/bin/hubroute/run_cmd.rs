@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Args)]
@@ -105,6 +106,8 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    pub(crate) ops: crate::ops_args::RouteOpsArgs,
 }
 
 /// `1GiB`, `256MiB`, `64KiB`, `10MB` or plain bytes.
@@ -242,6 +245,7 @@ pub(crate) fn pipeline_config(
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.observe.log)?;
     let table = match load_table(&args.routes, &args.hub_name)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
@@ -279,7 +283,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
     let invalid_log = InvalidLog::open(&args.dead_letter)?;
+    let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
+    let observed = crate::ops_wiring::Observed::new(table.clone(), &bound_names);
+    let max_store_bytes = config.max_store_bytes;
     let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let observed = Arc::new(observed.with_pipeline(&pipeline, max_store_bytes));
+    // Reloads swap the table the next message is routed with (file, standard input and
+    // broker inputs alike); the pipeline's endpoints and sinks stay those bound at start.
+    let _reloader = crate::reload::spawn(
+        Arc::clone(&observed.live),
+        crate::reload::ReloadPlan {
+            routes: args.routes.clone(),
+            hub_name: args.hub_name.clone(),
+            bound: bound_names,
+        },
+        args.ops.watch,
+    )?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
         eprintln!(
@@ -292,7 +311,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let resolver = twins.as_ref().map(|s| TwinResolver::new(s));
 
     if args.input.contains("://") {
+        // The broker input is connected once it subscribed or pulls (live.rs says so).
+        let _metrics = observed.serve(&args.ops.observe, false)?;
         let live = crate::live::Live {
+            observed: Arc::clone(&observed),
             pipeline,
             twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
@@ -300,8 +322,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         };
         return crate::live::run(&args, live);
     }
+    let _metrics = observed.serve(&args.ops.observe, true)?;
     let started = Instant::now();
-    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log);
+    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log, &observed);
+    observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
     let code = report(&input, &stats, started.elapsed(), &args);
     Ok(if input.read_error.is_some() {
@@ -321,10 +345,12 @@ enum Outcome {
 /// Parses, validates and routes one line (on rayon's threads).
 fn prepare_line(
     pipeline: &Pipeline,
+    current: &Line<'_>,
     router: &mut hubroute::route::Router<'_>,
-    content: LineContent,
+    content: (u64, LineContent),
     twin: Option<&TwinResolver<'_>>,
 ) -> Outcome {
+    let (line_no, content) = content;
     let text = match content {
         LineContent::Blank => return Outcome::Blank,
         LineContent::Invalid { code, reason, raw } => return Outcome::Invalid(code, reason, raw),
@@ -344,7 +370,31 @@ fn prepare_line(
         }
     };
     let twin = twin.map(|t| t as &dyn TwinLookup);
-    match pipeline.prepare(router, &message, twin, SystemTime::now()) {
+    let now = SystemTime::now();
+    let prepared = if current.table.generation == 1 {
+        pipeline.prepare(router, &message, twin, now)
+    } else {
+        pipeline.prepare_with(&current.table.table, router, &message, twin, now)
+    };
+    if prepared.is_ok() && current.observed.observing(current.undefined.is_some()) {
+        let source = message.source.unwrap_or(current.default_source);
+        let routing = match twin {
+            Some(t) => router.route_with_twin(&message, source, t),
+            None => router.route(&message, source),
+        };
+        let mut batch = hubroute::ops::Batch::default();
+        current.observed.observe(
+            &mut batch,
+            &current.table.table,
+            &message,
+            source,
+            twin,
+            &routing,
+            current.undefined.map(|l| (l, line_no as usize)),
+        );
+        current.observed.counters.add(&batch);
+    }
+    match prepared {
         Ok(p) => Outcome::Ready(p),
         Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
     }
@@ -358,7 +408,16 @@ fn read_lines(
     pipeline: &Pipeline,
     resolver: Option<&TwinResolver<'_>>,
     mut invalid_log: InvalidLog,
+    observed: &crate::ops_wiring::Observed,
 ) -> InputStats {
+    let undefined_limit = args
+        .ops
+        .log_undefined
+        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
+    let default_source: hubroute::message::Source = args
+        .source
+        .parse()
+        .unwrap_or(hubroute::message::Source::DeviceMessages);
     let mut stats = InputStats::default();
     let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
         (Box::new(std::io::stdin().lock()), 1)
@@ -377,7 +436,7 @@ fn read_lines(
     };
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let mut lines = LineReader::new(reader, max_line);
-    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();
@@ -397,24 +456,44 @@ fn read_lines(
                 c => Some((l.number, c)),
             })
             .collect();
+        // One table for the whole chunk: a reload takes effect at the next chunk (the next
+        // line on standard input), and every message is routed by exactly one table.
+        let current = Line {
+            table: observed.live.load(),
+            observed,
+            undefined: undefined_limit.as_ref(),
+            default_source,
+        };
         let outcomes: Vec<(u64, Outcome)> = numbered
             .into_par_iter()
             .map_init(
-                || pipeline.router(),
-                |router, (n, content)| (n, prepare_line(pipeline, router, content, resolver)),
+                || current.table.table.router(),
+                |router, (n, content)| {
+                    (
+                        n,
+                        prepare_line(pipeline, &current, router, (n, content), resolver),
+                    )
+                },
             )
             .collect();
         let mut batch = Vec::with_capacity(outcomes.len());
+        let mut counts = hubroute::ops::Batch::default();
         for (line_no, outcome) in outcomes {
             stats.read += 1;
+            counts.read += 1;
             match outcome {
                 Outcome::Blank => stats.blank += 1,
                 Outcome::Invalid(code, reason, raw) => {
                     *stats.invalid.entry(code).or_default() += 1;
-                    eprintln!(
-                        "{}:{line_no}: invalid message [{code}]: {reason}",
-                        args.input
-                    );
+                    *counts.invalid.entry(code).or_default() += 1;
+                    if crate::logging::json() {
+                        tracing::warn!(input = %args.input, line = line_no, code, reason = %reason, "invalid message");
+                    } else {
+                        eprintln!(
+                            "{}:{line_no}: invalid message [{code}]: {reason}",
+                            args.input
+                        );
+                    }
                     invalid_log.write(line_no, code, &reason, raw);
                 }
                 Outcome::Ready(p) => {
@@ -423,6 +502,7 @@ fn read_lines(
                 }
             }
         }
+        observed.counters.add(&counts);
         // The next chunk is read and routed while this one is committed; at most
         // ACCEPTS_IN_FLIGHT chunks wait for their commit.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -461,6 +541,16 @@ fn read_lines(
         eprintln!();
     }
     stats
+}
+
+/// What every line of a chunk is prepared with.
+struct Line<'a> {
+    /// The route table of the chunk.
+    table: Arc<hubroute::ops::Versioned>,
+    observed: &'a crate::ops_wiring::Observed,
+    /// `--log-undefined`'s limit.
+    undefined: Option<&'a hubroute::ops::RateLimit>,
+    default_source: hubroute::message::Source,
 }
 
 /// Chunks of a file being committed while the next one is routed.
