@@ -732,3 +732,60 @@ fn metrics_show_a_down_endpoint_while_devices_publish_over_mqtt() {
         "{health}"
     );
 }
+
+#[cfg(feature = "mqtt")]
+#[test]
+fn no_secret_reaches_the_logs_the_metrics_or_the_health_report() {
+    let dir = Scratch::new("secrets");
+    std::fs::write(dir.path("routes.json"), routes(&[("r", "true", "a")])).unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args: Vec<String> = [
+        "--routes".to_string(),
+        dir.s("routes.json"),
+        "--input".into(),
+        "-".into(),
+        "--sink".into(),
+        format!("a=mqtt://operator:TopSecret42@127.0.0.1:{down}/alerts"),
+        "--dead-letter".into(),
+        dir.s("dead.jsonl"),
+        "--store".into(),
+        dir.s("store"),
+        "--drain-timeout".into(),
+        "1s".into(),
+        "--log".into(),
+        "trace".into(),
+        "--log-format".into(),
+        "json".into(),
+        "--log-undefined".into(),
+    ]
+    .into();
+    let mut router = Router::start(&args);
+    router.send(&message("x", 0));
+    router.wait_metric(
+        "hubroute_endpoint_health{endpoint=\"a\",state=\"unhealthy\"}",
+        1.0,
+    );
+    let metrics = router.scrape();
+    let (_, health) = get(&router.addr, "/healthz");
+    assert!(
+        health.contains("127.0.0.1"),
+        "the reason names the broker: {health}"
+    );
+    let (_, log) = router.finish();
+    let dead = std::fs::read_to_string(dir.path("dead.jsonl")).unwrap_or_default();
+    for (what, text) in [
+        ("metrics", &metrics),
+        ("health", &health),
+        ("log", &log),
+        ("dead letter", &dead),
+    ] {
+        assert!(
+            !text.contains("TopSecret42"),
+            "the password is in the {what}:\n{text}"
+        );
+    }
+}
