@@ -74,10 +74,17 @@ impl Router {
     /// Starts `run` with `args` plus `--metrics 127.0.0.1:0`, and waits for the address it
     /// logs.
     fn start(args: &[String]) -> Router {
+        let mut args = args.to_vec();
+        args.push("--quiet".into());
+        Router::start_command("run", &args)
+    }
+
+    /// [`Router::start`] for any subcommand (`bridge`).
+    fn start_command(command: &str, args: &[String]) -> Router {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
-            .arg("run")
+            .arg(command)
             .args(args)
-            .args(["--metrics", "127.0.0.1:0", "--quiet"])
+            .args(["--metrics", "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -276,6 +283,8 @@ fn metrics_and_health_report_what_the_router_did() {
     input += "{not json\n";
     router.send(&input);
     router.wait_metric("hubroute_messages_read_total", 7.0);
+    // Accepted once the store committed them: a moment after they were read.
+    router.wait_metric("hubroute_messages_accepted_total", 6.0);
     let body = router.scrape();
     for (series, value) in [
         ("hubroute_messages_accepted_total", 6.0),
@@ -556,11 +565,7 @@ struct Mosquitto {
 #[cfg(feature = "mqtt")]
 impl Mosquitto {
     fn start(dir: &Scratch) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let conf = dir.path("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -594,17 +599,24 @@ impl Mosquitto {
     /// Publishes `n` device messages with QoS 1 and waits for every PUBACK; every fifth is
     /// `level=critical`.
     fn publish(&self, n: usize) {
+        self.publish_to(n, |i| {
+            let level = if i % 5 == 0 { "critical" } else { "info" };
+            format!(
+                "devices/dev-{}/messages/events/$.mid=m-{i}&level={level}",
+                i % 3
+            )
+        });
+    }
+
+    /// Publishes `n` messages to the topics `topic` names, waiting for every PUBACK.
+    fn publish_to(&self, n: usize, topic: fn(usize) -> String) {
         use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
         let mut options = MqttOptions::new("ops-device", "127.0.0.1", self.port);
         options.set_keep_alive(Duration::from_secs(10));
         let (client, mut connection) = Client::new(options, 64);
         let publisher = std::thread::spawn(move || {
             for i in 0..n {
-                let level = if i % 5 == 0 { "critical" } else { "info" };
-                let topic = format!(
-                    "devices/dev-{}/messages/events/$.mid=m-{i}&level={level}",
-                    i % 3
-                );
+                let topic = topic(i);
                 client
                     .publish(topic, QoS::AtLeastOnce, false, format!("{{\"seq\":{i}}}"))
                     .unwrap();
@@ -788,4 +800,92 @@ fn no_secret_reaches_the_logs_the_metrics_or_the_health_report() {
             "the password is in the {what}:\n{text}"
         );
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A nats-server with JetStream on a free loopback port, killed on drop.
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+struct Nats {
+    child: Child,
+    port: u16,
+}
+
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+impl Nats {
+    fn start(dir: &Scratch) -> Nats {
+        let port = free_port();
+        let program = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or_else(|| {
+                panic!("nats-server is not installed; this test starts a real one: `apt-get install -y nats-server`")
+            });
+        let child = Command::new(program)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path("nats"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats { child, port }
+    }
+}
+
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(all(feature = "mqtt", feature = "nats"))]
+#[test]
+fn the_bridge_serves_its_counts_and_readiness() {
+    let dir = Scratch::new("bridge");
+    let broker = Mosquitto::start(&dir);
+    let nats = Nats::start(&dir);
+    let args: Vec<String> = [
+        "--from".to_string(),
+        format!("mqtt://127.0.0.1:{}", broker.port),
+        "--to".into(),
+        format!("jetstream://127.0.0.1:{}/OPS", nats.port),
+        "--client-id".into(),
+        "ops-bridge".into(),
+        "--dead-letter".into(),
+        dir.s("dead.jsonl"),
+        "--log-format".into(),
+        "json".into(),
+    ]
+    .into();
+    let router = Router::start_command("bridge", &args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&router.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", router.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.publish(6);
+    // A property without a name: a malformed property bag.
+    broker.publish_to(1, |_| "devices/dev-1/messages/events/=x".into());
+    router.wait_metric("hubroute_messages_read_total", 7.0);
+    router.wait_metric("hubroute_messages_accepted_total", 6.0);
+    let body = router.scrape();
+    let invalid: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("hubroute_messages_invalid_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(invalid, 1.0, "{body}");
 }

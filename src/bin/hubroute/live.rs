@@ -662,10 +662,13 @@ pub struct BridgeArgs {
     /// Stop after this long without a message (default: run until interrupted).
     #[arg(long, value_parser = crate::run_cmd::parse_duration_arg)]
     exit_when_idle: Option<Duration>,
+    #[command(flatten)]
+    ops: crate::ops_args::ObserveArgs,
 }
 
 /// Runs the bridge until interrupted (or idle).
 pub(crate) fn bridge(args: BridgeArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.log)?;
     #[cfg(all(feature = "mqtt", feature = "nats"))]
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -696,6 +699,9 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let registry = load_registry(args.devices.as_ref())?;
     let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
     let writer = JetStreamWriter::open(&to).await?;
+    // Read, appended (accepted) and invalid by code, for --metrics.
+    let counters = Arc::new(hubroute::ops::Counters::default());
+    let _metrics = crate::ops_wiring::serve_counters(&args.ops, Arc::clone(&counters))?;
     let mut subscriber = D2cSubscriber::start(&from, &args.client_id);
     let acker = subscriber.acker();
     let capacity = args.max_in_flight.max(1);
@@ -729,6 +735,10 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     .await
     {
         received += 1;
+        counters.add(&hubroute::ops::Batch {
+            read: 1,
+            ..Default::default()
+        });
         match d2c(&publish, registry.as_ref()) {
             Ok(message) => {
                 let device = message
@@ -745,6 +755,7 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                 let writer = writer.clone();
                 let acker = acker.clone();
                 let (appended, retried) = (Arc::clone(&appended), Arc::clone(&retried));
+                let counters = Arc::clone(&counters);
                 tokio::spawn(async move {
                     let mut attempt = first;
                     let mut backoff = Duration::from_millis(100);
@@ -756,6 +767,10 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                         match confirmed {
                             Ok(_) => {
                                 appended.fetch_add(1, Ordering::Relaxed);
+                                counters.add(&hubroute::ops::Batch {
+                                    accepted: 1,
+                                    ..Default::default()
+                                });
                                 let _ = acker.ack(&publish).await;
                                 break;
                             }
@@ -777,6 +792,9 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
             }
             Err(e) => {
                 *invalid.entry(e.code()).or_default() += 1;
+                let mut counts = hubroute::ops::Batch::default();
+                counts.invalid.insert(e.code(), 1);
+                counters.add(&counts);
                 eprintln!("invalid message on '{}': {e}", publish.topic);
                 let origin = serde_json::json!({"topic": publish.topic});
                 let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});

@@ -169,3 +169,33 @@ impl Observed {
         }
     }
 }
+
+/// The bridge's metrics server: its counts (read, accepted = appended to the stream, invalid by
+/// code) and readiness (subscribed to the devices' broker; the stream writer is open).
+pub fn serve_counters(
+    args: &ObserveArgs,
+    counters: Arc<Counters>,
+) -> Result<Option<OpsServer>, String> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let source: SnapshotSource = Arc::new(move || {
+        let mut s = Snapshot::default();
+        counters.fill(&mut s);
+        s.readiness = Readiness {
+            inputs_connected: INPUT_CONNECTED.load(Ordering::Relaxed),
+            store_open: true,
+        };
+        s
+    });
+    let server = OpsServer::start(addr, source).map_err(|e| {
+        format!(
+            "--metrics {}: [{}] cannot listen: {e}",
+            redact::url(addr),
+            hubroute::ops::codes::METRICS_BIND
+        )
+    })?;
+    let local = server.local_addr();
+    tracing::info!(addr = %local, "metrics at http://{local}/metrics, health at http://{local}/healthz");
+    Ok(Some(server))
+}
