@@ -60,6 +60,8 @@ pub mod codes {
     pub const NEVER_TRUE: &str = "W0005";
     /// `$Body.x` in a route whose messages may lack contentType/contentEncoding (router lint).
     pub const BODY_NEEDS_CONTENT_TYPE: &str = "W0006";
+    /// Hub dialect: `$body` alone or `$body[n]`, which IoT Hub does not support (undefined).
+    pub const WHOLE_BODY: &str = "W0007";
 }
 
 /// One problem found in a condition.
@@ -77,6 +79,11 @@ pub struct Diagnostic {
     /// Further explanation and hints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A consequence of an earlier error: an operator whose operand already failed (`=` in
+    /// `3 + '4' = 7`). IoT Hub reports it too, so it is kept, but it is no problem of its own;
+    /// renderers for people leave it out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub follows: bool,
 }
 
 impl Diagnostic {
@@ -88,6 +95,7 @@ impl Diagnostic {
             message: message.into(),
             span,
             notes: Vec::new(),
+            follows: false,
         }
     }
 

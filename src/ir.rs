@@ -6,8 +6,8 @@
 //! the operator semantics in `eval::ops`, so they can only disagree on traversal, which the
 //! differential tests check.
 
-use crate::check::Ty;
 use crate::functions::Func;
+use crate::ty::Ty;
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +50,19 @@ impl CmpOp {
             CmpOp::Ge => ord != Less,
         }
     }
+}
+
+/// What [`Ir::PathTest`] asks of a body path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathTest {
+    /// `twin_change_includes`: whether the path is present (R24).
+    Includes,
+    /// `is_array` (hub dialect).
+    IsArray,
+    /// `is_object` (hub dialect).
+    IsObject,
+    /// `is_primitive` (hub dialect): a string, number, bool or null.
+    IsPrimitive,
 }
 
 /// Arithmetic operators.
@@ -117,8 +130,10 @@ pub enum Ir {
         /// The path inside it.
         path: String,
     },
-    /// `twin_change_includes(path)` (R24). Type bool.
-    TwinChangeIncludes(String),
+    /// A test of what a body path holds: `twin_change_includes(path)` (R24), or the hub
+    /// dialect's `is_array` / `is_object` / `is_primitive` of `$body.path`, which need the JSON
+    /// kind that a body value (undefined for arrays and objects) no longer has. Type bool.
+    PathTest(PathTest, String),
     /// A value of static type `from` converted to a body value.
     ToBody(Box<Ir>, Ty),
     /// Unary minus on a number.

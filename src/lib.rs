@@ -38,8 +38,9 @@ pub mod route;
 pub mod sink;
 pub mod span;
 pub mod syntax;
+pub mod ty;
 
-pub use check::Options;
+pub use check::{Dialect, Options};
 pub use condition::Condition;
 pub use diagnostic::{CompileError, Diagnostic, Severity};
 pub use eval::Bool3;

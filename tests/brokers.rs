@@ -500,7 +500,8 @@ fn s(x: impl ToString) -> String {
     x.to_string()
 }
 
-/// Critical messages arrive on a NATS subject with their properties as headers.
+/// Critical messages arrive on a NATS subject with their properties as headers, named as the
+/// Event Hubs endpoint `critical` names them; the `alerts` MQTT sink asks for IoT Edge's names.
 async fn collect_nats(
     port: u16,
     subject: String,
@@ -517,11 +518,20 @@ async fn collect_nats(
     while let Some(m) = sub.next().await {
         let h = m.headers.expect("properties as headers");
         assert_eq!(h.get("level").map(|v| v.as_str()), Some("critical"));
+        // `critical` is an eventHubs endpoint: its copies carry Event Hubs' property names.
         assert_eq!(
-            h.get("$.ct").map(|v| v.as_str()),
+            h.get("content-type").map(|v| v.as_str()),
             Some("application%2Fjson")
         );
-        let id = h.get("$.mid").expect("$.mid header").as_str().to_string();
+        assert!(h
+            .get("iothub-connection-device-id")
+            .is_some_and(|d| d.as_str().starts_with("dev-")));
+        assert!(h.get("$.ct").is_none() && h.get("$.cdid").is_none());
+        let id = h
+            .get("message-id")
+            .expect("message-id header")
+            .as_str()
+            .to_string();
         ids.lock().unwrap().insert(id);
     }
 }
@@ -608,7 +618,10 @@ fn devices_bridge_jetstream_two_workers_and_a_sigkill_lose_nothing() {
                 s("--sink"),
                 format!("archive=file:{}", out.join("archive.jsonl").display()),
                 s("--sink"),
-                format!("alerts=mqtt://127.0.0.1:{}/alerts", sink_mqtt.port),
+                format!(
+                    "alerts=mqtt://127.0.0.1:{}/alerts?names=edge",
+                    sink_mqtt.port
+                ),
                 s("--sink"),
                 format!("critical=nats://127.0.0.1:{}/critical", nats.port),
                 s("--dead-letter"),
@@ -846,7 +859,10 @@ fn a_sink_broker_that_goes_down_and_comes_back_gets_everything() {
         "router-outage",
         [
             format!("archive=file:{}", out.join("archive.jsonl").display()),
-            format!("alerts=mqtt://127.0.0.1:{}/alerts", sink_mqtt.port),
+            format!(
+                "alerts=mqtt://127.0.0.1:{}/alerts?names=edge",
+                sink_mqtt.port
+            ),
             format!("critical=file:{}", out.join("critical.jsonl").display()),
         ],
         &out.join("dead.jsonl"),

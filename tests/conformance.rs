@@ -9,7 +9,7 @@ use hubroute::eval::dynamic::{self, Dyn};
 use hubroute::eval::{EvalContext, Value};
 use hubroute::message::Message;
 use hubroute::span::SourceMap;
-use hubroute::{Bool3, Condition, Options};
+use hubroute::{Bool3, Condition, Dialect, Options};
 use serde_json::Value as Json;
 use std::path::PathBuf;
 
@@ -50,13 +50,16 @@ fn has_flag(case: &Json, flag: &str) -> bool {
         .is_some_and(|fs| fs.iter().any(|f| f == flag))
 }
 
-/// The compiler options a case's flags and source ask for (the corpus convention).
-fn options(case: &Json) -> Options {
+/// The compiler options a case's flags and source ask for (the corpus convention), in a
+/// dialect: the corpus is the Edge engine's, and the hub dialect must give the same answers
+/// except where Microsoft Learn documents otherwise (a condition relying on a
+/// [`hubroute::check::HubRule`]).
+fn options(case: &Json, dialect: Dialect) -> Options {
     Options {
         body_query: has_flag(case, "body_query"),
         twin_change_includes: has_flag(case, "twin_change_includes"),
         twin_change_source: case["message"]["source"] == "twinChangeEvents",
-        iot_hub: false,
+        dialect,
     }
 }
 
@@ -114,10 +117,10 @@ fn value_as_dyn(ty: Ty, v: &Value<'_>) -> Dyn {
     }
 }
 
-fn run_condition(case: &Json) -> Result<(), String> {
+fn run_condition(case: &Json, dialect: Dialect) -> Result<(), String> {
     let query = case["query"].as_str().unwrap();
     let expect = case["expect"].as_str().unwrap();
-    let compiled = Condition::compile(query, &options(case));
+    let compiled = Condition::compile(query, &options(case, dialect));
     if expect == "compile_error" {
         let err = match compiled {
             Ok(_) => return Err("compiled, expected a compile error".into()),
@@ -175,9 +178,9 @@ fn run_condition(case: &Json) -> Result<(), String> {
     Ok(())
 }
 
-fn run_case(case: &Json) -> Result<(), String> {
+fn run_case(case: &Json, dialect: Dialect) -> Result<(), String> {
     match case["kind"].as_str() {
-        None => run_condition(case),
+        None => run_condition(case, dialect),
         Some("jsonpath") => {
             let path = case["path"].as_str().unwrap();
             let valid = match case["validator"].as_str().unwrap() {
@@ -208,21 +211,44 @@ fn run_case(case: &Json) -> Result<(), String> {
     }
 }
 
+/// The hub dialect's rules a condition row relied on, if it compiles in that dialect and
+/// relied on any.
+fn hub_rules(case: &Json, dialect: Dialect) -> Option<Vec<hubroute::check::HubRule>> {
+    let query = case["query"].as_str()?;
+    let c = Condition::compile(query, &options(case, dialect)).ok()?;
+    let rules = c.checked().hub_rules.clone();
+    (!rules.is_empty()).then_some(rules)
+}
+
 #[test]
 fn conformance_corpus() {
+    run_corpus(Dialect::Edge);
+}
+
+#[test]
+fn conformance_corpus_hub_dialect() {
+    run_corpus(Dialect::Hub);
+}
+
+fn run_corpus(dialect: Dialect) {
     let cases = load_cases();
     assert!(cases.len() > 100, "only {} cases found", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
         let id = case["id"].as_str().unwrap_or("?");
-        let outcome = std::panic::catch_unwind(|| run_case(case))
+        let outcome = std::panic::catch_unwind(|| run_case(case, dialect))
             .unwrap_or_else(|_| Err("panicked".to_string()));
         if let Err(why) = outcome {
+            if let Some(rules) = hub_rules(case, dialect) {
+                // Learn decides this row for the hub dialect; tests/learn holds such cases.
+                println!("{id}: {why}: decided by Learn in the hub dialect ({rules:?})");
+                continue;
+            }
             failures.push(format!("{id}: {why}  [query: {}]", case["query"]));
         }
     }
     println!(
-        "conformance: {} passed, {} failed",
+        "conformance ({dialect:?}): {} passed, {} failed",
         cases.len() - failures.len(),
         failures.len()
     );

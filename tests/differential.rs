@@ -59,6 +59,9 @@ const LEAVES: &[&str] = &[
     "$body.missing",
     "$body.o",
     "{$body.n}",
+    "$body[0]",
+    "enqueuedTime",
+    "messageId",
 ];
 /// Numeric subexpressions for tests that share them.
 const NUMERIC: &[&str] = &[
@@ -77,6 +80,7 @@ const STRINGS: &[&str] = &[
 static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     hubroute::functions::BUILTINS
         .iter()
+        .chain(hubroute::functions::HUB_BUILTINS)
         .map(|b| b.name)
         .collect()
 });
@@ -164,13 +168,21 @@ fn message(rng: &mut Rng) -> Message {
         "\"a\"", "\"10\"", "\"2.5\"", "null", "\"\"", "\"ü\"", "\"-1\"",
     ];
     let mut app = Vec::new();
-    for name in ["key1", "key2", "num", "null_value", "$sys1", "$body.n"] {
+    for name in [
+        "key1",
+        "key2",
+        "num",
+        "null_value",
+        "$sys1",
+        "$body.n",
+        "enqueuedTime",
+    ] {
         if rng.below(3) > 0 {
             app.push(format!("\"{name}\": {}", rng.pick(&values)));
         }
     }
     let mut sys = Vec::new();
-    for name in ["sys1", "num"] {
+    for name in ["sys1", "num", "enqueuedTime"] {
         if rng.below(2) > 0 {
             sys.push(format!("\"{name}\": {}", rng.pick(&values)));
         }

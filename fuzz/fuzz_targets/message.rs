@@ -66,8 +66,15 @@ fn canonical(m: &Message) -> (Props, Props, &[u8], Option<hubroute::message::Sou
     )
 }
 
-/// Generated messages keep property names unique case-insensitively, as loading does.
+/// Generated messages keep property names unique case-insensitively, as loading does, and
+/// spell system properties as loading stores them: loading reads IoT Hub's other spellings
+/// (`content-type`, `$.ct`, `iothub-message-source`) as routing names or the source.
 fn load_equivalent(m: &Message) -> bool {
+    let routing_spelling = m.system_properties.iter().all(|(n, _)| {
+        !hubroute::message::eq_ignore_case(n, hubroute::message::naming::MESSAGE_SOURCE)
+            && hubroute::message::naming::canonical_name(n)
+                .is_none_or(|c| hubroute::message::eq_ignore_case(c, n))
+    });
     let unique = |p: &hubroute::message::Properties| {
         let names: Vec<&str> = p.iter().map(|(n, _)| n).collect();
         names.iter().enumerate().all(|(i, a)| {
@@ -76,7 +83,7 @@ fn load_equivalent(m: &Message) -> bool {
                 .all(|b| !hubroute::message::eq_ignore_case(a, b))
         })
     };
-    unique(&m.system_properties) && unique(&m.app_properties)
+    routing_spelling && unique(&m.system_properties) && unique(&m.app_properties)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -72,6 +72,7 @@ pub static FUNCS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let odd = ["STARTSWITH", "EndsWith", "ABS", "nosuchfunction"];
     hubroute::functions::BUILTINS
         .iter()
+        .chain(hubroute::functions::HUB_BUILTINS)
         .map(|b| b.name)
         .chain(odd)
         .collect()
@@ -299,7 +300,11 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<Options> {
             body_query: u.arbitrary()?,
             twin_change_includes: u.arbitrary()?,
             twin_change_source: u.arbitrary()?,
-            iot_hub: u.arbitrary()?,
+            dialect: if u.arbitrary()? {
+                hubroute::Dialect::Hub
+            } else {
+                hubroute::Dialect::Edge
+            },
         },
         _ => Options::iot_hub(),
     })

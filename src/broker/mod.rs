@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::message::naming::PropertyNaming;
 use crate::sink::parse_duration;
 
 #[cfg(feature = "mqtt")]
@@ -512,6 +513,16 @@ fn looks_secret(key: &str) -> bool {
     named && !k.ends_with("_file") && !k.ends_with("_env")
 }
 
+/// The spelling of system property names a sink URL asks for with `?names=` (`edge`,
+/// `eventHubs`, `storage`, `serviceBus`, `eventGrid`, or an endpoint kind such as
+/// `serviceBusQueues`); IoT Edge hub's bag names without it. `hubroute run` adds the parameter
+/// from the kind of the endpoint a sink is bound to ([`crate::message::naming::with_endpoint_naming`]).
+pub fn property_naming(url: &BrokerUrl) -> Result<PropertyNaming, String> {
+    url.param("names")
+        .map_or(Ok(PropertyNaming::Edge), str::parse)
+        .map_err(|e| format!("{url}: names={e}"))
+}
+
 impl std::fmt::Display for BrokerUrl {
     /// `scheme://[user@]host:port/path`: no password, token or query, so it can go into any
     /// log or error.
@@ -535,6 +546,22 @@ impl std::fmt::Display for BrokerUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sink_urls_choose_a_property_naming() {
+        let naming = |u: &str| property_naming(&BrokerUrl::parse(u).unwrap());
+        assert_eq!(naming("mqtt://h:1/t"), Ok(PropertyNaming::Edge));
+        assert_eq!(
+            naming("nats://h:1/s?names=serviceBus"),
+            Ok(PropertyNaming::ServiceBus)
+        );
+        assert_eq!(
+            naming("nats://h:1/s?names=eventHubs"),
+            Ok(PropertyNaming::EventHubs)
+        );
+        let e = naming("mqtt://h:1/t?names=kafka").unwrap_err();
+        assert!(e.contains("names='kafka' is not a property naming"), "{e}");
+    }
 
     #[test]
     fn urls() {

@@ -19,6 +19,7 @@ use rumqttc::{
 
 use super::BrokerUrl;
 use crate::ingest::{property_bag, D2C_TOPIC_FILTERS};
+use crate::message::naming::PropertyNaming;
 use crate::sink::{Envelope, Sink, SinkError};
 
 /// The largest packet either side may send: IoT Hub's 256 KB message limit plus a generous
@@ -180,6 +181,9 @@ pub struct MqttSink {
     session: Option<(Client, Connection)>,
     /// How long a batch may wait for its acknowledgements.
     timeout: Duration,
+    /// Whose spelling system property names take in the bag (`?names=`; see
+    /// [`super::property_naming`]).
+    naming: PropertyNaming,
 }
 
 impl MqttSink {
@@ -192,7 +196,9 @@ impl MqttSink {
                 "{url}: the MQTT sink needs a topic without wildcards (mqtt://HOST:PORT/TOPIC)"
             )));
         }
+        let naming = super::property_naming(url).map_err(SinkError::Fatal)?;
         Ok(MqttSink {
+            naming,
             url: url.clone(),
             client_id: client_id.to_string(),
             session: None,
@@ -216,7 +222,7 @@ impl MqttSink {
             // Queue as many publishes as the request channel takes, then drive the connection.
             while queued < batch.len() {
                 let e = &batch[queued];
-                let bag = property_bag::encode(&e.message);
+                let bag = property_bag::encode_named(&e.message, self.naming);
                 let t = format!("{topic}/{bag}");
                 match client.try_publish(t, QoS::AtLeastOnce, false, e.message.body.clone()) {
                     Ok(()) => queued += 1,

@@ -9,8 +9,9 @@
 //!   acknowledged within `ack_wait` (after a crash, or a `nak`).
 //! * [`NatsSink`] publishes envelopes to a subject, core NATS (`nats://`, flushed) or JetStream
 //!   (`jetstream://`, each publish acknowledged by the stream). Properties travel as headers named
-//!   like the MQTT property bag (`$.ct`, `$.cdid`, application names as they are), names and values
-//!   percent-encoded where they are not plain; the body is the payload.
+//!   like the MQTT property bag (`$.ct`, `$.cdid`, application names as they are), or as the
+//!   endpoint kind named by `?names=` spells them, names and values percent-encoded where they
+//!   are not plain; the body is the payload.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::future::try_join_all;
 
 use super::{BrokerUrl, Scheme};
 use crate::ingest::property_bag;
+use crate::message::naming::PropertyNaming;
 use crate::message::Message;
 use crate::sink::{Envelope, Sink, SinkError};
 
@@ -259,9 +261,9 @@ impl JetStreamInput {
 }
 
 /// The headers a sink writes for `message` (see the module docs).
-pub fn headers(message: &Message) -> HeaderMap {
+pub fn headers(message: &Message, naming: PropertyNaming) -> HeaderMap {
     let mut h = HeaderMap::new();
-    for (name, value) in property_bag::pairs(message) {
+    for (name, value) in property_bag::pairs_named(message, naming) {
         h.insert(name.as_str(), value.unwrap_or_default().as_str());
     }
     h
@@ -294,6 +296,7 @@ impl NatsSink {
             .enable_all()
             .build()
             .map_err(|e| SinkError::Fatal(format!("{url}: cannot start a runtime: {e}")))?;
+        super::property_naming(url).map_err(SinkError::Fatal)?;
         Ok(NatsSink {
             url: url.clone(),
             subject,
@@ -308,6 +311,8 @@ impl NatsSink {
         subject: &str,
         batch: &[Envelope],
     ) -> Result<(), String> {
+        // Checked when the sink was made.
+        let naming = super::property_naming(url).unwrap_or_default();
         if url.scheme == Scheme::JetStream {
             let js = jetstream::new(client.clone());
             let mut acks = Vec::with_capacity(batch.len());
@@ -315,7 +320,7 @@ impl NatsSink {
                 let ack = js
                     .publish_with_headers(
                         subject.to_string(),
-                        headers(&e.message),
+                        headers(&e.message, naming),
                         e.message.body.clone().into(),
                     )
                     .await
@@ -328,7 +333,7 @@ impl NatsSink {
                 client
                     .publish_with_headers(
                         subject.to_string(),
-                        headers(&e.message),
+                        headers(&e.message, naming),
                         e.message.body.clone().into(),
                     )
                     .await

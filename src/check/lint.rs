@@ -47,6 +47,16 @@ pub fn body_query_disabled(token: &str, span: Span) -> Diagnostic {
     )
 }
 
+/// Hub dialect: `$body` alone or indexed is not supported and always undefined.
+pub fn whole_body(token: &str, span: Span) -> Diagnostic {
+    Diagnostic::warning(
+        codes::WHOLE_BODY,
+        span,
+        format!("'{token}' is always undefined: IoT Hub queries only property paths under $body"),
+    )
+    .with_note("name a property of the body, e.g. '$body.Weather.HistoricalData[0].Month'")
+}
+
 /// R12: only a bool (or a body value holding one) can be true.
 pub fn never_true(ty: Ty, span: Span) -> Option<Diagnostic> {
     let what = match ty {

@@ -6,21 +6,25 @@
 //! report several errors, as the engine does. Warnings (lints) flag conditions the engine
 //! accepts but that cannot mean what their author wanted.
 
+mod dialect;
 mod lint;
-mod types;
 
-pub use types::Ty;
+pub use dialect::{Dialect, HubRule};
+
+/// The static types live in [`crate::ty`], below the checker, the built-ins and the IR that
+/// all use them; re-exported here, where they are decided.
+pub use crate::ty::Ty;
 
 use crate::body::{validate_body_path, validate_twin_change_path};
 use crate::diagnostic::{codes, CompileError, Diagnostic};
 use crate::dotnet::eq_ignore_case;
 use crate::functions::{self, Func};
-use crate::ir::{ArithOp, CmpOp, Ir, TwinSection};
+use crate::ir::{ArithOp, CmpOp, Ir, PathTest, TwinSection};
 use crate::span::Span;
 use crate::syntax::{Ast, BinaryOp, Expr, ExprKind, Invalid, Literal, UnaryOp};
 
 /// What the condition may use. The reference engine's `RouteCompilerFlags` plus the route's
-/// source, and IoT Hub's `$twin` references.
+/// source, and the dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// `$body.path` reads the message body (R11); off, it is an ordinary `$` property.
@@ -29,20 +33,18 @@ pub struct Options {
     pub twin_change_includes: bool,
     /// The route's source is twin-change events (`twinChangeEvents`).
     pub twin_change_source: bool,
-    /// IoT Hub's extensions over the Edge engine: `$twin.tags.*`, `$twin.properties.desired.*`
-    /// and `$twin.properties.reported.*` read the sending device's twin, and the documented
-    /// spellings `STARTSWITH` / `ENDSWITH` are aliases of `starts_with` / `ends_with`.
-    pub iot_hub: bool,
+    /// IoT Hub's documented language, or the Edge engine's exact one.
+    pub dialect: Dialect,
 }
 
 impl Options {
-    /// IoT Hub's behaviour for a device-message route: body queries and `$twin` on.
+    /// IoT Hub's behaviour for a device-message route: the hub dialect, body queries on.
     pub fn iot_hub() -> Self {
         Options {
             body_query: true,
             twin_change_includes: true,
             twin_change_source: false,
-            iot_hub: true,
+            dialect: Dialect::Hub,
         }
     }
 
@@ -52,8 +54,13 @@ impl Options {
             body_query: false,
             twin_change_includes: false,
             twin_change_source: false,
-            iot_hub: false,
+            dialect: Dialect::Edge,
         }
+    }
+
+    /// Whether IoT Hub's documented language applies (not the Edge engine's).
+    pub fn hub(&self) -> bool {
+        self.dialect == Dialect::Hub
     }
 }
 
@@ -72,6 +79,9 @@ pub struct Checked {
     pub ty: Ty,
     /// Lints.
     pub warnings: Vec<Diagnostic>,
+    /// The hub dialect's rules this condition relied on, where the Edge engine would read it
+    /// differently (empty in the Edge dialect).
+    pub hub_rules: Vec<HubRule>,
 }
 
 /// Checks a parsed condition. `source` is the text it was parsed from (for messages).
@@ -81,6 +91,7 @@ pub fn check(ast: &Ast, source: &str, options: &Options) -> Result<Checked, Comp
         options,
         errors: Vec::new(),
         warnings: Vec::new(),
+        hub_rules: Vec::new(),
     };
     let (ir, ty) = match &ast.root {
         Some(root) => checker.expr(root),
@@ -99,6 +110,7 @@ pub fn check(ast: &Ast, source: &str, options: &Options) -> Result<Checked, Comp
             ir,
             ty,
             warnings: checker.warnings,
+            hub_rules: checker.hub_rules,
         })
     } else {
         let mut all = checker.errors;
@@ -112,6 +124,7 @@ struct Checker<'a> {
     options: &'a Options,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    hub_rules: Vec<HubRule>,
 }
 
 const UNDEFINED: (Ir, Ty) = (Ir::Undefined, Ty::Undefined);
@@ -127,6 +140,13 @@ fn boxed(ir: Ir) -> Box<Ir> {
 }
 
 impl Checker<'_> {
+    /// Records that a hub-dialect rule decided something.
+    fn hub_rule(&mut self, rule: HubRule) {
+        if !self.hub_rules.contains(&rule) {
+            self.hub_rules.push(rule);
+        }
+    }
+
     fn text(&self, span: Span) -> &str {
         &self.source[span.range()]
     }
@@ -160,7 +180,7 @@ impl Checker<'_> {
     fn expr(&mut self, e: &Expr) -> (Ir, Ty) {
         match &e.kind {
             ExprKind::Literal(lit) => literal(lit),
-            ExprKind::Property(name) => (Ir::AppProp(name.clone()), Ty::String),
+            ExprKind::Property(name) => self.property(name),
             ExprKind::SysProperty(token) => self.sys_property(token, e.span),
             ExprKind::SysPropertyEscaped(token) => self.escaped_sys_property(token, e.span),
             ExprKind::Call {
@@ -242,7 +262,7 @@ impl Checker<'_> {
     }
 
     fn twin(&mut self, token: &str, span: Span) -> Option<(Ir, Ty)> {
-        if !self.options.iot_hub || !starts_with_ci(token, "$twin.") {
+        if !self.options.hub() || !starts_with_ci(token, "$twin.") {
             return None;
         }
         let rest = &token["$twin.".len()..];
@@ -265,6 +285,7 @@ impl Checker<'_> {
                     section,
                     path: path.to_string(),
                 };
+                self.hub_rule(HubRule::Twin);
                 return Some((ir, Ty::Body));
             }
         }
@@ -275,11 +296,44 @@ impl Checker<'_> {
         ))
     }
 
+    /// A bare name: an application property (R01). In the hub dialect a system-property
+    /// keyword Learn documents without `$` (`enqueuedTime`) reads that system property, and the
+    /// application property of the name only when the message lacks it, so that a device
+    /// cannot override what the hub stamps.
+    fn property(&mut self, name: &str) -> (Ir, Ty) {
+        let app = Ir::AppProp(name.to_string());
+        match DOLLARLESS_KEYWORDS.iter().find(|k| eq_ignore_case(k, name)) {
+            Some(keyword) if self.options.hub() => {
+                self.hub_rule(HubRule::DollarlessKeyword);
+                let sys = Ir::SysProp(keyword.to_string());
+                (Ir::Coalesce(boxed(sys), boxed(app), Ty::String), Ty::String)
+            }
+            _ => (app, Ty::String),
+        }
+    }
+
+    /// `$body` alone or indexed (`$body[0]`) in the hub dialect: Learn documents it as not
+    /// supported and undefined, so it is an undefined body value (which meets any operand),
+    /// with a warning, where the Edge engine reads a property named `body...`.
+    fn whole_body(&mut self, token: &str, span: Span) -> Option<(Ir, Ty)> {
+        let whole = eq_ignore_case(token, "$body")
+            || (starts_with_ci(token, "$body[") && !starts_with_ci(token, "$body."));
+        if !(whole && self.options.hub() && self.options.body_query) {
+            return None;
+        }
+        self.warnings.push(lint::whole_body(token, span));
+        self.hub_rule(HubRule::WholeBody);
+        Some((Ir::ToBody(boxed(Ir::Undefined), Ty::Undefined), Ty::Body))
+    }
+
     /// `$x` (R01, R11): body query, then the application property `$x`, then the system
     /// property `x`. A name with brackets that is no body query is undefined.
     fn sys_property(&mut self, token: &str, span: Span) -> (Ir, Ty) {
         if let Some(twin) = self.twin(token, span) {
             return twin;
+        }
+        if let Some(body) = self.whole_body(token, span) {
+            return body;
         }
         let has_brackets = token.contains(['[', ']']);
         match self.body_query(token, span, !has_brackets) {
@@ -300,6 +354,9 @@ impl Checker<'_> {
         if let Some(twin) = self.twin(token, span) {
             return twin;
         }
+        if let Some(body) = self.whole_body(token, span) {
+            return body;
+        }
         match self.body_query(token, span, false) {
             Some(body) => body,
             None if token.contains(['[', ']']) => UNDEFINED,
@@ -311,13 +368,21 @@ impl Checker<'_> {
         if eq_ignore_case(name, functions::TWIN_CHANGE_INCLUDES) {
             return self.twin_change_includes(name, name_span, raw_args);
         }
-        let Some(builtin) = functions::lookup(name, self.options.iot_hub) else {
+        let Some(builtin) = functions::lookup(name, self.options.hub()) else {
             return self.error(
                 codes::UNKNOWN_FUNCTION,
                 name_span,
                 format!("Invalid built-in function '{name}'"),
             );
         };
+        if !eq_ignore_case(builtin.name, name) {
+            self.hub_rule(HubRule::FunctionSpelling);
+        } else if functions::HUB_BUILTINS
+            .iter()
+            .any(|b| b.name == builtin.name)
+        {
+            self.hub_rule(HubRule::TypeTests);
+        }
         let (irs, tys): (Vec<Ir>, Vec<Ty>) = args.iter().map(|a| self.expr(a)).unzip();
         let Some(overload) = builtin.resolve(&tys) else {
             let given: Vec<&str> = tys.iter().map(|t| t.name()).collect();
@@ -338,7 +403,26 @@ impl Checker<'_> {
         } else {
             irs
         };
+        if let Some(test) = self.path_test(builtin.name, &irs) {
+            return (test, Ty::Bool);
+        }
         (Ir::Call(overload.func, irs), overload.ret)
+    }
+
+    /// The hub dialect's `is_array` / `is_object` / `is_primitive` of a `$body.path`, which
+    /// must see the JSON kind at the path (an application property overriding the token is
+    /// not consulted: those functions are IoT Hub's, and IoT Hub has no such override).
+    fn path_test(&self, name: &str, irs: &[Ir]) -> Option<Ir> {
+        let test = match name {
+            "is_array" => PathTest::IsArray,
+            "is_object" => PathTest::IsObject,
+            "is_primitive" => PathTest::IsPrimitive,
+            _ => return None,
+        };
+        match irs {
+            [Ir::Body { path, .. }] if self.options.hub() => Some(Ir::PathTest(test, path.clone())),
+            _ => None,
+        }
     }
 
     fn twin_change_includes(&mut self, name: &str, name_span: Span, raw_args: &str) -> (Ir, Ty) {
@@ -368,12 +452,33 @@ impl Checker<'_> {
                     "Invalid arguments to built-in function '{name}': {name}(string). Error: {p}"
                 ),
             ),
-            None => (Ir::TwinChangeIncludes(raw_args.to_string()), Ty::Bool),
+            None => (
+                Ir::PathTest(PathTest::Includes, raw_args.to_string()),
+                Ty::Bool,
+            ),
         }
     }
 
     fn unary(&mut self, op: UnaryOp, op_span: Span, operand: &Expr) -> (Ir, Ty) {
+        let before = self.errors.len();
         let (ir, ty) = self.expr(operand);
+        let after = self.errors.len();
+        let result = self.unary_typed(op, op_span, (ir, ty));
+        self.mark_following(before, after);
+        result
+    }
+
+    /// Marks the errors from `after` on as consequences when the operands' checking (errors
+    /// `before..after`) already failed: the operator then only sees their stand-in type.
+    fn mark_following(&mut self, before: usize, after: usize) {
+        if after > before {
+            for d in &mut self.errors[after..] {
+                d.follows = true;
+            }
+        }
+    }
+
+    fn unary_typed(&mut self, op: UnaryOp, op_span: Span, (ir, ty): (Ir, Ty)) -> (Ir, Ty) {
         match (op, ty) {
             (UnaryOp::Neg, Ty::Number) => (Ir::Neg(boxed(ir)), Ty::Number),
             (UnaryOp::Neg, Ty::Body) => self.unsupported(
@@ -402,8 +507,22 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, op: BinaryOp, op_span: Span, left: &Expr, right: &Expr) -> (Ir, Ty) {
+        let before = self.errors.len();
         let (l, lt) = self.expr(left);
         let (r, rt) = self.expr(right);
+        let after = self.errors.len();
+        let result = self.binary_typed(op, op_span, (l, lt), (r, rt));
+        self.mark_following(before, after);
+        result
+    }
+
+    fn binary_typed(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        (l, lt): (Ir, Ty),
+        (r, rt): (Ir, Ty),
+    ) -> (Ir, Ty) {
         use BinaryOp::*;
         match op {
             Mul | Div | Mod | Add | Sub => self.arith(op, op_span, (l, lt), (r, rt)),
@@ -483,6 +602,27 @@ impl Checker<'_> {
             return Some((to_body(l, lt), to_body(r, rt), Ty::Body));
         }
         self.operand_error(op_span, &[lt, rt], &[lt, lt]);
+        // `severity = 2`: properties are strings, the most common surprise of the language.
+        let property = |ir: &Ir| match ir {
+            Ir::AppProp(n) => Some(n.clone()),
+            Ir::SysProp(n) => Some(format!("${n}")),
+            Ir::AppOrSysProp { app, .. } => Some(app.clone()),
+            _ => None,
+        };
+        let hint = match (lt, rt) {
+            (Ty::String, Ty::Number) => property(&l).map(|n| (n, &r)),
+            (Ty::Number, Ty::String) => property(&r).map(|n| (n, &l)),
+            _ => None,
+        };
+        if let (Some((name, number)), Some(d)) = (hint, self.errors.last_mut()) {
+            let constant = match number {
+                Ir::Num(v) => format!("'{v}'"),
+                _ => "the constant".to_string(),
+            };
+            d.notes.push(format!(
+                "message properties are strings: quote the constant ({name} = {constant}) or convert the property (as_number({name}))"
+            ));
+        }
         None
     }
 
@@ -495,15 +635,21 @@ impl Checker<'_> {
         (r, rt): (Ir, Ty),
     ) -> (Ir, Ty) {
         let scalar = |t: Ty| matches!(t, Ty::Null | Ty::Bool | Ty::Undefined);
-        // The engine tests the *left* operand's type for a body right operand (R13).
-        let left_ok = scalar(lt) || lt == Ty::Body;
-        let right_ok = scalar(rt) || lt == Ty::Body;
+        // The engine tests the *left* operand's type for a body right operand (R13); IoT
+        // Hub documents `... = 50 AND $body.Weather.IsEnabled`, so the hub dialect takes a
+        // body value on either side, with the same (QueryValue) semantics as on the left.
+        let body = lt == Ty::Body || (self.options.hub() && rt == Ty::Body);
+        if body && lt != Ty::Body {
+            self.hub_rule(HubRule::BodyEitherSide);
+        }
+        let left_ok = scalar(lt) || body;
+        let right_ok = scalar(rt) || body;
         if !(left_ok && right_ok) {
             return self.operand_error(op_span, &[lt, rt], &[Ty::Bool, Ty::Bool]);
         }
         let is_and = op == BinaryOp::And;
-        if lt == Ty::Body {
-            if is_and && rt == Ty::Null {
+        if body {
+            if is_and && (rt == Ty::Null || lt == Ty::Null) {
                 return self.unsupported(
                     op_span,
                     "the reference engine cannot convert a body value's AND with null to null",
@@ -540,6 +686,17 @@ impl Checker<'_> {
     }
 }
 
+/// System-property keywords Microsoft Learn writes without `$`: `enqueuedTime` in the
+/// routing-query page (2018) and the "keyword for routing query" column of the message
+/// construction page (messageId, userId, connectionDeviceGenerationId, connectionAuthMethod).
+const DOLLARLESS_KEYWORDS: &[&str] = &[
+    "enqueuedTime",
+    "messageId",
+    "userId",
+    "connectionDeviceGenerationId",
+    "connectionAuthMethod",
+];
+
 fn literal(lit: &Literal) -> (Ir, Ty) {
     match lit {
         Literal::Bool(b) => (Ir::Bool(Some(*b)), Ty::Bool),
@@ -568,5 +725,51 @@ fn to_body(ir: Ir, ty: Ty) -> Ir {
         ir
     } else {
         Ir::ToBody(Box::new(ir), ty)
+    }
+}
+
+#[cfg(test)]
+mod follows_tests {
+    use crate::{Condition, Options};
+
+    fn errors(q: &str) -> Vec<(&'static str, bool)> {
+        Condition::compile(q, &Options::iot_hub())
+            .err()
+            .map(|e| e.0.iter().map(|d| (d.code, d.follows)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn errors_caused_by_a_failed_operand_are_marked() {
+        // IoT Hub reports both; the second only follows from the first.
+        assert_eq!(errors("3 + '4' = 7"), [("E0101", false), ("E0101", true)]);
+        assert_eq!(
+            errors("as_number(true) = true"),
+            [("E0102", false), ("E0101", true)]
+        );
+        // Independent errors in both operands are each a problem of their own.
+        assert_eq!(
+            errors("(1 + 'a') + (2 + 'b')"),
+            [("E0101", false), ("E0101", false), ("E0101", true)]
+        );
+        assert_eq!(errors("-(1 + 'x')"), [("E0101", false), ("E0101", true)]);
+    }
+
+    #[test]
+    fn a_property_compared_with_a_number_gets_a_hint() {
+        let e = Condition::compile("severity = 2", &Options::iot_hub()).unwrap_err();
+        assert_eq!(e.0[0].code, "E0101");
+        assert_eq!(
+            e.0[0].notes,
+            ["message properties are strings: quote the constant (severity = '2') or convert the property (as_number(severity))"]
+        );
+        let e = Condition::compile("1.5 < $messageId", &Options::iot_hub()).unwrap_err();
+        assert!(
+            e.0[0].notes[0].contains("as_number($messageId)"),
+            "{:?}",
+            e.0[0].notes
+        );
+        let e = Condition::compile("'a' = 2", &Options::iot_hub()).unwrap_err();
+        assert!(e.0[0].notes.is_empty(), "no property, no hint");
     }
 }

@@ -16,13 +16,13 @@
 
 use super::{ascii_case_cmp, shared_truth, short_integer, Node, NodeId, Program, Truth};
 use crate::body::Selected;
-use crate::check::Ty;
 use crate::eval::context::selected_value;
 use crate::eval::context::PropRef;
 use crate::eval::dotnet_double_cmp;
 use crate::eval::{ops, EvalContext, Value};
 use crate::functions::{math, Func};
 use crate::ir::CmpOp;
+use crate::ty::Ty;
 use std::borrow::Cow;
 use std::fmt;
 

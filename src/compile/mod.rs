@@ -8,12 +8,12 @@
 //! short-circuit (R13).
 
 use crate::body::BodyPath;
-use crate::check::Ty;
 use crate::eval::context::{Bag, PropRef};
 use crate::eval::{interp, ops, EvalContext, Value};
 use crate::functions::{self, Func};
-use crate::ir::{ArithOp, CmpOp, Ir};
+use crate::ir::{ArithOp, CmpOp, Ir, PathTest};
 use crate::message::{names, Message};
+use crate::ty::Ty;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
@@ -32,7 +32,7 @@ enum Node {
     AppOrSysProp(PropRef, PropRef),
     Body(u32, Option<PropRef>),
     Twin(u32),
-    TwinChangeIncludes(u32),
+    PathTest(PathTest, u32),
     Neg(NodeId),
     Not(NodeId, Ty),
     Arith(ArithOp, NodeId, NodeId, Ty),
@@ -176,7 +176,7 @@ impl Compiler {
                     .push(BodyPath::parse(&format!("{}{path}", section.prefix())));
                 Node::Twin((self.twin_paths.len() - 1) as u32)
             }
-            Ir::TwinChangeIncludes(path) => Node::TwinChangeIncludes(self.path(path)),
+            Ir::PathTest(test, path) => Node::PathTest(*test, self.path(path)),
             Ir::ToBody(inner, _) => return self.node(inner),
             Ir::Neg(a) => Node::Neg(self.node(a)),
             Ir::Not(a, ty) => Node::Not(self.node(a), *ty),
@@ -249,7 +249,7 @@ impl Compiler {
         match &self.nodes[id as usize] {
             Node::Const(_) => 0,
             Node::Prop(_) | Node::AppOrSysProp(..) => 1,
-            Node::Body(..) | Node::Twin(_) | Node::TwinChangeIncludes(_) => 1000,
+            Node::Body(..) | Node::Twin(_) | Node::PathTest(..) => 1000,
             Node::Neg(a) | Node::Not(a, _) | Node::Shared(_, a) => c(a),
             Node::Arith(_, a, b, _)
             | Node::Cmp(_, a, b, _)
@@ -273,7 +273,7 @@ fn is_constant(ir: &Ir) -> bool {
         | Ir::AppOrSysProp { .. }
         | Ir::Body { .. }
         | Ir::Twin { .. }
-        | Ir::TwinChangeIncludes(_) => false,
+        | Ir::PathTest(..) => false,
         Ir::ToBody(a, _) | Ir::Neg(a) | Ir::Not(a, _) => is_constant(a),
         Ir::Arith(_, a, b, _)
         | Ir::Cmp(_, a, b, _)
@@ -294,7 +294,7 @@ impl Program {
     pub fn reads_body(&self) -> bool {
         self.nodes
             .iter()
-            .any(|n| matches!(n, Node::Body(..) | Node::TwinChangeIncludes(_)))
+            .any(|n| matches!(n, Node::Body(..) | Node::PathTest(..)))
     }
 
     /// Whether any node reads the device twin.
@@ -433,8 +433,8 @@ impl Program {
                 ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_ref())
             }
             Node::Twin(path) => ctx.twin_value(&self.twin_paths[*path as usize]),
-            Node::TwinChangeIncludes(path) => {
-                ctx.twin_change_includes_at(*path, &self.paths[*path as usize])
+            Node::PathTest(test, path) => {
+                ctx.path_test_at(*test, *path, &self.paths[*path as usize])
             }
             Node::Neg(a) => ops::neg(&self.eval_node(*a, ctx)),
             Node::Not(..) | Node::Cmp(..) | Node::And(..) | Node::Or(..) => {

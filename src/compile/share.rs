@@ -59,8 +59,11 @@ impl Program {
                     let path = &self.paths[*local as usize];
                     (Some(format!("B{:?}{over:?}", path.to_string())), false)
                 }
-                Node::TwinChangeIncludes(local) => (
-                    Some(format!("T{:?}", self.paths[*local as usize].to_string())),
+                Node::PathTest(test, local) => (
+                    Some(format!(
+                        "T{test:?}{:?}",
+                        self.paths[*local as usize].to_string()
+                    )),
                     true,
                 ),
                 Node::Twin(_) | Node::Shared(..) => (None, false),

@@ -4,6 +4,7 @@ use super::fast::{decode_body_with, BodyPlan, BodyScratch, ProgramSlots};
 use super::value::Value;
 use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
+use crate::ir::PathTest;
 use crate::message::{names, Message, Properties};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
@@ -230,13 +231,9 @@ impl<'m> EvalContext<'m> {
         Self::string_value(self.prop(name))
     }
 
-    /// `twin_change_includes(path)` for path `local` of the program being evaluated.
-    pub fn twin_change_includes_at(&self, local: u32, path: &BodyPath) -> Value<'static> {
-        match self.select_at(local, || path) {
-            Some(Selected::Missing) => Value::Bool(false),
-            Some(Selected::Error) | None => Value::Undefined,
-            Some(_) => Value::Bool(true),
-        }
+    /// A [`PathTest`] of path `local` of the program being evaluated.
+    pub fn path_test_at(&self, test: PathTest, local: u32, path: &BodyPath) -> Value<'static> {
+        crate::functions::path_test(test, self.select_at(local, || path))
     }
 
     /// Adds a twin source for `$twin.` references.
@@ -356,16 +353,9 @@ impl<'m> EvalContext<'m> {
         }
     }
 
-    /// `twin_change_includes(path)` (R24): false for an absent path, true for any present one.
-    pub fn twin_change_includes(&self, path: &BodyPath) -> Value<'static> {
-        match self.body() {
-            Ok(doc) => match doc.select(path) {
-                Selected::Missing => Value::Bool(false),
-                Selected::Error => Value::Undefined,
-                _ => Value::Bool(true),
-            },
-            Err(_) => Value::Undefined,
-        }
+    /// A [`PathTest`] of a body path: `twin_change_includes(path)` (R24), `is_array`, ...
+    pub fn path_test(&self, test: PathTest, path: &BodyPath) -> Value<'static> {
+        crate::functions::path_test(test, self.body().as_ref().ok().map(|doc| doc.select(path)))
     }
 
     /// `$twin.path`, with `path` from the twin's root.

@@ -26,7 +26,7 @@ pub fn eval<'c>(ir: &Ir, ctx: &'c EvalContext<'_>) -> Value<'c> {
         Ir::Twin { section, path } => {
             ctx.twin_value(&BodyPath::parse(&format!("{}{path}", section.prefix())))
         }
-        Ir::TwinChangeIncludes(path) => ctx.twin_change_includes(&BodyPath::parse(path)),
+        Ir::PathTest(test, path) => ctx.path_test(*test, &BodyPath::parse(path)),
         Ir::ToBody(inner, _) => eval(inner, ctx),
         Ir::Neg(a) => ops::neg(&eval(a, ctx)),
         Ir::Not(a, ty) => ops::not(*ty, &eval(a, ctx)),

@@ -5,8 +5,8 @@
 
 use super::value::{dotnet_double_cmp, Bool3, Value};
 use crate::bytes::bytes_eq;
-use crate::check::Ty;
 use crate::ir::{ArithOp, CmpOp};
+use crate::ty::Ty;
 
 /// Whether two strings are equal, compared in place ([`bytes_eq`]).
 #[inline(always)]

@@ -8,10 +8,12 @@
 
 pub(crate) mod math;
 mod predicates;
+
+pub use predicates::path_test;
 mod strings;
 
-use crate::check::Ty;
 use crate::eval::Value;
+use crate::ty::Ty;
 
 /// A resolved overload: what a call runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +54,8 @@ pub enum Func {
     ConstTrue,
     /// Constant false (`is_bool(3)`, `is_defined(undefined)`, ...).
     ConstFalse,
+    /// `is_primitive(x)` (hub dialect) of a value that is not a body path.
+    IsPrimitive,
     /// `concat(a, b, ...)` and `a || b`
     Concat,
     /// `length(s)`
@@ -245,6 +249,28 @@ pub static BUILTINS: &[Builtin] = &[
     string_pair!("contains", Bool, Contains, "whether s contains t"),
 ];
 
+/// Built-ins IoT Hub documents for route conditions that the Edge engine lacks (hub dialect
+/// only). Applied to a `$body.path` the checker turns them into [`crate::ir::PathTest`]s,
+/// which see the JSON kind; on any other value an array or object cannot occur, since those
+/// are undefined as values (R15).
+pub static HUB_BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "is_array",
+        overloads: &[ov(Any(1), false, Bool, Func::ConstFalse)],
+        doc: "whether the value is a JSON array",
+    },
+    Builtin {
+        name: "is_object",
+        overloads: &[ov(Any(1), false, Bool, Func::ConstFalse)],
+        doc: "whether the value is a JSON object",
+    },
+    Builtin {
+        name: "is_primitive",
+        overloads: &[ov(Any(1), false, Bool, Func::IsPrimitive)],
+        doc: "whether the value is a string, number, bool or null",
+    },
+];
+
 /// The name of the twin-change built-in (R24).
 pub const TWIN_CHANGE_INCLUDES: &str = "twin_change_includes";
 
@@ -254,8 +280,10 @@ pub static DOCUMENTED_ALIASES: &[(&str, &str)] =
     &[("startswith", "starts_with"), ("endswith", "ends_with")];
 
 /// Finds a built-in by name, case-insensitively as the engine does (`OrdinalIgnoreCase`);
-/// with `aliases`, also by the documented alternative spellings.
-pub fn lookup(name: &str, aliases: bool) -> Option<&'static Builtin> {
+/// with `hub` (the hub dialect), also by the documented alternative spellings and among
+/// [`HUB_BUILTINS`].
+pub fn lookup(name: &str, hub: bool) -> Option<&'static Builtin> {
+    let aliases = hub;
     let eq = crate::dotnet::eq_ignore_case;
     let name = match DOCUMENTED_ALIASES
         .iter()
@@ -264,7 +292,8 @@ pub fn lookup(name: &str, aliases: bool) -> Option<&'static Builtin> {
         Some((_, canonical)) => canonical,
         None => name,
     };
-    BUILTINS.iter().find(|b| eq(b.name, name))
+    let hub_only: &[Builtin] = if hub { HUB_BUILTINS } else { &[] };
+    BUILTINS.iter().chain(hub_only).find(|b| eq(b.name, name))
 }
 
 impl Params {
@@ -310,7 +339,7 @@ pub fn call<'a>(func: Func, args: &mut [Value<'a>]) -> Value<'a> {
         Power => math::power(&args[0], &args[1]),
         AsNumber => math::as_number(&args[0]),
         Identity => std::mem::replace(&mut args[0], Value::Undefined),
-        IsBool | IsDefined | IsNullString | IsNullBody | IsNumber | IsString => {
+        IsBool | IsDefined | IsNullString | IsNullBody | IsNumber | IsString | IsPrimitive => {
             predicates::test(func, &args[0])
         }
         ConstTrue => Value::Bool(true),

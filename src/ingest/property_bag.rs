@@ -9,13 +9,15 @@
 //! Encoding (for the MQTT sink) writes system properties under IoT Edge hub's wire names
 //! ([`wire_name`]): `$.mid`, `$.cid`, `$.uid`, `$.to`, `$.ct`, `$.ce`, `$.cdid`, `$.cmid`, and
 //! IoT Hub's `iothub-…` names for the rest of the stamped properties; any other system property
-//! as `$.{name}`. Application properties keep their names.
+//! as `$.{name}`. Application properties keep their names. A sink standing in for another
+//! endpoint kind writes that kind's names instead ([`encode_named`], [`PropertyNaming`]).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::IngestError;
-use crate::message::{names, Message};
+use crate::message::naming::{PropertyNaming, EDGE};
+use crate::message::Message;
 
 /// Decodes a bag into `(name, value)` pairs in order (`None`: a name without `=`).
 pub fn decode(bag: &str) -> Result<Vec<(String, Option<String>)>, IngestError> {
@@ -98,45 +100,15 @@ fn escape_into(text: &str, out: &mut String) {
     }
 }
 
-/// System properties and their bag names, both directions.
-const WIRE_NAMES: [(&str, &str); 11] = [
-    (names::MESSAGE_ID, "$.mid"),
-    (names::CORRELATION_ID, "$.cid"),
-    (names::USER_ID, "$.uid"),
-    (names::TO, "$.to"),
-    (names::CONTENT_TYPE, "$.ct"),
-    (names::CONTENT_ENCODING, "$.ce"),
-    (names::CONNECTION_DEVICE_ID, "$.cdid"),
-    (names::CONNECTION_MODULE_ID, "$.cmid"),
-    (
-        names::CONNECTION_AUTH_METHOD,
-        "iothub-connection-auth-method",
-    ),
-    (
-        names::CONNECTION_DEVICE_GENERATION_ID,
-        "iothub-connection-auth-generation-id",
-    ),
-    (names::ENQUEUED_TIME, "iothub-enqueuedtime"),
-];
-
 /// The bag name under which the sink writes system property `name`.
-pub fn wire_name(name: &str) -> Cow<'static, str> {
-    WIRE_NAMES
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map_or_else(
-            || Cow::Owned(format!("$.{name}")),
-            |(_, w)| Cow::Borrowed(*w),
-        )
+pub fn wire_name(name: &str) -> Cow<'_, str> {
+    PropertyNaming::Edge.outbound_name(name)
 }
 
 /// The system property a sink-written bag name stands for, when it stands for one (the inverse
 /// of [`wire_name`]); `None` for an application property.
 pub fn system_name(wire: &str) -> Option<Cow<'static, str>> {
-    if let Some((n, _)) = WIRE_NAMES
-        .iter()
-        .find(|(_, w)| w.eq_ignore_ascii_case(wire))
-    {
+    if let Some((n, _)) = EDGE.iter().find(|(_, w)| w.eq_ignore_ascii_case(wire)) {
         return Some(Cow::Borrowed(*n));
     }
     wire.strip_prefix("$.").map(|n| Cow::Owned(n.to_string()))
@@ -146,15 +118,27 @@ pub fn system_name(wire: &str) -> Option<Cow<'static, str>> {
 /// (under [`wire_name`]s), then application properties, in their order. The MQTT sink joins them
 /// into a bag; the NATS sink writes them as headers.
 pub fn pairs(message: &Message) -> Vec<(String, Option<String>)> {
-    let system = message
+    pairs_named(message, PropertyNaming::Edge)
+}
+
+/// [`pairs`] with system property names spelled as `naming` spells them (the endpoint kind a
+/// sink stands for). An application property whose name is one of the system names written is
+/// left out: the router's stamp is what a consumer must read under that name, never a value a
+/// device supplied.
+pub fn pairs_named(message: &Message, naming: PropertyNaming) -> Vec<(String, Option<String>)> {
+    let system: Vec<_> = message
         .system_properties
         .iter()
-        .map(|(n, v)| (wire_name(n), v));
+        .map(|(n, v)| (naming.outbound_name(n), v))
+        .collect();
     let app = message
         .app_properties
         .iter()
+        .filter(|(n, _)| !system.iter().any(|(s, _)| s.eq_ignore_ascii_case(n)))
         .map(|(n, v)| (Cow::Borrowed(n), v));
     system
+        .iter()
+        .map(|(n, v)| (n.clone(), *v))
         .chain(app)
         .map(|(name, value)| {
             let mut n = String::with_capacity(name.len());
@@ -178,8 +162,13 @@ pub fn pairs(message: &Message) -> Vec<(String, Option<String>)> {
 
 /// The bag of `message` ([`pairs`] joined); `null` values as a bare name.
 pub fn encode(message: &Message) -> String {
+    encode_named(message, PropertyNaming::Edge)
+}
+
+/// [`encode`] with system property names spelled as `naming` spells them.
+pub fn encode_named(message: &Message, naming: PropertyNaming) -> String {
     let mut out = String::new();
-    for (name, value) in pairs(message) {
+    for (name, value) in pairs_named(message, naming) {
         if !out.is_empty() {
             out.push('&');
         }
@@ -262,5 +251,26 @@ mod tests {
         );
         assert_eq!(decoded[3].1.as_deref(), Some("x/y?z=%€"));
         assert_eq!(decoded[4].1, None);
+    }
+
+    #[test]
+    fn named_pairs_use_the_endpoint_kinds_names_and_keep_the_stamp() {
+        let mut m = Message::default();
+        m.system_properties
+            .insert("contentType", Some("application/json".into()));
+        m.system_properties
+            .insert("connectionDeviceId", Some("d1".into()));
+        m.app_properties
+            .insert("iothub-connection-device-id", Some("spoofed".into()));
+        m.app_properties.insert("level", Some("hot".into()));
+        let bag = encode_named(&m, PropertyNaming::EventHubs);
+        assert_eq!(
+            bag,
+            "content-type=application%2Fjson&iothub-connection-device-id=d1&level=hot"
+        );
+        let bag = encode_named(&m, PropertyNaming::ServiceBus);
+        assert!(bag.starts_with("ContentType=application%2Fjson&"), "{bag}");
+        assert_eq!(encode(&m), encode_named(&m, PropertyNaming::Edge));
+        assert!(encode(&m).contains("iothub-connection-device-id=spoofed"));
     }
 }

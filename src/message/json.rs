@@ -6,6 +6,11 @@
 //! Loading keeps property order (the CLI echoes messages back), so text is
 //! read through an order-preserving intermediate instead of
 //! `serde_json::Value`, whose map is sorted.
+//!
+//! System property names are read in every spelling IoT Hub uses (the Learn query page's
+//! `iothub-connection-device-id`, Event Hubs' `content-type`, Service Bus' `MessageId`, IoT Edge's
+//! `$.ct`, …) and stored under the routing name (`connectionDeviceId`, `contentType`), so a
+//! message copied from any of those places routes as it did there.
 
 use std::fmt;
 
@@ -15,16 +20,17 @@ use base64::Engine;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{Message, Properties, Source};
+use super::naming::{canonical_name, MESSAGE_SOURCE};
+use super::{eq_ignore_case, Message, Properties, Source};
 
 /// Why a message JSON document cannot be loaded. Each variant has a stable
 /// code ([`MessageError::code`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     /// E0301, e.g. `{"body": ` (text that is not JSON).
-    #[error("message is not valid JSON: {message} (line {line}, column {column})")]
+    #[error("message is not valid JSON: {message} at line {line}, column {column}")]
     InvalidJson {
-        /// serde_json's description.
+        /// serde_json's description, without its position (given once, by `line` and `column`).
         message: String,
         /// 1-based line.
         line: usize,
@@ -69,6 +75,13 @@ pub enum MessageError {
         /// The field name.
         name: String,
     },
+    /// E0310, e.g. `{"EnqueuedTimeUtc": "…", "Properties": {}, …}`: a record a Storage endpoint
+    /// wrote, which `hubroute inspect` turns into message JSON.
+    #[error("this is a Storage record ('{name}'), not message JSON: turn Storage files into messages with `hubroute inspect FILE`, e.g. `hubroute inspect DIR | hubroute run --input - …`")]
+    StorageRecord {
+        /// The Storage record field met.
+        name: String,
+    },
     /// E0309, e.g. `{"source": "events"}`.
     #[error("{0}")]
     UnknownSource(#[from] super::source::UnknownSource),
@@ -87,6 +100,7 @@ impl MessageError {
             MessageError::InvalidBase64 { .. } => "E0307",
             MessageError::UnknownField { .. } => "E0308",
             MessageError::UnknownSource(_) => "E0309",
+            MessageError::StorageRecord { .. } => "E0310",
         }
     }
 }
@@ -177,6 +191,31 @@ fn properties(field: &'static str, raw: Raw) -> Result<Properties, MessageError>
     Ok(props)
 }
 
+/// `systemProperties` in any spelling IoT Hub uses (`iothub-connection-device-id`, `content-type`,
+/// `MessageId`, `$.ct`, …; see [`super::naming`]), stored under the routing name so `$name` finds
+/// it; plus the built-in endpoint's `iothub-message-source`, which is the message's source.
+fn system_properties(raw: Raw) -> Result<(Properties, Option<Source>), MessageError> {
+    let props = properties("systemProperties", raw)?;
+    let mut out = Properties::new();
+    let mut source = None;
+    for (name, value) in props.iter() {
+        if eq_ignore_case(name, MESSAGE_SOURCE) {
+            if let Some(v) = value {
+                source = Some(v.parse::<Source>()?);
+            }
+            continue;
+        }
+        // Another spelling becomes the routing name; the routing name in another case stays as
+        // written (lookups ignore case), so loading what to_json_value wrote changes nothing.
+        let name = match canonical_name(name) {
+            Some(c) if !eq_ignore_case(c, name) => c,
+            _ => name,
+        };
+        out.insert(name, value.map(str::to_string));
+    }
+    Ok((out, source))
+}
+
 fn string_field(field: &'static str, raw: Raw) -> Result<String, MessageError> {
     match raw {
         Raw::String(s) => Ok(s),
@@ -200,7 +239,11 @@ fn from_raw(raw: Raw) -> Result<Message, MessageError> {
     for (name, value) in fields {
         match name.as_str() {
             "systemProperties" => {
-                message.system_properties = properties("systemProperties", value)?
+                let (props, source) = system_properties(value)?;
+                message.system_properties = props;
+                if message.source.is_none() {
+                    message.source = source;
+                }
             }
             "appProperties" => message.app_properties = properties("appProperties", value)?,
             "body" => body = Some(string_field("body", value)?.into_bytes()),
@@ -214,11 +257,15 @@ fn from_raw(raw: Raw) -> Result<Message, MessageError> {
                         })?;
                 body_base64 = Some(bytes);
             }
+            // An explicit source wins over `iothub-message-source` in either order.
             "source" => {
                 message.source = match value {
                     Raw::Null => None,
                     other => Some(string_field("source", other)?.parse::<Source>()?),
                 }
+            }
+            "EnqueuedTimeUtc" | "Properties" | "SystemProperties" | "Body" => {
+                return Err(MessageError::StorageRecord { name })
             }
             _ => return Err(MessageError::UnknownField { name }),
         }
@@ -247,10 +294,14 @@ fn properties_value(p: &Properties) -> Value {
 impl Message {
     /// Loads a message from its JSON text.
     pub fn from_json_str(text: &str) -> Result<Message, MessageError> {
-        let raw: Raw = serde_json::from_str(text).map_err(|e| MessageError::InvalidJson {
-            message: e.to_string(),
-            line: e.line(),
-            column: e.column(),
+        let raw: Raw = serde_json::from_str(text).map_err(|e| {
+            let full = e.to_string();
+            let at = format!(" at line {} column {}", e.line(), e.column());
+            MessageError::InvalidJson {
+                message: full.strip_suffix(&at).unwrap_or(&full).to_string(),
+                line: e.line(),
+                column: e.column(),
+            }
         })?;
         from_raw(raw)
     }
@@ -323,6 +374,11 @@ mod tests {
         let e = err("{\n \"body\": ");
         assert_eq!(e.code(), "E0301");
         assert!(matches!(e, MessageError::InvalidJson { line: 2, .. }));
+        assert_eq!(
+            err("{x}").to_string(),
+            "message is not valid JSON: key must be a string at line 1, column 2",
+            "the position is said once"
+        );
         assert_eq!(err("[1]").code(), "E0302");
         assert_eq!(err(r#"{"appProperties": []}"#).code(), "E0303");
         let e = err(r#"{"appProperties": {"temp": 5}}"#);
@@ -337,9 +393,54 @@ mod tests {
         let e = err(r#"{"properties": {}}"#);
         assert_eq!(e.code(), "E0308");
         assert!(e.to_string().contains("'properties'"));
+        let e = err(r#"{"EnqueuedTimeUtc": "t", "Body": "x"}"#);
+        assert_eq!(e.code(), "E0310");
+        assert!(e.to_string().contains("hubroute inspect"));
         let e = err(r#"{"source": "events"}"#);
         assert_eq!(e.code(), "E0309");
         assert!(e.to_string().contains("DeviceMessages"));
+    }
+
+    #[test]
+    fn reads_every_system_property_spelling() {
+        let m = Message::from_json_str(
+            r#"{"systemProperties": {"iothub-connection-device-id": "d1", "content-type": "application/json",
+                "ContentEncoding": "utf-8", "iothub-enqueuedtime": "2024-01-01T00:00:00Z", "MessageId": "m1",
+                "iothub-content-type": "application/json", "$.cmid": "mod", "iothub-message-source": "Telemetry",
+                "dt-subject": "c"}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = m.system_properties.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "connectionDeviceId",
+                "contentType",
+                "ContentEncoding",
+                "enqueuedTime",
+                "MessageId",
+                "connectionModuleId",
+                "dt-subject"
+            ]
+        );
+        assert_eq!(m.source, Some(Source::DeviceMessages));
+        assert_eq!(
+            m.system_properties.get("contentType"),
+            Some(Some("application/json"))
+        );
+        let m = Message::from_json_str(
+            r#"{"source": "twinChangeEvents", "systemProperties": {"iothub-message-source": "Telemetry"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.source,
+            Some(Source::TwinChangeEvents),
+            "an explicit source wins"
+        );
+        assert_eq!(
+            err(r#"{"systemProperties": {"iothub-message-source": "nope"}}"#).code(),
+            "E0309"
+        );
     }
 
     #[test]

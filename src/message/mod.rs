@@ -12,6 +12,7 @@
 mod encoding;
 mod json;
 pub mod names;
+pub mod naming;
 mod properties;
 mod source;
 mod validate;

@@ -151,7 +151,8 @@ pub fn read_into(text: &str, log: &mut DiagnosticLog) -> RoutingConfig {
             log.push(ConfigDiagnostic::error(
                 "E0401",
                 "document",
-                format!("not JSON: {e} (line {}, column {})", e.line(), e.column()),
+                // serde_json's message already ends with its position; say it once.
+                format!("not JSON: {e}"),
             ));
             RoutingConfig::default()
         }

@@ -26,4 +26,4 @@ pub use enrich::{Enrichment, EnrichmentValue};
 pub use explain::{Explanation, NodeExplanation, Outcome, RouteExplanation};
 pub use router::Router;
 pub use table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable, Routing};
-pub use twin::{DirTwinStore, TwinResolver, TwinStore};
+pub use twin::{DirTwinStore, FixedTwin, TwinProblem, TwinResolver, TwinStore, KEPT_PROBLEMS};

@@ -6,7 +6,7 @@ use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::Enrichment;
 use super::router::route_with_plan;
 use super::validate;
-use crate::check::Options;
+use crate::check::{Dialect, Options};
 use crate::eval::{BodyPlan, BodyScratch, Bool3, EvalContext, TwinLookup};
 use crate::message::{Message, Source};
 use crate::Condition;
@@ -90,8 +90,15 @@ pub struct Build {
 /// The options a route's condition compiles with: IoT Hub's (body queries, `$twin`,
 /// `twin_change_includes` for twin-change routes).
 pub fn condition_options(source: Source) -> Options {
+    condition_options_in(source, Dialect::Hub)
+}
+
+/// [`condition_options`] in a dialect: in the Edge dialect, the engine with body queries and
+/// `twin_change_includes` on (`RouteCompilerFlags.All`), as a routing configuration needs.
+pub fn condition_options_in(source: Source, dialect: Dialect) -> Options {
     Options {
         twin_change_source: source == Source::TwinChangeEvents,
+        dialect,
         ..Options::iot_hub()
     }
 }
@@ -100,14 +107,24 @@ impl RouteTable {
     /// Validates and compiles a configuration. `hub_name` is used for `$iothubname` when the
     /// document does not name the hub.
     pub fn build(config: &RoutingConfig, hub_name: &str) -> Build {
-        validate::build(config, hub_name)
+        validate::build(config, hub_name, Dialect::Hub)
+    }
+
+    /// [`RouteTable::build`] with conditions in a dialect.
+    pub fn build_in(config: &RoutingConfig, hub_name: &str, dialect: Dialect) -> Build {
+        validate::build(config, hub_name, dialect)
     }
 
     /// Parses, validates and compiles a configuration document (see [`super::config::read`]).
     pub fn from_json(text: &str, hub_name: &str) -> Build {
+        Self::from_json_in(text, hub_name, Dialect::Hub)
+    }
+
+    /// [`RouteTable::from_json`] with conditions in a dialect.
+    pub fn from_json_in(text: &str, hub_name: &str, dialect: Dialect) -> Build {
         let mut log = DiagnosticLog::new(validate::MAX_DIAGNOSTICS);
         let config = super::config::read_into(text, &mut log);
-        let build = Self::build(&config, hub_name);
+        let build = Self::build_in(&config, hub_name, dialect);
         let kept_errors = build.diagnostics.iter().filter(|d| d.is_error()).count();
         let kept_warnings = build.diagnostics.len() - kept_errors;
         for d in build.diagnostics {

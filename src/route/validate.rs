@@ -25,7 +25,8 @@
 use super::config::{EndpointKind, RoutingConfig, StorageSettings};
 use super::diagnostic::{ConfigDiagnostic, DiagnosticLog};
 use super::enrich::{Enrichment, EnrichmentValue};
-use super::table::{condition_options, Build, Endpoint, EndpointId, Route, RouteTable};
+use super::table::{condition_options_in, Build, Endpoint, EndpointId, Route, RouteTable};
+use crate::check::Dialect;
 use crate::diagnostic::codes;
 use crate::message::Source;
 use crate::Condition;
@@ -61,15 +62,17 @@ pub(super) fn into_build(log: DiagnosticLog, table: Option<RouteTable>) -> Build
 
 struct Builder<'c> {
     config: &'c RoutingConfig,
+    dialect: Dialect,
     out: DiagnosticLog,
     endpoints: Vec<Endpoint>,
     /// Endpoint names (as written) to their ids, for `endpointNames` references.
     endpoint_ids: HashMap<String, EndpointId>,
 }
 
-pub(super) fn build(config: &RoutingConfig, hub_name: &str) -> Build {
+pub(super) fn build(config: &RoutingConfig, hub_name: &str, dialect: Dialect) -> Build {
     let mut b = Builder {
         config,
+        dialect,
         out: DiagnosticLog::new(MAX_DIAGNOSTICS),
         endpoints: vec![Endpoint {
             name: "events".into(),
@@ -267,7 +270,7 @@ impl Builder<'_> {
     ) -> Option<Condition> {
         let text = text.filter(|t| !t.trim().is_empty())?;
         let cloc = format!("{loc}.condition");
-        match Condition::compile(text, &condition_options(source)) {
+        match Condition::compile(text, &condition_options_in(source, self.dialect)) {
             Ok(c) => {
                 for w in c.warnings() {
                     self.push(ConfigDiagnostic::in_condition(

@@ -24,6 +24,7 @@ mod channel;
 pub mod delivery;
 mod jsonl;
 mod record;
+pub mod replay;
 mod storage;
 mod time;
 

@@ -7,7 +7,9 @@
 //! Choices where IoT Hub's behaviour is not documented (see `research/azure-routing.md` §3.2):
 //! * A property whose value is `null` is written with the value `""`: Avro's `map<string>` cannot
 //!   hold a null, and the JSON files should say what the Avro files say.
-//! * `SystemProperties` holds every system property of the message under its own name, and
+//! * `SystemProperties` holds every system property of the message under the Storage spelling of
+//!   IoT Hub's "System property names" table (`contentType`, `connectionDeviceId`; other names as
+//!   they are), and
 //!   `enqueuedTime` set to the envelope's enqueued time (replacing any value the message had,
 //!   because the hub stamps it).
 //! * The Avro `Body` is always the `bytes` branch, an empty body as zero bytes.
@@ -18,7 +20,9 @@ use base64::Engine as _;
 use super::time::format_enqueued_time;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
+use crate::message::naming::PropertyNaming;
 use crate::message::{eq_ignore_case, Message};
+use std::borrow::Cow;
 
 /// The Avro schema of Storage records: record `Message` in namespace `Microsoft.Azure.Devices`.
 ///
@@ -49,7 +53,7 @@ impl<'a> Record<'a> {
             .system_properties
             .iter()
             .filter(|(n, _)| !eq_ignore_case(n, ENQUEUED_TIME))
-            .map(|(n, v)| (n, v.unwrap_or("")))
+            .map(|(n, v)| (storage_name(n), v.unwrap_or("")))
             .collect();
         Record {
             enqueued_time_utc,
@@ -160,6 +164,16 @@ pub(crate) fn varint_len(n: u64) -> u64 {
         len += 1;
     }
     len
+}
+
+/// The name a Storage record gives system property `name`: IoT Hub's Storage column of the
+/// "System property names" table (`contentType`, `connectionDeviceId`, in that case), whatever
+/// case the message used; names outside the table as they are.
+fn storage_name(name: &str) -> &str {
+    match PropertyNaming::Storage.outbound_name(name) {
+        Cow::Borrowed(n) => n,
+        Cow::Owned(_) => name,
+    }
 }
 
 fn push_json_string(out: &mut String, s: &str) {
@@ -295,6 +309,17 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(v["Body"], BASE64.encode(body), "{line}");
         }
+    }
+
+    #[test]
+    fn system_properties_have_storage_names() {
+        let e = envelope(
+            &[("CONTENTTYPE", Some("x")), ("dt-subject", Some("c"))],
+            b"",
+        );
+        let r = Record::new(&e, "t".into());
+        let names: Vec<_> = r.system_pairs().map(|(n, _)| n).collect();
+        assert_eq!(names, ["contentType", "dt-subject", "enqueuedTime"]);
     }
 
     #[test]

@@ -225,7 +225,30 @@ pub enum ExprKind {
     Invalid(Invalid),
 }
 
+impl Ast {
+    /// Whether the tree has no error alternative, i.e. whether the reference grammar accepts
+    /// the text without a syntax error (type errors aside). The ANTLR differential check
+    /// (`scripts/antlr_diff.py`) compares exactly this, and where parsing stopped.
+    pub fn is_error_free(&self) -> bool {
+        self.root.as_ref().is_none_or(Expr::is_error_free)
+    }
+}
+
 impl Expr {
+    /// Whether this subtree has no [`ExprKind::Invalid`] node.
+    pub fn is_error_free(&self) -> bool {
+        match &self.kind {
+            ExprKind::Invalid(_) => false,
+            ExprKind::Call { args, .. } => args.iter().all(Expr::is_error_free),
+            ExprKind::Unary { operand, .. } => operand.is_error_free(),
+            ExprKind::Binary { left, right, .. } => left.is_error_free() && right.is_error_free(),
+            ExprKind::Literal(_)
+            | ExprKind::Property(_)
+            | ExprKind::SysProperty(_)
+            | ExprKind::SysPropertyEscaped(_) => true,
+        }
+    }
+
     /// Binding strength of this node when printed: atoms bind tightest.
     pub fn precedence(&self) -> u8 {
         match &self.kind {

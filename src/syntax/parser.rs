@@ -3,9 +3,12 @@
 //!
 //! The start rule has no end-of-input anchor, so ANTLR stops after the longest prefix that is a
 //! complete expression (R05). Concretely:
-//! * a binary operator is taken only if what follows it can begin a complete expression
-//!   (`Parser::viable`); otherwise it and everything after it is ignored trailing input
-//!   (`3 =` is `3`; `as_number(key2)-1 = 2` is `as_number(key2)` because `-1` is a literal);
+//! * a binary operator (or a stray symbol such as `@` between expressions, the grammar's
+//!   `expr syntax_error expr`) is committed to as soon as it is read: a missing or invalid
+//!   right operand is a syntax error (`a = '1' AND`, `a = '1' @`, `a /* b` whose unclosed
+//!   comment is `/` `*`); what is no operator ends the expression and is ignored trailing
+//!   input (`a = '1' b` is `a = '1'`; `as_number(key2)-1 = 2` is `as_number(key2)` because
+//!   `-1` is a literal);
 //! * once an operand has begun, errors inside it are real syntax errors;
 //! * a name directly followed by `(` is always a call;
 //! * a parenthesised expression or call directly followed by an unmatched `)` at the top level
@@ -185,10 +188,15 @@ impl<'s> Parser<'s> {
         self.enter(self.peek().span)?;
         let mut left = self.prefix()?;
         while let Some((op, prec)) = binary_op(self.peek().kind) {
-            if prec < min_prec || !self.viable(self.pos + 1) {
+            if prec < min_prec {
                 break;
             }
+            // ANTLR commits to the operator as soon as it reads it: a missing or invalid
+            // right operand is a syntax error, not trailing input.
             let op_tok = self.bump();
+            if !self.viable(self.pos) {
+                return Err(self.unexpected(self.peek()));
+            }
             self.enter(op_tok.span)?;
             let right = self.expr(prec + 1)?;
             let span = left.span.to(right.span);
@@ -358,14 +366,26 @@ impl<'s> Parser<'s> {
             span: whole,
             ..inner
         };
-        Ok(self.extra_paren(inner, whole))
+        Ok(self.extra_paren(inner, whole, false))
     }
 
     /// After a complete `( ... )` or call at the top level, a further `)` is the grammar's
-    /// "unmatched closing parenthesis" alternative.
-    fn extra_paren(&mut self, inner: Expr, whole: Span) -> Expr {
+    /// "unmatched closing parenthesis" alternative. For a call, ANTLR's prediction takes it
+    /// only if the token after that `)` could follow an expression (an operator, a stray
+    /// symbol, `)`, `,` or the end); otherwise the call ends the expression and the `)` starts
+    /// the ignored rest (`f(x)) c` is `f(x)`; `f(x))` and `f(x)) = 1` are errors). A
+    /// parenthesised expression always takes it: there the competing "missing ')'"
+    /// alternative makes ANTLR decide with the full context.
+    fn extra_paren(&mut self, inner: Expr, whole: Span, call: bool) -> Expr {
         let next = self.peek();
-        if self.paren_depth == 0 && next.kind == TokenKind::RParen {
+        let follows = |kind: TokenKind| {
+            binary_op(kind).is_some()
+                || matches!(kind, TokenKind::RParen | TokenKind::Comma | TokenKind::Eof)
+        };
+        if self.paren_depth == 0
+            && next.kind == TokenKind::RParen
+            && (!call || follows(self.kind_at(self.pos + 1)))
+        {
             self.bump();
             let inner = Expr {
                 span: whole,
@@ -429,7 +449,7 @@ impl<'s> Parser<'s> {
             },
         };
         let whole = expr.span;
-        Ok(self.extra_paren(expr, whole))
+        Ok(self.extra_paren(expr, whole, true))
     }
 }
 
@@ -551,10 +571,36 @@ mod tests {
         let ast = parse("as_number(key2)-1 = 2").unwrap();
         assert!(matches!(ast.root.unwrap().kind, ExprKind::Call { .. }));
         assert!(ast.trailing.is_some());
-        assert!(matches!(root("3 =").kind, ExprKind::Literal(_)));
-        assert!(matches!(root("3 = (").kind, ExprKind::Literal(_)));
+        assert!(matches!(root("a = '1' b").kind, ExprKind::Binary { .. }));
+        assert!(parse("a = '1' b").unwrap().trailing.is_some());
+        // ANTLR commits to an operator once read: a missing right operand is an error.
+        assert!(parse("3 =").is_err());
+        assert!(parse("3 = (").is_err());
+        assert!(parse("a = '1' AND").is_err());
+        assert!(parse("a = '1' @").is_err());
+        assert!(!parse("a = '1' @ b").unwrap().is_error_free());
+        // An unclosed comment is '/' and '*'.
+        assert!(parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
+    }
+
+    #[test]
+    fn extra_paren_after_a_call_as_antlr_predicts_it() {
+        for q in [
+            "f(x))",
+            "f(x)) = 1",
+            "f(x)) ,",
+            "f(x)) )",
+            "f(x)) @ c",
+            "(x)) c",
+        ] {
+            assert!(!parse(q).unwrap().is_error_free(), "{q}");
+        }
+        for q in ["f(x)) c", "a > f(x)) 'b'", "f(x)) NOT", "f(x)) ("] {
+            let ast = parse(q).unwrap();
+            assert!(ast.is_error_free() && ast.trailing.is_some(), "{q}");
+        }
     }
 
     #[test]

@@ -50,9 +50,11 @@ pub struct FmtArgs {
     routes: Option<std::path::PathBuf>,
 }
 
-/// One query to check and where it came from (`<arg 1>`, `file.txt:3`).
+/// One query to check and where it came from (`<query 1>`, or `file.txt` and its line).
 struct Item {
     origin: String,
+    /// For a query from a file, the lines before it, so positions are the file's.
+    lines_before: u32,
     query: String,
 }
 
@@ -63,6 +65,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             &args.hub_name,
             matches!(args.format, Format::Json),
             args.deny_warnings,
+            args.flags.dialect(),
         );
     }
     let options = args.flags.options()?;
@@ -72,6 +75,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         .enumerate()
         .map(|(i, q)| Item {
             origin: format!("<query {}>", i + 1),
+            lines_before: 0,
             query: q.clone(),
         })
         .collect();
@@ -91,7 +95,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 Line::Text(line) => {
                     if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
                         items.push(Item {
-                            origin,
+                            origin: path.display().to_string(),
+                            lines_before: u32::try_from(number - 1).unwrap_or(u32::MAX),
                             query: line,
                         });
                     }
@@ -127,10 +132,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         }
     }
     for item in &items {
-        let diags = match Condition::compile(&item.query, &options) {
+        let mut diags = match Condition::compile(&item.query, &options) {
             Ok(c) => c.warnings().to_vec(),
             Err(e) => e.0,
         };
+        if matches!(args.format, Format::Text) {
+            // A consequence of an error already shown would read as a second problem.
+            diags.retain(|d| !d.follows);
+        }
         let e = diags.iter().filter(|d| d.is_error()).count();
         errors += e;
         warnings += diags.len() - e;
@@ -138,12 +147,16 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         match args.format {
             Format::Text => {
                 for d in &diags {
-                    out!("{}", render::text(&item.origin, &item.query, d));
+                    out!(
+                        "{}",
+                        render::text_at(&item.origin, item.lines_before, &item.query, d)
+                    );
                     outln!();
                 }
             }
             Format::Json => report.push(serde_json::json!({
                 "origin": item.origin,
+                "line": item.lines_before + 1,
                 "query": item.query,
                 "ok": e == 0,
                 "diagnostics": diags.iter().map(|d| render::json(&item.query, d)).collect::<Vec<_>>(),
@@ -173,12 +186,34 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Formatting needs only a parse: a query with type errors still has a canonical form.
+/// The syntax errors (E000x) of `query`: formatting needs only a parse, so a query with type
+/// errors still has a canonical form, but one with a syntax error has none (the tree keeps the
+/// broken part as written, which would print as if it were fine).
+pub fn syntax_errors(query: &str) -> Vec<hubroute::Diagnostic> {
+    let all = match hubroute::syntax::parse(query) {
+        Err(e) => return e.0,
+        Ok(_) => match Condition::compile(query, &hubroute::Options::iot_hub()) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e.0,
+        },
+    };
+    all.into_iter()
+        .filter(|d| d.is_error() && d.code.starts_with("E000"))
+        .collect()
+}
+
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     if let Some(routes) = &args.routes {
         return crate::routes_cmd::fmt(routes);
     }
     let query = args.query.unwrap_or_default();
+    let errors = syntax_errors(&query);
+    if !errors.is_empty() {
+        for d in &errors {
+            eprint!("{}", render::text("<query>", &query, d));
+        }
+        return Ok(ExitCode::from(1));
+    }
     match hubroute::syntax::parse(&query) {
         Ok(ast) => {
             outln!("{ast}");

@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// the stream goes on, so memory stays bounded.
     #[arg(long, default_value_t = 8 << 20, requires = "jsonl")]
     max_line_bytes: usize,
+    /// A directory of device twins (`<deviceId>.json`, as for `test`) for `$twin` references;
+    /// the message's connectionDeviceId selects the twin.
+    #[arg(long, conflicts_with = "jsonl")]
+    twin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     flags: CompileFlags,
 }
@@ -49,7 +53,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let condition = match Condition::compile(&query, &options) {
         Ok(c) => c,
         Err(e) => {
-            for d in &e.0 {
+            for d in e.0.iter().filter(|d| !d.follows) {
                 eprint!("{}", render::text("<query>", &query, d));
             }
             return Ok(ExitCode::from(1));
@@ -58,7 +62,29 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     for w in condition.warnings() {
         eprint!("{}", render::text("<query>", &query, w));
     }
-    crate::output::check(writeln!(std::io::stdout(), "{}", condition.eval(&message)))?;
+    let result = match &args.twin_dir {
+        None => {
+            if query.to_ascii_lowercase().contains("$twin") {
+                eprintln!("warning[W0804]: the query reads $twin but no --twin-dir was given; every $twin value is undefined");
+            }
+            condition.eval(&message)
+        }
+        Some(dir) => {
+            let store = hubroute::route::DirTwinStore::new(dir);
+            let resolver = hubroute::route::TwinResolver::new(&store);
+            let ctx = hubroute::eval::context::EvalContext::new(&message).with_twin(&resolver);
+            let result = condition.eval_in(&ctx);
+            for p in store
+                .directory_problem()
+                .into_iter()
+                .chain(store.problems())
+            {
+                eprintln!("warning[{}]: {p}", p.code());
+            }
+            result
+        }
+    };
+    crate::output::check(writeln!(std::io::stdout(), "{result}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,11 +136,17 @@ fn eval_line(line: &str) -> Json {
         Ok(s) => s == hubroute::message::Source::TwinChangeEvents,
         Err(e) => return error_line(id, codes::BAD_SOURCE, &e.to_string(), None),
     };
+    // Conformance lines are the Edge engine's unless they say `"dialect": "hub"`.
+    let dialect = match parsed.get("dialect").and_then(Json::as_str).map(str::parse) {
+        None => hubroute::Dialect::Edge,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return error_line(id, "E0904", &e, None),
+    };
     let options = Options {
         body_query: has_flag(&parsed, "body_query"),
         twin_change_includes: has_flag(&parsed, "twin_change_includes"),
         twin_change_source,
-        iot_hub: false,
+        dialect,
     };
     let condition = match Condition::compile(query, &options) {
         Ok(c) => c,

@@ -7,6 +7,7 @@ mod check_cmd;
 mod config_file;
 mod eval_cmd;
 mod input_lines;
+mod inspect_cmd;
 mod live;
 mod logging;
 mod ops_args;
@@ -16,6 +17,7 @@ mod reload;
 mod render;
 mod routes_cmd;
 mod run_cmd;
+mod test_cmd;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hubroute::Options;
@@ -44,26 +46,33 @@ enum Command {
     Fmt(check_cmd::FmtArgs),
     /// Test a message against a routing configuration: which routes match, which endpoints
     /// receive it, and (with --explain) why.
-    Test(routes_cmd::TestArgs),
+    Test(test_cmd::TestArgs),
     /// Route messages (JSON Lines, MQTT devices or a shared JetStream stream) to sinks bound to
     /// the endpoints.
     Run(run_cmd::RunArgs),
     /// Take devices' MQTT messages (IoT Hub's topics), stamp and validate them, and append them
     /// to a JetStream stream that any number of `run` processes share.
     Bridge(live::BridgeArgs),
+    /// Print what a Storage endpoint wrote (Avro, AvroDeflate or JSON files, or a directory of
+    /// them) as message JSON Lines, one record per line.
+    Inspect(inspect_cmd::InspectArgs),
 }
 
-/// How queries are compiled. Defaults are IoT Hub's: body queries and `$twin` on.
+/// How queries are compiled. Defaults are IoT Hub's: its dialect, body queries and `$twin` on.
 #[derive(Args, Clone, Debug)]
 pub struct CompileFlags {
-    /// Compile as the IoT Edge engine with no compiler flags: `$body.x` is then an ordinary
-    /// `$` property and `$twin` is not resolved.
+    /// The query language: `hub` (IoT Hub, as Microsoft Learn documents it) or `edge` (the IoT
+    /// Edge engine exactly, with no compiler flags unless --body-query / --twin-change-includes:
+    /// `$body.x` is then an ordinary `$` property and `$twin` is not resolved).
+    #[arg(long, default_value = "hub")]
+    dialect: hubroute::Dialect,
+    /// Shorthand for --dialect edge.
     #[arg(long)]
     edge: bool,
-    /// With --edge, enable body queries (RouteCompilerFlags.BodyQuery).
+    /// With --dialect edge, enable body queries (RouteCompilerFlags.BodyQuery).
     #[arg(long)]
     body_query: bool,
-    /// With --edge, enable twin_change_includes (RouteCompilerFlags.TwinChangeIncludes).
+    /// With --dialect edge, enable twin_change_includes (RouteCompilerFlags.TwinChangeIncludes).
     #[arg(long)]
     twin_change_includes: bool,
     /// The route's source: DeviceMessages (default), TwinChangeEvents, ... (twin_change_includes
@@ -73,17 +82,25 @@ pub struct CompileFlags {
 }
 
 impl CompileFlags {
+    /// The dialect asked for (`--edge` is `--dialect edge`).
+    pub fn dialect(&self) -> hubroute::Dialect {
+        match self.edge {
+            true => hubroute::Dialect::Edge,
+            false => self.dialect,
+        }
+    }
+
     /// The compiler options these flags ask for.
     pub fn options(&self) -> Result<Options, String> {
         let source: hubroute::message::Source =
             self.source.parse().map_err(|e| format!("--source: {e}"))?;
         let twin_change_source = source == hubroute::message::Source::TwinChangeEvents;
-        Ok(if self.edge {
+        Ok(if self.dialect() == hubroute::Dialect::Edge {
             Options {
                 body_query: self.body_query,
                 twin_change_includes: self.twin_change_includes,
                 twin_change_source,
-                iot_hub: false,
+                ..Options::edge_none()
             }
         } else {
             Options {
@@ -109,9 +126,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Fmt(args) => check_cmd::fmt(args),
-        Command::Test(args) => routes_cmd::test(args),
+        Command::Test(args) => test_cmd::test(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Bridge(args) => live::bridge(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
     };
     match result {
         Ok(code) => code,

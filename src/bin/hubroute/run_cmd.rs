@@ -39,10 +39,14 @@ pub struct RunArgs {
     /// `storage:DIR` (IoT Hub Storage-endpoint files: Avro or JSON, named by the endpoint's
     /// fileNameFormat), `mqtt://HOST:PORT/TOPIC` (QoS 1 to TOPIC/{property bag}),
     /// `nats://HOST:PORT/SUBJECT` or `jetstream://HOST:PORT/SUBJECT` (properties as headers).
-    /// Every endpoint a route can reach must be bound.
+    /// Every endpoint a route can reach must be bound, each once. A `file:` sink appends across
+    /// runs; a Storage sink never overwrites: a file name that exists gets `-1`, `-2`, ...
+    /// (read its Avro with `hubroute inspect DIR`). A broker sink names system properties as
+    /// the endpoint's kind does (`?names=edge|eventHubs|serviceBus|storage|eventGrid` to choose).
     #[arg(long = "sink", value_name = "NAME=URL")]
     sinks: Vec<String>,
-    /// Where undeliverable and invalid messages go, with the reason (JSON Lines).
+    /// Where undeliverable and invalid messages go, with the reason (JSON Lines, appended
+    /// across runs; by default hubroute-dead-letter.jsonl in the current directory).
     #[arg(long, default_value = "hubroute-dead-letter.jsonl")]
     dead_letter: PathBuf,
     /// A directory of device twins (`<deviceId>.json`) for `$twin` and enrichments.
@@ -155,6 +159,12 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         return Ok(Box::new(JsonLinesSink::stdout()));
     }
     if let Some(path) = url.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(format!(
+                "--sink {}={url}: the file path is empty (file:PATH, e.g. file:out/{}.jsonl)",
+                ep.name, ep.name
+            ));
+        }
         return JsonLinesSink::to_path(PathBuf::from(path))
             .map(|s| Box::new(s) as Box<dyn Sink>)
             .map_err(|e| format!("--sink {}: {e}", ep.name));
@@ -182,7 +192,9 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
             .map_err(|e| format!("--sink {}: {e}", ep.name));
     }
     if url.contains("://") {
-        return crate::live::broker_sink(&ep.name, url);
+        // A broker sink stands in for the endpoint: it names system properties as that kind does.
+        let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
+        return crate::live::broker_sink(&ep.name, &url);
     }
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
@@ -265,6 +277,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
                 names.join(", ")
             )
         })?;
+        if bound.contains_key(name) {
+            return Err(format!(
+                "--sink {spec}: endpoint '{name}' is already bound; give each endpoint one --sink"
+            ));
+        }
         bound.insert(name.to_string(), make_sink(&table, id, url)?);
     }
     let missing: Vec<&str> = reachable(&table)
@@ -309,6 +326,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let twins = args.twin_dir.as_ref().map(DirTwinStore::new);
     let resolver = twins.as_ref().map(|s| TwinResolver::new(s));
+    // Twins that cannot be used make $twin undefined: say so (once each), not silently.
+    if let Some(p) = twins.as_ref().and_then(DirTwinStore::directory_problem) {
+        eprintln!("warning[{}]: {p}", p.code());
+    }
 
     if args.input.contains("://") {
         // The broker input is connected once it subscribed or pulls (live.rs says so).
@@ -327,6 +348,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log, &observed);
     observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
+    if let Some(twins) = &twins {
+        // The first few in full; a fleet without twins is one line, not one per device.
+        let problems = twins.problems();
+        for p in problems.iter().take(3) {
+            eprintln!("warning[{}]: {p}", p.code());
+        }
+        let more = twins.problem_count().saturating_sub(3);
+        if more > 0 {
+            eprintln!("warning: {more} more devices whose twin could not be used ($twin values undefined)");
+        }
+    }
     let code = report(&input, &stats, started.elapsed(), &args);
     Ok(if input.read_error.is_some() {
         ExitCode::from(2)

@@ -1,4 +1,6 @@
-//! Static types of the routing language (R10).
+//! Static types of the routing language (R10). Their own module, below the checker that
+//! decides them and the built-in signatures and IR that record them, so that none of those
+//! imports another for them.
 
 use std::fmt;
 
