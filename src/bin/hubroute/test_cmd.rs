@@ -269,7 +269,10 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
     let build = match (&req.route, &args.route, &args.routes) {
         (Some(route), _, _) => {
             origin = args.message.clone().unwrap_or_default();
-            Some((single_route_table(route, &args.hub_name, args.dialect), route.clone()))
+            Some((
+                single_route_table(route, &args.hub_name, args.dialect),
+                route.clone(),
+            ))
         }
         (None, Some(name), Some(routes)) => {
             origin = routes.clone();
@@ -289,7 +292,10 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
                         names.join(", ")
                     )
                 })?;
-            Some((single_route_table(&route, &args.hub_name, args.dialect), route))
+            Some((
+                single_route_table(&route, &args.hub_name, args.dialect),
+                route,
+            ))
         }
         (None, _, None) => {
             return Err(
