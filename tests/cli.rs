@@ -248,9 +248,24 @@ fn a_closed_stdout_ends_each_subcommand_quietly() {
         ),
         (vec!["eval", "--jsonl"], jsonl),
         (vec!["check", "--file", "/dev/stdin"], queries),
+        (
+            vec![
+                "test",
+                "--routes",
+                "examples/routing.json",
+                "--message",
+                "/dev/stdin",
+                "--explain",
+            ],
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/messages/weather-hot.json"),
+            )
+            .unwrap(),
+        ),
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
             .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -331,6 +346,29 @@ fn check_routes_refuses_what_run_refuses() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("E0423"),
+        "{o:?}"
+    );
+    // A document that is not UTF-8: the same coded error from both, not an I/O failure.
+    std::fs::write(dir.join("routes.json"), b"{\"routes\": [\xff]}").unwrap();
+    let o = hubroute(&["check", "--routes", path], "");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("error[E0401]: document: not JSON: invalid UTF-8 at byte 12"));
+    let dead = dir.join("dead.jsonl");
+    let run = [
+        "run",
+        "--routes",
+        path,
+        "--input",
+        "/dev/null",
+        "--sink",
+        &sink,
+        "--dead-letter",
+        dead.to_str().unwrap(),
+    ];
+    let o = hubroute(&run, "");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("E0401"),
         "{o:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);

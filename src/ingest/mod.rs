@@ -240,8 +240,9 @@ const DEVICE_SYSTEM_PROPERTIES: [(&str, &str); 7] = [
 
 /// Whether a device may not set application property `name` (decoded from the bag, so
 /// `%24connectionDeviceId` is `$connectionDeviceId`): a wire name of a stamped property
-/// ([`SPOOFABLE`]), or `$` and a stamped name in any case ([`names::is_stamped`]), which a
-/// condition's `$connectionDeviceId` would otherwise be asked to read.
+/// (`iothub-connection-device-id`, `$.cdid`, …), or `$` and a stamped name in any case
+/// ([`names::is_stamped`]), which a condition's `$connectionDeviceId` would otherwise be
+/// asked to read.
 pub fn is_spoofing_name(name: &str) -> bool {
     SPOOFABLE.iter().any(|s| s.eq_ignore_ascii_case(name))
         || name.strip_prefix('$').is_some_and(names::is_stamped)

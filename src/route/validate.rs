@@ -15,7 +15,7 @@
 //! | E0423 | storage: `fileNameFormat` lacks a token or has an unknown one |
 //! | E0424 | storage: `batchFrequencyInSeconds` outside 60–720 |
 //! | E0425 | storage: `maxChunkSizeInBytes` outside 10485760–524288000 |
-//! | E0426 | storage: `encoding` not avro / avrodeflate / json |
+//! | E0426 | storage: `encoding` not avro / avrodeflate / json (avro ones need the `avro` feature, as the sink does) |
 //! | E0430 | fallback: source other than DeviceMessages |
 //! | E0440 | enrichment: key or value missing, or a `$twin` path outside tags/desired/reported |
 //! | E0441 | more than 10 enrichments, or a key used twice |
@@ -29,6 +29,7 @@ use super::table::{condition_options_in, Build, Endpoint, EndpointId, Route, Rou
 use crate::check::Dialect;
 use crate::diagnostic::codes;
 use crate::message::Source;
+use crate::sink::StorageEncoding;
 use crate::Condition;
 use std::collections::{HashMap, HashSet};
 
@@ -247,16 +248,22 @@ impl Builder<'_> {
             );
         }
         if let Some(e) = &s.encoding {
-            if !["avro", "avrodeflate", "json"]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(e))
-            {
-                self.err(
+            // The storage sink's own parse, so `run` accepts exactly what passes here.
+            match e.parse::<StorageEncoding>() {
+                Err(_) => self.err(
                     "E0426",
                     &format!("{loc}.encoding"),
                     name,
                     format!("encoding '{e}' is not avro, avrodeflate or json"),
-                );
+                ),
+                #[cfg(not(feature = "avro"))]
+                Ok(StorageEncoding::Avro | StorageEncoding::AvroDeflate) => self.err(
+                    "E0426",
+                    &format!("{loc}.encoding"),
+                    name,
+                    format!("encoding '{e}' needs hubroute built with the `avro` feature"),
+                ),
+                Ok(_) => {}
             }
         }
     }

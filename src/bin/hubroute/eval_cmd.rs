@@ -188,6 +188,8 @@ mod codes {
     pub const NOT_UTF8: &str = "E0904";
     /// The line is longer than `--max-line-bytes`.
     pub const LINE_TOO_LONG: &str = "E0905";
+    /// Evaluating the line failed inside hubroute (a bug).
+    pub const INTERNAL: &str = "E0906";
 }
 
 /// Every input line gets exactly one output line, whatever it holds: a line that cannot be
@@ -202,7 +204,16 @@ fn jsonl(max_line_bytes: usize) -> Result<ExitCode, String> {
         let (number, line) = next.map_err(|e| format!("reading stdin: {e}"))?;
         let mut result = match line {
             Line::Text(text) if text.trim().is_empty() => json!({"id": null, "skipped": "blank"}),
-            Line::Text(text) => eval_line(&text),
+            // A panic is a bug, never the input's fault; the line still gets its error line
+            // and the stream goes on (the panic message is on standard error).
+            Line::Text(text) => std::panic::catch_unwind(|| eval_line(&text)).unwrap_or_else(|_| {
+                error_line(
+                    Json::Null,
+                    codes::INTERNAL,
+                    "internal error evaluating this line (a bug in hubroute: please report it)",
+                    None,
+                )
+            }),
             Line::NotUtf8 { valid_up_to } => error_line(
                 Json::Null,
                 codes::NOT_UTF8,

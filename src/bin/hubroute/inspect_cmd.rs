@@ -36,7 +36,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, String> {
                         "EnqueuedTimeUtc": r.enqueued_time_utc,
                     });
                 }
-                writeln!(out, "{v}").map_err(|e| format!("writing stdout: {e}"))?;
+                crate::output::check(writeln!(out, "{v}"))?;
             }
             Err(e) => {
                 failed += 1;
@@ -44,7 +44,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, String> {
             }
         }
     }
-    out.flush().map_err(|e| format!("writing stdout: {e}"))?;
+    crate::output::check(out.flush())?;
     if seen == 0 {
         eprintln!(
             "note: no records: {} holds no .avro or .json record files",

@@ -8,6 +8,33 @@ use hubroute::Dialect;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Reads and builds a configuration document. One that is not UTF-8 is not JSON (E0401, with
+/// the byte where it stops), reported as `check --routes` and `run` report any other problem.
+fn build_document(
+    path: &Path,
+    hub_name: &str,
+    dialect: Dialect,
+) -> Result<hubroute::route::Build, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => RouteTable::from_json_in(&text, hub_name, dialect),
+        Err(e) => hubroute::route::Build {
+            table: None,
+            diagnostics: vec![ConfigDiagnostic::error(
+                "E0401",
+                "document",
+                format!(
+                    "not JSON: invalid UTF-8 at byte {}",
+                    e.utf8_error().valid_up_to()
+                ),
+            )],
+            errors: 1,
+            warnings: 0,
+            omitted: 0,
+        },
+    })
+}
+
 /// Loads and builds a routing configuration; on configuration errors prints them and gives
 /// the exit code (1) to return.
 pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, ExitCode>, String> {
@@ -20,9 +47,7 @@ pub fn load_table_in(
     hub_name: &str,
     dialect: Dialect,
 ) -> Result<Result<RouteTable, ExitCode>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json_in(&text, hub_name, dialect);
+    let build = build_document(path, hub_name, dialect)?;
     Ok(match build.table {
         Some(t) => Ok(t),
         None => {
@@ -79,9 +104,7 @@ pub fn check(
     deny_warnings: bool,
     dialect: Dialect,
 ) -> Result<ExitCode, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let build = RouteTable::from_json_in(&text, hub_name, dialect);
+    let build = build_document(path, hub_name, dialect)?;
     let omitted = build.omitted;
     // Condition errors that only follow from an earlier one are left out of text output, and
     // out of its counts.
@@ -153,12 +176,24 @@ pub fn check(
 
 /// `hubroute fmt --routes`: every condition in canonical form.
 pub fn fmt(path: &Path) -> Result<ExitCode, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (config, problems) = hubroute::route::config::read(&text);
-    if problems.iter().any(ConfigDiagnostic::is_error) {
-        for d in &problems {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        // build_document's diagnostic for it.
+        for d in &build_document(path, "", Dialect::Hub)?.diagnostics {
             eprintln!("{}", render_config(path, d));
+        }
+        return Ok(ExitCode::from(1));
+    };
+    // Reading problems only (a condition with type errors still has a canonical form), the
+    // first 100 of them.
+    let mut log = hubroute::route::DiagnosticLog::new(hubroute::route::validate::MAX_DIAGNOSTICS);
+    let config = hubroute::route::config::read_into(&text, &mut log);
+    if log.errors() > 0 {
+        for d in log.kept() {
+            eprintln!("{}", render_config(path, d));
+        }
+        if log.omitted() > 0 {
+            eprintln!("{}: {} more not shown", path.display(), log.omitted());
         }
         return Ok(ExitCode::from(1));
     }

@@ -9,6 +9,7 @@
 //! API's response shapes (`{routes: [{properties: …}]}` for test-all, `{result, details:
 //! {compilationErrors}}` for one route), so a pipeline written against the cloud runs unchanged.
 
+use crate::output::outln;
 use crate::routes_cmd::{load_table_in, render_config};
 use clap::{Args, ValueEnum};
 use hubroute::eval::TwinLookup;
@@ -362,7 +363,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
             print_explanation(&explanation, args.explain);
             for w in &warnings {
                 if args.explain {
-                    println!("{w}");
+                    outln!("{w}");
                 } else {
                     eprintln!("{w}");
                 }
@@ -373,7 +374,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
                 eprintln!("{w}");
             }
             let doc = json!({"message": req.message.to_json_value(), "result": explanation, "warnings": warnings});
-            println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+            outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         }
         Format::Json => {
             for w in &warnings {
@@ -390,7 +391,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
                 }
                 None => test_all_response(&table, &explanation),
             };
-            println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+            outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         }
     }
     check_expected(&args.expect, &explanation)
@@ -459,7 +460,7 @@ fn report_compile_errors(
             })
             .collect();
         let doc = json!({"result": "undefined", "details": {"compilationErrors": errors}});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
         for d in diagnostics
             .iter()
@@ -497,7 +498,7 @@ fn check_expected(expect: &[String], explanation: &Explanation) -> Result<ExitCo
 
 /// What the message really has: no hidden defaults (the portal adds contentEncoding).
 fn print_message(m: &Message, source: Source) {
-    println!("message (source {source})");
+    outln!("message (source {source})");
     let props = |p: &hubroute::message::Properties| {
         if p.is_empty() {
             return "(none)".to_string();
@@ -510,17 +511,17 @@ fn print_message(m: &Message, source: Source) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("  system properties: {}", props(&m.system_properties));
-    println!("  application properties: {}", props(&m.app_properties));
+    outln!("  system properties: {}", props(&m.system_properties));
+    outln!("  application properties: {}", props(&m.app_properties));
     let readable = match m.body_text() {
         Ok(_) => "queryable with $body".to_string(),
         Err(e) => format!("not queryable with $body: {e}"),
     };
-    println!("  body: {} bytes, {readable}", m.body.len());
+    outln!("  body: {} bytes, {readable}", m.body.len());
 }
 
 fn print_explanation(e: &Explanation, explain: bool) {
-    println!("routes:");
+    outln!("routes:");
     for r in e.routes.iter().chain(&e.fallback) {
         let mark = match r.outcome {
             Outcome::True => "match   ",
@@ -529,28 +530,28 @@ fn print_explanation(e: &Explanation, explain: bool) {
             Outcome::Disabled => "disabled",
             Outcome::SourceMismatch => "other source",
         };
-        println!("  {mark:<12} {} -> {}", r.name, r.endpoint);
+        outln!("  {mark:<12} {} -> {}", r.name, r.endpoint);
         if explain {
             if let Some(c) = &r.condition {
                 print_node(c, 2);
             }
         }
         for n in &r.notes {
-            println!("               note: {n}");
+            outln!("               note: {n}");
         }
     }
     for n in &e.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if e.endpoints.is_empty() {
-        println!("endpoints: (none)");
+        outln!("endpoints: (none)");
     } else {
-        println!("endpoints: {}", e.endpoints.join(", "));
+        outln!("endpoints: {}", e.endpoints.join(", "));
     }
 }
 
 fn print_node(n: &NodeExplanation, depth: usize) {
-    println!("{}{}  => {}", "    ".repeat(depth), n.text, n.value);
+    outln!("{}{}  => {}", "    ".repeat(depth), n.text, n.value);
     for c in &n.children {
         print_node(c, depth + 1);
     }
