@@ -383,7 +383,7 @@ fn check_file_reports_unreadable_lines_and_checks_the_rest() {
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(
-        out.contains("error[E0904]: /dev/stdin:2: not UTF-8"),
+        out.contains("error[E0904]: /dev/stdin:2: the line is not valid UTF-8"),
         "{out}"
     );
     assert!(out.contains("error[E0905]: /dev/stdin:3:"), "{out}");

@@ -219,6 +219,8 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         .arg(format!("archive=file:{}", archive.display()))
         .arg("--dead-letter")
         .arg(dir.0.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.0.join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -279,4 +281,203 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         !report.contains(&demo_password("router")),
         "the password is in the log"
     );
+}
+
+/// `hubroute run` from `port` into an endpoint on a port where nothing listens, as client
+/// `router-drops`, logging to `log`.
+fn start_router_into_nowhere(dir: &Path, port: u16, log: &Path) -> std::process::Child {
+    let routes = dir.join("routes.json");
+    std::fs::write(&routes, ROUTES).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["run", "--routes"])
+        .arg(&routes)
+        .arg("--input")
+        .arg(format!("mqtt://127.0.0.1:{port}"))
+        .args([
+            "--client-id",
+            "router-drops",
+            "--max-attempts",
+            "1000",
+            "--max-backoff",
+            "300ms",
+        ])
+        .arg("--sink")
+        .arg(format!("archive=mqtt://127.0.0.1:{}/out", free_port()))
+        .arg("--dead-letter")
+        .arg(dir.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.join("store"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn subscribed(log: &Path) -> bool {
+    eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("subscribed to device-to-cloud topics")
+    })
+}
+
+/// With a broker that drops (a queue of 10, as Mosquitto's default of 1000 at a larger scale)
+/// the router says so loudly, with the broker's own count: 130 messages arrive while the
+/// router is away, the broker keeps 10 for its session and drops the rest although every
+/// device got its PUBACK, and the router, back, reports it.
+#[test]
+fn a_broker_that_drops_is_reported_by_the_router() {
+    let dir = TempDir::new("mosquitto-drops");
+    let port = free_port();
+    let config = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10\nsys_interval 1\n"
+    );
+    let server = Server::mosquitto(&dir.0, "small-queue", &config, &[port]);
+    // The router's first run makes its session and subscription; then it stops.
+    let first_log = dir.0.join("first.log");
+    let mut first = start_router_into_nowhere(&dir.0, port, &first_log);
+    assert!(subscribed(&first_log), "never subscribed");
+    let _ = Command::new("kill").arg(first.id().to_string()).status();
+    let _ = first.wait();
+    let first_report = std::fs::read_to_string(&first_log).unwrap();
+    assert!(!first_report.contains("W0702"), "{first_report}");
+
+    let (client, mut conn) = Client::new(options(port, "dev-0", None), 200);
+    for i in 0..130 {
+        let topic = format!("devices/dev-0/messages/events/$.mid=m-{i}");
+        client
+            .publish(topic, QoS::AtLeastOnce, false, "{}")
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < 130 {
+        match conn.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("dev-0 after {acked}: {other:?}"),
+        }
+    }
+    assert!(server
+        .log_text()
+        .contains("Outgoing messages are being dropped"));
+
+    let log = dir.0.join("run.log");
+    let mut run = start_router_into_nowhere(&dir.0, port, &log);
+    let report = || std::fs::read_to_string(&log).unwrap_or_default();
+    let warned = eventually(Duration::from_secs(30), || report().contains("W0702"));
+    let _ = run.kill();
+    let _ = run.wait();
+    let report = report();
+    assert!(warned, "no warning about the broker's drops: {report}");
+    assert!(report.contains("dropped 120 QoS 1 messages"), "{report}");
+    assert!(report.contains("max_queued_messages"), "{report}");
+}
+
+/// Waits (at most `limit`) for `child` to exit by itself and says how it went.
+fn wait_exit(child: &mut std::process::Child, log: &Path, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    let report = || std::fs::read_to_string(log).unwrap_or_default();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}: {}", report());
+            return report();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not stop by itself: {}", report());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The same fleet through `hubroute bridge` into a JetStream stream: every message is in the
+/// stream (read back by `hubroute run` into a file).
+#[cfg(feature = "nats")]
+#[test]
+fn a_fleet_at_full_speed_loses_nothing_into_the_bridge() {
+    const N: usize = 6000;
+    let dir = TempDir::new("mosquitto-bridge");
+    let port = free_port();
+    let _mqtt = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
+    let nats_port = free_port();
+    let nats_config = format!(
+        "host: 127.0.0.1\nport: {nats_port}\njetstream {{ store_dir: \"{}\" }}\n",
+        dir.0.join("js").display()
+    );
+    let _nats = Server::nats(&dir.0, "nats", &nats_config, nats_port);
+    let stream = format!("jetstream://127.0.0.1:{nats_port}/HUB");
+    let bridge_log = dir.0.join("bridge.log");
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .arg("bridge")
+        .arg("--from")
+        .arg(format!(
+            "mqtt://router@127.0.0.1:{port}?password_file={}",
+            repo().join("examples/mosquitto/router.password").display()
+        ))
+        .args([
+            "--to",
+            &stream,
+            "--client-id",
+            "bridge-fleet",
+            "--exit-when-idle",
+            "5s",
+        ])
+        .arg("--dead-letter")
+        .arg(dir.0.join("bridge-dead.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&bridge_log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::read_to_string(
+            &bridge_log
+        )
+        .unwrap_or_default()
+        .contains("subscribed to device-to-cloud topics")),
+        "never subscribed: {}",
+        std::fs::read_to_string(&bridge_log).unwrap_or_default()
+    );
+    fleet(port, N, 10);
+    let report = wait_exit(&mut bridge, &bridge_log, Duration::from_secs(240));
+    assert!(!report.contains("W0702"), "{report}");
+
+    let routes = dir.write("routes.json", ROUTES);
+    let archive = dir.0.join("archive.jsonl");
+    let run_log = dir.0.join("run.log");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["run", "--routes"])
+        .arg(&routes)
+        .args([
+            "--input",
+            &format!("{stream}?consumer=count"),
+            "--exit-when-idle",
+            "3s",
+        ])
+        .arg("--sink")
+        .arg(format!("archive=file:{}", archive.display()))
+        .arg("--dead-letter")
+        .arg(dir.0.join("dead.jsonl"))
+        .arg("--store")
+        .arg(dir.0.join("store"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&run_log).unwrap())
+        .spawn()
+        .unwrap();
+    let run_report = wait_exit(&mut run, &run_log, Duration::from_secs(240));
+    let text = std::fs::read_to_string(&archive).unwrap_or_default();
+    let ids: BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["SystemProperties"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let missing = (0..N).filter(|i| !ids.contains(&format!("m-{i}"))).count();
+    assert_eq!(missing, 0, "bridge: {report}\nrun: {run_report}");
 }

@@ -273,3 +273,25 @@ fn twin_problems_are_warnings_and_explained() {
     ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("warning[W0803]"));
 }
+
+#[test]
+fn a_request_can_come_on_standard_input() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["test", "--message", "-", "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = json!({"message": {"appProperties": {"b": "2", "a": "1"}},
+                      "route": {"name": "r", "condition": "a = '1' AND b = '2'", "endpointNames": ["e"]}});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(json_out(&o)["result"], "true");
+}

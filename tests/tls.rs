@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use hubroute::broker::mqtt::{D2cSubscriber, Incoming, MqttSink};
@@ -125,8 +124,7 @@ fn mqtt_over_tls_with_passwords_and_client_certificates() {
         ));
         for (u, id) in [(dev0, "m-dev-0"), (dev1, "m-dev-1")] {
             tokio::task::spawn_blocking(move || {
-                let mut sink =
-                    MqttSink::new(&u, &format!("{}", u.path.split('/').nth(1).unwrap())).unwrap();
+                let mut sink = MqttSink::new(&u, u.path.split('/').nth(1).unwrap()).unwrap();
                 sink.write_batch(&[envelope(id)])
                     .unwrap_or_else(|e| panic!("{u}: {e:?}"));
             })
@@ -383,5 +381,4 @@ fn bad_tls_and_credential_urls_fail_at_start() {
         assert!(err.starts_with(code), "{text}: {err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
-    let _ = Path::new("");
 }

@@ -44,6 +44,9 @@ pub mod codes {
     /// A password written in the URL itself: it works, but it ends up in shell histories and
     /// process listings, so a file or an environment variable is the better place.
     pub const PASSWORD_IN_URL: &str = "W0701";
+    /// The MQTT broker says it dropped messages (Mosquitto's
+    /// `$SYS/broker/publish/messages/dropped` rose while the router was subscribed).
+    pub const BROKER_DROPPED: &str = "W0702";
 }
 
 /// The environment variable an MQTT URL with a user name and no other password source reads.

@@ -65,7 +65,9 @@ fn connection_error(e: &ConnectionError) -> String {
 /// through the same event loop as incoming messages, so a consumer that waits (for a stream, a
 /// sink, an in-flight limit) must not be what keeps the loop turning, or neither would move.
 /// Flow control is the broker's: it sends only so many unacknowledged messages at a time
-/// (Mosquitto's `max_inflight_messages`) and queues the rest for the session.
+/// (Mosquitto's `max_inflight_messages`) and queues the rest for the session, up to a limit
+/// past which Mosquitto drops them; the subscriber watches Mosquitto's drop counter
+/// ([`DROPPED_TOPIC`]) and warns (W0702) when it rises.
 pub struct D2cSubscriber {
     client: AsyncClient,
     incoming: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
@@ -142,17 +144,28 @@ async fn drive(
     mut eventloop: EventLoop,
     tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
 ) {
+    let mut drops = DropWatch::default();
     loop {
         let seen = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let filters = D2C_TOPIC_FILTERS
                     .iter()
-                    .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce));
+                    .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
+                    // In the same request, so there is one SUBACK; a broker that denies it
+                    // (no $SYS, or an ACL) only fails that filter.
+                    .chain([rumqttc::SubscribeFilter::new(
+                        DROPPED_TOPIC.to_string(),
+                        QoS::AtMostOnce,
+                    )]);
                 // Only queues the request: the next poll sends it.
                 let _ = client.try_subscribe_many(filters);
                 continue;
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == DROPPED_TOPIC => {
+                drops.saw(&p.payload);
+                continue;
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Publish(p),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => continue,
@@ -169,6 +182,53 @@ async fn drive(
         if tx.send(seen).is_err() {
             return;
         }
+    }
+}
+
+/// Mosquitto's count of QoS 1 and 2 messages it dropped because a client's queue was full
+/// (`max_queued_messages` beyond `max_inflight_messages`), published every `sys_interval`
+/// (10 s by default). It is the only sign a subscriber gets of such a loss: each device had its
+/// PUBACK, and MQTT 3.1.1 tells the subscriber nothing.
+pub const DROPPED_TOPIC: &str = "$SYS/broker/publish/messages/dropped";
+
+/// Watches [`DROPPED_TOPIC`] and says loudly when the broker has dropped messages: once at
+/// the first reading if the count is not zero (the broker may have dropped this router's queue
+/// while it was away), then whenever it rises. The count is the broker's, over all clients.
+#[derive(Default)]
+struct DropWatch {
+    /// The last count said (or seen at zero).
+    seen: Option<u64>,
+}
+
+impl DropWatch {
+    fn saw(&mut self, payload: &[u8]) {
+        let Some(now) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let before = self.seen.unwrap_or(0);
+        if now > before {
+            let what = match self.seen {
+                None => format!("the broker has dropped {now} QoS 1 messages since it started"),
+                Some(_) => format!(
+                    "the broker dropped {} QoS 1 messages ({DROPPED_TOPIC} went from {before} \
+                     to {now})",
+                    now - before
+                ),
+            };
+            eprintln!(
+                "{}: {what}, for this router or another client: devices got their PUBACKs, but \
+                 Mosquitto discards what no longer fits a client's queue (max_queued_messages, \
+                 default 1000, beyond max_inflight_messages, default 20), also while the \
+                 client is away. Run Mosquitto with examples/mosquitto/hubroute.conf \
+                 (max_inflight_messages 2000, max_queued_messages 0) or raise those two; see \
+                 the README",
+                super::codes::BROKER_DROPPED,
+            );
+        }
+        self.seen = Some(before.max(now));
     }
 }
 

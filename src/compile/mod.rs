@@ -284,6 +284,22 @@ fn is_constant(ir: &Ir) -> bool {
     }
 }
 
+/// The evaluator's body plan reads a program through this trait, so that `eval` does not
+/// import `compile`.
+impl crate::eval::Planned for Program {
+    fn body_paths(&self) -> &[BodyPath] {
+        Program::body_paths(self)
+    }
+
+    fn props(&self) -> &[PropRef] {
+        Program::props(self)
+    }
+
+    fn shared_ids(&self) -> usize {
+        Program::shared_ids(self)
+    }
+}
+
 impl Program {
     /// The static type of the condition.
     pub fn ty(&self) -> Ty {

@@ -7,9 +7,8 @@
 //! caller keeps it across messages, so routing allocates nothing once the
 //! buffers have grown to the largest body seen.
 
-use super::context::Bag;
-use crate::body::{Extraction, PathSet, PathSlot};
-use crate::compile::Program;
+use super::context::{Bag, PropRef};
+use crate::body::{BodyPath, Extraction, PathSet, PathSlot};
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON};
 use crate::message::{eq_ignore_case, Message, NameSet, ABSENT};
 use std::cell::Cell;
@@ -32,8 +31,19 @@ pub struct BodyPlan {
     pub(super) shared: usize,
 }
 
+/// What a plan needs to know of a compiled condition. The compiler's `Program` implements
+/// it, so that the evaluator does not import the compiler that imports it.
+pub(crate) trait Planned {
+    /// The `$body` paths the program reads, in its local numbering.
+    fn body_paths(&self) -> &[BodyPath];
+    /// The property names it reads, in its local numbering.
+    fn props(&self) -> &[PropRef];
+    /// How many shared-test slots it uses.
+    fn shared_ids(&self) -> usize;
+}
+
 /// Where one program's values are for a message: the plan's slot of each of its local
-/// `$body` paths, and the place of each of its property names ([`Program::props`]) in the
+/// `$body` paths, and the place of each of its property names ([`Planned::props`]) in the
 /// resolved positions (application names first, then system names). The route loop points
 /// the context at the current program's, so that a read indexes one table.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +55,10 @@ pub(crate) struct ProgramSlots {
 impl BodyPlan {
     /// A plan for `programs`, indexed as given (`None`: a route without a
     /// condition).
-    pub fn new<'p>(programs: impl IntoIterator<Item = Option<&'p Program>>) -> BodyPlan {
-        let programs: Vec<Option<&Program>> = programs.into_iter().collect();
+    pub(crate) fn new<'p, P: Planned + 'p>(
+        programs: impl IntoIterator<Item = Option<&'p P>>,
+    ) -> BodyPlan {
+        let programs: Vec<Option<&P>> = programs.into_iter().collect();
         let all = programs
             .iter()
             .flatten()
@@ -116,7 +128,7 @@ impl BodyPlan {
 /// The distinct property names of `programs`, per bag, and for each program
 /// where each of its names is in the resolved positions (application names
 /// first).
-fn intern_props(programs: &[Option<&Program>]) -> (NameSet, NameSet, Vec<Box<[u32]>>) {
+fn intern_props<P: Planned>(programs: &[Option<&P>]) -> (NameSet, NameSet, Vec<Box<[u32]>>) {
     /// `name`'s index in `names`, added if new.
     fn intern<'n>(names: &mut Vec<&'n str>, name: &'n str) -> usize {
         names.iter().position(|n| *n == name).unwrap_or_else(|| {

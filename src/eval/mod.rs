@@ -9,5 +9,6 @@ pub mod ops;
 mod value;
 
 pub use context::{BodyProblem, EvalContext, TwinLookup};
+pub(crate) use fast::Planned;
 pub use fast::{BodyPlan, BodyScratch};
 pub use value::{dotnet_double_cmp, Bool3, Value};

@@ -14,10 +14,56 @@ use crate::sink::{codes, Envelope, Sink, SinkError};
 /// Records read from the store per look (most of them may be for other endpoints).
 const SCAN: usize = 4096;
 
-/// One copy on its way: the envelope (its `sequence` is the store's) and its record's size.
-struct Copy {
-    envelope: Envelope,
-    bytes: u64,
+/// Copies on their way: the envelopes (their `sequence` is the store's), kept as one slice so
+/// that a sink writes them without a copy, and the sizes of their records.
+#[derive(Default)]
+struct Copies {
+    envelopes: Vec<Envelope>,
+    bytes: Vec<u64>,
+}
+
+impl Copies {
+    fn push(&mut self, envelope: Envelope, bytes: u64) {
+        self.envelopes.push(envelope);
+        self.bytes.push(bytes);
+    }
+
+    fn len(&self) -> usize {
+        self.envelopes.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.envelopes.is_empty()
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+
+    /// Splits off the copies `pick` selects.
+    fn split_off_where(&mut self, pick: impl Fn(&Envelope) -> bool) -> Copies {
+        let mut picked = Copies::default();
+        let mut kept = Copies::default();
+        for (e, b) in self.envelopes.drain(..).zip(self.bytes.drain(..)) {
+            if pick(&e) {
+                picked.push(e, b);
+            } else {
+                kept.push(e, b);
+            }
+        }
+        *self = kept;
+        picked
+    }
+
+    fn into_singles(self) -> impl Iterator<Item = Copies> {
+        self.envelopes
+            .into_iter()
+            .zip(self.bytes)
+            .map(|(e, b)| Copies {
+                envelopes: vec![e],
+                bytes: vec![b],
+            })
+    }
 }
 
 pub(super) struct Worker {
@@ -110,7 +156,7 @@ impl Worker {
             };
             let id = self.state().id;
             let max_batch = self.shared.config.max_batch.max(1);
-            let mut batch = Vec::new();
+            let mut batch = Copies::default();
             let mut last = self.scanned;
             for (seq, bytes) in records {
                 if seq > committed {
@@ -126,9 +172,8 @@ impl Worker {
                                     message.app_properties.insert(k.clone(), Some(v.clone()));
                                 }
                             }
-                            batch.push(Copy {
-                                bytes: bytes.len() as u64,
-                                envelope: Envelope {
+                            batch.push(
+                                Envelope {
                                     endpoint: self.state().name.clone(),
                                     message,
                                     enqueued_time: record.enqueued_time,
@@ -136,7 +181,8 @@ impl Worker {
                                     partition: 0,
                                     sequence: seq,
                                 },
-                            });
+                                bytes.len() as u64,
+                            );
                         }
                         Err(e) => self.corrupt(seq, &e.to_string()),
                     },
@@ -147,10 +193,10 @@ impl Worker {
                     break;
                 }
             }
-            if let Some(first) = batch.first() {
+            if let Some(first) = batch.envelopes.first() {
                 self.state()
                     .oldest
-                    .store(nanos(first.envelope.enqueued_time), Ordering::Release);
+                    .store(nanos(first.enqueued_time), Ordering::Release);
                 if !self.deliver(batch) {
                     break; // abandoned: the cursor stays, the copies stay in the store
                 }
@@ -242,9 +288,9 @@ impl Worker {
         h.last_success_time = Some(SystemTime::now());
     }
 
-    fn settled(&self, copies: &[Copy]) {
+    fn settled(&self, copies: &Copies) {
         let state = self.state();
-        let bytes: u64 = copies.iter().map(|c| c.bytes).sum();
+        let bytes = copies.total_bytes();
         let _ = state
             .backlog
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -259,12 +305,11 @@ impl Worker {
 
     /// One attempt: write and flush (the cursor moves on the strength of it, so the copies
     /// must not sit in a buffer).
-    fn attempt(&mut self, copies: &[Copy]) -> Result<(), SinkError> {
+    fn attempt(&mut self, copies: &Copies) -> Result<(), SinkError> {
         let Some(sink) = self.sink.as_mut() else {
             return Err(SinkError::Fatal("no sink is bound to this endpoint".into()));
         };
-        let envelopes: Vec<Envelope> = copies.iter().map(|c| c.envelope.clone()).collect();
-        sink.write_batch(&envelopes)?;
+        sink.write_batch(&copies.envelopes)?;
         self.dirty = true;
         sink.flush()?;
         self.dirty = false;
@@ -272,7 +317,7 @@ impl Worker {
     }
 
     /// Delivers `copies` or dead-letters them; `false` only when abandoned before either.
-    fn deliver(&mut self, mut copies: Vec<Copy>) -> bool {
+    fn deliver(&mut self, mut copies: Copies) -> bool {
         if self.sink.is_none() {
             return self.dead_letter(
                 copies,
@@ -297,11 +342,10 @@ impl Worker {
                     .last_error
                     .clone()
                     .unwrap_or_default();
-                let (expired, keep): (Vec<Copy>, Vec<Copy>) = copies.into_iter().partition(|c| {
-                    now.duration_since(c.envelope.enqueued_time)
+                let expired = copies.split_off_where(|e| {
+                    now.duration_since(e.enqueued_time)
                         .is_ok_and(|age| age > retention.time)
                 });
-                copies = keep;
                 if !expired.is_empty() {
                     let reason = format!(
                         "not delivered within the endpoint's retention time ({}s); last error: {last}",
@@ -338,10 +382,8 @@ impl Worker {
                         .delivered
                         .fetch_add(copies.len() as u64, Ordering::Relaxed);
                     let now = SystemTime::now();
-                    for c in &copies {
-                        let age = now
-                            .duration_since(c.envelope.enqueued_time)
-                            .unwrap_or_default();
+                    for e in &copies.envelopes {
+                        let age = now.duration_since(e.enqueued_time).unwrap_or_default();
                         state.latency.record(age, 1);
                     }
                     self.settled(&copies);
@@ -367,8 +409,8 @@ impl Worker {
                     self.failed(&e.to_string());
                     if copies.len() > 1 {
                         // Find the copies the endpoint can never take; deliver the others.
-                        for c in copies {
-                            if !self.deliver(vec![c]) {
+                        for single in copies.into_singles() {
+                            if !self.deliver(single) {
                                 return false;
                             }
                         }
@@ -389,14 +431,15 @@ impl Worker {
 
     /// Writes `copies` to the dead letter; a failing dead letter is retried (the cursor must
     /// not pass a copy that is neither delivered nor dead-lettered). `false` when abandoned.
-    fn dead_letter(&mut self, copies: Vec<Copy>, code: &str, reason: &str, attempts: u32) -> bool {
+    fn dead_letter(&mut self, copies: Copies, code: &str, reason: &str, attempts: u32) -> bool {
         let mut retry = 0;
         loop {
             let written = {
                 let mut dl = lock(&self.shared.dead_letter);
                 copies
+                    .envelopes
                     .iter()
-                    .try_for_each(|c| dl.write(&c.envelope, code, reason, attempts))
+                    .try_for_each(|e| dl.write(e, code, reason, attempts))
                     .map_err(|e| format!("cannot write the dead letter {}: {e}", dl.describe()))
             };
             match written {

@@ -76,16 +76,18 @@ pub use codec::Destination;
 pub use health::{EndpointSnapshot, Health, PipelineStats};
 pub use store::{Store, StoreError};
 
-/// Stable codes of the pipeline: input lines that are not messages (E07xx). The dead-letter
+/// Stable codes of the pipeline: input lines that are not messages. They share the E09xx range
+/// of input-line problems with `hubroute eval --jsonl` and `check --file`, so one problem has
+/// one code wherever a line is read. The dead-letter
 /// codes of delivery (retention) are next to the other delivery codes in
 /// [`crate::sink::codes`].
 pub mod codes {
     /// An input line is not valid UTF-8 (the line is dead-lettered as base64).
-    pub const INVALID_UTF8: &str = "E0701";
+    pub const INVALID_UTF8: &str = "E0904";
     /// An input line is longer than the reader's limit (its first bytes are dead-lettered).
-    pub const LINE_TOO_LONG: &str = "E0702";
+    pub const LINE_TOO_LONG: &str = "E0905";
     /// Reading the input failed (an I/O error); the lines before it were processed.
-    pub const READ_FAILED: &str = "E0703";
+    pub const READ_FAILED: &str = "E0907";
 }
 
 /// How long and how much an endpoint's undelivered copies are kept.
@@ -123,7 +125,7 @@ pub struct PipelineConfig {
     /// the retention; otherwise a batch's copies go to the dead letter after that many failed
     /// attempts, code [`crate::sink::codes::RETRIES_EXHAUSTED`]).
     pub retry: RetryPolicy,
-    /// Most copies per sink write. Default 1000.
+    /// Most copies per sink write (one flush, then one cursor commit, each). Default 4096.
     pub max_batch: usize,
     /// Most records per store commit. Default 8192.
     pub max_commit: usize,
@@ -149,7 +151,7 @@ impl PipelineConfig {
                 max_attempts: 0,
                 ..RetryPolicy::default()
             },
-            max_batch: 1000,
+            max_batch: 4096,
             max_commit: 8192,
             degraded_after: Duration::from_secs(60),
             hub_name: hub_name.into(),
@@ -281,6 +283,9 @@ pub(crate) struct Shared {
     fallback: AtomicU64,
     backpressure: AtomicU64,
     recovered: AtomicU64,
+    /// A routing table swapped in while running ([`TableHandle::set`]); `None`: the one the
+    /// pipeline opened with.
+    reloaded: std::sync::RwLock<Option<Arc<RouteTable>>>,
 }
 
 /// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
@@ -420,6 +425,34 @@ pub struct Pipeline {
     submit: Mutex<Option<Sender<Submission>>>,
     committer: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    observer: Option<Arc<RouteObserver>>,
+}
+
+/// Sees every message [`Pipeline::prepare`] routes, with the table it was routed by: for
+/// per-route counts and logs of undefined route evaluations (`hubroute::ops::observe`).
+pub type RouteObserver = dyn Fn(&RouteTable, &Message, Source, Option<&dyn TwinLookup>, &crate::route::Routing)
+    + Send
+    + Sync;
+
+/// Swaps the routing table of a running [`Pipeline`]; see [`Pipeline::tables`].
+#[derive(Clone)]
+pub struct TableHandle(Arc<Shared>);
+
+impl TableHandle {
+    /// Routes the next messages (the next chunk of [`input::feed_lines`]) by `table`. Its
+    /// endpoints are matched to the pipeline's by name; a message routed to one without a
+    /// sink is rejected (E0503), so check the table's endpoints first
+    /// (`hubroute::ops::LiveTable::reload` does). Endpoints it no longer routes to keep
+    /// delivering what is stored for them.
+    pub fn set(&self, table: Arc<RouteTable>) {
+        *self.0.reloaded.write().unwrap_or_else(|p| p.into_inner()) = Some(table);
+    }
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableHandle").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -525,6 +558,7 @@ impl Pipeline {
             fallback: AtomicU64::new(0),
             backpressure: AtomicU64::new(0),
             recovered: AtomicU64::new(recovered_copies),
+            reloaded: std::sync::RwLock::new(None),
         });
         let mut sinks = sinks;
         let mut workers = Vec::new();
@@ -558,7 +592,28 @@ impl Pipeline {
             submit: Mutex::new(Some(tx)),
             committer: Some(committer),
             workers,
+            observer: None,
         })
+    }
+
+    /// Calls `observer` for every message routed from now on.
+    pub fn set_observer(&mut self, observer: Arc<RouteObserver>) {
+        self.observer = Some(observer);
+    }
+
+    /// A handle that swaps the routing table while the pipeline runs.
+    pub fn tables(&self) -> TableHandle {
+        TableHandle(Arc::clone(&self.shared))
+    }
+
+    /// The table set by [`TableHandle::set`], if any: route with it (a router over it and
+    /// [`Pipeline::prepare_with`]) rather than [`Pipeline::router`]'s.
+    pub fn reloaded_table(&self) -> Option<Arc<RouteTable>> {
+        self.shared
+            .reloaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The routing table.
@@ -640,6 +695,9 @@ impl Pipeline {
             Some(t) => router.route_with_twin(message, source, t),
             None => router.route(message, source),
         };
+        if let Some(observe) = &self.observer {
+            observe(table, message, source, twin, &routing);
+        }
         let mut destinations = Vec::with_capacity(routing.endpoints.len());
         let mut ids = SmallVec::new();
         for &endpoint in &routing.endpoints {
@@ -726,16 +784,27 @@ impl Pipeline {
 
     fn stop(&mut self, drain: Duration) {
         drop(lock(&self.submit).take());
+        let shared = &self.shared;
+        let deadline = Instant::now() + drain;
+        // The committer first takes what was submitted; if the store stays full past the
+        // deadline, what it holds is refused (not acknowledged), never dropped after an ack.
         if let Some(c) = self.committer.take() {
+            while !c.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !c.is_finished() {
+                shared.abandon.store(true, Ordering::Release);
+                let _g = lock(&shared.committed);
+                shared.space.notify_all();
+            }
             let _ = c.join();
         }
-        let shared = &self.shared;
+        // Only now: a worker that sees `closing` and nothing new stops for good.
         shared.closing.store(true, Ordering::Release);
         {
             let _g = lock(&shared.committed);
             shared.records.notify_all();
         }
-        let deadline = Instant::now() + drain;
         while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -12,7 +12,9 @@
 //!   with exponential backoff, and a [`DeadLetter`] file for everything that cannot be delivered.
 //!   A slow or dead endpoint never stalls the others, and no message is dropped silently: each
 //!   one is delivered, dead-lettered with a reason, or counted as lost because the dead-letter
-//!   file itself failed.
+//!   file itself failed. In memory only: for delivery that survives a crash and acknowledges
+//!   inputs on durable acceptance, use the store-backed `pipeline` module (feature `store`),
+//!   which `hubroute run` uses.
 //!
 //! Error and dead-letter reason codes are stable (`E05xx`, see [`codes`]).
 

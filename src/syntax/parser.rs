@@ -11,10 +11,14 @@
 //!   `-1` is a literal);
 //! * once an operand has begun, errors inside it are real syntax errors;
 //! * a name directly followed by `(` is always a call;
-//! * a parenthesised expression or call directly followed by an unmatched `)` at the top level
-//!   is the grammar's "unmatched closing parenthesis" error alternative, and `(` without `)` is
-//!   "missing closing parenthesis"; a lone unknown symbol is "invalid symbol". Those produce
-//!   [`Invalid`] nodes, reported by the checker with the type errors, as the engine does.
+//! * a parenthesised expression or call directly followed by an unmatched `)` is the grammar's
+//!   "unmatched closing parenthesis" error alternative where ANTLR's prediction takes it
+//!   (`Parser::extra_paren`, and the retry in [`parse_with_limits`] for inner ones); `(`
+//!   without `)` is "missing closing parenthesis"; a lone unknown symbol is "invalid symbol".
+//!   Those produce [`Invalid`] nodes, reported by the checker with the type errors, as the
+//!   engine does.
+//!
+//! `scripts/antlr_diff.py` compares these decisions with the grammar run by ANTLR.
 
 use super::ast::*;
 use super::lexer::tokenize;
@@ -62,16 +66,39 @@ pub fn parse_with_limits(source: &str, limits: &Limits) -> Result<Ast, CompileEr
         )]));
     }
     let tokens = tokenize(source);
-    let mut parser = Parser {
+    let parser = |tokens: &[Token], forced_extra: Option<usize>| Parser {
         source,
-        tokens,
+        tokens: tokens.to_vec(),
         pos: 0,
         nesting: 0,
         paren_depth: 0,
         max_depth: limits.max_depth,
+        forced_extra,
+        inner_extra: Vec::new(),
     };
-    parser.condition().map_err(|d| CompileError(vec![d]))
+    let mut first = parser(&tokens, None);
+    let ast = first.condition().map_err(|d| CompileError(vec![d]))?;
+    // ANTLR's prediction takes the "unmatched ')'" alternative for an inner parenthesised
+    // expression or call directly followed by `)` when that reading gets further into the
+    // input than the plain one, which stops early and leaves trailing input
+    // (`f((a)) / 1, g(b))`, `f((a)), b) c`). Each such `)` is tried in turn (a bounded
+    // number: this is a rare input, and invalid either way).
+    let end = |ast: &Ast| ast.trailing.map_or(source.len(), |t| t.start as usize);
+    if ast.trailing.is_some() {
+        for &at in first.inner_extra.iter().take(MAX_EXTRA_TRIES) {
+            let mut retry = parser(&tokens, Some(at));
+            if let Ok(further) = retry.condition() {
+                if end(&further) > end(&ast) {
+                    return Ok(further);
+                }
+            }
+        }
+    }
+    Ok(ast)
 }
+
+/// How many inner unmatched-')' readings a parse tries (see [`parse_with_limits`]).
+const MAX_EXTRA_TRIES: usize = 16;
 
 struct Parser<'s> {
     source: &'s str,
@@ -82,6 +109,11 @@ struct Parser<'s> {
     /// Number of open `(` (grouping or call) around the current position.
     paren_depth: usize,
     max_depth: usize,
+    /// The token index of an inner `)` to read as the unmatched-')' alternative.
+    forced_extra: Option<usize>,
+    /// Token indexes of inner `)`s directly after a parenthesised expression or call, where
+    /// that alternative could apply.
+    inner_extra: Vec<usize>,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -382,9 +414,14 @@ impl<'s> Parser<'s> {
             binary_op(kind).is_some()
                 || matches!(kind, TokenKind::RParen | TokenKind::Comma | TokenKind::Eof)
         };
-        if self.paren_depth == 0
+        let nested = self.paren_depth > 0 && next.kind == TokenKind::RParen;
+        if nested {
+            self.inner_extra.push(self.pos);
+        }
+        if (self.paren_depth == 0
             && next.kind == TokenKind::RParen
-            && (!call || follows(self.kind_at(self.pos + 1)))
+            && (!call || follows(self.kind_at(self.pos + 1))))
+            || (nested && self.forced_extra == Some(self.pos))
         {
             self.bump();
             let inner = Expr {
@@ -583,6 +620,22 @@ mod tests {
         assert!(parse("a /* b").is_err());
         assert!(parse("3 = f(").is_err());
         assert!(parse("").unwrap().root.is_none());
+    }
+
+    #[test]
+    fn inner_extra_paren_when_it_reads_further() {
+        for q in [
+            "f((a)) / 1, g(b))",
+            "f((a)), b) c",
+            "((a)) + 1) c",
+            "(f()) < g)",
+        ] {
+            assert!(!parse(q).unwrap().is_error_free(), "{q}");
+        }
+        for q in ["f((a)) , b", "((a)) b)", "((a)) , b)", "f(g(x)) = 1"] {
+            let ast = parse(q).unwrap();
+            assert!(ast.is_error_free(), "{q}");
+        }
     }
 
     #[test]

@@ -159,31 +159,15 @@ impl Live<'_> {
             .flatten()
             .and_then(hubroute::sink::parse_enqueued_time)
             .unwrap_or_else(SystemTime::now);
-        let current = self.observed.live.load();
-        let prepared = if current.generation == 1 {
-            self.pipeline.prepare(router, message, self.twin, enqueued)
-        } else {
-            let mut router = current.table.router();
-            self.pipeline
-                .prepare_with(&current.table, &mut router, message, self.twin, enqueued)
+        // A reloaded table, if any (SIGHUP, --watch), routes from the next message on.
+        let prepared = match self.pipeline.reloaded_table() {
+            None => self.pipeline.prepare(router, message, self.twin, enqueued),
+            Some(table) => {
+                let mut router = table.router();
+                self.pipeline
+                    .prepare_with(&table, &mut router, message, self.twin, enqueued)
+            }
         };
-        if prepared.is_ok() && self.observed.observing(false) {
-            let source = message
-                .source
-                .unwrap_or(hubroute::message::Source::DeviceMessages);
-            let routing = current.table.route(message, source);
-            let mut batch = hubroute::ops::Batch::default();
-            self.observed.observe(
-                &mut batch,
-                &current.table,
-                message,
-                source,
-                self.twin,
-                &routing,
-                None,
-            );
-            self.observed.counters.add(&batch);
-        }
         prepared.map_err(|r| (r.code, r.reason))
     }
 
@@ -325,8 +309,8 @@ async fn next_publish(
                 paused_said = true;
                 eprintln!(
                     "{url}: reading paused for {}s: --max-in-flight ({capacity}) messages wait \
-                     to be settled, so an endpoint is failing or slow (its retries and last \
-                     error are in the report)",
+                     to be settled (a router: accepted into its store, which is full or failing, \
+                     see above; the bridge: confirmed by the stream)",
                     QUIET_WHILE_WAITING.as_secs()
                 );
                 continue;
@@ -522,10 +506,10 @@ mod jetstream_input {
 
     use super::*;
     use async_nats::jetstream::AckKind;
-    use futures_util::StreamExt;
-    use hubroute::broker::nats::{decode_record, ConsumerSettings, JetStreamInput};
+    use hubroute::broker::nats::{decode_record, ConsumerSettings};
     use hubroute::broker::BrokerUrl;
     use hubroute::ingest::codes::MALFORMED_RECORD;
+    use hubroute::pipeline::input::jetstream::ResumingPull;
 
     pub(super) async fn run(
         args: &RunArgs,
@@ -533,8 +517,7 @@ mod jetstream_input {
         pipeline: Live<'_>,
     ) -> Result<ExitCode, String> {
         let settings = ConsumerSettings::from_url(url)?;
-        let input = JetStreamInput::open(url, &settings).await?;
-        let mut messages = input.messages().await?;
+        let mut messages = ResumingPull::open(url, settings).await?;
         crate::ops_wiring::set_input_connected(true);
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
@@ -583,14 +566,7 @@ mod jetstream_input {
                 _ = &mut stop => break,
                 _ = idle_timer(args.exit_when_idle) => break,
             };
-            let delivered = match next {
-                None => break,
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    eprintln!("{url}: {e}");
-                    continue;
-                }
-            };
+            let delivered = next;
             stats.read += 1;
             let (sequence, deliveries) = delivered
                 .info()
@@ -621,7 +597,10 @@ mod jetstream_input {
             pipeline.deliver(routed, &mut stats, describe, settle);
         }
         drop(tx);
-        eprintln!("redelivered messages received: {redelivered}");
+        eprintln!(
+            "redelivered messages received: {redelivered}; pull stream resumed {} times",
+            messages.resumed()
+        );
         let result = pipeline
             .finish(
                 Arc::clone(&permits),
@@ -748,7 +727,12 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                     .unwrap_or_default()
                     .to_string();
                 received_valid += 1;
-                let id = format!("{instance}-{received_valid}");
+                let id = hubroute::pipeline::input::jetstream::stream_message_id(
+                    &publish.topic,
+                    &publish.payload,
+                    &message,
+                )
+                .unwrap_or_else(|| format!("{instance}-{received_valid}"));
                 // The first send is made here, in arrival order, so each device's messages keep
                 // their order in the stream; resends after an outage happen in the background.
                 let first = writer.send(&device, &message, &id).await;

@@ -57,12 +57,6 @@ impl Observed {
         self
     }
 
-    /// Whether messages need [`Observed::observe`]: per-route counts are shown or undefined
-    /// evaluations logged.
-    pub fn observing(&self, undefined: bool) -> bool {
-        undefined || self.per_route.load(Ordering::Relaxed)
-    }
-
     /// Marks the input connected (ready) or gone.
     pub fn set_input_connected(&self, connected: bool) {
         set_input_connected(connected);
@@ -123,7 +117,7 @@ impl Observed {
         source: Source,
         twin: Option<&dyn TwinLookup>,
         routing: &Routing,
-        undefined: Option<(&RateLimit, usize)>,
+        undefined: Option<&RateLimit>,
     ) {
         batch.accepted += 1;
         if routing.endpoints.is_empty() {
@@ -146,7 +140,7 @@ impl Observed {
                 *batch.routes.entry(name.to_string()).or_default() += 1;
             }
         }
-        if let Some((limit, line)) = undefined {
+        if let Some(limit) = undefined {
             for index in observe::undefined_routes(table, message, source, twin) {
                 let route = &table.routes()[index];
                 *batch.undefined.entry(route.name.clone()).or_default() += 1;
@@ -159,7 +153,6 @@ impl Observed {
                         condition = route.condition.as_ref().map(|c| c.source()).unwrap_or("true"),
                         device_id = sys("connectionDeviceId"),
                         message_id = sys("messageId"),
-                        line,
                         suppressed_since_last = suppressed,
                         "route '{}' evaluated to undefined: {reason}",
                         route.name

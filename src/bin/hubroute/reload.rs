@@ -45,8 +45,17 @@ impl Drop for Reloader {
     }
 }
 
-/// Starts reloading `live` on SIGHUP and, with `watch`, on changes of the routes file.
-pub fn spawn(live: Arc<LiveTable>, plan: ReloadPlan, watch: bool) -> Result<Reloader, String> {
+/// Called with each table swapped in (to hand it to the pipeline).
+pub type OnSwap = Box<dyn Fn(&hubroute::ops::Versioned) + Send>;
+
+/// Starts reloading `live` on SIGHUP and, with `watch`, on changes of the routes file; each
+/// new table is also given to `on_swap`.
+pub fn spawn(
+    live: Arc<LiveTable>,
+    plan: ReloadPlan,
+    watch: bool,
+    on_swap: OnSwap,
+) -> Result<Reloader, String> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     let handle = signals.handle();
@@ -86,6 +95,7 @@ pub fn spawn(live: Arc<LiveTable>, plan: ReloadPlan, watch: bool) -> Result<Relo
                     continue;
                 }
                 if let Some(text) = reload(&live, &plan, why) {
+                    on_swap(&live.load());
                     in_use = Some(text);
                 }
             }

@@ -35,13 +35,8 @@ fn build_document(
     })
 }
 
-/// Loads and builds a routing configuration; on configuration errors prints them and gives
-/// the exit code (1) to return.
-pub fn load_table(path: &Path, hub_name: &str) -> Result<Result<RouteTable, ExitCode>, String> {
-    load_table_in(path, hub_name, Dialect::Hub)
-}
-
-/// [`load_table`] with conditions in a dialect.
+/// Loads and builds a routing configuration with conditions in a dialect; on configuration
+/// errors prints them and gives the exit code (1) to return.
 pub fn load_table_in(
     path: &Path,
     hub_name: &str,

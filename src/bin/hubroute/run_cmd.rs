@@ -4,31 +4,32 @@
 //! dropped silently: a line that is not a message is reported with its line number and code,
 //! counted and dead-lettered, and the stream goes on; the summary always prints.
 
-use crate::routes_cmd::load_table;
+use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
-use hubroute::message::{Message, Protocol};
-use hubroute::pipeline::input::{LineContent, LineReader};
-use hubroute::pipeline::{
-    Accepted, Pipeline, PipelineConfig, PipelineError, PipelineStats, Prepared, Rejected, Retention,
-};
+use hubroute::message::Protocol;
+use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The routing configuration (as for `test`).
     #[arg(long)]
     routes: PathBuf,
+    /// The query language of the conditions: hub (IoT Hub, as Learn documents it) or edge
+    /// (the IoT Edge engine, with body queries and twin_change_includes on).
+    #[arg(long, default_value = "hub")]
+    dialect: hubroute::Dialect,
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
     /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
@@ -89,7 +90,7 @@ pub struct RunArgs {
     /// what is stored. What is left stays in the store for the next run.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
     pub(crate) drain_timeout: Duration,
-    /// The longest input line; longer ones are dead-lettered (E0702) and reading goes on.
+    /// The longest input line; longer ones are dead-lettered (E0905) and reading goes on.
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes_arg)]
     max_line_bytes: u64,
     /// With a broker input: the MQTT client id (its broker session holds unacknowledged
@@ -258,7 +259,7 @@ pub(crate) fn pipeline_config(
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     crate::logging::init(&args.ops.observe.log)?;
-    let table = match load_table(&args.routes, &args.hub_name)? {
+    let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
@@ -303,10 +304,33 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
     let observed = crate::ops_wiring::Observed::new(table.clone(), &bound_names);
     let max_store_bytes = config.max_store_bytes;
-    let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let mut pipeline =
+        Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
     let observed = Arc::new(observed.with_pipeline(&pipeline, max_store_bytes));
-    // Reloads swap the table the next message is routed with (file, standard input and
-    // broker inputs alike); the pipeline's endpoints and sinks stay those bound at start.
+    // Per-route counts and undefined-route logs, when metrics or --log-undefined ask.
+    let undefined_limit = args
+        .ops
+        .log_undefined
+        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
+    if args.ops.observe.metrics.is_some() || undefined_limit.is_some() {
+        let observer = Arc::clone(&observed);
+        pipeline.set_observer(Arc::new(move |table, message, source, twin, routing| {
+            let mut batch = hubroute::ops::Batch::default();
+            observer.observe(
+                &mut batch,
+                table,
+                message,
+                source,
+                twin,
+                routing,
+                undefined_limit.as_ref(),
+            );
+            observer.counters.add(&batch);
+        }));
+    }
+    // Reloads (SIGHUP, --watch) swap the table the next message (the next chunk of a file)
+    // is routed by, for every input; the endpoints and sinks stay those bound at start.
+    let tables = pipeline.tables();
     let _reloader = crate::reload::spawn(
         Arc::clone(&observed.live),
         crate::reload::ReloadPlan {
@@ -315,6 +339,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             bound: bound_names,
         },
         args.ops.watch,
+        Box::new(move |current| tables.set(Arc::new(current.table.clone()))),
     )?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
@@ -332,7 +357,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     }
 
     if args.input.contains("://") {
-        // The broker input is connected once it subscribed or pulls (live.rs says so).
+        // The broker input is ready once subscribed or pulling (live.rs says so).
         let _metrics = observed.serve(&args.ops.observe, false)?;
         let live = crate::live::Live {
             observed: Arc::clone(&observed),
@@ -367,74 +392,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// One line after parsing, validation and routing.
-enum Outcome {
-    Blank,
-    Invalid(&'static str, String, serde_json::Value),
-    Ready(Prepared),
-}
-
-/// Parses, validates and routes one line (on rayon's threads).
-fn prepare_line(
-    pipeline: &Pipeline,
-    current: &Line<'_>,
-    router: &mut hubroute::route::Router<'_>,
-    content: (u64, LineContent),
-    twin: Option<&TwinResolver<'_>>,
-) -> Outcome {
-    let (line_no, content) = content;
-    let text = match content {
-        LineContent::Blank => return Outcome::Blank,
-        LineContent::Invalid { code, reason, raw } => return Outcome::Invalid(code, reason, raw),
-        LineContent::ReadFailed(e) => {
-            return Outcome::Invalid(
-                hubroute::pipeline::codes::READ_FAILED,
-                e,
-                serde_json::Value::Null,
-            )
-        }
-        LineContent::Text(t) => t,
-    };
-    let message = match Message::from_json_str(&text) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::Invalid(e.code(), e.to_string(), serde_json::Value::String(text))
-        }
-    };
-    let twin = twin.map(|t| t as &dyn TwinLookup);
-    let now = SystemTime::now();
-    let prepared = if current.table.generation == 1 {
-        pipeline.prepare(router, &message, twin, now)
-    } else {
-        pipeline.prepare_with(&current.table.table, router, &message, twin, now)
-    };
-    if prepared.is_ok() && current.observed.observing(current.undefined.is_some()) {
-        let source = message.source.unwrap_or(current.default_source);
-        let routing = match twin {
-            Some(t) => router.route_with_twin(&message, source, t),
-            None => router.route(&message, source),
-        };
-        let mut batch = hubroute::ops::Batch::default();
-        current.observed.observe(
-            &mut batch,
-            &current.table.table,
-            &message,
-            source,
-            twin,
-            &routing,
-            current.undefined.map(|l| (l, line_no as usize)),
-        );
-        current.observed.counters.add(&batch);
-    }
-    match prepared {
-        Ok(p) => Outcome::Ready(p),
-        Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
-    }
-}
-
-/// Reads the file (or standard input) to its end: chunks of lines are parsed, validated and
-/// routed in parallel (rayon), then accepted into the store in one durable commit each.
-/// Standard input goes line by line, so that a live stream is routed as it arrives.
+/// Reads the file (or standard input) to its end through the library's `feed_lines`: chunks
+/// of 4096 lines routed in parallel and accepted in one durable commit each; standard input goes
+/// line by line, so that a live stream is routed as it arrives.
 fn read_lines(
     args: &RunArgs,
     pipeline: &Pipeline,
@@ -442,14 +402,6 @@ fn read_lines(
     mut invalid_log: InvalidLog,
     observed: &crate::ops_wiring::Observed,
 ) -> InputStats {
-    let undefined_limit = args
-        .ops
-        .log_undefined
-        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
-    let default_source: hubroute::message::Source = args
-        .source
-        .parse()
-        .unwrap_or(hubroute::message::Source::DeviceMessages);
     let mut stats = InputStats::default();
     let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
         (Box::new(std::io::stdin().lock()), 1)
@@ -467,148 +419,66 @@ fn read_lines(
         }
     };
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
-    let mut lines = LineReader::new(reader, max_line);
     let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let mut in_flight = std::collections::VecDeque::new();
-    loop {
-        let chunk: Vec<_> = lines.by_ref().take(chunk_size).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let mut read_error = None;
-        let numbered: Vec<(u64, LineContent)> = chunk
-            .into_iter()
-            .filter_map(|l| match l.content {
-                LineContent::ReadFailed(e) => {
-                    read_error = Some(e);
-                    None
-                }
-                c => Some((l.number, c)),
-            })
-            .collect();
-        // One table for the whole chunk: a reload takes effect at the next chunk (the next
-        // line on standard input), and every message is routed by exactly one table.
-        let current = Line {
-            table: observed.live.load(),
-            observed,
-            undefined: undefined_limit.as_ref(),
-            default_source,
-        };
-        let outcomes: Vec<(u64, Outcome)> = numbered
-            .into_par_iter()
-            .map_init(
-                || current.table.table.router(),
-                |router, (n, content)| {
-                    (
-                        n,
-                        prepare_line(pipeline, &current, router, (n, content), resolver),
-                    )
-                },
-            )
-            .collect();
-        let mut batch = Vec::with_capacity(outcomes.len());
-        let mut counts = hubroute::ops::Batch::default();
-        for (line_no, outcome) in outcomes {
-            stats.read += 1;
-            counts.read += 1;
-            match outcome {
-                Outcome::Blank => stats.blank += 1,
-                Outcome::Invalid(code, reason, raw) => {
-                    *stats.invalid.entry(code).or_default() += 1;
-                    *counts.invalid.entry(code).or_default() += 1;
-                    if crate::logging::json() {
-                        tracing::warn!(input = %args.input, line = line_no, code, reason = %reason, "invalid message");
-                    } else {
-                        eprintln!(
-                            "{}:{line_no}: invalid message [{code}]: {reason}",
-                            args.input
-                        );
-                    }
-                    invalid_log.write(line_no, code, &reason, raw);
-                }
-                Outcome::Ready(p) => {
-                    stats.valid += 1;
-                    batch.push(p);
+    // What the metrics have of the input so far (the report counts from the start).
+    let mut counted = hubroute::ops::Batch::default();
+    let report = feed_lines(
+        pipeline,
+        LineReader::new(reader, max_line),
+        chunk_size,
+        resolver.map(|r| r as &(dyn TwinLookup + Sync)),
+        &mut |bad: InvalidLine| {
+            if crate::logging::json() {
+                tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
+            } else {
+                eprintln!(
+                    "{}:{}: invalid message [{}]: {}",
+                    args.input, bad.line, bad.code, bad.reason
+                );
+            }
+            invalid_log.write(bad.line, bad.code, &bad.reason, bad.raw);
+        },
+        &mut |so_far: &LinesReport| {
+            let mut delta = hubroute::ops::Batch {
+                read: so_far.read - counted.read,
+                ..Default::default()
+            };
+            for (code, n) in &so_far.invalid {
+                let before = counted.invalid.get(code).copied().unwrap_or(0);
+                if *n > before {
+                    delta.invalid.insert(code, n - before);
                 }
             }
-        }
-        observed.counters.add(&counts);
-        // The next chunk is read and routed while this one is committed; at most
-        // ACCEPTS_IN_FLIGHT chunks wait for their commit.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        pipeline.accept_then(batch, move |r| {
-            let _ = tx.send(r);
-        });
-        in_flight.push_back((rx, lines.lines_read()));
-        if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut stats) {
-            break;
-        }
-        if let Some(e) = read_error {
-            eprintln!(
-                "error: reading {} after line {}: {e}",
-                args.input,
-                lines.lines_read()
-            );
-            stats.read_error = Some(e);
-            break;
-        }
-        if progress && last_progress.elapsed() > Duration::from_millis(200) {
-            last_progress = Instant::now();
-            let rate = stats.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\r{} lines, {} invalid, {:.0} lines/s   ",
-                stats.read,
-                stats.invalid_total(),
-                rate
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
-    while !in_flight.is_empty() {
-        wait_accepted(&mut in_flight, &mut stats);
-    }
+            observed.counters.add(&delta);
+            counted.read = so_far.read;
+            counted.invalid.clone_from(&so_far.invalid);
+            if progress && last_progress.elapsed() > Duration::from_millis(200) {
+                last_progress = Instant::now();
+                let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\r{} lines, {} invalid, {:.0} lines/s   ",
+                    so_far.read,
+                    so_far.invalid_total(),
+                    rate
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    );
     if progress {
         eprintln!();
     }
-    stats
-}
-
-/// What every line of a chunk is prepared with.
-struct Line<'a> {
-    /// The route table of the chunk.
-    table: Arc<hubroute::ops::Versioned>,
-    observed: &'a crate::ops_wiring::Observed,
-    /// `--log-undefined`'s limit.
-    undefined: Option<&'a hubroute::ops::RateLimit>,
-    default_source: hubroute::message::Source,
-}
-
-/// Chunks of a file being committed while the next one is routed.
-const ACCEPTS_IN_FLIGHT: usize = 2;
-
-type Pending = (
-    std::sync::mpsc::Receiver<Result<Accepted, PipelineError>>,
-    u64,
-);
-
-/// Waits for the oldest chunk's commit; `false` (reported) if it was not accepted.
-fn wait_accepted(
-    in_flight: &mut std::collections::VecDeque<Pending>,
-    stats: &mut InputStats,
-) -> bool {
-    let Some((rx, last_line)) = in_flight.pop_front() else {
-        return true;
-    };
-    match rx.recv().unwrap_or(Err(PipelineError::Closed)) {
-        Ok(_) => true,
-        Err(e) => {
-            // Only when the pipeline was stopped under it: say how much is not in.
-            eprintln!("error: messages up to line {last_line} were not accepted: {e}");
-            stats.read_error = Some(e.to_string());
-            false
-        }
+    if let Some(e) = &report.stopped {
+        eprintln!("error: {}: {e}", args.input);
+    }
+    InputStats {
+        read: report.read,
+        blank: report.blank,
+        valid: report.valid,
+        invalid: report.invalid,
+        read_error: report.stopped,
     }
 }
 
@@ -632,10 +502,10 @@ pub(crate) fn report(
         elapsed.as_secs_f64(),
         input.read as f64 / elapsed.as_secs_f64().max(1e-9)
     );
-    let codes: String = input
+    let codes: Vec<String> = input
         .invalid
         .iter()
-        .map(|(c, n)| format!(" {c}: {n}"))
+        .map(|(c, n)| format!("{c}: {n}"))
         .collect();
     let _ = writeln!(
         out,
@@ -647,9 +517,13 @@ pub(crate) fn report(
     );
     let _ = writeln!(
         out,
-        "  invalid: {}{} (dead-lettered to {})",
+        "  invalid: {} ({}dead-lettered to {})",
         input.invalid_total(),
-        codes,
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", codes.join(", "))
+        },
         args.dead_letter.display()
     );
     let _ = writeln!(out, "  accepted into the store: {}", stats.accepted);

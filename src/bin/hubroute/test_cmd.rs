@@ -46,7 +46,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub routes: Option<PathBuf>,
     /// The message as JSON ({"systemProperties": {...}, "appProperties": {...}, "body": "..."}),
-    /// or a request body of IoT Hub's `$testall` or `$testnew` API.
+    /// or a request body of IoT Hub's `$testall` or `$testnew` API; `-` reads standard input.
     #[arg(long, short)]
     pub message: Option<PathBuf>,
     /// The message body (replaces the file's).
@@ -114,8 +114,11 @@ fn is_rest_request(v: &Value) -> bool {
 }
 
 fn load_request(path: &Path) -> Result<Request, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    };
     let fail = |m: String| format!("{}: {m}", path.display());
     // The message loader keeps property order and says what is wrong, with its code.
     let plain =
