@@ -396,3 +396,33 @@ fn check_file_reports_unreadable_lines_and_checks_the_rest() {
         "{out}"
     );
 }
+
+/// A `--sink` that `run` refuses is quoted in the error without its password or token.
+#[test]
+fn refused_sink_urls_are_printed_without_secrets() {
+    for sink in [
+        "nosuch=mqtt://router:hunter2-pw@127.0.0.1:1/alerts",
+        "hotpath=mqtt:/router:hunter2-pw@127.0.0.1:1/alerts",
+        "hotpath",
+        "hotpath=nats://127.0.0.1:1/x?token=hunter2-pw",
+    ] {
+        let o = hubroute(
+            &[
+                "run",
+                "--routes",
+                "examples/routing.json",
+                "--input",
+                "/dev/null",
+                "--store",
+                "/nonexistent/never-opened",
+                "--sink",
+                sink,
+            ],
+            "",
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0), "{sink}: {err}");
+        assert!(err.contains("--sink"), "{sink}: {err}");
+        assert!(!err.contains("hunter2-pw"), "{sink}: secret printed: {err}");
+    }
+}

@@ -259,6 +259,8 @@ impl Worker {
                     if let Some(through) = delete {
                         self.shared.freed(through, records, bytes);
                     }
+                    // Another worker may have advanced at the same time with our old cursor.
+                    self.shared.collect();
                     return;
                 }
                 Err(e) => {

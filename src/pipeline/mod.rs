@@ -381,6 +381,29 @@ impl Shared {
         }
     }
 
+    /// Deletes what every endpoint's cursor has passed, when that is more than is deleted
+    /// already. A worker deletes as it advances, but two workers advancing at once can each
+    /// see the other's old cursor and both leave the newest records; with a full store the
+    /// input is paused, no later advance comes, and the committer would wait for space
+    /// forever. So the committer calls this while it waits, and workers after they advance.
+    pub(crate) fn collect(&self) {
+        let Some(min) = self
+            .endpoints
+            .iter()
+            .map(|e| e.cursor.load(Ordering::Acquire))
+            .min()
+        else {
+            return;
+        };
+        if min <= self.gc_through.load(Ordering::Acquire) {
+            return;
+        }
+        match self.store.delete_through(min) {
+            Ok((records, bytes)) => self.freed(min, records, bytes),
+            Err(e) => eprintln!("{e} (deleting delivered records; tried again later)"),
+        }
+    }
+
     pub(crate) fn freed(&self, through: u64, records: u64, bytes: u64) {
         self.gc_through.fetch_max(through, Ordering::AcqRel);
         lock(&self.tail).drop_through(through);
@@ -950,17 +973,18 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
         shared.stored_bytes.load(Ordering::Relaxed),
         limit
     );
-    let mut guard = lock(&shared.committed);
     while full() {
         if shared.abandon.load(Ordering::Acquire) {
             return false;
         }
-        guard = shared
-            .space
-            .wait_timeout(guard, Duration::from_millis(200))
-            .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        // Records every endpoint has passed may still be in the store (see `collect`).
+        shared.collect();
+        if !full() {
+            break;
+        }
+        let guard = lock(&shared.committed);
+        let _ = shared.space.wait_timeout(guard, Duration::from_millis(200));
     }
-    drop(guard);
     eprintln!(
         "store {}: space again after {:.1}s, input resumed",
         shared.store.path().display(),

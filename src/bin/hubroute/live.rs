@@ -71,6 +71,7 @@ pub(crate) fn broker_sink(endpoint: &str, url: &str) -> Result<Box<dyn Sink>, St
 
 #[allow(dead_code)]
 fn not_built(url: &str) -> String {
+    let url = crate::run_cmd::shown(url);
     format!("{url}: this hubroute was built without the cargo feature for this broker (mqtt, nats)")
 }
 

@@ -8,14 +8,16 @@ use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::Protocol;
-use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::input::{
+    feed_lines, InvalidLine, Line, LineContent, LineReader, LinesReport,
+};
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,7 +33,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "hub")]
     dialect: hubroute::Dialect,
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
-    /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
+    /// what a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them: captured
+    /// traffic routed again), `mqtt://HOST:PORT` (devices publishing to IoT Hub's
+    /// device-to-cloud topics), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
     /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
@@ -138,6 +142,43 @@ pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
 }
 
 /// `30s`, `500ms`, `2m` or plain seconds.
+/// A `--sink` or `--input` value as messages may print it: a broker URL loses its password,
+/// token and secret-bearing parameters (`hubroute::broker::redact`); in a build without the
+/// broker features, everything after the scheme of a URL.
+pub(crate) fn shown(text: &str) -> String {
+    #[cfg(any(feature = "mqtt", feature = "nats"))]
+    let text = hubroute::broker::redact(text);
+    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
+    let text = match text.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => text.to_string(),
+    };
+    without_user_password(&text)
+}
+
+/// `text` with any `user:password@` masked as `user:***@`, also where the rest is not a URL
+/// that [`shown`] recognises (a mistyped `mqtt:/user:pw@host`).
+fn without_user_password(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let (before, after) = rest.split_at(at);
+        // The user information starts after the last separator before the `@`.
+        let start = before.rfind(['/', '=', ' ', ',']).map_or(0, |i| i + 1);
+        match before[start..].find(':') {
+            Some(colon) => {
+                out.push_str(&before[..start + colon + 1]);
+                out.push_str("***");
+            }
+            None => out.push_str(before),
+        }
+        out.push('@');
+        rest = &after[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     hubroute::sink::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
@@ -197,6 +238,7 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
         return crate::live::broker_sink(&ep.name, &url);
     }
+    let url = shown(url);
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
          mqtt://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or jetstream://HOST:PORT/SUBJECT)",
@@ -267,8 +309,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     // Bind every reachable endpoint, refuse unknown or missing bindings.
     let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
-    for spec in &args.sinks {
-        let (name, url) = spec
+    for raw in &args.sinks {
+        // What error messages may print: a broker URL without its secrets.
+        let spec = &shown(raw);
+        let (name, url) = raw
             .split_once('=')
             .ok_or_else(|| format!("--sink {spec}: expected NAME=URL"))?;
         let id = table.endpoint_id(name).ok_or_else(|| {
@@ -392,9 +436,33 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Reads the file (or standard input) to its end through the library's `feed_lines`: chunks
-/// of 4096 lines routed in parallel and accepted in one durable commit each; standard input goes
-/// line by line, so that a live stream is routed as it arrives.
+/// The records a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them), as
+/// numbered lines of message JSON, so captured traffic is routed again exactly like JSON Lines;
+/// a file or record that cannot be read is an invalid line with its code (E0520, E0521) and
+/// where it was.
+fn replayed_lines(path: &std::path::Path) -> impl Iterator<Item = Line> {
+    hubroute::sink::replay::Replay::open(path)
+        .zip(1u64..)
+        .map(|(item, number)| Line {
+            number,
+            content: match item {
+                Ok(record) => LineContent::Text(record.message.to_json_value().to_string()),
+                Err(e) => LineContent::Invalid {
+                    code: e.code,
+                    reason: e.to_string(),
+                    raw: serde_json::json!({
+                        "file": e.file.display().to_string(),
+                        "record": e.record,
+                    }),
+                },
+            },
+        })
+}
+
+/// Reads the input to its end through the library's `feed_lines`: a file's chunks of 4096
+/// lines are routed in parallel and accepted in one durable commit each; standard input goes
+/// line by line, so that a live stream is routed as it arrives; Storage output is replayed
+/// record by record ([`replayed_lines`]).
 fn read_lines(
     args: &RunArgs,
     pipeline: &Pipeline,
@@ -403,14 +471,19 @@ fn read_lines(
     observed: &crate::ops_wiring::Observed,
 ) -> InputStats {
     let mut stats = InputStats::default();
-    let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
-        (Box::new(std::io::stdin().lock()), 1)
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
+    let path = std::path::Path::new(&args.input);
+    let (lines, chunk_size): (Box<dyn Iterator<Item = Line>>, usize) = if args.input == "-" {
+        let stdin = std::io::stdin().lock();
+        (Box::new(LineReader::new(stdin, max_line)), 1)
+    } else if hubroute::sink::replay::is_storage_path(path) {
+        (Box::new(replayed_lines(path)), 4096)
     } else {
         match std::fs::File::open(&args.input) {
-            Ok(f) => (
-                Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
-                4096,
-            ),
+            Ok(f) => {
+                let reader = std::io::BufReader::with_capacity(1 << 16, f);
+                (Box::new(LineReader::new(reader, max_line)), 4096)
+            }
             Err(e) => {
                 stats.read_error = Some(format!("cannot read {}: {e}", args.input));
                 eprintln!("error: cannot read {}: {e}", args.input);
@@ -418,7 +491,6 @@ fn read_lines(
             }
         }
     };
-    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
@@ -426,7 +498,7 @@ fn read_lines(
     let mut counted = hubroute::ops::Batch::default();
     let report = feed_lines(
         pipeline,
-        LineReader::new(reader, max_line),
+        lines,
         chunk_size,
         resolver.map(|r| r as &(dyn TwinLookup + Sync)),
         &mut |bad: InvalidLine| {

@@ -4,11 +4,10 @@
 //! one commits. Every line ends up counted as valid, invalid (reported with its code) or blank.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::BufRead;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::SystemTime;
 
-use super::lines::{LineContent, LineReader};
+use super::lines::{Line, LineContent};
 use crate::eval::TwinLookup;
 use crate::message::Message;
 use crate::pipeline::{codes, Accepted, Pipeline, PipelineError, Prepared, Rejected};
@@ -156,26 +155,34 @@ fn wait_accepted(in_flight: &mut VecDeque<Pending>, report: &mut LinesReport) ->
 }
 
 /// Reads `lines` to the end through `pipeline`, `chunk` lines at a time (1: each line is
-/// accepted as it arrives, for a live stream). `invalid` gets every line that is not a valid
+/// accepted as it arrives, for a live stream). `lines` is usually a
+/// [`LineReader`](super::LineReader); any source of numbered lines will do (a replay of Storage
+/// files gives each record as a line). `invalid` gets every line that is not a valid
 /// message (write it to a dead letter); `progress` is called after each chunk. Returns once
 /// every valid line is durably accepted.
-pub fn feed_lines<R: BufRead>(
+pub fn feed_lines(
     pipeline: &Pipeline,
-    mut lines: LineReader<R>,
+    lines: impl IntoIterator<Item = Line>,
     chunk: usize,
     twin: Option<&(dyn TwinLookup + Sync)>,
     invalid: &mut dyn FnMut(InvalidLine),
     progress: &mut dyn FnMut(&LinesReport),
 ) -> LinesReport {
+    let mut lines = lines.into_iter();
     let mut report = LinesReport::default();
     let mut in_flight = VecDeque::new();
+    // The number of the last line taken, for messages.
+    let mut lines_read = 0;
     loop {
         let mut numbered = Vec::with_capacity(chunk.max(1));
         let mut read_error = None;
         for line in lines.by_ref().take(chunk.max(1)) {
             match line.content {
                 LineContent::ReadFailed(e) => read_error = Some(e),
-                content => numbered.push((line.number, content)),
+                content => {
+                    lines_read = line.number;
+                    numbered.push((line.number, content));
+                }
             }
         }
         if numbered.is_empty() && read_error.is_none() {
@@ -205,15 +212,12 @@ pub fn feed_lines<R: BufRead>(
         pipeline.accept_then(batch, move |r| {
             let _ = tx.send(r);
         });
-        in_flight.push_back((rx, lines.lines_read()));
+        in_flight.push_back((rx, lines_read));
         if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut report) {
             break;
         }
         if let Some(e) = read_error {
-            report.stopped = Some(format!(
-                "reading failed after line {}: {e}",
-                lines.lines_read()
-            ));
+            report.stopped = Some(format!("reading failed after line {lines_read}: {e}"));
             break;
         }
         progress(&report);
