@@ -506,5 +506,6 @@ pub(super) fn snapshot(shared: &Shared, e: &EndpointState, now: SystemTime) -> E
         oldest_age,
         latency_p50: e.latency.quantile(0.5),
         latency_p99: e.latency.quantile(0.99),
+        latency_buckets: e.latency.counts(),
     }
 }
