@@ -30,6 +30,8 @@ pub mod functions;
 pub mod ingest;
 pub mod ir;
 pub mod message;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg(feature = "store")]
 pub mod pipeline;
 pub mod route;

@@ -24,6 +24,8 @@ use crate::run_cmd::{report, InputStats, RunArgs};
 /// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) struct Live<'a> {
+    /// The live route table (reloads) and the counters behind `--metrics`.
+    pub observed: std::sync::Arc<crate::ops_wiring::Observed>,
     pub pipeline: Pipeline,
     pub twin: Option<&'a dyn TwinLookup>,
     pub invalid_log: Mutex<InvalidLog>,
@@ -79,6 +81,8 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let mut input = LiveInput::new(&live.pipeline, &live.invalid_log);
         input.twin = live.twin;
+        let hooks = OpsHooks(std::sync::Arc::clone(&live.observed.counters));
+        input.hooks = &hooks;
         input.max_in_flight = args.max_in_flight;
         input.idle_timeout = args.exit_when_idle;
         let started = Instant::now();
@@ -130,6 +134,37 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
     {
         let _ = live;
         Err(not_built(&args.input))
+    }
+}
+
+/// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
+/// `read` and `invalid`), messages the bridge's stream confirmed (`accepted`), and readiness
+/// (subscribed or pulling).
+#[cfg(any(feature = "mqtt", feature = "nats"))]
+struct OpsHooks(std::sync::Arc<hubroute::ops::Counters>);
+
+#[cfg(any(feature = "mqtt", feature = "nats"))]
+impl hubroute::pipeline::input::InputHooks for OpsHooks {
+    fn read(&self, invalid: Option<&'static str>) {
+        let mut counts = hubroute::ops::Batch {
+            read: 1,
+            ..Default::default()
+        };
+        if let Some(code) = invalid {
+            counts.invalid.insert(code, 1);
+        }
+        self.0.add(&counts);
+    }
+
+    fn connected(&self, up: bool) {
+        crate::ops_wiring::set_input_connected(up);
+    }
+
+    fn appended(&self) {
+        self.0.add(&hubroute::ops::Batch {
+            accepted: 1,
+            ..Default::default()
+        });
     }
 }
 
@@ -194,10 +229,13 @@ pub struct BridgeArgs {
     /// Stop after this long without a message (default: run until interrupted).
     #[arg(long, value_parser = crate::run_cmd::parse_duration_arg)]
     exit_when_idle: Option<Duration>,
+    #[command(flatten)]
+    ops: crate::ops_args::ObserveArgs,
 }
 
 /// Runs the bridge until interrupted (or idle).
 pub(crate) fn bridge(args: BridgeArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.log)?;
     #[cfg(all(feature = "mqtt", feature = "nats"))]
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -217,7 +255,6 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     use hubroute::broker::BrokerUrl;
     use hubroute::pipeline::bridge::{self, BridgeSettings};
     use hubroute::pipeline::input::mqtt::MqttSettings;
-    use hubroute::pipeline::input::NoHooks;
 
     let from = BrokerUrl::parse(&args.from).map_err(|e| format!("--from: {e}"))?;
     let to = BrokerUrl::parse(&args.to).map_err(|e| format!("--to: {e}"))?;
@@ -229,13 +266,16 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
         idle_timeout: args.exit_when_idle,
     };
     let invalid_log = Mutex::new(crate::run_cmd::open_invalid_log(&args.dead_letter)?);
+    // Read, appended (accepted) and invalid by code, for --metrics.
+    let counters = std::sync::Arc::new(hubroute::ops::Counters::default());
+    let _metrics = crate::ops_wiring::serve_counters(&args.ops, std::sync::Arc::clone(&counters))?;
     let started = Instant::now();
     let outcome = bridge::run(
         &from,
         &to,
         &settings,
         &invalid_log,
-        std::sync::Arc::new(NoHooks),
+        std::sync::Arc::new(OpsHooks(counters)),
         interrupted(),
     )
     .await?;

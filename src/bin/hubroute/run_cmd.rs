@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -114,6 +115,8 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    pub(crate) ops: crate::ops_args::RouteOpsArgs,
 }
 
 /// `1GiB`, `256MiB`, `64KiB`, `10MB` or plain bytes.
@@ -297,6 +300,7 @@ pub(crate) fn pipeline_config(
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.observe.log)?;
     let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
@@ -341,7 +345,46 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
     let invalid_log = open_invalid_log(&args.dead_letter)?;
-    let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
+    let observed = crate::ops_wiring::Observed::new(table.clone(), &bound_names);
+    let max_store_bytes = config.max_store_bytes;
+    let mut pipeline =
+        Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let observed = Arc::new(observed.with_pipeline(&pipeline, max_store_bytes));
+    // Per-route counts and undefined-route logs, when metrics or --log-undefined ask.
+    let undefined_limit = args
+        .ops
+        .log_undefined
+        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
+    if args.ops.observe.metrics.is_some() || undefined_limit.is_some() {
+        let observer = Arc::clone(&observed);
+        pipeline.set_observer(Arc::new(move |table, message, source, twin, routing| {
+            let mut batch = hubroute::ops::Batch::default();
+            observer.observe(
+                &mut batch,
+                table,
+                message,
+                source,
+                twin,
+                routing,
+                undefined_limit.as_ref(),
+            );
+            observer.counters.add(&batch);
+        }));
+    }
+    // Reloads (SIGHUP, --watch) swap the table the next message (the next chunk of a file)
+    // is routed by, for every input; the endpoints and sinks stay those bound at start.
+    let tables = pipeline.tables();
+    let _reloader = crate::reload::spawn(
+        Arc::clone(&observed.live),
+        crate::reload::ReloadPlan {
+            routes: args.routes.clone(),
+            hub_name: args.hub_name.clone(),
+            bound: bound_names,
+        },
+        args.ops.watch,
+        Box::new(move |current| tables.set(Arc::new(current.table.clone()))),
+    )?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
         eprintln!(
@@ -358,15 +401,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     }
 
     if args.input.contains("://") {
+        // The broker input is ready once subscribed or pulling (live.rs says so).
+        let _metrics = observed.serve(&args.ops.observe, false)?;
         let live = crate::live::Live {
+            observed: Arc::clone(&observed),
             pipeline,
             twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
         };
         return crate::live::run(&args, live);
     }
+    let _metrics = observed.serve(&args.ops.observe, true)?;
     let started = Instant::now();
-    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log);
+    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log, &observed);
+    observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
     if let Some(twins) = &twins {
         // The first few in full; a fleet without twins is one line, not one per device.
@@ -419,6 +467,7 @@ fn read_lines(
     pipeline: &Pipeline,
     resolver: Option<&TwinResolver<'_>>,
     mut invalid_log: InvalidLog,
+    observed: &crate::ops_wiring::Observed,
 ) -> InputStats {
     let mut stats = InputStats::default();
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
@@ -441,22 +490,41 @@ fn read_lines(
             }
         }
     };
-    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
+    // What the metrics have of the input so far (the report counts from the start).
+    let mut counted = hubroute::ops::Batch::default();
     let report = feed_lines(
         pipeline,
         lines,
         chunk_size,
         resolver.map(|r| r as &(dyn TwinLookup + Sync)),
         &mut |bad: InvalidLine| {
-            eprintln!(
-                "{}:{}: invalid message [{}]: {}",
-                args.input, bad.line, bad.code, bad.reason
-            );
+            if crate::logging::json() {
+                tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
+            } else {
+                eprintln!(
+                    "{}:{}: invalid message [{}]: {}",
+                    args.input, bad.line, bad.code, bad.reason
+                );
+            }
             invalid_log.write_line(bad.line, bad.code, &bad.reason, bad.raw);
         },
         &mut |so_far: &LinesReport| {
+            let mut delta = hubroute::ops::Batch {
+                read: so_far.read - counted.read,
+                ..Default::default()
+            };
+            for (code, n) in &so_far.invalid {
+                let before = counted.invalid.get(code).copied().unwrap_or(0);
+                if *n > before {
+                    delta.invalid.insert(code, n - before);
+                }
+            }
+            observed.counters.add(&delta);
+            counted.read = so_far.read;
+            counted.invalid.clone_from(&so_far.invalid);
             if progress && last_progress.elapsed() > Duration::from_millis(200) {
                 last_progress = Instant::now();
                 let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);

@@ -11,7 +11,7 @@ use super::lines::{Line, LineContent};
 use crate::eval::TwinLookup;
 use crate::message::Message;
 use crate::pipeline::{codes, Accepted, Pipeline, PipelineError, Prepared, Rejected};
-use crate::route::Router;
+use crate::route::{RouteTable, Router};
 
 /// Chunks committed while the next one is routed.
 const ACCEPTS_IN_FLIGHT: usize = 2;
@@ -59,6 +59,7 @@ enum Outcome {
 
 fn prepare_line(
     pipeline: &Pipeline,
+    reloaded: Option<&RouteTable>,
     router: &mut Router<'_>,
     content: LineContent,
     twin: Option<&(dyn TwinLookup + Sync)>,
@@ -78,7 +79,12 @@ fn prepare_line(
         }
     };
     let twin = twin.map(|t| t as &dyn TwinLookup);
-    match pipeline.prepare(router, &message, twin, SystemTime::now()) {
+    let now = SystemTime::now();
+    let prepared = match reloaded {
+        Some(table) => pipeline.prepare_with(table, router, &message, twin, now),
+        None => pipeline.prepare(router, &message, twin, now),
+    };
+    match prepared {
         Ok(p) => Outcome::Ready(p),
         Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
     }
@@ -97,18 +103,21 @@ fn prepare_chunk(
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
     use rayon::prelude::*;
+    // One table for the whole chunk: a reload applies from the next chunk on.
+    let reloaded = pipeline.reloaded_table();
+    let table = reloaded.as_deref();
     if lines.len() < PARALLEL_FROM {
-        let mut router = pipeline.router();
+        let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
         return lines
             .into_iter()
-            .map(|(n, content)| (n, prepare_line(pipeline, &mut router, content, twin)))
+            .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
             .collect();
     }
     lines
         .into_par_iter()
         .map_init(
-            || pipeline.router(),
-            |router, (n, content)| (n, prepare_line(pipeline, router, content, twin)),
+            || table.map_or_else(|| pipeline.router(), |t| t.router()),
+            |router, (n, content)| (n, prepare_line(pipeline, table, router, content, twin)),
         )
         .collect()
 }
@@ -119,10 +128,12 @@ fn prepare_chunk(
     lines: Vec<(u64, LineContent)>,
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
-    let mut router = pipeline.router();
+    let reloaded = pipeline.reloaded_table();
+    let table = reloaded.as_deref();
+    let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
     lines
         .into_iter()
-        .map(|(n, content)| (n, prepare_line(pipeline, &mut router, content, twin)))
+        .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
         .collect()
 }
 

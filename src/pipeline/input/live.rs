@@ -17,26 +17,14 @@ use std::time::{Duration, SystemTime};
 use super::InvalidLog;
 use crate::eval::TwinLookup;
 use crate::message::Message;
-use crate::pipeline::{Pipeline, Prepared, Rejected};
+use crate::pipeline::{Pipeline, Prepared};
 use crate::route::Router;
 
-/// Hooks into a broker input, for metrics and for a route table that changes while it runs.
-/// Every method has a default that does nothing more than the input itself needs; implement
-/// the ones you want ([`NoHooks`] implements none).
+/// Hooks into a broker input, for metrics and readiness. Every method does nothing by default;
+/// implement the ones you want ([`NoHooks`] implements none). A table reloaded while the input
+/// runs ([`Pipeline::tables`]) needs no hook: the input routes each message with the current
+/// one.
 pub trait InputHooks: Send + Sync {
-    /// Validates, routes and encodes one message. The default is [`Pipeline::prepare`] with the
-    /// pipeline's table; a router that reloads its table prepares with the current one.
-    fn prepare(
-        &self,
-        pipeline: &Pipeline,
-        router: &mut Router<'_>,
-        message: &Message,
-        twin: Option<&dyn TwinLookup>,
-        enqueued: SystemTime,
-    ) -> Result<Prepared, Rejected> {
-        pipeline.prepare(router, message, twin, enqueued)
-    }
-
     /// One message was read: `None` when it is valid, else its invalid code.
     fn read(&self, invalid: Option<&'static str>) {
         let _ = invalid;
@@ -65,7 +53,7 @@ pub struct LiveInput<'a> {
     pub twin: Option<&'a dyn TwinLookup>,
     /// Where invalid inputs go (acknowledged once recorded there).
     pub invalid: &'a Mutex<InvalidLog>,
-    /// Metrics and table reloads; [`NoHooks`] by default.
+    /// Metrics and readiness; [`NoHooks`] by default.
     pub hooks: &'a dyn InputHooks,
     /// Messages read and not yet settled (accepted or dead-lettered), at most.
     pub max_in_flight: usize,
@@ -109,9 +97,16 @@ impl<'a> LiveInput<'a> {
             .flatten()
             .and_then(crate::sink::parse_enqueued_time)
             .unwrap_or_else(SystemTime::now);
-        self.hooks
-            .prepare(self.pipeline, router, message, self.twin, enqueued)
-            .map_err(|r| (r.code, r.reason))
+        // A reloaded table, if any (SIGHUP, --watch), routes from the next message on.
+        let prepared = match self.pipeline.reloaded_table() {
+            None => self.pipeline.prepare(router, message, self.twin, enqueued),
+            Some(table) => {
+                let mut router = table.router();
+                self.pipeline
+                    .prepare_with(&table, &mut router, message, self.twin, enqueued)
+            }
+        };
+        prepared.map_err(|r| (r.code, r.reason))
     }
 
     /// Accepts a routed message into the store and calls `settle(true)` once it is durable
