@@ -25,6 +25,7 @@ struct Counting {
     subscribed: AtomicBool,
     read: AtomicU64,
     invalid: AtomicU64,
+    appended: AtomicU64,
 }
 
 impl InputHooks for Counting {
@@ -37,6 +38,10 @@ impl InputHooks for Counting {
 
     fn connected(&self, up: bool) {
         self.subscribed.store(up, Ordering::Relaxed);
+    }
+
+    fn appended(&self) {
+        self.appended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -59,6 +64,165 @@ fn publish(port: u16, messages: &[(String, String)]) {
         }
     }
     let _ = client.disconnect();
+}
+
+/// A pipeline routing everything to `archive`, a JSON Lines file in `dir`.
+fn archive_pipeline(dir: &std::path::Path) -> Pipeline {
+    let table = RouteTable::from_json(
+        r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true",
+                        "endpointNames": ["archive"], "isEnabled": true}],
+            "endpoints": {"serviceBusQueues": [{"name": "archive"}]}}"#,
+        "myhub",
+    )
+    .table
+    .unwrap();
+    let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
+    sinks.insert(
+        "archive".into(),
+        Box::new(JsonLinesSink::to_path(dir.join("archive.jsonl")).unwrap()),
+    );
+    let config = PipelineConfig::new(dir.join("store"), "myhub");
+    let dead_letter = DeadLetter::to_path(dir.join("dead.jsonl")).unwrap();
+    Pipeline::open(config, table, sinks, dead_letter).unwrap()
+}
+
+/// Twenty messages from the registered `dev-1` and one from the unknown `dev-2`.
+fn twenty_and_a_stranger() -> Vec<(String, String)> {
+    let mut messages: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("devices/dev-1/messages/events/$.mid=m-{i}"),
+                format!("{{\"n\": {i}}}"),
+            )
+        })
+        .collect();
+    messages.push((
+        "devices/dev-2/messages/events/$.mid=stranger".into(),
+        "{}".into(),
+    ));
+    messages
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The scale-out path embedded: `pipeline::bridge::run` appends the devices' publishes to a
+/// JetStream stream (real nats-server), then `input::jetstream::run` routes them from a durable
+/// consumer into a pipeline; the stranger is dead-lettered by the bridge, every valid message
+/// is appended once, accepted, acknowledged and delivered.
+#[cfg(feature = "nats")]
+#[test]
+fn an_embedded_bridge_and_jetstream_input_carry_every_message() {
+    use hubroute::pipeline::bridge::{self, BridgeSettings};
+    use hubroute::pipeline::input::jetstream;
+    use std::sync::Arc;
+
+    let dir = TempDir::new("embed-bridge");
+    let port = free_port();
+    let _mqtt = Server::mosquitto(
+        &dir.0,
+        "mosquitto",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false"),
+        &[port],
+    );
+    let nats_port = free_port();
+    let _nats = Server::nats(
+        &dir.0,
+        "nats",
+        &format!(
+            "listen: 127.0.0.1:{nats_port}\njetstream {{ store_dir: \"{}\" }}\n",
+            dir.0.join("js").display()
+        ),
+        nats_port,
+    );
+    let from = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    let to = BrokerUrl::parse(&format!("jetstream://127.0.0.1:{nats_port}/HUB")).unwrap();
+    let mut mqtt_settings = mqtt::MqttSettings::new("embedded-bridge");
+    mqtt_settings.registry = Some([("dev-1".to_string(), "g-1".to_string())].into());
+    let settings = BridgeSettings {
+        mqtt: mqtt_settings,
+        max_in_flight: 50,
+        idle_timeout: None,
+    };
+    let bridge_invalid = Mutex::new(InvalidLog::open(&dir.0.join("bridge-invalid.jsonl")).unwrap());
+    let bridge_hooks = Arc::new(Counting::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let bridged = std::thread::scope(|scope| {
+        let hooks: Arc<dyn InputHooks> = bridge_hooks.clone();
+        let bridge_thread = scope.spawn(|| {
+            current_thread().block_on(bridge::run(
+                &from,
+                &to,
+                &settings,
+                &bridge_invalid,
+                hooks,
+                async {
+                    let _ = stop_rx.await;
+                },
+            ))
+        });
+        assert!(
+            eventually(Duration::from_secs(20), || bridge_hooks
+                .subscribed
+                .load(Ordering::Relaxed)),
+            "the bridge never reported its subscription"
+        );
+        publish(port, &twenty_and_a_stranger());
+        assert!(
+            eventually(Duration::from_secs(20), || bridge_hooks
+                .appended
+                .load(Ordering::Relaxed)
+                == 20
+                && bridge_hooks.read.load(Ordering::Relaxed) == 21),
+            "the stream confirmed {} of 20",
+            bridge_hooks.appended.load(Ordering::Relaxed)
+        );
+        stop_tx.send(()).unwrap();
+        bridge_thread.join().unwrap()
+    })
+    .expect("the bridge starts");
+    assert_eq!(bridged.received, 21, "{bridged:?}");
+    assert_eq!(bridged.appended, 20, "{bridged:?}");
+    assert_eq!(bridged.unconfirmed(), 0, "{bridged:?}");
+    assert_eq!(bridged.invalid.get("E0605"), Some(&1), "{bridged:?}");
+
+    let pipeline = archive_pipeline(&dir.0);
+    let invalid = Mutex::new(InvalidLog::open(&dir.0.join("invalid.jsonl")).unwrap());
+    let hooks = Counting::default();
+    let mut input = LiveInput::new(&pipeline, &invalid);
+    input.hooks = &hooks;
+    let url = BrokerUrl::parse(&format!(
+        "jetstream://127.0.0.1:{nats_port}/HUB?consumer=embed"
+    ))
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let routed = std::thread::scope(|scope| {
+        let input_thread = scope.spawn(|| {
+            current_thread().block_on(jetstream::run(&input, &url, async {
+                let _ = stop_rx.await;
+            }))
+        });
+        assert!(
+            eventually(Duration::from_secs(20), || hooks
+                .read
+                .load(Ordering::Relaxed)
+                == 20),
+            "the input read {} of 20",
+            hooks.read.load(Ordering::Relaxed)
+        );
+        stop_tx.send(()).unwrap();
+        input_thread.join().unwrap()
+    })
+    .expect("the input starts");
+    assert_eq!((routed.read, routed.valid), (20, 20), "{routed:?}");
+    assert_eq!(routed.acknowledged, 20, "{routed:?}");
+    assert_eq!(routed.invalid_total(), 0, "{routed:?}");
+    let stats = pipeline.shutdown(Duration::from_secs(30));
+    assert_eq!(stats.endpoints[0].delivered, 20);
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub(crate) struct Live<'a> {
     /// The live route table (reloads) and the counters behind `--metrics`.
     pub observed: std::sync::Arc<crate::ops_wiring::Observed>,
     pub pipeline: Pipeline,
-    pub twin: Option<&'a dyn TwinLookup>,
+    pub twin: Option<&'a (dyn TwinLookup + Sync)>,
     pub invalid_log: Mutex<InvalidLog>,
 }
 

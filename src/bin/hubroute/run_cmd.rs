@@ -406,7 +406,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         let live = crate::live::Live {
             observed: Arc::clone(&observed),
             pipeline,
-            twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
+            twin: resolver.as_ref().map(|r| r as &(dyn TwinLookup + Sync)),
             invalid_log: std::sync::Mutex::new(invalid_log),
         };
         return crate::live::run(&args, live);

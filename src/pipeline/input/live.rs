@@ -50,7 +50,7 @@ pub struct LiveInput<'a> {
     /// Where valid messages are accepted.
     pub pipeline: &'a Pipeline,
     /// Device twins for `$twin` and enrichments.
-    pub twin: Option<&'a dyn TwinLookup>,
+    pub twin: Option<&'a (dyn TwinLookup + Sync)>,
     /// Where invalid inputs go (acknowledged once recorded there).
     pub invalid: &'a Mutex<InvalidLog>,
     /// Metrics and readiness; [`NoHooks`] by default.
@@ -99,11 +99,21 @@ impl<'a> LiveInput<'a> {
             .unwrap_or_else(SystemTime::now);
         // A reloaded table, if any (SIGHUP, --watch), routes from the next message on.
         let prepared = match self.pipeline.reloaded_table() {
-            None => self.pipeline.prepare(router, message, self.twin, enqueued),
+            None => self.pipeline.prepare(
+                router,
+                message,
+                self.twin.map(|t| t as &dyn TwinLookup),
+                enqueued,
+            ),
             Some(table) => {
                 let mut router = table.router();
-                self.pipeline
-                    .prepare_with(&table, &mut router, message, self.twin, enqueued)
+                self.pipeline.prepare_with(
+                    &table,
+                    &mut router,
+                    message,
+                    self.twin.map(|t| t as &dyn TwinLookup),
+                    enqueued,
+                )
             }
         };
         prepared.map_err(|r| (r.code, r.reason))
