@@ -143,40 +143,9 @@ pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
 
 /// `30s`, `500ms`, `2m` or plain seconds.
 /// A `--sink` or `--input` value as messages may print it: a broker URL loses its password,
-/// token and secret-bearing parameters (`hubroute::broker::redact`); in a build without the
-/// broker features, everything after the scheme of a URL.
+/// token and secret-bearing parameters ([`hubroute::redact::url`]), even when mistyped.
 pub(crate) fn shown(text: &str) -> String {
-    #[cfg(any(feature = "mqtt", feature = "nats"))]
-    let text = hubroute::broker::redact(text);
-    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
-    let text = match text.split_once("://") {
-        Some((scheme, _)) => format!("{scheme}://…"),
-        None => text.to_string(),
-    };
-    without_user_password(&text)
-}
-
-/// `text` with any `user:password@` masked as `user:***@`, also where the rest is not a URL
-/// that [`shown`] recognises (a mistyped `mqtt:/user:pw@host`).
-fn without_user_password(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        let (before, after) = rest.split_at(at);
-        // The user information starts after the last separator before the `@`.
-        let start = before.rfind(['/', '=', ' ', ',']).map_or(0, |i| i + 1);
-        match before[start..].find(':') {
-            Some(colon) => {
-                out.push_str(&before[..start + colon + 1]);
-                out.push_str("***");
-            }
-            None => out.push_str(before),
-        }
-        out.push('@');
-        rest = &after[1..];
-    }
-    out.push_str(rest);
-    out
+    hubroute::redact::url(text)
 }
 
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
