@@ -370,6 +370,75 @@ fn a_reload_under_load_routes_every_message_through_exactly_one_table() {
     assert!(log.contains("routes reloaded"), "{log}");
 }
 
+/// Routes (`(name, condition, endpoint)`) over exactly the endpoints `endpoints`.
+fn routes_over(endpoints: &[&str], list: &[(&str, &str, &str)]) -> String {
+    let mut config: Json = serde_json::from_str(&routes(list)).unwrap();
+    config["endpoints"]["eventHubs"] = endpoints
+        .iter()
+        .map(|n| serde_json::json!({ "name": n }))
+        .collect();
+    config.to_string()
+}
+
+#[test]
+fn a_reload_under_load_adds_an_endpoint_bound_at_start() {
+    let dir = Scratch::new("reload-add");
+    // The starting routes know only `a`; `b` is bound by --sink for a later configuration.
+    std::fs::write(
+        dir.path("routes.json"),
+        routes_over(&["a"], &[("r", "true", "a")]),
+    )
+    .unwrap();
+    let mut router = Router::start(&base_args(&dir));
+    let total = 4000;
+    let mut stdin = router.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for chunk in (0..total).collect::<Vec<_>>().chunks(50) {
+            let text: String = chunk.iter().map(|&n| message("x", n)).collect();
+            stdin.write_all(text.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stdin
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&router.scrape(), "hubroute_messages_read_total").unwrap_or(0.0) < 300.0 {
+        assert!(Instant::now() < deadline, "{}", router.log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(
+        dir.path("routes.json"),
+        routes_over(
+            &["a", "b"],
+            &[("r", "true", "a"), ("to-b", "kind = 'x'", "b")],
+        ),
+    )
+    .unwrap();
+    router.hup();
+    router.wait_metric("hubroute_route_table_generation", 2.0);
+    router.stdin = Some(feeder.join().unwrap());
+    let (_, log) = finish_ok(router);
+
+    assert!(
+        log.contains("sink for endpoint b is bound; no route uses it yet"),
+        "{log}"
+    );
+    let a = numbers_in(&dir.path("a.jsonl"));
+    let b = numbers_in(&dir.path("b.jsonl"));
+    // Nothing lost: `a` has every message once, through both tables.
+    assert_eq!(a, (0..total).collect::<Vec<_>>(), "{log}");
+    // `b` has exactly the messages accepted after the swap: a non-empty suffix of the input,
+    // in order, each once, none accepted before (the reload came after 300 were read).
+    let first = *b.first().unwrap_or_else(|| panic!("b got nothing\n{log}"));
+    assert!(
+        first >= 300,
+        "b got message {first}, read before the reload\n{log}"
+    );
+    assert_eq!(b, (first..total).collect::<Vec<_>>(), "{log}");
+    let dead = std::fs::read_to_string(dir.path("dead.jsonl")).unwrap_or_default();
+    assert!(dead.trim().is_empty(), "dead-lettered: {dead}");
+}
+
 #[test]
 fn a_bad_configuration_on_sighup_leaves_routing_unchanged_and_says_why() {
     let dir = Scratch::new("reload-bad");
