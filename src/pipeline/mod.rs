@@ -167,7 +167,9 @@ pub enum PipelineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A sink is bound to a name the routing table does not have.
+    /// A sink is bound to a name the routing table does not have. [`Pipeline::open`] no longer
+    /// returns it (such a sink is an endpoint a reloaded table may add); kept for callers
+    /// that match on it.
     #[error("no endpoint named '{0}' in the routing configuration")]
     UnknownEndpoint(String),
     /// The pipeline is shutting down and accepts nothing more (the input must not acknowledge).
