@@ -967,3 +967,83 @@ fn the_bridge_serves_its_counts_and_readiness() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `text` blocks of README.md's "Operating the router" section, in order: what the
+/// metrics demo prints.
+fn readme_demo_outputs() -> Vec<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once("## Operating the router")
+        .expect("README has its Operating the router section")
+        .1;
+    section
+        .split("```text\n")
+        .skip(1)
+        .take(2)
+        .map(|b| {
+            b.split_once("```")
+                .unwrap()
+                .0
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// README's metrics and reload demo, as the README runs it (with a free port instead of 9464
+/// and the files in a scratch directory): every series it shows has the value it shows, before
+/// and after the reload.
+#[test]
+fn the_readme_metrics_and_reload_demo_prints_what_the_readme_shows() {
+    let outputs = readme_demo_outputs();
+    assert_eq!(outputs.len(), 2, "two outputs in the README demo");
+    let dir = Scratch::new("readme-demo");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let routes = dir.path("routes.json");
+    std::fs::copy(repo.join("examples/routing.json"), &routes).unwrap();
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        repo.join("examples/router.toml").display().to_string(),
+        "--routes".into(),
+        routes.display().to_string(),
+        "--input".into(),
+        "-".into(),
+        "--store".into(),
+        dir.s("store"),
+        "--dead-letter".into(),
+        dir.s("dead.jsonl"),
+    ];
+    for (endpoint, sink) in [
+        ("hotpath", "file:hot.jsonl"),
+        ("alerts", "file:alerts.jsonl"),
+        ("coldstorage", "storage:cold"),
+        ("events", "file:events.jsonl"),
+    ] {
+        let (kind, file) = sink.split_once(':').unwrap();
+        args.push("--sink".into());
+        args.push(format!("{endpoint}={kind}:{}", dir.s(file)));
+    }
+    let mut router = Router::start(&args);
+    router.send(&std::fs::read_to_string(repo.join("examples/messages.jsonl")).unwrap());
+    let check = |router: &Router, lines: &[String]| {
+        for line in lines {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            router.wait_metric(series, value.parse().unwrap());
+        }
+    };
+    check(&router, &outputs[0]);
+
+    let text = std::fs::read_to_string(&routes).unwrap();
+    assert!(text.contains("as_number(severity) <= 2"));
+    std::fs::write(
+        &routes,
+        text.replace("as_number(severity) <= 2", "as_number(severity) <= 1"),
+    )
+    .unwrap();
+    router.hup();
+    check(&router, &outputs[1]);
+    let (_, log) = router.finish();
+    assert!(log.contains("routes reloaded: generation 2"), "{log}");
+}
