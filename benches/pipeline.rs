@@ -93,9 +93,9 @@ fn sinks(table: &RouteTable, kind: Kind, dir: &Path) -> BTreeMap<String, Box<dyn
     let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
     for ep in table.endpoints() {
         let sink: Box<dyn Sink> = match kind {
-            Kind::File => Box::new(
-                JsonLinesSink::to_path(dir.join(format!("{}.jsonl", ep.name))).unwrap(),
-            ),
+            Kind::File => {
+                Box::new(JsonLinesSink::to_path(dir.join(format!("{}.jsonl", ep.name))).unwrap())
+            }
             Kind::Storage => {
                 let mut config = StorageConfig::new(dir.join(&ep.name), table.hub_name());
                 if let Some(e) = ep.storage.as_ref().and_then(|s| s.encoding.as_ref()) {
