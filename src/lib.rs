@@ -30,8 +30,11 @@ pub mod functions;
 pub mod ingest;
 pub mod ir;
 pub mod message;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg(feature = "store")]
 pub mod pipeline;
+pub mod redact;
 pub mod route;
 pub mod sink;
 pub mod span;

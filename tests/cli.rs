@@ -383,7 +383,7 @@ fn check_file_reports_unreadable_lines_and_checks_the_rest() {
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(
-        out.contains("error[E0904]: /dev/stdin:2: not UTF-8"),
+        out.contains("error[E0904]: /dev/stdin:2: the line is not valid UTF-8"),
         "{out}"
     );
     assert!(out.contains("error[E0905]: /dev/stdin:3:"), "{out}");
@@ -395,4 +395,34 @@ fn check_file_reports_unreadable_lines_and_checks_the_rest() {
         out.contains("checked 2 queries: 3 errors, 0 warnings"),
         "{out}"
     );
+}
+
+/// A `--sink` that `run` refuses is quoted in the error without its password or token.
+#[test]
+fn refused_sink_urls_are_printed_without_secrets() {
+    for sink in [
+        "nosuch=mqtt://router:hunter2-pw@127.0.0.1:1/alerts",
+        "hotpath=mqtt:/router:hunter2-pw@127.0.0.1:1/alerts",
+        "hotpath",
+        "hotpath=nats://127.0.0.1:1/x?token=hunter2-pw",
+    ] {
+        let o = hubroute(
+            &[
+                "run",
+                "--routes",
+                "examples/routing.json",
+                "--input",
+                "/dev/null",
+                "--store",
+                "/nonexistent/never-opened",
+                "--sink",
+                sink,
+            ],
+            "",
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0), "{sink}: {err}");
+        assert!(err.contains("--sink"), "{sink}: {err}");
+        assert!(!err.contains("hunter2-pw"), "{sink}: secret printed: {err}");
+    }
 }

@@ -365,7 +365,11 @@ fn a_broker_that_drops_is_reported_by_the_router() {
     let log = dir.0.join("run.log");
     let mut run = start_router_into_nowhere(&dir.0, port, &log);
     let report = || std::fs::read_to_string(&log).unwrap_or_default();
-    let warned = eventually(Duration::from_secs(30), || report().contains("W0702"));
+    // The warning's last words: a router killed after its first words (stderr is unbuffered)
+    // would leave half a line.
+    let warned = eventually(Duration::from_secs(30), || {
+        report().contains("W0702") && report().contains("see the README")
+    });
     let _ = run.kill();
     let _ = run.wait();
     let report = report();

@@ -443,10 +443,10 @@ fn run_accounts_for_every_line_of_a_bad_file() {
         .collect();
     assert_eq!(
         by_line,
-        BTreeMap::from([(101, "E0701"), (201, "E0702"), (401, "E0301")])
+        BTreeMap::from([(101, "E0904"), (201, "E0905"), (401, "E0301")])
     );
     // The invalid UTF-8 line is kept byte for byte.
-    let utf8 = dead.iter().find(|d| d["code"] == "E0701").unwrap();
+    let utf8 = dead.iter().find(|d| d["code"] == "E0904").unwrap();
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(utf8["message"]["bodyBase64"].as_str().unwrap())

@@ -214,3 +214,55 @@ fn inspect_prints_message_json_that_run_reads() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("[E0520]"));
 }
+
+/// `run --input DIR` routes what a Storage endpoint wrote again: every record reaches the
+/// endpoint its route names, with its body and properties, and a corrupt file is an invalid
+/// input with its code while the others are routed.
+#[test]
+fn run_routes_stored_records_again() {
+    for encoding in [StorageEncoding::Avro, StorageEncoding::Json] {
+        let dir = TempDir::new("rerun");
+        let stored = dir.path().join("stored");
+        std::fs::create_dir_all(&stored).unwrap();
+        let written = write_storage(&stored, encoding);
+        std::fs::write(stored.join("zz.avro"), b"junk").unwrap();
+        let routes = dir.path().join("routes.json");
+        std::fs::write(
+            &routes,
+            r#"{"routes": [{"name": "all", "source": "DeviceMessages", "condition": "true",
+                "endpointNames": ["again"], "isEnabled": true}],
+                "endpoints": {"eventHubs": [{"name": "again"}]}}"#,
+        )
+        .unwrap();
+        let again = dir.path().join("again.jsonl");
+        let out = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+            .arg("run")
+            .arg("--routes")
+            .arg(&routes)
+            .arg("--input")
+            .arg(&stored)
+            .arg("--sink")
+            .arg(format!("again=file:{}", again.display()))
+            .arg("--dead-letter")
+            .arg(dir.path().join("dead.jsonl"))
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("[E0520]"), "{encoding:?}: {err}");
+        let n = written.len();
+        assert!(
+            err.contains(&format!("valid {n} + invalid 1 + blank 0 = read {}", n + 1)),
+            "{encoding:?}: {err}"
+        );
+        let delivered: Vec<serde_json::Value> = std::fs::read_to_string(&again)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(delivered.len(), n, "{encoding:?}: {err}");
+        let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+        assert!(dead.contains("E0520") && dead.contains("zz.avro"), "{dead}");
+    }
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::health::{EndpointSnapshot, Health};
 use super::{codec, lock, EndpointState, Shared};
+use crate::sink::delivery::panic_text;
 use crate::sink::{codes, Envelope, Sink, SinkError};
 
 /// Records read from the store per look (most of them may be for other endpoints).
@@ -82,16 +83,6 @@ fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(1, |d| {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
     })
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
 }
 
 impl Worker {
@@ -259,6 +250,8 @@ impl Worker {
                     if let Some(through) = delete {
                         self.shared.freed(through, records, bytes);
                     }
+                    // Another worker may have advanced at the same time with our old cursor.
+                    self.shared.collect();
                     return;
                 }
                 Err(e) => {
@@ -513,5 +506,6 @@ pub(super) fn snapshot(shared: &Shared, e: &EndpointState, now: SystemTime) -> E
         oldest_age,
         latency_p50: e.latency.quantile(0.5),
         latency_p99: e.latency.quantile(0.99),
+        latency_buckets: e.latency.counts(),
     }
 }

@@ -77,6 +77,9 @@ pub struct EndpointSnapshot {
     pub latency_p50: Option<Duration>,
     /// Acceptance to delivery, 99th percentile (approximate likewise).
     pub latency_p99: Option<Duration>,
+    /// Acceptance to delivery, every copy: `latency_buckets[i]` copies took at most
+    /// 2^((i+1)/4) µs (and more than the bucket before); for a Prometheus histogram.
+    pub latency_buckets: Vec<u64>,
 }
 
 impl EndpointSnapshot {
@@ -128,6 +131,14 @@ impl Latency {
 
     pub(crate) fn record(&self, d: Duration, n: u64) {
         self.buckets[Self::bucket(d)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The count of each bucket (see [`EndpointSnapshot::latency_buckets`]).
+    pub(crate) fn counts(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// The upper edge of the bucket holding quantile `q`.

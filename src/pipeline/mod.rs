@@ -76,16 +76,18 @@ pub use codec::Destination;
 pub use health::{EndpointSnapshot, Health, PipelineStats};
 pub use store::{Store, StoreError};
 
-/// Stable codes of the pipeline: input lines that are not messages (E07xx). The dead-letter
+/// Stable codes of the pipeline: input lines that are not messages. They share the E09xx range
+/// of input-line problems with `hubroute eval --jsonl` and `check --file`, so one problem has
+/// one code wherever a line is read. The dead-letter
 /// codes of delivery (retention) are next to the other delivery codes in
 /// [`crate::sink::codes`].
 pub mod codes {
     /// An input line is not valid UTF-8 (the line is dead-lettered as base64).
-    pub const INVALID_UTF8: &str = "E0701";
+    pub const INVALID_UTF8: &str = "E0904";
     /// An input line is longer than the reader's limit (its first bytes are dead-lettered).
-    pub const LINE_TOO_LONG: &str = "E0702";
+    pub const LINE_TOO_LONG: &str = "E0905";
     /// Reading the input failed (an I/O error); the lines before it were processed.
-    pub const READ_FAILED: &str = "E0703";
+    pub const READ_FAILED: &str = "E0907";
 }
 
 /// How long and how much an endpoint's undelivered copies are kept.
@@ -281,6 +283,9 @@ pub(crate) struct Shared {
     fallback: AtomicU64,
     backpressure: AtomicU64,
     recovered: AtomicU64,
+    /// A routing table swapped in while running ([`TableHandle::set`]); `None`: the one the
+    /// pipeline opened with.
+    reloaded: std::sync::RwLock<Option<Arc<RouteTable>>>,
 }
 
 /// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
@@ -376,6 +381,29 @@ impl Shared {
         }
     }
 
+    /// Deletes what every endpoint's cursor has passed, when that is more than is deleted
+    /// already. A worker deletes as it advances, but two workers advancing at once can each
+    /// see the other's old cursor and both leave the newest records; with a full store the
+    /// input is paused, no later advance comes, and the committer would wait for space
+    /// forever. So the committer calls this while it waits, and workers after they advance.
+    pub(crate) fn collect(&self) {
+        let Some(min) = self
+            .endpoints
+            .iter()
+            .map(|e| e.cursor.load(Ordering::Acquire))
+            .min()
+        else {
+            return;
+        };
+        if min <= self.gc_through.load(Ordering::Acquire) {
+            return;
+        }
+        match self.store.delete_through(min) {
+            Ok((records, bytes)) => self.freed(min, records, bytes),
+            Err(e) => eprintln!("{e} (deleting delivered records; tried again later)"),
+        }
+    }
+
     pub(crate) fn freed(&self, through: u64, records: u64, bytes: u64) {
         self.gc_through.fetch_max(through, Ordering::AcqRel);
         lock(&self.tail).drop_through(through);
@@ -394,6 +422,23 @@ impl Shared {
     }
 }
 
+/// Reads a pipeline's numbers; see [`Pipeline::stats_handle`].
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The numbers and health of every endpoint now (as [`Pipeline::stats`]).
+    pub fn stats(&self) -> PipelineStats {
+        snapshot(&self.0)
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHandle").finish_non_exhaustive()
+    }
+}
+
 /// The durable pipeline; see the module docs.
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -403,6 +448,34 @@ pub struct Pipeline {
     submit: Mutex<Option<Sender<Submission>>>,
     committer: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    observer: Option<Arc<RouteObserver>>,
+}
+
+/// Sees every message [`Pipeline::prepare`] routes, with the table it was routed by: for
+/// per-route counts and logs of undefined route evaluations (`hubroute::ops::observe`).
+pub type RouteObserver = dyn Fn(&RouteTable, &Message, Source, Option<&dyn TwinLookup>, &crate::route::Routing)
+    + Send
+    + Sync;
+
+/// Swaps the routing table of a running [`Pipeline`]; see [`Pipeline::tables`].
+#[derive(Clone)]
+pub struct TableHandle(Arc<Shared>);
+
+impl TableHandle {
+    /// Routes the next messages (the next chunk of [`input::feed_lines`]) by `table`. Its
+    /// endpoints are matched to the pipeline's by name; a message routed to one without a
+    /// sink is rejected (E0503), so check the table's endpoints first
+    /// (`hubroute::ops::LiveTable::reload` does). Endpoints it no longer routes to keep
+    /// delivering what is stored for them.
+    pub fn set(&self, table: Arc<RouteTable>) {
+        *self.0.reloaded.write().unwrap_or_else(|p| p.into_inner()) = Some(table);
+    }
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableHandle").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -508,6 +581,7 @@ impl Pipeline {
             fallback: AtomicU64::new(0),
             backpressure: AtomicU64::new(0),
             recovered: AtomicU64::new(recovered_copies),
+            reloaded: std::sync::RwLock::new(None),
         });
         let mut sinks = sinks;
         let mut workers = Vec::new();
@@ -541,7 +615,28 @@ impl Pipeline {
             submit: Mutex::new(Some(tx)),
             committer: Some(committer),
             workers,
+            observer: None,
         })
+    }
+
+    /// Calls `observer` for every message routed from now on.
+    pub fn set_observer(&mut self, observer: Arc<RouteObserver>) {
+        self.observer = Some(observer);
+    }
+
+    /// A handle that swaps the routing table while the pipeline runs.
+    pub fn tables(&self) -> TableHandle {
+        TableHandle(Arc::clone(&self.shared))
+    }
+
+    /// The table set by [`TableHandle::set`], if any: route with it (a router over it and
+    /// [`Pipeline::prepare_with`]) rather than [`Pipeline::router`]'s.
+    pub fn reloaded_table(&self) -> Option<Arc<RouteTable>> {
+        self.shared
+            .reloaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The routing table.
@@ -563,6 +658,50 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
+        let ids = |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
+        self.prepare_in(&self.table, ids, router, message, twin, enqueued_time)
+    }
+
+    /// [`Pipeline::prepare`] with another table than the one the pipeline opened with: a
+    /// routing configuration reloaded while the pipeline runs (`hubroute::ops::LiveTable`).
+    /// `router` must be a router over `table`. Its endpoints are matched to the pipeline's by
+    /// name; one the pipeline has no endpoint for is rejected as `prepare` rejects an unbound
+    /// one, so check the new table's endpoints before swapping it in. Endpoints the new table
+    /// no longer routes to keep delivering what is stored for them.
+    pub fn prepare_with(
+        &self,
+        table: &RouteTable,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
+        let ids = |e: crate::route::EndpointId| {
+            let name = &table.endpoint(e).name;
+            self.ids
+                .iter()
+                .zip(self.table.endpoints())
+                .find(|(_, ep)| ep.name == *name)
+                .and_then(|(id, _)| *id)
+        };
+        self.prepare_in(table, ids, router, message, twin, enqueued_time)
+    }
+
+    /// A handle that reads [`Pipeline::stats`] without borrowing the pipeline (for a metrics
+    /// server that outlives the borrow of the code driving the pipeline).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+
+    fn prepare_in(
+        &self,
+        table: &RouteTable,
+        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
         let violations = message.validate(self.shared.config.protocol);
         if let Some(first) = violations.first() {
             let reasons: Vec<String> = violations
@@ -579,11 +718,13 @@ impl Pipeline {
             Some(t) => router.route_with_twin(message, source, t),
             None => router.route(message, source),
         };
+        if let Some(observe) = &self.observer {
+            observe(table, message, source, twin, &routing);
+        }
         let mut destinations = Vec::with_capacity(routing.endpoints.len());
         let mut ids = SmallVec::new();
         for &endpoint in &routing.endpoints {
-            let id = self.ids.get(usize::from(endpoint.0)).copied().flatten();
-            let Some(id) = id else {
+            let Some(id) = store_id(endpoint) else {
                 // Pipeline::open refuses a table whose reachable endpoints lack a sink only
                 // in the CLI; a library caller may leave one unbound: say so, as IoT Hub would
                 // refuse such a configuration.
@@ -591,13 +732,12 @@ impl Pipeline {
                     code: crate::sink::codes::UNKNOWN_ENDPOINT,
                     reason: format!(
                         "routes to endpoint '{}', which has no sink",
-                        self.table.endpoint(endpoint).name
+                        table.endpoint(endpoint).name
                     ),
                 });
             };
-            let enrichments = if self.table.enriches(endpoint) {
-                self.table
-                    .enrichment_values(message, endpoint, source, twin)
+            let enrichments = if table.enriches(endpoint) {
+                table.enrichment_values(message, endpoint, source, twin)
             } else {
                 Vec::new()
             };
@@ -833,17 +973,18 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
         shared.stored_bytes.load(Ordering::Relaxed),
         limit
     );
-    let mut guard = lock(&shared.committed);
     while full() {
         if shared.abandon.load(Ordering::Acquire) {
             return false;
         }
-        guard = shared
-            .space
-            .wait_timeout(guard, Duration::from_millis(200))
-            .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        // Records every endpoint has passed may still be in the store (see `collect`).
+        shared.collect();
+        if !full() {
+            break;
+        }
+        let guard = lock(&shared.committed);
+        let _ = shared.space.wait_timeout(guard, Duration::from_millis(200));
     }
-    drop(guard);
     eprintln!(
         "store {}: space again after {:.1}s, input resumed",
         shared.store.path().display(),

@@ -263,6 +263,29 @@ impl Store {
         Ok((records, freed))
     }
 
+    /// Deletes the records up to `through` (which every cursor has passed); returns the records
+    /// and bytes deleted. Not synced: a crash before the next durable commit leaves them in
+    /// the log, where recovery finds them behind every cursor.
+    pub fn delete_through(&self, through: u64) -> Result<(u64, u64), StoreError> {
+        let mut tx = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("cannot write", e))?;
+        tx.set_durability(Durability::None);
+        let (mut records, mut freed) = (0u64, 0u64);
+        {
+            let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+            log.retain_in(..=through, |_, v| {
+                records += 1;
+                freed += v.len() as u64;
+                false
+            })
+            .map_err(|e| self.err("cannot delete delivered records", e))?;
+        }
+        tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        Ok((records, freed))
+    }
+
     /// Records in the log (for tests and reports).
     pub fn len(&self) -> Result<u64, StoreError> {
         let tx = self

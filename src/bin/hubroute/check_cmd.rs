@@ -1,10 +1,10 @@
 //! `hubroute check` and `hubroute fmt`.
 
-use crate::input_lines::{Line, Lines};
 use crate::output::{out, outln};
 use crate::render;
 use crate::CompileFlags;
 use clap::{Args, ValueEnum};
+use hubroute::pipeline::input::{LineContent, LineReader};
 use hubroute::Condition;
 use std::process::ExitCode;
 
@@ -86,32 +86,28 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         // A query is at most 64 KiB (E0201); a longer line is reported, not held.
-        let mut lines = Lines::new(std::io::BufReader::new(file), 1 << 20);
-        while let Some(next) = lines.next_line() {
-            let (number, line) =
-                next.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for line in LineReader::new(std::io::BufReader::new(file), 1 << 20) {
+            let number = line.number;
             let origin = format!("{}:{number}", path.display());
-            let problem = match line {
-                Line::Text(line) => {
-                    if !(line.trim().is_empty() || line.trim_start().starts_with('#')) {
+            match line.content {
+                LineContent::ReadFailed(e) => {
+                    return Err(format!("cannot read {}: {e}", path.display()))
+                }
+                LineContent::Blank => {}
+                LineContent::Text(line) => {
+                    if !line.trim_start().starts_with('#') {
                         items.push(Item {
                             origin: path.display().to_string(),
                             lines_before: u32::try_from(number - 1).unwrap_or(u32::MAX),
                             query: line,
                         });
                     }
-                    continue;
                 }
-                Line::NotUtf8 { valid_up_to } => (
-                    "E0904",
-                    format!("not UTF-8 (invalid byte at offset {valid_up_to})"),
-                ),
-                Line::TooLong { bytes } => (
-                    "E0905",
-                    format!("a line of {bytes} bytes; a query is at most 64 KiB"),
-                ),
-            };
-            unreadable.push((problem.0, origin, problem.1));
+                // Not UTF-8 (E0904) or over 1 MiB (E0905; a query is at most 64 KiB).
+                LineContent::Invalid { code, reason, .. } => {
+                    unreadable.push((code, origin, reason))
+                }
+            }
         }
     }
     if items.is_empty() && unreadable.is_empty() {

@@ -1,11 +1,11 @@
 //! `hubroute eval`: one query against one message, or the JSON Lines batch contract of
 //! DESIGN.md (`--jsonl`), which outside test harnesses rely on.
 
-use crate::input_lines::{Line, Lines};
 use crate::render;
 use crate::CompileFlags;
 use clap::Args;
 use hubroute::message::Message;
+use hubroute::pipeline::input::{LineContent, LineReader};
 use hubroute::{Condition, Options};
 use serde_json::{json, Value as Json};
 use std::io::Write;
@@ -140,7 +140,7 @@ fn eval_line(line: &str) -> Json {
     let dialect = match parsed.get("dialect").and_then(Json::as_str).map(str::parse) {
         None => hubroute::Dialect::Edge,
         Some(Ok(d)) => d,
-        Some(Err(e)) => return error_line(id, "E0904", &e, None),
+        Some(Err(e)) => return error_line(id, codes::BAD_DIALECT, &e, None),
     };
     let options = Options {
         body_query: has_flag(&parsed, "body_query"),
@@ -174,7 +174,8 @@ fn error_line(id: Json, code: &str, message: &str, span: Option<(u32, u32)>) -> 
     json!({"id": id, "error": error})
 }
 
-/// Stable codes of `eval --jsonl` line errors (E09xx). Codes are never reused.
+/// Stable codes of `eval --jsonl` line errors (E09xx, shared with the library's line reader
+/// in [`hubroute::pipeline::codes`]). Codes are never reused.
 mod codes {
     /// The line is not JSON.
     pub const NOT_JSON: &str = "E0900";
@@ -184,12 +185,15 @@ mod codes {
     pub const NO_QUERY: &str = "E0902";
     /// The `source` is not a routing source.
     pub const BAD_SOURCE: &str = "E0903";
-    /// The line is not UTF-8.
-    pub const NOT_UTF8: &str = "E0904";
-    /// The line is longer than `--max-line-bytes`.
-    pub const LINE_TOO_LONG: &str = "E0905";
+    // E0904: the line is not UTF-8 (hubroute::pipeline::codes::INVALID_UTF8, given by the
+    // line reader).
+    // E0905: the line is longer than `--max-line-bytes` (hubroute::pipeline::codes::LINE_TOO_LONG,
+    // given by the line reader).
     /// Evaluating the line failed inside hubroute (a bug).
     pub const INTERNAL: &str = "E0906";
+    // E0907: reading the input failed (hubroute::pipeline::codes::READ_FAILED).
+    /// The `dialect` is neither `hub` nor `edge`.
+    pub const BAD_DIALECT: &str = "E0908";
 }
 
 /// Every input line gets exactly one output line, whatever it holds: a line that cannot be
@@ -197,35 +201,29 @@ mod codes {
 /// failure of standard input itself stops it.
 fn jsonl(max_line_bytes: usize) -> Result<ExitCode, String> {
     let stdin = std::io::stdin();
-    let mut lines = Lines::new(stdin.lock(), max_line_bytes);
+    let lines = LineReader::new(stdin.lock(), max_line_bytes);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    while let Some(next) = lines.next_line() {
-        let (number, line) = next.map_err(|e| format!("reading stdin: {e}"))?;
-        let mut result = match line {
-            Line::Text(text) if text.trim().is_empty() => json!({"id": null, "skipped": "blank"}),
+    for line in lines {
+        let number = line.number;
+        let mut result = match line.content {
+            LineContent::ReadFailed(e) => return Err(format!("reading stdin: {e}")),
+            LineContent::Blank => json!({"id": null, "skipped": "blank"}),
             // A panic is a bug, never the input's fault; the line still gets its error line
             // and the stream goes on (the panic message is on standard error).
-            Line::Text(text) => std::panic::catch_unwind(|| eval_line(&text)).unwrap_or_else(|_| {
-                error_line(
-                    Json::Null,
-                    codes::INTERNAL,
-                    "internal error evaluating this line (a bug in hubroute: please report it)",
-                    None,
-                )
-            }),
-            Line::NotUtf8 { valid_up_to } => error_line(
-                Json::Null,
-                codes::NOT_UTF8,
-                &format!("line {number} is not UTF-8 (invalid byte at offset {valid_up_to})"),
-                None,
-            ),
-            Line::TooLong { bytes } => error_line(
-                Json::Null,
-                codes::LINE_TOO_LONG,
-                &format!("line {number} has {bytes} bytes, over the limit of {max_line_bytes} (--max-line-bytes)"),
-                None,
-            ),
+            LineContent::Text(text) => std::panic::catch_unwind(|| eval_line(&text))
+                .unwrap_or_else(|_| {
+                    error_line(
+                        Json::Null,
+                        codes::INTERNAL,
+                        "internal error evaluating this line (a bug in hubroute: please report it)",
+                        None,
+                    )
+                }),
+            // Not UTF-8 (E0904) or over --max-line-bytes (E0905).
+            LineContent::Invalid { code, reason, .. } => {
+                error_line(Json::Null, code, &format!("line {number}: {reason}"), None)
+            }
         };
         if result.get("error").is_some() {
             result["line"] = json!(number);

@@ -32,6 +32,8 @@ use crate::run_cmd::{report, InputStats, InvalidLog, RunArgs};
 /// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) struct Live<'a> {
+    /// The live route table (reloads) and the counters behind `--metrics`.
+    pub observed: std::sync::Arc<crate::ops_wiring::Observed>,
     pub pipeline: Pipeline,
     pub twin: Option<&'a dyn TwinLookup>,
     pub invalid_log: Mutex<InvalidLog>,
@@ -69,6 +71,7 @@ pub(crate) fn broker_sink(endpoint: &str, url: &str) -> Result<Box<dyn Sink>, St
 
 #[allow(dead_code)]
 fn not_built(url: &str) -> String {
+    let url = crate::run_cmd::shown(url);
     format!("{url}: this hubroute was built without the cargo feature for this broker (mqtt, nats)")
 }
 
@@ -157,9 +160,16 @@ impl Live<'_> {
             .flatten()
             .and_then(hubroute::sink::parse_enqueued_time)
             .unwrap_or_else(SystemTime::now);
-        self.pipeline
-            .prepare(router, message, self.twin, enqueued)
-            .map_err(|r| (r.code, r.reason))
+        // A reloaded table, if any (SIGHUP, --watch), routes from the next message on.
+        let prepared = match self.pipeline.reloaded_table() {
+            None => self.pipeline.prepare(router, message, self.twin, enqueued),
+            Some(table) => {
+                let mut router = table.router();
+                self.pipeline
+                    .prepare_with(&table, &mut router, message, self.twin, enqueued)
+            }
+        };
+        prepared.map_err(|r| (r.code, r.reason))
     }
 
     /// Accepts a routed message into the store and calls `settle(true)` once it is durable
@@ -172,6 +182,14 @@ impl Live<'_> {
         describe: impl FnOnce() -> (serde_json::Value, serde_json::Value),
         settle: impl FnOnce(bool) + Send + 'static,
     ) {
+        let mut counts = hubroute::ops::Batch {
+            read: 1,
+            ..Default::default()
+        };
+        if let Err((code, _)) = &routed {
+            counts.invalid.insert(code, 1);
+        }
+        self.observed.counters.add(&counts);
         match routed {
             Ok(prepared) => {
                 stats.valid += 1;
@@ -325,8 +343,14 @@ async fn next_publish(
         };
         match incoming? {
             Incoming::Publish(p) => return Some((p, permit)),
-            Incoming::Subscribed => eprintln!("subscribed to device-to-cloud topics on {url}"),
-            Incoming::Error(e) => eprintln!("{url}: {e}; reconnecting in 1s"),
+            Incoming::Subscribed => {
+                crate::ops_wiring::set_input_connected(true);
+                eprintln!("subscribed to device-to-cloud topics on {url}")
+            }
+            Incoming::Error(e) => {
+                crate::ops_wiring::set_input_connected(false);
+                eprintln!("{url}: {e}; reconnecting in 1s")
+            }
         }
     }
 }
@@ -495,6 +519,7 @@ mod jetstream_input {
     ) -> Result<ExitCode, String> {
         let settings = ConsumerSettings::from_url(url)?;
         let mut messages = ResumingPull::open(url, settings).await?;
+        crate::ops_wiring::set_input_connected(true);
         let capacity = args.max_in_flight.max(1);
         let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
         let acks = Arc::new(AckCounts::default());
@@ -617,10 +642,13 @@ pub struct BridgeArgs {
     /// Stop after this long without a message (default: run until interrupted).
     #[arg(long, value_parser = crate::run_cmd::parse_duration_arg)]
     exit_when_idle: Option<Duration>,
+    #[command(flatten)]
+    ops: crate::ops_args::ObserveArgs,
 }
 
 /// Runs the bridge until interrupted (or idle).
 pub(crate) fn bridge(args: BridgeArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.log)?;
     #[cfg(all(feature = "mqtt", feature = "nats"))]
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -651,6 +679,9 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     let registry = load_registry(args.devices.as_ref())?;
     let mut invalid_log = InvalidLog::open(&args.dead_letter)?;
     let writer = JetStreamWriter::open(&to).await?;
+    // Read, appended (accepted) and invalid by code, for --metrics.
+    let counters = Arc::new(hubroute::ops::Counters::default());
+    let _metrics = crate::ops_wiring::serve_counters(&args.ops, Arc::clone(&counters))?;
     let mut subscriber = D2cSubscriber::start(&from, &args.client_id);
     let acker = subscriber.acker();
     let capacity = args.max_in_flight.max(1);
@@ -684,6 +715,10 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     .await
     {
         received += 1;
+        counters.add(&hubroute::ops::Batch {
+            read: 1,
+            ..Default::default()
+        });
         match d2c(&publish, registry.as_ref()) {
             Ok(message) => {
                 let device = message
@@ -705,6 +740,7 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                 let writer = writer.clone();
                 let acker = acker.clone();
                 let (appended, retried) = (Arc::clone(&appended), Arc::clone(&retried));
+                let counters = Arc::clone(&counters);
                 tokio::spawn(async move {
                     let mut attempt = first;
                     let mut backoff = Duration::from_millis(100);
@@ -716,6 +752,10 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
                         match confirmed {
                             Ok(_) => {
                                 appended.fetch_add(1, Ordering::Relaxed);
+                                counters.add(&hubroute::ops::Batch {
+                                    accepted: 1,
+                                    ..Default::default()
+                                });
                                 let _ = acker.ack(&publish).await;
                                 break;
                             }
@@ -737,6 +777,9 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
             }
             Err(e) => {
                 *invalid.entry(e.code()).or_default() += 1;
+                let mut counts = hubroute::ops::Batch::default();
+                counts.invalid.insert(e.code(), 1);
+                counters.add(&counts);
                 eprintln!("invalid message on '{}': {e}", publish.topic);
                 let origin = serde_json::json!({"topic": publish.topic});
                 let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});

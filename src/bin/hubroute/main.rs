@@ -4,17 +4,21 @@
 //! 2 usage or I/O error.
 
 mod check_cmd;
+mod config_file;
 mod eval_cmd;
-mod input_lines;
 mod inspect_cmd;
 mod live;
+mod logging;
+mod ops_args;
+mod ops_wiring;
 mod output;
+mod reload;
 mod render;
 mod routes_cmd;
 mod run_cmd;
 mod test_cmd;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use hubroute::Options;
 use std::process::ExitCode;
 
@@ -24,7 +28,7 @@ use std::process::ExitCode;
     version,
     about = "Azure IoT Hub message routing on your own machines"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -107,7 +111,16 @@ impl CompileFlags {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `run --config FILE` / `bridge --config FILE`: the file's settings become flags that the
+    // command line overrides.
+    let argv = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
+        Ok(argv) => argv,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),

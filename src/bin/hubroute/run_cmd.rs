@@ -8,16 +8,19 @@ use crate::routes_cmd::load_table_in;
 use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::Protocol;
-use hubroute::pipeline::input::{feed_lines, InvalidLine, LineReader, LinesReport};
+use hubroute::pipeline::input::{
+    feed_lines, InvalidLine, Line, LineContent, LineReader, LinesReport,
+};
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -30,7 +33,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "hub")]
     dialect: hubroute::Dialect,
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
-    /// `mqtt://HOST:PORT` (devices publishing to IoT Hub's device-to-cloud topics), or
+    /// what a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them: captured
+    /// traffic routed again), `mqtt://HOST:PORT` (devices publishing to IoT Hub's
+    /// device-to-cloud topics), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
     /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
@@ -89,7 +94,7 @@ pub struct RunArgs {
     /// what is stored. What is left stays in the store for the next run.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
     pub(crate) drain_timeout: Duration,
-    /// The longest input line; longer ones are dead-lettered (E0702) and reading goes on.
+    /// The longest input line; longer ones are dead-lettered (E0905) and reading goes on.
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes_arg)]
     max_line_bytes: u64,
     /// With a broker input: the MQTT client id (its broker session holds unacknowledged
@@ -110,6 +115,8 @@ pub struct RunArgs {
     /// Do not show a progress line even on a terminal.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    pub(crate) ops: crate::ops_args::RouteOpsArgs,
 }
 
 /// `1GiB`, `256MiB`, `64KiB`, `10MB` or plain bytes.
@@ -135,6 +142,12 @@ pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
 }
 
 /// `30s`, `500ms`, `2m` or plain seconds.
+/// A `--sink` or `--input` value as messages may print it: a broker URL loses its password,
+/// token and secret-bearing parameters ([`hubroute::redact::url`]), even when mistyped.
+pub(crate) fn shown(text: &str) -> String {
+    hubroute::redact::url(text)
+}
+
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     hubroute::sink::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration (e.g. 30s, 500ms)"))
@@ -194,6 +207,7 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
         return crate::live::broker_sink(&ep.name, &url);
     }
+    let url = shown(url);
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
          mqtt://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or jetstream://HOST:PORT/SUBJECT)",
@@ -255,6 +269,7 @@ pub(crate) fn pipeline_config(
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    crate::logging::init(&args.ops.observe.log)?;
     let table = match load_table_in(&args.routes, &args.hub_name, args.dialect)? {
         Ok(t) => t,
         Err(code) => return Ok(code),
@@ -263,8 +278,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     // Bind every reachable endpoint, refuse unknown or missing bindings.
     let mut bound: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
-    for spec in &args.sinks {
-        let (name, url) = spec
+    for raw in &args.sinks {
+        // What error messages may print: a broker URL without its secrets.
+        let spec = &shown(raw);
+        let (name, url) = raw
             .split_once('=')
             .ok_or_else(|| format!("--sink {spec}: expected NAME=URL"))?;
         let id = table.endpoint_id(name).ok_or_else(|| {
@@ -297,7 +314,46 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let dead_letter = DeadLetter::to_path(&args.dead_letter)
         .map_err(|e| format!("--dead-letter {}: {e}", args.dead_letter.display()))?;
     let invalid_log = InvalidLog::open(&args.dead_letter)?;
-    let pipeline = Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let bound_names: std::collections::BTreeSet<String> = bound.keys().cloned().collect();
+    let observed = crate::ops_wiring::Observed::new(table.clone(), &bound_names);
+    let max_store_bytes = config.max_store_bytes;
+    let mut pipeline =
+        Pipeline::open(config, table, bound, dead_letter).map_err(|e| e.to_string())?;
+    let observed = Arc::new(observed.with_pipeline(&pipeline, max_store_bytes));
+    // Per-route counts and undefined-route logs, when metrics or --log-undefined ask.
+    let undefined_limit = args
+        .ops
+        .log_undefined
+        .map(|n| hubroute::ops::RateLimit::new(n, Duration::from_secs(1)));
+    if args.ops.observe.metrics.is_some() || undefined_limit.is_some() {
+        let observer = Arc::clone(&observed);
+        pipeline.set_observer(Arc::new(move |table, message, source, twin, routing| {
+            let mut batch = hubroute::ops::Batch::default();
+            observer.observe(
+                &mut batch,
+                table,
+                message,
+                source,
+                twin,
+                routing,
+                undefined_limit.as_ref(),
+            );
+            observer.counters.add(&batch);
+        }));
+    }
+    // Reloads (SIGHUP, --watch) swap the table the next message (the next chunk of a file)
+    // is routed by, for every input; the endpoints and sinks stay those bound at start.
+    let tables = pipeline.tables();
+    let _reloader = crate::reload::spawn(
+        Arc::clone(&observed.live),
+        crate::reload::ReloadPlan {
+            routes: args.routes.clone(),
+            hub_name: args.hub_name.clone(),
+            bound: bound_names,
+        },
+        args.ops.watch,
+        Box::new(move |current| tables.set(Arc::new(current.table.clone()))),
+    )?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
         eprintln!(
@@ -314,7 +370,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     }
 
     if args.input.contains("://") {
+        // The broker input is ready once subscribed or pulling (live.rs says so).
+        let _metrics = observed.serve(&args.ops.observe, false)?;
         let live = crate::live::Live {
+            observed: Arc::clone(&observed),
             pipeline,
             twin: resolver.as_ref().map(|r| r as &dyn TwinLookup),
             invalid_log: std::sync::Mutex::new(invalid_log),
@@ -322,8 +381,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         };
         return crate::live::run(&args, live);
     }
+    let _metrics = observed.serve(&args.ops.observe, true)?;
     let started = Instant::now();
-    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log);
+    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log, &observed);
+    observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
     if let Some(twins) = &twins {
         // The first few in full; a fleet without twins is one line, not one per device.
@@ -344,24 +405,54 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Reads the file (or standard input) to its end through the library's `feed_lines`: chunks
-/// of 4096 lines routed in parallel and accepted in one durable commit each; standard input goes
-/// line by line, so that a live stream is routed as it arrives.
+/// The records a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them), as
+/// numbered lines of message JSON, so captured traffic is routed again exactly like JSON Lines;
+/// a file or record that cannot be read is an invalid line with its code (E0520, E0521) and
+/// where it was.
+fn replayed_lines(path: &std::path::Path) -> impl Iterator<Item = Line> {
+    hubroute::sink::replay::Replay::open(path)
+        .zip(1u64..)
+        .map(|(item, number)| Line {
+            number,
+            content: match item {
+                Ok(record) => LineContent::Text(record.message.to_json_value().to_string()),
+                Err(e) => LineContent::Invalid {
+                    code: e.code,
+                    reason: e.to_string(),
+                    raw: serde_json::json!({
+                        "file": e.file.display().to_string(),
+                        "record": e.record,
+                    }),
+                },
+            },
+        })
+}
+
+/// Reads the input to its end through the library's `feed_lines`: a file's chunks of 4096
+/// lines are routed in parallel and accepted in one durable commit each; standard input goes
+/// line by line, so that a live stream is routed as it arrives; Storage output is replayed
+/// record by record ([`replayed_lines`]).
 fn read_lines(
     args: &RunArgs,
     pipeline: &Pipeline,
     resolver: Option<&TwinResolver<'_>>,
     mut invalid_log: InvalidLog,
+    observed: &crate::ops_wiring::Observed,
 ) -> InputStats {
     let mut stats = InputStats::default();
-    let (reader, chunk_size): (Box<dyn BufRead>, usize) = if args.input == "-" {
-        (Box::new(std::io::stdin().lock()), 1)
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
+    let path = std::path::Path::new(&args.input);
+    let (lines, chunk_size): (Box<dyn Iterator<Item = Line>>, usize) = if args.input == "-" {
+        let stdin = std::io::stdin().lock();
+        (Box::new(LineReader::new(stdin, max_line)), 1)
+    } else if hubroute::sink::replay::is_storage_path(path) {
+        (Box::new(replayed_lines(path)), 4096)
     } else {
         match std::fs::File::open(&args.input) {
-            Ok(f) => (
-                Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
-                4096,
-            ),
+            Ok(f) => {
+                let reader = std::io::BufReader::with_capacity(1 << 16, f);
+                (Box::new(LineReader::new(reader, max_line)), 4096)
+            }
             Err(e) => {
                 stats.read_error = Some(format!("cannot read {}: {e}", args.input));
                 eprintln!("error: cannot read {}: {e}", args.input);
@@ -369,23 +460,41 @@ fn read_lines(
             }
         }
     };
-    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
-    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
+    // What the metrics have of the input so far (the report counts from the start).
+    let mut counted = hubroute::ops::Batch::default();
     let report = feed_lines(
         pipeline,
-        LineReader::new(reader, max_line),
+        lines,
         chunk_size,
         resolver.map(|r| r as &(dyn TwinLookup + Sync)),
         &mut |bad: InvalidLine| {
-            eprintln!(
-                "{}:{}: invalid message [{}]: {}",
-                args.input, bad.line, bad.code, bad.reason
-            );
+            if crate::logging::json() {
+                tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
+            } else {
+                eprintln!(
+                    "{}:{}: invalid message [{}]: {}",
+                    args.input, bad.line, bad.code, bad.reason
+                );
+            }
             invalid_log.write(bad.line, bad.code, &bad.reason, bad.raw);
         },
         &mut |so_far: &LinesReport| {
+            let mut delta = hubroute::ops::Batch {
+                read: so_far.read - counted.read,
+                ..Default::default()
+            };
+            for (code, n) in &so_far.invalid {
+                let before = counted.invalid.get(code).copied().unwrap_or(0);
+                if *n > before {
+                    delta.invalid.insert(code, n - before);
+                }
+            }
+            observed.counters.add(&delta);
+            counted.read = so_far.read;
+            counted.invalid.clone_from(&so_far.invalid);
             if progress && last_progress.elapsed() > Duration::from_millis(200) {
                 last_progress = Instant::now();
                 let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);

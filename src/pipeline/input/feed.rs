@@ -4,15 +4,14 @@
 //! one commits. Every line ends up counted as valid, invalid (reported with its code) or blank.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::BufRead;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::SystemTime;
 
-use super::lines::{LineContent, LineReader};
+use super::lines::{Line, LineContent};
 use crate::eval::TwinLookup;
 use crate::message::Message;
 use crate::pipeline::{codes, Accepted, Pipeline, PipelineError, Prepared, Rejected};
-use crate::route::Router;
+use crate::route::{RouteTable, Router};
 
 /// Chunks committed while the next one is routed.
 const ACCEPTS_IN_FLIGHT: usize = 2;
@@ -60,6 +59,7 @@ enum Outcome {
 
 fn prepare_line(
     pipeline: &Pipeline,
+    reloaded: Option<&RouteTable>,
     router: &mut Router<'_>,
     content: LineContent,
     twin: Option<&(dyn TwinLookup + Sync)>,
@@ -79,7 +79,12 @@ fn prepare_line(
         }
     };
     let twin = twin.map(|t| t as &dyn TwinLookup);
-    match pipeline.prepare(router, &message, twin, SystemTime::now()) {
+    let now = SystemTime::now();
+    let prepared = match reloaded {
+        Some(table) => pipeline.prepare_with(table, router, &message, twin, now),
+        None => pipeline.prepare(router, &message, twin, now),
+    };
+    match prepared {
         Ok(p) => Outcome::Ready(p),
         Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
     }
@@ -98,18 +103,21 @@ fn prepare_chunk(
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
     use rayon::prelude::*;
+    // One table for the whole chunk: a reload applies from the next chunk on.
+    let reloaded = pipeline.reloaded_table();
+    let table = reloaded.as_deref();
     if lines.len() < PARALLEL_FROM {
-        let mut router = pipeline.router();
+        let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
         return lines
             .into_iter()
-            .map(|(n, content)| (n, prepare_line(pipeline, &mut router, content, twin)))
+            .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
             .collect();
     }
     lines
         .into_par_iter()
         .map_init(
-            || pipeline.router(),
-            |router, (n, content)| (n, prepare_line(pipeline, router, content, twin)),
+            || table.map_or_else(|| pipeline.router(), |t| t.router()),
+            |router, (n, content)| (n, prepare_line(pipeline, table, router, content, twin)),
         )
         .collect()
 }
@@ -120,10 +128,12 @@ fn prepare_chunk(
     lines: Vec<(u64, LineContent)>,
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
-    let mut router = pipeline.router();
+    let reloaded = pipeline.reloaded_table();
+    let table = reloaded.as_deref();
+    let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
     lines
         .into_iter()
-        .map(|(n, content)| (n, prepare_line(pipeline, &mut router, content, twin)))
+        .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
         .collect()
 }
 
@@ -145,26 +155,34 @@ fn wait_accepted(in_flight: &mut VecDeque<Pending>, report: &mut LinesReport) ->
 }
 
 /// Reads `lines` to the end through `pipeline`, `chunk` lines at a time (1: each line is
-/// accepted as it arrives, for a live stream). `invalid` gets every line that is not a valid
+/// accepted as it arrives, for a live stream). `lines` is usually a
+/// [`LineReader`](super::LineReader); any source of numbered lines will do (a replay of Storage
+/// files gives each record as a line). `invalid` gets every line that is not a valid
 /// message (write it to a dead letter); `progress` is called after each chunk. Returns once
 /// every valid line is durably accepted.
-pub fn feed_lines<R: BufRead>(
+pub fn feed_lines(
     pipeline: &Pipeline,
-    mut lines: LineReader<R>,
+    lines: impl IntoIterator<Item = Line>,
     chunk: usize,
     twin: Option<&(dyn TwinLookup + Sync)>,
     invalid: &mut dyn FnMut(InvalidLine),
     progress: &mut dyn FnMut(&LinesReport),
 ) -> LinesReport {
+    let mut lines = lines.into_iter();
     let mut report = LinesReport::default();
     let mut in_flight = VecDeque::new();
+    // The number of the last line taken, for messages.
+    let mut lines_read = 0;
     loop {
         let mut numbered = Vec::with_capacity(chunk.max(1));
         let mut read_error = None;
         for line in lines.by_ref().take(chunk.max(1)) {
             match line.content {
                 LineContent::ReadFailed(e) => read_error = Some(e),
-                content => numbered.push((line.number, content)),
+                content => {
+                    lines_read = line.number;
+                    numbered.push((line.number, content));
+                }
             }
         }
         if numbered.is_empty() && read_error.is_none() {
@@ -194,15 +212,12 @@ pub fn feed_lines<R: BufRead>(
         pipeline.accept_then(batch, move |r| {
             let _ = tx.send(r);
         });
-        in_flight.push_back((rx, lines.lines_read()));
+        in_flight.push_back((rx, lines_read));
         if in_flight.len() > ACCEPTS_IN_FLIGHT && !wait_accepted(&mut in_flight, &mut report) {
             break;
         }
         if let Some(e) = read_error {
-            report.stopped = Some(format!(
-                "reading failed after line {}: {e}",
-                lines.lines_read()
-            ));
+            report.stopped = Some(format!("reading failed after line {lines_read}: {e}"));
             break;
         }
         progress(&report);

@@ -1,0 +1,63 @@
+//! The process's logs: `tracing` events on standard error, as text for people or as JSON
+//! lines for a log collector, filtered RUST_LOG-style (`--log info,hubroute=debug`).
+//!
+//! Only `run` and `bridge` log this way; their reports (the summary at the end, one line per
+//! invalid input in text mode) stay plain text as before. No secret reaches a log line: URLs
+//! are logged through `hubroute::ops::redact::url`, and a sink's or broker's error text is
+//! built by code that redacts its URL.
+
+use clap::Args;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing_subscriber::EnvFilter;
+
+/// How `run` and `bridge` log.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LogArgs {
+    /// Log format on standard error: `text` or `json` (one JSON object per line, fields at
+    /// the top level).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Which events to log, RUST_LOG-style (`warn`, `info,hubroute=debug`). Default: the
+    /// RUST_LOG environment variable, else `warn,hubroute=info`.
+    #[arg(long = "log", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+}
+
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether logs are JSON lines: reports that are plain text in text mode become events then,
+/// so that a collector reads every line.
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Installs the subscriber; an invalid filter is an error.
+pub fn init(args: &LogArgs) -> Result<(), String> {
+    let filter = match &args.log_filter {
+        Some(f) => EnvFilter::try_new(f).map_err(|e| format!("--log {f}: {e}"))?,
+        None => match std::env::var("RUST_LOG") {
+            Ok(f) if !f.trim().is_empty() => {
+                EnvFilter::try_new(&f).map_err(|e| format!("RUST_LOG={f}: {e}"))?
+            }
+            // Dependencies (broker clients) log at warn: their info and debug events can
+            // carry connection details that are no business of a router's log.
+            _ => EnvFilter::new("warn,hubroute=info"),
+        },
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    let installed = if args.log_format == "json" {
+        JSON.store(true, Ordering::Relaxed);
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|e| format!("cannot set up logging: {e}"))
+}
