@@ -34,6 +34,7 @@ pub mod message;
 pub mod ops;
 #[cfg(feature = "store")]
 pub mod pipeline;
+pub mod redact;
 pub mod route;
 pub mod sink;
 pub mod span;

@@ -453,3 +453,135 @@ fn run_accounts_for_every_line_of_a_bad_file() {
         .unwrap();
     assert_eq!(raw, b"{\"body\": \"caf\xe9\"}");
 }
+
+/// `names`: each gets a route `condition` → it, over exactly those endpoints.
+fn table_over(names: &[&str]) -> Arc<RouteTable> {
+    let routes: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            serde_json::json!({"name": format!("to-{n}"), "source": "DeviceMessages",
+                               "condition": "true", "endpointNames": [n], "isEnabled": true})
+        })
+        .collect();
+    let endpoints: Vec<Value> = names
+        .iter()
+        .map(|n| serde_json::json!({ "name": n }))
+        .collect();
+    let text = serde_json::json!({"routes": routes, "endpoints": {"serviceBusQueues": endpoints}});
+    Arc::new(
+        RouteTable::from_json(&text.to_string(), "testhub")
+            .table
+            .expect("the test table builds"),
+    )
+}
+
+/// Prepares `range` with a reloaded `table` and accepts it.
+fn accept_with(p: &Pipeline, table: &RouteTable, range: std::ops::Range<usize>) {
+    let mut router = table.router();
+    let batch = range
+        .map(|i| {
+            p.prepare_with(table, &mut router, &message(i), None, SystemTime::now())
+                .unwrap()
+        })
+        .collect();
+    p.accept(batch).unwrap();
+}
+
+/// The messageIds m{i} for `range`.
+fn expected(range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(|i| format!("m{i}")).collect()
+}
+
+/// A sink bound at open for an endpoint the opening table lacks gets, once a reloaded table
+/// routes to it, exactly the messages accepted after the swap; an endpoint no sink is bound
+/// for is rejected with its code rather than accepted and lost.
+#[test]
+fn a_reloaded_table_routes_to_an_endpoint_bound_at_open() {
+    let dir = TempDir::new("add-endpoint");
+    let p = Pipeline::open(
+        config(&dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&dir.join("archive.jsonl"))),
+            ("alerts", file_sink(&dir.join("alerts.jsonl"))),
+            ("extra", file_sink(&dir.join("extra.jsonl"))),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    p.accept(prepare(&p, 0..50)).unwrap();
+    let reloaded = table_over(&["archive", "alerts", "extra"]);
+    p.tables().set(Arc::clone(&reloaded));
+    assert!(p.reloaded_table().is_some());
+    accept_with(&p, &reloaded, 50..100);
+
+    let unbound = table_over(&["archive", "nowhere"]);
+    let mut router = unbound.router();
+    let err = p
+        .prepare_with(
+            &unbound,
+            &mut router,
+            &message(1000),
+            None,
+            SystemTime::now(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code, codes::UNKNOWN_ENDPOINT, "{err:?}");
+
+    let stats = p.shutdown(Duration::from_secs(30));
+    let extra = stats.endpoints.iter().find(|e| e.name == "extra").unwrap();
+    assert_eq!((extra.routed, extra.delivered, extra.backlog), (50, 50, 0));
+    assert_eq!(ids(&dir.join("extra.jsonl")), (expected(50..100), 50));
+    assert_eq!(ids(&dir.join("archive.jsonl")), (expected(0..100), 100));
+    assert_eq!(ids(&dir.join("alerts.jsonl")), (expected(0..100), 100));
+    assert!(lines(&dir.join("dead.jsonl")).is_empty());
+}
+
+/// An endpoint a reload removes keeps its worker: the backlog it had at the swap is delivered
+/// (here once its destination comes back), and it gets nothing accepted after the swap.
+#[test]
+fn an_endpoint_a_reload_removes_delivers_its_backlog() {
+    let dir = TempDir::new("remove-endpoint");
+    let open = Arc::new(AtomicBool::new(false));
+    let p = Pipeline::open(
+        config(&dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&dir.join("archive.jsonl"))),
+            (
+                "alerts",
+                Box::new(Gated {
+                    inner: JsonLinesSink::to_path(dir.join("alerts.jsonl")).unwrap(),
+                    open: Arc::clone(&open),
+                }),
+            ),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    p.accept(prepare(&p, 0..100)).unwrap();
+    let alerts = |p: &Pipeline| {
+        p.stats()
+            .endpoints
+            .into_iter()
+            .find(|e| e.name == "alerts")
+            .unwrap()
+    };
+    assert_eq!(alerts(&p).backlog, 100, "the gate holds every copy back");
+    let reloaded = table_over(&["archive"]);
+    p.tables().set(Arc::clone(&reloaded));
+    accept_with(&p, &reloaded, 100..200);
+    assert_eq!(
+        alerts(&p).routed,
+        100,
+        "the removed endpoint got a new copy"
+    );
+    open.store(true, Ordering::Release);
+    assert!(eventually(Duration::from_secs(30), || alerts(&p).backlog == 0));
+    let stats = p.shutdown(Duration::from_secs(30));
+    let a = stats.endpoints.iter().find(|e| e.name == "alerts").unwrap();
+    assert_eq!((a.routed, a.delivered, a.backlog), (100, 100, 0), "{a:?}");
+    assert_eq!(ids(&dir.join("alerts.jsonl")), (expected(0..100), 100));
+    assert_eq!(ids(&dir.join("archive.jsonl")), (expected(0..200), 200));
+    assert!(lines(&dir.join("dead.jsonl")).is_empty());
+}

@@ -454,67 +454,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `text` (a broker URL as typed, valid or not) with any password in its user information and
-/// the value of any query parameter that looks like an inline secret (`password`, `token`,
-/// `secret`, but not `…_file`/`…_env`) replaced by `***`: for error messages and logs about
-/// URLs that did not parse.
-pub fn redact(text: &str) -> String {
-    let (scheme, rest) = match text.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, text),
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match before_query.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (before_query, None),
-    };
-    let mut out = String::with_capacity(text.len());
-    if let Some(s) = scheme {
-        out.push_str(s);
-        out.push_str("://");
-    }
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push('@');
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
-    }
-    if let Some(p) = path {
-        out.push('/');
-        out.push_str(p);
-    }
-    if let Some(q) = query {
-        out.push('?');
-        let pairs: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if looks_secret(k) => format!("{k}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
-    }
-    out
-}
-
-fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    let named = ["pass", "token", "secret", "seed", "jwt", "nkey"]
-        .iter()
-        .any(|s| k.contains(s));
-    named && !k.ends_with("_file") && !k.ends_with("_env")
-}
+/// `text` (a broker URL as typed, valid or not) without its secrets: see [`crate::redact::url`].
+pub use crate::redact::url as redact;
 
 /// The spelling of system property names a sink URL asks for with `?names=` (`edge`,
 /// `eventHubs`, `storage`, `serviceBus`, `eventGrid`, or an endpoint kind such as

@@ -169,7 +169,9 @@ pub enum PipelineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A sink is bound to a name the routing table does not have.
+    /// A sink is bound to a name the routing table does not have. [`Pipeline::open`] no longer
+    /// returns it (such a sink is an endpoint a reloaded table may add); kept for callers
+    /// that match on it.
     #[error("no endpoint named '{0}' in the routing configuration")]
     UnknownEndpoint(String),
     /// The pipeline is shutting down and accepts nothing more (the input must not acknowledge).
@@ -447,6 +449,9 @@ pub struct Pipeline {
     table: Arc<RouteTable>,
     /// Table endpoint index → store id.
     ids: Vec<Option<u16>>,
+    /// Endpoint name → store id, for every endpoint with a sink (also those the opening
+    /// table does not define): what a reloaded table's endpoints are matched to.
+    by_name: HashMap<String, u16>,
     submit: Mutex<Option<Sender<Submission>>>,
     committer: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -490,8 +495,11 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// Opens the store, recovers what an earlier run left undelivered, and starts one
-    /// delivery thread per endpoint of `sinks` (names of `table`'s endpoints) plus the
-    /// committer. Copies left in the store for an endpoint that has no sink now go to the dead
+    /// delivery thread per endpoint of `sinks` plus the committer. A name of `sinks` that
+    /// `table` does not define is an endpoint a reloaded table may route to
+    /// ([`TableHandle::set`]): it is registered and its worker started now, with its cursor at
+    /// the end of the store, so it gets only messages accepted after the table that routes to
+    /// it is swapped in. Copies left in the store for an endpoint that has no sink now go to the dead
     /// letter ([`crate::sink::codes::UNKNOWN_ENDPOINT`]), never silently away.
     pub fn open(
         config: PipelineConfig,
@@ -499,11 +507,10 @@ impl Pipeline {
         sinks: BTreeMap<String, Box<dyn Sink>>,
         dead_letter: DeadLetter,
     ) -> Result<Pipeline, PipelineError> {
-        for name in sinks.keys() {
-            if table.endpoint_id(name).is_none() {
-                return Err(PipelineError::UnknownEndpoint(name.clone()));
-            }
-        }
+        // A sink bound to a name the table lacks is an endpoint a reloaded table may add: it
+        // gets its id and cursor (at the current end: it only sees what is accepted after)
+        // and its worker now, so a table swapped in later ([`TableHandle::set`]) can route to
+        // it from its first message with nothing to start in between.
         let store = Store::open(&config.store_dir)?;
         let names: Vec<&str> = sinks.keys().map(String::as_str).collect();
         let recovered = store.recover(&names)?;
@@ -561,6 +568,10 @@ impl Pipeline {
                     .flatten()
             })
             .collect();
+        let by_name = sinks
+            .keys()
+            .filter_map(|n| recovered.endpoints.get(n).map(|&id| (n.clone(), id)))
+            .collect();
         let shared = Arc::new(Shared {
             store,
             config,
@@ -614,6 +625,7 @@ impl Pipeline {
             shared,
             table: Arc::new(table),
             ids,
+            by_name,
             submit: Mutex::new(Some(tx)),
             committer: Some(committer),
             workers,
@@ -666,8 +678,8 @@ impl Pipeline {
 
     /// [`Pipeline::prepare`] with another table than the one the pipeline opened with: a
     /// routing configuration reloaded while the pipeline runs (`hubroute::ops::LiveTable`).
-    /// `router` must be a router over `table`. Its endpoints are matched to the pipeline's by
-    /// name; one the pipeline has no endpoint for is rejected as `prepare` rejects an unbound
+    /// `router` must be a router over `table`. Its endpoints are matched by name to the sinks
+    /// the pipeline opened with (also those the opening table lacked); one without a sink is rejected as `prepare` rejects an unbound
     /// one, so check the new table's endpoints before swapping it in. Endpoints the new table
     /// no longer routes to keep delivering what is stored for them.
     pub fn prepare_with(
@@ -678,14 +690,7 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
-        let ids = |e: crate::route::EndpointId| {
-            let name = &table.endpoint(e).name;
-            self.ids
-                .iter()
-                .zip(self.table.endpoints())
-                .find(|(_, ep)| ep.name == *name)
-                .and_then(|(id, _)| *id)
-        };
+        let ids = |e: crate::route::EndpointId| self.by_name.get(&table.endpoint(e).name).copied();
         self.prepare_in(table, ids, router, message, twin, enqueued_time)
     }
 

@@ -143,40 +143,9 @@ pub(crate) fn parse_bytes_arg(text: &str) -> Result<u64, String> {
 
 /// `30s`, `500ms`, `2m` or plain seconds.
 /// A `--sink` or `--input` value as messages may print it: a broker URL loses its password,
-/// token and secret-bearing parameters (`hubroute::broker::redact`); in a build without the
-/// broker features, everything after the scheme of a URL.
+/// token and secret-bearing parameters ([`hubroute::redact::url`]), even when mistyped.
 pub(crate) fn shown(text: &str) -> String {
-    #[cfg(any(feature = "mqtt", feature = "nats"))]
-    let text = hubroute::broker::redact(text);
-    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
-    let text = match text.split_once("://") {
-        Some((scheme, _)) => format!("{scheme}://…"),
-        None => text.to_string(),
-    };
-    without_user_password(&text)
-}
-
-/// `text` with any `user:password@` masked as `user:***@`, also where the rest is not a URL
-/// that [`shown`] recognises (a mistyped `mqtt:/user:pw@host`).
-fn without_user_password(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        let (before, after) = rest.split_at(at);
-        // The user information starts after the last separator before the `@`.
-        let start = before.rfind(['/', '=', ' ', ',']).map_or(0, |i| i + 1);
-        match before[start..].find(':') {
-            Some(colon) => {
-                out.push_str(&before[..start + colon + 1]);
-                out.push_str("***");
-            }
-            None => out.push_str(before),
-        }
-        out.push('@');
-        rest = &after[1..];
-    }
-    out.push_str(rest);
-    out
+    hubroute::redact::url(text)
 }
 
 pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -195,8 +164,15 @@ pub(crate) fn parse_protocol(p: &str) -> Result<Protocol, String> {
 }
 
 /// Builds the sink a `--sink NAME=URL` asks for.
-fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<dyn Sink>, String> {
-    let ep = table.endpoint(endpoint);
+/// The sink `url` names for endpoint `name`; `ep` is its definition in the starting routes
+/// (its Storage settings and its kind's property naming), `None` for an endpoint only a
+/// reloaded configuration defines (then Storage defaults and the URL's own naming).
+fn make_sink(
+    name: &str,
+    ep: Option<&hubroute::route::Endpoint>,
+    hub_name: &str,
+    url: &str,
+) -> Result<Box<dyn Sink>, String> {
     if url == "stdout:" || url == "stdout" {
         return Ok(Box::new(JsonLinesSink::stdout()));
     }
@@ -204,20 +180,20 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         if path.is_empty() {
             return Err(format!(
                 "--sink {}={url}: the file path is empty (file:PATH, e.g. file:out/{}.jsonl)",
-                ep.name, ep.name
+                name, name
             ));
         }
         return JsonLinesSink::to_path(PathBuf::from(path))
             .map(|s| Box::new(s) as Box<dyn Sink>)
-            .map_err(|e| format!("--sink {}: {e}", ep.name));
+            .map_err(|e| format!("--sink {}: {e}", name));
     }
     if let Some(dir) = url.strip_prefix("storage:") {
-        let mut config = StorageConfig::new(PathBuf::from(dir), table.hub_name());
-        if let Some(s) = &ep.storage {
+        let mut config = StorageConfig::new(PathBuf::from(dir), hub_name);
+        if let Some(s) = ep.and_then(|e| e.storage.as_ref()) {
             if let Some(e) = &s.encoding {
                 config.encoding = e
                     .parse::<StorageEncoding>()
-                    .map_err(|e| format!("--sink {}: {e}", ep.name))?;
+                    .map_err(|e| format!("--sink {}: {e}", name))?;
             }
             if let Some(f) = &s.file_name_format {
                 config.file_name_format = f.clone();
@@ -231,18 +207,21 @@ fn make_sink(table: &RouteTable, endpoint: EndpointId, url: &str) -> Result<Box<
         }
         return StorageSink::new(config)
             .map(|s| Box::new(s) as Box<dyn Sink>)
-            .map_err(|e| format!("--sink {}: {e}", ep.name));
+            .map_err(|e| format!("--sink {}: {e}", name));
     }
     if url.contains("://") {
         // A broker sink stands in for the endpoint: it names system properties as that kind does.
-        let url = hubroute::message::naming::with_endpoint_naming(url, ep.kind.key());
-        return crate::live::broker_sink(&ep.name, &url);
+        let url = match ep {
+            Some(ep) => hubroute::message::naming::with_endpoint_naming(url, ep.kind.key()),
+            None => url.to_string(),
+        };
+        return crate::live::broker_sink(name, &url);
     }
     let url = shown(url);
     Err(format!(
         "--sink {}={url}: unknown sink URL (use file:PATH, stdout:, storage:DIR, \
          mqtt://HOST:PORT/TOPIC, nats://HOST:PORT/SUBJECT or jetstream://HOST:PORT/SUBJECT)",
-        ep.name
+        name
     ))
 }
 
@@ -315,19 +294,26 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         let (name, url) = raw
             .split_once('=')
             .ok_or_else(|| format!("--sink {spec}: expected NAME=URL"))?;
-        let id = table.endpoint_id(name).ok_or_else(|| {
-            let names: Vec<&str> = table.endpoints().iter().map(|e| e.name.as_str()).collect();
-            format!(
-                "--sink {spec}: no endpoint named '{name}' (endpoints: {})",
-                names.join(", ")
-            )
-        })?;
         if bound.contains_key(name) {
             return Err(format!(
                 "--sink {spec}: endpoint '{name}' is already bound; give each endpoint one --sink"
             ));
         }
-        bound.insert(name.to_string(), make_sink(&table, id, url)?);
+        if name.is_empty() {
+            return Err(format!("--sink {spec}: the endpoint name is empty"));
+        }
+        let endpoint = table.endpoint_id(name).map(|id| table.endpoint(id));
+        if endpoint.is_none() {
+            // A name the routes lack is an endpoint a reload will add (issue 17): bind it now
+            // so the reload can route to it. A typo is still caught: the endpoint it misspells
+            // stays unbound, which the check below refuses if a route reaches it; and this
+            // line names it either way.
+            eprintln!("sink for endpoint {name} is bound; no route uses it yet");
+        }
+        bound.insert(
+            name.to_string(),
+            make_sink(name, endpoint, table.hub_name(), url)?,
+        );
     }
     let missing: Vec<&str> = reachable(&table)
         .into_iter()

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# End-to-end throughput of the broker paths, against real brokers on loopback:
+#
+#   A. device_fleet → Mosquitto (examples/mosquitto/hubroute.conf) → hubroute run --input mqtt://…
+#   B. device_fleet → Mosquitto → hubroute bridge → JetStream (nats-server -js), then
+#      one `run --input jetstream://…` worker draining the stream, then two workers sharing a
+#      consumer on a second pass over the same stream.
+#
+# Every router routes ../shared/bench/routes-10.json with a file: sink per endpoint and its own
+# durable store (device_fleet's messages match none of its ten routes: all ten conditions are
+# evaluated and each message takes the fallback route to `events`). Prints messages/s, broker-side drops (Mosquitto's "Outgoing messages are being
+# dropped" log lines and messages the router never got), and the routers' delivery latency
+# (p50/p99 per endpoint, from `run`'s report; for the JetStream workers, which start on a full
+# stream, it includes the time the message waited in the stream).
+#
+# Usage (from the repository root): scripts/e2e.sh [MESSAGES] [DEVICES]   (default 100000 10)
+# Needs mosquitto and nats-server on PATH or in /usr/sbin (apt-get install mosquitto
+# nats-server). Builds the release binary and the device_fleet example first. Everything runs
+# on 127.0.0.1 on free ports, under a temporary directory that is removed at the end.
+set -euo pipefail
+
+N=${1:-100000}
+DEVICES=${2:-10}
+IDLE=3 # seconds without a message after which routers and the bridge stop
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="$PATH:/usr/sbin"
+for tool in mosquitto nats-server python3; do
+    command -v "$tool" >/dev/null || {
+        echo "error: $tool not found; install it (apt-get install mosquitto nats-server python3)" >&2
+        exit 2
+    }
+done
+
+cargo build --release --quiet --bin hubroute --example device_fleet
+BIN=$ROOT/target/release/hubroute
+FLEET=$ROOT/target/release/examples/device_fleet
+ROUTES=$ROOT/../shared/bench/routes-10.json
+
+W=$(mktemp -d /tmp/hubroute-e2e.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{n/t:.0f}' if t>0 else 'n/a')" "$@"; }
+minus() { python3 -c "import sys; print(f'{float(sys.argv[1])-float(sys.argv[2])-float(sys.argv[3]):.3f}')" "$@"; }
+
+# Sinks: one file per endpoint of routes-10 (their names from the configuration).
+sinks() { # DIR
+    python3 - "$ROUTES" "$1" <<'EOF'
+import json, sys
+config = json.load(open(sys.argv[1]))
+names = [e["name"] for kind in config["endpoints"].values() for e in kind] + ["events"]
+print(" ".join(f"--sink {n}=file:{sys.argv[2]}/{n}.jsonl" for n in names))
+EOF
+}
+
+wait_for() { # FILE PATTERN SECONDS
+    for _ in $(seq 1 $(($3 * 10))); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "error: timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    exit 1
+}
+
+MQTT_PORT=$(free_port)
+NATS_PORT=$(free_port)
+mkdir -p "$W/mosquitto" "$W/js"
+sed -e "s/^listener 1883 127.0.0.1/listener $MQTT_PORT 127.0.0.1/" \
+    -e "s|^persistence_location .*|persistence_location $W/mosquitto/|" \
+    examples/mosquitto/hubroute.conf >"$W/mosquitto.conf"
+# Mosquitto started as root runs as user mosquitto: let it write its persistence there.
+chmod 755 "$W"
+chmod 777 "$W/mosquitto"
+echo "log_dest stderr" >>"$W/mosquitto.conf"
+mosquitto -c "$W/mosquitto.conf" >"$W/mosquitto.log" 2>&1 &
+PIDS+=($!)
+nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$W/js" >"$W/nats.log" 2>&1 &
+PIDS+=($!)
+sleep 0.5
+
+ROUTER="mqtt://router@127.0.0.1:$MQTT_PORT?password_file=examples/mosquitto/router.password"
+DEVICE="mqtt://dev@127.0.0.1:$MQTT_PORT?password_file=examples/mosquitto/device.password"
+STREAM="jetstream://127.0.0.1:$NATS_PORT/HUB"
+
+report() { # NAME LOG START END
+    local read elapsed
+    read=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$2" | head -1)
+    elapsed=$(minus "$4" "$3" "$IDLE")
+    echo "$1: read ${read:-0} of $N messages in ${elapsed}s ($(rate "${read:-0}" "$elapsed") msg/s);" \
+        "not received: $((N - ${read:-0}))"
+    grep -E "^  (hot-telemetry|events):" "$2" | sed -e 's/^ */    /' -e 's/, retries.*latency/, latency/' || true
+}
+
+echo "== A. device_fleet → Mosquitto → run --input mqtt ($N messages, $DEVICES devices)"
+mkdir -p "$W/a"
+# shellcheck disable=SC2046
+"$BIN" run --routes "$ROUTES" --input "$ROUTER" --quiet --exit-when-idle "${IDLE}s" \
+    --store "$W/a/store" --dead-letter "$W/a/dead.jsonl" $(sinks "$W/a") >"$W/a.log" 2>&1 &
+RUN=$!
+PIDS+=($RUN)
+wait_for "$W/a.log" subscribed 10
+T0=$(now)
+"$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
+wait "$RUN" || true
+T1=$(now)
+report "    run --input mqtt" "$W/a.log" "$T0" "$T1"
+echo "    Mosquitto drops: $(grep -c 'Outgoing messages are being dropped' "$W/mosquitto.log" || true) log lines"
+
+echo "== B. device_fleet → Mosquitto → bridge → JetStream, then workers"
+"$BIN" bridge --from "$ROUTER" --to "$STREAM" --exit-when-idle "${IDLE}s" \
+    --dead-letter "$W/bridge-dead.jsonl" --client-id e2e-bridge >"$W/bridge.log" 2>&1 &
+BRIDGE=$!
+PIDS+=($BRIDGE)
+wait_for "$W/bridge.log" subscribed 10
+T0=$(now)
+"$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
+wait "$BRIDGE" || true
+T1=$(now)
+APPENDED=$(sed -n 's/^  appended to .*: \([0-9]*\)$/\1/p' "$W/bridge.log")
+ELAPSED=$(minus "$T1" "$T0" "$IDLE")
+echo "    bridge: appended ${APPENDED:-0} of $N in ${ELAPSED}s ($(rate "${APPENDED:-0}" "$ELAPSED") msg/s);" \
+    "not appended: $((N - ${APPENDED:-0}))"
+echo "    Mosquitto drops: $(grep -c 'Outgoing messages are being dropped' "$W/mosquitto.log" || true) log lines"
+
+worker() { # CONSUMER DIR
+    mkdir -p "$2"
+    # shellcheck disable=SC2046
+    "$BIN" run --routes "$ROUTES" --input "$STREAM?consumer=$1" --quiet --exit-when-idle "${IDLE}s" \
+        --store "$2/store" --dead-letter "$2/dead.jsonl" $(sinks "$2") >"$2.log" 2>&1
+}
+
+T0=$(now)
+worker one "$W/w1"
+T1=$(now)
+report "    1 JetStream worker (backlog of the stream)" "$W/w1.log" "$T0" "$T1"
+
+T0=$(now)
+worker two "$W/w2a" &
+A=$!
+worker two "$W/w2b" &
+B=$!
+PIDS+=($A $B)
+wait "$A" || true
+wait "$B" || true
+T1=$(now)
+RA=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$W/w2a.log" | head -1)
+RB=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$W/w2b.log" | head -1)
+TOTAL=$((${RA:-0} + ${RB:-0}))
+ELAPSED=$(minus "$T1" "$T0" "$IDLE")
+echo "    2 JetStream workers, one consumer: read $TOTAL (${RA:-0} + ${RB:-0}) of $N in ${ELAPSED}s" \
+    "($(rate "$TOTAL" "$ELAPSED") msg/s); not received: $((N - TOTAL))"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
