@@ -215,10 +215,23 @@ fn mosquitto_sigkill_and_restart_loses_nothing() {
         std::thread::sleep(Duration::from_millis(500));
         mqtt.start_again();
     }
+    let at_risk = std::sync::Arc::clone(&fleet.acked_before_drop);
     let acked = fleet.finish(patience(120));
-    let outcomes = settle_files(&out, &acked, patience(120));
+    let at_risk = at_risk.lock().unwrap().clone();
+    let mut outcomes = settle_files(&out, &acked, patience(120));
     router.stop();
-    report("mosquitto SIGKILL x2", n, acked.len(), &outcomes, "");
+    let broker_lost = broker_losses(&mut outcomes, &at_risk);
+    report(
+        "mosquitto SIGKILL x2",
+        n,
+        acked.len(),
+        &outcomes,
+        &format!(
+            "{} acknowledged by Mosquitto just before its SIGKILL and lost with it {:?}",
+            broker_lost.len(),
+            broker_lost
+        ),
+    );
 }
 
 /// nats-server is SIGKILLed twice under a bridge and a JetStream worker and started again on

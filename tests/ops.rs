@@ -286,6 +286,8 @@ fn metrics_and_health_report_what_the_router_did() {
     // Accepted once the store committed them: a moment after they were read.
     router.wait_metric("hubroute_messages_accepted_total", 6.0);
     let body = router.scrape();
+    let lag = metric(&body, "hubroute_input_lag_seconds").expect("the input's lag once accepted");
+    assert!((0.0..60.0).contains(&lag), "{lag}");
     for (series, value) in [
         ("hubroute_messages_accepted_total", 6.0),
         ("hubroute_messages_invalid_total{code=\"E0301\"}", 1.0),

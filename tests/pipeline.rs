@@ -585,3 +585,49 @@ fn an_endpoint_a_reload_removes_delivers_its_backlog() {
     assert_eq!(ids(&dir.join("archive.jsonl")), (expected(0..200), 200));
     assert!(lines(&dir.join("dead.jsonl")).is_empty());
 }
+
+/// The input's lag (`input_lag`, exported as `hubroute_input_lag_seconds`) is how long
+/// before a commit its oldest message was enqueued; there is none before the first commit.
+#[test]
+fn the_input_lag_is_the_age_of_the_oldest_message_committed() {
+    let dir = TempDir::new("lag");
+    let p = Pipeline::open(
+        config(&dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&dir.join("archive.jsonl"))),
+            ("alerts", file_sink(&dir.join("alerts.jsonl"))),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(p.stats().input_lag, None);
+    let mut router = p.router();
+    let now = SystemTime::now();
+    let batch = vec![
+        p.prepare(&mut router, &message(1), None, now - Duration::from_secs(2))
+            .unwrap(),
+        p.prepare(
+            &mut router,
+            &message(2),
+            None,
+            now - Duration::from_secs(90),
+        )
+        .unwrap(),
+        p.prepare(&mut router, &message(3), None, now).unwrap(),
+    ];
+    p.accept(batch).unwrap();
+    let lag = p
+        .stats()
+        .input_lag
+        .expect("a lag after a commit")
+        .as_secs_f64();
+    assert!((90.0..120.0).contains(&lag), "lag {lag}");
+    p.accept(prepare(&p, 4..5)).unwrap();
+    let lag = p.stats().input_lag.unwrap().as_secs_f64();
+    assert!(
+        lag < 30.0,
+        "the last commit's lag, not the worst ever: {lag}"
+    );
+    p.shutdown(Duration::from_secs(10));
+}

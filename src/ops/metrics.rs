@@ -69,7 +69,7 @@ pub const METRICS: &[MetricInfo] = &[
     metric!("hubroute_store_bytes", "", "Bytes the store holds for messages not yet delivered everywhere.", "(none)"),
     metric!("hubroute_store_messages", "", "Messages the store holds.", "(none)"),
     metric!("hubroute_store_max_bytes", "", "The store size at which the input pauses (0: no limit).", "(none)"),
-    metric!("hubroute_input_lag_seconds", "", "Age of the oldest message read but not yet accepted.", "(none)"),
+    metric!("hubroute_input_lag_seconds", "", "How far the router is behind its input: at the last durable commit, the age of the batch's oldest message (since the hub enqueued it).", "(none)"),
     metric!("hubroute_route_table_generation", "", "The route table in use: 1 at start, +1 per reload.", "(none: routes change in place)"),
     metric!("hubroute_route_table_reloads_total", "result", "Configuration reloads, by result (ok, error).", "(none)"),
     metric!("hubroute_route_table_loaded_timestamp_seconds", "", "When the route table in use was loaded (Unix time).", "(none)"),

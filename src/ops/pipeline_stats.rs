@@ -48,6 +48,7 @@ impl Snapshot {
         self.accepted = stats.accepted + stats.unrouted;
         self.fallback = stats.fallback;
         self.orphaned = stats.unrouted;
+        self.input_lag_seconds = stats.input_lag.map(|d| d.as_secs_f64());
         self.store = Some(StoreSnapshot {
             bytes: stats.stored_bytes,
             messages: stats.stored_records,

@@ -106,6 +106,10 @@ pub struct PipelineStats {
     pub backpressure_episodes: u64,
     /// Copies found in the store at start (not yet delivered by an earlier run).
     pub recovered_copies: u64,
+    /// How far the router is behind its input: at the last durable commit, how long ago the
+    /// batch's oldest message was enqueued (by the hub: the bridge, this router's MQTT input,
+    /// or the message's own `enqueuedTime`). `None` before the first commit.
+    pub input_lag: Option<Duration>,
     /// Per endpoint, in the table's order.
     pub endpoints: Vec<EndpointSnapshot>,
 }

@@ -195,6 +195,8 @@ pub struct Rejected {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     bytes: Vec<u8>,
+    /// The hub's acceptance time of the message (for the input's lag).
+    enqueued: SystemTime,
     destinations: SmallVec<[u16; 4]>,
     fallback: bool,
 }
@@ -273,6 +275,9 @@ pub(crate) struct Shared {
     pub(crate) space: Condvar,
     pub(crate) stored_bytes: AtomicU64,
     pub(crate) stored_records: AtomicU64,
+    /// The input's lag at the last commit, in nanoseconds (`u64::MAX`: nothing committed yet):
+    /// how long before the commit the batch's oldest message was enqueued.
+    pub(crate) input_lag: AtomicU64,
     pub(crate) gc_through: AtomicU64,
     /// The newest records, as committed, so that endpoints keeping up read them from memory
     /// rather than from the store.
@@ -580,6 +585,7 @@ impl Pipeline {
             records: Condvar::new(),
             space: Condvar::new(),
             stored_bytes: AtomicU64::new(stored_bytes),
+            input_lag: AtomicU64::new(u64::MAX),
             stored_records: AtomicU64::new(stored_records),
             gc_through: AtomicU64::new(first_seq.map_or(recovered.next - 1, |s: u64| s - 1)),
             tail: Mutex::new(Tail {
@@ -761,6 +767,7 @@ impl Pipeline {
         }
         Ok(Prepared {
             bytes,
+            enqueued: enqueued_time,
             destinations: ids,
             fallback: routing.fallback,
         })
@@ -877,6 +884,10 @@ fn snapshot(shared: &Shared) -> PipelineStats {
         stored_bytes: shared.stored_bytes.load(Ordering::Relaxed),
         backpressure_episodes: shared.backpressure.load(Ordering::Relaxed),
         recovered_copies: shared.recovered.load(Ordering::Relaxed),
+        input_lag: match shared.input_lag.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        },
         endpoints,
     }
 }
@@ -914,6 +925,12 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             Err(PipelineError::Closed)
         };
         if result.is_ok() {
+            if let Some(oldest) = records.iter().map(|p| p.enqueued).min() {
+                let lag = SystemTime::now()
+                    .duration_since(oldest)
+                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1));
+                shared.input_lag.store(lag, Ordering::Relaxed);
+            }
             let first_seq = next;
             next += records.len() as u64;
             for p in &records {

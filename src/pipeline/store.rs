@@ -62,6 +62,11 @@ pub struct Recovered {
     pub next: u64,
 }
 
+/// redb's page cache. Its default (1 GiB) let a router's memory grow with the input it had
+/// read; the records endpoints need next are in the pipeline's own in-memory tail anyway, so
+/// a small cache serves the store's B-tree pages.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl Store {
     fn err(&self, what: &'static str, e: impl std::fmt::Display) -> StoreError {
         StoreError {
@@ -81,13 +86,17 @@ impl Store {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| fail("cannot create its directory", e.to_string()))?;
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => fail(
-                "cannot open",
-                "another hubroute process is using it (give each router its own --store)".into(),
-            ),
-            other => fail("cannot open", other.to_string()),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => fail(
+                    "cannot open",
+                    "another hubroute process is using it (give each router its own --store)"
+                        .into(),
+                ),
+                other => fail("cannot open", other.to_string()),
+            })?;
         let store = Store { db, path };
         let tx = store
             .db
