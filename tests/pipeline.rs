@@ -98,9 +98,12 @@ fn prepare(p: &Pipeline, range: std::ops::Range<usize>) -> Vec<Prepared> {
         .collect()
 }
 
+/// The whole lines of a JSON Lines sink's file: a last line without its newline is still
+/// being written (the sink is running) and is left for the next look.
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
