@@ -8,12 +8,15 @@
 #![cfg(all(feature = "mqtt", feature = "nats", feature = "cli"))]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+mod support;
+use support::{current_user, eventually, find_program, free_port};
 
 /// A unique scratch directory, removed on drop.
 struct TempDir(PathBuf);
@@ -39,42 +42,6 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn find_program(name: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not installed; these tests start a real broker. Install it with \
-                 `sudo apt-get install -y mosquitto nats-server` (Debian/Ubuntu)"
-            )
-        })
-}
-
-/// The name of the user running the tests (`id -un`).
-fn current_user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "root".into())
 }
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
@@ -494,18 +461,6 @@ impl Drop for Subscriber {
             let _ = t.join();
         }
     }
-}
-
-/// Waits until `check` returns true; false after `limit`.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
 }
 
 fn s(x: impl ToString) -> String {

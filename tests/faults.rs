@@ -12,6 +12,7 @@
 
 #[path = "faults/harness.rs"]
 mod harness;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
