@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const ENDPOINTS: TableDefinition<&str, u16> = TableDefinition::new("endpoints");
@@ -259,16 +261,23 @@ impl Store {
                 .insert(endpoint, cursor)
                 .map_err(|e| self.err("cursors", e))?;
             if let Some(through) = delete_through {
-                let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-                log.retain_in(..=through, |_, v| {
-                    records += 1;
-                    freed += v.len() as u64;
-                    false
-                })
-                .map_err(|e| self.err("cannot delete delivered records", e))?;
+                (records, freed) = self.delete_in(&tx, through)?;
             }
         }
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        Ok((records, freed))
+    }
+
+    /// Deletes the log's records up to `through` inside `tx`; the records and bytes deleted.
+    fn delete_in(&self, tx: &WriteTransaction, through: u64) -> Result<(u64, u64), StoreError> {
+        let (mut records, mut freed) = (0u64, 0u64);
+        let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+        log.retain_in(..=through, |_, v| {
+            records += 1;
+            freed += v.len() as u64;
+            false
+        })
+        .map_err(|e| self.err("cannot delete delivered records", e))?;
         Ok((records, freed))
     }
 
@@ -281,18 +290,9 @@ impl Store {
             .begin_write()
             .map_err(|e| self.err("cannot write", e))?;
         tx.set_durability(Durability::None);
-        let (mut records, mut freed) = (0u64, 0u64);
-        {
-            let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-            log.retain_in(..=through, |_, v| {
-                records += 1;
-                freed += v.len() as u64;
-                false
-            })
-            .map_err(|e| self.err("cannot delete delivered records", e))?;
-        }
+        let deleted = self.delete_in(&tx, through)?;
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        Ok((records, freed))
+        Ok(deleted)
     }
 
     /// Records in the log (for tests and reports).
