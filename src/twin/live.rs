@@ -47,6 +47,30 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The twin database's file inside the store directory.
 pub const FILE_NAME: &str = "twins.redb";
 
+/// The directory, inside the store directory, of the twins' JSON views (`<deviceId>.json`,
+/// `<deviceId>/<moduleId>.json`).
+pub const VIEW_DIR: &str = "twins";
+
+/// Writes `bytes` to `path` by way of a temporary file in the same directory and a rename, so
+/// that a reader (a running router polling, `hubroute twin show`) never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// The key of a twin: `device` or `device/module`.
 fn key(device: &str, module: Option<&str>) -> String {
     match module {
@@ -335,8 +359,33 @@ impl LiveTwins {
                 None => w.twins.remove(k),
             };
             self.publish(k, doc.as_ref());
+            self.write_view(k, doc.as_ref());
         }
         Ok(())
+    }
+
+    /// Mirrors a committed twin to `<store>/twins/<key>.json` (written to a temporary file and
+    /// renamed, so a reader sees the old or the new document): `hubroute twin show` reads it
+    /// while the router holds the database. A view, not the record: a failure to write it is
+    /// reported and changes nothing stored.
+    fn write_view(&self, key: &str, doc: Option<&Value>) {
+        let Some(dir) = self.path.parent().map(|p| p.join(VIEW_DIR)) else {
+            return;
+        };
+        let file = dir.join(format!("{key}.json"));
+        let result = match doc {
+            Some(d) => write_atomically(
+                &file,
+                serde_json::to_string_pretty(d).unwrap_or_default().as_bytes(),
+            ),
+            None => match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            eprintln!("warning: cannot write the twin view {}: {e}", file.display());
+        }
     }
 
     /// Routes one notification through `pipeline` and waits until it is durably accepted.

@@ -11,7 +11,10 @@ pub mod live;
 pub mod patch;
 
 #[cfg(feature = "store")]
-pub use live::{parse_registry, read_registry, scan_twin_dir, DeviceRecord, LiveTwins, SyncReport};
+pub use live::{
+    parse_registry, read_registry, scan_twin_dir, write_atomically, DeviceRecord, LiveTwins,
+    SyncReport,
+};
 pub use patch::Section;
 
 /// Stable codes of twin changes (E12xx).
