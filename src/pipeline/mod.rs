@@ -714,8 +714,9 @@ impl Pipeline {
     ) -> Result<Prepared, Rejected> {
         match table {
             Some(table) => {
-                let ids =
-                    |e: crate::route::EndpointId| self.by_name.get(&table.endpoint(e).name).copied();
+                let ids = |e: crate::route::EndpointId| {
+                    self.by_name.get(&table.endpoint(e).name).copied()
+                };
                 self.route_in(table, ids, router, message, twin, enqueued_time)
             }
             None => {

@@ -148,7 +148,10 @@ mod tests {
         );
         assert_eq!(m.source, Some(Source::TwinChangeEvents));
         let app = &m.app_properties;
-        assert_eq!(app.get("iothub-message-schema"), Some(Some("twinChangeNotification")));
+        assert_eq!(
+            app.get("iothub-message-schema"),
+            Some(Some("twinChangeNotification"))
+        );
         assert_eq!(app.get("opType"), Some(Some("updateTwin")));
         assert_eq!(app.get("moduleId"), Some(Some("m1")));
         assert_eq!(

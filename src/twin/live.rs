@@ -376,7 +376,9 @@ impl LiveTwins {
         let result = match doc {
             Some(d) => write_atomically(
                 &file,
-                serde_json::to_string_pretty(d).unwrap_or_default().as_bytes(),
+                serde_json::to_string_pretty(d)
+                    .unwrap_or_default()
+                    .as_bytes(),
             ),
             None => match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -384,7 +386,10 @@ impl LiveTwins {
             },
         };
         if let Err(e) = result {
-            eprintln!("warning: cannot write the twin view {}: {e}", file.display());
+            eprintln!(
+                "warning: cannot write the twin view {}: {e}",
+                file.display()
+            );
         }
     }
 
@@ -422,7 +427,12 @@ impl LiveTwins {
         .map_err(|r| {
             TwinError::new(
                 codes::NOT_ACCEPTED,
-                format!("the {} notification was rejected: [{}] {}", op.op_type(), r.code, r.reason),
+                format!(
+                    "the {} notification was rejected: [{}] {}",
+                    op.op_type(),
+                    r.code,
+                    r.reason
+                ),
             )
         })?;
         pipeline.accept(vec![prepared]).map_err(|e| {
@@ -449,7 +459,15 @@ impl LiveTwins {
     ) -> Result<u64, TwinError> {
         let patch = patch::parse_patch(patch_json, Section::Reported)?;
         let mut w = lock(&self.writer);
-        let body = self.change(pipeline, &mut w, device, module, Section::Reported, &patch, now)?;
+        let body = self.change(
+            pipeline,
+            &mut w,
+            device,
+            module,
+            Section::Reported,
+            &patch,
+            now,
+        )?;
         Ok(body["properties"]["reported"]["$version"]
             .as_u64()
             .unwrap_or(0))
@@ -599,7 +617,10 @@ impl LiveTwins {
                 .get(id)
                 .cloned()
                 .unwrap_or_else(|| patch::new_twin(id, None, &ts));
-            let status = w.devices.get(id).map_or("enabled".to_string(), |r| r.status.clone());
+            let status = w
+                .devices
+                .get(id)
+                .map_or("enabled".to_string(), |r| r.status.clone());
             let generation = w.devices.get(id).and_then(|r| r.generation_id.clone());
             let body = events::lifecycle_body(&twin, &status, generation.as_deref());
             self.notify(
@@ -635,8 +656,11 @@ impl LiveTwins {
                         .get(id)
                         .cloned()
                         .unwrap_or_else(|| patch::new_twin(id, None, &ts));
-                    let body =
-                        events::lifecycle_body(&twin, &record.status, record.generation_id.as_deref());
+                    let body = events::lifecycle_body(
+                        &twin,
+                        &record.status,
+                        record.generation_id.as_deref(),
+                    );
                     self.notify(
                         pipeline,
                         &mut w,
@@ -716,7 +740,11 @@ pub fn scan_twin_dir(dir: &Path) -> BTreeMap<String, PathBuf> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         if path.is_dir() {

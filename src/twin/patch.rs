@@ -208,7 +208,10 @@ pub fn stamp_metadata(metadata: &mut Map<String, Value>, patch: &Map<String, Val
 
 /// The `$metadata` entries of the properties a patch names (what a twin change notification
 /// carries beside the patch).
-pub fn metadata_of(metadata: &Map<String, Value>, patch: &Map<String, Value>) -> Map<String, Value> {
+pub fn metadata_of(
+    metadata: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     if let Some(ts) = metadata.get("$lastUpdated") {
         out.insert("$lastUpdated".into(), ts.clone());
@@ -223,9 +226,7 @@ pub fn metadata_of(metadata: &Map<String, Value>, patch: &Map<String, Value>) ->
 
 /// A new twin document: `version` 1, empty tags, desired and reported properties at `$version` 1.
 pub fn new_twin(device_id: &str, module_id: Option<&str>, ts: &str) -> Value {
-    let section = || {
-        serde_json::json!({"$metadata": {"$lastUpdated": ts}, "$version": 1})
-    };
+    let section = || serde_json::json!({"$metadata": {"$lastUpdated": ts}, "$version": 1});
     let mut twin = serde_json::json!({
         "deviceId": device_id,
         "version": 1,
@@ -357,7 +358,12 @@ mod tests {
             "T1"
         );
         assert!(body.get("tags").is_none());
-        let body = apply(&mut twin, Section::Reported, &obj(json!({"temp": null})), "T2");
+        let body = apply(
+            &mut twin,
+            Section::Reported,
+            &obj(json!({"temp": null})),
+            "T2",
+        );
         assert_eq!(body["version"], 3);
         assert_eq!(twin["properties"]["reported"]["$version"], 3);
         assert!(twin["properties"]["reported"].get("temp").is_none());

@@ -149,14 +149,19 @@ fn create(d: OneDevice) -> Result<ExitCode, String> {
     });
     registry.insert(d.id.clone(), identity.clone());
     save(path, &registry)?;
-    println!("{}", serde_json::to_string_pretty(&identity).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&identity).unwrap_or_default()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn set_status(d: OneDevice, status: &str) -> Result<ExitCode, String> {
     let path = &d.registry.devices;
     let mut registry = load(path, false)?;
-    let entry = registry.get_mut(&d.id).ok_or_else(|| no_such(&d.id, path))?;
+    let entry = registry
+        .get_mut(&d.id)
+        .ok_or_else(|| no_such(&d.id, path))?;
     if let Value::String(generation) = entry {
         // An older registry's entry: the generation id becomes the identity's.
         *entry = serde_json::json!({"deviceId": d.id, "generationId": generation.clone()});

@@ -89,7 +89,12 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
         input.max_in_flight = args.max_in_flight;
         input.idle_timeout = args.exit_when_idle;
         let started = Instant::now();
-        let outcome = crate::twin_watch::while_watching(live.twins, &live.pipeline, &live.watch, || -> Result<_, String> { Ok(match url.scheme {
+        let outcome = crate::twin_watch::while_watching(
+            live.twins,
+            &live.pipeline,
+            &live.watch,
+            || -> Result<_, String> {
+                Ok(match url.scheme {
             #[cfg(feature = "mqtt")]
             Scheme::Mqtt => {
                 let mut settings = hubroute::pipeline::input::mqtt::MqttSettings::new(&args.client_id);
@@ -118,7 +123,9 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
                 "--input {url}: use mqtt://HOST:PORT or jetstream://HOST:PORT/STREAM?consumer=NAME{}",
                 if cfg!(all(feature = "mqtt", feature = "nats")) { "" } else { " (and a build with both broker features)" }
             )),
-        })})?;
+        })
+            },
+        )?;
         let delivery = live.pipeline.shutdown(args.drain_timeout);
         eprintln!(
             "acknowledged {}, left for redelivery {}, acknowledgements failed {}",

@@ -4,8 +4,8 @@
 //! 2 usage or I/O error.
 
 mod check_cmd;
-mod device_cmd;
 mod config_file;
+mod device_cmd;
 mod eval_cmd;
 mod inspect_cmd;
 mod live;

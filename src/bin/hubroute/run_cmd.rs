@@ -13,10 +13,10 @@ use hubroute::pipeline::input::{
 };
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable};
-use hubroute::twin::LiveTwins;
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
+use hubroute::twin::LiveTwins;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -398,7 +398,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     )
     .map_err(|e| e.to_string())?;
     // Twins that cannot be used make $twin undefined: say so (once each), not silently.
-    if let Some(p) = live_twins.fallback().and_then(DirTwinStore::directory_problem) {
+    if let Some(p) = live_twins
+        .fallback()
+        .and_then(DirTwinStore::directory_problem)
+    {
         eprintln!("warning[{}]: {p}", p.code());
     }
     let watch = crate::twin_watch::WatchPlan {

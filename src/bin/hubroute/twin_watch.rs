@@ -32,23 +32,34 @@ fn log(what: &str, report: &SyncReport) {
         }
     }
     if report.events > 0 {
-        tracing::info!(events = report.events, "{what}: {} notifications routed", report.events);
+        tracing::info!(
+            events = report.events,
+            "{what}: {} notifications routed",
+            report.events
+        );
     }
 }
 
 /// Takes the files in once; errors are logged (the router goes on with what it has).
-pub fn sync_once(twins: &LiveTwins, pipeline: &Pipeline, plan: &WatchPlan, last_error: &mut Option<String>) {
+pub fn sync_once(
+    twins: &LiveTwins,
+    pipeline: &Pipeline,
+    plan: &WatchPlan,
+    last_error: &mut Option<String>,
+) {
     let now = SystemTime::now();
     let mut errors = Vec::new();
-    if let Some(path) = &plan.devices {
-        match read_registry(path).and_then(|r| twins.sync_registry(pipeline, &r, now)) {
-            Ok(report) => log("device registry", &report),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
+    // Files first: a twin file of a device the registry then creates is that device's first
+    // state (part of its creation notification), not a change of an empty twin.
     if let Some(dir) = &plan.twin_dir {
         match twins.sync_files(pipeline, dir, now) {
             Ok(report) => log("twin directory", &report),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if let Some(path) = &plan.devices {
+        match read_registry(path).and_then(|r| twins.sync_registry(pipeline, &r, now)) {
+            Ok(report) => log("device registry", &report),
             Err(e) => errors.push(e.to_string()),
         }
     }
