@@ -773,64 +773,32 @@ fn json_stem(path: &Path) -> Option<String> {
     (!stem.is_empty() && !stem.starts_with('.') && !stem.contains('/')).then(|| stem.to_string())
 }
 
-/// The devices of a registry file (`--devices`): a JSON object of deviceId to either a
-/// generation id (enabled) or an identity object (`status`, `generationId`; its keys are not
-/// read here).
+/// The devices of a registry file (`--devices`), read as the HTTPS input's authentication
+/// reads it ([`crate::registry::Registry`]), without their keys.
 pub fn read_registry(path: &Path) -> Result<BTreeMap<String, DeviceRecord>, TwinError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        TwinError::new(
-            codes::BAD_REGISTRY,
-            format!("device registry {}: {e}", path.display()),
-        )
-    })?;
-    parse_registry(&text).map_err(|e| {
-        TwinError::new(
-            codes::BAD_REGISTRY,
-            format!("device registry {}: {}", path.display(), e.message),
-        )
-    })
+    crate::registry::Registry::load(path)
+        .map(|r| records(&r))
+        .map_err(|e| TwinError::new(codes::BAD_REGISTRY, format!("device registry: {e}")))
 }
 
 /// [`read_registry`] of a text.
 pub fn parse_registry(text: &str) -> Result<BTreeMap<String, DeviceRecord>, TwinError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        TwinError::new(
-            codes::BAD_REGISTRY,
-            format!("not JSON (line {}, column {}): {e}", e.line(), e.column()),
-        )
-    })?;
-    let Value::Object(map) = v else {
-        return Err(TwinError::new(
-            codes::BAD_REGISTRY,
-            "must be a JSON object of deviceId to identity",
-        ));
-    };
-    let mut out = BTreeMap::new();
-    for (id, identity) in map {
-        let record = match &identity {
-            Value::String(g) => DeviceRecord {
-                status: "enabled".into(),
-                generation_id: Some(g.clone()),
-            },
-            Value::Object(o) => DeviceRecord {
-                status: o
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("enabled")
-                    .to_string(),
-                generation_id: o
-                    .get("generationId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            },
-            _ => {
-                return Err(TwinError::new(
-                    codes::BAD_REGISTRY,
-                    format!("device '{id}': expected a generation id or an identity object"),
-                ))
-            }
-        };
-        out.insert(id, record);
-    }
-    Ok(out)
+    crate::registry::Registry::parse(text)
+        .map(|r| records(&r))
+        .map_err(|e| TwinError::new(codes::BAD_REGISTRY, format!("device registry: {e}")))
+}
+
+fn records(registry: &crate::registry::Registry) -> BTreeMap<String, DeviceRecord> {
+    registry
+        .iter()
+        .map(|d| {
+            (
+                d.id.clone(),
+                DeviceRecord {
+                    status: d.status.as_str().to_string(),
+                    generation_id: Some(d.generation_id.clone()),
+                },
+            )
+        })
+        .collect()
 }

@@ -1,19 +1,15 @@
 //! `hubroute device create|disable|enable|delete|list`: the device registry file (`run
-//! --devices`), edited atomically. A router running with that file sees each change within its
-//! `--twin-poll` (or at its next start): it routes DeviceLifecycleEvents for a created or
-//! deleted device, and the HTTPS input's authentication follows the status.
-//!
-//! The file is a JSON object of deviceId to identity, in IoT Hub's device identity shape
-//! (`deviceId`, `generationId`, `etag`, `status`, `authentication.symmetricKey`); an entry
-//! that is just a string (a generation id) is an older registry's enabled device without keys.
+//! --devices`, [`hubroute::registry`]), edited atomically. A router running with that file
+//! sees each change within its `--twin-poll` (or at its next start): it routes
+//! DeviceLifecycleEvents for a created or deleted device.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use base64::Engine;
 use clap::{Args, Subcommand};
-use hubroute::twin::{codes, write_atomically, TwinError};
-use serde_json::{Map, Value};
+use hubroute::registry::{Device, DeviceStatus, Registry, SymmetricKey};
+use hubroute::twin::{codes, TwinError};
 
 #[derive(Args)]
 pub struct DeviceArgs {
@@ -32,12 +28,12 @@ enum DeviceCommand {
     Enable(OneDevice),
     /// Remove a device from the registry (its twin goes with it).
     Delete(OneDevice),
-    /// List the devices: id, status and whether they have keys.
-    List(Registry),
+    /// List the devices: id, status and whether they have keys (sas or none).
+    List(RegistryFile),
 }
 
 #[derive(Args)]
-struct Registry {
+struct RegistryFile {
     /// The device registry file (`run --devices`); created by `create` if missing.
     #[arg(long)]
     devices: PathBuf,
@@ -46,7 +42,7 @@ struct Registry {
 #[derive(Args)]
 struct OneDevice {
     #[command(flatten)]
-    registry: Registry,
+    registry: RegistryFile,
     /// The device id.
     id: String,
 }
@@ -54,35 +50,25 @@ struct OneDevice {
 pub fn run(args: DeviceArgs) -> Result<ExitCode, String> {
     match args.command {
         DeviceCommand::Create(d) => create(d),
-        DeviceCommand::Disable(d) => set_status(d, "disabled"),
-        DeviceCommand::Enable(d) => set_status(d, "enabled"),
+        DeviceCommand::Disable(d) => set_status(d, DeviceStatus::Disabled),
+        DeviceCommand::Enable(d) => set_status(d, DeviceStatus::Enabled),
         DeviceCommand::Delete(d) => delete(d),
         DeviceCommand::List(r) => list(r),
     }
 }
 
-fn load(path: &std::path::Path, create: bool) -> Result<Map<String, Value>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => "{}".into(),
-        Err(e) => return Err(format!("--devices {}: {e}", path.display())),
-    };
-    // The same reading as the router's, so a file this accepts the router accepts.
-    hubroute::twin::parse_registry(&text)
-        .map_err(|e| format!("--devices {}: {e}", path.display()))?;
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => unreachable!("parse_registry accepted it"),
+fn load(path: &Path, create: bool) -> Result<Registry, String> {
+    if create && !path.exists() {
+        return Ok(Registry::new());
     }
+    Registry::load(path).map_err(|e| format!("--devices: {e}"))
 }
 
-fn save(path: &std::path::Path, registry: &Map<String, Value>) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(registry).unwrap_or_default() + "\n";
-    write_atomically(path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn save(path: &Path, registry: &Registry) -> Result<(), String> {
+    registry.save(path).map_err(|e| format!("--devices: {e}"))
 }
 
-fn no_such(id: &str, path: &std::path::Path) -> String {
+fn no_such(id: &str, path: &Path) -> String {
     TwinError::new(
         codes::NO_SUCH_DEVICE,
         format!("no device '{id}' in {}", path.display()),
@@ -90,8 +76,8 @@ fn no_such(id: &str, path: &std::path::Path) -> String {
     .to_string()
 }
 
-/// IoT Hub's device id rule: up to 128 ASCII letters, digits and `-.%_*?!(),:=@$'+`... minus
-/// the characters that would break a file or topic name here (`/`, `\`, `#`).
+/// IoT Hub's device id rule: up to 128 ASCII letters, digits and `- . % _ * ? ! ( ) , : = @ $
+/// ' + ;` (`#` and `/` left out: they would break MQTT topics and file names here).
 fn check_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -110,10 +96,11 @@ fn check_id(id: &str) -> Result<(), String> {
     }
 }
 
-fn random_key() -> Result<String, String> {
+fn random_key() -> Result<SymmetricKey, String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random source: {e}"))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    SymmetricKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        .map_err(|()| "a generated key is not base64".to_string())
 }
 
 /// A generation id as IoT Hub makes them: .NET ticks (100 ns since 0001-01-01) of the
@@ -130,24 +117,19 @@ fn create(d: OneDevice) -> Result<ExitCode, String> {
     check_id(&d.id)?;
     let path = &d.registry.devices;
     let mut registry = load(path, true)?;
-    if registry.contains_key(&d.id) {
+    if registry.get(&d.id).is_some() {
         return Err(TwinError::new(
             codes::DEVICE_EXISTS,
             format!("device '{}' already exists in {}", d.id, path.display()),
         )
         .to_string());
     }
-    let identity = serde_json::json!({
-        "deviceId": d.id,
-        "generationId": generation_id(),
-        "etag": "AAAAAAAAAAE=",
-        "status": "enabled",
-        "authentication": {
-            "type": "sas",
-            "symmetricKey": {"primaryKey": random_key()?, "secondaryKey": random_key()?},
-        },
-    });
-    registry.insert(d.id.clone(), identity.clone());
+    let mut device = Device::new(d.id.clone(), generation_id());
+    device.etag = Some("AAAAAAAAAAE=".into());
+    device.primary_key = Some(random_key()?);
+    device.secondary_key = Some(random_key()?);
+    let identity = device.to_json();
+    registry.insert(device);
     save(path, &registry)?;
     println!(
         "{}",
@@ -156,21 +138,14 @@ fn create(d: OneDevice) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn set_status(d: OneDevice, status: &str) -> Result<ExitCode, String> {
+fn set_status(d: OneDevice, status: DeviceStatus) -> Result<ExitCode, String> {
     let path = &d.registry.devices;
     let mut registry = load(path, false)?;
-    let entry = registry
-        .get_mut(&d.id)
-        .ok_or_else(|| no_such(&d.id, path))?;
-    if let Value::String(generation) = entry {
-        // An older registry's entry: the generation id becomes the identity's.
-        *entry = serde_json::json!({"deviceId": d.id, "generationId": generation.clone()});
-    }
-    if let Value::Object(o) = entry {
-        o.insert("status".into(), Value::String(status.into()));
+    if !registry.set_status(&d.id, status, None) {
+        return Err(no_such(&d.id, path));
     }
     save(path, &registry)?;
-    println!("{} {status}", d.id);
+    println!("{} {}", d.id, status.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -185,17 +160,15 @@ fn delete(d: OneDevice) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(r: Registry) -> Result<ExitCode, String> {
+fn list(r: RegistryFile) -> Result<ExitCode, String> {
     let registry = load(&r.devices, false)?;
-    for (id, identity) in &registry {
-        let status = identity
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("enabled");
-        let keys = identity
-            .pointer("/authentication/symmetricKey/primaryKey")
-            .is_some_and(|k| k.is_string());
-        println!("{id} {status} {}", if keys { "sas" } else { "none" });
+    for device in registry.iter() {
+        let keys = if device.primary_key.is_some() || device.secondary_key.is_some() {
+            "sas"
+        } else {
+            "none"
+        };
+        println!("{} {} {keys}", device.id, device.status.as_str());
     }
     Ok(ExitCode::SUCCESS)
 }
