@@ -60,15 +60,16 @@ use crate::message::Message;
 /// rejected (E0605), as IoT Hub rejects unregistered devices.
 pub type DeviceRegistry = HashMap<String, String>;
 
-/// Reads a registry file, `{"deviceId": "generationId", …}`; the error names the file.
+/// Reads a registry file ([`crate::registry`]: `{"deviceId": "generationId" | identity, …}`,
+/// as `hubroute device` writes it); the error names the file. A disabled device is left out,
+/// so its messages are refused as an unregistered device's are (E0605).
 pub fn load_registry(path: &Path) -> Result<DeviceRegistry, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: expected {{\"deviceId\": \"generationId\"}}: {e}",
-            path.display()
-        )
-    })
+    let registry = crate::registry::Registry::load(path).map_err(|e| e.to_string())?;
+    Ok(registry
+        .iter()
+        .filter(|d| d.is_enabled())
+        .map(|d| (d.id.clone(), d.generation_id.clone()))
+        .collect())
 }
 
 /// How the MQTT input connects.
