@@ -32,6 +32,7 @@ pub(crate) struct Live<'a> {
     /// The router's twins, kept in step with the twin directory and registry while it runs.
     pub twins: &'a hubroute::twin::LiveTwins,
     pub watch: crate::twin_watch::WatchPlan,
+    pub watch_state: crate::twin_watch::WatchState,
 }
 
 /// The sink for a broker URL (`mqtt://`, `nats://`, `jetstream://`).
@@ -93,6 +94,7 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
             live.twins,
             &live.pipeline,
             &live.watch,
+            live.watch_state,
             || -> Result<_, String> {
                 Ok(match url.scheme {
             #[cfg(feature = "mqtt")]

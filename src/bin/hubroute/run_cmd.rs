@@ -409,7 +409,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         devices: args.devices.clone(),
         poll: args.twin_poll,
     };
-    crate::twin_watch::sync_once(&live_twins, &pipeline, &watch, &mut None);
+    let mut watch_state = crate::twin_watch::WatchState::default();
+    crate::twin_watch::sync_once(&live_twins, &pipeline, &watch, &mut watch_state);
     let resolver = Some(&live_twins);
 
     if args.input.contains("://") {
@@ -422,14 +423,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             invalid_log: std::sync::Mutex::new(invalid_log),
             twins: &live_twins,
             watch,
+            watch_state,
         };
         return crate::live::run(&args, live);
     }
     let _metrics = observed.serve(&args.ops.observe, true)?;
     let started = Instant::now();
-    let input = crate::twin_watch::while_watching(&live_twins, &pipeline, &watch, || {
-        read_lines(&args, &pipeline, resolver, invalid_log, &observed)
-    });
+    let input =
+        crate::twin_watch::while_watching(&live_twins, &pipeline, &watch, watch_state, || {
+            read_lines(&args, &pipeline, resolver, invalid_log, &observed)
+        });
     observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
     if let Some(twins) = live_twins.fallback() {

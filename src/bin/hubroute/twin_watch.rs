@@ -40,13 +40,18 @@ fn log(what: &str, report: &SyncReport) {
     }
 }
 
+/// What the watcher remembers between polls.
+#[derive(Default)]
+pub struct WatchState {
+    /// The last error logged (not repeated while it stays the same).
+    last_error: Option<String>,
+    /// The registry file's modification time and length when it was last taken in: it is
+    /// parsed again (keys decoded) only when they change.
+    registry_stamp: Option<(Option<SystemTime>, u64)>,
+}
+
 /// Takes the files in once; errors are logged (the router goes on with what it has).
-pub fn sync_once(
-    twins: &LiveTwins,
-    pipeline: &Pipeline,
-    plan: &WatchPlan,
-    last_error: &mut Option<String>,
-) {
+pub fn sync_once(twins: &LiveTwins, pipeline: &Pipeline, plan: &WatchPlan, state: &mut WatchState) {
     let now = SystemTime::now();
     let mut errors = Vec::new();
     // Files first: a twin file of a device the registry then creates is that device's first
@@ -58,20 +63,28 @@ pub fn sync_once(
         }
     }
     if let Some(path) = &plan.devices {
-        match read_registry(path).and_then(|r| twins.sync_registry(pipeline, &r, now)) {
-            Ok(report) => log("device registry", &report),
-            Err(e) => errors.push(e.to_string()),
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        if stamp.is_none() || stamp != state.registry_stamp {
+            match read_registry(path).and_then(|r| twins.sync_registry(pipeline, &r, now)) {
+                Ok(report) => {
+                    log("device registry", &report);
+                    state.registry_stamp = stamp;
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
         }
     }
     let error = (!errors.is_empty()).then(|| errors.join("; "));
-    if error.is_some() && error != *last_error {
+    if error.is_some() && error != state.last_error {
         let e = error.as_deref().unwrap_or_default();
         tracing::error!("twins: {e}");
         if !crate::logging::json() {
             eprintln!("error: twins: {e}");
         }
     }
-    *last_error = error;
+    state.last_error = error;
 }
 
 /// Runs `work` while a thread keeps the twins in step with the files; the thread stops (after
@@ -80,6 +93,7 @@ pub fn while_watching<R>(
     twins: &LiveTwins,
     pipeline: &Pipeline,
     plan: &WatchPlan,
+    mut state: WatchState,
     work: impl FnOnce() -> R,
 ) -> R {
     if plan.twin_dir.is_none() && plan.devices.is_none() {
@@ -88,11 +102,10 @@ pub fn while_watching<R>(
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut last_error = None;
             let mut next = Instant::now() + plan.poll;
             while !stop.load(Ordering::Acquire) {
                 if Instant::now() >= next {
-                    sync_once(twins, pipeline, plan, &mut last_error);
+                    sync_once(twins, pipeline, plan, &mut state);
                     next = Instant::now() + plan.poll;
                 }
                 std::thread::sleep(Duration::from_millis(20).min(plan.poll));
