@@ -17,7 +17,7 @@ use hubroute::route::RouteTable;
 use hubroute::sink::{DeadLetter, JsonLinesSink, Sink};
 use hubroute::twin::{codes, LiveTwins};
 use serde_json::Value;
-use support::{eventually, TempDir};
+use support::{eventually, free_port, Server, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -84,13 +84,17 @@ struct Router {
 
 impl Router {
     fn start(dir: &Path) -> Router {
+        Router::start_on(dir, "-")
+    }
+
+    fn start_on(dir: &Path, input: &str) -> Router {
         let d = |n: &str| dir.join(n).display().to_string();
         let mut args = vec![
             "run".to_string(),
             "--routes".into(),
             d("routes.json"),
             "--input".into(),
-            "-".into(),
+            input.into(),
             "--store".into(),
             d("store"),
             "--twin-dir".into(),
@@ -430,4 +434,85 @@ fn reported_patches_are_routed_merged_versioned_and_kept() {
     let changes = lines(&dir.join("changes.jsonl"));
     assert_eq!(changes.len(), 4);
     assert_eq!(app(&changes[2], "moduleId").as_deref(), Some("m1"));
+}
+
+/// A device's reported patch over MQTT, on its own topic through a real Mosquitto: answered
+/// 204 with the new `$version` on the device's answer topic, routed as TwinChangeEvents with
+/// that version; a bad patch is answered 400 and changes nothing.
+#[test]
+fn reported_patches_over_mqtt_are_answered_and_routed() {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    let tmp = TempDir::new("twins-mqtt");
+    let dir = tmp.0.clone();
+    let port = free_port();
+    let _broker = Server::mosquitto(
+        &dir,
+        "broker",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        &[port],
+    );
+    tmp.write("routes.json", ROUTES);
+    std::fs::create_dir_all(dir.join("twins")).unwrap();
+    tmp.write("devices.json", r#"{"d1": "1"}"#);
+    let router = Router::start_on(&dir, &format!("mqtt://127.0.0.1:{port}"));
+
+    let mut o = MqttOptions::new("d1", "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (client, mut connection) = Client::new(o, 16);
+    client
+        .subscribe("devices/d1/twin/res/#", QoS::AtMostOnce)
+        .unwrap();
+    // Ask until answered: the router may not be subscribed yet (each ask is a patch of its own).
+    let mut answer = |patch: &str, rid: &str| -> (String, Vec<u8>) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no answer to rid {rid}"
+            );
+            client
+                .publish(
+                    format!("devices/d1/twin/PATCH/properties/reported/?$rid={rid}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    patch.as_bytes().to_vec(),
+                )
+                .unwrap();
+            let ask_again = std::time::Instant::now() + Duration::from_secs(1);
+            while std::time::Instant::now() < ask_again {
+                if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) =
+                    connection.recv_timeout(Duration::from_millis(100))
+                {
+                    if p.topic.contains(&format!("$rid={rid}")) {
+                        return (p.topic.clone(), p.payload.to_vec());
+                    }
+                }
+            }
+        }
+    };
+    let (topic, _) = answer(r#"{"temp": 21}"#, "1");
+    assert!(
+        topic.starts_with("devices/d1/twin/res/204/?$rid=1&$version="),
+        "{topic}"
+    );
+    let version: u64 = topic.rsplit('=').next().unwrap().parse().unwrap();
+    assert!(
+        eventually(WAIT, || router
+            .sink("changes")
+            .iter()
+            .any(|l| body(l)["properties"]["reported"]["$version"] == version)),
+        "a TwinChangeEvents copy with $version {version}: {:?}",
+        router.sink("changes")
+    );
+    let copy = router.sink("changes").pop().unwrap();
+    assert_eq!(body(&copy)["properties"]["reported"]["temp"], 21);
+    assert_eq!(app(&copy, "deviceId").as_deref(), Some("d1"));
+
+    let (topic, payload) = answer(r#"{"$version": 1}"#, "bad");
+    assert_eq!(topic, "devices/d1/twin/res/400/?$rid=bad");
+    assert!(String::from_utf8_lossy(&payload).contains(codes::PATCH_BAD_NAME));
+    assert!(eventually(WAIT, || router.twin_version("d1").is_some()));
+    let mut child = router.child;
+    let _ = child.kill();
+    let _ = child.wait();
 }

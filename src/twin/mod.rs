@@ -8,6 +8,7 @@
 pub mod events;
 #[cfg(feature = "store")]
 pub mod live;
+pub mod mqtt_topic;
 pub mod patch;
 
 #[cfg(feature = "store")]

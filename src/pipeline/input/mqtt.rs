@@ -117,6 +117,71 @@ pub fn d2c(
     )
 }
 
+/// What became of a reported-property patch.
+struct PatchOutcome {
+    /// The answer's topic and payload.
+    answer: Option<(String, Vec<u8>)>,
+    /// Whether to acknowledge the publish (not when it could not be taken now: the broker
+    /// sends it again).
+    acknowledge: bool,
+    /// Whether the twin changed.
+    accepted: bool,
+}
+
+/// Applies a device's reported-property patch to its twin (which routes the TwinChangeEvents
+/// notification, durably, before the twin is committed) and says how to answer: 204 with the
+/// new `$version`, 400 with the error for a bad patch, 404 for an unregistered device (as
+/// IoT Hub would not have let it connect), 503 when the pipeline could not take it (not
+/// acknowledged: the broker delivers it again). Blocks for the commit, like an accept.
+fn reported_patch(
+    pipeline: &crate::pipeline::Pipeline,
+    twins: &crate::twin::LiveTwins,
+    registry: Option<&DeviceRegistry>,
+    topic: &crate::twin::mqtt_topic::ReportedTopic<'_>,
+    publish: &rumqttc::Publish,
+) -> PatchOutcome {
+    let error_body = |code: &str, message: &str| {
+        serde_json::json!({"errorCode": code, "message": message})
+            .to_string()
+            .into_bytes()
+    };
+    if registry.is_some_and(|r| !r.contains_key(topic.device_id)) {
+        return PatchOutcome {
+            answer: Some((
+                topic.response(404, None),
+                error_body(
+                    crate::ingest::codes::UNKNOWN_DEVICE,
+                    "device not registered",
+                ),
+            )),
+            acknowledge: true,
+            accepted: false,
+        };
+    }
+    let text = String::from_utf8_lossy(&publish.payload);
+    match twins.apply_reported(
+        pipeline,
+        topic.device_id,
+        topic.module_id,
+        &text,
+        SystemTime::now(),
+    ) {
+        Ok(version) => PatchOutcome {
+            answer: Some((topic.response(204, Some(version)), Vec::new())),
+            acknowledge: true,
+            accepted: true,
+        },
+        Err(e) => {
+            let status = e.http_status();
+            PatchOutcome {
+                answer: Some((topic.response(status, None), error_body(e.code, &e.message))),
+                acknowledge: status != 503,
+                accepted: false,
+            }
+        }
+    }
+}
+
 /// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
 /// running count, so a device sending them in a loop cannot flood the log. The value is not
 /// logged.
@@ -227,8 +292,16 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<LiveReport, String> {
     let registry = settings.registry.as_ref();
-    let mut subscriber = D2cSubscriber::start(url, &settings.client_id);
+    let mut subscriber = match input.twins {
+        Some(_) => D2cSubscriber::start_with(
+            url,
+            &settings.client_id,
+            &crate::twin::mqtt_topic::REPORTED_FILTERS,
+        ),
+        None => D2cSubscriber::start(url, &settings.client_id),
+    };
     let acker = subscriber.acker();
+    let answerer = subscriber.acker();
     let capacity = input.capacity();
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
     let acks = Arc::new(AckCounts::default());
@@ -272,6 +345,21 @@ pub async fn run(
     .await
     {
         report.read += 1;
+        if let Some(twins) = input.twins {
+            if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
+                let settle = reported_patch(input.pipeline, twins, registry, &topic, &publish);
+                if let Some((answer, payload)) = settle.answer {
+                    if let Err(e) = answerer.publish(answer, payload).await {
+                        eprintln!("cannot answer device '{}': {e}", topic.device_id);
+                    }
+                }
+                if settle.accepted {
+                    report.valid += 1;
+                }
+                let _ = tx.send((publish.clone(), settle.acknowledge, permit));
+                continue;
+            }
+        }
         let message = d2c(&publish, registry);
         let settle = {
             let tx = tx.clone();
