@@ -463,7 +463,12 @@ fn reported_patches_over_mqtt_are_answered_and_routed() {
         .subscribe("devices/d1/twin/res/#", QoS::AtMostOnce)
         .unwrap();
     // Ask until answered: the router may not be subscribed yet (each ask is a patch of its own).
-    let mut answer = |patch: &str, rid: &str| -> (String, Vec<u8>) {
+    fn ask(
+        client: &Client,
+        connection: &mut rumqttc::Connection,
+        patch: &str,
+        rid: &str,
+    ) -> (String, Vec<u8>) {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             assert!(
@@ -489,7 +494,8 @@ fn reported_patches_over_mqtt_are_answered_and_routed() {
                 }
             }
         }
-    };
+    }
+    let mut answer = |patch: &str, rid: &str| ask(&client, &mut connection, patch, rid);
     let (topic, _) = answer(r#"{"temp": 21}"#, "1");
     assert!(
         topic.starts_with("devices/d1/twin/res/204/?$rid=1&$version="),
@@ -512,6 +518,35 @@ fn reported_patches_over_mqtt_are_answered_and_routed() {
     assert_eq!(topic, "devices/d1/twin/res/400/?$rid=bad");
     assert!(String::from_utf8_lossy(&payload).contains(codes::PATCH_BAD_NAME));
     assert!(eventually(WAIT, || router.twin_version("d1").is_some()));
+
+    // Disabled while the router runs: its messages are refused (E0605) and its patches 401.
+    let devices = dir.join("devices.json").display().to_string();
+    assert!(
+        hubroute(&["device", "disable", "--devices", &devices, "d1"])
+            .status
+            .success()
+    );
+    let mut i = 0;
+    assert!(
+        eventually(WAIT, || {
+            i += 1;
+            client
+                .publish(
+                    format!("devices/d1/messages/events/$.mid=after-{i}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    b"x".to_vec(),
+                )
+                .unwrap();
+            let _ = connection.recv_timeout(Duration::from_millis(100));
+            std::fs::read_to_string(dir.join("dead.jsonl"))
+                .unwrap_or_default()
+                .contains("E0605")
+        }),
+        "a disabled device's message is refused"
+    );
+    let (topic, _) = ask(&client, &mut connection, r#"{"temp": 22}"#, "off");
+    assert_eq!(topic, "devices/d1/twin/res/401/?$rid=off");
     let mut child = router.child;
     let _ = child.kill();
     let _ = child.wait();

@@ -151,6 +151,9 @@ pub struct LiveTwins {
     fallback: Option<DirTwinStore>,
     /// Lookups served (for tests and metrics).
     lookups: AtomicU64,
+    /// The enabled devices of the registry as last synced (id → generation id), for inputs
+    /// that check senders on every message: swapped whole on a change, read by cloning an `Arc`.
+    enabled: RwLock<Option<Arc<HashMap<String, String>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -229,6 +232,7 @@ impl LiveTwins {
             writer: Mutex::new(writer),
             fallback: twin_dir.map(DirTwinStore::new),
             lookups: AtomicU64::new(0),
+            enabled: RwLock::new(None),
         };
         {
             let w = lock(&twins.writer);
@@ -237,6 +241,32 @@ impl LiveTwins {
             }
         }
         Ok(twins)
+    }
+
+    /// The registry's enabled devices (id → generation id) as last synced by
+    /// [`LiveTwins::sync_registry`]; `None` before the first sync. A device disabled or
+    /// deleted in the file is out of it from the sync on, so an input checking senders
+    /// against it refuses the device's next message.
+    pub fn enabled_devices(&self) -> Option<Arc<HashMap<String, String>>> {
+        self.enabled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish_registry(&self, w: &Writer) {
+        let enabled: HashMap<String, String> = w
+            .devices
+            .iter()
+            .filter(|(_, r)| r.status == "enabled")
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    r.generation_id.clone().unwrap_or_else(|| "0".into()),
+                )
+            })
+            .collect();
+        *self.enabled.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(enabled));
     }
 
     /// The twin directory's lookup, whose problems (devices without a usable twin file) the
@@ -611,6 +641,7 @@ impl LiveTwins {
             }
             report.seeded = devices.len();
             self.commit(&mut w, &twins, &devices, true)?;
+            self.publish_registry(&w);
             return Ok(report);
         }
         let known: Vec<String> = w.devices.keys().cloned().collect();
@@ -684,6 +715,7 @@ impl LiveTwins {
                 }
             }
         }
+        self.publish_registry(&w);
         Ok(report)
     }
 }

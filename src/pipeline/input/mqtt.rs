@@ -130,8 +130,8 @@ struct PatchOutcome {
 
 /// Applies a device's reported-property patch to its twin (which routes the TwinChangeEvents
 /// notification, durably, before the twin is committed) and says how to answer: 204 with the
-/// new `$version`, 400 with the error for a bad patch, 404 for an unregistered device (as
-/// IoT Hub would not have let it connect), 503 when the pipeline could not take it (not
+/// new `$version`, 400 with the error for a bad patch, 401 for a device not registered or
+/// disabled (IoT Hub would not have let it connect), 503 when the pipeline could not take it (not
 /// acknowledged: the broker delivers it again). Blocks for the commit, like an accept.
 fn reported_patch(
     pipeline: &crate::pipeline::Pipeline,
@@ -148,10 +148,10 @@ fn reported_patch(
     if registry.is_some_and(|r| !r.contains_key(topic.device_id)) {
         return PatchOutcome {
             answer: Some((
-                topic.response(404, None),
+                topic.response(401, None),
                 error_body(
                     crate::ingest::codes::UNKNOWN_DEVICE,
-                    "device not registered",
+                    "device not registered or disabled",
                 ),
             )),
             acknowledge: true,
@@ -347,7 +347,14 @@ pub async fn run(
         report.read += 1;
         if let Some(twins) = input.twins {
             if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
-                let settle = reported_patch(input.pipeline, twins, registry, &topic, &publish);
+                let synced = registry.and_then(|_| twins.enabled_devices());
+                let settle = reported_patch(
+                    input.pipeline,
+                    twins,
+                    synced.as_deref().or(registry),
+                    &topic,
+                    &publish,
+                );
                 if let Some((answer, payload)) = settle.answer {
                     if let Err(e) = answerer.publish(answer, payload).await {
                         eprintln!("cannot answer device '{}': {e}", topic.device_id);
@@ -360,7 +367,12 @@ pub async fn run(
                 continue;
             }
         }
-        let message = d2c(&publish, registry);
+        // The registry as the router's twins last synced it, so a device disabled or deleted
+        // while the router runs is refused from then on; the one read at start otherwise.
+        let synced = registry
+            .and(input.twins)
+            .and_then(crate::twin::LiveTwins::enabled_devices);
+        let message = d2c(&publish, synced.as_deref().or(registry));
         let settle = {
             let tx = tx.clone();
             let publish = publish.clone();
