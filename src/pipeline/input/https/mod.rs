@@ -427,7 +427,6 @@ impl Server<'_, '_> {
             // The client went away mid-body: nothing to answer, nothing stored.
             Err(_) => return Err(Refusal::Invalid),
         };
-        self.report.borrow_mut().read += 1;
         let message = request::event_message(
             &parts.headers,
             body,
@@ -448,6 +447,7 @@ impl Server<'_, '_> {
                 // Dead-lettered like any invalid input, then refused: the device learns its
                 // message is invalid and the operator sees why.
                 let mut report = self.report.borrow_mut();
+                report.read += 1;
                 let (tx, mut rx) = tokio::sync::oneshot::channel::<bool>();
                 let origin = serde_json::json!({
                     "https": parts.uri.path(),
@@ -494,7 +494,9 @@ impl Server<'_, '_> {
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
         {
+            // Read, in the report's sense, once handed over (a 503 before is not).
             let mut report = self.report.borrow_mut();
+            report.read += 1;
             self.input.deliver(
                 Ok(prepared),
                 &mut report,
