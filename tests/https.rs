@@ -86,7 +86,7 @@ impl Router {
             ));
         }
         let child = cmd.spawn().unwrap();
-        let mut router = Router {
+        let router = Router {
             child: Some(child),
             stderr,
             port,
