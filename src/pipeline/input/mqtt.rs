@@ -296,3 +296,44 @@ pub async fn run(
     acks.fill_report(&mut report);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str) -> rumqttc::Publish {
+        rumqttc::Publish::new(topic, rumqttc::QoS::AtLeastOnce, b"{}".to_vec())
+    }
+
+    #[test]
+    fn the_registry_decides_who_may_send_and_their_generation() {
+        let registry = Registry::parse(
+            r#"{"old": "6369", "on": {"generationId": "7", "status": "enabled",
+                "modules": {"m": {"generationId": "8"}}},
+                "off": {"status": "disabled"}}"#,
+        )
+        .unwrap();
+        let gen = |topic: &str| {
+            d2c(&publish(topic), Some(&registry)).map(|m| {
+                m.system_properties
+                    .get("connectionDeviceGenerationId")
+                    .flatten()
+                    .map(str::to_string)
+            })
+        };
+        assert_eq!(gen("devices/old/messages/events/"), Ok(Some("6369".into())));
+        assert_eq!(gen("devices/on/messages/events/"), Ok(Some("7".into())));
+        assert_eq!(
+            gen("devices/on/modules/m/messages/events/"),
+            Ok(Some("8".into()))
+        );
+        let code = |topic: &str| d2c(&publish(topic), Some(&registry)).unwrap_err().code();
+        assert_eq!(code("devices/ghost/messages/events/"), "E0605");
+        assert_eq!(code("devices/off/messages/events/"), "E0606");
+        // Without a registry anyone the broker let in may send.
+        assert!(d2c(&publish("devices/ghost/messages/events/"), None).is_ok());
+        // The old map form, as embedders built it.
+        let from_pairs: Registry = [("old".to_string(), "6369".to_string())].into();
+        assert!(d2c(&publish("devices/old/messages/events/"), Some(&from_pairs)).is_ok());
+    }
+}
