@@ -18,6 +18,10 @@ from proton import Message, SSLDomain
 from proton.utils import BlockingConnection, LinkDetached
 
 
+# AMQP's outcome descriptors (Proton reports a delivery's remote state as its code).
+OUTCOMES = {0x24: "ACCEPTED", 0x25: "REJECTED", 0x26: "RELEASED", 0x27: "MODIFIED"}
+
+
 def out(obj):
     print(json.dumps(obj), flush=True)
 
@@ -60,8 +64,10 @@ def main():
     conn = BlockingConnection(a.url, **kwargs)
 
     if a.token:
-        requests = conn.create_sender("$cbs")
-        answers = conn.create_receiver("$cbs")
+        # Distinct link names: Proton would name both "{uuid}-$cbs", which AMQP allows (the
+        # roles differ) but hubroute's AMQP stack refuses (see grammar/deviations.md).
+        requests = conn.create_sender("$cbs", name="cbs-requests")
+        answers = conn.create_receiver("$cbs", name="cbs-answers")
         put = Message(
             id="put-token-1",
             reply_to="cbs",
@@ -125,7 +131,7 @@ def main():
                 if not a.quiet:
                     out({
                         "i": i,
-                        "state": str(d.remote_state),
+                        "state": OUTCOMES.get(int(d.remote_state), str(d.remote_state)),
                         "condition": cond.name if cond else None,
                         "description": cond.description if cond else None,
                     })

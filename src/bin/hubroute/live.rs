@@ -70,6 +70,10 @@ fn not_built(url: &str) -> String {
 /// drains the endpoints (up to --drain-timeout; the rest stays in the store) and prints the
 /// summary.
 pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
+    #[cfg(feature = "amqp")]
+    if args.input.starts_with("amqp://") || args.input.starts_with("amqps://") {
+        return crate::amqp_input::run(args, live);
+    }
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -140,10 +144,10 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
 /// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
 /// `read` and `invalid`), messages the bridge's stream confirmed (`accepted`), and readiness
 /// (subscribed or pulling).
-#[cfg(any(feature = "mqtt", feature = "nats"))]
-struct OpsHooks(std::sync::Arc<hubroute::ops::Counters>);
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
+pub(crate) struct OpsHooks(pub(crate) std::sync::Arc<hubroute::ops::Counters>);
 
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
 impl hubroute::pipeline::input::InputHooks for OpsHooks {
     fn read(&self, invalid: Option<&'static str>) {
         let mut counts = hubroute::ops::Batch {
@@ -169,8 +173,8 @@ impl hubroute::pipeline::input::InputHooks for OpsHooks {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-#[cfg(any(feature = "mqtt", feature = "nats"))]
-async fn interrupted() {
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         let mut term =

@@ -68,6 +68,33 @@ pub trait Authenticate: Send + Sync {
     ) -> Result<Authenticated, String>;
 }
 
+/// Tokens checked against a device registry ([`crate::registry::Registry::authenticate`]) for
+/// the hub host name devices put in their tokens (`{hub}.azure-devices.net`).
+#[derive(Debug)]
+pub struct RegistryAuth {
+    /// The devices and their keys.
+    pub registry: crate::registry::Registry,
+    /// The host name a token's resource must name.
+    pub host: String,
+}
+
+impl Authenticate for RegistryAuth {
+    fn authenticate(
+        &self,
+        token: &str,
+        device_id: &str,
+        module_id: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Authenticated, String> {
+        self.registry
+            .authenticate(token, device_id, module_id, &self.host, now)
+            .map(|ok| Authenticated {
+                generation_id: ok.generation_id,
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Where the AMQP input listens: `amqp://HOST:PORT` or `amqps://HOST:PORT?cert=FILE&key=FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpUrl {

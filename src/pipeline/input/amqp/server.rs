@@ -235,11 +235,18 @@ async fn session_links(
             Some(_) = links.join_next(), if !links.is_empty() => continue,
             _ = shutdown.changed() => break,
         };
+        let mut attach = attach;
         let want = wanted(&attach);
+        if matches!(attach.role, Role::Receiver) && attach.target.is_none() {
+            // Proton's receivers may leave the target out; fe2o3's sender wants one (any).
+            attach.target = Some(Box::new(TargetArchetype::Target(
+                fe2o3_amqp::types::messaging::Target::default(),
+            )));
+        }
         let link = match acceptor.accept_incoming_attach(attach, &mut session).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("AMQP {peer}: link not attached: {e}");
+                eprintln!("AMQP {peer}: link not attached: {e} ({e:?})");
                 continue;
             }
         };
