@@ -41,7 +41,8 @@ pub mod codes {
     pub const UNAUTHORIZED: &str = "E0681";
     /// A message whose body or application property is of a kind an IoT Hub message cannot
     /// hold (an amqp-sequence body, a binary property value); rejected with `amqp:decode-error`
-    /// and dead-lettered.
+    /// and dead-lettered. A batch (message format `0x80013700`) is rejected with
+    /// `amqp:not-implemented` under this code too.
     pub const UNSUPPORTED_CONTENT: &str = "E0682";
     /// A CBS request that is not a put-token IoT Hub takes; answered with status 400.
     pub const BAD_CBS_REQUEST: &str = "E0683";

@@ -515,11 +515,24 @@ impl EventsLink {
                 .await;
                 return;
             }
+            let format = delivery.message_format().unwrap_or(0);
             let (info, message) = delivery.into_parts();
             let device = self.connection.device_id.clone();
-            let mapped = map::to_message(message, &self.connection, SystemTime::now(), &mut |n| {
-                super::log_spoofing_property(&device, n)
-            });
+            let mapped = if format != 0 {
+                Err(map::Refusal {
+                    code: codes::UNSUPPORTED_CONTENT,
+                    reason: format!(
+                        "message format {format:#x} (a batch of messages, as the SDKs' \
+                         SendEventBatch sends) is not supported; send the messages one by one"
+                    ),
+                    condition: "amqp:not-implemented",
+                    body: None,
+                })
+            } else {
+                map::to_message(message, &self.connection, SystemTime::now(), &mut |n| {
+                    super::log_spoofing_property(&device, n)
+                })
+            };
             // Wait for room in the window, settling what comes back meanwhile.
             let permit = loop {
                 tokio::select! {
