@@ -57,6 +57,11 @@ struct Router {
 
 impl Router {
     fn start(dir: &Path, tls: Option<&Pki>) -> Router {
+        let sink = format!("archive=file:{}", dir.join("archive.jsonl").display());
+        Router::start_with(dir, tls, &sink, &[])
+    }
+
+    fn start_with(dir: &Path, tls: Option<&Pki>, sink: &str, extra: &[&str]) -> Router {
         let port = free_port();
         let routes = dir.join("routes.json");
         std::fs::write(
@@ -87,11 +92,8 @@ impl Router {
             .arg(&routes)
             .args(["--input", &input, "--devices"])
             .arg(dir.join("devices.json"))
-            .arg("--sink")
-            .arg(format!(
-                "archive=file:{}",
-                dir.join("archive.jsonl").display()
-            ))
+            .args(["--sink", sink])
+            .args(extra)
             .arg("--dead-letter")
             .arg(dir.join("dead.jsonl"))
             .arg("--store")
@@ -119,6 +121,14 @@ impl Router {
 
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to settle or flush.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 
     /// SIGTERM, wait, and the router's report.
@@ -466,4 +476,82 @@ fn amqps_takes_devices_over_tls_with_certificate_files() {
     assert_eq!(states(&lines), vec!["ACCEPTED"; 3], "{lines:?}");
     router.stop();
     assert_eq!(router.lines("archive.jsonl").len(), 3);
+}
+
+/// A full store stops the device (no settlement, so no new credit) instead of dropping: with
+/// an endpoint that cannot deliver and a tiny store, the device stalls with only `accepted`
+/// outcomes; killed and restarted with a working endpoint, the router delivers every message
+/// it had accepted.
+#[test]
+fn a_full_store_stops_amqp_devices_and_loses_nothing_it_accepted() {
+    let dir = TempDir::new("amqp-full");
+    let dead_broker = format!("archive=mqtt://127.0.0.1:{}/out", free_port());
+    let mut router = Router::start_with(
+        &dir.0,
+        None,
+        &dead_broker,
+        &["--store-max-bytes", "3000", "--max-in-flight", "4"],
+    );
+    let t = token("d1", KEY_D1, 3600);
+    let audience = format!("{HOST}/devices/d1");
+    let lines = device(
+        &router,
+        None,
+        &[
+            "--token",
+            &t,
+            "--audience",
+            &audience,
+            "--device",
+            "d1",
+            "--count",
+            "200",
+            "--window",
+            "50",
+            "--stall-after",
+            "3",
+        ],
+    );
+    let stall = lines
+        .iter()
+        .find(|l| l.get("stalled").is_some())
+        .unwrap_or_else(|| panic!("the device was not stopped: {lines:?}"));
+    let accepted = states(&lines);
+    assert!(!accepted.is_empty() && accepted.len() < 200, "{lines:?}");
+    assert!(accepted.iter().all(|s| *s == "ACCEPTED"), "{lines:?}");
+    assert_eq!(stall["settled"].as_u64().unwrap() as usize, accepted.len());
+    assert!(
+        router.log_text().contains("is full"),
+        "{}",
+        router.log_text()
+    );
+    router.kill();
+
+    let sink = format!("archive=file:{}", dir.0.join("archive.jsonl").display());
+    let mut router = Router::start_with(&dir.0, None, &sink, &["--exit-when-idle", "2s"]);
+    assert!(
+        eventually(Duration::from_secs(30), || router
+            .lines("archive.jsonl")
+            .len()
+            >= accepted.len()),
+        "{}",
+        router.log_text()
+    );
+    router.stop();
+    let delivered: std::collections::BTreeSet<String> = router
+        .lines("archive.jsonl")
+        .iter()
+        .map(|c| {
+            c["SystemProperties"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for i in 0..accepted.len() {
+        assert!(
+            delivered.contains(&format!("m-{i}")),
+            "m-{i} was accepted and lost"
+        );
+    }
 }

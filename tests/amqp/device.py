@@ -14,7 +14,7 @@ import json
 import sys
 import time
 
-from proton import Message, SSLDomain
+from proton import Message, SSLDomain, Timeout
 from proton.utils import BlockingConnection, LinkDetached
 
 
@@ -50,6 +50,8 @@ def main():
     p.add_argument("--correlation-id")
     p.add_argument("--creation-time", type=float)
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument("--stall-after", type=float, default=60,
+                   help="seconds without a settlement after which to report a stall and stop")
     a = p.parse_args()
 
     ssl = None
@@ -110,11 +112,11 @@ def main():
 
     started = time.time()
     done = 0
+    sent = 0
     try:
         sender = conn.create_sender(address)
         link = sender.link
         pending = {}
-        sent = 0
         while done < a.count:
             while sent < a.count and len(pending) < a.window and link.credit > 0:
                 pending[sent] = link.send(message(sent))
@@ -122,7 +124,7 @@ def main():
             conn.wait(
                 lambda: any(d.remote_state or d.settled for d in pending.values())
                 or (sent < a.count and len(pending) < a.window and link.credit > 0),
-                timeout=60,
+                timeout=a.stall_after,
                 msg="waiting for settlements",
             )
             for i in sorted(k for k, d in pending.items() if d.remote_state or d.settled):
@@ -137,6 +139,8 @@ def main():
                     })
                 d.settle()
                 done += 1
+    except Timeout:
+        out({"stalled": True, "sent": sent, "settled": done})
     except LinkDetached as e:
         cond = e.link.remote_condition
         out({
