@@ -74,6 +74,10 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
     if hubroute::pipeline::input::https::is_http_url(&args.input) {
         return crate::https_cmd::run(args, live);
     }
+    #[cfg(feature = "amqp")]
+    if args.input.starts_with("amqp://") || args.input.starts_with("amqps://") {
+        return crate::amqp_input::run(args, live);
+    }
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -144,10 +148,10 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
 /// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
 /// `read` and `invalid`), messages the bridge's stream confirmed (`accepted`), and readiness
 /// (subscribed or pulling).
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https", feature = "amqp"))]
 pub(crate) struct OpsHooks(pub std::sync::Arc<hubroute::ops::Counters>);
 
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https", feature = "amqp"))]
 impl hubroute::pipeline::input::InputHooks for OpsHooks {
     fn read(&self, invalid: Option<&'static str>) {
         let mut counts = hubroute::ops::Batch {
@@ -173,7 +177,7 @@ impl hubroute::pipeline::input::InputHooks for OpsHooks {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https", feature = "amqp"))]
 pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 the thing checked is wrong (diagnostics, a failed route test);
 //! 2 usage or I/O error.
 
+#[cfg(feature = "amqp")]
+mod amqp_input;
 mod check_cmd;
 mod config_file;
 mod eval_cmd;

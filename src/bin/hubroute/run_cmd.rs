@@ -62,7 +62,7 @@ pub struct RunArgs {
     /// The hub name for `$iothubname` and storage file names, when the configuration does
     /// not name the hub.
     #[arg(long, default_value = "hubroute")]
-    hub_name: String,
+    pub(crate) hub_name: String,
     /// The source of messages that carry no "source" field.
     #[arg(long, default_value = "DeviceMessages")]
     source: String,
