@@ -18,7 +18,12 @@ pub mod invalid;
 #[cfg(feature = "nats")]
 pub mod jetstream;
 pub mod lines;
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https", feature = "amqp"))]
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
 pub mod live;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
@@ -26,5 +31,10 @@ pub mod mqtt;
 pub use feed::{feed_lines, InvalidLine, LinesReport};
 pub use invalid::InvalidLog;
 pub use lines::{Line, LineContent, LineReader, DEFAULT_MAX_LINE_BYTES};
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https", feature = "amqp"))]
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
 pub use live::{InputHooks, LiveInput, LiveReport, NoHooks};
