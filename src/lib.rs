@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
 pub mod broker;
 mod bytes;
 pub mod check;

@@ -36,7 +36,9 @@ pub struct RunArgs {
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
     /// what a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them: captured
     /// traffic routed again), `mqtt://HOST:PORT` (devices publishing to IoT Hub's
-    /// device-to-cloud topics), or
+    /// device-to-cloud topics), `https://HOST:PORT?cert=FILE&key=FILE` or `http://HOST:PORT`
+    /// (devices sending as to IoT Hub's REST "Send Device Event", with SAS tokens checked
+    /// against --devices), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
     /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
@@ -68,7 +70,7 @@ pub struct RunArgs {
     /// The hub name for `$iothubname` and storage file names, when the configuration does
     /// not name the hub.
     #[arg(long, default_value = "hubroute")]
-    hub_name: String,
+    pub(crate) hub_name: String,
     /// The source of messages that carry no "source" field.
     #[arg(long, default_value = "DeviceMessages")]
     source: String,
@@ -109,12 +111,17 @@ pub struct RunArgs {
     /// messages while the router is away).
     #[arg(long, default_value = "hubroute-router")]
     pub(crate) client_id: String,
-    /// A device registry, a JSON object of deviceId to generation id or identity (stamped as
-    /// connectionDeviceGenerationId); with an MQTT input, unknown senders are rejected (E0605).
-    /// Watched while the router runs: a device added or removed (`hubroute device`) is routed
-    /// as DeviceLifecycleEvents.
+    /// The device registry, a JSON object of deviceId to identity (IoT Hub's device shape with
+    /// keys and status, or just the generation id, stamped as connectionDeviceGenerationId);
+    /// unknown (E0605) and disabled senders are rejected; HTTPS and AMQP devices authenticate
+    /// with SAS tokens signed with their keys. Watched while the router runs: a device added or
+    /// removed (`hubroute device`) is routed as DeviceLifecycleEvents.
     #[arg(long)]
     pub(crate) devices: Option<PathBuf>,
+    /// With an HTTPS input: the hub host name devices sign their SAS tokens for (default
+    /// `{hub-name}.azure-devices.net`).
+    #[arg(long)]
+    pub(crate) hub_host: Option<String>,
     /// With a broker input: messages read but not yet delivered everywhere, at most.
     #[arg(long, default_value_t = 2000)]
     pub(crate) max_in_flight: usize,

@@ -42,9 +42,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,22 +53,7 @@ use crate::broker::mqtt::{D2cSubscriber, Incoming};
 use crate::broker::BrokerUrl;
 use crate::ingest::IngestError;
 use crate::message::Message;
-
-/// Registered devices: device id to generation id. With a registry, unknown senders are
-/// rejected (E0605), as IoT Hub rejects unregistered devices.
-pub type DeviceRegistry = HashMap<String, String>;
-
-/// Reads a registry file ([`crate::registry`]: `{"deviceId": "generationId" | identity, …}`,
-/// as `hubroute device` writes it); the error names the file. A disabled device is left out,
-/// so its messages are refused as an unregistered device's are (E0605).
-pub fn load_registry(path: &Path) -> Result<DeviceRegistry, String> {
-    let registry = crate::registry::Registry::load(path).map_err(|e| e.to_string())?;
-    Ok(registry
-        .iter()
-        .filter(|d| d.is_enabled())
-        .map(|d| (d.id.clone(), d.generation_id.clone()))
-        .collect())
-}
+use crate::registry::Registry;
 
 /// How the MQTT input connects.
 #[derive(Debug, Clone)]
@@ -78,8 +61,10 @@ pub struct MqttSettings {
     /// The client id: its persistent broker session holds unacknowledged messages (QoS 1)
     /// while the input is away, so a restart loses nothing.
     pub client_id: String,
-    /// Registered devices, if any (see [`DeviceRegistry`]).
-    pub registry: Option<DeviceRegistry>,
+    /// Registered devices, if any: with a registry, unknown senders are rejected (E0605), as
+    /// IoT Hub rejects unregistered devices, and so are disabled ones (E0606). The broker
+    /// authenticated the device, so its keys are not used here.
+    pub registry: Option<Registry>,
 }
 
 impl MqttSettings {
@@ -92,19 +77,48 @@ impl MqttSettings {
     }
 }
 
+/// Who may send, and the generation id stamped for them: the registry read at start
+/// ([`Registry`]), or the enabled devices as the router's live twins last synced the registry
+/// file (device id → generation id), so that a device disabled or deleted while the router runs
+/// is refused from then on.
+pub trait Senders {
+    /// The generation id of a device (or module) allowed to send, or why it may not.
+    fn generation(&self, device: &str, module: Option<&str>) -> Result<&str, IngestError>;
+}
+
+impl Senders for Registry {
+    fn generation(&self, device: &str, module: Option<&str>) -> Result<&str, IngestError> {
+        let identity = self
+            .get(device)
+            .ok_or_else(|| IngestError::UnknownDevice(device.to_string()))?;
+        if !identity.is_enabled() {
+            return Err(IngestError::DisabledDevice(device.to_string()));
+        }
+        Ok(module
+            .and_then(|m| identity.modules.get(m))
+            .map_or(identity.generation_id.as_str(), |m| {
+                m.generation_id.as_str()
+            }))
+    }
+}
+
+impl Senders for std::collections::HashMap<String, String> {
+    fn generation(&self, device: &str, _module: Option<&str>) -> Result<&str, IngestError> {
+        self.get(device)
+            .map(String::as_str)
+            .ok_or_else(|| IngestError::UnknownDevice(device.to_string()))
+    }
+}
+
 /// One device publish as a stamped, validated message.
 pub fn d2c(
     publish: &rumqttc::Publish,
-    registry: Option<&DeviceRegistry>,
+    registry: Option<&dyn Senders>,
 ) -> Result<Message, IngestError> {
     use crate::ingest::{Connection, D2cTopic};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
-        Some(r) => Some(
-            r.get(topic.device_id)
-                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?
-                .as_str(),
-        ),
+        Some(r) => Some(r.generation(topic.device_id, topic.module_id)?),
         None => None,
     };
     let connection = Connection::from_topic(&topic, generation);
@@ -136,7 +150,7 @@ struct PatchOutcome {
 fn reported_patch(
     pipeline: &crate::pipeline::Pipeline,
     twins: &crate::twin::LiveTwins,
-    registry: Option<&DeviceRegistry>,
+    registry: Option<&dyn Senders>,
     topic: &crate::twin::mqtt_topic::ReportedTopic<'_>,
     publish: &rumqttc::Publish,
 ) -> PatchOutcome {
@@ -145,7 +159,7 @@ fn reported_patch(
             .to_string()
             .into_bytes()
     };
-    if registry.is_some_and(|r| !r.contains_key(topic.device_id)) {
+    if registry.is_some_and(|r| r.generation(topic.device_id, topic.module_id).is_err()) {
         return PatchOutcome {
             answer: Some((
                 topic.response(401, None),
@@ -348,13 +362,11 @@ pub async fn run(
         if let Some(twins) = input.twins {
             if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
                 let synced = registry.and_then(|_| twins.enabled_devices());
-                let settle = reported_patch(
-                    input.pipeline,
-                    twins,
-                    synced.as_deref().or(registry),
-                    &topic,
-                    &publish,
-                );
+                let senders: Option<&dyn Senders> = match synced.as_deref() {
+                    Some(s) => Some(s),
+                    None => registry.map(|r| r as &dyn Senders),
+                };
+                let settle = reported_patch(input.pipeline, twins, senders, &topic, &publish);
                 if let Some((answer, payload)) = settle.answer {
                     if let Err(e) = answerer.publish(answer, payload).await {
                         eprintln!("cannot answer device '{}': {e}", topic.device_id);
@@ -372,7 +384,11 @@ pub async fn run(
         let synced = registry
             .and(input.twins)
             .and_then(crate::twin::LiveTwins::enabled_devices);
-        let message = d2c(&publish, synced.as_deref().or(registry));
+        let senders: Option<&dyn Senders> = match synced.as_deref() {
+            Some(s) => Some(s),
+            None => registry.map(|r| r as &dyn Senders),
+        };
+        let message = d2c(&publish, senders);
         let settle = {
             let tx = tx.clone();
             let publish = publish.clone();
@@ -401,4 +417,45 @@ pub async fn run(
     subscriber.disconnect().await;
     acks.fill_report(&mut report);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str) -> rumqttc::Publish {
+        rumqttc::Publish::new(topic, rumqttc::QoS::AtLeastOnce, b"{}".to_vec())
+    }
+
+    #[test]
+    fn the_registry_decides_who_may_send_and_their_generation() {
+        let registry = Registry::parse(
+            r#"{"old": "6369", "on": {"generationId": "7", "status": "enabled",
+                "modules": {"m": {"generationId": "8"}}},
+                "off": {"status": "disabled"}}"#,
+        )
+        .unwrap();
+        let gen = |topic: &str| {
+            d2c(&publish(topic), Some(&registry)).map(|m| {
+                m.system_properties
+                    .get("connectionDeviceGenerationId")
+                    .flatten()
+                    .map(str::to_string)
+            })
+        };
+        assert_eq!(gen("devices/old/messages/events/"), Ok(Some("6369".into())));
+        assert_eq!(gen("devices/on/messages/events/"), Ok(Some("7".into())));
+        assert_eq!(
+            gen("devices/on/modules/m/messages/events/"),
+            Ok(Some("8".into()))
+        );
+        let code = |topic: &str| d2c(&publish(topic), Some(&registry)).unwrap_err().code();
+        assert_eq!(code("devices/ghost/messages/events/"), "E0605");
+        assert_eq!(code("devices/off/messages/events/"), "E0606");
+        // Without a registry anyone the broker let in may send.
+        assert!(d2c(&publish("devices/ghost/messages/events/"), None).is_ok());
+        // The old map form, as embedders built it.
+        let from_pairs: Registry = [("old".to_string(), "6369".to_string())].into();
+        assert!(d2c(&publish("devices/old/messages/events/"), Some(&from_pairs)).is_ok());
+    }
 }
