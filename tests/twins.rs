@@ -551,3 +551,85 @@ fn reported_patches_over_mqtt_are_answered_and_routed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// hubroute's HTTPS form of a reported patch, `PATCH /devices/{id}/twin/properties/reported`
+/// with the device's SAS token (curl as the client): 200 with the new `$version`, routed as
+/// TwinChangeEvents; a bad patch 400, another device's token 401.
+#[test]
+fn reported_patches_over_https_are_authenticated_answered_and_routed() {
+    let curl = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("curl is not installed: sudo apt-get install -y curl");
+    let tmp = TempDir::new("twins-https");
+    let dir = tmp.0.clone();
+    tmp.write("routes.json", ROUTES);
+    std::fs::create_dir_all(dir.join("twins")).unwrap();
+    let devices = dir.join("devices.json").display().to_string();
+    for d in ["d1", "d2"] {
+        assert!(hubroute(&["device", "create", "--devices", &devices, d])
+            .status
+            .success());
+    }
+    let token = |device: &str| {
+        let o = hubroute(&[
+            "token",
+            "--device",
+            device,
+            "--hub-name",
+            "hubroute",
+            "--devices",
+            &devices,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let port = free_port();
+    let router = Router::start_on(&dir, &format!("http://127.0.0.1:{port}"));
+    let patch = |token: &str, body: &str| -> Option<(u16, String)> {
+        let out = Command::new(&curl)
+            .args(["-s", "-X", "PATCH", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: {token}"))
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ])
+            .arg(format!(
+                "http://127.0.0.1:{port}/devices/d1/twin/properties/reported?api-version=2020-09-30"
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n')?;
+        Some((code.trim().parse().ok()?, body.to_string()))
+    };
+    let t1 = token("d1");
+    let mut answer = None;
+    assert!(eventually(WAIT, || {
+        answer = patch(&t1, r#"{"temp": 25}"#).filter(|(c, _)| *c != 0);
+        answer.is_some()
+    }));
+    let (code, body_text) = answer.unwrap();
+    assert_eq!(code, 200, "{body_text}");
+    let version = serde_json::from_str::<Value>(&body_text).unwrap()["$version"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        eventually(WAIT, || router
+            .sink("changes")
+            .iter()
+            .any(|l| body(l)["properties"]["reported"]["$version"] == version
+                && body(l)["properties"]["reported"]["temp"] == 25)),
+        "{:?}",
+        router.sink("changes")
+    );
+    assert_eq!(patch(&t1, r#"{"a.b": 1}"#).unwrap().0, 400);
+    assert_eq!(patch(&token("d2"), r#"{"temp": 1}"#).unwrap().0, 401);
+    assert_eq!(router.sink("changes").len(), 1, "only the good patch");
+    let mut child = router.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -32,6 +32,7 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut input = LiveInput::new(&live.pipeline, &live.invalid_log);
     input.twin = live.twin;
+    input.twins = Some(live.twins);
     let hooks = OpsHooks(std::sync::Arc::clone(&live.observed.counters));
     input.hooks = &hooks;
     input.max_in_flight = args.max_in_flight;

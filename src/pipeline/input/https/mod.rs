@@ -404,6 +404,66 @@ impl Server<'_, '_> {
                     Err(refusal) => refusal.response(),
                 }
             }
+            Route::PatchReported { device, module } => {
+                match self.patch_reported(req, &device, module.as_deref()).await {
+                    Ok(r) => r,
+                    Err(refusal) => refusal.response(),
+                }
+            }
+        }
+    }
+
+    /// A reported-property patch: authenticated like an event, applied to the device's twin
+    /// by [`crate::twin::LiveTwins::apply_reported`] (the TwinChangeEvents notification durably
+    /// accepted, then the twin committed), answered `200 {"$version": V}` with the reported
+    /// properties' new version; 400 for a bad patch, 503 when it could not be taken now, 404
+    /// when the router keeps no twins. The commit is waited for on this thread, as IoT Hub
+    /// answers a patch once it is stored: a patch is a state change, rare next to events.
+    async fn patch_reported(
+        &self,
+        req: Request<Incoming>,
+        device: &str,
+        module: Option<&str>,
+    ) -> Result<Response<Body>, Refusal> {
+        let twins = self.input.twins.ok_or(Refusal::NotFound)?;
+        self.authenticate(&req, device, module)?;
+        let limit = self.settings.max_body_bytes;
+        let body = match http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Refusal::TooLarge),
+            Err(_) => return Err(Refusal::Invalid),
+        };
+        let text = String::from_utf8_lossy(&body);
+        match twins.apply_reported(
+            self.input.pipeline,
+            device,
+            module,
+            &text,
+            SystemTime::now(),
+        ) {
+            Ok(version) => {
+                let mut response = Response::new(http_body_util::Full::new(
+                    hyper::body::Bytes::from(format!(r#"{{"$version":{version}}}"#)),
+                ));
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                Ok(response)
+            }
+            Err(e) => {
+                log_refusal(&format!(
+                    "{} for the twin patch of device '{device}': {e}",
+                    e.http_status()
+                ));
+                Err(match e.http_status() {
+                    400 => Refusal::Invalid,
+                    _ => Refusal::Busy,
+                })
+            }
         }
     }
 

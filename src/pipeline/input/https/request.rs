@@ -28,6 +28,14 @@ pub enum Route {
         /// The module id, for a module's path.
         module: Option<String>,
     },
+    /// `PATCH /devices/{id}/twin/properties/reported` (or a module's): hubroute's HTTPS form of
+    /// a reported-property patch (IoT Hub takes these over MQTT and AMQP only).
+    PatchReported {
+        /// The device id from the path (percent-decoded).
+        device: String,
+        /// The module id, for a module's path.
+        module: Option<String>,
+    },
 }
 
 /// The router: the request's method and path (without the query, e.g. `?api-version=…`) to a
@@ -47,11 +55,27 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Refusal> {
             }),
             _ => None,
         },
+        ["devices", d, "twin", "properties", "reported"] => {
+            decoded(d).map(|device| Route::PatchReported {
+                device,
+                module: None,
+            })
+        }
+        ["devices", d, "modules", m, "twin", "properties", "reported"] => {
+            match (decoded(d), decoded(m)) {
+                (Some(device), Some(module)) => Some(Route::PatchReported {
+                    device,
+                    module: Some(module),
+                }),
+                _ => None,
+            }
+        }
         _ => None,
     };
     let route = found.ok_or(Refusal::NotFound)?;
     match route {
         Route::SendEvent { .. } if method != Method::POST => Err(Refusal::MethodNotAllowed),
+        Route::PatchReported { .. } if method != Method::PATCH => Err(Refusal::MethodNotAllowed),
         r => Ok(r),
     }
 }
