@@ -53,6 +53,12 @@ pub const VIEW_DIR: &str = "twins";
 /// Writes `bytes` to `path` by way of a temporary file in the same directory and a rename, so
 /// that a reader (a running router polling, `hubroute twin show`) never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+/// [`write_atomically`], synced to disk before the rename only when `durable` (a view that the
+/// next commit rewrites need not cost an fsync).
+fn write_replacing(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -63,7 +69,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     drop(f);
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -395,11 +403,12 @@ impl LiveTwins {
         };
         let file = dir.join(format!("{key}.json"));
         let result = match doc {
-            Some(d) => write_atomically(
+            Some(d) => write_replacing(
                 &file,
                 serde_json::to_string_pretty(d)
                     .unwrap_or_default()
                     .as_bytes(),
+                false,
             ),
             None => match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
