@@ -454,6 +454,36 @@ impl Registry {
     }
 }
 
+/// A registry in the old form, from `(deviceId, generationId)` pairs: enabled devices without
+/// keys (what embedders built as a map before the registry had keys).
+impl FromIterator<(String, String)> for Registry {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Registry {
+        let devices = pairs
+            .into_iter()
+            .map(|(id, generation)| {
+                let mut d = Device::new(id.clone(), generation);
+                d.legacy = true;
+                (id, d)
+            })
+            .collect();
+        Registry { devices }
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Registry {
+    fn from(pairs: [(String, String); N]) -> Registry {
+        pairs.into_iter().collect()
+    }
+}
+
+impl FromIterator<Device> for Registry {
+    fn from_iter<I: IntoIterator<Item = Device>>(devices: I) -> Registry {
+        Registry {
+            devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
+        }
+    }
+}
+
 impl<'a> IntoIterator for &'a Registry {
     type Item = &'a Device;
     type IntoIter = std::collections::btree_map::Values<'a, String, Device>;
