@@ -35,6 +35,7 @@ pub mod ops;
 #[cfg(feature = "store")]
 pub mod pipeline;
 pub mod redact;
+pub mod registry;
 pub mod route;
 pub mod sink;
 pub mod span;

@@ -706,6 +706,14 @@ impl Pipeline {
         StatsHandle(Arc::clone(&self.shared))
     }
 
+    /// Whether `bytes` more would not fit in the store now, so acceptance would wait (the
+    /// committer's own test, one atomic load): an input that must answer its sender in bounded
+    /// time refuses the message instead of handing it over (the HTTPS input's 503).
+    pub fn store_is_full_for(&self, bytes: u64) -> bool {
+        let stored = self.shared.stored_bytes.load(Ordering::Acquire);
+        stored > 0 && stored.saturating_add(bytes) > self.shared.config.max_store_bytes
+    }
+
     fn prepare_in(
         &self,
         table: &RouteTable,

@@ -70,6 +70,10 @@ fn not_built(url: &str) -> String {
 /// drains the endpoints (up to --drain-timeout; the rest stays in the store) and prints the
 /// summary.
 pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
+    #[cfg(feature = "https")]
+    if hubroute::pipeline::input::https::is_http_url(&args.input) {
+        return crate::https_cmd::run(args, live);
+    }
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -140,10 +144,10 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
 /// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
 /// `read` and `invalid`), messages the bridge's stream confirmed (`accepted`), and readiness
 /// (subscribed or pulling).
-#[cfg(any(feature = "mqtt", feature = "nats"))]
-struct OpsHooks(std::sync::Arc<hubroute::ops::Counters>);
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+pub(crate) struct OpsHooks(pub std::sync::Arc<hubroute::ops::Counters>);
 
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
 impl hubroute::pipeline::input::InputHooks for OpsHooks {
     fn read(&self, invalid: Option<&'static str>) {
         let mut counts = hubroute::ops::Batch {
@@ -169,8 +173,8 @@ impl hubroute::pipeline::input::InputHooks for OpsHooks {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-#[cfg(any(feature = "mqtt", feature = "nats"))]
-async fn interrupted() {
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         let mut term =
@@ -192,16 +196,17 @@ async fn interrupted() {
     }
 }
 
-/// `--devices FILE`: `{"deviceId": "generationId", …}`. With a registry, unknown senders are
-/// rejected (E0605), as IoT Hub rejects unregistered devices.
-#[cfg(feature = "mqtt")]
-fn load_registry(
+/// `--devices FILE`: the device registry (see `hubroute::registry`; the old
+/// `{"deviceId": "generationId", …}` form too). With a registry, unknown senders are rejected
+/// (E0605), as IoT Hub rejects unregistered devices, and disabled ones (E0606).
+#[cfg(any(feature = "mqtt", feature = "https"))]
+pub(crate) fn load_registry(
     path: Option<&PathBuf>,
-) -> Result<Option<hubroute::pipeline::input::mqtt::DeviceRegistry>, String> {
+) -> Result<Option<hubroute::registry::Registry>, String> {
     let Some(path) = path else { return Ok(None) };
-    hubroute::pipeline::input::mqtt::load_registry(path)
+    hubroute::registry::Registry::load(path)
         .map(Some)
-        .map_err(|e| format!("--devices {e}"))
+        .map_err(|e| format!("--devices: {e}"))
 }
 
 /// `hubroute bridge`: devices' MQTT publishes, stamped and validated, appended to a JetStream
@@ -220,7 +225,8 @@ pub struct BridgeArgs {
     /// The bridge's MQTT client id (its broker session holds messages while it is away).
     #[arg(long, default_value = "hubroute-bridge")]
     client_id: String,
-    /// Device registry: a JSON object of deviceId to generation id; unknown senders are rejected.
+    /// Device registry: a JSON object of deviceId to identity (IoT Hub's device shape, or the
+    /// generation id); unknown and disabled senders are rejected.
     #[arg(long)]
     devices: Option<PathBuf>,
     /// Messages received and not yet confirmed by the stream, at most.

@@ -6,6 +6,8 @@
 mod check_cmd;
 mod config_file;
 mod eval_cmd;
+#[cfg(feature = "https")]
+mod https_cmd;
 mod inspect_cmd;
 mod live;
 mod logging;
@@ -17,6 +19,7 @@ mod render;
 mod routes_cmd;
 mod run_cmd;
 mod test_cmd;
+mod token_cmd;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hubroute::Options;
@@ -55,6 +58,9 @@ enum Command {
     /// Print what a Storage endpoint wrote (Avro, AvroDeflate or JSON files, or a directory of
     /// them) as message JSON Lines, one record per line.
     Inspect(inspect_cmd::InspectArgs),
+    /// Print a SAS token for a device (or module), as `az iot hub generate-sas-token` does,
+    /// for devices sending to `run --input https://…`.
+    Token(token_cmd::TokenArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: its dialect, body queries and `$twin` on.
@@ -129,6 +135,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Bridge(args) => live::bridge(args),
         Command::Inspect(args) => inspect_cmd::run(args),
+        Command::Token(args) => token_cmd::run(args),
     };
     match result {
         Ok(code) => code,

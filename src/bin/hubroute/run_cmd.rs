@@ -35,7 +35,9 @@ pub struct RunArgs {
     /// Where messages come from: a JSON Lines file (`-` for standard input, the default),
     /// what a Storage endpoint wrote (`.avro` or `.json` files, or a directory of them: captured
     /// traffic routed again), `mqtt://HOST:PORT` (devices publishing to IoT Hub's
-    /// device-to-cloud topics), or
+    /// device-to-cloud topics), `https://HOST:PORT?cert=FILE&key=FILE` or `http://HOST:PORT`
+    /// (devices sending as to IoT Hub's REST "Send Device Event", with SAS tokens checked
+    /// against --devices), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
     /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
@@ -101,10 +103,16 @@ pub struct RunArgs {
     /// messages while the router is away).
     #[arg(long, default_value = "hubroute-router")]
     pub(crate) client_id: String,
-    /// With an MQTT input: a device registry, a JSON object of deviceId to generation id
-    /// (stamped as connectionDeviceGenerationId); unknown senders are rejected (E0605).
+    /// With an MQTT or HTTPS input: the device registry, a JSON object of deviceId to identity
+    /// (IoT Hub's device shape with keys and status, or just the generation id, stamped as
+    /// connectionDeviceGenerationId); unknown (E0605) and disabled senders are rejected. HTTPS
+    /// devices authenticate with SAS tokens signed with their keys.
     #[arg(long)]
     pub(crate) devices: Option<PathBuf>,
+    /// With an HTTPS input: the hub host name devices sign their SAS tokens for (default
+    /// `{hub-name}.azure-devices.net`).
+    #[arg(long)]
+    pub(crate) hub_host: Option<String>,
     /// With a broker input: messages read but not yet delivered everywhere, at most.
     #[arg(long, default_value_t = 2000)]
     pub(crate) max_in_flight: usize,

@@ -1,4 +1,4 @@
-//! What the broker inputs ([`super::mqtt`], [`super::jetstream`]) share: the rule for
+//! What the live inputs (MQTT, JetStream, HTTPS) share: the rule for
 //! acknowledging, the in-flight window, the hooks an embedder (or the CLI's metrics) plugs in,
 //! and the report.
 //!
@@ -225,6 +225,7 @@ impl AckCounts {
 }
 
 /// Sleeps for `idle`, or forever without one.
+#[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) async fn idle_timer(idle: Option<Duration>) {
     match idle {
         Some(d) => tokio::time::sleep(d).await,
@@ -234,6 +235,7 @@ pub(crate) async fn idle_timer(idle: Option<Duration>) {
 
 /// Waits (up to `limit`) until every permit is back, i.e. nothing is in flight; `false` when
 /// it gave up.
+#[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) async fn settle_all(
     permits: &Arc<tokio::sync::Semaphore>,
     capacity: usize,

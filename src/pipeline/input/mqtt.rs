@@ -42,9 +42,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,21 +53,7 @@ use crate::broker::mqtt::{D2cSubscriber, Incoming};
 use crate::broker::BrokerUrl;
 use crate::ingest::IngestError;
 use crate::message::Message;
-
-/// Registered devices: device id to generation id. With a registry, unknown senders are
-/// rejected (E0605), as IoT Hub rejects unregistered devices.
-pub type DeviceRegistry = HashMap<String, String>;
-
-/// Reads a registry file, `{"deviceId": "generationId", …}`; the error names the file.
-pub fn load_registry(path: &Path) -> Result<DeviceRegistry, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: expected {{\"deviceId\": \"generationId\"}}: {e}",
-            path.display()
-        )
-    })
-}
+use crate::registry::Registry;
 
 /// How the MQTT input connects.
 #[derive(Debug, Clone)]
@@ -77,8 +61,10 @@ pub struct MqttSettings {
     /// The client id: its persistent broker session holds unacknowledged messages (QoS 1)
     /// while the input is away, so a restart loses nothing.
     pub client_id: String,
-    /// Registered devices, if any (see [`DeviceRegistry`]).
-    pub registry: Option<DeviceRegistry>,
+    /// Registered devices, if any: with a registry, unknown senders are rejected (E0605), as
+    /// IoT Hub rejects unregistered devices, and so are disabled ones (E0606). The broker
+    /// authenticated the device, so its keys are not used here.
+    pub registry: Option<Registry>,
 }
 
 impl MqttSettings {
@@ -94,16 +80,25 @@ impl MqttSettings {
 /// One device publish as a stamped, validated message.
 pub fn d2c(
     publish: &rumqttc::Publish,
-    registry: Option<&DeviceRegistry>,
+    registry: Option<&Registry>,
 ) -> Result<Message, IngestError> {
     use crate::ingest::{Connection, D2cTopic};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
-        Some(r) => Some(
-            r.get(topic.device_id)
-                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?
-                .as_str(),
-        ),
+        Some(r) => {
+            let device = r
+                .get(topic.device_id)
+                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?;
+            if !device.is_enabled() {
+                return Err(IngestError::DisabledDevice(topic.device_id.to_string()));
+            }
+            Some(
+                topic
+                    .module_id
+                    .and_then(|m| device.modules.get(m))
+                    .map_or(device.generation_id.as_str(), |m| m.generation_id.as_str()),
+            )
+        }
         None => None,
     };
     let connection = Connection::from_topic(&topic, generation);
@@ -300,4 +295,45 @@ pub async fn run(
     subscriber.disconnect().await;
     acks.fill_report(&mut report);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str) -> rumqttc::Publish {
+        rumqttc::Publish::new(topic, rumqttc::QoS::AtLeastOnce, b"{}".to_vec())
+    }
+
+    #[test]
+    fn the_registry_decides_who_may_send_and_their_generation() {
+        let registry = Registry::parse(
+            r#"{"old": "6369", "on": {"generationId": "7", "status": "enabled",
+                "modules": {"m": {"generationId": "8"}}},
+                "off": {"status": "disabled"}}"#,
+        )
+        .unwrap();
+        let gen = |topic: &str| {
+            d2c(&publish(topic), Some(&registry)).map(|m| {
+                m.system_properties
+                    .get("connectionDeviceGenerationId")
+                    .flatten()
+                    .map(str::to_string)
+            })
+        };
+        assert_eq!(gen("devices/old/messages/events/"), Ok(Some("6369".into())));
+        assert_eq!(gen("devices/on/messages/events/"), Ok(Some("7".into())));
+        assert_eq!(
+            gen("devices/on/modules/m/messages/events/"),
+            Ok(Some("8".into()))
+        );
+        let code = |topic: &str| d2c(&publish(topic), Some(&registry)).unwrap_err().code();
+        assert_eq!(code("devices/ghost/messages/events/"), "E0605");
+        assert_eq!(code("devices/off/messages/events/"), "E0606");
+        // Without a registry anyone the broker let in may send.
+        assert!(d2c(&publish("devices/ghost/messages/events/"), None).is_ok());
+        // The old map form, as embedders built it.
+        let from_pairs: Registry = [("old".to_string(), "6369".to_string())].into();
+        assert!(d2c(&publish("devices/old/messages/events/"), Some(&from_pairs)).is_ok());
+    }
 }
