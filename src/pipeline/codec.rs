@@ -20,6 +20,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::message::{Message, Properties, Source};
+use crate::sink::{CopyView, PackedProperties};
 
 const VERSION: u8 = 1;
 
@@ -209,6 +210,50 @@ pub fn peek(bytes: &[u8], endpoint: u16) -> Result<(bool, SystemTime), CorruptRe
     Ok((false, time))
 }
 
+/// `endpoint`'s copy of a record, read in place (`None`: the record does not go to it). The
+/// whole record is checked, so a damaged one is an error here, not a short copy later.
+pub fn view<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    let mut r = Reader { bytes };
+    let (enqueued_time, source) = r.header()?;
+    let n = r.len()?;
+    let mut mine = None;
+    for _ in 0..n {
+        let mut id = [0u8; 2];
+        id.copy_from_slice(r.take(2)?);
+        let enrichments = PackedProperties::split(&mut r.bytes, false).map_err(CorruptRecord)?;
+        if u16::from_le_bytes(id) == endpoint && mine.is_none() {
+            mine = Some(enrichments);
+        }
+    }
+    let Some(enrichments) = mine else {
+        return Ok(None);
+    };
+    let system_properties = PackedProperties::split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let app_properties = PackedProperties::split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let body_len = r.len()?;
+    let body = r.take(body_len)?;
+    if !r.bytes.is_empty() {
+        return Err(CorruptRecord("trailing bytes"));
+    }
+    Ok(Some(CopyView {
+        endpoint: endpoint_name,
+        enqueued_time,
+        hub_name,
+        sequence,
+        source,
+        system_properties,
+        app_properties,
+        enrichments,
+        body,
+    }))
+}
+
 /// Decodes a whole record.
 pub fn decode(bytes: &[u8]) -> Result<Record, CorruptRecord> {
     let mut r = Reader { bytes };
@@ -277,6 +322,19 @@ mod tests {
         assert_eq!(r.destinations, dest);
         assert_eq!(r.enqueued_time, t);
         assert_eq!(peek(&buf, 300).unwrap(), (true, t));
+        let v = view(&buf, 3, "ep", "hub", 9).unwrap().unwrap();
+        let e = v.to_envelope();
+        let mut enriched = m.clone();
+        enriched.app_properties.insert("k", Some("v".into()));
+        assert_eq!(e.message, enriched);
+        assert_eq!((e.enqueued_time, e.sequence), (t, 9));
+        assert!(view(&buf, 4, "ep", "hub", 9).unwrap().is_none());
+        for cut in 0..buf.len() {
+            assert!(
+                view(&buf[..cut], 300, "ep", "hub", 9).is_err(),
+                "view cut at {cut}"
+            );
+        }
         assert_eq!(peek(&buf, 4).unwrap(), (false, t));
         // Every truncation is an error, never a panic.
         for cut in 0..buf.len() {

@@ -268,6 +268,56 @@ impl Store {
         Ok((records, freed))
     }
 
+    /// One transaction of the committer: appends `records` numbered from `first` (none:
+    /// `first` is ignored), sets the endpoints' `cursors` and deletes the records up to
+    /// `delete_through`. `durable`: synced when this returns (an input may acknowledge the
+    /// records); otherwise the next durable commit carries it. Returns the records and bytes
+    /// deleted.
+    pub fn commit(
+        &self,
+        first: u64,
+        records: &[&[u8]],
+        cursors: &[(u16, u64)],
+        delete_through: Option<u64>,
+        durable: bool,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("cannot write", e))?;
+        tx.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        });
+        let mut deleted = (0, 0);
+        {
+            if !records.is_empty() {
+                let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+                for (i, r) in records.iter().enumerate() {
+                    log.insert(first + i as u64, *r)
+                        .map_err(|e| self.err("cannot append", e))?;
+                }
+                let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
+                meta.insert("next", first + records.len() as u64)
+                    .map_err(|e| self.err("meta", e))?;
+            }
+            if !cursors.is_empty() {
+                let mut table = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
+                for &(endpoint, cursor) in cursors {
+                    table
+                        .insert(endpoint, cursor)
+                        .map_err(|e| self.err("cursors", e))?;
+                }
+            }
+            if let Some(through) = delete_through {
+                deleted = self.delete_in(&tx, through)?;
+            }
+        }
+        tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        Ok(deleted)
+    }
+
     /// Deletes the log's records up to `through` inside `tx`; the records and bytes deleted.
     fn delete_in(&self, tx: &WriteTransaction, through: u64) -> Result<(u64, u64), StoreError> {
         let (mut records, mut freed) = (0u64, 0u64);
