@@ -341,4 +341,66 @@ mod tests {
             assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");
         }
     }
+
+    /// A writer whose bytes a test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The JSON Lines sink writes the same line from a view as from the envelope it decodes
+    /// to: properties (null, escaped, enriched in place and added), system property names in
+    /// their Storage spelling, the stamped time, a JSON body minified, a binary body base64.
+    #[test]
+    fn views_render_as_envelopes() {
+        use crate::sink::{JsonLinesSink, Sink};
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let bodies: [(&[u8], bool); 4] = [
+            (b" {\"a\" : [1, \"x y\\\" \"],\n\"b\":null} ", true),
+            (b"{not json", true),
+            (&[0, 159, 146, 150], true),
+            (b"{\"a\":1}", false),
+        ];
+        for (body, json) in bodies {
+            let mut m = Message::default();
+            m.system_properties
+                .insert("messageId", Some("m\"1\u{1}".into()));
+            m.system_properties
+                .insert("CONTENTTYPE", Some("application/json".into()));
+            if json {
+                m.system_properties
+                    .insert("contentEncoding", Some("UTF-8".into()));
+            }
+            m.system_properties
+                .insert("enqueuedTime", Some("old".into()));
+            m.app_properties.insert("nullish", None);
+            m.app_properties.insert("Ünïcode", Some("välue\n".into()));
+            m.app_properties.insert("Site", Some("a".into()));
+            m.body = body.to_vec();
+            let dest = [Destination {
+                endpoint: 5,
+                enrichments: vec![("site".into(), "b".into()), ("added".into(), "c".into())],
+            }];
+            let mut buf = Vec::new();
+            encode(&mut buf, t, &dest, &m);
+            let v = view(&buf, 5, "ep", "hub", 9).unwrap().unwrap();
+            let (a, b) = (Shared::default(), Shared::default());
+            let mut by_view = JsonLinesSink::to_writer(Box::new(a.clone()), "a");
+            let mut by_envelope = JsonLinesSink::to_writer(Box::new(b.clone()), "b");
+            by_view.write_views(&[v, v]).unwrap();
+            by_envelope
+                .write_batch(&[v.to_envelope(), v.to_envelope()])
+                .unwrap();
+            let (a, b) = (a.0.lock().unwrap().clone(), b.0.lock().unwrap().clone());
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+    }
 }
