@@ -9,8 +9,10 @@
 //! Layout (integers little-endian, `len` and counts as LEB128 varints, strings UTF-8):
 //!
 //! ```text
-//! version u8 (= 1) | enqueued time: u64 nanoseconds since the Unix epoch
+//! version u8 (= 2) | enqueued time: u64 nanoseconds since the Unix epoch
 //! the message's source u8 (0 = none, else 1 + its index in `Source::ALL`)
+//! flags u8 (version 2 on; bit 0: the body is JSON text a Storage JSON record embeds, checked
+//!   once here instead of by every endpoint's sink; version 1 records lack the byte)
 //! endpoint count, then per endpoint: id u16, enrichment count, (name str, value str)*
 //! system properties: count, then (name str, presence u8, [value str])*
 //! application properties: the same
@@ -22,7 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::message::{Message, Properties, Source};
 use crate::sink::{CopyView, PackedProperties};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Flag: the message's content type and encoding say JSON in UTF-8 and the body parses.
+const FLAG_JSON_BODY: u8 = 1;
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -104,6 +109,11 @@ pub fn encode(
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
+    out.push(if crate::sink::record::embeds_json_body(message) {
+        FLAG_JSON_BODY
+    } else {
+        0
+    });
     put_len(out, destinations.len());
     for d in destinations {
         out.extend_from_slice(&d.endpoint.to_le_bytes());
@@ -156,8 +166,10 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| CorruptRecord("string not UTF-8"))
     }
 
-    fn header(&mut self) -> Result<(SystemTime, Option<Source>), CorruptRecord> {
-        if self.byte()? != VERSION {
+    /// The header; its flags are `None` in a version 1 record (written before flags).
+    fn header(&mut self) -> Result<(SystemTime, Option<Source>, Option<u8>), CorruptRecord> {
+        let version = self.byte()?;
+        if version != 1 && version != VERSION {
             return Err(CorruptRecord("unknown record version"));
         }
         let mut nanos = [0u8; 8];
@@ -171,7 +183,12 @@ impl<'a> Reader<'a> {
                     .ok_or(CorruptRecord("unknown source"))?,
             ),
         };
-        Ok((time, source))
+        let flags = if version == 1 {
+            None
+        } else {
+            Some(self.byte()?)
+        };
+        Ok((time, source, flags))
     }
 
     fn properties(&mut self) -> Result<Properties, CorruptRecord> {
@@ -193,7 +210,7 @@ impl<'a> Reader<'a> {
 /// The endpoint ids a record goes to, without decoding the message; with its enqueued time.
 pub fn peek(bytes: &[u8], endpoint: u16) -> Result<(bool, SystemTime), CorruptRecord> {
     let mut r = Reader { bytes };
-    let (time, _) = r.header()?;
+    let (time, _, _) = r.header()?;
     let n = r.len()?;
     for _ in 0..n {
         let mut id = [0u8; 2];
@@ -220,7 +237,7 @@ pub fn view<'a>(
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
     let mut r = Reader { bytes };
-    let (enqueued_time, source) = r.header()?;
+    let (enqueued_time, source, flags) = r.header()?;
     let n = r.len()?;
     let mut mine = None;
     for _ in 0..n {
@@ -251,13 +268,14 @@ pub fn view<'a>(
         app_properties,
         enrichments,
         body,
+        body_is_json: flags.map(|f| f & FLAG_JSON_BODY != 0),
     }))
 }
 
 /// Decodes a whole record.
 pub fn decode(bytes: &[u8]) -> Result<Record, CorruptRecord> {
     let mut r = Reader { bytes };
-    let (enqueued_time, source) = r.header()?;
+    let (enqueued_time, source, _) = r.header()?;
     let n = r.len()?;
     let mut destinations = Vec::with_capacity(n.min(64));
     for _ in 0..n {

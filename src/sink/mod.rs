@@ -25,7 +25,7 @@ use crate::message::Message;
 mod channel;
 pub mod delivery;
 mod jsonl;
-mod record;
+pub(crate) mod record;
 pub mod replay;
 mod storage;
 mod time;

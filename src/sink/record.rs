@@ -93,7 +93,7 @@ impl<'a> Record<'a> {
         push_json_object(out, self.system_pairs());
         out.push_str(",\"Body\":");
         let get = |name: &str| self.message.system_properties.get(name).flatten();
-        if !push_json_body(json_typed(get), self.body, out) {
+        if !push_json_body(json_typed(get), None, self.body, out) {
             push_base64_string(out, self.body);
         }
         out.push('}');
@@ -251,7 +251,7 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_within_str(time_range);
     out.push_str("\"},\"Body\":");
     let get = |name: &str| view.system_properties.get(name).flatten();
-    if !push_json_body(json_typed(get), view.body, out) {
+    if !push_json_body(json_typed(get), view.body_is_json, view.body, out) {
         push_base64_string(out, view.body);
     }
     out.push('}');
@@ -305,7 +305,14 @@ fn push_json_object<'s>(out: &mut String, pairs: impl Iterator<Item = (&'s str, 
 pub fn json_body_text(message: &Message) -> Option<String> {
     let mut out = String::new();
     let get = |name: &str| message.system_properties.get(name).flatten();
-    push_json_body(json_typed(get), &message.body, &mut out).then_some(out)
+    push_json_body(json_typed(get), None, &message.body, &mut out).then_some(out)
+}
+
+/// Whether a Storage JSON record of `message` embeds its body as a JSON value
+/// ([`json_body_text`]'s rule), checked without building the text.
+pub(crate) fn embeds_json_body(message: &Message) -> bool {
+    let get = |name: &str| message.system_properties.get(name).flatten();
+    json_typed(get) && serde_json::from_slice::<serde::de::IgnoredAny>(&message.body).is_ok()
 }
 
 /// Whether system properties (read by `get`, ignoring case) say the body is JSON in UTF-8,
@@ -319,14 +326,15 @@ fn json_typed<'v>(get: impl Fn(&str) -> Option<&'v str>) -> bool {
 /// JSON value ([`json_body_text`]'s rule), else leaves `out` as it was and returns `false`.
 /// Validates with `IgnoredAny`, which builds nothing: a `serde_json::Value` of every body of
 /// every copy was the JSON sinks' largest cost.
-fn push_json_body(json_typed: bool, body: &[u8], out: &mut String) -> bool {
-    if !json_typed {
+/// `known`: whether the body parses, when already checked (then it is not parsed again).
+fn push_json_body(json_typed: bool, known: Option<bool>, body: &[u8], out: &mut String) -> bool {
+    if !json_typed || known == Some(false) {
         return false;
     }
     let Ok(text) = std::str::from_utf8(body) else {
         return false;
     };
-    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+    if known.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
         return false;
     }
     minify_into(text, out);

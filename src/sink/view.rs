@@ -154,6 +154,9 @@ pub struct CopyView<'a> {
     pub enrichments: PackedProperties<'a>,
     /// The body.
     pub body: &'a [u8],
+    /// Whether a Storage JSON record embeds the body as a value (its content type says JSON
+    /// in UTF-8 and it parses), when the store knows; `None`: the sink checks.
+    pub body_is_json: Option<bool>,
 }
 
 impl CopyView<'_> {
@@ -254,6 +257,7 @@ mod tests {
             app_properties: PackedProperties::split(&mut a, true).unwrap(),
             enrichments: PackedProperties::split(&mut e, false).unwrap(),
             body: b"",
+            body_is_json: None,
         };
         let mut seen = Vec::new();
         view.for_each_app_property(|n, v| seen.push((n.to_string(), v.map(str::to_string))));
