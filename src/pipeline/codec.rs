@@ -236,6 +236,45 @@ pub fn view<'a>(
     hub_name: &'a str,
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    read_view(
+        bytes,
+        endpoint,
+        endpoint_name,
+        hub_name,
+        sequence,
+        PackedProperties::split,
+    )
+}
+
+/// [`view`] of a record [`view`] has already checked (its bytes, read again): the
+/// properties' UTF-8 is not checked again (their iteration checks it as it reads).
+pub fn view_checked<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    read_view(
+        bytes,
+        endpoint,
+        endpoint_name,
+        hub_name,
+        sequence,
+        PackedProperties::skip,
+    )
+}
+
+type Split<'a> = fn(&mut &'a [u8], bool) -> Result<PackedProperties<'a>, &'static str>;
+
+fn read_view<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+    split: Split<'a>,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
     let mut r = Reader { bytes };
     let (enqueued_time, source, flags) = r.header()?;
     let n = r.len()?;
@@ -243,7 +282,7 @@ pub fn view<'a>(
     for _ in 0..n {
         let mut id = [0u8; 2];
         id.copy_from_slice(r.take(2)?);
-        let enrichments = PackedProperties::split(&mut r.bytes, false).map_err(CorruptRecord)?;
+        let enrichments = split(&mut r.bytes, false).map_err(CorruptRecord)?;
         if u16::from_le_bytes(id) == endpoint && mine.is_none() {
             mine = Some(enrichments);
         }
@@ -251,8 +290,8 @@ pub fn view<'a>(
     let Some(enrichments) = mine else {
         return Ok(None);
     };
-    let system_properties = PackedProperties::split(&mut r.bytes, true).map_err(CorruptRecord)?;
-    let app_properties = PackedProperties::split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let system_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let app_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
     let body_len = r.len()?;
     let body = r.take(body_len)?;
     if !r.bytes.is_empty() {

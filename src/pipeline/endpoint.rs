@@ -266,7 +266,8 @@ impl Worker {
             .items
             .iter()
             .filter_map(|c| {
-                codec::view(&c.record, state.id, &state.name, hub, c.sequence)
+                // Checked when it was read (`run`); a record that was not is not in `copies`.
+                codec::view_checked(&c.record, state.id, &state.name, hub, c.sequence)
                     .ok()
                     .flatten()
             })

@@ -250,8 +250,13 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     // The time is digits and punctuation: no escaping, copied from where it was written.
     out.extend_from_within_str(time_range);
     out.push_str("\"},\"Body\":");
-    let get = |name: &str| view.system_properties.get(name).flatten();
-    if !push_json_body(json_typed(get), view.body_is_json, view.body, out) {
+    // A flag from the store already says whether the content type is JSON and the body
+    // parses: no lookup of the content type per copy then.
+    let typed = match view.body_is_json {
+        Some(known) => known,
+        None => json_typed(|name: &str| view.system_properties.get(name).flatten()),
+    };
+    if !push_json_body(typed, view.body_is_json, view.body, out) {
         push_base64_string(out, view.body);
     }
     out.push('}');

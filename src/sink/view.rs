@@ -85,6 +85,26 @@ impl<'a> PackedProperties<'a> {
         })
     }
 
+    /// Splits a list off the front of `bytes` that [`PackedProperties::split`] has already
+    /// checked (the same bytes, read again): only the lengths are followed, no UTF-8 is
+    /// checked. On bytes that were not checked it may return a list whose iteration ends early.
+    pub fn skip(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
+        let start = *bytes;
+        let n = read_len(bytes)?;
+        for _ in 0..n {
+            let len = read_len(bytes)?;
+            take(bytes, len)?;
+            if !presence || take(bytes, 1)?[0] == 1 {
+                let len = read_len(bytes)?;
+                take(bytes, len)?;
+            }
+        }
+        Ok(PackedProperties {
+            bytes: &start[..start.len() - bytes.len()],
+            presence,
+        })
+    }
+
     /// The properties in order (names and values as stored; `None`: present but null).
     pub fn iter(&self) -> PackedIter<'a> {
         let mut bytes = self.bytes;
