@@ -351,6 +351,13 @@ fn push_json_body(json_typed: bool, known: Option<bool>, body: &[u8], out: &mut 
 /// JSON). Copies runs of bytes at once; a body without such whitespace is one copy.
 fn minify_into(text: &str, out: &mut String) {
     let bytes = text.as_bytes();
+    // Most device bodies are compact already: two vectorised searches then one copy.
+    if memchr::memchr3(b' ', b'\n', b'\r', bytes).is_none()
+        && memchr::memchr(b'\t', bytes).is_none()
+    {
+        out.push_str(text);
+        return;
+    }
     out.reserve(bytes.len());
     let mut in_string = false;
     let mut escaped = false;
