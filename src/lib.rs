@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
 pub mod broker;
 mod bytes;
 pub mod check;
@@ -35,10 +35,12 @@ pub mod ops;
 #[cfg(feature = "store")]
 pub mod pipeline;
 pub mod redact;
+pub mod registry;
 pub mod route;
 pub mod sink;
 pub mod span;
 pub mod syntax;
+pub mod twin;
 pub mod ty;
 
 pub use check::{Dialect, Options};

@@ -37,6 +37,8 @@ pub mod codes {
     pub const MALFORMED_RECORD: &str = "E0604";
     /// The device (or module) is not in the device registry the router was given.
     pub const UNKNOWN_DEVICE: &str = "E0605";
+    /// The device is disabled in the device registry.
+    pub const DISABLED_DEVICE: &str = "E0606";
     /// Warning: an application property named like a property the router stamps
     /// (`$connectionDeviceId`, `iothub-connection-device-id`, …) was dropped; the message is
     /// routed without it.
@@ -68,6 +70,9 @@ pub enum IngestError {
     /// E0605: the sender is not a registered device.
     #[error("E0605 device '{0}' is not in the device registry")]
     UnknownDevice(String),
+    /// E0606: the sender is disabled in the device registry.
+    #[error("E0606 device '{0}' is disabled in the device registry")]
+    DisabledDevice(String),
 }
 
 fn describe_violations(v: &[Violation]) -> String {
@@ -85,6 +90,7 @@ impl IngestError {
             IngestError::MalformedPropertyBag { .. } => codes::MALFORMED_PROPERTY_BAG,
             IngestError::InvalidMessage(_) => codes::INVALID_MESSAGE,
             IngestError::UnknownDevice(_) => codes::UNKNOWN_DEVICE,
+            IngestError::DisabledDevice(_) => codes::DISABLED_DEVICE,
         }
     }
 }

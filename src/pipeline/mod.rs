@@ -764,10 +764,45 @@ impl Pipeline {
         self.prepare_in(table, ids, router, message, twin, enqueued_time)
     }
 
+    /// [`Pipeline::prepare`] (or, with `table`, [`Pipeline::prepare_with`]) for a message the
+    /// router itself made: a twin change or device lifecycle notification. IoT Hub's rules for
+    /// what a device may send (the property charset of HTTPS) are not applied to it: its
+    /// properties (`operationTimestamp` holds `:`) are the hub's, not a device's.
+    pub fn prepare_event(
+        &self,
+        table: Option<&RouteTable>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
+        match table {
+            Some(table) => {
+                let ids = |e: crate::route::EndpointId| {
+                    self.by_name.get(&table.endpoint(e).name).copied()
+                };
+                self.route_in(table, ids, router, message, twin, enqueued_time)
+            }
+            None => {
+                let ids =
+                    |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
+                self.route_in(&self.table, ids, router, message, twin, enqueued_time)
+            }
+        }
+    }
+
     /// A handle that reads [`Pipeline::stats`] without borrowing the pipeline (for a metrics
     /// server that outlives the borrow of the code driving the pipeline).
     pub fn stats_handle(&self) -> StatsHandle {
         StatsHandle(Arc::clone(&self.shared))
+    }
+
+    /// Whether `bytes` more would not fit in the store now, so acceptance would wait (the
+    /// committer's own test, one atomic load): an input that must answer its sender in bounded
+    /// time refuses the message instead of handing it over (the HTTPS input's 503).
+    pub fn store_is_full_for(&self, bytes: u64) -> bool {
+        let stored = self.shared.stored_bytes.load(Ordering::Acquire);
+        stored > 0 && stored.saturating_add(bytes) > self.shared.config.max_store_bytes
     }
 
     fn prepare_in(
@@ -790,6 +825,19 @@ impl Pipeline {
                 reason: reasons.join("; "),
             });
         }
+        self.route_in(table, store_id, router, message, twin, enqueued_time)
+    }
+
+    /// Routes a valid message and encodes it with each endpoint's enrichments.
+    fn route_in(
+        &self,
+        table: &RouteTable,
+        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
         let source = message.source.unwrap_or(self.shared.config.default_source);
         let routing = match twin {
             Some(t) => router.route_with_twin(message, source, t),
