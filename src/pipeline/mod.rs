@@ -317,6 +317,10 @@ pub(crate) struct TailRecord {
     destinations: SmallVec<[u16; 4]>,
 }
 
+/// Endpoints whose settled position moved past their stored cursor: (index, store id,
+/// settled sequence).
+type Moved = SmallVec<[(usize, u16, u64); 16]>;
+
 /// How soon, when no input comes, the committer writes the cursors endpoints have moved.
 pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
 
@@ -429,7 +433,7 @@ impl Shared {
 
     /// The cursors that moved since they were last written, and what every endpoint has
     /// passed when that is more than is deleted already: what the next commit writes.
-    fn moved_cursors(&self) -> (SmallVec<[(usize, u16, u64); 16]>, Option<u64>) {
+    fn moved_cursors(&self) -> (Moved, Option<u64>) {
         let mut moved = SmallVec::new();
         let mut min = u64::MAX;
         for (i, e) in self.endpoints.iter().enumerate() {

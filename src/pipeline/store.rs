@@ -469,3 +469,68 @@ impl Store {
         tx.commit().map_err(|e| self.err("cannot commit", e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hubroute-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Records in chunks read back in order from any position, and a chunk is deleted only
+    /// once every record in it is passed.
+    #[test]
+    fn chunks_read_from_anywhere_and_go_when_wholly_passed() {
+        let d = dir("chunks");
+        let store = Store::open(&d).unwrap();
+        let records: Vec<Vec<u8>> = (0..600u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        store.append(1, &slices).unwrap();
+        assert_eq!(store.len().unwrap(), 600);
+        for after in [0, 1, 255, 256, 257, 511, 599] {
+            let read = store.read_after(after, 1000).unwrap();
+            assert_eq!(read.len() as u64, 600 - after);
+            assert_eq!(read[0].0, after + 1);
+            assert_eq!(read[0].1, ((after) as u32).to_le_bytes());
+        }
+        assert_eq!(store.read_after(10, 3).unwrap().len(), 3);
+        // Through 300: the first chunk (1..=256) goes, the second (257..=512) stays.
+        let (n, bytes) = store.commit(0, &[], &[], Some(300), false).unwrap();
+        assert_eq!((n, bytes), (256, 256 * 4));
+        assert_eq!(store.read_after(0, 1000).unwrap()[0].0, 257);
+        let (n, _) = store.commit(0, &[], &[], Some(600), true).unwrap();
+        assert_eq!(n, 344);
+        assert!(store.is_empty().unwrap());
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A store written with one entry per record (before chunks) keeps its records.
+    #[test]
+    fn an_old_per_record_log_is_moved_into_chunks() {
+        let d = dir("migrate");
+        {
+            let store = Store::open(&d).unwrap();
+            let tx = store.db.begin_write().unwrap();
+            {
+                let mut log = tx.open_table(LOG).unwrap();
+                for seq in 5..9u64 {
+                    log.insert(seq, [seq as u8].as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&d).unwrap();
+        let recovered = store.recover(&["a"]).unwrap();
+        assert_eq!(recovered.next, 9);
+        let read = store.read_after(0, 10).unwrap();
+        let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [5, 6, 7, 8]);
+        assert_eq!(read[3].1, [8]);
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
