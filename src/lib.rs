@@ -40,6 +40,7 @@ pub mod route;
 pub mod sink;
 pub mod span;
 pub mod syntax;
+pub mod twin;
 pub mod ty;
 
 pub use check::{Dialect, Options};

@@ -86,7 +86,7 @@ impl Router {
             ));
         }
         let child = cmd.spawn().unwrap();
-        let mut router = Router {
+        let router = Router {
             child: Some(child),
             stderr,
             port,
@@ -509,4 +509,27 @@ fn token_command_matches_az() {
         err.contains("not a base64") && !err.contains("s3cret"),
         "{err}"
     );
+}
+
+#[test]
+fn a_device_disabled_while_the_router_runs_is_refused() {
+    let dir = TempDir::new("https-disable");
+    let port = free_port();
+    let mut router = Router::start(&dir, &format!("http://127.0.0.1:{port}"), port, &[]);
+    let json = dir.write("body.json", r#"{"n": 1}"#);
+    let t = device_token(&dir, "d2");
+    let url = format!("http://127.0.0.1:{port}/devices/d2/messages/events");
+    assert_eq!(post(&url, &t, &[], &json, &[]).0, 204);
+    // As `hubroute device disable d2` would: the registry file rewritten.
+    let path = dir.0.join("devices.json");
+    let mut registry = hubroute::registry::Registry::load(&path).unwrap();
+    assert!(registry.set_status("d2", hubroute::registry::DeviceStatus::Disabled, None));
+    registry.save(&path).unwrap();
+    let refused = eventually(Duration::from_secs(20), || {
+        post(&url, &t, &["iothub-messageid: late"], &json, &[]).0 == 401
+    });
+    assert!(refused, "{}", router.log());
+    let report = router.stop();
+    assert!(report.contains("device registry"), "{report}");
+    assert!(report.contains("E1015"), "{report}");
 }

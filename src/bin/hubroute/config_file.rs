@@ -68,6 +68,8 @@ struct Input {
     client_id: Option<Spanned<String>>,
     /// `--devices` (a path).
     devices: Option<Spanned<String>>,
+    /// `--hub-host` (an HTTPS input's token host).
+    hub_host: Option<Spanned<String>>,
     /// `--exit-when-idle`.
     exit_when_idle: Option<Spanned<String>>,
 }
@@ -284,6 +286,10 @@ fn flags_of(text: &str, path: &Path, base: &Path, sub: &str) -> Result<Vec<Flag>
         if let Some(v) = &input.devices {
             let (value, at) = path_value(v);
             push("devices", value, at);
+        }
+        if let Some(v) = &input.hub_host {
+            let (value, at) = string(v);
+            push("hub-host", value, at);
         }
         if let Some(v) = &input.exit_when_idle {
             let (value, at) = string(v);

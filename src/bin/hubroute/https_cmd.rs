@@ -24,7 +24,8 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
         .hub_host
         .clone()
         .unwrap_or_else(|| format!("{}.azure-devices.net", live.pipeline.table().hub_name()));
-    let settings = HttpsSettings::new(hub_host, registry);
+    let mut settings = HttpsSettings::new(hub_host, registry);
+    settings.registry_file = args.devices.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

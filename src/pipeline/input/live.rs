@@ -1,4 +1,4 @@
-//! What the broker inputs ([`super::mqtt`], [`super::jetstream`]) share: the rule for
+//! What the live inputs (MQTT, JetStream, HTTPS) share: the rule for
 //! acknowledging, the in-flight window, the hooks an embedder (or the CLI's metrics) plugs in,
 //! and the report.
 //!
@@ -59,6 +59,9 @@ pub struct LiveInput<'a> {
     pub max_in_flight: usize,
     /// Stop after this long without a message (`None`: run until the stop future resolves).
     pub idle_timeout: Option<Duration>,
+    /// The router's live twins: with them, the MQTT input also takes devices' reported
+    /// property patches ([`crate::twin::mqtt_topic`]).
+    pub twins: Option<&'a crate::twin::LiveTwins>,
 }
 
 impl std::fmt::Debug for LiveInput<'_> {
@@ -81,6 +84,7 @@ impl<'a> LiveInput<'a> {
             hooks: &NoHooks,
             max_in_flight: 2000,
             idle_timeout: None,
+            twins: None,
         }
     }
 
@@ -225,6 +229,7 @@ impl AckCounts {
 }
 
 /// Sleeps for `idle`, or forever without one.
+#[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) async fn idle_timer(idle: Option<Duration>) {
     match idle {
         Some(d) => tokio::time::sleep(d).await,
@@ -234,6 +239,7 @@ pub(crate) async fn idle_timer(idle: Option<Duration>) {
 
 /// Waits (up to `limit`) until every permit is back, i.e. nothing is in flight; `false` when
 /// it gave up.
+#[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub(crate) async fn settle_all(
     permits: &Arc<tokio::sync::Semaphore>,
     capacity: usize,

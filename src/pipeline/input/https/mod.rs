@@ -171,6 +171,10 @@ pub struct HttpsSettings {
     pub window_wait: Duration,
     /// Connections served at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// The registry's file: when it changes (`hubroute device disable`, an edit), it is read
+    /// again within a second, so a disabled device is refused without a restart. A file that
+    /// no longer parses is reported and the registry in memory kept.
+    pub registry_file: Option<PathBuf>,
 }
 
 impl HttpsSettings {
@@ -183,6 +187,7 @@ impl HttpsSettings {
             refuse_when_store_full: true,
             window_wait: Duration::from_secs(5),
             max_connections: 1024,
+            registry_file: None,
         }
     }
 }
@@ -239,11 +244,15 @@ pub async fn run_on(
     input.hooks.connected(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = FuturesUnordered::new();
+    let mut watched = RegistryWatch::new(settings.registry_file.clone());
+    let mut reread = tokio::time::interval(Duration::from_secs(1));
+    reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
         let idle = idle_deadline(input.idle_timeout, server.last_request.get());
         tokio::select! {
             _ = stop.as_mut() => break,
+            _ = reread.tick(), if watched.file.is_some() => watched.reload_if_changed(&settings.registry),
             _ = sleep_until(idle) => {
                 if idle.is_some_and(|d| Instant::now() >= d) && server.window_is_empty(input.capacity()) {
                     break;
@@ -311,6 +320,43 @@ pub async fn run_on(
     input.hooks.connected(false);
     server.acks.fill_report(&mut report);
     Ok(report)
+}
+
+/// The registry file and when it was last read.
+struct RegistryWatch {
+    file: Option<PathBuf>,
+    modified: Option<SystemTime>,
+}
+
+impl RegistryWatch {
+    fn new(file: Option<PathBuf>) -> RegistryWatch {
+        let modified = file.as_deref().and_then(modified);
+        RegistryWatch { file, modified }
+    }
+
+    fn reload_if_changed(&mut self, registry: &RwLock<Registry>) {
+        let Some(file) = &self.file else { return };
+        let now = modified(file);
+        if now.is_none() || now == self.modified {
+            return;
+        }
+        self.modified = now;
+        match Registry::load(file) {
+            Ok(r) => {
+                eprintln!(
+                    "device registry {} changed: {} devices",
+                    file.display(),
+                    r.len()
+                );
+                *registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+            }
+            Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
+        }
+    }
+}
+
+fn modified(file: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
 fn idle_deadline(idle: Option<Duration>, last: Instant) -> Option<Instant> {
