@@ -422,6 +422,25 @@ fn amqp_refuses_bad_tokens_other_devices_and_oversized_messages() {
     );
     assert_eq!(states(&lines), ["ACCEPTED"], "{lines:?}");
 
+    // d2 disabled in the registry file while the router runs: its next token is refused.
+    let mut devices: Value = serde_json::from_str(&registry()).unwrap();
+    devices["d2"]["status"] = "disabled".into();
+    std::fs::write(dir.0.join("devices.json"), devices.to_string()).unwrap();
+    let d2_audience = format!("{HOST}/devices/d2");
+    // The file is looked at again at most once a second: ask until the answer changes.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let lines = device(
+                &router,
+                None,
+                &["--token", &d2, "--audience", &d2_audience, "--device", "d2"],
+            );
+            cbs(&lines) == 401
+        }),
+        "a device disabled in the registry file still got its token accepted: {}",
+        router.log_text()
+    );
+
     let report = router.stop();
     let dead = router.lines("dead.jsonl");
     assert_eq!(dead.len(), 2, "{report}");

@@ -20,13 +20,11 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
          their keys from the registry (see `hubroute token`)"
             .to_string()
     })?;
-    let auth = RegistryAuth {
-        registry,
-        host: args
-            .hub_host
-            .clone()
-            .unwrap_or_else(|| format!("{}.azure-devices.net", live.pipeline.table().hub_name())),
-    };
+    let host = args
+        .hub_host
+        .clone()
+        .unwrap_or_else(|| format!("{}.azure-devices.net", live.pipeline.table().hub_name()));
+    let auth = RegistryAuth::new(registry, host, args.devices.clone());
     let settings = AmqpSettings::new(url, Arc::new(auth));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -70,13 +70,63 @@ pub trait Authenticate: Send + Sync {
 }
 
 /// Tokens checked against a device registry ([`crate::registry::Registry::authenticate`]) for
-/// the hub host name devices put in their tokens (`{hub}.azure-devices.net`).
+/// the hub host name devices put in their tokens (`{hub}.azure-devices.net`). With the
+/// registry's file, a change to it (`hubroute device disable`, an edit) is read again at the
+/// next check, at most once a second, so a disabled device gets no new token or link without
+/// a restart; a file that no longer parses is reported and the registry in memory kept.
 #[derive(Debug)]
 pub struct RegistryAuth {
-    /// The devices and their keys.
-    pub registry: crate::registry::Registry,
-    /// The host name a token's resource must name.
-    pub host: String,
+    registry: std::sync::RwLock<crate::registry::Registry>,
+    host: String,
+    file: Option<PathBuf>,
+    /// When the file was last looked at, and its modification time then.
+    seen: std::sync::Mutex<(std::time::Instant, Option<SystemTime>)>,
+}
+
+impl RegistryAuth {
+    /// Checks tokens against `registry` for `host`; `file`, when given, is watched.
+    pub fn new(
+        registry: crate::registry::Registry,
+        host: impl Into<String>,
+        file: Option<PathBuf>,
+    ) -> RegistryAuth {
+        let modified = file.as_deref().and_then(modified);
+        RegistryAuth {
+            registry: std::sync::RwLock::new(registry),
+            host: host.into(),
+            file,
+            seen: std::sync::Mutex::new((std::time::Instant::now(), modified)),
+        }
+    }
+
+    fn reload_if_changed(&self) {
+        let Some(file) = &self.file else { return };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        seen.0 = std::time::Instant::now();
+        let now = modified(file);
+        if now.is_none() || now == seen.1 {
+            return;
+        }
+        seen.1 = now;
+        match crate::registry::Registry::load(file) {
+            Ok(r) => {
+                eprintln!(
+                    "device registry {} changed: {} devices",
+                    file.display(),
+                    r.len()
+                );
+                *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+            }
+            Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
+        }
+    }
+}
+
+fn modified(file: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
 impl Authenticate for RegistryAuth {
@@ -87,7 +137,10 @@ impl Authenticate for RegistryAuth {
         module_id: Option<&str>,
         now: SystemTime,
     ) -> Result<Authenticated, String> {
+        self.reload_if_changed();
         self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .authenticate(token, device_id, module_id, &self.host, now)
             .map(|ok| Authenticated {
                 generation_id: ok.generation_id,

@@ -270,3 +270,109 @@ fn value_kind(v: &Value) -> &'static str {
         _ => "a number or other scalar",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp::types::messaging::{
+        AmqpSequence, AmqpValue, ApplicationProperties, Batch, Data, Properties,
+    };
+    use fe2o3_amqp::types::primitives::{Binary, Timestamp};
+
+    fn message(body: Body<Value>, props: ApplicationProperties) -> AmqpMessage<Body<Value>> {
+        AmqpMessage {
+            header: None,
+            delivery_annotations: None,
+            message_annotations: None,
+            properties: Some(Properties {
+                message_id: Some(MessageId::Ulong(42)),
+                correlation_id: Some(MessageId::Binary(Binary::from(vec![0xff, 0xfe]))),
+                creation_time: Some(Timestamp::from_milliseconds(1_700_000_000_123)),
+                ..Properties::default()
+            }),
+            application_properties: Some(props),
+            body,
+            footer: None,
+        }
+    }
+
+    fn connection() -> Connection {
+        Connection {
+            device_id: "d1".into(),
+            module_id: None,
+            auth_method: crate::pipeline::input::amqp::sas_auth_method(false),
+            generation_id: "7".into(),
+        }
+    }
+
+    #[test]
+    fn maps_properties_and_stamps_from_the_connection() {
+        let props = ApplicationProperties::builder()
+            .insert("n", SimpleValue::Int(-3))
+            .insert("ok", SimpleValue::Bool(true))
+            .insert("none", SimpleValue::Null)
+            .insert("$connectionDeviceId", SimpleValue::String("victim".into()))
+            .build();
+        let body = Body::Data(Batch::new(vec![
+            Data(Binary::from(b"ab".to_vec())),
+            Data(Binary::from(b"cd".to_vec())),
+        ]));
+        let mut dropped = Vec::new();
+        let m = to_message(message(body, props), &connection(), UNIX_EPOCH, &mut |n| {
+            dropped.push(n.to_string())
+        })
+        .unwrap();
+        assert_eq!(m.body, b"abcd");
+        assert_eq!(dropped, ["$connectionDeviceId"]);
+        let sys = &m.system_properties;
+        assert_eq!(sys.get("messageId"), Some(Some("42")));
+        assert_eq!(sys.get("correlationId"), Some(Some("//4=")));
+        assert_eq!(
+            sys.get("iothub-creation-time-utc"),
+            Some(Some("2023-11-14T22:13:20.1230000Z"))
+        );
+        assert_eq!(sys.get("connectionDeviceId"), Some(Some("d1")));
+        assert_eq!(sys.get("connectionDeviceGenerationId"), Some(Some("7")));
+        assert_eq!(m.app_properties.get("n"), Some(Some("-3")));
+        assert_eq!(m.app_properties.get("ok"), Some(Some("true")));
+        assert_eq!(m.app_properties.get("none"), Some(None));
+        assert_eq!(m.app_properties.get("$connectionDeviceId"), None);
+    }
+
+    #[test]
+    fn refuses_what_an_iot_hub_message_cannot_hold() {
+        let none = || ApplicationProperties::builder().build();
+        let seq = Body::Sequence(Batch::new(vec![AmqpSequence(vec![Value::Int(1)])]));
+        let r =
+            to_message(message(seq, none()), &connection(), UNIX_EPOCH, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            (r.code, r.condition),
+            (codes::UNSUPPORTED_CONTENT, DECODE_ERROR)
+        );
+        let list = Body::Value(AmqpValue(Value::List(vec![])));
+        assert!(to_message(
+            message(list, none()),
+            &connection(),
+            UNIX_EPOCH,
+            &mut |_| {}
+        )
+        .is_err());
+        let binary = ApplicationProperties::builder()
+            .insert("b", SimpleValue::Binary(vec![1u8].into()))
+            .build();
+        let text = Body::Value(AmqpValue(Value::String("x".into())));
+        let r = to_message(
+            message(text, binary),
+            &connection(),
+            UNIX_EPOCH,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(r.code, codes::UNSUPPORTED_CONTENT);
+        assert_eq!(r.body.as_deref(), Some(&b"x"[..]));
+        let big = Body::Value(AmqpValue(Value::Binary(vec![0u8; 300 * 1024].into())));
+        let r =
+            to_message(message(big, none()), &connection(), UNIX_EPOCH, &mut |_| {}).unwrap_err();
+        assert_eq!(r.condition, SIZE_EXCEEDED);
+    }
+}
