@@ -13,7 +13,7 @@ THREADS=${2:-1}
 KIND=${3:-file}
 ROUTES=$ROOT/../shared/bench/routes-10.json
 [ -x /usr/bin/time ] || { echo "error: /usr/bin/time not found (apt-get install time)" >&2; exit 2; }
-D=$(mktemp -d /tmp/hubroute-run-bench.XXXXXX)
+D=$(mktemp -d "${BENCH_TMP:-/tmp}/hubroute-run-bench.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 SINKS=()
 for n in $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(" ".join([e["name"] for k in c["endpoints"].values() for e in k] + ["events"]))' "$ROUTES"); do

@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
 pub mod broker;
 mod bytes;
 pub mod check;
@@ -40,6 +40,7 @@ pub mod route;
 pub mod sink;
 pub mod span;
 pub mod syntax;
+pub mod twin;
 pub mod ty;
 
 pub use check::{Dialect, Options};

@@ -27,7 +27,7 @@ use crate::sink::parse_duration;
 pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
-#[cfg(any(feature = "mqtt", feature = "nats"))]
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "amqp"))]
 pub mod tls;
 
 /// The stable codes that open broker URL errors and warnings.

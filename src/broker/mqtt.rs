@@ -96,6 +96,15 @@ impl MqttAcker {
     pub async fn ack(&self, publish: &Publish) -> Result<(), String> {
         self.0.ack(publish).await.map_err(|e| e.to_string())
     }
+
+    /// Publishes `payload` to `topic` with QoS 0 (an answer to a device, which a lost
+    /// connection makes the device ask again for anyway).
+    pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+        self.0
+            .publish(topic, QoS::AtMostOnce, false, payload)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl D2cSubscriber {
@@ -103,11 +112,21 @@ impl D2cSubscriber {
     /// the messages it holds for the router, belong to it). Must be called inside a tokio
     /// runtime, which runs the connection's task.
     pub fn start(url: &BrokerUrl, client_id: &str) -> D2cSubscriber {
+        D2cSubscriber::start_with(url, client_id, &[])
+    }
+
+    /// [`D2cSubscriber::start`], also subscribed to `extra` filters (the router's twin patch
+    /// topics, [`crate::twin::mqtt_topic::REPORTED_FILTERS`]).
+    pub fn start_with(
+        url: &BrokerUrl,
+        client_id: &str,
+        extra: &'static [&'static str],
+    ) -> D2cSubscriber {
         let mut o = options(url, client_id, true);
         o.set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(o, 1024);
         let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(drive(client.clone(), eventloop, tx));
+        let driver = tokio::spawn(drive(client.clone(), eventloop, tx, extra));
         D2cSubscriber {
             client,
             incoming,
@@ -143,6 +162,7 @@ async fn drive(
     client: AsyncClient,
     mut eventloop: EventLoop,
     tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
+    extra: &'static [&'static str],
 ) {
     let mut drops = DropWatch::default();
     loop {
@@ -150,6 +170,7 @@ async fn drive(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let filters = D2C_TOPIC_FILTERS
                     .iter()
+                    .chain(extra)
                     .map(|f| rumqttc::SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
                     // In the same request, so there is one SUBACK; a broker that denies it
                     // (no $SYS, or an ACL) only fails that filter.

@@ -1,6 +1,9 @@
 //! One rustls client configuration for both broker clients (rumqttc and async-nats), built from
 //! a URL's `ca=`, `cert=` and `key=` files with the ring provider. Built once when the URL is
 //! parsed, so a missing or malformed file is an error at start, never a reconnection loop.
+//! The AMQP input's server side (`amqps://…?cert=F&key=F`) takes its configuration from here
+//! too ([`server_config`]), so every TLS endpoint of hubroute uses one provider and one PEM
+//! reader.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +59,23 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
             "{BAD_TLS_FILE}: a client certificate needs both cert=FILE and key=FILE"
         )),
     }
+}
+
+/// The server configuration presenting `cert` (a PEM chain, leaf first) with `key`, on the
+/// ring provider; no client certificates are asked for (devices authenticate with SAS tokens).
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("{BAD_TLS_FILE}: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certificates(cert, "cert")?, private_key(key)?)
+        .map_err(|e| {
+            format!(
+                "{BAD_TLS_FILE}: cert={} key={}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 fn read(file: &Path, param: &str) -> Result<Vec<u8>, String> {

@@ -107,7 +107,10 @@ pub async fn run(
     .await
     {
         report.received += 1;
-        match d2c(&publish, registry) {
+        match d2c(
+            &publish,
+            registry.map(|r| r as &dyn crate::pipeline::input::mqtt::Senders),
+        ) {
             Ok(message) => {
                 hooks.read(None);
                 let device = message

@@ -9,8 +9,10 @@
 //! Layout (integers little-endian, `len` and counts as LEB128 varints, strings UTF-8):
 //!
 //! ```text
-//! version u8 (= 1) | enqueued time: u64 nanoseconds since the Unix epoch
+//! version u8 (= 2) | enqueued time: u64 nanoseconds since the Unix epoch
 //! the message's source u8 (0 = none, else 1 + its index in `Source::ALL`)
+//! flags u8 (version 2 on; bit 0: the body is JSON text a Storage JSON record embeds, checked
+//!   once here instead of by every endpoint's sink; version 1 records lack the byte)
 //! endpoint count, then per endpoint: id u16, enrichment count, (name str, value str)*
 //! system properties: count, then (name str, presence u8, [value str])*
 //! application properties: the same
@@ -20,8 +22,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::message::{Message, Properties, Source};
+use crate::sink::{CopyView, PackedProperties};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Flag: the message's content type and encoding say JSON in UTF-8 and the body parses.
+const FLAG_JSON_BODY: u8 = 1;
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -103,6 +109,11 @@ pub fn encode(
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
+    out.push(if crate::sink::record::embeds_json_body(message) {
+        FLAG_JSON_BODY
+    } else {
+        0
+    });
     put_len(out, destinations.len());
     for d in destinations {
         out.extend_from_slice(&d.endpoint.to_le_bytes());
@@ -155,8 +166,10 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| CorruptRecord("string not UTF-8"))
     }
 
-    fn header(&mut self) -> Result<(SystemTime, Option<Source>), CorruptRecord> {
-        if self.byte()? != VERSION {
+    /// The header; its flags are `None` in a version 1 record (written before flags).
+    fn header(&mut self) -> Result<(SystemTime, Option<Source>, Option<u8>), CorruptRecord> {
+        let version = self.byte()?;
+        if version != 1 && version != VERSION {
             return Err(CorruptRecord("unknown record version"));
         }
         let mut nanos = [0u8; 8];
@@ -170,7 +183,12 @@ impl<'a> Reader<'a> {
                     .ok_or(CorruptRecord("unknown source"))?,
             ),
         };
-        Ok((time, source))
+        let flags = if version == 1 {
+            None
+        } else {
+            Some(self.byte()?)
+        };
+        Ok((time, source, flags))
     }
 
     fn properties(&mut self) -> Result<Properties, CorruptRecord> {
@@ -192,7 +210,7 @@ impl<'a> Reader<'a> {
 /// The endpoint ids a record goes to, without decoding the message; with its enqueued time.
 pub fn peek(bytes: &[u8], endpoint: u16) -> Result<(bool, SystemTime), CorruptRecord> {
     let mut r = Reader { bytes };
-    let (time, _) = r.header()?;
+    let (time, _, _) = r.header()?;
     let n = r.len()?;
     for _ in 0..n {
         let mut id = [0u8; 2];
@@ -209,10 +227,94 @@ pub fn peek(bytes: &[u8], endpoint: u16) -> Result<(bool, SystemTime), CorruptRe
     Ok((false, time))
 }
 
+/// `endpoint`'s copy of a record, read in place (`None`: the record does not go to it). The
+/// whole record is checked, so a damaged one is an error here, not a short copy later.
+pub fn view<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    read_view(
+        bytes,
+        endpoint,
+        endpoint_name,
+        hub_name,
+        sequence,
+        PackedProperties::split,
+    )
+}
+
+/// [`view`] of a record [`view`] has already checked (its bytes, read again): the
+/// properties' UTF-8 is not checked again (their iteration checks it as it reads).
+pub fn view_checked<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    read_view(
+        bytes,
+        endpoint,
+        endpoint_name,
+        hub_name,
+        sequence,
+        PackedProperties::skip,
+    )
+}
+
+type Split<'a> = fn(&mut &'a [u8], bool) -> Result<PackedProperties<'a>, &'static str>;
+
+fn read_view<'a>(
+    bytes: &'a [u8],
+    endpoint: u16,
+    endpoint_name: &'a str,
+    hub_name: &'a str,
+    sequence: u64,
+    split: Split<'a>,
+) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    let mut r = Reader { bytes };
+    let (enqueued_time, source, flags) = r.header()?;
+    let n = r.len()?;
+    let mut mine = None;
+    for _ in 0..n {
+        let mut id = [0u8; 2];
+        id.copy_from_slice(r.take(2)?);
+        let enrichments = split(&mut r.bytes, false).map_err(CorruptRecord)?;
+        if u16::from_le_bytes(id) == endpoint && mine.is_none() {
+            mine = Some(enrichments);
+        }
+    }
+    let Some(enrichments) = mine else {
+        return Ok(None);
+    };
+    let system_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let app_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let body_len = r.len()?;
+    let body = r.take(body_len)?;
+    if !r.bytes.is_empty() {
+        return Err(CorruptRecord("trailing bytes"));
+    }
+    Ok(Some(CopyView {
+        endpoint: endpoint_name,
+        enqueued_time,
+        hub_name,
+        sequence,
+        source,
+        system_properties,
+        app_properties,
+        enrichments,
+        body,
+        body_is_json: flags.map(|f| f & FLAG_JSON_BODY != 0),
+    }))
+}
+
 /// Decodes a whole record.
 pub fn decode(bytes: &[u8]) -> Result<Record, CorruptRecord> {
     let mut r = Reader { bytes };
-    let (enqueued_time, source) = r.header()?;
+    let (enqueued_time, source, _) = r.header()?;
     let n = r.len()?;
     let mut destinations = Vec::with_capacity(n.min(64));
     for _ in 0..n {
@@ -277,10 +379,85 @@ mod tests {
         assert_eq!(r.destinations, dest);
         assert_eq!(r.enqueued_time, t);
         assert_eq!(peek(&buf, 300).unwrap(), (true, t));
+        let v = view(&buf, 3, "ep", "hub", 9).unwrap().unwrap();
+        let e = v.to_envelope();
+        let mut enriched = m.clone();
+        enriched.app_properties.insert("k", Some("v".into()));
+        assert_eq!(e.message, enriched);
+        assert_eq!((e.enqueued_time, e.sequence), (t, 9));
+        assert!(view(&buf, 4, "ep", "hub", 9).unwrap().is_none());
+        for cut in 0..buf.len() {
+            assert!(
+                view(&buf[..cut], 300, "ep", "hub", 9).is_err(),
+                "view cut at {cut}"
+            );
+        }
         assert_eq!(peek(&buf, 4).unwrap(), (false, t));
         // Every truncation is an error, never a panic.
         for cut in 0..buf.len() {
             assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// A writer whose bytes a test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The JSON Lines sink writes the same line from a view as from the envelope it decodes
+    /// to: properties (null, escaped, enriched in place and added), system property names in
+    /// their Storage spelling, the stamped time, a JSON body minified, a binary body base64.
+    #[test]
+    fn views_render_as_envelopes() {
+        use crate::sink::{JsonLinesSink, Sink};
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let bodies: [(&[u8], bool); 4] = [
+            (b" {\"a\" : [1, \"x y\\\" \"],\n\"b\":null} ", true),
+            (b"{not json", true),
+            (&[0, 159, 146, 150], true),
+            (b"{\"a\":1}", false),
+        ];
+        for (body, json) in bodies {
+            let mut m = Message::default();
+            m.system_properties
+                .insert("messageId", Some("m\"1\u{1}".into()));
+            m.system_properties
+                .insert("CONTENTTYPE", Some("application/json".into()));
+            if json {
+                m.system_properties
+                    .insert("contentEncoding", Some("UTF-8".into()));
+            }
+            m.system_properties
+                .insert("enqueuedTime", Some("old".into()));
+            m.app_properties.insert("nullish", None);
+            m.app_properties.insert("Ünïcode", Some("välue\n".into()));
+            m.app_properties.insert("Site", Some("a".into()));
+            m.body = body.to_vec();
+            let dest = [Destination {
+                endpoint: 5,
+                enrichments: vec![("site".into(), "b".into()), ("added".into(), "c".into())],
+            }];
+            let mut buf = Vec::new();
+            encode(&mut buf, t, &dest, &m);
+            let v = view(&buf, 5, "ep", "hub", 9).unwrap().unwrap();
+            let (a, b) = (Shared::default(), Shared::default());
+            let mut by_view = JsonLinesSink::to_writer(Box::new(a.clone()), "a");
+            let mut by_envelope = JsonLinesSink::to_writer(Box::new(b.clone()), "b");
+            by_view.write_views(&[v, v]).unwrap();
+            by_envelope
+                .write_batch(&[v.to_envelope(), v.to_envelope()])
+                .unwrap();
+            let (a, b) = (a.0.lock().unwrap().clone(), b.0.lock().unwrap().clone());
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
     }
 }

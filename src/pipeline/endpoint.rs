@@ -10,60 +10,47 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::health::{EndpointSnapshot, Health};
 use super::{codec, lock, EndpointState, Shared};
 use crate::sink::delivery::panic_text;
-use crate::sink::{codes, Envelope, Sink, SinkError};
+use crate::sink::{codes, CopyView, Envelope, Sink, SinkError};
 
-/// Records read from the store per look (most of them may be for other endpoints).
-const SCAN: usize = 4096;
+/// Records looked at per read (most of them may be for other endpoints).
+pub(super) const SCAN: usize = 4096;
 
-/// Copies on their way: the envelopes (their `sequence` is the store's), kept as one slice so
-/// that a sink writes them without a copy, and the sizes of their records.
+/// One copy on its way: the stored record it is read from (shared with the tail and the
+/// other endpoints; rendered in place, see [`crate::sink::CopyView`]).
+struct Copy {
+    sequence: u64,
+    enqueued_time: SystemTime,
+    record: Arc<Vec<u8>>,
+}
+
+/// Copies on their way, in sequence order.
 #[derive(Default)]
 struct Copies {
-    envelopes: Vec<Envelope>,
-    bytes: Vec<u64>,
+    items: Vec<Copy>,
 }
 
 impl Copies {
-    fn push(&mut self, envelope: Envelope, bytes: u64) {
-        self.envelopes.push(envelope);
-        self.bytes.push(bytes);
-    }
-
     fn len(&self) -> usize {
-        self.envelopes.len()
+        self.items.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.envelopes.is_empty()
+        self.items.is_empty()
     }
 
     fn total_bytes(&self) -> u64 {
-        self.bytes.iter().sum()
+        self.items.iter().map(|c| c.record.len() as u64).sum()
     }
 
     /// Splits off the copies `pick` selects.
-    fn split_off_where(&mut self, pick: impl Fn(&Envelope) -> bool) -> Copies {
-        let mut picked = Copies::default();
-        let mut kept = Copies::default();
-        for (e, b) in self.envelopes.drain(..).zip(self.bytes.drain(..)) {
-            if pick(&e) {
-                picked.push(e, b);
-            } else {
-                kept.push(e, b);
-            }
-        }
-        *self = kept;
-        picked
+    fn split_off_where(&mut self, pick: impl Fn(&Copy) -> bool) -> Copies {
+        let (picked, kept) = self.items.drain(..).partition(|c| pick(c));
+        self.items = kept;
+        Copies { items: picked }
     }
 
     fn into_singles(self) -> impl Iterator<Item = Copies> {
-        self.envelopes
-            .into_iter()
-            .zip(self.bytes)
-            .map(|(e, b)| Copies {
-                envelopes: vec![e],
-                bytes: vec![b],
-            })
+        self.items.into_iter().map(|c| Copies { items: vec![c] })
     }
 }
 
@@ -125,66 +112,48 @@ impl Worker {
     }
 
     pub(super) fn run(mut self) {
+        let id = self.state().id;
+        let max_batch = self.shared.config.max_batch.max(1);
+        let mut found: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
         while let Some(committed) = self.wait() {
-            let cached = lock(&self.shared.tail).read_after(self.scanned, SCAN);
-            let read = match cached {
-                Some(r) => Ok(r),
-                None => self
-                    .shared
-                    .store
-                    .read_after(self.scanned, SCAN)
-                    .map(|v| v.into_iter().map(|(k, b)| (k, Arc::from(b))).collect()),
-            };
-            let records: Vec<(u64, Arc<[u8]>)> = match read {
-                Ok(r) => r,
-                Err(e) => {
-                    self.failed(&e.to_string());
-                    if !self.shared.sleep(Duration::from_secs(1)) {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let id = self.state().id;
-            let max_batch = self.shared.config.max_batch.max(1);
-            let mut batch = Copies::default();
-            let mut last = self.scanned;
-            for (seq, bytes) in records {
-                if seq > committed {
-                    break;
-                }
-                match codec::peek(&bytes, id) {
-                    Ok((false, _)) => {}
-                    Ok((true, _)) => match codec::decode(&bytes) {
-                        Ok(record) => {
-                            let mut message = record.message;
-                            if let Some(d) = record.destinations.iter().find(|d| d.endpoint == id) {
-                                for (k, v) in &d.enrichments {
-                                    message.app_properties.insert(k.clone(), Some(v.clone()));
-                                }
-                            }
-                            batch.push(
-                                Envelope {
-                                    endpoint: self.state().name.clone(),
-                                    message,
-                                    enqueued_time: record.enqueued_time,
-                                    hub_name: self.shared.config.hub_name.clone(),
-                                    partition: 0,
-                                    sequence: seq,
-                                },
-                                bytes.len() as u64,
-                            );
+            found.clear();
+            // The tail holds each record's destinations: only ours are taken (and counted
+            // in `found`); the others are passed without being read.
+            let cached = lock(&self.shared.tail).read_for(
+                self.scanned,
+                committed,
+                id,
+                max_batch,
+                &mut found,
+            );
+            let last = match cached {
+                Some(last) => last,
+                None => match self.read_store(committed, id, max_batch, &mut found) {
+                    Ok(last) => last,
+                    Err(e) => {
+                        self.failed(&e.to_string());
+                        if !self.shared.sleep(Duration::from_secs(1)) {
+                            break;
                         }
-                        Err(e) => self.corrupt(seq, &e.to_string()),
-                    },
+                        continue;
+                    }
+                },
+            };
+            let mut batch = Copies {
+                items: Vec::with_capacity(found.len()),
+            };
+            for (seq, record) in found.drain(..) {
+                match codec::view(&record, id, "", "", seq) {
+                    Ok(Some(v)) => batch.items.push(Copy {
+                        sequence: seq,
+                        enqueued_time: v.enqueued_time,
+                        record,
+                    }),
+                    Ok(None) => {}
                     Err(e) => self.corrupt(seq, &e.to_string()),
                 }
-                last = seq;
-                if batch.len() >= max_batch {
-                    break;
-                }
             }
-            if let Some(first) = batch.envelopes.first() {
+            if let Some(first) = batch.items.first() {
                 self.state()
                     .oldest
                     .store(nanos(first.enqueued_time), Ordering::Release);
@@ -197,9 +166,37 @@ impl Worker {
             if caught_up {
                 self.state().oldest.store(0, Ordering::Release);
             }
-            self.advance(caught_up);
+            self.advance();
         }
         self.stop();
+    }
+
+    /// Reads what the tail no longer holds from the store: up to `SCAN` records after
+    /// `self.scanned` (and at most `committed`), ours into `found` (at most `max`); the last
+    /// sequence looked at.
+    fn read_store(
+        &self,
+        committed: u64,
+        id: u16,
+        max: usize,
+        found: &mut Vec<(u64, Arc<Vec<u8>>)>,
+    ) -> Result<u64, super::StoreError> {
+        let mut last = self.scanned;
+        for (seq, bytes) in self.shared.store.read_after(self.scanned, SCAN)? {
+            if seq > committed {
+                break;
+            }
+            last = seq;
+            match codec::peek(&bytes, id) {
+                Ok((false, _)) => {}
+                Ok((true, _)) => found.push((seq, Arc::new(bytes))),
+                Err(e) => self.corrupt(seq, &e.to_string()),
+            }
+            if found.len() >= max {
+                break;
+            }
+        }
+        Ok(last)
     }
 
     /// A record that does not decode cannot become a copy: say so loudly (it cannot be
@@ -215,54 +212,15 @@ impl Worker {
             .or_default() += 1;
     }
 
-    /// Commits the cursor (`durable` when caught up, so an idle router has nothing to
-    /// repeat after a crash) and deletes what every endpoint has passed.
-    fn advance(&mut self, durable: bool) {
-        let state = &self.shared.endpoints[self.index];
-        if state.cursor.load(Ordering::Acquire) == self.scanned {
-            return;
-        }
-        let mut retry = 0;
-        loop {
-            // Our own new cursor counts for the deletion.
-            let min = self
-                .shared
-                .endpoints
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    if i == self.index {
-                        self.scanned
-                    } else {
-                        e.cursor.load(Ordering::Acquire)
-                    }
-                })
-                .min()
-                .unwrap_or(self.scanned);
-            let delete = (min > self.shared.gc_through.load(Ordering::Acquire)).then_some(min);
-            match self
-                .shared
-                .store
-                .advance(state.id, self.scanned, delete, durable)
-            {
-                Ok((records, bytes)) => {
-                    state.cursor.store(self.scanned, Ordering::Release);
-                    if let Some(through) = delete {
-                        self.shared.freed(through, records, bytes);
-                    }
-                    // Another worker may have advanced at the same time with our old cursor.
-                    self.shared.collect();
-                    return;
-                }
-                Err(e) => {
-                    retry += 1;
-                    eprintln!("{e} (endpoint '{}', retrying)", state.name);
-                    if !self.shared.sleep(self.shared.config.retry.backoff(retry)) {
-                        return;
-                    }
-                }
-            }
-        }
+    /// Publishes the settled position; the committer writes it to the store with its next
+    /// commit (or, when no input comes, within [`super::CURSOR_FLUSH`]), in one transaction
+    /// for every endpoint that moved: a redb commit per endpoint per batch, each taking the
+    /// store's one write lock, cost more than the deliveries. A crash before the write only
+    /// repeats deliveries (at least once).
+    fn advance(&mut self) {
+        self.state()
+            .settled
+            .fetch_max(self.scanned, Ordering::AcqRel);
     }
 
     /// Marks an attempt failed with `error`.
@@ -302,7 +260,19 @@ impl Worker {
         let Some(sink) = self.sink.as_mut() else {
             return Err(SinkError::Fatal("no sink is bound to this endpoint".into()));
         };
-        sink.write_batch(&copies.envelopes)?;
+        let state = &self.shared.endpoints[self.index];
+        let hub = self.shared.config.hub_name.as_str();
+        let views: Vec<CopyView<'_>> = copies
+            .items
+            .iter()
+            .filter_map(|c| {
+                // Checked when it was read (`run`); a record that was not is not in `copies`.
+                codec::view_checked(&c.record, state.id, &state.name, hub, c.sequence)
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+        sink.write_views(&views)?;
         self.dirty = true;
         sink.flush()?;
         self.dirty = false;
@@ -375,7 +345,7 @@ impl Worker {
                         .delivered
                         .fetch_add(copies.len() as u64, Ordering::Relaxed);
                     let now = SystemTime::now();
-                    for e in &copies.envelopes {
+                    for e in &copies.items {
                         let age = now.duration_since(e.enqueued_time).unwrap_or_default();
                         state.latency.record(age, 1);
                     }
@@ -430,9 +400,10 @@ impl Worker {
             let written = {
                 let mut dl = lock(&self.shared.dead_letter);
                 copies
-                    .envelopes
+                    .items
                     .iter()
-                    .try_for_each(|e| dl.write(e, code, reason, attempts))
+                    .filter_map(|c| self.envelope(c))
+                    .try_for_each(|e| dl.write(&e, code, reason, attempts))
                     .map_err(|e| format!("cannot write the dead letter {}: {e}", dl.describe()))
             };
             match written {
@@ -454,6 +425,22 @@ impl Worker {
         }
     }
 
+    /// A copy as an envelope (for the dead letter); `None` if its record does not decode
+    /// (it did when it was read, so this does not happen).
+    fn envelope(&self, copy: &Copy) -> Option<Envelope> {
+        let state = self.state();
+        codec::view(
+            &copy.record,
+            state.id,
+            &state.name,
+            &self.shared.config.hub_name,
+            copy.sequence,
+        )
+        .ok()
+        .flatten()
+        .map(|v| v.to_envelope())
+    }
+
     /// At stop: a last flush, and the cursor made durable.
     fn stop(&mut self) {
         if self.dirty && self.poisoned.is_none() {
@@ -461,7 +448,7 @@ impl Worker {
                 let _ = catch_unwind(AssertUnwindSafe(|| sink.flush()));
             }
         }
-        self.advance(true);
+        self.advance();
     }
 }
 

@@ -62,7 +62,7 @@ pub mod store;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -241,6 +241,9 @@ pub(crate) struct EndpointState {
     pub(crate) id: u16,
     /// The cursor last committed to the store.
     pub(crate) cursor: AtomicU64,
+    /// The last sequence the worker has settled (delivered or dead-lettered); the committer
+    /// writes it to the store as the cursor. Never behind `cursor`.
+    pub(crate) settled: AtomicU64,
     pub(crate) routed: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -298,32 +301,49 @@ pub(crate) struct Shared {
 }
 
 /// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
-/// cache of the log: what is not here is read from the store.
+/// cache of the log: what is not here is read from the store. Each record keeps the ids of
+/// the endpoints it goes to, so that an endpoint passes the others' records without reading
+/// them.
 #[derive(Default)]
 pub(crate) struct Tail {
     first: u64,
-    records: std::collections::VecDeque<Arc<[u8]>>,
+    records: std::collections::VecDeque<TailRecord>,
     bytes: u64,
 }
 
-/// The most bytes the tail keeps.
-const TAIL_BYTES: u64 = 64 << 20;
+/// A record in the tail: its bytes (shared with the workers delivering it) and destinations.
+pub(crate) struct TailRecord {
+    bytes: Arc<Vec<u8>>,
+    destinations: SmallVec<[u16; 4]>,
+}
+
+/// Endpoints whose settled position moved past their stored cursor: (index, store id,
+/// settled sequence).
+type Moved = SmallVec<[(usize, u16, u64); 16]>;
+
+/// How soon, when no input comes, the committer writes the cursors endpoints have moved.
+pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
+
+/// The most bytes the tail keeps. Endpoints that keep up read only from it; one that falls
+/// further behind reads from the store (redb's own cache). Small enough that the router's
+/// memory stays bounded (well under 100 MB with the store's cache) whatever the input's size.
+const TAIL_BYTES: u64 = 16 << 20;
 
 impl Tail {
-    fn push(&mut self, first: u64, records: &[&Prepared]) {
-        if self.first + self.records.len() as u64 != first {
-            self.records.clear();
-            self.bytes = 0;
-            self.first = first;
-        }
-        for p in records {
-            self.bytes += p.bytes.len() as u64;
-            self.records.push_back(Arc::from(p.bytes.as_slice()));
+    fn push(&mut self, first: u64, records: impl IntoIterator<Item = TailRecord>) {
+        for (i, r) in records.into_iter().enumerate() {
+            if i == 0 && self.first + self.records.len() as u64 != first {
+                self.records.clear();
+                self.bytes = 0;
+                self.first = first;
+            }
+            self.bytes += r.bytes.len() as u64;
+            self.records.push_back(r);
         }
         while self.bytes > TAIL_BYTES {
             match self.records.pop_front() {
                 Some(r) => {
-                    self.bytes -= r.len() as u64;
+                    self.bytes -= r.bytes.len() as u64;
                     self.first += 1;
                 }
                 None => break,
@@ -331,22 +351,43 @@ impl Tail {
         }
     }
 
-    /// Up to `max` records after `after`, if the tail holds the next one.
-    pub(crate) fn read_after(&self, after: u64, max: usize) -> Option<Vec<(u64, Arc<[u8]>)>> {
+    /// Looks at up to [`endpoint::SCAN`] records after `after` (and at most `through`) and puts
+    /// those for endpoint `id` in `out` (at most `max`); the last sequence looked at, or
+    /// `None` if the tail does not hold the record after `after`.
+    pub(crate) fn read_for(
+        &self,
+        after: u64,
+        through: u64,
+        id: u16,
+        max: usize,
+        out: &mut Vec<(u64, Arc<Vec<u8>>)>,
+    ) -> Option<u64> {
         let start = after.checked_add(1)?;
-        if start < self.first || self.records.is_empty() {
+        if start < self.first || start >= self.first + self.records.len() as u64 {
             return None;
         }
         let skip = usize::try_from(start - self.first).ok()?;
-        Some(
-            self.records
-                .iter()
-                .enumerate()
-                .skip(skip)
-                .take(max)
-                .map(|(i, r)| (self.first + i as u64, Arc::clone(r)))
-                .collect(),
-        )
+        let mut last = after;
+        for (i, r) in self
+            .records
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .take(endpoint::SCAN)
+        {
+            let seq = self.first + i as u64;
+            if seq > through {
+                break;
+            }
+            last = seq;
+            if r.destinations.contains(&id) {
+                out.push((seq, Arc::clone(&r.bytes)));
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Some(last)
     }
 
     /// Forgets records up to `through` (deleted from the store).
@@ -354,7 +395,7 @@ impl Tail {
         while self.first <= through {
             match self.records.pop_front() {
                 Some(r) => {
-                    self.bytes -= r.len() as u64;
+                    self.bytes -= r.bytes.len() as u64;
                     self.first += 1;
                 }
                 None => {
@@ -390,26 +431,52 @@ impl Shared {
         }
     }
 
-    /// Deletes what every endpoint's cursor has passed, when that is more than is deleted
-    /// already. A worker deletes as it advances, but two workers advancing at once can each
-    /// see the other's old cursor and both leave the newest records; with a full store the
-    /// input is paused, no later advance comes, and the committer would wait for space
-    /// forever. So the committer calls this while it waits, and workers after they advance.
-    pub(crate) fn collect(&self) {
-        let Some(min) = self
-            .endpoints
-            .iter()
-            .map(|e| e.cursor.load(Ordering::Acquire))
-            .min()
-        else {
-            return;
-        };
-        if min <= self.gc_through.load(Ordering::Acquire) {
+    /// The cursors that moved since they were last written, and what every endpoint has
+    /// passed when that is more than is deleted already: what the next commit writes.
+    fn moved_cursors(&self) -> (Moved, Option<u64>) {
+        let mut moved = SmallVec::new();
+        let mut min = u64::MAX;
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let settled = e.settled.load(Ordering::Acquire);
+            if settled > e.cursor.load(Ordering::Acquire) {
+                moved.push((i, e.id, settled));
+            }
+            min = min.min(settled);
+        }
+        let delete =
+            (min != u64::MAX && min > self.gc_through.load(Ordering::Acquire)).then_some(min);
+        (moved, delete)
+    }
+
+    /// After a commit that wrote `moved` and deleted through `delete`.
+    fn cursors_written(
+        &self,
+        moved: &[(usize, u16, u64)],
+        delete: Option<u64>,
+        deleted: (u64, u64),
+    ) {
+        for &(i, _, settled) in moved {
+            self.endpoints[i]
+                .cursor
+                .fetch_max(settled, Ordering::AcqRel);
+        }
+        if let Some(through) = delete {
+            self.freed(through, deleted.0, deleted.1);
+        }
+    }
+
+    /// Writes the cursors that moved and deletes what every endpoint has passed, in one
+    /// transaction (`durable`: synced). The committer calls it when no input comes and while
+    /// it waits for space, and [`Pipeline::shutdown`] once the workers have stopped.
+    pub(crate) fn flush_cursors(&self, durable: bool) {
+        let (moved, delete) = self.moved_cursors();
+        if moved.is_empty() && delete.is_none() {
             return;
         }
-        match self.store.delete_through(min) {
-            Ok((records, bytes)) => self.freed(min, records, bytes),
-            Err(e) => eprintln!("{e} (deleting delivered records; tried again later)"),
+        let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+        match self.store.commit(0, &[], &cursors, delete, durable) {
+            Ok(deleted) => self.cursors_written(&moved, delete, deleted),
+            Err(e) => eprintln!("{e} (writing delivery cursors; tried again later)"),
         }
     }
 
@@ -525,6 +592,7 @@ impl Pipeline {
                 name: name.clone(),
                 id,
                 cursor: AtomicU64::new(recovered.cursors.get(&id).copied().unwrap_or(0)),
+                settled: AtomicU64::new(recovered.cursors.get(&id).copied().unwrap_or(0)),
                 routed: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
@@ -700,6 +768,33 @@ impl Pipeline {
         self.prepare_in(table, ids, router, message, twin, enqueued_time)
     }
 
+    /// [`Pipeline::prepare`] (or, with `table`, [`Pipeline::prepare_with`]) for a message the
+    /// router itself made: a twin change or device lifecycle notification. IoT Hub's rules for
+    /// what a device may send (the property charset of HTTPS) are not applied to it: its
+    /// properties (`operationTimestamp` holds `:`) are the hub's, not a device's.
+    pub fn prepare_event(
+        &self,
+        table: Option<&RouteTable>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
+        match table {
+            Some(table) => {
+                let ids = |e: crate::route::EndpointId| {
+                    self.by_name.get(&table.endpoint(e).name).copied()
+                };
+                self.route_in(table, ids, router, message, twin, enqueued_time)
+            }
+            None => {
+                let ids =
+                    |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
+                self.route_in(&self.table, ids, router, message, twin, enqueued_time)
+            }
+        }
+    }
+
     /// A handle that reads [`Pipeline::stats`] without borrowing the pipeline (for a metrics
     /// server that outlives the borrow of the code driving the pipeline).
     pub fn stats_handle(&self) -> StatsHandle {
@@ -734,6 +829,19 @@ impl Pipeline {
                 reason: reasons.join("; "),
             });
         }
+        self.route_in(table, store_id, router, message, twin, enqueued_time)
+    }
+
+    /// Routes a valid message and encodes it with each endpoint's enrichments.
+    fn route_in(
+        &self,
+        table: &RouteTable,
+        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+    ) -> Result<Prepared, Rejected> {
         let source = message.source.unwrap_or(self.shared.config.default_source);
         let routing = match twin {
             Some(t) => router.route_with_twin(message, source, t),
@@ -862,6 +970,8 @@ impl Pipeline {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+        // The committer is gone: the workers' last cursors are written here.
+        shared.flush_cursors(true);
         if let Err(e) = shared.store.sync() {
             eprintln!("{e}");
         }
@@ -909,7 +1019,17 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
         .enumerate()
         .map(|(i, e)| (e.id, i))
         .collect();
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(CURSOR_FLUSH) {
+            Ok(s) => s,
+            Err(RecvTimeoutError::Timeout) => {
+                // No input: write what the endpoints delivered, so that an idle router has
+                // nothing to repeat after a crash.
+                shared.flush_cursors(true);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut subs = vec![first];
         let mut count = subs[0].batch.len();
         while count < shared.config.max_commit {
@@ -927,20 +1047,19 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             .filter(|p| !p.is_unrouted())
             .collect();
         let bytes: u64 = records.iter().map(|p| p.bytes.len() as u64).sum();
+        let stored = records.len() as u64;
         let result = if wait_for_space(shared, bytes) {
             commit(shared, &records, next)
         } else {
             Err(PipelineError::Closed)
         };
-        if result.is_ok() {
+        if result.is_ok() && stored > 0 {
             if let Some(oldest) = records.iter().map(|p| p.enqueued).min() {
                 let lag = SystemTime::now()
                     .duration_since(oldest)
                     .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1));
                 shared.input_lag.store(lag, Ordering::Relaxed);
             }
-            let first_seq = next;
-            next += records.len() as u64;
             for p in &records {
                 for id in &p.destinations {
                     if let Some(&i) = by_id.get(id) {
@@ -952,13 +1071,23 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
                     }
                 }
             }
-            lock(&shared.tail).push(first_seq, &records);
+            let first_seq = next;
+            next += stored;
+            // The records move into the tail (the submitters need only the counts).
+            let moved = subs.iter_mut().flat_map(|s| {
+                s.batch
+                    .iter_mut()
+                    .filter(|p| !p.is_unrouted())
+                    .map(|p| TailRecord {
+                        bytes: Arc::new(std::mem::take(&mut p.bytes)),
+                        destinations: p.destinations.clone(),
+                    })
+            });
+            lock(&shared.tail).push(first_seq, moved);
             shared.stored_bytes.fetch_add(bytes, Ordering::AcqRel);
-            shared
-                .stored_records
-                .fetch_add(records.len() as u64, Ordering::AcqRel);
+            shared.stored_records.fetch_add(stored, Ordering::AcqRel);
             let mut committed = lock(&shared.committed);
-            *committed = first_seq + records.len() as u64 - 1;
+            *committed = first_seq + stored - 1;
             shared.records.notify_all();
         }
         for s in subs {
@@ -1009,8 +1138,9 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
         if shared.abandon.load(Ordering::Acquire) {
             return false;
         }
-        // Records every endpoint has passed may still be in the store (see `collect`).
-        shared.collect();
+        // Records every endpoint has passed may still be in the store: their cursors are
+        // written with the next commit, which is waiting here.
+        shared.flush_cursors(false);
         if !full() {
             break;
         }
@@ -1032,10 +1162,14 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
         return Ok(());
     }
     let slices: Vec<&[u8]> = records.iter().map(|p| p.bytes.as_slice()).collect();
+    // The cursors that moved since the last commit ride along: one transaction, one sync.
+    let (moved, delete) = shared.moved_cursors();
+    let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
     let mut retry = 0u32;
     loop {
-        match shared.store.append(first, &slices) {
-            Ok(()) => {
+        match shared.store.commit(first, &slices, &cursors, delete, true) {
+            Ok(deleted) => {
+                shared.cursors_written(&moved, delete, deleted);
                 if retry > 0 {
                     eprintln!("store {}: writing again", shared.store.path().display());
                 }

@@ -9,7 +9,13 @@
 //! commits, where one B-tree commit per batch is cheap and reads need no compaction.
 //!
 //! Tables:
-//! * `log`: sequence number (u64, increasing) → one record ([`super::codec`]).
+//! * `chunks`: (first sequence number, record count) → that many consecutive records
+//!   ([`super::codec`]), each as a LEB128 length and its bytes. A commit writes its records in
+//!   a few chunks rather than one entry each: redb's per-key insert and, above all, per-key
+//!   delete (B-tree rebalancing, page allocation) cost more than everything else the pipeline
+//!   did per message. A chunk is deleted once every cursor has passed all of it.
+//! * `log`: the layout before chunks (sequence number → one record); records an older
+//!   hubroute left there are moved into `chunks` when the store is opened.
 //! * `endpoints`: endpoint name → its id in the store, so that records stay valid when the
 //!   routing configuration is edited between runs (ids are never reused).
 //! * `cursors`: endpoint id → the last sequence number that endpoint has settled (delivered or
@@ -19,11 +25,46 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{
-    Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
+
+/// Most records in one chunk, and most bytes (a chunk may exceed it by one record): small
+/// enough that a chunk partly passed keeps little in the store, large enough that the
+/// per-entry costs vanish.
+const CHUNK_RECORDS: usize = 256;
+const CHUNK_BYTES: usize = 1 << 20;
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The records of a chunk's value, in order; stops at a damaged length (a damaged record
+/// is then missing, and reported as damaged by whoever expected it).
+fn chunk_records(mut value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if value.is_empty() {
+            return None;
+        }
+        let n = crate::sink::view::read_len(&mut value).ok()?;
+        if value.len() < n {
+            value = &[];
+            return None;
+        }
+        let (record, rest) = value.split_at(n);
+        value = rest;
+        Some(record)
+    })
+}
 const ENDPOINTS: TableDefinition<&str, u16> = TableDefinition::new("endpoints");
 const CURSORS: TableDefinition<u16, u64> = TableDefinition::new("cursors");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -105,7 +146,7 @@ impl Store {
             .begin_write()
             .map_err(|e| store.err("cannot write", e))?;
         {
-            tx.open_table(LOG)
+            tx.open_table(CHUNKS)
                 .map_err(|e| store.err("cannot open the log", e))?;
             tx.open_table(ENDPOINTS)
                 .map_err(|e| store.err("cannot open the endpoints", e))?;
@@ -139,12 +180,16 @@ impl Store {
                 let (k, v) = entry.map_err(|e| self.err("endpoints", e))?;
                 out.endpoints.insert(k.value().to_string(), v.value());
             }
-            let log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+            self.migrate(&tx)?;
+            let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
             let meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-            let last = log
+            let last = chunks
                 .last()
                 .map_err(|e| self.err("log", e))?
-                .map(|(k, _)| k.value() + 1);
+                .map(|(k, _)| {
+                    let (first, count) = k.value();
+                    first + u64::from(count)
+                });
             let next = meta
                 .get("next")
                 .map_err(|e| self.err("meta", e))?
@@ -179,16 +224,53 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves records an older hubroute stored one per entry (table `log`) into chunks, so
+    /// that nothing accepted before an upgrade is lost.
+    fn migrate(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        let old: Vec<(u64, Vec<u8>)> = {
+            let Ok(log) = tx.open_table(LOG) else {
+                return Ok(());
+            };
+            let rows = log.iter().map_err(|e| self.err("log", e))?;
+            rows.map(|r| {
+                r.map(|(k, v)| (k.value(), v.value().to_vec()))
+                    .map_err(|e| self.err("log", e))
+            })
+            .collect::<Result<_, _>>()?
+        };
+        if old.is_empty() {
+            return Ok(());
+        }
+        // Consecutive runs become chunks (a gap cannot happen, but would start a new one).
+        let mut run: Vec<&[u8]> = Vec::new();
+        let mut first = old[0].0;
+        for (i, (seq, bytes)) in old.iter().enumerate() {
+            if i > 0 && *seq != first + run.len() as u64 {
+                self.insert_chunks(tx, first, &run)?;
+                run.clear();
+                first = *seq;
+            }
+            run.push(bytes);
+        }
+        self.insert_chunks(tx, first, &run)?;
+        let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+        log.retain(|_, _| false)
+            .map_err(|e| self.err("cannot move the old log", e))
+    }
+
     /// Calls `f` with every record in the log, in order (used once, on open, for the counts).
     pub fn scan(&self, mut f: impl FnMut(u64, &[u8])) -> Result<(), StoreError> {
         let tx = self
             .db
             .begin_read()
             .map_err(|e| self.err("cannot read", e))?;
-        let log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-        for entry in log.iter().map_err(|e| self.err("log", e))? {
+        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
+        for entry in chunks.iter().map_err(|e| self.err("log", e))? {
             let (k, v) = entry.map_err(|e| self.err("log", e))?;
-            f(k.value(), v.value());
+            let (first, _) = k.value();
+            for (i, record) in chunk_records(v.value()).enumerate() {
+                f(first + i as u64, record);
+            }
         }
         Ok(())
     }
@@ -196,22 +278,37 @@ impl Store {
     /// Appends `records` numbered from `first`, durably: when this returns `Ok` they are on
     /// disk (fsync'd), and an input may acknowledge them.
     pub fn append(&self, first: u64, records: &[&[u8]]) -> Result<(), StoreError> {
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(Durability::Immediate);
-        {
-            let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-            for (i, r) in records.iter().enumerate() {
-                log.insert(first + i as u64, *r)
-                    .map_err(|e| self.err("cannot append", e))?;
+        self.commit(first, records, &[], None, true).map(|_| ())
+    }
+
+    /// Writes `records` numbered from `first` as chunks.
+    fn insert_chunks(
+        &self,
+        tx: &WriteTransaction,
+        first: u64,
+        records: &[&[u8]],
+    ) -> Result<(), StoreError> {
+        let mut chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
+        let mut value = Vec::new();
+        let mut start = 0;
+        while start < records.len() {
+            value.clear();
+            let mut end = start;
+            while end < records.len()
+                && end - start < CHUNK_RECORDS
+                && (end == start || value.len() < CHUNK_BYTES)
+            {
+                put_len(&mut value, records[end].len());
+                value.extend_from_slice(records[end]);
+                end += 1;
             }
-            let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-            meta.insert("next", first + records.len() as u64)
-                .map_err(|e| self.err("meta", e))?;
+            let count = u32::try_from(end - start).unwrap_or(u32::MAX);
+            chunks
+                .insert((first + start as u64, count), value.as_slice())
+                .map_err(|e| self.err("cannot append", e))?;
+            start = end;
         }
-        tx.commit().map_err(|e| self.err("cannot commit", e))
+        Ok(())
     }
 
     /// Up to `max` records after sequence `after`, in order.
@@ -220,28 +317,57 @@ impl Store {
             .db
             .begin_read()
             .map_err(|e| self.err("cannot read", e))?;
-        let log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
+        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
         let mut out = Vec::new();
         let start = after.saturating_add(1);
-        for entry in log
-            .range(start..)
+        // The chunk holding `start` begins at or before it.
+        let from = chunks
+            .range(..=(start, u32::MAX))
             .map_err(|e| self.err("log", e))?
-            .take(max)
-        {
+            .next_back()
+            .transpose()
+            .map_err(|e| self.err("log", e))?
+            .map_or(start, |(k, _)| k.value().0);
+        for entry in chunks.range((from, 0)..).map_err(|e| self.err("log", e))? {
             let (k, v) = entry.map_err(|e| self.err("log", e))?;
-            out.push((k.value(), v.value().to_vec()));
+            let (first, _) = k.value();
+            for (i, record) in chunk_records(v.value()).enumerate() {
+                let seq = first + i as u64;
+                if seq >= start {
+                    out.push((seq, record.to_vec()));
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
         }
         Ok(out)
     }
 
     /// Moves `endpoint`'s cursor to `cursor` and deletes the records up to `delete_through`
-    /// (which every cursor has passed); returns the bytes deleted. `durable`: fsync now, or let
-    /// the next durable commit carry it (a crash before then only repeats deliveries).
-    /// Returns the records and bytes deleted.
+    /// (which every cursor has passed); `durable`: fsync now, or let the next durable commit
+    /// carry it (a crash before then only repeats deliveries). Returns the records and bytes
+    /// deleted.
     pub fn advance(
         &self,
         endpoint: u16,
         cursor: u64,
+        delete_through: Option<u64>,
+        durable: bool,
+    ) -> Result<(u64, u64), StoreError> {
+        self.commit(0, &[], &[(endpoint, cursor)], delete_through, durable)
+    }
+
+    /// One transaction of the committer: appends `records` numbered from `first` (none:
+    /// `first` is ignored), sets the endpoints' `cursors` and deletes the records up to
+    /// `delete_through`. `durable`: synced when this returns (an input may acknowledge the
+    /// records); otherwise the next durable commit carries it. Returns the records and bytes
+    /// deleted.
+    pub fn commit(
+        &self,
+        first: u64,
+        records: &[&[u8]],
+        cursors: &[(u16, u64)],
         delete_through: Option<u64>,
         durable: bool,
     ) -> Result<(u64, u64), StoreError> {
@@ -254,30 +380,48 @@ impl Store {
         } else {
             Durability::None
         });
-        let (mut records, mut freed) = (0u64, 0u64);
+        let mut deleted = (0, 0);
         {
-            let mut cursors = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
-            cursors
-                .insert(endpoint, cursor)
-                .map_err(|e| self.err("cursors", e))?;
+            if !records.is_empty() {
+                self.insert_chunks(&tx, first, records)?;
+                let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
+                meta.insert("next", first + records.len() as u64)
+                    .map_err(|e| self.err("meta", e))?;
+            }
+            if !cursors.is_empty() {
+                let mut table = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
+                for &(endpoint, cursor) in cursors {
+                    table
+                        .insert(endpoint, cursor)
+                        .map_err(|e| self.err("cursors", e))?;
+                }
+            }
             if let Some(through) = delete_through {
-                (records, freed) = self.delete_in(&tx, through)?;
+                deleted = self.delete_in(&tx, through)?;
             }
         }
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        Ok((records, freed))
+        Ok(deleted)
     }
 
-    /// Deletes the log's records up to `through` inside `tx`; the records and bytes deleted.
+    /// Deletes the chunks whose records are all at or below `through` inside `tx` (a chunk
+    /// partly passed stays until every cursor has passed all of it); the records and bytes
+    /// deleted.
     fn delete_in(&self, tx: &WriteTransaction, through: u64) -> Result<(u64, u64), StoreError> {
         let (mut records, mut freed) = (0u64, 0u64);
-        let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-        log.retain_in(..=through, |_, v| {
-            records += 1;
-            freed += v.len() as u64;
-            false
-        })
-        .map_err(|e| self.err("cannot delete delivered records", e))?;
+        let mut chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
+        chunks
+            .retain_in(..=(through, u32::MAX), |(first, count), v| {
+                if first.saturating_add(u64::from(count)) > through.saturating_add(1) {
+                    return true;
+                }
+                for record in chunk_records(v) {
+                    records += 1;
+                    freed += record.len() as u64;
+                }
+                false
+            })
+            .map_err(|e| self.err("cannot delete delivered records", e))?;
         Ok((records, freed))
     }
 
@@ -301,8 +445,13 @@ impl Store {
             .db
             .begin_read()
             .map_err(|e| self.err("cannot read", e))?;
-        let log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-        log.len().map_err(|e| self.err("log", e))
+        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
+        let mut n = 0;
+        for entry in chunks.iter().map_err(|e| self.err("log", e))? {
+            let (k, _) = entry.map_err(|e| self.err("log", e))?;
+            n += u64::from(k.value().1);
+        }
+        Ok(n)
     }
 
     /// Whether the log is empty.
@@ -318,5 +467,70 @@ impl Store {
             .map_err(|e| self.err("cannot write", e))?;
         tx.set_durability(Durability::Immediate);
         tx.commit().map_err(|e| self.err("cannot commit", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hubroute-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Records in chunks read back in order from any position, and a chunk is deleted only
+    /// once every record in it is passed.
+    #[test]
+    fn chunks_read_from_anywhere_and_go_when_wholly_passed() {
+        let d = dir("chunks");
+        let store = Store::open(&d).unwrap();
+        let records: Vec<Vec<u8>> = (0..600u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        store.append(1, &slices).unwrap();
+        assert_eq!(store.len().unwrap(), 600);
+        for after in [0, 1, 255, 256, 257, 511, 599] {
+            let read = store.read_after(after, 1000).unwrap();
+            assert_eq!(read.len() as u64, 600 - after);
+            assert_eq!(read[0].0, after + 1);
+            assert_eq!(read[0].1, ((after) as u32).to_le_bytes());
+        }
+        assert_eq!(store.read_after(10, 3).unwrap().len(), 3);
+        // Through 300: the first chunk (1..=256) goes, the second (257..=512) stays.
+        let (n, bytes) = store.commit(0, &[], &[], Some(300), false).unwrap();
+        assert_eq!((n, bytes), (256, 256 * 4));
+        assert_eq!(store.read_after(0, 1000).unwrap()[0].0, 257);
+        let (n, _) = store.commit(0, &[], &[], Some(600), true).unwrap();
+        assert_eq!(n, 344);
+        assert!(store.is_empty().unwrap());
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A store written with one entry per record (before chunks) keeps its records.
+    #[test]
+    fn an_old_per_record_log_is_moved_into_chunks() {
+        let d = dir("migrate");
+        {
+            let store = Store::open(&d).unwrap();
+            let tx = store.db.begin_write().unwrap();
+            {
+                let mut log = tx.open_table(LOG).unwrap();
+                for seq in 5..9u64 {
+                    log.insert(seq, [seq as u8].as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&d).unwrap();
+        let recovered = store.recover(&["a"]).unwrap();
+        assert_eq!(recovered.next, 9);
+        let read = store.read_after(0, 10).unwrap();
+        let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [5, 6, 7, 8]);
+        assert_eq!(read[3].1, [8]);
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
     }
 }

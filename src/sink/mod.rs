@@ -25,10 +25,11 @@ use crate::message::Message;
 mod channel;
 pub mod delivery;
 mod jsonl;
-mod record;
+pub(crate) mod record;
 pub mod replay;
 mod storage;
 mod time;
+pub mod view;
 
 pub use channel::ChannelSink;
 pub use delivery::{
@@ -45,6 +46,7 @@ pub use storage::{
 pub use time::{
     format_enqueued_time, parse_duration, parse_enqueued_time, Clock, ManualClock, SystemClock,
 };
+pub use view::{CopyView, PackedProperties};
 
 /// Stable codes for sink errors and dead-letter reasons. Codes are never reused.
 pub mod codes {
@@ -156,6 +158,15 @@ pub trait Sink: Send {
 
     /// Makes everything accepted so far durable (or visible) at the destination.
     fn flush(&mut self) -> Result<(), SinkError>;
+
+    /// Writes copies read in place from the durable pipeline's store, as
+    /// [`Sink::write_batch`] would write their envelopes. The default decodes each view into
+    /// an [`Envelope`] and calls `write_batch`; a sink that can render straight from the
+    /// borrowed bytes (the JSON Lines sink) overrides it and builds no `Message` per copy.
+    fn write_views(&mut self, batch: &[CopyView<'_>]) -> Result<(), SinkError> {
+        let envelopes: Vec<Envelope> = batch.iter().map(CopyView::to_envelope).collect();
+        self.write_batch(&envelopes)
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -164,6 +175,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
         (**self).write_batch(batch)
+    }
+    fn write_views(&mut self, batch: &[CopyView<'_>]) -> Result<(), SinkError> {
+        (**self).write_views(batch)
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         (**self).flush()

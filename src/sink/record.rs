@@ -17,7 +17,8 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::time::format_enqueued_time;
+use super::time::{format_enqueued_time, push_enqueued_time};
+use super::view::CopyView;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
 use crate::message::naming::PropertyNaming;
@@ -37,8 +38,8 @@ pub(crate) struct Record<'a> {
     pub properties: Vec<(&'a str, &'a str)>,
     pub system_properties: Vec<(&'a str, &'a str)>,
     pub body: &'a [u8],
-    /// The body as compact JSON text when the record's JSON form embeds it as a value.
-    pub json_body: Option<String>,
+    /// The message, whose content type decides whether the JSON form embeds the body.
+    pub message: &'a Message,
 }
 
 impl<'a> Record<'a> {
@@ -60,7 +61,7 @@ impl<'a> Record<'a> {
             properties,
             system_properties,
             body: &m.body,
-            json_body: json_body_text(m),
+            message: m,
         }
     }
 
@@ -91,9 +92,9 @@ impl<'a> Record<'a> {
         out.push_str(",\"SystemProperties\":");
         push_json_object(out, self.system_pairs());
         out.push_str(",\"Body\":");
-        match &self.json_body {
-            Some(text) => out.push_str(text),
-            None => push_json_string(out, &BASE64.encode(self.body)),
+        let get = |name: &str| self.message.system_properties.get(name).flatten();
+        if !push_json_body(json_typed(get), None, self.body, out) {
+            push_base64_string(out, self.body);
         }
         out.push('}');
     }
@@ -176,12 +177,113 @@ fn storage_name(name: &str) -> &str {
     }
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-    // Serializing a &str to JSON cannot fail; the fallback keeps this panic-free regardless.
-    match serde_json::to_string(s) {
-        Ok(q) => out.push_str(&q),
-        Err(_) => out.push_str("\"\""),
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes (`\"`, `\\`, the short
+/// forms `\b \f \n \r \t`, other control characters as `\u00XX`), without building a
+/// temporary `String` per value: this runs for every property of every copy.
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends the JSON record of a copy read in place (no newline), exactly as
+/// [`Record::write_json`] writes the copy's envelope (`tests::views_render_as_envelopes`).
+pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: &mut String) {
+    out.push('{');
+    if let Some(e) = endpoint {
+        out.push_str("\"endpoint\":");
+        push_json_string(out, e);
+        out.push(',');
+    }
+    out.push_str("\"EnqueuedTimeUtc\":\"");
+    let time_at = out.len();
+    push_enqueued_time(out, view.enqueued_time);
+    let time_range = time_at..out.len();
+    out.push_str("\",\"Properties\":{");
+    let mut first = true;
+    view.for_each_app_property(|n, v| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        push_json_string(out, n);
+        out.push(':');
+        push_json_string(out, v.unwrap_or(""));
+    });
+    out.push_str("},\"SystemProperties\":{");
+    for (n, v) in view.system_properties.iter() {
+        if eq_ignore_case(n, ENQUEUED_TIME) {
+            continue;
+        }
+        push_json_string(out, storage_name(n));
+        out.push(':');
+        push_json_string(out, v.unwrap_or(""));
+        out.push(',');
+    }
+    out.push('"');
+    out.push_str(ENQUEUED_TIME);
+    out.push_str("\":\"");
+    // The time is digits and punctuation: no escaping, copied from where it was written.
+    out.extend_from_within_str(time_range);
+    out.push_str("\"},\"Body\":");
+    // A flag from the store already says whether the content type is JSON and the body
+    // parses: no lookup of the content type per copy then.
+    let typed = match view.body_is_json {
+        Some(known) => known,
+        None => json_typed(|name: &str| view.system_properties.get(name).flatten()),
+    };
+    if !push_json_body(typed, view.body_is_json, view.body, out) {
+        push_base64_string(out, view.body);
+    }
+    out.push('}');
+}
+
+/// `String` has no `extend_from_within`; the bytes are ASCII here.
+trait ExtendWithin {
+    fn extend_from_within_str(&mut self, range: std::ops::Range<usize>);
+}
+
+impl ExtendWithin for String {
+    fn extend_from_within_str(&mut self, range: std::ops::Range<usize>) {
+        let mut buf = [0u8; 32];
+        let text = &self[range];
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        if let Ok(copy) = std::str::from_utf8(&buf[..n]) {
+            self.push_str(copy);
+        }
+    }
+}
+
+/// Appends `bytes` as a base64 JSON string (base64 needs no escaping).
+fn push_base64_string(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    BASE64.encode_string(bytes, out);
+    out.push('"');
 }
 
 fn push_json_object<'s>(out: &mut String, pairs: impl Iterator<Item = (&'s str, &'s str)>) {
@@ -206,39 +308,78 @@ fn push_json_object<'s>(out: &mut String, pairs: impl Iterator<Item = (&'s str, 
 /// stays valid JSON. The text keeps the body's own member order and number spelling; only the
 /// whitespace between tokens is removed, so the record stays on one line.
 pub fn json_body_text(message: &Message) -> Option<String> {
-    let is = |name: &str, want: &str| matches!(message.system_properties.get(name), Some(Some(v)) if eq_ignore_case(v, want));
-    if !is(CONTENT_TYPE, CONTENT_TYPE_JSON) || !is(CONTENT_ENCODING, "utf-8") {
-        return None;
-    }
-    serde_json::from_slice::<serde_json::Value>(&message.body).ok()?;
-    let text = std::str::from_utf8(&message.body).ok()?;
-    Some(minify(text))
+    let mut out = String::new();
+    let get = |name: &str| message.system_properties.get(name).flatten();
+    push_json_body(json_typed(get), None, &message.body, &mut out).then_some(out)
 }
 
-/// Removes insignificant whitespace from valid JSON text: every space, tab, CR and LF outside
-/// string literals (inside them, control characters are always escaped in valid JSON).
-fn minify(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// Whether a Storage JSON record of `message` embeds its body as a JSON value
+/// ([`json_body_text`]'s rule), checked without building the text.
+pub(crate) fn embeds_json_body(message: &Message) -> bool {
+    let get = |name: &str| message.system_properties.get(name).flatten();
+    json_typed(get) && serde_json::from_slice::<serde::de::IgnoredAny>(&message.body).is_ok()
+}
+
+/// Whether system properties (read by `get`, ignoring case) say the body is JSON in UTF-8,
+/// IoT Hub's condition for embedding it as a value.
+fn json_typed<'v>(get: impl Fn(&str) -> Option<&'v str>) -> bool {
+    let is = |name: &str, want: &str| get(name).is_some_and(|v| eq_ignore_case(v, want));
+    is(CONTENT_TYPE, CONTENT_TYPE_JSON) && is(CONTENT_ENCODING, "utf-8")
+}
+
+/// Appends the body as compact JSON text to `out` when a Storage JSON record embeds it as a
+/// JSON value ([`json_body_text`]'s rule), else leaves `out` as it was and returns `false`.
+/// Validates with `IgnoredAny`, which builds nothing: a `serde_json::Value` of every body of
+/// every copy was the JSON sinks' largest cost.
+/// `known`: whether the body parses, when already checked (then it is not parsed again).
+fn push_json_body(json_typed: bool, known: Option<bool>, body: &[u8], out: &mut String) -> bool {
+    if !json_typed || known == Some(false) {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    if known.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return false;
+    }
+    minify_into(text, out);
+    true
+}
+
+/// Appends valid JSON text without its insignificant whitespace: every space, tab, CR and LF
+/// outside string literals (inside them, control characters are always escaped in valid
+/// JSON). Copies runs of bytes at once; a body without such whitespace is one copy.
+fn minify_into(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
+    // Most device bodies are compact already: two vectorised searches then one copy.
+    if memchr::memchr3(b' ', b'\n', b'\r', bytes).is_none()
+        && memchr::memchr(b'\t', bytes).is_none()
+    {
+        out.push_str(text);
+        return;
+    }
+    out.reserve(bytes.len());
     let mut in_string = false;
     let mut escaped = false;
-    for c in text.chars() {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
-            out.push(c);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            if c == '"' {
-                in_string = true;
-            }
-            out.push(c);
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            // ASCII whitespace is a whole character: both slices end on char boundaries.
+            out.push_str(&text[start..i]);
+            start = i + 1;
+        } else if b == b'"' {
+            in_string = true;
         }
     }
-    out
+    out.push_str(&text[start..]);
 }
 
 /// The Storage JSON record of `envelope` as one line of text (no newline), exactly as the JSON
@@ -272,6 +413,29 @@ mod tests {
         ("contentType", Some("Application/JSON")),
         ("contentEncoding", Some("UTF-8")),
     ];
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "\u{0}\u{1f}\u{8}\u{c}\n\r\t\u{7f}",
+            "Ünï€😀",
+            "a\u{1}b",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn minify_keeps_strings_and_drops_whitespace_between_tokens() {
+        let mut out = String::new();
+        minify_into("{ \"a b\" :\t[1 ,\r\n \"\\\" x\"] }", &mut out);
+        assert_eq!(out, r#"{"a b":[1,"\" x"]}"#);
+    }
 
     #[test]
     fn json_record_shape_and_order() {

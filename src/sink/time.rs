@@ -131,6 +131,18 @@ pub fn format_enqueued_time(time: SystemTime) -> String {
     )
 }
 
+/// Appends what [`format_enqueued_time`] returns to `out`, without a `String` of its own.
+pub(crate) fn push_enqueued_time(out: &mut String, time: SystemTime) {
+    use std::fmt::Write as _;
+    let p = utc_parts(time);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        p.year, p.month, p.day, p.hour, p.minute, p.second, p.ticks
+    );
+}
+
 /// Reads back what [`format_enqueued_time`] writes (`2019-05-10T06:06:32.7220000Z`, any number
 /// of fraction digits, or none), so a router can keep the time the bridge stamped as the
 /// record's `EnqueuedTimeUtc`. `None` for anything else, or a time before 1970.

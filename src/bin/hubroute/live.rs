@@ -29,6 +29,10 @@ pub(crate) struct Live<'a> {
     pub pipeline: Pipeline,
     pub twin: Option<&'a (dyn TwinLookup + Sync)>,
     pub invalid_log: Mutex<InvalidLog>,
+    /// The router's twins, kept in step with the twin directory and registry while it runs.
+    pub twins: &'a hubroute::twin::LiveTwins,
+    pub watch: crate::twin_watch::WatchPlan,
+    pub watch_state: crate::twin_watch::WatchState,
 }
 
 /// The sink for a broker URL (`mqtt://`, `nats://`, `jetstream://`).
@@ -74,6 +78,10 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
     if hubroute::pipeline::input::https::is_http_url(&args.input) {
         return crate::https_cmd::run(args, live);
     }
+    #[cfg(feature = "amqp")]
+    if args.input.starts_with("amqp://") || args.input.starts_with("amqps://") {
+        return crate::amqp_input::run(args, live);
+    }
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -85,12 +93,19 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
         let mut input = LiveInput::new(&live.pipeline, &live.invalid_log);
         input.twin = live.twin;
+        input.twins = Some(live.twins);
         let hooks = OpsHooks(std::sync::Arc::clone(&live.observed.counters));
         input.hooks = &hooks;
         input.max_in_flight = args.max_in_flight;
         input.idle_timeout = args.exit_when_idle;
         let started = Instant::now();
-        let outcome = match url.scheme {
+        let outcome = crate::twin_watch::while_watching(
+            live.twins,
+            &live.pipeline,
+            &live.watch,
+            live.watch_state,
+            || -> Result<_, String> {
+                Ok(match url.scheme {
             #[cfg(feature = "mqtt")]
             Scheme::Mqtt => {
                 let mut settings = hubroute::pipeline::input::mqtt::MqttSettings::new(&args.client_id);
@@ -119,7 +134,9 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
                 "--input {url}: use mqtt://HOST:PORT or jetstream://HOST:PORT/STREAM?consumer=NAME{}",
                 if cfg!(all(feature = "mqtt", feature = "nats")) { "" } else { " (and a build with both broker features)" }
             )),
-        };
+        })
+            },
+        )?;
         let delivery = live.pipeline.shutdown(args.drain_timeout);
         eprintln!(
             "acknowledged {}, left for redelivery {}, acknowledgements failed {}",
@@ -144,10 +161,20 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
 /// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
 /// `read` and `invalid`), messages the bridge's stream confirmed (`accepted`), and readiness
 /// (subscribed or pulling).
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
 pub(crate) struct OpsHooks(pub std::sync::Arc<hubroute::ops::Counters>);
 
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
 impl hubroute::pipeline::input::InputHooks for OpsHooks {
     fn read(&self, invalid: Option<&'static str>) {
         let mut counts = hubroute::ops::Batch {
@@ -173,7 +200,12 @@ impl hubroute::pipeline::input::InputHooks for OpsHooks {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-#[cfg(any(feature = "mqtt", feature = "nats", feature = "https"))]
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
 pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {

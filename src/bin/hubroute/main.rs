@@ -3,8 +3,11 @@
 //! Exit codes: 0 success; 1 the thing checked is wrong (diagnostics, a failed route test);
 //! 2 usage or I/O error.
 
+#[cfg(feature = "amqp")]
+mod amqp_input;
 mod check_cmd;
 mod config_file;
+mod device_cmd;
 mod eval_cmd;
 #[cfg(feature = "https")]
 mod https_cmd;
@@ -20,6 +23,8 @@ mod routes_cmd;
 mod run_cmd;
 mod test_cmd;
 mod token_cmd;
+mod twin_cmd;
+mod twin_watch;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hubroute::Options;
@@ -61,6 +66,12 @@ enum Command {
     /// Print a SAS token for a device (or module), as `az iot hub generate-sas-token` does,
     /// for devices sending to `run --input https://…`.
     Token(token_cmd::TokenArgs),
+    /// Show a device's twin as the router keeps it, or set its tags and desired properties
+    /// (routed as TwinChangeEvents by a router watching the twin directory).
+    Twin(twin_cmd::TwinArgs),
+    /// Create, disable, enable, delete or list devices in the registry file (routed as
+    /// DeviceLifecycleEvents by a router watching it).
+    Device(device_cmd::DeviceArgs),
 }
 
 /// How queries are compiled. Defaults are IoT Hub's: its dialect, body queries and `$twin` on.
@@ -136,6 +147,8 @@ fn main() -> ExitCode {
         Command::Bridge(args) => live::bridge(args),
         Command::Inspect(args) => inspect_cmd::run(args),
         Command::Token(args) => token_cmd::run(args),
+        Command::Twin(args) => twin_cmd::run(args),
+        Command::Device(args) => device_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,10 +12,11 @@ use hubroute::pipeline::input::{
     feed_lines, InvalidLine, InvalidLog, Line, LineContent, LineReader, LinesReport,
 };
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
-use hubroute::route::{DirTwinStore, EndpointId, RouteTable, TwinResolver};
+use hubroute::route::{DirTwinStore, EndpointId, RouteTable};
 use hubroute::sink::{
     DeadLetter, JsonLinesSink, RetryPolicy, Sink, StorageConfig, StorageEncoding, StorageSink,
 };
+use hubroute::twin::LiveTwins;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,13 +57,20 @@ pub struct RunArgs {
     /// across runs; by default hubroute-dead-letter.jsonl in the current directory).
     #[arg(long, default_value = "hubroute-dead-letter.jsonl")]
     dead_letter: PathBuf,
-    /// A directory of device twins (`<deviceId>.json`) for `$twin` and enrichments.
+    /// A directory of device twins (`<deviceId>.json`, `<deviceId>/<moduleId>.json`): their
+    /// tags and desired properties, taken into the twins the router keeps in its store (a twin
+    /// first seen as it is; later edits, e.g. by `hubroute twin set`, as changes routed as
+    /// TwinChangeEvents). Watched while the router runs (see --twin-poll).
     #[arg(long)]
-    twin_dir: Option<PathBuf>,
+    pub(crate) twin_dir: Option<PathBuf>,
+    /// How often a running router looks for changes of --twin-dir and --devices (e.g. 1s,
+    /// 200ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub(crate) twin_poll: Duration,
     /// The hub name for `$iothubname` and storage file names, when the configuration does
     /// not name the hub.
     #[arg(long, default_value = "hubroute")]
-    hub_name: String,
+    pub(crate) hub_name: String,
     /// The source of messages that carry no "source" field.
     #[arg(long, default_value = "DeviceMessages")]
     source: String,
@@ -103,13 +111,14 @@ pub struct RunArgs {
     /// messages while the router is away).
     #[arg(long, default_value = "hubroute-router")]
     pub(crate) client_id: String,
-    /// With an MQTT or HTTPS input: the device registry, a JSON object of deviceId to identity
-    /// (IoT Hub's device shape with keys and status, or just the generation id, stamped as
-    /// connectionDeviceGenerationId); unknown (E0605) and disabled senders are rejected. HTTPS
-    /// devices authenticate with SAS tokens signed with their keys.
+    /// The device registry, a JSON object of deviceId to identity (IoT Hub's device shape with
+    /// keys and status, or just the generation id, stamped as connectionDeviceGenerationId);
+    /// unknown (E0605) and disabled senders are rejected; HTTPS and AMQP devices authenticate
+    /// with SAS tokens signed with their keys. Watched while the router runs: a device added or
+    /// removed (`hubroute device`) is routed as DeviceLifecycleEvents.
     #[arg(long)]
     pub(crate) devices: Option<PathBuf>,
-    /// With an HTTPS input: the hub host name devices sign their SAS tokens for (default
+    /// With an HTTPS or AMQP input: the hub host name devices sign their SAS tokens for (default
     /// `{hub-name}.azure-devices.net`).
     #[arg(long)]
     pub(crate) hub_host: Option<String>,
@@ -387,12 +396,29 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         );
     }
 
-    let twins = args.twin_dir.as_ref().map(DirTwinStore::new);
-    let resolver = twins.as_ref().map(|s| TwinResolver::new(s));
+    // The twins the router keeps (reported properties, and the twin directory's tags and
+    // desired properties as last taken in), kept in step with the files (twin_watch.rs).
+    let live_twins = LiveTwins::open(
+        &args.store,
+        pipeline.table().hub_name(),
+        args.twin_dir.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     // Twins that cannot be used make $twin undefined: say so (once each), not silently.
-    if let Some(p) = twins.as_ref().and_then(DirTwinStore::directory_problem) {
+    if let Some(p) = live_twins
+        .fallback()
+        .and_then(DirTwinStore::directory_problem)
+    {
         eprintln!("warning[{}]: {p}", p.code());
     }
+    let watch = crate::twin_watch::WatchPlan {
+        twin_dir: args.twin_dir.clone(),
+        devices: args.devices.clone(),
+        poll: args.twin_poll,
+    };
+    let mut watch_state = crate::twin_watch::WatchState::default();
+    crate::twin_watch::sync_once(&live_twins, &pipeline, &watch, &mut watch_state);
+    let resolver = Some(&live_twins);
 
     if args.input.contains("://") {
         // The broker input is ready once subscribed or pulling (live.rs says so).
@@ -400,17 +426,23 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         let live = crate::live::Live {
             observed: Arc::clone(&observed),
             pipeline,
-            twin: resolver.as_ref().map(|r| r as &(dyn TwinLookup + Sync)),
+            twin: resolver.map(|r| r as &(dyn TwinLookup + Sync)),
             invalid_log: std::sync::Mutex::new(invalid_log),
+            twins: &live_twins,
+            watch,
+            watch_state,
         };
         return crate::live::run(&args, live);
     }
     let _metrics = observed.serve(&args.ops.observe, true)?;
     let started = Instant::now();
-    let input = read_lines(&args, &pipeline, resolver.as_ref(), invalid_log, &observed);
+    let input =
+        crate::twin_watch::while_watching(&live_twins, &pipeline, &watch, watch_state, || {
+            read_lines(&args, &pipeline, resolver, invalid_log, &observed)
+        });
     observed.set_input_connected(false);
     let stats = pipeline.shutdown(args.drain_timeout);
-    if let Some(twins) = &twins {
+    if let Some(twins) = live_twins.fallback() {
         // The first few in full; a fleet without twins is one line, not one per device.
         let problems = twins.problems();
         for p in problems.iter().take(3) {
@@ -459,7 +491,7 @@ fn replayed_lines(path: &std::path::Path) -> impl Iterator<Item = Line> {
 fn read_lines(
     args: &RunArgs,
     pipeline: &Pipeline,
-    resolver: Option<&TwinResolver<'_>>,
+    resolver: Option<&LiveTwins>,
     mut invalid_log: InvalidLog,
     observed: &crate::ops_wiring::Observed,
 ) -> InputStats {

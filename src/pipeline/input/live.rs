@@ -59,6 +59,9 @@ pub struct LiveInput<'a> {
     pub max_in_flight: usize,
     /// Stop after this long without a message (`None`: run until the stop future resolves).
     pub idle_timeout: Option<Duration>,
+    /// The router's live twins: with them, the MQTT input also takes devices' reported
+    /// property patches ([`crate::twin::mqtt_topic`]).
+    pub twins: Option<&'a crate::twin::LiveTwins>,
 }
 
 impl std::fmt::Debug for LiveInput<'_> {
@@ -81,6 +84,7 @@ impl<'a> LiveInput<'a> {
             hooks: &NoHooks,
             max_in_flight: 2000,
             idle_timeout: None,
+            twins: None,
         }
     }
 

@@ -77,28 +77,48 @@ impl MqttSettings {
     }
 }
 
+/// Who may send, and the generation id stamped for them: the registry read at start
+/// ([`Registry`]), or the enabled devices as the router's live twins last synced the registry
+/// file (device id → generation id), so that a device disabled or deleted while the router runs
+/// is refused from then on.
+pub trait Senders {
+    /// The generation id of a device (or module) allowed to send, or why it may not.
+    fn generation(&self, device: &str, module: Option<&str>) -> Result<&str, IngestError>;
+}
+
+impl Senders for Registry {
+    fn generation(&self, device: &str, module: Option<&str>) -> Result<&str, IngestError> {
+        let identity = self
+            .get(device)
+            .ok_or_else(|| IngestError::UnknownDevice(device.to_string()))?;
+        if !identity.is_enabled() {
+            return Err(IngestError::DisabledDevice(device.to_string()));
+        }
+        Ok(module
+            .and_then(|m| identity.modules.get(m))
+            .map_or(identity.generation_id.as_str(), |m| {
+                m.generation_id.as_str()
+            }))
+    }
+}
+
+impl Senders for std::collections::HashMap<String, String> {
+    fn generation(&self, device: &str, _module: Option<&str>) -> Result<&str, IngestError> {
+        self.get(device)
+            .map(String::as_str)
+            .ok_or_else(|| IngestError::UnknownDevice(device.to_string()))
+    }
+}
+
 /// One device publish as a stamped, validated message.
 pub fn d2c(
     publish: &rumqttc::Publish,
-    registry: Option<&Registry>,
+    registry: Option<&dyn Senders>,
 ) -> Result<Message, IngestError> {
     use crate::ingest::{Connection, D2cTopic};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
-        Some(r) => {
-            let device = r
-                .get(topic.device_id)
-                .ok_or_else(|| IngestError::UnknownDevice(topic.device_id.to_string()))?;
-            if !device.is_enabled() {
-                return Err(IngestError::DisabledDevice(topic.device_id.to_string()));
-            }
-            Some(
-                topic
-                    .module_id
-                    .and_then(|m| device.modules.get(m))
-                    .map_or(device.generation_id.as_str(), |m| m.generation_id.as_str()),
-            )
-        }
+        Some(r) => Some(r.generation(topic.device_id, topic.module_id)?),
         None => None,
     };
     let connection = Connection::from_topic(&topic, generation);
@@ -109,6 +129,71 @@ pub fn d2c(
         SystemTime::now(),
         &mut |name| log_spoofing_property(topic.device_id, name),
     )
+}
+
+/// What became of a reported-property patch.
+struct PatchOutcome {
+    /// The answer's topic and payload.
+    answer: Option<(String, Vec<u8>)>,
+    /// Whether to acknowledge the publish (not when it could not be taken now: the broker
+    /// sends it again).
+    acknowledge: bool,
+    /// Whether the twin changed.
+    accepted: bool,
+}
+
+/// Applies a device's reported-property patch to its twin (which routes the TwinChangeEvents
+/// notification, durably, before the twin is committed) and says how to answer: 204 with the
+/// new `$version`, 400 with the error for a bad patch, 401 for a device not registered or
+/// disabled (IoT Hub would not have let it connect), 503 when the pipeline could not take it (not
+/// acknowledged: the broker delivers it again). Blocks for the commit, like an accept.
+fn reported_patch(
+    pipeline: &crate::pipeline::Pipeline,
+    twins: &crate::twin::LiveTwins,
+    registry: Option<&dyn Senders>,
+    topic: &crate::twin::mqtt_topic::ReportedTopic<'_>,
+    publish: &rumqttc::Publish,
+) -> PatchOutcome {
+    let error_body = |code: &str, message: &str| {
+        serde_json::json!({"errorCode": code, "message": message})
+            .to_string()
+            .into_bytes()
+    };
+    if registry.is_some_and(|r| r.generation(topic.device_id, topic.module_id).is_err()) {
+        return PatchOutcome {
+            answer: Some((
+                topic.response(401, None),
+                error_body(
+                    crate::ingest::codes::UNKNOWN_DEVICE,
+                    "device not registered or disabled",
+                ),
+            )),
+            acknowledge: true,
+            accepted: false,
+        };
+    }
+    let text = String::from_utf8_lossy(&publish.payload);
+    match twins.apply_reported(
+        pipeline,
+        topic.device_id,
+        topic.module_id,
+        &text,
+        SystemTime::now(),
+    ) {
+        Ok(version) => PatchOutcome {
+            answer: Some((topic.response(204, Some(version)), Vec::new())),
+            acknowledge: true,
+            accepted: true,
+        },
+        Err(e) => {
+            let status = e.http_status();
+            PatchOutcome {
+                answer: Some((topic.response(status, None), error_body(e.code, &e.message))),
+                acknowledge: status != 503,
+                accepted: false,
+            }
+        }
+    }
 }
 
 /// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
@@ -221,8 +306,16 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<LiveReport, String> {
     let registry = settings.registry.as_ref();
-    let mut subscriber = D2cSubscriber::start(url, &settings.client_id);
+    let mut subscriber = match input.twins {
+        Some(_) => D2cSubscriber::start_with(
+            url,
+            &settings.client_id,
+            &crate::twin::mqtt_topic::REPORTED_FILTERS,
+        ),
+        None => D2cSubscriber::start(url, &settings.client_id),
+    };
     let acker = subscriber.acker();
+    let answerer = subscriber.acker();
     let capacity = input.capacity();
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
     let acks = Arc::new(AckCounts::default());
@@ -266,7 +359,36 @@ pub async fn run(
     .await
     {
         report.read += 1;
-        let message = d2c(&publish, registry);
+        if let Some(twins) = input.twins {
+            if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
+                let synced = registry.and_then(|_| twins.enabled_devices());
+                let senders: Option<&dyn Senders> = match synced.as_deref() {
+                    Some(s) => Some(s),
+                    None => registry.map(|r| r as &dyn Senders),
+                };
+                let settle = reported_patch(input.pipeline, twins, senders, &topic, &publish);
+                if let Some((answer, payload)) = settle.answer {
+                    if let Err(e) = answerer.publish(answer, payload).await {
+                        eprintln!("cannot answer device '{}': {e}", topic.device_id);
+                    }
+                }
+                if settle.accepted {
+                    report.valid += 1;
+                }
+                let _ = tx.send((publish.clone(), settle.acknowledge, permit));
+                continue;
+            }
+        }
+        // The registry as the router's twins last synced it, so a device disabled or deleted
+        // while the router runs is refused from then on; the one read at start otherwise.
+        let synced = registry
+            .and(input.twins)
+            .and_then(crate::twin::LiveTwins::enabled_devices);
+        let senders: Option<&dyn Senders> = match synced.as_deref() {
+            Some(s) => Some(s),
+            None => registry.map(|r| r as &dyn Senders),
+        };
+        let message = d2c(&publish, senders);
         let settle = {
             let tx = tx.clone();
             let publish = publish.clone();

@@ -1,0 +1,308 @@
+//! Copies read in place from the bytes the durable pipeline stores them as ([`CopyView`]), so
+//! that a sink can render a copy without building a [`Message`] for it.
+//!
+//! Why: an endpoint worker used to decode every record into a `Message` (a `String` per
+//! property name and value), wrap it in an [`Envelope`], and the sink then rebuilt the same
+//! strings as JSON — for every endpoint a message went to. A view borrows the record's bytes:
+//! the JSON Lines sink writes its line straight from them into one reused buffer
+//! ([`Sink::write_views`](super::Sink::write_views)); every other sink gets envelopes decoded
+//! from the views, exactly as before.
+
+use std::time::SystemTime;
+
+use super::Envelope;
+use crate::message::{eq_ignore_case, Message, Properties, Source};
+
+/// A list of properties in the store's packed form: a LEB128 count, then per property its
+/// name (LEB128 length, UTF-8 bytes), with `presence` a byte 0 (null) or 1 (a value
+/// follows), then the value (length, bytes). Without `presence` every value follows (the
+/// form of enrichments). Checked once by [`PackedProperties::split`]; iterating cannot fail.
+#[derive(Debug, Clone, Copy)]
+pub struct PackedProperties<'a> {
+    bytes: &'a [u8],
+    presence: bool,
+}
+
+/// Why packed bytes are not a valid list.
+pub type PackedError = &'static str;
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], PackedError> {
+    if bytes.len() < n {
+        return Err("truncated");
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+/// Reads a LEB128 length.
+pub(crate) fn read_len(bytes: &mut &[u8]) -> Result<usize, PackedError> {
+    let mut n: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = take(bytes, 1)?[0];
+        n |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return usize::try_from(n).map_err(|_| "length overflows");
+        }
+    }
+    Err("length overflows")
+}
+
+fn read_str<'a>(bytes: &mut &'a [u8]) -> Result<&'a str, PackedError> {
+    let n = read_len(bytes)?;
+    std::str::from_utf8(take(bytes, n)?).map_err(|_| "string not UTF-8")
+}
+
+impl<'a> PackedProperties<'a> {
+    /// An empty list.
+    pub const EMPTY: PackedProperties<'static> = PackedProperties {
+        bytes: &[0],
+        presence: true,
+    };
+
+    /// Splits a valid list off the front of `bytes` (advancing it past the list).
+    pub fn split(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
+        let start = *bytes;
+        let n = read_len(bytes)?;
+        for _ in 0..n {
+            read_str(bytes)?;
+            let present = if presence {
+                match take(bytes, 1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("bad property presence flag"),
+                }
+            } else {
+                true
+            };
+            if present {
+                read_str(bytes)?;
+            }
+        }
+        Ok(PackedProperties {
+            bytes: &start[..start.len() - bytes.len()],
+            presence,
+        })
+    }
+
+    /// Splits a list off the front of `bytes` that [`PackedProperties::split`] has already
+    /// checked (the same bytes, read again): only the lengths are followed, no UTF-8 is
+    /// checked. On bytes that were not checked it may return a list whose iteration ends early.
+    pub fn skip(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
+        let start = *bytes;
+        let n = read_len(bytes)?;
+        for _ in 0..n {
+            let len = read_len(bytes)?;
+            take(bytes, len)?;
+            if !presence || take(bytes, 1)?[0] == 1 {
+                let len = read_len(bytes)?;
+                take(bytes, len)?;
+            }
+        }
+        Ok(PackedProperties {
+            bytes: &start[..start.len() - bytes.len()],
+            presence,
+        })
+    }
+
+    /// The properties in order (names and values as stored; `None`: present but null).
+    pub fn iter(&self) -> PackedIter<'a> {
+        let mut bytes = self.bytes;
+        let left = read_len(&mut bytes).unwrap_or(0);
+        PackedIter {
+            bytes,
+            left,
+            presence: self.presence,
+        }
+    }
+
+    /// The value of the first property named `name` (ignoring case), if any.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| eq_ignore_case(n, name))
+            .map(|(_, v)| v)
+    }
+}
+
+/// Iterates a [`PackedProperties`].
+#[derive(Debug, Clone)]
+pub struct PackedIter<'a> {
+    bytes: &'a [u8],
+    left: usize,
+    presence: bool,
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Checked by `split`: these cannot fail; if they did, the list just ends.
+        let name = read_str(&mut self.bytes).ok()?;
+        let present = !self.presence || take(&mut self.bytes, 1).ok()?[0] == 1;
+        let value = if present {
+            Some(read_str(&mut self.bytes).ok()?)
+        } else {
+            None
+        };
+        Some((name, value))
+    }
+}
+
+/// One endpoint's copy of a stored message, borrowed from the stored record.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyView<'a> {
+    /// The endpoint name.
+    pub endpoint: &'a str,
+    /// When the router accepted the message.
+    pub enqueued_time: SystemTime,
+    /// The hub's name (the `{iothub}` token of Storage file names).
+    pub hub_name: &'a str,
+    /// The message's sequence number (the store's).
+    pub sequence: u64,
+    /// The message's source, if it carries one.
+    pub source: Option<Source>,
+    /// The system properties as accepted.
+    pub system_properties: PackedProperties<'a>,
+    /// The application properties as accepted, before this endpoint's enrichments.
+    pub app_properties: PackedProperties<'a>,
+    /// This endpoint's enrichments: they set application properties, replacing the value of
+    /// one with the same name (ignoring case), as [`Properties::insert`] does.
+    pub enrichments: PackedProperties<'a>,
+    /// The body.
+    pub body: &'a [u8],
+    /// Whether a Storage JSON record embeds the body as a value (its content type says JSON
+    /// in UTF-8 and it parses), when the store knows; `None`: the sink checks.
+    pub body_is_json: Option<bool>,
+}
+
+impl CopyView<'_> {
+    /// The copy's application properties with the enrichments applied, in
+    /// [`Properties::insert`]'s order: the message's own (an enriched one keeps its place and
+    /// name, with the enrichment's value), then enrichments of new names, in order.
+    pub fn for_each_app_property<'s>(&'s self, mut f: impl FnMut(&'s str, Option<&'s str>)) {
+        let enrichments = self.enrichments;
+        // The last enrichment of a name wins, as repeated inserts would.
+        let enriched = |name: &str| {
+            enrichments
+                .iter()
+                .filter(|(n, _)| eq_ignore_case(n, name))
+                .last()
+                .map(|(_, v)| v)
+        };
+        for (name, value) in self.app_properties.iter() {
+            match enriched(name) {
+                Some(v) => f(name, v),
+                None => f(name, value),
+            }
+        }
+        for (i, (name, _)) in enrichments.iter().enumerate() {
+            let first = !enrichments
+                .iter()
+                .take(i)
+                .any(|(n, _)| eq_ignore_case(n, name));
+            if first && self.app_properties.get(name).is_none() {
+                f(name, enriched(name).flatten());
+            }
+        }
+    }
+
+    /// The copy as an [`Envelope`] (partition 0), for sinks that take envelopes.
+    pub fn to_envelope(&self) -> Envelope {
+        let mut system_properties = Properties::new();
+        for (n, v) in self.system_properties.iter() {
+            system_properties.insert(n, v.map(str::to_string));
+        }
+        let mut app_properties = Properties::new();
+        for (n, v) in self.app_properties.iter() {
+            app_properties.insert(n, v.map(str::to_string));
+        }
+        for (n, v) in self.enrichments.iter() {
+            app_properties.insert(n, v.map(str::to_string));
+        }
+        Envelope {
+            endpoint: self.endpoint.to_string(),
+            message: Message {
+                system_properties,
+                app_properties,
+                body: self.body.to_vec(),
+                source: self.source,
+            },
+            enqueued_time: self.enqueued_time,
+            hub_name: self.hub_name.to_string(),
+            partition: 0,
+            sequence: self.sequence,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(props: &[(&str, Option<&str>)], presence: bool) -> Vec<u8> {
+        let mut out = vec![props.len() as u8];
+        for (n, v) in props {
+            out.push(n.len() as u8);
+            out.extend_from_slice(n.as_bytes());
+            if presence {
+                out.push(u8::from(v.is_some()));
+            }
+            if let Some(v) = v {
+                out.push(v.len() as u8);
+                out.extend_from_slice(v.as_bytes());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn enrichments_apply_as_inserts_do() {
+        let app = packed(&[("a", Some("1")), ("B", None), ("c", Some("3"))], true);
+        let en = packed(
+            &[("b", Some("x")), ("new", Some("n1")), ("NEW", Some("n2"))],
+            false,
+        );
+        let (mut a, mut e) = (&app[..], &en[..]);
+        let view = CopyView {
+            endpoint: "ep",
+            enqueued_time: SystemTime::UNIX_EPOCH,
+            hub_name: "hub",
+            sequence: 7,
+            source: None,
+            system_properties: PackedProperties::EMPTY,
+            app_properties: PackedProperties::split(&mut a, true).unwrap(),
+            enrichments: PackedProperties::split(&mut e, false).unwrap(),
+            body: b"",
+            body_is_json: None,
+        };
+        let mut seen = Vec::new();
+        view.for_each_app_property(|n, v| seen.push((n.to_string(), v.map(str::to_string))));
+        let envelope = view.to_envelope();
+        let inserted: Vec<_> = envelope
+            .message
+            .app_properties
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect();
+        assert_eq!(seen, inserted);
+        assert_eq!(seen[1], ("B".into(), Some("x".into())));
+        assert_eq!(seen[3], ("new".into(), Some("n2".into())));
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn damaged_lists_are_errors() {
+        let good = packed(&[("a", Some("1")), ("b", None)], true);
+        for cut in 0..good.len() {
+            let mut b = &good[..cut];
+            assert!(PackedProperties::split(&mut b, true).is_err(), "cut {cut}");
+        }
+        let mut bad = good.clone();
+        bad[3] = 7; // presence flag
+        assert!(PackedProperties::split(&mut &bad[..], true).is_err());
+    }
+}
