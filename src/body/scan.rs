@@ -93,8 +93,9 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Res
                 let trie = open(set, slots, child, object);
                 // A subtree no path reads is validated by the skipper's tighter loop when it
                 // can answer for it (then the step after a value follows); otherwise it is
-                // read token by token.
-                let skipped = if trie == NONE {
+                // read token by token. An empty one (`[]`, `{}`: common) is not worth a call.
+                let empty = if object { b'}' } else { b']' };
+                let skipped = if trie == NONE && b.get(pos + 1) != Some(&empty) {
                     skip_container(text, pos, MAX_DEPTH - depth)
                 } else {
                     None
@@ -109,7 +110,6 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Res
                     };
                     depth += 1;
                     pos = ws(b, pos + 1);
-                    let empty = if object { b'}' } else { b']' };
                     if b.get(pos) == Some(&empty) {
                         pos += 1;
                         depth -= 1;
