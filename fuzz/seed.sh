@@ -10,7 +10,7 @@ import glob, hashlib, json, os
 
 ROOT = ".."
 SHARED = os.path.join(ROOT, "..", "shared")
-TARGETS = ["parse", "compile", "eval", "differential", "message", "routing_config", "ingest"]
+TARGETS = ["parse", "compile", "eval", "differential", "message", "routing_config", "ingest", "sas"]
 
 def put(target, data):
     if isinstance(data, str):
@@ -87,6 +87,15 @@ for topic, body in [
     ("devices/d1/messages/events/iothub-creation-time-utc=2024-01-02T03%3A04%3A05Z", "{}"),
 ]:
     put("ingest", topic.encode("utf-8") + b"\x00" + body.encode("utf-8"))
+
+# SAS tokens and registry files (src/registry).
+for text in [
+    "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fd1&sig=zqpFKgQp%2Bpod6JOmnau2uE4tlCSx4HcXQv0dQaMzk8k%3D&se=1700000000",
+    "SharedAccessSignature sr=h%2fdevices%2fd1&se=1&sig=AA%3D%3D&skn=device",
+    "d1",
+    '{"d1": "6369", "d2": {"status": "disabled", "authentication": {"symmetricKey": {"primaryKey": "AQID"}}}}',
+]:
+    put("sas", text)
 
 for t in TARGETS:
     print(f"corpus/{t}: {len(os.listdir(os.path.join('corpus', t)))} seeds")

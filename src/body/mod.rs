@@ -25,6 +25,7 @@ mod number;
 mod parse;
 mod path;
 mod scan;
+mod skip;
 
 pub(crate) use date::{parse_iso, Zone};
 pub use doc::{JsonDoc, Selected};

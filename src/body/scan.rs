@@ -21,6 +21,7 @@ use super::number::parse_number;
 use super::parse::{
     skipped_string_ok, strict_number, strict_string, string_kind, Stop, ASCII_WS, MAX_DEPTH,
 };
+use super::skip::skip_container;
 use Stop::{Truncated, Unsure};
 
 /// An open container.
@@ -90,21 +91,33 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Res
                 }
                 let object = c == b'{';
                 let trie = open(set, slots, child, object);
-                levels[depth] = Level {
-                    trie,
-                    count: 0,
-                    object,
-                };
-                depth += 1;
-                pos = ws(b, pos + 1);
-                let empty = if object { b'}' } else { b']' };
-                if b.get(pos) == Some(&empty) {
-                    pos += 1;
-                    depth -= 1;
+                // A subtree no path reads is validated by the skipper's tighter loop when it
+                // can answer for it (then the step after a value follows); otherwise it is
+                // read token by token.
+                let skipped = if trie == NONE {
+                    skip_container(text, pos, MAX_DEPTH - depth)
                 } else {
-                    let top = &mut levels[depth - 1];
-                    (pos, child) = next_value(set, text, pos, top)?;
-                    continue;
+                    None
+                };
+                if let Some(end) = skipped {
+                    pos = end;
+                } else {
+                    levels[depth] = Level {
+                        trie,
+                        count: 0,
+                        object,
+                    };
+                    depth += 1;
+                    pos = ws(b, pos + 1);
+                    let empty = if object { b'}' } else { b']' };
+                    if b.get(pos) == Some(&empty) {
+                        pos += 1;
+                        depth -= 1;
+                    } else {
+                        let top = &mut levels[depth - 1];
+                        (pos, child) = next_value(set, text, pos, top)?;
+                        continue;
+                    }
                 }
             }
             b'"' => {

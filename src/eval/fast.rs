@@ -255,7 +255,9 @@ pub(super) fn decode_body_with<'m>(
     buf.clear();
     match enc {
         Enc::Utf8 => {
-            if let Ok(s) = std::str::from_utf8(bytes) {
+            // simdutf8 validates 32 bytes a step where std's validator takes 16 bytes of
+            // ASCII a step; both accept exactly the valid UTF-8 (`basic` only says whether).
+            if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
                 return Ok(Some(s));
             }
             // `String::from_utf8_lossy`: one U+FFFD per invalid sequence.

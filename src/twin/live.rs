@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
@@ -149,8 +148,6 @@ pub struct LiveTwins {
     /// For devices with no twin here: the twin directory's own lookup, which also keeps the
     /// warnings (W0802, W0803) about devices without a usable twin file.
     fallback: Option<DirTwinStore>,
-    /// Lookups served (for tests and metrics).
-    lookups: AtomicU64,
     /// The enabled devices of the registry as last synced (id → generation id), for inputs
     /// that check senders on every message: swapped whole on a change, read by cloning an `Arc`.
     enabled: RwLock<Option<Arc<HashMap<String, String>>>>,
@@ -231,7 +228,6 @@ impl LiveTwins {
             view: RwLock::new(HashMap::new()),
             writer: Mutex::new(writer),
             fallback: twin_dir.map(DirTwinStore::new),
-            lookups: AtomicU64::new(0),
             enabled: RwLock::new(None),
         };
         {
@@ -288,11 +284,6 @@ impl LiveTwins {
     /// The registry as last synced.
     pub fn devices(&self) -> BTreeMap<String, DeviceRecord> {
         lock(&self.writer).devices.clone()
-    }
-
-    /// How many `$twin` lookups were answered.
-    pub fn lookups(&self) -> u64 {
-        self.lookups.load(Ordering::Relaxed)
     }
 
     /// Makes `doc` (or its absence) what `$twin` reads for `key`.
@@ -749,7 +740,6 @@ impl TwinLookup for LiveTwins {
             return EvalValue::Undefined;
         };
         let module = sys.get("connectionModuleId").flatten();
-        self.lookups.fetch_add(1, Ordering::Relaxed);
         let doc = match self.doc(device, module) {
             Some(d) => d,
             None => match self.fallback.as_ref().and_then(|f| {

@@ -15,18 +15,17 @@ use crate::run_cmd::{report, InputStats, RunArgs};
 
 pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
     let url = AmqpUrl::parse(&args.input).map_err(|e| format!("--input: {e}"))?;
-    let Some(devices) = args.devices.as_ref() else {
-        return Err(format!(
-            "--input {}: AMQP devices authenticate with SAS tokens signed with their keys: give \
-             the device registry with --devices FILE",
-            crate::run_cmd::shown(&args.input)
-        ));
-    };
-    let registry =
-        hubroute::registry::Registry::load(devices).map_err(|e| format!("--devices: {e}"))?;
+    let registry = crate::live::load_registry(args.devices.as_ref())?.ok_or_else(|| {
+        "--input amqp:// needs --devices FILE: devices authenticate with SAS tokens signed with \
+         their keys from the registry (see `hubroute token`)"
+            .to_string()
+    })?;
     let auth = RegistryAuth {
         registry,
-        host: format!("{}.azure-devices.net", args.hub_name),
+        host: args
+            .hub_host
+            .clone()
+            .unwrap_or_else(|| format!("{}.azure-devices.net", live.pipeline.table().hub_name())),
     };
     let settings = AmqpSettings::new(url, Arc::new(auth));
     let runtime = tokio::runtime::Builder::new_current_thread()

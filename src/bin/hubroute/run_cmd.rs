@@ -118,7 +118,7 @@ pub struct RunArgs {
     /// removed (`hubroute device`) is routed as DeviceLifecycleEvents.
     #[arg(long)]
     pub(crate) devices: Option<PathBuf>,
-    /// With an HTTPS input: the hub host name devices sign their SAS tokens for (default
+    /// With an HTTPS or AMQP input: the hub host name devices sign their SAS tokens for (default
     /// `{hub-name}.azure-devices.net`).
     #[arg(long)]
     pub(crate) hub_host: Option<String>,
