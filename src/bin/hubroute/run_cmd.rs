@@ -554,8 +554,20 @@ fn read_lines(
             if progress && last_progress.elapsed() > Duration::from_millis(200) {
                 last_progress = Instant::now();
                 let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                // Per endpoint in one line that `\r` can redraw: the copies delivered of those
+                // routed, and the endpoint furthest behind.
+                let stats = pipeline.stats();
+                let routed: u64 = stats.endpoints.iter().map(|e| e.routed).sum();
+                let delivered: u64 = stats.endpoints.iter().map(|e| e.delivered).sum();
+                let behind = stats
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.backlog > 0)
+                    .max_by_key(|e| e.backlog)
+                    .map(|e| format!(", furthest behind '{}' ({} waiting)", e.name, e.backlog))
+                    .unwrap_or_default();
                 eprint!(
-                    "\r{} lines, {} invalid, {:.0} lines/s   ",
+                    "\r{} lines, {} invalid, {:.0} lines/s, {delivered} of {routed} copies delivered{behind}   ",
                     so_far.read,
                     so_far.invalid_total(),
                     rate
