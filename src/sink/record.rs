@@ -314,7 +314,9 @@ pub fn json_body_text(message: &Message) -> Option<String> {
 }
 
 /// Whether a Storage JSON record of `message` embeds its body as a JSON value
-/// ([`json_body_text`]'s rule), checked without building the text.
+/// ([`json_body_text`]'s rule), checked without building the text. The store's records keep
+/// the answer (feature `store`), so endpoints do not check every copy again.
+#[cfg(feature = "store")]
 pub(crate) fn embeds_json_body(message: &Message) -> bool {
     let get = |name: &str| message.system_properties.get(name).flatten();
     json_typed(get) && serde_json::from_slice::<serde::de::IgnoredAny>(&message.body).is_ok()
