@@ -629,6 +629,18 @@ fn reported_patches_over_https_are_authenticated_answered_and_routed() {
     assert_eq!(patch(&t1, r#"{"a.b": 1}"#).unwrap().0, 400);
     assert_eq!(patch(&token("d2"), r#"{"temp": 1}"#).unwrap().0, 401);
     assert_eq!(router.sink("changes").len(), 1, "only the good patch");
+    // The registry is watched whatever the input: a device created while an HTTPS router
+    // runs is routed as a lifecycle notification.
+    let o = hubroute(&["device", "create", "--devices", &devices, "d3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        eventually(WAIT, || router.sink("lifecycle").iter().any(|l| {
+            app(l, "opType").as_deref() == Some("createDeviceIdentity")
+                && body(l)["deviceId"] == "d3"
+        })),
+        "a lifecycle copy for d3: {:?}",
+        router.sink("lifecycle")
+    );
     let mut child = router.child;
     let _ = child.kill();
     let _ = child.wait();

@@ -1,8 +1,9 @@
-//! Live inputs: `hubroute run --input mqtt://…|jetstream://…` and `hubroute bridge`: argument
-//! wiring and the summary. The loops (acknowledge once durably accepted, the in-flight window,
-//! resends) are the library's: [`hubroute::pipeline::input::mqtt`],
-//! [`hubroute::pipeline::input::jetstream`] and [`hubroute::pipeline::bridge`], run here on a
-//! single-threaded tokio runtime until Ctrl-C or SIGTERM.
+//! Live inputs: `hubroute run --input mqtt://…|jetstream://…|https://…|amqp://…` and `hubroute
+//! bridge`: argument wiring and the summary. The loops (acknowledge once durably accepted, the
+//! in-flight window, resends) are the library's: [`hubroute::pipeline::input::mqtt`],
+//! [`hubroute::pipeline::input::jetstream`], `https`, `amqp` and [`hubroute::pipeline::bridge`];
+//! every router input runs through [`serve`], on a single-threaded tokio runtime until Ctrl-C or
+//! SIGTERM, with the twin directory and registry watched.
 
 // Builds without a broker feature keep the command-line surface and report the missing feature;
 // the imports the loops need are then unused.
@@ -85,77 +86,135 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
-        use hubroute::pipeline::input::LiveInput;
         let url = BrokerUrl::parse(&args.input).map_err(|e| format!("--input: {e}"))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        let mut input = LiveInput::new(&live.pipeline, &live.invalid_log);
-        input.twin = live.twin;
-        input.twins = Some(live.twins);
-        let hooks = OpsHooks(std::sync::Arc::clone(&live.observed.counters));
-        input.hooks = &hooks;
-        input.max_in_flight = args.max_in_flight;
-        input.idle_timeout = args.exit_when_idle;
-        let started = Instant::now();
-        let outcome = crate::twin_watch::while_watching(
-            live.twins,
-            &live.pipeline,
-            &live.watch,
-            live.watch_state,
-            || -> Result<_, String> {
+        serve(
+            args,
+            live,
+            |runtime, input| {
                 Ok(match url.scheme {
-            #[cfg(feature = "mqtt")]
-            Scheme::Mqtt => {
-                let mut settings = hubroute::pipeline::input::mqtt::MqttSettings::new(&args.client_id);
-                settings.registry = load_registry(args.devices.as_ref())?;
-                runtime.block_on(hubroute::pipeline::input::mqtt::run(
-                    &input,
-                    &url,
-                    &settings,
-                    interrupted(),
-                ))?
-            }
-            #[cfg(feature = "nats")]
-            Scheme::JetStream => {
-                let outcome = runtime.block_on(hubroute::pipeline::input::jetstream::run(
-                    &input,
-                    &url,
-                    interrupted(),
-                ))?;
-                eprintln!(
-                    "redelivered messages received: {}; pull stream resumed {} times",
-                    outcome.redelivered, outcome.resumed
-                );
-                outcome
-            }
-            _ => return Err(format!(
-                "--input {url}: use mqtt://HOST:PORT or jetstream://HOST:PORT/STREAM?consumer=NAME{}",
-                if cfg!(all(feature = "mqtt", feature = "nats")) { "" } else { " (and a build with both broker features)" }
-            )),
-        })
+                    #[cfg(feature = "mqtt")]
+                    Scheme::Mqtt => {
+                        let mut settings =
+                            hubroute::pipeline::input::mqtt::MqttSettings::new(&args.client_id);
+                        settings.registry = load_registry(args.devices.as_ref())?;
+                        runtime.block_on(hubroute::pipeline::input::mqtt::run(
+                            input,
+                            &url,
+                            &settings,
+                            interrupted(),
+                        ))?
+                    }
+                    #[cfg(feature = "nats")]
+                    Scheme::JetStream => {
+                        let outcome = runtime.block_on(
+                            hubroute::pipeline::input::jetstream::run(input, &url, interrupted()),
+                        )?;
+                        eprintln!(
+                            "redelivered messages received: {}; pull stream resumed {} times",
+                            outcome.redelivered, outcome.resumed
+                        );
+                        outcome
+                    }
+                    _ => {
+                        return Err(format!(
+                            "--input {url}: use mqtt://HOST:PORT or jetstream://HOST:PORT/STREAM?consumer=NAME{}",
+                            if cfg!(all(feature = "mqtt", feature = "nats")) {
+                                ""
+                            } else {
+                                " (and a build with both broker features)"
+                            }
+                        ))
+                    }
+                })
             },
-        )?;
-        let delivery = live.pipeline.shutdown(args.drain_timeout);
-        eprintln!(
-            "acknowledged {}, left for redelivery {}, acknowledgements failed {}",
-            outcome.acknowledged, outcome.left_for_redelivery, outcome.acknowledgements_failed
-        );
-        let stats = InputStats {
-            read: outcome.read,
-            blank: 0,
-            valid: outcome.valid,
-            invalid: outcome.invalid,
-            read_error: None,
-        };
-        Ok(report(&stats, &delivery, started.elapsed(), args))
+            |outcome| {
+                format!(
+                    "acknowledged {}, left for redelivery {}, acknowledgements failed {}",
+                    outcome.acknowledged,
+                    outcome.left_for_redelivery,
+                    outcome.acknowledgements_failed
+                )
+            },
+        )
     }
     #[cfg(not(any(feature = "mqtt", feature = "nats")))]
     {
         let _ = live;
         Err(not_built(&args.input))
     }
+}
+
+/// Runs a live input — a broker's (MQTT, JetStream) or a device server (HTTPS, AMQP) — as every
+/// one runs: on a single-threaded tokio runtime, with the ops hooks, the in-flight window and
+/// the idle timeout of the arguments, while the twin directory and the registry are watched
+/// (their changes routed as TwinChangeEvents and DeviceLifecycleEvents, whatever the input);
+/// then drains the endpoints and prints how the input settled (`settled`) and the summary.
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "https",
+    feature = "amqp"
+))]
+pub(crate) fn serve(
+    args: &RunArgs,
+    live: Live<'_>,
+    input_loop: impl FnOnce(
+        &tokio::runtime::Runtime,
+        &hubroute::pipeline::input::LiveInput<'_>,
+    ) -> Result<hubroute::pipeline::input::LiveReport, String>,
+    settled: impl FnOnce(&hubroute::pipeline::input::LiveReport) -> String,
+) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut input = hubroute::pipeline::input::LiveInput::new(&live.pipeline, &live.invalid_log);
+    input.twin = live.twin;
+    input.twins = Some(live.twins);
+    let hooks = OpsHooks(std::sync::Arc::clone(&live.observed.counters));
+    input.hooks = &hooks;
+    input.max_in_flight = args.max_in_flight;
+    input.idle_timeout = args.exit_when_idle;
+    let started = Instant::now();
+    let outcome = crate::twin_watch::while_watching(
+        live.twins,
+        &live.pipeline,
+        &live.watch,
+        live.watch_state,
+        || input_loop(&runtime, &input),
+    )?;
+    let delivery = live.pipeline.shutdown(args.drain_timeout);
+    eprintln!("{}", settled(&outcome));
+    let stats = InputStats {
+        read: outcome.read,
+        blank: 0,
+        valid: outcome.valid,
+        invalid: outcome.invalid,
+        read_error: None,
+    };
+    Ok(report(&stats, &delivery, started.elapsed(), args))
+}
+
+/// What the device servers (HTTPS, AMQP) authenticate with: the registry of `--devices`
+/// (required: devices sign SAS tokens with its keys) and the hub host the tokens are for
+/// (`--hub-host`, by default `{hub-name}.azure-devices.net`).
+#[cfg(any(feature = "https", feature = "amqp"))]
+pub(crate) fn device_auth(
+    args: &RunArgs,
+    live: &Live<'_>,
+    scheme: &str,
+) -> Result<(hubroute::registry::Registry, String), String> {
+    let registry = load_registry(args.devices.as_ref())?.ok_or_else(|| {
+        format!(
+            "--input {scheme}:// needs --devices FILE: devices authenticate with SAS tokens signed \
+             with their keys from the registry (see `hubroute token`)"
+        )
+    })?;
+    let host = args
+        .hub_host
+        .clone()
+        .unwrap_or_else(|| format!("{}.azure-devices.net", live.pipeline.table().hub_name()));
+    Ok((registry, host))
 }
 
 /// What `--metrics` sees of a broker input: messages read and invalid by code (the counters'
