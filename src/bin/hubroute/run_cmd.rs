@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// traffic routed again), `mqtt://HOST:PORT` (devices publishing to IoT Hub's
     /// device-to-cloud topics), `https://HOST:PORT?cert=FILE&key=FILE` or `http://HOST:PORT`
     /// (devices sending as to IoT Hub's REST "Send Device Event", with SAS tokens checked
-    /// against --devices), or
+    /// against --devices), `amqps://HOST:PORT?cert=FILE&key=FILE` or `amqp://HOST:PORT`
+    /// (devices over AMQP 1.0 with CBS SAS tokens, as IoT Hub's AMQP endpoint), or
     /// `jetstream://HOST:PORT/STREAM?consumer=NAME` (the stream `hubroute bridge` fills, shared
     /// with every process naming the same consumer; also `ack_wait=30s`, `max_ack_pending=N`).
     #[arg(long, default_value = "-")]
