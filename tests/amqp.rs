@@ -427,13 +427,24 @@ fn amqp_refuses_bad_tokens_other_devices_and_oversized_messages() {
     devices["d2"]["status"] = "disabled".into();
     std::fs::write(dir.0.join("devices.json"), devices.to_string()).unwrap();
     let d2_audience = format!("{HOST}/devices/d2");
-    // The file is looked at again at most once a second: ask until the answer changes.
+    // The file is looked at again at most once a second: ask until the answer changes, sending
+    // nothing (`--count 0`), so that no message lands before the change is seen (the copies are
+    // counted below).
     assert!(
         eventually(Duration::from_secs(20), || {
             let lines = device(
                 &router,
                 None,
-                &["--token", &d2, "--audience", &d2_audience, "--device", "d2"],
+                &[
+                    "--token",
+                    &d2,
+                    "--audience",
+                    &d2_audience,
+                    "--device",
+                    "d2",
+                    "--count",
+                    "0",
+                ],
             );
             cbs(&lines) == 401
         }),
