@@ -267,6 +267,22 @@ pub fn d2c_message(
     d2c_message_reporting(topic, payload, connection, enqueued, &mut |_| {})
 }
 
+/// Logs a dropped spoofing property (W0650) for any device input (MQTT, HTTPS, AMQP): the
+/// first ten, then every thousandth with the running count, so a device sending them in a loop
+/// cannot flood the log. The value is not logged.
+pub fn log_spoofing_property(device: &str, name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n <= 10 || n % 1000 == 0 {
+        eprintln!(
+            "warning[{}]: device '{device}' set application property '{name}', named like a \
+             property the router stamps; dropped ({n} so far)",
+            codes::SPOOFING_PROPERTY_DROPPED
+        );
+    }
+}
+
 /// [`d2c_message`], calling `dropped` with the name of each application property dropped
 /// because a device may not set it ([`is_spoofing_name`]), so the caller can count and log
 /// them ([`codes::SPOOFING_PROPERTY_DROPPED`]).

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::input::invalid::base64_body;
 use super::input::jetstream::stream_message_id;
 use super::input::live::settle_all;
-use super::input::mqtt::{base64_body, d2c, next_publish, MqttSettings};
+use super::input::mqtt::{d2c, next_publish, MqttSettings};
 use super::input::{InputHooks, InvalidLog};
 use crate::broker::mqtt::D2cSubscriber;
 use crate::broker::nats::JetStreamWriter;

@@ -611,5 +611,37 @@ fn parse_keys(
     Ok((key("primaryKey")?, key("secondaryKey")?))
 }
 
+/// The registry file's modification time, `None` when it cannot be read.
+pub fn modified(file: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+}
+
+/// Reads `file` again into `registry` when its modification time is no longer `seen` (then
+/// updated), so a running input sees devices added, disabled or deleted (`hubroute device`, an
+/// edit) without a restart. A file that no longer parses is reported and the registry in memory
+/// kept. The devices' inputs (HTTPS, AMQP) call this on their own schedules.
+pub fn reload_if_modified(
+    file: &Path,
+    seen: &mut Option<std::time::SystemTime>,
+    registry: &std::sync::RwLock<Registry>,
+) {
+    let now = modified(file);
+    if now.is_none() || now == *seen {
+        return;
+    }
+    *seen = now;
+    match Registry::load(file) {
+        Ok(r) => {
+            eprintln!(
+                "device registry {} changed: {} devices",
+                file.display(),
+                r.len()
+            );
+            *registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+        }
+        Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -90,7 +90,7 @@ impl RegistryAuth {
         host: impl Into<String>,
         file: Option<PathBuf>,
     ) -> RegistryAuth {
-        let modified = file.as_deref().and_then(modified);
+        let modified = file.as_deref().and_then(crate::registry::modified);
         RegistryAuth {
             registry: std::sync::RwLock::new(registry),
             host: host.into(),
@@ -106,27 +106,8 @@ impl RegistryAuth {
             return;
         }
         seen.0 = std::time::Instant::now();
-        let now = modified(file);
-        if now.is_none() || now == seen.1 {
-            return;
-        }
-        seen.1 = now;
-        match crate::registry::Registry::load(file) {
-            Ok(r) => {
-                eprintln!(
-                    "device registry {} changed: {} devices",
-                    file.display(),
-                    r.len()
-                );
-                *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r;
-            }
-            Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
-        }
+        crate::registry::reload_if_modified(file, &mut seen.1, &self.registry);
     }
-}
-
-fn modified(file: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
 impl Authenticate for RegistryAuth {
@@ -364,7 +345,7 @@ fn take(
         ),
         Err(r) => {
             let raw = match &r.body {
-                Some(b) => serde_json::json!({ "bodyBase64": base64_body(b) }),
+                Some(b) => serde_json::json!({ "bodyBase64": super::invalid::base64_body(b) }),
                 None => serde_json::Value::Null,
             };
             (Err((r.code, r.reason)), r.condition, raw)
@@ -393,24 +374,6 @@ fn take(
         settle(outcome);
     };
     input.deliver(routed, report, || (origin, raw), settle);
-}
-
-fn base64_body(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Logs a dropped spoofing property (W0650): the first ten, then every thousandth.
-pub(crate) fn log_spoofing_property(device: &str, name: &str) {
-    static DROPPED: AtomicU64 = AtomicU64::new(0);
-    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-    if n <= 10 || n % 1000 == 0 {
-        eprintln!(
-            "warning[{}]: device '{device}' set application property '{name}', named like a \
-             property the router stamps; dropped ({n} so far)",
-            crate::ingest::codes::SPOOFING_PROPERTY_DROPPED
-        );
-    }
 }
 
 #[cfg(test)]

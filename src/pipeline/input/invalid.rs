@@ -7,6 +7,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Bytes an input read, as the input dead letter holds them (`bodyBase64`, a line that is
+/// not UTF-8): standard base64, so any reader decodes them.
+pub fn base64_body(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Invalid inputs, appended to a JSON Lines file.
 #[derive(Debug)]
 pub struct InvalidLog {

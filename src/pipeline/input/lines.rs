@@ -5,8 +5,6 @@
 
 use std::io::{BufRead, ErrorKind};
 
-use base64::Engine;
-
 use crate::pipeline::codes;
 
 /// The default longest line: 1 MiB, four times IoT Hub's largest message (256 KB) so a
@@ -70,10 +68,6 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 impl<R: BufRead> Iterator for LineReader<R> {
     type Item = Line;
 
@@ -128,7 +122,7 @@ impl<R: BufRead> Iterator for LineReader<R> {
                     "line of {total} bytes is longer than the limit of {} bytes",
                     self.max
                 ),
-                raw: serde_json::json!({"prefixBase64": b64(&buf), "length": total}),
+                raw: serde_json::json!({"prefixBase64": super::invalid::base64_body(&buf), "length": total}),
             }
         } else {
             match String::from_utf8(buf) {
@@ -139,7 +133,7 @@ impl<R: BufRead> Iterator for LineReader<R> {
                     LineContent::Invalid {
                         code: codes::INVALID_UTF8,
                         reason: format!("the line is not valid UTF-8 (at byte {})", at + 1),
-                        raw: serde_json::json!({"bodyBase64": b64(e.as_bytes())}),
+                        raw: serde_json::json!({"bodyBase64": super::invalid::base64_body(e.as_bytes())}),
                     }
                 }
             }

@@ -44,7 +44,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -127,7 +127,7 @@ pub fn d2c(
         &publish.payload,
         &connection,
         SystemTime::now(),
-        &mut |name| log_spoofing_property(topic.device_id, name),
+        &mut |name| crate::ingest::log_spoofing_property(topic.device_id, name),
     )
 }
 
@@ -194,27 +194,6 @@ fn reported_patch(
             }
         }
     }
-}
-
-/// Logs a dropped spoofing property (W0650): the first ten, then every thousandth with the
-/// running count, so a device sending them in a loop cannot flood the log. The value is not
-/// logged.
-fn log_spoofing_property(device: &str, name: &str) {
-    static DROPPED: AtomicU64 = AtomicU64::new(0);
-    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-    if n <= 10 || n % 1000 == 0 {
-        eprintln!(
-            "warning[{}]: device '{device}' set application property '{name}', named like a \
-             property the router stamps; dropped ({n} so far)",
-            crate::ingest::codes::SPOOFING_PROPERTY_DROPPED
-        );
-    }
-}
-
-/// A publish's payload for the dead letter, which is JSON.
-pub(crate) fn base64_body(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// How long a broker input may see no message, while messages it read wait unsettled, before
@@ -403,7 +382,7 @@ pub async fn run(
         let describe = || {
             (
                 serde_json::json!({"topic": publish.topic}),
-                serde_json::json!({"bodyBase64": base64_body(&publish.payload)}),
+                serde_json::json!({"bodyBase64": super::invalid::base64_body(&publish.payload)}),
             )
         };
         input.deliver(routed, &mut report, describe, settle);

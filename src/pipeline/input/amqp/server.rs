@@ -530,7 +530,7 @@ impl EventsLink {
                 })
             } else {
                 map::to_message(message, &self.connection, SystemTime::now(), &mut |n| {
-                    super::log_spoofing_property(&device, n)
+                    crate::ingest::log_spoofing_property(&device, n)
                 })
             };
             // Wait for room in the window, settling what comes back meanwhile.

@@ -330,33 +330,15 @@ struct RegistryWatch {
 
 impl RegistryWatch {
     fn new(file: Option<PathBuf>) -> RegistryWatch {
-        let modified = file.as_deref().and_then(modified);
+        let modified = file.as_deref().and_then(crate::registry::modified);
         RegistryWatch { file, modified }
     }
 
     fn reload_if_changed(&mut self, registry: &RwLock<Registry>) {
-        let Some(file) = &self.file else { return };
-        let now = modified(file);
-        if now.is_none() || now == self.modified {
-            return;
-        }
-        self.modified = now;
-        match Registry::load(file) {
-            Ok(r) => {
-                eprintln!(
-                    "device registry {} changed: {} devices",
-                    file.display(),
-                    r.len()
-                );
-                *registry.write().unwrap_or_else(|p| p.into_inner()) = r;
-            }
-            Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
+        if let Some(file) = &self.file {
+            crate::registry::reload_if_modified(file, &mut self.modified, registry);
         }
     }
-}
-
-fn modified(file: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
 fn idle_deadline(idle: Option<Duration>, last: Instant) -> Option<Instant> {
@@ -538,7 +520,7 @@ impl Server<'_, '_> {
             body,
             &sender,
             SystemTime::now(),
-            &mut |name| log_spoofing(device, name),
+            &mut |name| crate::ingest::log_spoofing_property(device, name),
         );
         let routed = match request::check(&message) {
             Ok(()) => {
@@ -561,7 +543,7 @@ impl Server<'_, '_> {
                     "moduleId": module,
                 });
                 let raw = serde_json::json!({
-                    "bodyBase64": base64_body(&message.body),
+                    "bodyBase64": super::invalid::base64_body(&message.body),
                     "appProperties": message.app_properties.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect::<std::collections::BTreeMap<_, _>>(),
                 });
                 self.input.deliver(
@@ -638,11 +620,6 @@ impl Server<'_, '_> {
     }
 }
 
-fn base64_body(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// Logs a refused request: the first twenty, then every thousandth, so a misconfigured fleet
 /// (or an attacker) cannot flood the log.
 fn log_refusal(text: &str) {
@@ -651,20 +628,6 @@ fn log_refusal(text: &str) {
     let n = N.fetch_add(1, Ordering::Relaxed) + 1;
     if n <= 20 || n % 1000 == 0 {
         eprintln!("refused ({n} so far): {text}");
-    }
-}
-
-/// Logs a dropped spoofing property (W0650), as the MQTT input does.
-fn log_spoofing(device: &str, name: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DROPPED: AtomicU64 = AtomicU64::new(0);
-    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-    if n <= 10 || n % 1000 == 0 {
-        eprintln!(
-            "warning[{}]: device '{device}' set application property '{name}', named like a \
-             property the router stamps; dropped ({n} so far)",
-            crate::ingest::codes::SPOOFING_PROPERTY_DROPPED
-        );
     }
 }
 
