@@ -850,7 +850,8 @@ impl Pipeline {
         if let Some(observe) = &self.observer {
             observe(table, message, source, twin, &routing);
         }
-        let mut destinations = Vec::with_capacity(routing.endpoints.len());
+        // Inline for the usual few endpoints: no allocation per message besides the record.
+        let mut destinations: SmallVec<[Destination; 4]> = SmallVec::new();
         let mut ids = SmallVec::new();
         for &endpoint in &routing.endpoints {
             let Some(id) = store_id(endpoint) else {
@@ -878,7 +879,24 @@ impl Pipeline {
         }
         let mut bytes = Vec::new();
         if !ids.is_empty() {
-            bytes.reserve(64 + message.body.len());
+            // The record's size, over-estimated (length prefixes), so it is allocated once.
+            let strings = |p: &crate::message::Properties| -> usize {
+                p.iter()
+                    .map(|(n, v)| 10 + n.len() + v.map_or(0, str::len))
+                    .sum()
+            };
+            let enrichments: usize = destinations
+                .iter()
+                .flat_map(|d| &d.enrichments)
+                .map(|(k, v)| 10 + k.len() + v.len())
+                .sum();
+            bytes.reserve(
+                64 + 8 * destinations.len()
+                    + enrichments
+                    + strings(&message.system_properties)
+                    + strings(&message.app_properties)
+                    + message.body.len(),
+            );
             codec::encode(&mut bytes, enqueued_time, &destinations, message);
         }
         Ok(Prepared {

@@ -1,0 +1,143 @@
+//! Reading a line into a reused message and preparing it for the store allocates only the
+//! record (issue 16: "input lines are parsed into a reused message"): the message's property
+//! strings and body keep their memory from line to line.
+//!
+//! A counting global allocator wraps the system allocator (as in tests/alloc.rs); only the
+//! measuring thread's allocations are counted, so the pipeline's own threads (committer,
+//! endpoint workers) do not disturb the count.
+
+use hubroute::message::Message;
+use hubroute::pipeline::{Pipeline, PipelineConfig};
+use hubroute::sink::{CopyView, DeadLetter, Envelope, Sink, SinkError};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// The benchmarks' workload: `../shared/bench`'s messages and tables.
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
+struct Counting;
+
+thread_local! {
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations and bytes counted on this thread: tests run in parallel, each measuring
+    /// its own thread.
+    static COUNTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn note(size: usize) {
+    if MEASURING.with(Cell::get) {
+        COUNTS.with(|c| {
+            let (n, bytes) = c.get();
+            c.set((n + 1, bytes + size));
+        });
+    }
+}
+
+/// Counts this thread's allocations while `f` runs.
+fn counted(f: impl FnOnce()) -> (usize, usize) {
+    COUNTS.with(|c| c.set((0, 0)));
+    MEASURING.with(|c| c.set(true));
+    f();
+    MEASURING.with(|c| c.set(false));
+    COUNTS.with(Cell::get)
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so this
+// allocator upholds exactly `System`'s guarantees; the bookkeeping only touches
+// const-initialised thread-local `Cell`s, which never allocate or re-enter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is (see above).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Takes every copy and keeps nothing: delivery is not what is measured.
+struct NullSink;
+
+impl Sink for NullSink {
+    fn describe(&self) -> String {
+        "null".into()
+    }
+    fn write_batch(&mut self, _: &[Envelope]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn write_views(&mut self, _: &[CopyView<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_warm_reused_message_allocates_only_its_record() {
+    let table = workload::table(&workload::read("routes-10.json"));
+    let dir = std::env::temp_dir().join(format!("hubroute-ingest-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
+    for ep in table.endpoints() {
+        sinks.insert(ep.name.clone(), Box::new(NullSink));
+    }
+    let pipeline = Pipeline::open(
+        PipelineConfig::new(dir.join("store"), table.hub_name()),
+        table,
+        sinks,
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let text = workload::read("messages-1k.jsonl");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut router = pipeline.router();
+    let mut message = Message::default();
+    let now = SystemTime::now();
+    let mut pass = |records: &mut usize| {
+        for line in &lines {
+            message.read_json_str(line).unwrap();
+            let prepared = pipeline.prepare(&mut router, &message, None, now).unwrap();
+            *records += usize::from(!prepared.is_unrouted());
+        }
+    };
+    let mut records = 0;
+    pass(&mut records);
+    let (count, bytes) = counted(|| pass(&mut records));
+    assert!(records > lines.len(), "most messages route somewhere");
+    let per_record = count as f64 / (records / 2) as f64;
+    assert!(
+        count <= records / 2,
+        "{count} allocations ({bytes} bytes) for {} lines of which {} have a record: {per_record:.2} per record",
+        lines.len(),
+        records / 2
+    );
+    // Reading alone allocates nothing.
+    let (count, _) = counted(|| {
+        for line in &lines {
+            message.read_json_str(line).unwrap();
+        }
+    });
+    assert_eq!(count, 0, "reading {} warm lines", lines.len());
+    pipeline.shutdown(Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}
