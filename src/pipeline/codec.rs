@@ -12,7 +12,8 @@
 //! version u8 (= 2) | enqueued time: u64 nanoseconds since the Unix epoch
 //! the message's source u8 (0 = none, else 1 + its index in `Source::ALL`)
 //! flags u8 (version 2 on; bit 0: the body is JSON text a Storage JSON record embeds, checked
-//!   once here instead of by every endpoint's sink; version 1 records lack the byte)
+//!   once here instead of by every endpoint's sink; bit 1: bit 0's check included the body's
+//!   UTF-8, which records written before it did not; version 1 records lack the byte)
 //! endpoint count, then per endpoint: id u16, enrichment count, (name str, value str)*
 //! system properties: count, then (name str, presence u8, [value str])*
 //! application properties: the same
@@ -28,6 +29,10 @@ const VERSION: u8 = 2;
 
 /// Flag: the message's content type and encoding say JSON in UTF-8 and the body parses.
 const FLAG_JSON_BODY: u8 = 1;
+
+/// Flag: [`FLAG_JSON_BODY`] was decided with the body's UTF-8 checked too (always set now; a
+/// record without it has its body's UTF-8 checked when it is read).
+const FLAG_UTF8_CHECKED: u8 = 2;
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -109,11 +114,12 @@ pub fn encode(
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
-    out.push(if crate::sink::record::embeds_json_body(message) {
+    let json = if crate::sink::record::embeds_json_body(message) {
         FLAG_JSON_BODY
     } else {
         0
-    });
+    };
+    out.push(json | FLAG_UTF8_CHECKED);
     put_len(out, destinations.len());
     for d in destinations {
         out.extend_from_slice(&d.endpoint.to_le_bytes());
@@ -307,7 +313,10 @@ fn read_view<'a>(
         app_properties,
         enrichments,
         body,
-        body_is_json: flags.map(|f| f & FLAG_JSON_BODY != 0),
+        body_is_json: flags.map(|f| {
+            f & FLAG_JSON_BODY != 0
+                && (f & FLAG_UTF8_CHECKED != 0 || simdutf8::basic::from_utf8(body).is_ok())
+        }),
     }))
 }
 

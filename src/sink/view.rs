@@ -116,6 +116,24 @@ impl<'a> PackedProperties<'a> {
         }
     }
 
+    /// The properties in order as bytes, without a UTF-8 check per string: for renderers
+    /// copying them out of a record whose strings were checked when it was read (see
+    /// `codec::view`).
+    pub(crate) fn iter_bytes(&self) -> RawIter<'a> {
+        let mut bytes = self.bytes;
+        let left = read_len(&mut bytes).unwrap_or(0);
+        RawIter {
+            bytes,
+            left,
+            presence: self.presence,
+        }
+    }
+
+    /// Whether a property is named `name` (ignoring case), read as bytes.
+    fn has_bytes(&self, name: &[u8]) -> bool {
+        self.iter_bytes().any(|(n, _)| same_name(n, name))
+    }
+
     /// The value of the first property named `name` (ignoring case), if any.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
         self.iter()
@@ -149,6 +167,50 @@ impl<'a> Iterator for PackedIter<'a> {
             None
         };
         Some((name, value))
+    }
+}
+
+/// Iterates a [`PackedProperties`] as bytes ([`PackedProperties::iter_bytes`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RawIter<'a> {
+    bytes: &'a [u8],
+    left: usize,
+    presence: bool,
+}
+
+fn read_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = read_len(bytes).ok()?;
+    take(bytes, n).ok()
+}
+
+impl<'a> Iterator for RawIter<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = read_bytes(&mut self.bytes)?;
+        let present = !self.presence || take(&mut self.bytes, 1).ok()?[0] == 1;
+        let value = if present {
+            Some(read_bytes(&mut self.bytes)?)
+        } else {
+            None
+        };
+        Some((name, value))
+    }
+}
+
+/// Two property names read from a record are the same ignoring case ([`eq_ignore_case`]);
+/// ASCII names are compared as bytes.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => eq_ignore_case(a, b),
+        _ => a == b,
     }
 }
 
@@ -205,6 +267,43 @@ impl CopyView<'_> {
                 .take(i)
                 .any(|(n, _)| eq_ignore_case(n, name));
             if first && self.app_properties.get(name).is_none() {
+                f(name, enriched(name).flatten());
+            }
+        }
+    }
+
+    /// [`CopyView::for_each_app_property`] as bytes, for renderers (no UTF-8 check per
+    /// string: the record's were checked when it was read).
+    pub(crate) fn for_each_app_property_bytes<'s>(
+        &'s self,
+        mut f: impl FnMut(&'s [u8], Option<&'s [u8]>),
+    ) {
+        let enrichments = self.enrichments;
+        if enrichments.bytes == [0] {
+            for (name, value) in self.app_properties.iter_bytes() {
+                f(name, value);
+            }
+            return;
+        }
+        let enriched = |name: &[u8]| {
+            enrichments
+                .iter_bytes()
+                .filter(|(n, _)| same_name(n, name))
+                .last()
+                .map(|(_, v)| v)
+        };
+        for (name, value) in self.app_properties.iter_bytes() {
+            match enriched(name) {
+                Some(v) => f(name, v),
+                None => f(name, value),
+            }
+        }
+        for (i, (name, _)) in enrichments.iter_bytes().enumerate() {
+            let first = !enrichments
+                .iter_bytes()
+                .take(i)
+                .any(|(n, _)| same_name(n, name));
+            if first && !self.app_properties.has_bytes(name) {
                 f(name, enriched(name).flatten());
             }
         }
@@ -289,6 +388,14 @@ mod tests {
             .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
             .collect();
         assert_eq!(seen, inserted);
+        let mut bytes = Vec::new();
+        view.for_each_app_property_bytes(|n, v| {
+            bytes.push((
+                String::from_utf8(n.to_vec()).unwrap(),
+                v.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+            ))
+        });
+        assert_eq!(bytes, seen);
         assert_eq!(seen[1], ("B".into(), Some("x".into())));
         assert_eq!(seen[3], ("new".into(), Some("n2".into())));
         assert_eq!(seen.len(), 4);
