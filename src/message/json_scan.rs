@@ -26,6 +26,8 @@ type Res<T> = Result<T, NotMine>;
 trait Sink {
     fn text(&mut self, s: &str);
     fn char(&mut self, c: char);
+    /// An ASCII byte (`b < 0x80`).
+    fn ascii(&mut self, b: u8);
 }
 
 impl Sink for String {
@@ -36,6 +38,10 @@ impl Sink for String {
     #[inline]
     fn char(&mut self, c: char) {
         self.push(c);
+    }
+    #[inline]
+    fn ascii(&mut self, b: u8) {
+        self.push(char::from(b));
     }
 }
 
@@ -49,27 +55,19 @@ impl Sink for Vec<u8> {
         let mut buf = [0u8; 4];
         self.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
     }
+    #[inline]
+    fn ascii(&mut self, b: u8) {
+        self.push(b);
+    }
 }
 
 /// A JSON string's content as it is in the line: `raw` is between the quotes, `escaped` says
-/// whether it holds a backslash (then it must go through [`unescape`]).
+/// whether it holds a backslash (then it must go through [`unescape`]). For names, which are
+/// looked up before they are copied; values are read with [`Reader::string_into`].
 #[derive(Clone, Copy)]
 struct JsonStr<'a> {
     raw: &'a str,
     escaped: bool,
-}
-
-impl<'a> JsonStr<'a> {
-    /// Appends the string's value to `out`.
-    #[inline]
-    fn write_to(self, out: &mut impl Sink) -> Res<()> {
-        if self.escaped {
-            unescape(self.raw, out)
-        } else {
-            out.text(self.raw);
-            Ok(())
-        }
-    }
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -115,46 +113,54 @@ fn hex4(b: &[u8]) -> Res<u16> {
     Ok(v)
 }
 
-/// Appends the value of the escaped JSON string content `raw` to `out`, as serde_json reads it
-/// (`\uXXXX` pairs of surrogates make one character; anything it would refuse is [`NotMine`]).
+/// Decodes the escape at `b[at]` (a backslash) into `out`, as serde_json reads it (`\uXXXX`
+/// pairs of surrogates make one character; anything it would refuse is [`NotMine`]); returns
+/// the position after it.
+#[inline]
+fn escape(b: &[u8], at: usize, out: &mut impl Sink) -> Res<usize> {
+    let byte = match b.get(at + 1).ok_or(NotMine)? {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 8,
+        b'f' => 12,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'u' => {
+            let hi = hex4(b.get(at + 2..).ok_or(NotMine)?)?;
+            let (c, len) = match hi {
+                0xD800..=0xDBFF => {
+                    if b.get(at + 6..at + 8) != Some(b"\\u") {
+                        return Err(NotMine);
+                    }
+                    let lo = hex4(&b[at + 8..])?;
+                    if !(0xDC00..=0xDFFF).contains(&lo) {
+                        return Err(NotMine);
+                    }
+                    let c = 0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00);
+                    (char::from_u32(c).ok_or(NotMine)?, 12)
+                }
+                0xDC00..=0xDFFF => return Err(NotMine),
+                _ => (char::from_u32(u32::from(hi)).ok_or(NotMine)?, 6),
+            };
+            out.char(c);
+            return Ok(at + len);
+        }
+        _ => return Err(NotMine),
+    };
+    out.ascii(byte);
+    Ok(at + 2)
+}
+
+/// Appends the value of the escaped JSON string content `raw` to `out` (see [`escape`]).
 fn unescape(raw: &str, out: &mut impl Sink) -> Res<()> {
     let b = raw.as_bytes();
     let mut start = 0;
     while let Some(off) = memchr::memchr(b'\\', &b[start..]) {
         let at = start + off;
         out.text(&raw[start..at]);
-        let (c, len) = match b.get(at + 1).ok_or(NotMine)? {
-            b'"' => ('"', 2),
-            b'\\' => ('\\', 2),
-            b'/' => ('/', 2),
-            b'b' => ('\u{8}', 2),
-            b'f' => ('\u{c}', 2),
-            b'n' => ('\n', 2),
-            b'r' => ('\r', 2),
-            b't' => ('\t', 2),
-            b'u' => {
-                let hi = hex4(&b[at + 2..])?;
-                match hi {
-                    0xD800..=0xDBFF => {
-                        if b.get(at + 6..at + 8) != Some(b"\\u") {
-                            return Err(NotMine);
-                        }
-                        let lo = hex4(&b[at + 8..])?;
-                        if !(0xDC00..=0xDFFF).contains(&lo) {
-                            return Err(NotMine);
-                        }
-                        let c =
-                            0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00);
-                        (char::from_u32(c).ok_or(NotMine)?, 12)
-                    }
-                    0xDC00..=0xDFFF => return Err(NotMine),
-                    _ => (char::from_u32(u32::from(hi)).ok_or(NotMine)?, 6),
-                }
-            }
-            _ => return Err(NotMine),
-        };
-        out.char(c);
-        start = at + len;
+        start = escape(b, at, out)?;
     }
     out.text(&raw[start..]);
     Ok(())
@@ -216,6 +222,42 @@ impl<'a> Reader<'a> {
         Ok(JsonStr { raw, escaped })
     }
 
+    /// A string's value appended to `out` in one pass (runs between escapes copied, escapes
+    /// decoded); the next non-white byte must be its opening quote.
+    #[inline]
+    fn string_into(&mut self, out: &mut impl Sink) -> Res<()> {
+        self.expect(b'"')?;
+        let mut i = self.pos;
+        loop {
+            let j = find_special(self.b, i);
+            match self.b.get(j) {
+                Some(b'"') => {
+                    out.text(self.text.get(i..j).ok_or(NotMine)?);
+                    self.pos = j + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    out.text(self.text.get(i..j).ok_or(NotMine)?);
+                    i = escape(self.b, j, out)?;
+                }
+                _ => return Err(NotMine),
+            }
+        }
+    }
+
+    /// `null` (true) or the opening quote of a string (false, not consumed).
+    #[inline]
+    fn null_or_string(&mut self) -> Res<bool> {
+        match self.peek() {
+            Some(b'"') => Ok(false),
+            Some(b'n') if self.b.get(self.pos..self.pos + 4) == Some(b"null") => {
+                self.pos += 4;
+                Ok(true)
+            }
+            _ => Err(NotMine),
+        }
+    }
+
     /// A string or `null` (`None`).
     #[inline]
     fn string_or_null(&mut self) -> Res<Option<JsonStr<'a>>> {
@@ -259,17 +301,15 @@ impl<'a> Reader<'a> {
     /// A property value into a spare string of `bag`.
     #[inline]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
-        match self.string_or_null()? {
-            None => Ok(None),
-            Some(s) => {
-                let mut v = bag.take_spare();
-                match s.write_to(&mut v) {
-                    Ok(()) => Ok(Some(v)),
-                    Err(e) => {
-                        bag.recycle(v);
-                        Err(e)
-                    }
-                }
+        if self.null_or_string()? {
+            return Ok(None);
+        }
+        let mut v = bag.take_spare();
+        match self.string_into(&mut v) {
+            Ok(()) => Ok(Some(v)),
+            Err(e) => {
+                bag.recycle(v);
+                Err(e)
             }
         }
     }
@@ -344,12 +384,14 @@ impl<'a> Reader<'a> {
                     Some(c) if !c.eq_ignore_ascii_case(name) => c,
                     _ => name,
                 };
-                if bag.contains(name) {
-                    return Err(NotMine);
-                }
                 // `name` may borrow `scratch`, which the value does not touch.
                 let value = self.value_into(bag)?;
-                bag.insert_spare(name, value);
+                if let Err(value) = bag.insert_spare_absent(name, value) {
+                    if let Some(v) = value {
+                        bag.recycle(v);
+                    }
+                    return Err(NotMine);
+                }
             }
             if !self.next_member()? {
                 return Ok(source);
@@ -389,7 +431,7 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
                 "body" if !body_base64 => {
                     body = true;
                     m.body.clear();
-                    r.string()?.write_to(&mut m.body)?;
+                    r.string_into(&mut m.body)?;
                 }
                 "bodyBase64" if !body => {
                     body_base64 = true;

@@ -179,16 +179,16 @@ impl Properties {
         let name = name.into();
         match self.position(&name) {
             Some(i) => self.entries[i].1 = value,
-            None => self.push_new(name, value),
+            None => self.push_new(name, value, None),
         }
     }
 
-    /// Appends `name`, which is not in the bag.
-    fn push_new(&mut self, name: String, value: Option<String>) {
+    /// Appends `name`, which is not in the bag; `key` is its [`scan_key`] if known.
+    fn push_new(&mut self, name: String, value: Option<String>, key: Option<u64>) {
         self.ascii &= name.is_ascii();
         self.dollar |= name.starts_with('$');
         let hash = self.index.as_ref().map(|_| folded_hash(&name));
-        self.keys.push(scan_key(&name));
+        self.keys.push(key.unwrap_or_else(|| scan_key(&name)));
         self.entries.push((name, value));
         match (&mut self.index, hash) {
             (Some(index), Some(h)) => index.entry(h).or_default().push(self.entries.len() - 1),
@@ -239,23 +239,55 @@ impl Properties {
     /// [`Properties::insert`] of a borrowed name (copied into a spare string when new) and a
     /// value taken from [`Properties::take_spare`]; a replaced value's memory is kept.
     pub(crate) fn insert_spare(&mut self, name: &str, value: Option<String>) {
-        match self.position(name) {
+        let (at, key) = self.find(name);
+        match at {
             Some(i) => {
                 if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
                     self.spare.push(old);
                 }
             }
-            None => {
-                let mut owned = self.take_spare();
-                owned.push_str(name);
-                self.push_new(owned, value);
+            None => self.push_spare(name, value, key),
+        }
+    }
+
+    /// [`Properties::insert_spare`] of a name not in the bag; `Err(value)` (nothing inserted)
+    /// when it is.
+    pub(crate) fn insert_spare_absent(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<(), Option<String>> {
+        match self.find(name) {
+            (Some(_), _) => Err(value),
+            (None, key) => {
+                self.push_spare(name, value, key);
+                Ok(())
             }
         }
     }
 
-    /// Whether `name` (in any case) is in the bag.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.position(name).is_some()
+    /// Appends `name` (copied into a spare string) with its [`scan_key`] if known.
+    fn push_spare(&mut self, name: &str, value: Option<String>, key: Option<u64>) {
+        let mut owned = self.take_spare();
+        owned.push_str(name);
+        self.push_new(owned, value, key);
+    }
+
+    /// [`Properties::position`], with `name`'s [`scan_key`] when it was worked out (so that
+    /// inserting the name does not hash it again).
+    #[inline]
+    fn find(&self, name: &str) -> (Option<usize>, Option<u64>) {
+        if self.index.is_none() && self.ascii && name.is_ascii() {
+            let key = scan_key(name);
+            let nb = name.as_bytes();
+            let at = self
+                .keys
+                .iter()
+                .zip(&self.entries)
+                .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb));
+            return (at, Some(key));
+        }
+        (self.position(name), None)
     }
 
     /// Rebuilds the hash index from `entries`.
