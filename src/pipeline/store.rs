@@ -612,7 +612,9 @@ mod tests {
         let store = Store::open(&d).unwrap();
         let c = CHUNK_RECORDS as u64;
         let total = 2 * c + c / 2;
-        let records: Vec<Vec<u8>> = (0..total as u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let records: Vec<Vec<u8>> = (0..total as u32)
+            .map(|i| i.to_le_bytes().to_vec())
+            .collect();
         let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         store.append(1, &slices).unwrap();
         assert_eq!(store.len().unwrap(), total);
