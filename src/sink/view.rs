@@ -236,8 +236,9 @@ pub struct CopyView<'a> {
     pub enrichments: PackedProperties<'a>,
     /// The body.
     pub body: &'a [u8],
-    /// Whether a Storage JSON record embeds the body as a value (its content type says JSON
-    /// in UTF-8 and it parses), when the store knows; `None`: the sink checks.
+    /// Whether the content type says JSON in UTF-8, when the store knows (`None`: the sink
+    /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
+    /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
 }
 
