@@ -143,26 +143,66 @@ fn number(b: &[u8], mut pos: usize) -> Step {
     Ok(pos)
 }
 
+/// What the check does with the whitespace between tokens: nothing ([`Ignore`]), or copy
+/// the text without it ([`Minify`]), so that checking and minifying are one pass.
+trait Gaps {
+    /// Whitespace from `from` to `to` (empty when `from == to`) was skipped.
+    fn gap(&mut self, b: &[u8], from: usize, to: usize);
+}
+
+#[cfg(test)]
+struct Ignore;
+
+#[cfg(test)]
+impl Gaps for Ignore {
+    #[inline(always)]
+    fn gap(&mut self, _: &[u8], _: usize, _: usize) {}
+}
+
+/// Copies the text between gaps to `out`; `start` is where the uncopied text begins.
+struct Minify<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl Gaps for Minify<'_> {
+    #[inline(always)]
+    fn gap(&mut self, b: &[u8], from: usize, to: usize) {
+        if to > from {
+            self.out.extend_from_slice(&b[self.start..from]);
+            self.start = to;
+        }
+    }
+}
+
+/// [`ws`], telling `g` what was skipped.
+#[inline(always)]
+fn skip<G: Gaps>(g: &mut G, b: &[u8], pos: usize) -> usize {
+    let end = ws(b, pos);
+    g.gap(b, pos, end);
+    end
+}
+
 /// After `{` or a comma in an object, whitespace skipped: a member name and its colon; the
 /// offset of the value, whitespace skipped.
 #[inline(always)]
-fn member_name(b: &[u8], pos: usize) -> Step {
+fn member_name<G: Gaps>(g: &mut G, b: &[u8], pos: usize) -> Step {
     if b.get(pos) != Some(&b'"') {
         return Err(Stop::Invalid);
     }
-    let pos = ws(b, string(b, pos + 1)?);
+    let pos = skip(g, b, string(b, pos + 1)?);
     if b.get(pos) != Some(&b':') {
         return Err(Stop::Invalid);
     }
-    Ok(ws(b, pos + 1))
+    Ok(skip(g, b, pos + 1))
 }
 
 /// The whole text is one JSON value with only whitespace around it.
-fn check(b: &[u8]) -> Result<(), Stop> {
+fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
     // The open containers, innermost in bit 0: set for an object.
     let mut objects: u128 = 0;
     let mut depth = 0u32;
-    let mut pos = ws(b, 0);
+    let mut pos = skip(g, b, 0);
     'value: loop {
         pos = match b.get(pos) {
             Some(&open @ (b'{' | b'[')) => {
@@ -170,7 +210,7 @@ fn check(b: &[u8]) -> Result<(), Stop> {
                     return Err(Stop::TooDeep);
                 }
                 let object = open == b'{';
-                pos = ws(b, pos + 1);
+                pos = skip(g, b, pos + 1);
                 let close = if object { b'}' } else { b']' };
                 if b.get(pos) == Some(&close) {
                     pos + 1
@@ -178,7 +218,7 @@ fn check(b: &[u8]) -> Result<(), Stop> {
                     objects = (objects << 1) | u128::from(object);
                     depth += 1;
                     if object {
-                        pos = member_name(b, pos)?;
+                        pos = member_name(g, b, pos)?;
                     }
                     continue 'value;
                 }
@@ -192,7 +232,7 @@ fn check(b: &[u8]) -> Result<(), Stop> {
         };
         // After a value: the end of the text, or a comma, or closing brackets.
         loop {
-            pos = ws(b, pos);
+            pos = skip(g, b, pos);
             if depth == 0 {
                 return if pos == b.len() {
                     Ok(())
@@ -203,9 +243,9 @@ fn check(b: &[u8]) -> Result<(), Stop> {
             let object = objects & 1 != 0;
             match b.get(pos) {
                 Some(b',') => {
-                    pos = ws(b, pos + 1);
+                    pos = skip(g, b, pos + 1);
                     if object {
-                        pos = member_name(b, pos)?;
+                        pos = member_name(g, b, pos)?;
                     }
                     continue 'value;
                 }
@@ -222,11 +262,46 @@ fn check(b: &[u8]) -> Result<(), Stop> {
 
 /// Whether `text` is JSON as `serde_json::from_slice::<serde::de::IgnoredAny>` accepts it
 /// (which does not check UTF-8 inside strings; callers check that on its own).
+#[cfg(test)]
 pub(crate) fn is_json(text: &[u8]) -> bool {
-    match check(text) {
+    match check(&mut Ignore, text) {
         Ok(()) => true,
         Err(Stop::Invalid) => false,
         Err(Stop::TooDeep) => serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok(),
+    }
+}
+
+/// Appends `text` without its insignificant whitespace when it is UTF-8 (checked with SIMD)
+/// and JSON as serde_json reads it, in one pass; else leaves `out` as it was and returns
+/// `false`. Where a Storage JSON record embeds a body, this is its only check: the routing
+/// thread records only whether the content type says JSON, and sinks that never embed
+/// (Avro) never check.
+pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
+    if simdutf8::basic::from_utf8(text).is_err() {
+        return false;
+    }
+    let mark = out.len();
+    out.reserve(text.len());
+    let mut m = Minify { out, start: 0 };
+    let result = check(&mut m, text);
+    let start = m.start;
+    match result {
+        Ok(()) => {
+            out.extend_from_slice(&text[start.min(text.len())..]);
+            true
+        }
+        Err(Stop::Invalid) => {
+            out.truncate(mark);
+            false
+        }
+        Err(Stop::TooDeep) => {
+            out.truncate(mark);
+            let ok = serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok();
+            if ok {
+                minify_into(text, out);
+            }
+            ok
+        }
     }
 }
 
@@ -375,7 +450,7 @@ mod tests {
                 String::from_utf8_lossy(&c)
             );
         }
-        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let deep = format!("{}1{}", "[ ".repeat(300), "]".repeat(300));
         assert!(is_json(deep.as_bytes()));
         assert!(!is_json(&deep.as_bytes()[1..]));
     }
@@ -414,6 +489,21 @@ mod tests {
             let mut out = Vec::new();
             minify_into(text, &mut out);
             assert_eq!(out, want);
+            let mut checked = b"x".to_vec();
+            assert!(push_minified_if_json(text, &mut checked));
+            assert_eq!(&checked[1..], want);
         }
+        for bad in [&b"{ \"a\" : 1 ,}"[..], b"[\"\xff\"]", b" "] {
+            let mut out = b"x".to_vec();
+            assert!(!push_minified_if_json(bad, &mut out));
+            assert_eq!(out, b"x");
+        }
+        let deep = format!("{} 1{}", "[ ".repeat(300), "]".repeat(300));
+        let mut out = Vec::new();
+        assert!(push_minified_if_json(deep.as_bytes(), &mut out));
+        assert_eq!(
+            out,
+            format!("{}1{}", "[".repeat(300), "]".repeat(300)).as_bytes()
+        );
     }
 }

@@ -17,7 +17,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::json::{is_json, minify_into, push_string};
+use super::json::{push_minified_if_json, push_string};
 use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::Envelope;
@@ -93,7 +93,7 @@ impl<'a> Record<'a> {
         out.extend_from_slice(b",\"SystemProperties\":");
         push_json_object(out, self.system_pairs());
         out.extend_from_slice(b",\"Body\":");
-        push_body(embeds_json_body(self.message), self.body, out);
+        push_body(json_typed_message(self.message), self.body, out);
         out.push(b'}');
     }
 
@@ -313,7 +313,7 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    push_body(view_embeds_json_body(view), view.body, out);
+    push_body(view_json_typed(view), view.body, out);
     out.push(b'}');
 }
 
@@ -337,22 +337,18 @@ pub(crate) fn write_view_avro(view: &CopyView<'_>, out: &mut Vec<u8>) {
     put_avro_body(out, view.body);
 }
 
-/// Whether the JSON record of a view embeds its body: the store's flag when it has one.
-fn view_embeds_json_body(view: &CopyView<'_>) -> bool {
+/// Whether a view's content type says JSON in UTF-8: the store's flag when it has one.
+fn view_json_typed(view: &CopyView<'_>) -> bool {
     match view.body_is_json {
         Some(known) => known,
-        None => {
-            json_typed(|name: &str| view.system_properties.get(name).flatten())
-                && body_is_json_text(view.body)
-        }
+        None => json_typed(|name: &str| view.system_properties.get(name).flatten()),
     }
 }
 
-/// Appends the `Body` value: the body minified when the record embeds it, else base64.
-fn push_body(embed: bool, body: &[u8], out: &mut Vec<u8>) {
-    if embed {
-        minify_into(body, out);
-    } else {
+/// Appends the `Body` value: the body minified when the content type says JSON and the body
+/// is JSON text in UTF-8, else base64.
+fn push_body(json_typed: bool, body: &[u8], out: &mut Vec<u8>) {
+    if !(json_typed && push_minified_if_json(body, out)) {
         push_base64_string(out, body);
     }
 }
@@ -391,25 +387,17 @@ fn push_json_object<'s>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'s str,
 /// so the record stays valid JSON. The text keeps the body's own member order and number
 /// spelling; only the whitespace between tokens is removed, so the record stays on one line.
 pub fn json_body_text(message: &Message) -> Option<String> {
-    if !embeds_json_body(message) {
+    let mut out = Vec::new();
+    if !(json_typed_message(message) && push_minified_if_json(&message.body, &mut out)) {
         return None;
     }
-    let mut out = Vec::new();
-    minify_into(&message.body, &mut out);
     String::from_utf8(out).ok()
 }
 
-/// Whether a Storage JSON record of `message` embeds its body as a JSON value
-/// ([`json_body_text`]'s rule). The store's records keep the answer, so endpoints do not
-/// check every copy again.
-pub(crate) fn embeds_json_body(message: &Message) -> bool {
-    let get = |name: &str| message.system_properties.get(name).flatten();
-    json_typed(get) && body_is_json_text(&message.body)
-}
-
-/// UTF-8 (checked with SIMD) and JSON as serde_json reads it ([`super::json::is_json`]).
-pub(crate) fn body_is_json_text(body: &[u8]) -> bool {
-    simdutf8::basic::from_utf8(body).is_ok() && is_json(body)
+/// Whether `message`'s content type and encoding say JSON in UTF-8, the first half of
+/// [`json_body_text`]'s rule; the store's records keep the answer.
+pub(crate) fn json_typed_message(message: &Message) -> bool {
+    json_typed(|name: &str| message.system_properties.get(name).flatten())
 }
 
 /// Whether system properties (read by `get`, ignoring case) say the body is JSON in UTF-8,

@@ -61,8 +61,50 @@ impl<'a> PackedProperties<'a> {
     };
 
     /// Splits a valid list off the front of `bytes` (advancing it past the list).
+    ///
+    /// The strings' UTF-8 is checked in one SIMD pass over the whole list when every length
+    /// is one byte (under 128): lengths and presence bytes are then ASCII, which no UTF-8
+    /// sequence can span, so the list is UTF-8 exactly when each string is. A from_utf8 per
+    /// string was most of reading a record.
     pub fn split(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
         let start = *bytes;
+        let mut short_lengths = true;
+        let mut string = |bytes: &mut &'a [u8]| -> Result<(), PackedError> {
+            let len = read_len(bytes)?;
+            short_lengths &= len < 0x80;
+            take(bytes, len).map(|_| ())
+        };
+        let n = read_len(bytes)?;
+        for _ in 0..n {
+            string(bytes)?;
+            let present = if presence {
+                match take(bytes, 1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("bad property presence flag"),
+                }
+            } else {
+                true
+            };
+            if present {
+                string(bytes)?;
+            }
+        }
+        let list = &start[..start.len() - bytes.len()];
+        if short_lengths {
+            simdutf8::basic::from_utf8(list).map_err(|_| "string not UTF-8")?;
+        } else {
+            Self::split_slowly(&mut &list[..], presence)?;
+        }
+        Ok(PackedProperties {
+            bytes: list,
+            presence,
+        })
+    }
+
+    /// [`PackedProperties::split`] checking each string on its own (a list with a length of
+    /// 128 or more, whose length bytes are not ASCII).
+    fn split_slowly(bytes: &mut &'a [u8], presence: bool) -> Result<(), PackedError> {
         let n = read_len(bytes)?;
         for _ in 0..n {
             read_str(bytes)?;
@@ -79,10 +121,7 @@ impl<'a> PackedProperties<'a> {
                 read_str(bytes)?;
             }
         }
-        Ok(PackedProperties {
-            bytes: &start[..start.len() - bytes.len()],
-            presence,
-        })
+        Ok(())
     }
 
     /// Splits a list off the front of `bytes` that [`PackedProperties::split`] has already
@@ -236,8 +275,9 @@ pub struct CopyView<'a> {
     pub enrichments: PackedProperties<'a>,
     /// The body.
     pub body: &'a [u8],
-    /// Whether a Storage JSON record embeds the body as a value (its content type says JSON
-    /// in UTF-8 and it parses), when the store knows; `None`: the sink checks.
+    /// Whether the content type says JSON in UTF-8, when the store knows (`None`: the sink
+    /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
+    /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
 }
 
@@ -343,16 +383,23 @@ mod tests {
     use super::*;
 
     fn packed(props: &[(&str, Option<&str>)], presence: bool) -> Vec<u8> {
+        fn put(out: &mut Vec<u8>, s: &str) {
+            let mut n = s.len();
+            while n >= 0x80 {
+                out.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
         let mut out = vec![props.len() as u8];
         for (n, v) in props {
-            out.push(n.len() as u8);
-            out.extend_from_slice(n.as_bytes());
+            put(&mut out, n);
             if presence {
                 out.push(u8::from(v.is_some()));
             }
             if let Some(v) = v {
-                out.push(v.len() as u8);
-                out.extend_from_slice(v.as_bytes());
+                put(&mut out, v);
             }
         }
         out
@@ -411,5 +458,20 @@ mod tests {
         let mut bad = good.clone();
         bad[3] = 7; // presence flag
         assert!(PackedProperties::split(&mut &bad[..], true).is_err());
+        // Strings that are not UTF-8, in lists of short and of long strings; and a sequence
+        // that only the bytes after a string would complete.
+        let long = "é".repeat(100);
+        for list in [
+            packed(&[("a", Some("\u{e9}")), ("b", Some(&long))], true),
+            packed(&[("a", Some("\u{e9}")), ("b", Some("x"))], true),
+        ] {
+            assert!(PackedProperties::split(&mut &list[..], true).is_ok());
+            let at = list.iter().position(|&b| b == 0xc3).unwrap();
+            for byte in [0x80, 0xff, 0xe2] {
+                let mut bad = list.clone();
+                bad[at] = byte;
+                assert!(PackedProperties::split(&mut &bad[..], true).is_err());
+            }
+        }
     }
 }
