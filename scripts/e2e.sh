@@ -14,6 +14,7 @@
 # stream, it includes the time the message waited in the stream).
 #
 # Usage (from the repository root): scripts/e2e.sh [MESSAGES] [DEVICES]   (default 100000 10)
+# HUBROUTE_BIN=PATH runs that router binary instead of this tree's release build.
 # Needs mosquitto and nats-server on PATH or in /usr/sbin (apt-get install mosquitto
 # nats-server). Builds the release binary and the device_fleet example first. Everything runs
 # on 127.0.0.1 on free ports, under a temporary directory that is removed at the end.
@@ -32,8 +33,9 @@ for tool in mosquitto nats-server python3; do
     }
 done
 
+# HUBROUTE_BIN=PATH measures another build of the router (e.g. a saved copy of an earlier one).
 cargo build --release --quiet --bin hubroute --example device_fleet
-BIN=$ROOT/target/release/hubroute
+BIN=${HUBROUTE_BIN:-$ROOT/target/release/hubroute}
 FLEET=$ROOT/target/release/examples/device_fleet
 ROUTES=$ROOT/../shared/bench/routes-10.json
 
