@@ -34,7 +34,9 @@ for tool in mosquitto nats-server python3; do
 done
 
 # HUBROUTE_BIN=PATH measures another build of the router (e.g. a saved copy of an earlier one).
-cargo build --release --quiet --bin hubroute --example device_fleet
+if [ -z "${HUBROUTE_BIN:-}" ] || [ ! -x target/release/examples/device_fleet ]; then
+    cargo build --release --quiet --bin hubroute --example device_fleet
+fi
 BIN=${HUBROUTE_BIN:-$ROOT/target/release/hubroute}
 FLEET=$ROOT/target/release/examples/device_fleet
 ROUTES=$ROOT/../shared/bench/routes-10.json
