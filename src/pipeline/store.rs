@@ -451,7 +451,10 @@ impl Store {
     /// One transaction of the committer: appends `records` numbered from `first` (none:
     /// `first` is ignored), sets the endpoints' `cursors` and deletes the records up to
     /// `delete_through`. `durable`: synced when this returns (an input may acknowledge the
-    /// records); otherwise the next durable commit carries it. Returns the records and bytes
+    /// records); otherwise the next durable commit carries it. Records beyond
+    /// `TRANSACTION_BYTES` go in transactions of their own before it, not synced: if this
+    /// fails after them, a later durable commit may keep them (delivered after a restart
+    /// although never acknowledged: at least once, never lost). Returns the records and bytes
     /// deleted.
     pub fn commit(
         &self,
