@@ -89,9 +89,18 @@ pub fn spawn(
                     Trigger::Signal => "SIGHUP",
                     Trigger::FileChanged => "the routes file changed",
                 };
-                if matches!(trigger, Trigger::FileChanged)
-                    && std::fs::read_to_string(&plan.routes).ok() == in_use
-                {
+                // Either trigger with the text already in use changes nothing: with --watch a
+                // SIGHUP right after an edit finds the watcher has loaded it already, and
+                // loading it again would only bump the generation.
+                if std::fs::read_to_string(&plan.routes).ok() == in_use {
+                    if matches!(trigger, Trigger::Signal) {
+                        tracing::info!(
+                            generation = live.load().generation,
+                            reason = why,
+                            "routes unchanged: generation {} stays in use",
+                            live.load().generation
+                        );
+                    }
                     continue;
                 }
                 if let Some(text) = reload(&live, &plan, why) {
