@@ -227,4 +227,26 @@ mod tests {
         assert!(read(b"", 10).is_empty());
         assert_eq!(read(b"x\n", 10).len(), 1);
     }
+
+    /// `read_into` appends text lines to one string and gives every other line as the
+    /// iterator does, for lines whole in the buffer and lines spanning refills alike.
+    #[test]
+    fn read_into_shares_one_string_and_agrees_with_the_iterator() {
+        let input: &[u8] = b"{\"a\":1}\r\n\n  \n\xff\xfe\n0123456789abc\n\xc3\xa9t\xc3\xa9\nlast";
+        for capacity in [4, 64] {
+            let mut reader =
+                LineReader::new(std::io::BufReader::with_capacity(capacity, input), 10);
+            let mut text = String::new();
+            let mut got = Vec::new();
+            while let Some((number, read)) = reader.read_into(&mut text) {
+                got.push((number, matches!(read, ReadLine::Text)));
+            }
+            assert_eq!(text, "{\"a\":1}\u{e9}t\u{e9}last", "capacity {capacity}");
+            let want: Vec<_> = read(input, 10)
+                .into_iter()
+                .map(|l| (l.number, matches!(l.content, LineContent::Text(_))))
+                .collect();
+            assert_eq!(got, want, "capacity {capacity}");
+        }
+    }
 }
