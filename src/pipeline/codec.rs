@@ -114,8 +114,6 @@ pub fn encode(
     destinations: &[Destination],
     message: &Message,
 ) {
-    // The body and a typical message's properties in one allocation (when `out` is new).
-    out.reserve(message.body.len() + 1024);
     out.push(VERSION);
     let nanos = enqueued_time
         .duration_since(UNIX_EPOCH)
