@@ -85,7 +85,11 @@ fn put_len(out: &mut Vec<u8>, mut n: usize) {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_len(out, s.len());
+    // Most names and values are shorter than 128 bytes: a one-byte length.
+    match u8::try_from(s.len()) {
+        Ok(n) if n < 0x80 => out.push(n),
+        _ => put_len(out, s.len()),
+    }
     out.extend_from_slice(s.as_bytes());
 }
 
