@@ -222,46 +222,29 @@ pub(super) fn strict_terminator(c: Option<&u8>) -> bool {
 /// The index of the first `quote` or backslash in `rest`: where a string
 /// ends or its first escape is. Most names and values are short, and
 /// memchr2's setup costs more than they do, so the first 32 bytes are
-/// tested sixteen at a time as two `u64` words (a zero-byte test on
-/// `word ^ needle`: its lowest set bit is always the first match, as a
-/// borrow only spreads upwards), whose hits are joined in one `u128`: a
-/// name or value of 8 to 15 bytes (`Temperature`, a device id) is then
-/// decided by one branch instead of two, and the branch on "found in this
-/// step" is taken for nearly every string, where an eight-byte step's was
-/// mispredicted for each string longer than eight bytes. Longer strings go
-/// on with memchr2, which compares 16 or 32 bytes at a time.
+/// tested eight at a time in a `u64` (a zero-byte test on `word ^ needle`:
+/// its lowest set bit is always the first match, as a borrow only spreads
+/// upwards); longer strings go on with memchr2, which compares 16 or 32
+/// bytes at a time.
 #[inline(always)]
 fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let quotes = LO * u64::from(quote);
     let slashes = LO * u64::from(b'\\');
-    let hits = |chunk: &[u8; 8]| {
-        let word = u64::from_le_bytes(*chunk);
-        let q = word ^ quotes;
-        let s = word ^ slashes;
-        ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI
-    };
     let mut i = 0;
-    while let Some(pair) = rest.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+    while let Some(chunk) = rest.get(i..i + 8) {
         if i == 32 {
             return memchr::memchr2(quote, b'\\', &rest[i..]).map(|j| i + j);
         }
-        let (lo, hi) = pair.split_at(8);
-        let (Some(lo), Some(hi)) = (lo.first_chunk::<8>(), hi.first_chunk::<8>()) else {
-            break;
-        };
-        let both = u128::from(hits(lo)) | (u128::from(hits(hi)) << 64);
-        if both != 0 {
-            return Some(i + (both.trailing_zeros() / 8) as usize);
-        }
-        i += 16;
-    }
-    // Fewer than sixteen bytes left (the end of the body).
-    if let Some(chunk) = rest.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-        let h = hits(chunk);
-        if h != 0 {
-            return Some(i + (h.trailing_zeros() / 8) as usize);
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes);
+        let q = word ^ quotes;
+        let s = word ^ slashes;
+        let hits = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
