@@ -1,5 +1,5 @@
 //! End-to-end pipeline benchmarks: what `hubroute run --routes routes-10.json --input
-//! messages-10k.jsonl` does, through the library (`pipeline::input::feed_lines`, as `run` calls
+//! messages-10k.jsonl` does, through the library (`pipeline::input::feed_reader`, as `run` calls
 //! it), from the file to every endpoint's sink, with the durable store (one redb commit per
 //! chunk) in the timed part. Three sinks: `file:` (JSON Lines), `storage:` (Avro, IoT Hub's
 //! default encoding) and a null sink that discards, which is the pipeline's own cost (read,
@@ -16,7 +16,7 @@
 mod workload;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use hubroute::pipeline::input::{feed_lines, LineReader};
+use hubroute::pipeline::input::{feed_reader, LineReader};
 use hubroute::pipeline::{Pipeline, PipelineConfig};
 use hubroute::route::RouteTable;
 use hubroute::sink::{
@@ -134,7 +134,7 @@ fn open(table: &RouteTable, kind: Kind) -> (Scratch, Pipeline) {
 fn run_file(pipeline: Pipeline, input: &Path, lines: u64) {
     let file = std::fs::File::open(input).unwrap();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let report = feed_lines(
+    let report = feed_reader(
         &pipeline,
         LineReader::new(reader, 1 << 20),
         4096,

@@ -14,6 +14,7 @@
 # stream, it includes the time the message waited in the stream).
 #
 # Usage (from the repository root): scripts/e2e.sh [MESSAGES] [DEVICES]   (default 100000 10)
+# HUBROUTE_BIN=PATH runs that router binary instead of this tree's release build.
 # Needs mosquitto and nats-server on PATH or in /usr/sbin (apt-get install mosquitto
 # nats-server). Builds the release binary and the device_fleet example first. Everything runs
 # on 127.0.0.1 on free ports, under a temporary directory that is removed at the end.
@@ -32,8 +33,11 @@ for tool in mosquitto nats-server python3; do
     }
 done
 
-cargo build --release --quiet --bin hubroute --example device_fleet
-BIN=$ROOT/target/release/hubroute
+# HUBROUTE_BIN=PATH measures another build of the router (e.g. a saved copy of an earlier one).
+if [ -z "${HUBROUTE_BIN:-}" ] || [ ! -x target/release/examples/device_fleet ]; then
+    cargo build --release --quiet --bin hubroute --example device_fleet
+fi
+BIN=${HUBROUTE_BIN:-$ROOT/target/release/hubroute}
 FLEET=$ROOT/target/release/examples/device_fleet
 ROUTES=$ROOT/../shared/bench/routes-10.json
 
@@ -51,6 +55,14 @@ free_port() {
 }
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{n/t:.0f}' if t>0 else 'n/a')" "$@"; }
+# CPU ticks (user + system) a running process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU seconds per 100k messages: TICKS_BEFORE TICKS_AFTER, or SECONDS from /usr/bin/time.
+per100k() { python3 -c "import sys; print(f'{float(sys.argv[1]) * 100000 / float(sys.argv[2]):.2f}')" "$1" "$N"; }
+ticks_per100k() { per100k "$(python3 -c "import sys; print((int(sys.argv[2]) - int(sys.argv[1])) / $(getconf CLK_TCK))" "$1" "$2")"; }
+# Runs a command under /usr/bin/time, its user + system seconds into FILE: FILE COMMAND…
+timed() { local out=$1; shift; /usr/bin/time -f "%U %S" -o "$out" "$@"; }
+cpu_of() { awk 'END {print $1 + $2}' "$1" 2>/dev/null || echo 0; }
 minus() { python3 -c "import sys; print(f'{float(sys.argv[1])-float(sys.argv[2])-float(sys.argv[3]):.3f}')" "$@"; }
 
 # Sinks: one file per endpoint of routes-10 (their names from the configuration).
@@ -84,9 +96,11 @@ chmod 755 "$W"
 chmod 777 "$W/mosquitto"
 echo "log_dest stderr" >>"$W/mosquitto.conf"
 mosquitto -c "$W/mosquitto.conf" >"$W/mosquitto.log" 2>&1 &
-PIDS+=($!)
+MOSQUITTO=$!
+PIDS+=($MOSQUITTO)
 nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$W/js" >"$W/nats.log" 2>&1 &
-PIDS+=($!)
+NATS=$!
+PIDS+=($NATS)
 sleep 0.5
 
 ROUTER="mqtt://router@127.0.0.1:$MQTT_PORT?password_file=examples/mosquitto/router.password"
@@ -105,46 +119,60 @@ report() { # NAME LOG START END
 echo "== A. device_fleet → Mosquitto → run --input mqtt ($N messages, $DEVICES devices)"
 mkdir -p "$W/a"
 # shellcheck disable=SC2046
-"$BIN" run --routes "$ROUTES" --input "$ROUTER" --quiet --exit-when-idle "${IDLE}s" \
+timed "$W/a.cpu" "$BIN" run --routes "$ROUTES" --input "$ROUTER" --quiet --exit-when-idle "${IDLE}s" \
     --store "$W/a/store" --dead-letter "$W/a/dead.jsonl" $(sinks "$W/a") >"$W/a.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
 wait_for "$W/a.log" subscribed 10
+M0=$(ticks "$MOSQUITTO")
 T0=$(now)
-"$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
+timed "$W/a-fleet.cpu" "$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
 wait "$RUN" || true
 T1=$(now)
+M1=$(ticks "$MOSQUITTO")
 report "    run --input mqtt" "$W/a.log" "$T0" "$T1"
 echo "    Mosquitto drops: $(grep -c 'Outgoing messages are being dropped' "$W/mosquitto.log" || true) log lines"
+echo "    CPU s per 100k: router $(per100k "$(cpu_of "$W/a.cpu")"), Mosquitto $(ticks_per100k "$M0" "$M1")," \
+    "device_fleet $(per100k "$(cpu_of "$W/a-fleet.cpu")")"
 
 echo "== B. device_fleet → Mosquitto → bridge → JetStream, then workers"
-"$BIN" bridge --from "$ROUTER" --to "$STREAM" --exit-when-idle "${IDLE}s" \
+timed "$W/bridge.cpu" "$BIN" bridge --from "$ROUTER" --to "$STREAM" --exit-when-idle "${IDLE}s" \
     --dead-letter "$W/bridge-dead.jsonl" --client-id e2e-bridge >"$W/bridge.log" 2>&1 &
 BRIDGE=$!
 PIDS+=($BRIDGE)
 wait_for "$W/bridge.log" subscribed 10
+M0=$(ticks "$MOSQUITTO")
+J0=$(ticks "$NATS")
 T0=$(now)
 "$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
 wait "$BRIDGE" || true
 T1=$(now)
+M1=$(ticks "$MOSQUITTO")
+J1=$(ticks "$NATS")
 APPENDED=$(sed -n 's/^  appended to .*: \([0-9]*\)$/\1/p' "$W/bridge.log")
 ELAPSED=$(minus "$T1" "$T0" "$IDLE")
 echo "    bridge: appended ${APPENDED:-0} of $N in ${ELAPSED}s ($(rate "${APPENDED:-0}" "$ELAPSED") msg/s);" \
     "not appended: $((N - ${APPENDED:-0}))"
 echo "    Mosquitto drops: $(grep -c 'Outgoing messages are being dropped' "$W/mosquitto.log" || true) log lines"
+echo "    CPU s per 100k: bridge $(per100k "$(cpu_of "$W/bridge.cpu")"), Mosquitto $(ticks_per100k "$M0" "$M1")," \
+    "nats-server $(ticks_per100k "$J0" "$J1")"
 
 worker() { # CONSUMER DIR
     mkdir -p "$2"
     # shellcheck disable=SC2046
-    "$BIN" run --routes "$ROUTES" --input "$STREAM?consumer=$1" --quiet --exit-when-idle "${IDLE}s" \
+    timed "$2.cpu" "$BIN" run --routes "$ROUTES" --input "$STREAM?consumer=$1" --quiet --exit-when-idle "${IDLE}s" \
         --store "$2/store" --dead-letter "$2/dead.jsonl" $(sinks "$2") >"$2.log" 2>&1
 }
 
+J0=$(ticks "$NATS")
 T0=$(now)
 worker one "$W/w1"
 T1=$(now)
+J1=$(ticks "$NATS")
 report "    1 JetStream worker (backlog of the stream)" "$W/w1.log" "$T0" "$T1"
+echo "    CPU s per 100k: worker $(per100k "$(cpu_of "$W/w1.cpu")"), nats-server $(ticks_per100k "$J0" "$J1")"
 
+J0=$(ticks "$NATS")
 T0=$(now)
 worker two "$W/w2a" &
 A=$!
@@ -154,10 +182,13 @@ PIDS+=($A $B)
 wait "$A" || true
 wait "$B" || true
 T1=$(now)
+J1=$(ticks "$NATS")
 RA=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$W/w2a.log" | head -1)
 RB=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$W/w2b.log" | head -1)
 TOTAL=$((${RA:-0} + ${RB:-0}))
 ELAPSED=$(minus "$T1" "$T0" "$IDLE")
 echo "    2 JetStream workers, one consumer: read $TOTAL (${RA:-0} + ${RB:-0}) of $N in ${ELAPSED}s" \
     "($(rate "$TOTAL" "$ELAPSED") msg/s); not received: $((N - TOTAL))"
+echo "    CPU s per 100k: workers $(per100k "$(cpu_of "$W/w2a.cpu")") + $(per100k "$(cpu_of "$W/w2b.cpu")")," \
+    "nats-server $(ticks_per100k "$J0" "$J1")"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,4 +1,5 @@
-//! Message JSON, base64 bodies and validation. Arbitrary text through `from_json_str` and
+//! Message JSON, base64 bodies and validation. Arbitrary text through `from_json_str` (the same
+//! answer as the general path, `from_json_str_general`) and
 //! `from_json_value`; arbitrary `bodyBase64` strings; generated messages through
 //! `to_json_value` and back. No panic; whatever loads validates under every protocol, reports
 //! coded violations, and round-trips through its JSON form exactly.
@@ -93,6 +94,12 @@ fuzz_target!(|data: &[u8]| {
     match mode % 4 {
         0 => {
             let text = String::from_utf8_lossy(rest);
+            // The one-pass reader and the general path load the same message or fail alike.
+            assert_eq!(
+                Message::from_json_str(&text),
+                Message::from_json_str_general(&text),
+                "{text:?}"
+            );
             if let Ok(m) = Message::from_json_str(&text) {
                 exercise(&m);
             } else if let Err(e) = Message::from_json_str(&text) {

@@ -144,6 +144,11 @@ impl D2cSubscriber {
         self.incoming.recv().await
     }
 
+    /// What the connection saw, if something is at hand now (without waiting).
+    pub fn try_next(&mut self) -> Option<Incoming> {
+        self.incoming.try_recv().ok()
+    }
+
     /// Disconnects cleanly (the broker keeps the session and what is not acknowledged).
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;

@@ -218,9 +218,13 @@ impl ConsumerSettings {
     }
 }
 
+/// Messages a pull request asks for (async-nats asks again when half of them arrived).
+pub const PULL_BATCH: usize = 1000;
+
 /// A durable pull consumer on the bridge's stream, shared by every router process that names
 /// the same consumer.
 pub struct JetStreamInput {
+    client: async_nats::Client,
     consumer: jetstream::consumer::Consumer<pull::Config>,
 }
 
@@ -228,7 +232,7 @@ impl JetStreamInput {
     /// Connects, opens the stream and binds (creating if needed) the durable consumer.
     pub async fn open(url: &BrokerUrl, settings: &ConsumerSettings) -> Result<Self, String> {
         let client = connect(url).await?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stream = ensure_stream(&js, url).await?;
         let consumer = stream
             .get_or_create_consumer(
@@ -243,15 +247,22 @@ impl JetStreamInput {
             )
             .await
             .map_err(|e| format!("{url}: cannot bind consumer '{}': {e}", settings.name))?;
-        Ok(JetStreamInput { consumer })
+        Ok(JetStreamInput { client, consumer })
     }
 
-    /// The consumer's message stream: items are delivered messages to acknowledge with
-    /// `double_ack` (or `ack_with(Nak)`), or errors to report (the stream goes on).
+    /// Waits until everything sent on the connection so far (acknowledgements: plain `ack`
+    /// only queues them) is written to the server.
+    pub async fn flush(&self) -> Result<(), String> {
+        self.client.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// The consumer's message stream: items are delivered messages to acknowledge with `ack`
+    /// (or `ack_with(Nak)`), or errors to report (the stream goes on). Pulls up to
+    /// [`PULL_BATCH`] messages per request, so a worker on a backlog asks rarely.
     pub async fn messages(&self) -> Result<pull::Stream, String> {
         self.consumer
             .stream()
-            .max_messages_per_batch(500)
+            .max_messages_per_batch(PULL_BATCH)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()

@@ -224,7 +224,7 @@ fn string_field(field: &'static str, raw: Raw) -> Result<String, MessageError> {
 }
 
 /// Standard alphabet; padding optional, as hand-written fixtures vary.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -294,6 +294,33 @@ fn properties_value(p: &Properties) -> Value {
 impl Message {
     /// Loads a message from its JSON text.
     pub fn from_json_str(text: &str) -> Result<Message, MessageError> {
+        let mut message = Message::default();
+        message.read_json_str(text)?;
+        Ok(message)
+    }
+
+    /// [`Message::from_json_str`] into this message, replacing all of it and reusing its
+    /// memory (property strings, body): a stream of lines read into one message allocates
+    /// nothing once the message has held its largest line. On an error the message is left
+    /// in an unspecified (valid) state.
+    ///
+    /// Lines are read in one pass ([`super::json_scan`]); what that pass does not take (every
+    /// invalid line, and rare shapes such as repeated system property names) is loaded by
+    /// the general path, which also gives each error's code, text and position.
+    pub fn read_json_str(&mut self, text: &str) -> Result<(), MessageError> {
+        let mut scratch = String::new();
+        if super::json_scan::read_into(self, text, &mut scratch).is_ok() {
+            return Ok(());
+        }
+        *self = Message::from_json_str_general(text)?;
+        Ok(())
+    }
+
+    /// The general loader: an order-keeping tree of the whole document (serde_json), then
+    /// the message's rules field by field. Public only as the reference the fuzz target
+    /// compares [`Message::from_json_str`]'s one-pass reader with.
+    #[doc(hidden)]
+    pub fn from_json_str_general(text: &str) -> Result<Message, MessageError> {
         let raw: Raw = serde_json::from_str(text).map_err(|e| {
             let full = e.to_string();
             let at = format!(" at line {} column {}", e.line(), e.column());
@@ -471,5 +498,196 @@ mod tests {
             Message::from_json_value(&Value::Null).unwrap_err().code(),
             "E0302"
         );
+    }
+
+    /// Deterministic xorshift, for the differential test's mutations.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// The one-pass reader and the general path agree on `text`: the same message, or the
+    /// same error (the reader never accepts what the general path refuses). Returns whether
+    /// the one-pass reader took the line itself.
+    fn agree(text: &str) -> bool {
+        let general = Message::from_json_str_general(text);
+        let mut reused =
+            Message::from_json_str(r#"{"appProperties":{"old":"x"},"body":"old"}"#).unwrap();
+        let fast = reused.read_json_str(text).map(|()| reused);
+        assert_eq!(fast, general, "{text:?}");
+        let mut scratch = String::new();
+        super::super::json_scan::read_into(&mut Message::default(), text, &mut scratch).is_ok()
+    }
+
+    const SEEDS: [&str; 6] = [
+        r#"{"systemProperties":{"messageId":"m1","content-type":"application/json","iothub-message-source":"Telemetry","$.cdid":"d"},"appProperties":{"a":"1","B":null,"A":"2"},"body":"{\"x\":1}","source":"twinChangeEvents"}"#,
+        r#"{"bodyBase64":"AP8=","appProperties":{}}"#,
+        " { } ",
+        r#"{"source":null,"systemProperties":{"iothub-message-source":"twinChangeEvents"},"appProperties":{"\u00e9t\u00e9":"\ud83d\ude00 \u0041"}}"#,
+        r#"{"systemProperties":{"connectionAuthMethod":"{\"scope\":\"device\"}","ContentType":"a"},"body":"\/x\ty"}"#,
+        "{\"appProperties\":{\"k\":\"v\"},\t\"body\"\r\n:\"é\"}",
+    ];
+
+    const TOKENS: [&str; 34] = [
+        "\"",
+        "\\",
+        "{",
+        "}",
+        ",",
+        ":",
+        "null",
+        "1",
+        " ",
+        "\\u0000",
+        "\\ud83d",
+        "\\ude00",
+        "é",
+        "\"systemProperties\":{}",
+        "\"body\":\"x\"",
+        "\"bodyBase64\":\"eA==\"",
+        "\"source\":\"twinChangeEvents\"",
+        "\"iothub-message-source\":\"Telemetry\"",
+        "\"content-type\":\"a\"",
+        "\"CONTENTTYPE\":\"b\"",
+        "\t",
+        "\n",
+        "\\u0062",
+        "[]",
+        "\\/",
+        "\u{1}",
+        "\"appProperties\":{\"a\":null}",
+        ",\"x\":\"y\"",
+        "\u{feff}",
+        "\\n",
+        "=",
+        " eA== ",
+        "true",
+        "\"\\u0062ody\":\"z\"",
+    ];
+
+    fn mutate(rng: &mut Rng, text: &str) -> String {
+        let mut s = text.to_string();
+        for _ in 0..1 + rng.below(3) {
+            let mut at = rng.below(s.len() + 1);
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            match rng.below(3) {
+                0 => s.insert_str(at, TOKENS[rng.below(TOKENS.len())]),
+                1 => {
+                    let mut end = (at + 1 + rng.below(8)).min(s.len());
+                    while !s.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    s.replace_range(at..end, "");
+                }
+                _ => {
+                    let mut end = (at + rng.below(40)).min(s.len());
+                    while !s.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    let copy = s[at..end].to_string();
+                    s.insert_str(at, &copy);
+                }
+            }
+        }
+        s
+    }
+
+    fn bench_lines(n: usize) -> Vec<String> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/bench/messages-10k.jsonl"
+        );
+        let text = std::fs::read_to_string(path).expect("../shared/bench/messages-10k.jsonl");
+        text.lines().take(n).map(str::to_string).collect()
+    }
+
+    /// The benchmark's lines are read in one pass (not by the general path), as they were.
+    #[test]
+    fn the_one_pass_reader_takes_the_benchmark_lines() {
+        let mut m = Message::default();
+        let mut scratch = String::new();
+        for line in bench_lines(2000) {
+            assert_eq!(
+                super::super::json_scan::read_into(&mut m, &line, &mut scratch),
+                Ok(()),
+                "{line}"
+            );
+            assert_eq!(m, Message::from_json_str_general(&line).unwrap());
+        }
+        for seed in SEEDS {
+            assert!(
+                super::super::json_scan::read_into(&mut m, seed, &mut scratch).is_ok(),
+                "{seed}"
+            );
+        }
+    }
+
+    /// Differential: hand-written seeds, benchmark lines and thousands of mutations of them
+    /// (tokens inserted, bytes deleted, spans repeated) load alike by both paths.
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_general_path() {
+        let mut seeds: Vec<String> = SEEDS.iter().map(|s| s.to_string()).collect();
+        seeds.extend(bench_lines(40));
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut mutants, mut taken) = (0, 0);
+        for seed in &seeds {
+            assert!(agree(seed), "{seed}");
+            let rounds = if seed.len() < 400 { 1500 } else { 100 };
+            for _ in 0..rounds {
+                let m = mutate(&mut rng, seed);
+                let m2 = mutate(&mut rng, &m);
+                taken += usize::from(agree(&m)) + usize::from(agree(&m2));
+                mutants += 2;
+            }
+        }
+        // The mutants test the reader, not only its fallback: many are still messages it reads.
+        assert!(
+            taken * 10 > mutants,
+            "{taken} of {mutants} mutants read in one pass"
+        );
+        for text in [
+            "",
+            " ",
+            "{",
+            "}",
+            "{}",
+            "{} x",
+            "{}\n",
+            "\u{feff}{}",
+            "[]",
+            "null",
+            "{\"body\":null}",
+            r#"{"body":"a","body":"b"}"#,
+            r#"{"bodyBase64":"eA==","bodyBase64":"eQ=="}"#,
+            r#"{"bodyBase64":" eA== "}"#,
+            r#"{"bodyBase64":"e\/A="}"#,
+            r#"{"bodyBase64":"eA"}"#,
+            r#"{"systemProperties":{"a":"1"},"systemProperties":{"b":"2"}}"#,
+            r#"{"systemProperties":{"iothub-message-source":"Telemetry"},"source":null}"#,
+            r#"{"source":"twinChangeEvents","systemProperties":{"iothub-message-source":"Telemetry"}}"#,
+            r#"{"systemProperties":{"IOTHUB-MESSAGE-SOURCE":"Telemetry","iothub-message-source":null}}"#,
+            r#"{"systemProperties":{"content-type":"a","contentType":"b","CONTENT-TYPE":"c"}}"#,
+            r#"{"systemProperties":{"me\u017f\u017fage-id":"a","message-id":"b"}}"#,
+            r#"{"appProperties":{"\u212a":"1","k":"2"}}"#,
+            r#"{"appProperties":{"a":"\u0000"}}"#,
+            "{\"appProperties\":{\"a\":\"\u{1}\"}}",
+            r#"{"\u0062ody":"x"}"#,
+            r#"{"source":"\u0074winChangeEvents"}"#,
+            r#"{"body":"\ud800"}"#,
+            r#"{"body":"\udc00\ud800"}"#,
+            r#"{"body":"\uD83D\uDE00"}"#,
+        ] {
+            agree(text);
+        }
     }
 }

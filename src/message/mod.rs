@@ -11,6 +11,7 @@
 
 mod encoding;
 mod json;
+mod json_scan;
 pub mod names;
 pub mod naming;
 mod properties;

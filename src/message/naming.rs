@@ -256,18 +256,34 @@ impl FromStr for PropertyNaming {
 /// uses (`iothub-connection-device-id`, `$.cdid`, `ConnectionDeviceId`, …), or `None` when the
 /// name is not one of them (it is then kept as it is).
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    TABLE
-        .iter()
-        .find(|(n, spellings)| {
-            n.eq_ignore_ascii_case(name) || spellings.iter().any(|s| s.eq_ignore_ascii_case(name))
-        })
-        .map(|(n, _)| *n)
-        .or_else(|| {
-            EDGE.iter()
-                .find(|(n, w)| n.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(name))
-                .map(|(n, _)| *n)
-        })
+    by_length()
+        .get(name.len())
+        .and_then(|bucket| bucket.iter().find(|(s, _)| s.eq_ignore_ascii_case(name)))
+        .map(|&(_, c)| c)
         .or_else(|| name.strip_prefix("$.").and_then(canonical_name))
+}
+
+/// Every spelling of [`TABLE`] and [`EDGE`] with its routing name, in the order
+/// [`canonical_name`] tries them (rows in order, the routing name first), bucketed by length:
+/// input looks up every system property name of every message, and a name is compared only
+/// with the few spellings of its length instead of all ninety.
+fn by_length() -> &'static [Vec<(&'static str, &'static str)>] {
+    static BY_LENGTH: std::sync::OnceLock<Vec<Vec<(&'static str, &'static str)>>> =
+        std::sync::OnceLock::new();
+    BY_LENGTH.get_or_init(|| {
+        let mut buckets: Vec<Vec<(&'static str, &'static str)>> = Vec::new();
+        let spellings = TABLE
+            .iter()
+            .flat_map(|(n, row)| std::iter::once((*n, *n)).chain(row.iter().map(|s| (*s, *n))))
+            .chain(EDGE.iter().flat_map(|&(n, w)| [(n, n), (w, n)]));
+        for (spelling, name) in spellings {
+            if buckets.len() <= spelling.len() {
+                buckets.resize_with(spelling.len() + 1, Vec::new);
+            }
+            buckets[spelling.len()].push((spelling, name));
+        }
+        buckets
+    })
 }
 
 /// `url` with `names=` set to the naming of endpoint kind `kind` (the key of its list in a
@@ -291,6 +307,54 @@ pub fn with_endpoint_naming(url: &str, kind: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The search [`canonical_name`] replaced: every row in order, then IoT Edge's names.
+    fn canonical_name_linear(name: &str) -> Option<&'static str> {
+        TABLE
+            .iter()
+            .find(|(n, spellings)| {
+                n.eq_ignore_ascii_case(name)
+                    || spellings.iter().any(|s| s.eq_ignore_ascii_case(name))
+            })
+            .map(|(n, _)| *n)
+            .or_else(|| {
+                EDGE.iter()
+                    .find(|(n, w)| n.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(name))
+                    .map(|(n, _)| *n)
+            })
+            .or_else(|| name.strip_prefix("$.").and_then(canonical_name_linear))
+    }
+
+    #[test]
+    fn the_length_index_finds_what_the_linear_search_found() {
+        let mut probes: Vec<String> = Vec::new();
+        for (n, row) in TABLE {
+            probes.push(n.to_string());
+            probes.extend(row.iter().map(|s| s.to_string()));
+        }
+        for (n, w) in EDGE {
+            probes.push(n.to_string());
+            probes.push(w.to_string());
+        }
+        let more: Vec<String> = probes
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.to_uppercase(),
+                    format!("$.{p}"),
+                    format!("$.$.{p}"),
+                    format!("{p}x"),
+                    p[1..].to_string(),
+                    p.replacen('e', "\u{e9}", 1),
+                ]
+            })
+            .collect();
+        probes.extend(more);
+        probes.extend(["", "$.", "$", "x", "temp"].map(String::from));
+        for p in &probes {
+            assert_eq!(canonical_name(p), canonical_name_linear(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn every_spelling_reads_back_to_its_routing_name() {

@@ -42,9 +42,13 @@ fn eq_ascii_fold(a: &[u8], b: &[u8]) -> bool {
 /// A property bag: names compare case-insensitively (.NET
 /// `OrdinalIgnoreCase`), insertion order is kept, and a value may be `null`
 /// (present but null, which the engine distinguishes from absent).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Properties {
     entries: Vec<(String, Option<String>)>,
+    /// Emptied strings of entries [`Properties::clear`] dropped, reused by
+    /// [`Properties::insert_str`]: a bag refilled for each message of a stream keeps its
+    /// strings' memory instead of allocating every name and value again.
+    spare: Vec<String>,
     /// Whether every name is ASCII (kept in step with `entries`), so that a
     /// lookup of an ASCII name can compare with plain ASCII case folding
     /// without re-checking each name ([`Properties::names_ascii`]).
@@ -91,10 +95,25 @@ impl Default for Properties {
     fn default() -> Self {
         Properties {
             entries: Vec::new(),
+            spare: Vec::new(),
             ascii: true,
             dollar: false,
             index: None,
             keys: Vec::new(),
+        }
+    }
+}
+
+/// A clone has the entries only, not the spare strings kept for reuse.
+impl Clone for Properties {
+    fn clone(&self) -> Self {
+        Properties {
+            entries: self.entries.clone(),
+            spare: Vec::new(),
+            ascii: self.ascii,
+            dollar: self.dollar,
+            index: self.index.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -160,21 +179,115 @@ impl Properties {
         let name = name.into();
         match self.position(&name) {
             Some(i) => self.entries[i].1 = value,
-            None => {
-                self.ascii &= name.is_ascii();
-                self.dollar |= name.starts_with('$');
-                let hash = self.index.as_ref().map(|_| folded_hash(&name));
-                self.keys.push(scan_key(&name));
-                self.entries.push((name, value));
-                match (&mut self.index, hash) {
-                    (Some(index), Some(h)) => {
-                        index.entry(h).or_default().push(self.entries.len() - 1)
-                    }
-                    _ if self.entries.len() >= INDEX_FROM => self.reindex(),
-                    _ => {}
-                }
+            None => self.push_new(name, value, None),
+        }
+    }
+
+    /// Appends `name`, which is not in the bag; `key` is its [`scan_key`] if known.
+    fn push_new(&mut self, name: String, value: Option<String>, key: Option<u64>) {
+        self.ascii &= name.is_ascii();
+        self.dollar |= name.starts_with('$');
+        let hash = self.index.as_ref().map(|_| folded_hash(&name));
+        self.keys.push(key.unwrap_or_else(|| scan_key(&name)));
+        self.entries.push((name, value));
+        match (&mut self.index, hash) {
+            (Some(index), Some(h)) => index.entry(h).or_default().push(self.entries.len() - 1),
+            _ if self.entries.len() >= INDEX_FROM => self.reindex(),
+            _ => {}
+        }
+    }
+
+    /// Empties the bag, keeping the memory of its names and values for the next
+    /// [`Properties::insert_str`]s: parsing a stream of messages into one reused bag
+    /// allocates nothing once the bag has held its largest message.
+    pub fn clear(&mut self) {
+        for (name, value) in self.entries.drain(..) {
+            self.spare.push(name);
+            if let Some(v) = value {
+                self.spare.push(v);
             }
         }
+        self.keys.clear();
+        self.index = None;
+        self.ascii = true;
+        self.dollar = false;
+    }
+
+    /// An empty string from the spare ones [`Properties::clear`] kept (or a new one), to be
+    /// filled and given back to [`Properties::insert_spare`] or [`Properties::recycle`].
+    pub(crate) fn take_spare(&mut self) -> String {
+        let mut s = self.spare.pop().unwrap_or_default();
+        s.clear();
+        s
+    }
+
+    /// Keeps `s`'s memory for a later [`Properties::take_spare`].
+    pub(crate) fn recycle(&mut self, s: String) {
+        self.spare.push(s);
+    }
+
+    /// [`Properties::insert`] of a borrowed name and value, copied into spare strings.
+    pub fn insert_str(&mut self, name: &str, value: Option<&str>) {
+        let value = value.map(|v| {
+            let mut s = self.take_spare();
+            s.push_str(v);
+            s
+        });
+        self.insert_spare(name, value);
+    }
+
+    /// [`Properties::insert`] of a borrowed name (copied into a spare string when new) and a
+    /// value taken from [`Properties::take_spare`]; a replaced value's memory is kept.
+    pub(crate) fn insert_spare(&mut self, name: &str, value: Option<String>) {
+        let (at, key) = self.find(name);
+        match at {
+            Some(i) => {
+                if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
+                    self.spare.push(old);
+                }
+            }
+            None => self.push_spare(name, value, key),
+        }
+    }
+
+    /// [`Properties::insert_spare`] of a name not in the bag; `Err(value)` (nothing inserted)
+    /// when it is.
+    pub(crate) fn insert_spare_absent(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<(), Option<String>> {
+        match self.find(name) {
+            (Some(_), _) => Err(value),
+            (None, key) => {
+                self.push_spare(name, value, key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `name` (copied into a spare string) with its [`scan_key`] if known.
+    fn push_spare(&mut self, name: &str, value: Option<String>, key: Option<u64>) {
+        let mut owned = self.take_spare();
+        owned.push_str(name);
+        self.push_new(owned, value, key);
+    }
+
+    /// [`Properties::position`], with `name`'s [`scan_key`] when it was worked out (so that
+    /// inserting the name does not hash it again).
+    #[inline]
+    fn find(&self, name: &str) -> (Option<usize>, Option<u64>) {
+        if self.index.is_none() && self.ascii && name.is_ascii() {
+            let key = scan_key(name);
+            let nb = name.as_bytes();
+            let at = self
+                .keys
+                .iter()
+                .zip(&self.entries)
+                .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb));
+            return (at, Some(key));
+        }
+        (self.position(name), None)
     }
 
     /// Rebuilds the hash index from `entries`.

@@ -11,8 +11,10 @@
 //! ```text
 //! version u8 (= 2) | enqueued time: u64 nanoseconds since the Unix epoch
 //! the message's source u8 (0 = none, else 1 + its index in `Source::ALL`)
-//! flags u8 (version 2 on; bit 0: the body is JSON text a Storage JSON record embeds, checked
-//!   once here instead of by every endpoint's sink; version 1 records lack the byte)
+//! flags u8 (version 2 on; bit 1: the content type and encoding say JSON in UTF-8, so a Storage
+//!   JSON record embeds the body if it is JSON text, which the sinks that embed check as they
+//!   minify it; bit 0, in records written before bit 1: that and the body parsed (without a
+//!   UTF-8 check); version 1 records lack the byte)
 //! endpoint count, then per endpoint: id u16, enrichment count, (name str, value str)*
 //! system properties: count, then (name str, presence u8, [value str])*
 //! application properties: the same
@@ -26,8 +28,13 @@ use crate::sink::{CopyView, PackedProperties};
 
 const VERSION: u8 = 2;
 
-/// Flag: the message's content type and encoding say JSON in UTF-8 and the body parses.
+/// Flag of earlier records: the message's content type and encoding say JSON in UTF-8 and the
+/// body parses. Checking that here was the routing thread's largest cost after parsing the
+/// input (a JSON parse of every body); no longer written.
 const FLAG_JSON_BODY: u8 = 1;
+
+/// Flag: the message's content type and encoding say JSON in UTF-8 (the body not checked).
+const FLAG_JSON_TYPED: u8 = 2;
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -109,8 +116,8 @@ pub fn encode(
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
-    out.push(if crate::sink::record::embeds_json_body(message) {
-        FLAG_JSON_BODY
+    out.push(if crate::sink::record::json_typed_message(message) {
+        FLAG_JSON_TYPED
     } else {
         0
     });
@@ -307,7 +314,9 @@ fn read_view<'a>(
         app_properties,
         enrichments,
         body,
-        body_is_json: flags.map(|f| f & FLAG_JSON_BODY != 0),
+        // Either flag: the sink checks the body as it embeds it (a record of bit 0's time
+        // was parsed, but not checked for UTF-8).
+        body_is_json: flags.map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
     }))
 }
 
@@ -352,6 +361,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CorruptRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn round_trips_and_peeks() {
@@ -396,6 +406,60 @@ mod tests {
         // Every truncation is an error, never a panic.
         for cut in 0..buf.len() {
             assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// Records of earlier versions still read and render as before: version 1 (no flags:
+    /// the sink reads the content type) and version 2 with bit 0 (typed and parsed, but not
+    /// checked for UTF-8: a body that is not UTF-8 is base64, not embedded).
+    #[test]
+    fn reads_earlier_record_versions() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let dest = [Destination {
+            endpoint: 1,
+            enrichments: vec![],
+        }];
+        let body_of = |record: &[u8]| {
+            let v = view(record, 1, "ep", "hub", 1).unwrap().unwrap();
+            let mut line = Vec::new();
+            crate::sink::record::write_view_json(&v, None, &mut line);
+            let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            line["Body"].clone()
+        };
+        for (body, utf8) in [
+            (&b" {\"a\": \"x\"}"[..], true),
+            (b"{\"a\":\"\xff\"}", false),
+        ] {
+            let mut m = Message::default();
+            m.system_properties
+                .insert("contentType", Some("application/json".into()));
+            m.system_properties
+                .insert("contentEncoding", Some("utf-8".into()));
+            m.body = body.to_vec();
+            let mut now = Vec::new();
+            encode(&mut now, t, &dest, &m);
+            assert_eq!(now[10], FLAG_JSON_TYPED);
+            let want = if utf8 {
+                serde_json::json!({"a": "x"})
+            } else {
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(body))
+            };
+            assert_eq!(body_of(&now), want);
+            // Version 2 as written before bit 1: serde_json's check, which passed both.
+            let mut v2 = now.clone();
+            v2[10] = FLAG_JSON_BODY;
+            assert_eq!(body_of(&v2), want);
+            // Version 1: no flags byte.
+            let mut v1 = now.clone();
+            v1[0] = 1;
+            v1.remove(10);
+            assert_eq!(
+                view(&v1, 1, "ep", "hub", 1).unwrap().unwrap().body_is_json,
+                None
+            );
+            assert_eq!(body_of(&v1), want);
+            assert_eq!(decode(&v1).unwrap().message, m);
+            assert_eq!(decode(&v2).unwrap().message, m);
         }
     }
 

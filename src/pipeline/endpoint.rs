@@ -12,7 +12,8 @@ use super::{codec, lock, EndpointState, Shared};
 use crate::sink::delivery::panic_text;
 use crate::sink::{codes, CopyView, Envelope, Sink, SinkError};
 
-/// Records looked at per read (most of them may be for other endpoints).
+/// Records looked at per read from the store (most of them may be for other endpoints; the
+/// tail, which most reads use, gives each endpoint only its own).
 pub(super) const SCAN: usize = 4096;
 
 /// One copy on its way: the stored record it is read from (shared with the tail and the

@@ -298,17 +298,49 @@ pub(crate) struct Shared {
     /// A routing table swapped in while running ([`TableHandle::set`]); `None`: the one the
     /// pipeline opened with.
     reloaded: std::sync::RwLock<Option<Arc<RouteTable>>>,
+    /// Which threads have ended; `exited` is notified as each does ([`Pipeline::stop`] waits
+    /// on it).
+    exits: Mutex<Exits>,
+    exited: Condvar,
+}
+
+/// The pipeline's threads that have ended.
+#[derive(Default)]
+pub(crate) struct Exits {
+    committer: bool,
+    workers: usize,
+}
+
+/// Marks its thread ended when dropped (also when the thread unwinds from a panic).
+pub(crate) struct ExitGuard<'a> {
+    shared: &'a Shared,
+    committer: bool,
+}
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let mut e = lock(&self.shared.exits);
+        if self.committer {
+            e.committer = true;
+        } else {
+            e.workers += 1;
+        }
+        self.shared.exited.notify_all();
+    }
 }
 
 /// The newest committed records, contiguous in sequence, bounded in bytes. A read-through
-/// cache of the log: what is not here is read from the store. Each record keeps the ids of
-/// the endpoints it goes to, so that an endpoint passes the others' records without reading
-/// them.
+/// cache of the log: what is not here is read from the store. Per endpoint it keeps the
+/// sequences of the records that go to it, so that a worker takes its own records without
+/// looking at the others'.
 #[derive(Default)]
 pub(crate) struct Tail {
     first: u64,
     records: std::collections::VecDeque<TailRecord>,
     bytes: u64,
+    /// Store id → the sequences in `records` that go to that endpoint, ascending (entries
+    /// before `first` or already read are removed as the tail moves on or at the next read).
+    by_endpoint: Vec<std::collections::VecDeque<u64>>,
 }
 
 /// A record in the tail: its bytes (shared with the workers delivering it) and destinations.
@@ -334,28 +366,50 @@ impl Tail {
         for (i, r) in records.into_iter().enumerate() {
             if i == 0 && self.first + self.records.len() as u64 != first {
                 self.records.clear();
+                self.by_endpoint.iter_mut().for_each(|q| q.clear());
                 self.bytes = 0;
                 self.first = first;
+            }
+            let seq = self.first + self.records.len() as u64;
+            for &id in &r.destinations {
+                let id = usize::from(id);
+                if self.by_endpoint.len() <= id {
+                    self.by_endpoint.resize_with(id + 1, Default::default);
+                }
+                self.by_endpoint[id].push_back(seq);
             }
             self.bytes += r.bytes.len() as u64;
             self.records.push_back(r);
         }
         while self.bytes > TAIL_BYTES {
-            match self.records.pop_front() {
-                Some(r) => {
-                    self.bytes -= r.bytes.len() as u64;
-                    self.first += 1;
-                }
-                None => break,
+            if !self.pop_front() {
+                break;
             }
         }
     }
 
-    /// Looks at up to [`endpoint::SCAN`] records after `after` (and at most `through`) and puts
-    /// those for endpoint `id` in `out` (at most `max`); the last sequence looked at, or
-    /// `None` if the tail does not hold the record after `after`.
+    /// Forgets the oldest record; `false` if there is none.
+    fn pop_front(&mut self) -> bool {
+        let Some(r) = self.records.pop_front() else {
+            return false;
+        };
+        for &id in &r.destinations {
+            if let Some(q) = self.by_endpoint.get_mut(usize::from(id)) {
+                if q.front() == Some(&self.first) {
+                    q.pop_front();
+                }
+            }
+        }
+        self.bytes -= r.bytes.len() as u64;
+        self.first += 1;
+        true
+    }
+
+    /// Puts the records after `after` (and at most `through`) for endpoint `id` in `out` (at
+    /// most `max`); the last sequence passed (taken, or not for `id`), or `None` if the tail
+    /// does not hold the record after `after`.
     pub(crate) fn read_for(
-        &self,
+        &mut self,
         after: u64,
         through: u64,
         id: u16,
@@ -363,28 +417,26 @@ impl Tail {
         out: &mut Vec<(u64, Arc<Vec<u8>>)>,
     ) -> Option<u64> {
         let start = after.checked_add(1)?;
-        if start < self.first || start >= self.first + self.records.len() as u64 {
+        let end = self.first + self.records.len() as u64;
+        if start < self.first || start >= end {
             return None;
         }
-        let skip = usize::try_from(start - self.first).ok()?;
-        let mut last = after;
-        for (i, r) in self
-            .records
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .take(endpoint::SCAN)
-        {
-            let seq = self.first + i as u64;
-            if seq > through {
+        let mut last = through.min(end - 1);
+        let Some(q) = self.by_endpoint.get_mut(usize::from(id)) else {
+            return Some(last);
+        };
+        while q.front().is_some_and(|&seq| seq <= after) {
+            q.pop_front();
+        }
+        for &seq in q.iter() {
+            if seq > last {
                 break;
             }
-            last = seq;
-            if r.destinations.contains(&id) {
-                out.push((seq, Arc::clone(&r.bytes)));
-                if out.len() >= max {
-                    break;
-                }
+            let i = usize::try_from(seq - self.first).ok()?;
+            out.push((seq, Arc::clone(&self.records[i].bytes)));
+            if out.len() >= max {
+                last = seq;
+                break;
             }
         }
         Some(last)
@@ -393,15 +445,9 @@ impl Tail {
     /// Forgets records up to `through` (deleted from the store).
     fn drop_through(&mut self, through: u64) {
         while self.first <= through {
-            match self.records.pop_front() {
-                Some(r) => {
-                    self.bytes -= r.bytes.len() as u64;
-                    self.first += 1;
-                }
-                None => {
-                    self.first = through + 1;
-                    break;
-                }
+            if !self.pop_front() {
+                self.first = through + 1;
+                break;
             }
         }
     }
@@ -412,6 +458,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Waits until `done` holds for the threads that have ended, or until `deadline`;
+    /// whether it holds.
+    fn wait_exits(&self, deadline: Instant, done: impl Fn(&Exits) -> bool) -> bool {
+        let mut exits = lock(&self.exits);
+        loop {
+            if done(&exits) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            exits = self
+                .exited
+                .wait_timeout(exits, deadline - now)
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
     /// Sleeps `d`, waking early when the pipeline is abandoned; `false` if it was.
     pub(crate) fn sleep(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
@@ -669,6 +734,8 @@ impl Pipeline {
             backpressure: AtomicU64::new(0),
             recovered: AtomicU64::new(recovered_copies),
             reloaded: std::sync::RwLock::new(None),
+            exits: Mutex::new(Exits::default()),
+            exited: Condvar::new(),
         });
         let mut sinks = sinks;
         let mut workers = Vec::new();
@@ -685,7 +752,13 @@ impl Pipeline {
             let worker_shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("endpoint-{}", e.name))
-                .spawn(move || endpoint::Worker::new(worker_shared, index, sink).run())
+                .spawn(move || {
+                    let _exit = ExitGuard {
+                        shared: &worker_shared,
+                        committer: false,
+                    };
+                    endpoint::Worker::new(Arc::clone(&worker_shared), index, sink).run()
+                })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?;
             workers.push(handle);
         }
@@ -693,7 +766,13 @@ impl Pipeline {
         let committer_shared = Arc::clone(&shared);
         let committer = std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || commit_loop(&committer_shared, rx, recovered.next))
+            .spawn(move || {
+                let _exit = ExitGuard {
+                    shared: &committer_shared,
+                    committer: true,
+                };
+                commit_loop(&committer_shared, rx, recovered.next)
+            })
             .map_err(|e| PipelineError::Thread(e.to_string()))?;
         Ok(Pipeline {
             shared,
@@ -850,7 +929,8 @@ impl Pipeline {
         if let Some(observe) = &self.observer {
             observe(table, message, source, twin, &routing);
         }
-        let mut destinations = Vec::with_capacity(routing.endpoints.len());
+        // Inline for the usual few endpoints: no allocation per message besides the record.
+        let mut destinations: SmallVec<[Destination; 4]> = SmallVec::new();
         let mut ids = SmallVec::new();
         for &endpoint in &routing.endpoints {
             let Some(id) = store_id(endpoint) else {
@@ -878,7 +958,24 @@ impl Pipeline {
         }
         let mut bytes = Vec::new();
         if !ids.is_empty() {
-            bytes.reserve(64 + message.body.len());
+            // The record's size, over-estimated (length prefixes), so it is allocated once.
+            let strings = |p: &crate::message::Properties| -> usize {
+                p.iter()
+                    .map(|(n, v)| 10 + n.len() + v.map_or(0, str::len))
+                    .sum()
+            };
+            let enrichments: usize = destinations
+                .iter()
+                .flat_map(|d| &d.enrichments)
+                .map(|(k, v)| 10 + k.len() + v.len())
+                .sum();
+            bytes.reserve(
+                64 + 8 * destinations.len()
+                    + enrichments
+                    + strings(&message.system_properties)
+                    + strings(&message.app_properties)
+                    + message.body.len(),
+            );
             codec::encode(&mut bytes, enqueued_time, &destinations, message);
         }
         Ok(Prepared {
@@ -941,11 +1038,10 @@ impl Pipeline {
         let deadline = Instant::now() + drain;
         // The committer first takes what was submitted; if the store stays full past the
         // deadline, what it holds is refused (not acknowledged), never dropped after an ack.
+        // Threads say when they end (`Exits`): waiting is a condvar wait, not a poll, so a
+        // short run does not pay a polling interval at the end.
         if let Some(c) = self.committer.take() {
-            while !c.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if !c.is_finished() {
+            if !shared.wait_exits(deadline, |e| e.committer) {
                 shared.abandon.store(true, Ordering::Release);
                 let _g = lock(&shared.committed);
                 shared.space.notify_all();
@@ -958,11 +1054,9 @@ impl Pipeline {
             let _g = lock(&shared.committed);
             shared.records.notify_all();
         }
-        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        shared.abandon.store(true, Ordering::Release);
-        {
+        let workers = self.workers.len();
+        if !shared.wait_exits(deadline, |e| e.workers >= workers) {
+            shared.abandon.store(true, Ordering::Release);
             let _g = lock(&shared.committed);
             shared.records.notify_all();
             shared.space.notify_all();
@@ -970,7 +1064,8 @@ impl Pipeline {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        // The committer is gone: the workers' last cursors are written here.
+        // The committer is gone: the workers' last cursors are written here, durably; a
+        // store with nothing written since its last durable commit needs no sync.
         shared.flush_cursors(true);
         if let Err(e) = shared.store.sync() {
             eprintln!("{e}");
@@ -1013,12 +1108,17 @@ fn snapshot(shared: &Shared) -> PipelineStats {
 /// The committer: takes submitted batches, waits while the store is full, appends them in one
 /// durable commit, then tells the workers and the submitters.
 fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
-    let by_id: HashMap<u16, usize> = shared
-        .endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id, i))
-        .collect();
+    // Store id → endpoint index (ids are small and dense).
+    let mut by_id: Vec<Option<usize>> = Vec::new();
+    for (i, e) in shared.endpoints.iter().enumerate() {
+        let id = usize::from(e.id);
+        if by_id.len() <= id {
+            by_id.resize(id + 1, None);
+        }
+        by_id[id] = Some(i);
+    }
+    // Per endpoint: copies and bytes routed to it in this commit (added to its counters once).
+    let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
     loop {
         let first = match rx.recv_timeout(CURSOR_FLUSH) {
             Ok(s) => s,
@@ -1061,15 +1161,20 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
                 shared.input_lag.store(lag, Ordering::Relaxed);
             }
             for p in &records {
-                for id in &p.destinations {
-                    if let Some(&i) = by_id.get(id) {
-                        let e = &shared.endpoints[i];
-                        e.routed.fetch_add(1, Ordering::Relaxed);
-                        e.backlog.fetch_add(1, Ordering::Relaxed);
-                        e.backlog_bytes
-                            .fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+                for &id in &p.destinations {
+                    if let Some(&Some(i)) = by_id.get(usize::from(id)) {
+                        added[i].0 += 1;
+                        added[i].1 += p.bytes.len() as u64;
                     }
                 }
+            }
+            for (e, (copies, bytes)) in shared.endpoints.iter().zip(added.iter_mut()) {
+                if *copies > 0 {
+                    e.routed.fetch_add(*copies, Ordering::Relaxed);
+                    e.backlog.fetch_add(*copies, Ordering::Relaxed);
+                    e.backlog_bytes.fetch_add(*bytes, Ordering::Relaxed);
+                }
+                (*copies, *bytes) = (0, 0);
             }
             let first_seq = next;
             next += stored;
@@ -1185,5 +1290,88 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(len: usize, destinations: &[u16]) -> TailRecord {
+        TailRecord {
+            bytes: Arc::new(vec![0; len]),
+            destinations: destinations.iter().copied().collect(),
+        }
+    }
+
+    fn seqs(out: &[(u64, Arc<Vec<u8>>)]) -> Vec<u64> {
+        out.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// An endpoint takes only its own records from the tail, in order, up to `max`, and
+    /// passes the others'.
+    #[test]
+    fn tail_gives_each_endpoint_its_own_records() {
+        let mut tail = Tail {
+            first: 1,
+            ..Tail::default()
+        };
+        tail.push(
+            1,
+            [
+                record(10, &[0]),
+                record(10, &[1]),
+                record(10, &[0, 1]),
+                record(10, &[1]),
+            ],
+        );
+        let mut out = Vec::new();
+        assert_eq!(tail.read_for(0, 4, 0, 10, &mut out), Some(4));
+        assert_eq!(seqs(&out), [1, 3]);
+        out.clear();
+        assert_eq!(tail.read_for(0, 4, 1, 2, &mut out), Some(3));
+        assert_eq!(seqs(&out), [2, 3]);
+        out.clear();
+        assert_eq!(tail.read_for(3, 4, 1, 2, &mut out), Some(4));
+        assert_eq!(seqs(&out), [4]);
+        out.clear();
+        // Not yet committed past 2: only what is committed.
+        assert_eq!(tail.read_for(0, 2, 1, 10, &mut out), Some(2));
+        out.clear();
+        // An endpoint with no records passes everything; one unknown too.
+        assert_eq!(tail.read_for(0, 4, 7, 10, &mut out), Some(4));
+        assert!(out.is_empty());
+        // After the end: not in the tail.
+        assert_eq!(tail.read_for(4, 4, 0, 10, &mut out), None);
+    }
+
+    /// Records leaving the tail (bytes bound, deletion) leave the endpoints' indexes too, and
+    /// a reader behind the tail is sent to the store.
+    #[test]
+    fn tail_forgets_what_it_drops() {
+        let mut tail = Tail {
+            first: 1,
+            ..Tail::default()
+        };
+        let big = usize::try_from(TAIL_BYTES / 2).unwrap();
+        tail.push(1, [record(big, &[0]), record(big, &[0]), record(big, &[1])]);
+        assert_eq!(tail.first, 2);
+        assert_eq!(tail.by_endpoint[0].len(), 1);
+        let mut out = Vec::new();
+        assert_eq!(tail.read_for(0, 3, 0, 10, &mut out), None);
+        assert_eq!(tail.read_for(1, 3, 0, 10, &mut out), Some(3));
+        assert_eq!(seqs(&out), [2]);
+        tail.drop_through(2);
+        assert!(tail.by_endpoint[0].is_empty());
+        assert_eq!(tail.by_endpoint[1].len(), 1);
+        tail.drop_through(10);
+        assert_eq!(tail.first, 11);
+        assert!(tail.by_endpoint.iter().all(|q| q.is_empty()));
+        // A gap (records the tail never saw) starts it afresh.
+        tail.push(20, [record(1, &[1])]);
+        assert_eq!(tail.first, 20);
+        out.clear();
+        assert_eq!(tail.read_for(19, 20, 1, 10, &mut out), Some(20));
+        assert_eq!(seqs(&out), [20]);
     }
 }

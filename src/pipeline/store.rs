@@ -13,7 +13,10 @@
 //!   ([`super::codec`]), each as a LEB128 length and its bytes. A commit writes its records in
 //!   a few chunks rather than one entry each: redb's per-key insert and, above all, per-key
 //!   delete (B-tree rebalancing, page allocation) cost more than everything else the pipeline
-//!   did per message. A chunk is deleted once every cursor has passed all of it.
+//!   did per message. A chunk is deleted once every cursor has passed all of it. Chunks end
+//!   by bytes just under a power-of-two leaf, an empty entry at the end (`END`) keeps
+//!   appends from copying the previous chunk, and a large batch is written in transactions of
+//!   at most `TRANSACTION_BYTES` (only the last one synced).
 //! * `log`: the layout before chunks (sequence number → one record); records an older
 //!   hubroute left there are moved into `chunks` when the store is opened.
 //! * `endpoints`: endpoint name → its id in the store, so that records stay valid when the
@@ -24,17 +27,35 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
 
-/// Most records in one chunk, and most bytes (a chunk may exceed it by one record): small
-/// enough that a chunk partly passed keeps little in the store, large enough that the
-/// per-entry costs vanish.
-const CHUNK_RECORDS: usize = 256;
-const CHUNK_BYTES: usize = 1 << 20;
+/// An empty entry after every chunk, so that a new chunk goes into the B-tree's last leaf
+/// beside it rather than beside the chunk before: redb rebuilds the leaf an insert goes into
+/// (copy on write), and a leaf holding the previous half-megabyte chunk would be copied
+/// whole on every append. Holds no records (count 0, empty value).
+const END: (u64, u32) = (u64::MAX, 0);
+
+/// Most records in one chunk, and most bytes of its value (a single record larger than that
+/// is a chunk of its own). redb stores a value larger than a page in a leaf rounded up to a
+/// power of two of pages: a value just under 512 KiB takes a 512 KiB leaf, where one just
+/// over would take a leaf of 1 MiB, half of it zeros written, checksummed and synced. The
+/// slack leaves room for the leaf's header and key. Small enough that a chunk partly passed
+/// keeps little in the store, large enough that the per-entry costs vanish.
+const CHUNK_RECORDS: usize = 1024;
+const CHUNK_BYTES: usize = (512 << 10) - 1024;
+
+/// Most bytes of records in one redb transaction. redb's write buffer is a tenth of its cache
+/// ([`CACHE_BYTES`]); a transaction writing more than it holds has its first pages written
+/// out before their checksums are computed at commit, and then read back from the file for
+/// them. A larger batch is written as several transactions, all but the last not synced:
+/// the last one's sync makes all of them durable at once, and a crash before it loses them
+/// all (none was acknowledged).
+const TRANSACTION_BYTES: usize = 2 << 20;
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
     loop {
@@ -46,6 +67,41 @@ fn put_len(out: &mut Vec<u8>, mut n: usize) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// Bytes of `n` as a LEB128 length.
+fn len_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Where the chunk starting at `records[start]` ends (exclusive), and its value's length.
+fn chunk_end(records: &[&[u8]], start: usize) -> (usize, usize) {
+    let mut end = start;
+    let mut len = 0;
+    while end < records.len() && end - start < CHUNK_RECORDS {
+        let more = len_len(records[end].len()) + records[end].len();
+        if end > start && len + more > CHUNK_BYTES {
+            break;
+        }
+        len += more;
+        end += 1;
+    }
+    (end, len)
+}
+
+/// How many of `records` (from the start) the next transaction writes: whole chunks, at
+/// least one, up to [`TRANSACTION_BYTES`].
+fn transaction_end(records: &[&[u8]]) -> usize {
+    let (mut end, mut bytes) = (0, 0);
+    while end < records.len() {
+        let (next, len) = chunk_end(records, end);
+        if end > 0 && bytes + len > TRANSACTION_BYTES {
+            break;
+        }
+        bytes += len;
+        end = next;
+    }
+    end
 }
 
 /// The records of a chunk's value, in order; stops at a damaged length (a damaged record
@@ -86,6 +142,10 @@ pub struct StoreError {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// Whether a commit since the last durable one was not synced ([`Store::sync`] has work).
+    unsynced: std::sync::atomic::AtomicBool,
+    /// The chunk being written (only the committer writes).
+    scratch: std::sync::Mutex<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,14 +200,33 @@ impl Store {
                 ),
                 other => fail("cannot open", other.to_string()),
             })?;
-        let store = Store { db, path };
-        let tx = store
+        let store = Store {
+            db,
+            path,
+            unsynced: std::sync::atomic::AtomicBool::new(false),
+            scratch: std::sync::Mutex::new(Vec::new()),
+        };
+        let mut tx = store
             .db
             .begin_write()
             .map_err(|e| store.err("cannot write", e))?;
+        // Not synced: the tables are created again by the next open if a crash loses them,
+        // and the first durable commit (the first records) carries them.
+        tx.set_durability(Durability::None);
         {
-            tx.open_table(CHUNKS)
+            let mut chunks = tx
+                .open_table(CHUNKS)
                 .map_err(|e| store.err("cannot open the log", e))?;
+            if chunks
+                .get(END)
+                .map_err(|e| store.err("cannot open the log", e))?
+                .is_none()
+            {
+                chunks
+                    .insert(END, [].as_slice())
+                    .map_err(|e| store.err("cannot open the log", e))?;
+            }
+            drop(chunks);
             tx.open_table(ENDPOINTS)
                 .map_err(|e| store.err("cannot open the endpoints", e))?;
             tx.open_table(CURSORS)
@@ -167,10 +246,15 @@ impl Store {
     /// Gives every name in `names` an id (keeping ids already assigned) and reads the cursors
     /// and the next sequence number.
     pub fn recover(&self, names: &[&str]) -> Result<Recovered, StoreError> {
-        let tx = self
+        let mut tx = self
             .db
             .begin_write()
             .map_err(|e| self.err("cannot write", e))?;
+        // Not synced (a start that stores nothing costs no fsync): what it writes (ids of new
+        // endpoints, the old log moved into chunks) is written the same way again by the next
+        // start if a crash loses it, and nothing refers to it before the first durable commit,
+        // which carries it.
+        tx.set_durability(Durability::None);
         let mut out = Recovered::default();
         {
             let mut endpoints = tx
@@ -184,7 +268,10 @@ impl Store {
             let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
             let meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
             let last = chunks
-                .last()
+                .range(..END)
+                .map_err(|e| self.err("log", e))?
+                .next_back()
+                .transpose()
                 .map_err(|e| self.err("log", e))?
                 .map(|(k, _)| {
                     let (first, count) = k.value();
@@ -289,24 +376,27 @@ impl Store {
         records: &[&[u8]],
     ) -> Result<(), StoreError> {
         let mut chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        let mut value = Vec::new();
+        // One buffer, kept between commits: a chunk assembled in fresh memory each time cost
+        // page faults. redb copies it into its page.
+        let mut value = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let mut start = 0;
         while start < records.len() {
+            let (end, len) = chunk_end(records, start);
             value.clear();
-            let mut end = start;
-            while end < records.len()
-                && end - start < CHUNK_RECORDS
-                && (end == start || value.len() < CHUNK_BYTES)
-            {
-                put_len(&mut value, records[end].len());
-                value.extend_from_slice(records[end]);
-                end += 1;
+            value.reserve(len);
+            for record in &records[start..end] {
+                put_len(&mut value, record.len());
+                value.extend_from_slice(record);
             }
             let count = u32::try_from(end - start).unwrap_or(u32::MAX);
             chunks
                 .insert((first + start as u64, count), value.as_slice())
                 .map_err(|e| self.err("cannot append", e))?;
             start = end;
+        }
+        if value.capacity() > 2 * CHUNK_BYTES {
+            // One huge record made it large: do not keep that.
+            *value = Vec::new();
         }
         Ok(())
     }
@@ -366,11 +456,30 @@ impl Store {
     pub fn commit(
         &self,
         first: u64,
-        records: &[&[u8]],
+        mut records: &[&[u8]],
         cursors: &[(u16, u64)],
         delete_through: Option<u64>,
         durable: bool,
     ) -> Result<(u64, u64), StoreError> {
+        let mut first = first;
+        // A large batch: its first parts in transactions of their own, not synced (the last
+        // one's sync covers them; see TRANSACTION_BYTES).
+        loop {
+            let end = transaction_end(records);
+            if end >= records.len() {
+                break;
+            }
+            let mut tx = self
+                .db
+                .begin_write()
+                .map_err(|e| self.err("cannot write", e))?;
+            tx.set_durability(Durability::None);
+            self.insert_chunks(&tx, first, &records[..end])?;
+            self.unsynced.store(true, Ordering::Release);
+            tx.commit().map_err(|e| self.err("cannot commit", e))?;
+            first += end as u64;
+            records = &records[end..];
+        }
         let mut tx = self
             .db
             .begin_write()
@@ -400,7 +509,15 @@ impl Store {
                 deleted = self.delete_in(&tx, through)?;
             }
         }
+        if !durable {
+            self.unsynced.store(true, Ordering::Release);
+        }
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        if durable {
+            // Carries every commit before it (commits are serialised by redb and, in the
+            // pipeline, all made by the committer or, after it ended, by shutdown).
+            self.unsynced.store(false, Ordering::Release);
+        }
         Ok(deleted)
     }
 
@@ -435,6 +552,7 @@ impl Store {
             .map_err(|e| self.err("cannot write", e))?;
         tx.set_durability(Durability::None);
         let deleted = self.delete_in(&tx, through)?;
+        self.unsynced.store(true, Ordering::Release);
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
         Ok(deleted)
     }
@@ -459,14 +577,20 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// A durable commit of everything committed so far (at shutdown).
+    /// A durable commit of everything committed so far (at shutdown); nothing to do (no
+    /// fsync) when every commit since the last durable one was durable.
     pub fn sync(&self) -> Result<(), StoreError> {
+        if !self.unsynced.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut tx = self
             .db
             .begin_write()
             .map_err(|e| self.err("cannot write", e))?;
         tx.set_durability(Durability::Immediate);
-        tx.commit().map_err(|e| self.err("cannot commit", e))
+        tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        self.unsynced.store(false, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -486,26 +610,64 @@ mod tests {
     fn chunks_read_from_anywhere_and_go_when_wholly_passed() {
         let d = dir("chunks");
         let store = Store::open(&d).unwrap();
-        let records: Vec<Vec<u8>> = (0..600u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let c = CHUNK_RECORDS as u64;
+        let total = 2 * c + c / 2;
+        let records: Vec<Vec<u8>> = (0..total as u32)
+            .map(|i| i.to_le_bytes().to_vec())
+            .collect();
         let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         store.append(1, &slices).unwrap();
-        assert_eq!(store.len().unwrap(), 600);
-        for after in [0, 1, 255, 256, 257, 511, 599] {
-            let read = store.read_after(after, 1000).unwrap();
-            assert_eq!(read.len() as u64, 600 - after);
+        assert_eq!(store.len().unwrap(), total);
+        for after in [0, 1, c - 1, c, c + 1, 2 * c - 1, total - 1] {
+            let read = store.read_after(after, 10_000).unwrap();
+            assert_eq!(read.len() as u64, total - after);
             assert_eq!(read[0].0, after + 1);
-            assert_eq!(read[0].1, ((after) as u32).to_le_bytes());
+            assert_eq!(read[0].1, (after as u32).to_le_bytes());
         }
         assert_eq!(store.read_after(10, 3).unwrap().len(), 3);
-        // Through 300: the first chunk (1..=256) goes, the second (257..=512) stays.
-        let (n, bytes) = store.commit(0, &[], &[], Some(300), false).unwrap();
-        assert_eq!((n, bytes), (256, 256 * 4));
-        assert_eq!(store.read_after(0, 1000).unwrap()[0].0, 257);
-        let (n, _) = store.commit(0, &[], &[], Some(600), true).unwrap();
-        assert_eq!(n, 344);
+        // Through c + c/4: the first chunk (1..=c) goes, the second (c+1..=2c) stays.
+        let (n, bytes) = store.commit(0, &[], &[], Some(c + c / 4), false).unwrap();
+        assert_eq!((n, bytes), (c, c * 4));
+        assert_eq!(store.read_after(0, 10_000).unwrap()[0].0, c + 1);
+        let (n, _) = store.commit(0, &[], &[], Some(total), true).unwrap();
+        assert_eq!(n, total - c);
         assert!(store.is_empty().unwrap());
         drop(store);
         std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// Large records: chunks end by bytes, a batch larger than a transaction is written in
+    /// several, and everything reads back in order.
+    #[test]
+    fn large_batches_span_chunks_and_transactions() {
+        let d = dir("large");
+        let store = Store::open(&d).unwrap();
+        let records: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100_000]).collect();
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        assert!(transaction_end(&slices) < slices.len());
+        assert!(chunk_end(&slices, 0).0 < 6);
+        store.append(7, &slices).unwrap();
+        let read = store.read_after(6, 1000).unwrap();
+        assert_eq!(read.len(), 100);
+        for (i, (seq, bytes)) in read.iter().enumerate() {
+            assert_eq!(*seq, 7 + i as u64);
+            assert_eq!(bytes, &records[i]);
+        }
+        drop(store);
+        let store = Store::open(&d).unwrap();
+        assert_eq!(store.recover(&["a"]).unwrap().next, 107);
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// LEB128 lengths take as many bytes as `put_len` writes.
+    #[test]
+    fn length_prefix_sizes() {
+        for n in [0, 1, 127, 128, 16383, 16384, 1 << 30] {
+            let mut out = Vec::new();
+            put_len(&mut out, n);
+            assert_eq!(len_len(n), out.len(), "{n}");
+        }
     }
 
     /// A store written with one entry per record (before chunks) keeps its records.

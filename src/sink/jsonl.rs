@@ -28,8 +28,9 @@ enum Target {
 pub struct JsonLinesSink {
     target: Target,
     description: String,
-    /// The batch being rendered, kept between batches so its capacity is reused.
-    text: String,
+    /// The batch being rendered, kept between batches so its capacity is reused. Bytes, not a
+    /// `String`: lines are copied from store records whose UTF-8 was checked when read.
+    text: Vec<u8>,
 }
 
 impl JsonLinesSink {
@@ -49,7 +50,7 @@ impl JsonLinesSink {
         Ok(JsonLinesSink {
             description: format!("jsonl:{}", path.display()),
             target: Target::File { path, file },
-            text: String::new(),
+            text: Vec::new(),
         })
     }
 
@@ -58,7 +59,7 @@ impl JsonLinesSink {
         JsonLinesSink {
             target: Target::Stdout,
             description: "jsonl:-".into(),
-            text: String::new(),
+            text: Vec::new(),
         }
     }
 
@@ -67,7 +68,7 @@ impl JsonLinesSink {
         JsonLinesSink {
             target: Target::Writer(writer),
             description: description.into(),
-            text: String::new(),
+            text: Vec::new(),
         }
     }
 
@@ -96,7 +97,7 @@ impl Sink for JsonLinesSink {
         for e in batch {
             let record = Record::new(e, format_enqueued_time(e.enqueued_time));
             record.write_json(Some(&e.endpoint), &mut text);
-            text.push('\n');
+            text.push(b'\n');
         }
         self.finish_batch(text)
     }
@@ -108,7 +109,7 @@ impl Sink for JsonLinesSink {
         text.clear();
         for v in batch {
             write_view_json(v, Some(v.endpoint), &mut text);
-            text.push('\n');
+            text.push(b'\n');
         }
         self.finish_batch(text)
     }
@@ -127,15 +128,15 @@ impl Sink for JsonLinesSink {
 
 impl JsonLinesSink {
     /// Writes the rendered batch and keeps the buffer for the next one.
-    fn finish_batch(&mut self, mut text: String) -> Result<(), SinkError> {
+    fn finish_batch(&mut self, mut text: Vec<u8>) -> Result<(), SinkError> {
         let result = if text.is_empty() {
             Ok(())
         } else {
-            self.write_bytes(text.as_bytes())
+            self.write_bytes(&text)
         };
         // A batch of very large copies does not pin its memory for the sink's lifetime.
         if text.capacity() > 16 << 20 {
-            text = String::new();
+            text = Vec::new();
         }
         self.text = text;
         result

@@ -24,6 +24,7 @@ use crate::message::Message;
 
 mod channel;
 pub mod delivery;
+mod json;
 mod jsonl;
 pub(crate) mod record;
 pub mod replay;

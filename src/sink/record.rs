@@ -17,7 +17,8 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::time::{format_enqueued_time, push_enqueued_time};
+use super::json::{push_minified_if_json, push_string};
+use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
@@ -54,7 +55,7 @@ impl<'a> Record<'a> {
             .system_properties
             .iter()
             .filter(|(n, _)| !eq_ignore_case(n, ENQUEUED_TIME))
-            .map(|(n, v)| (storage_name(n), v.unwrap_or("")))
+            .map(|(n, v)| (storage_name_str(n), v.unwrap_or("")))
             .collect();
         Record {
             enqueued_time_utc,
@@ -78,29 +79,37 @@ impl<'a> Record<'a> {
 
     /// Appends the JSON object (no newline). With `endpoint`, an `"endpoint"` member comes first.
     /// Members are written in IoT Hub's order, which a `serde_json::Map` would not keep.
-    pub fn write_json(&self, endpoint: Option<&str>, out: &mut String) {
-        out.push('{');
+    pub fn write_json(&self, endpoint: Option<&str>, out: &mut Vec<u8>) {
+        out.push(b'{');
         if let Some(e) = endpoint {
-            out.push_str("\"endpoint\":");
-            push_json_string(out, e);
-            out.push(',');
+            out.extend_from_slice(b"\"endpoint\":");
+            push_string(out, e.as_bytes());
+            out.push(b',');
         }
-        out.push_str("\"EnqueuedTimeUtc\":");
-        push_json_string(out, &self.enqueued_time_utc);
-        out.push_str(",\"Properties\":");
+        out.extend_from_slice(b"\"EnqueuedTimeUtc\":");
+        push_string(out, self.enqueued_time_utc.as_bytes());
+        out.extend_from_slice(b",\"Properties\":");
         push_json_object(out, self.properties.iter().copied());
-        out.push_str(",\"SystemProperties\":");
+        out.extend_from_slice(b",\"SystemProperties\":");
         push_json_object(out, self.system_pairs());
-        out.push_str(",\"Body\":");
-        let get = |name: &str| self.message.system_properties.get(name).flatten();
-        if !push_json_body(json_typed(get), None, self.body, out) {
-            push_base64_string(out, self.body);
-        }
-        out.push('}');
+        out.extend_from_slice(b",\"Body\":");
+        push_body(json_typed_message(self.message), self.body, out);
+        out.push(b'}');
     }
 
-    /// The record as an Avro value of [`AVRO_SCHEMA`].
+    /// Appends the record's Avro binary encoding ([`AVRO_SCHEMA`]), maps in the message's
+    /// order, exactly [`Record::avro_len`] bytes.
     #[cfg(feature = "avro")]
+    pub fn write_avro(&self, out: &mut Vec<u8>) {
+        put_avro_bytes(out, self.enqueued_time_utc.as_bytes());
+        put_avro_map(out, self.properties.iter().copied());
+        put_avro_map(out, self.system_pairs());
+        put_avro_body(out, self.body);
+    }
+
+    /// The record as an Avro value of [`AVRO_SCHEMA`] (what the Storage sink wrote through
+    /// apache_avro before it encoded records itself; the tests compare both).
+    #[cfg(all(test, feature = "avro"))]
     pub fn to_avro(&self) -> apache_avro::types::Value {
         use apache_avro::types::Value;
         let map = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
@@ -127,9 +136,8 @@ impl<'a> Record<'a> {
         ])
     }
 
-    /// The exact length of this record's Avro binary encoding, computed without encoding it, so
-    /// the Storage sink can decide where a file must roll before writing anything.
-    #[cfg(feature = "avro")]
+    /// The exact length of this record's Avro binary encoding, computed without encoding it.
+    #[cfg(all(test, feature = "avro"))]
     pub fn avro_len(&self) -> u64 {
         fn string_len(s: &str) -> u64 {
             varint_len(s.len() as u64) + s.len() as u64
@@ -167,136 +175,207 @@ pub(crate) fn varint_len(n: u64) -> u64 {
     len
 }
 
+/// Appends Avro's `long` encoding (zig-zag, then 7 bits a byte) of the non-negative `n`.
+#[cfg(feature = "avro")]
+pub(crate) fn put_avro_len(out: &mut Vec<u8>, n: usize) {
+    let mut zz = (n as u64) << 1;
+    while zz >= 0x80 {
+        out.push((zz as u8 & 0x7f) | 0x80);
+        zz >>= 7;
+    }
+    out.push(zz as u8);
+}
+
+/// Appends an Avro `string` or `bytes`: its length, then the bytes.
+#[cfg(feature = "avro")]
+fn put_avro_bytes(out: &mut Vec<u8>, s: &[u8]) {
+    put_avro_len(out, s.len());
+    out.extend_from_slice(s);
+}
+
+/// Appends an Avro `map<string>` as apache_avro writes one: one block of all entries (its
+/// count, the entries), then the empty block that ends the map.
+#[cfg(feature = "avro")]
+fn put_avro_map<'s>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'s str, &'s str)>) {
+    let mut map = MapWriter::start(out);
+    for (n, v) in pairs {
+        map.entry(out, n.as_bytes(), v.as_bytes());
+    }
+    map.end(out);
+}
+
+/// Appends the `Body` field: the `bytes` branch (index 1) of `["null","bytes"]`.
+#[cfg(feature = "avro")]
+fn put_avro_body(out: &mut Vec<u8>, body: &[u8]) {
+    put_avro_len(out, 1);
+    put_avro_bytes(out, body);
+}
+
+/// Writes the entries of an Avro map whose count is known only at its end: the count's byte
+/// is reserved first and filled in (or widened, for 64 entries or more) by [`MapWriter::end`].
+#[cfg(feature = "avro")]
+struct MapWriter {
+    at: usize,
+    count: usize,
+}
+
+#[cfg(feature = "avro")]
+impl MapWriter {
+    fn start(out: &mut Vec<u8>) -> Self {
+        out.push(0);
+        MapWriter {
+            at: out.len() - 1,
+            count: 0,
+        }
+    }
+
+    fn entry(&mut self, out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        put_avro_bytes(out, name);
+        put_avro_bytes(out, value);
+        self.count += 1;
+    }
+
+    fn end(self, out: &mut Vec<u8>) {
+        if self.count == 0 {
+            return; // the reserved zero is the empty map
+        }
+        let mut count = Vec::new();
+        put_avro_len(&mut count, self.count);
+        out.splice(self.at..=self.at, count);
+        out.push(0);
+    }
+}
+
 /// The name a Storage record gives system property `name`: IoT Hub's Storage column of the
 /// "System property names" table (`contentType`, `connectionDeviceId`, in that case), whatever
 /// case the message used; names outside the table as they are.
-fn storage_name(name: &str) -> &str {
+fn storage_name_str(name: &str) -> &str {
     match PropertyNaming::Storage.outbound_name(name) {
         Cow::Borrowed(n) => n,
         Cow::Owned(_) => name,
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped as serde_json escapes (`\"`, `\\`, the short
-/// forms `\b \f \n \r \t`, other control characters as `\u00XX`), without building a
-/// temporary `String` per value: this runs for every property of every copy.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
+/// [`storage_name_str`] of a name read from a store record. The table's names are ASCII, so a
+/// name that is not cannot be in it.
+fn storage_name(name: &[u8]) -> &[u8] {
+    if !name.is_ascii() {
+        return name;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    match std::str::from_utf8(name) {
+        Ok(n) => storage_name_str(n).as_bytes(),
+        Err(_) => name,
+    }
+}
+
+/// Whether a name read from a store record equals `want` ignoring case, as
+/// [`eq_ignore_case`] compares (ASCII names without a UTF-8 check).
+pub(crate) fn name_is(name: &[u8], want: &str) -> bool {
+    if name.is_ascii() && want.is_ascii() {
+        return name.eq_ignore_ascii_case(want.as_bytes());
+    }
+    std::str::from_utf8(name).is_ok_and(|n| eq_ignore_case(n, want))
 }
 
 /// Appends the JSON record of a copy read in place (no newline), exactly as
 /// [`Record::write_json`] writes the copy's envelope (`tests::views_render_as_envelopes`).
-pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: &mut String) {
-    out.push('{');
+/// Strings are copied from the record's bytes (checked UTF-8 when the record was read).
+pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: &mut Vec<u8>) {
+    out.push(b'{');
     if let Some(e) = endpoint {
-        out.push_str("\"endpoint\":");
-        push_json_string(out, e);
-        out.push(',');
+        out.extend_from_slice(b"\"endpoint\":");
+        push_string(out, e.as_bytes());
+        out.push(b',');
     }
-    out.push_str("\"EnqueuedTimeUtc\":\"");
-    let time_at = out.len();
-    push_enqueued_time(out, view.enqueued_time);
-    let time_range = time_at..out.len();
-    out.push_str("\",\"Properties\":{");
+    let time = EnqueuedTimeText::new(view.enqueued_time);
+    out.extend_from_slice(b"\"EnqueuedTimeUtc\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\",\"Properties\":{");
     let mut first = true;
-    view.for_each_app_property(|n, v| {
+    view.for_each_app_property_bytes(|n, v| {
         if !std::mem::take(&mut first) {
-            out.push(',');
+            out.push(b',');
         }
-        push_json_string(out, n);
-        out.push(':');
-        push_json_string(out, v.unwrap_or(""));
+        push_string(out, n);
+        out.push(b':');
+        push_string(out, v.unwrap_or(b""));
     });
-    out.push_str("},\"SystemProperties\":{");
-    for (n, v) in view.system_properties.iter() {
-        if eq_ignore_case(n, ENQUEUED_TIME) {
+    out.extend_from_slice(b"},\"SystemProperties\":{");
+    for (n, v) in view.system_properties.iter_bytes() {
+        if name_is(n, ENQUEUED_TIME) {
             continue;
         }
-        push_json_string(out, storage_name(n));
-        out.push(':');
-        push_json_string(out, v.unwrap_or(""));
-        out.push(',');
+        push_string(out, storage_name(n));
+        out.push(b':');
+        push_string(out, v.unwrap_or(b""));
+        out.push(b',');
     }
-    out.push('"');
-    out.push_str(ENQUEUED_TIME);
-    out.push_str("\":\"");
-    // The time is digits and punctuation: no escaping, copied from where it was written.
-    out.extend_from_within_str(time_range);
-    out.push_str("\"},\"Body\":");
-    // A flag from the store already says whether the content type is JSON and the body
-    // parses: no lookup of the content type per copy then.
-    let typed = match view.body_is_json {
+    out.extend_from_slice(b"\"enqueuedTime\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"},\"Body\":");
+    push_body(view_json_typed(view), view.body, out);
+    out.push(b'}');
+}
+
+/// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]
+/// writes the copy's envelope.
+#[cfg(feature = "avro")]
+pub(crate) fn write_view_avro(view: &CopyView<'_>, out: &mut Vec<u8>) {
+    let time = EnqueuedTimeText::new(view.enqueued_time);
+    put_avro_bytes(out, time.as_bytes());
+    let mut map = MapWriter::start(out);
+    view.for_each_app_property_bytes(|n, v| map.entry(out, n, v.unwrap_or(b"")));
+    map.end(out);
+    let mut map = MapWriter::start(out);
+    for (n, v) in view.system_properties.iter_bytes() {
+        if !name_is(n, ENQUEUED_TIME) {
+            map.entry(out, storage_name(n), v.unwrap_or(b""));
+        }
+    }
+    map.entry(out, ENQUEUED_TIME.as_bytes(), time.as_bytes());
+    map.end(out);
+    put_avro_body(out, view.body);
+}
+
+/// Whether a view's content type says JSON in UTF-8: the store's flag when it has one.
+fn view_json_typed(view: &CopyView<'_>) -> bool {
+    match view.body_is_json {
         Some(known) => known,
         None => json_typed(|name: &str| view.system_properties.get(name).flatten()),
-    };
-    if !push_json_body(typed, view.body_is_json, view.body, out) {
-        push_base64_string(out, view.body);
     }
-    out.push('}');
 }
 
-/// `String` has no `extend_from_within`; the bytes are ASCII here.
-trait ExtendWithin {
-    fn extend_from_within_str(&mut self, range: std::ops::Range<usize>);
-}
-
-impl ExtendWithin for String {
-    fn extend_from_within_str(&mut self, range: std::ops::Range<usize>) {
-        let mut buf = [0u8; 32];
-        let text = &self[range];
-        let n = text.len().min(buf.len());
-        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-        if let Ok(copy) = std::str::from_utf8(&buf[..n]) {
-            self.push_str(copy);
-        }
+/// Appends the `Body` value: the body minified when the content type says JSON and the body
+/// is JSON text in UTF-8, else base64.
+fn push_body(json_typed: bool, body: &[u8], out: &mut Vec<u8>) {
+    if !(json_typed && push_minified_if_json(body, out)) {
+        push_base64_string(out, body);
     }
 }
 
 /// Appends `bytes` as a base64 JSON string (base64 needs no escaping).
-fn push_base64_string(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    BASE64.encode_string(bytes, out);
-    out.push('"');
+fn push_base64_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + len, 0);
+    if BASE64.encode_slice(bytes, &mut out[start..]).is_err() {
+        out.truncate(start); // unreachable: the length is the encoder's own
+    }
+    out.push(b'"');
 }
 
-fn push_json_object<'s>(out: &mut String, pairs: impl Iterator<Item = (&'s str, &'s str)>) {
-    out.push('{');
+fn push_json_object<'s>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'s str, &'s str)>) {
+    out.push(b'{');
     for (i, (n, v)) in pairs.enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        push_json_string(out, n);
-        out.push(':');
-        push_json_string(out, v);
+        push_string(out, n.as_bytes());
+        out.push(b':');
+        push_string(out, v.as_bytes());
     }
-    out.push('}');
+    out.push(b'}');
 }
 
 /// The body as compact JSON text when a Storage JSON record embeds it as a JSON value, else
@@ -304,22 +383,21 @@ fn push_json_object<'s>(out: &mut String, pairs: impl Iterator<Item = (&'s str, 
 ///
 /// IoT Hub embeds the body only when `contentType` is `application/json` and `contentEncoding`
 /// is `utf-8`, both compared case-insensitively and exactly (`application/json; charset=utf-8`
-/// or `utf-16` give base64). A body that does not parse as JSON is base64 too, so the record
-/// stays valid JSON. The text keeps the body's own member order and number spelling; only the
-/// whitespace between tokens is removed, so the record stays on one line.
+/// or `utf-16` give base64). A body that is not UTF-8 or does not parse as JSON is base64 too,
+/// so the record stays valid JSON. The text keeps the body's own member order and number
+/// spelling; only the whitespace between tokens is removed, so the record stays on one line.
 pub fn json_body_text(message: &Message) -> Option<String> {
-    let mut out = String::new();
-    let get = |name: &str| message.system_properties.get(name).flatten();
-    push_json_body(json_typed(get), None, &message.body, &mut out).then_some(out)
+    let mut out = Vec::new();
+    if !(json_typed_message(message) && push_minified_if_json(&message.body, &mut out)) {
+        return None;
+    }
+    String::from_utf8(out).ok()
 }
 
-/// Whether a Storage JSON record of `message` embeds its body as a JSON value
-/// ([`json_body_text`]'s rule), checked without building the text. The store's records keep
-/// the answer (feature `store`), so endpoints do not check every copy again.
-#[cfg(feature = "store")]
-pub(crate) fn embeds_json_body(message: &Message) -> bool {
-    let get = |name: &str| message.system_properties.get(name).flatten();
-    json_typed(get) && serde_json::from_slice::<serde::de::IgnoredAny>(&message.body).is_ok()
+/// Whether `message`'s content type and encoding say JSON in UTF-8, the first half of
+/// [`json_body_text`]'s rule; the store's records keep the answer.
+pub(crate) fn json_typed_message(message: &Message) -> bool {
+    json_typed(|name: &str| message.system_properties.get(name).flatten())
 }
 
 /// Whether system properties (read by `get`, ignoring case) say the body is JSON in UTF-8,
@@ -329,68 +407,14 @@ fn json_typed<'v>(get: impl Fn(&str) -> Option<&'v str>) -> bool {
     is(CONTENT_TYPE, CONTENT_TYPE_JSON) && is(CONTENT_ENCODING, "utf-8")
 }
 
-/// Appends the body as compact JSON text to `out` when a Storage JSON record embeds it as a
-/// JSON value ([`json_body_text`]'s rule), else leaves `out` as it was and returns `false`.
-/// Validates with `IgnoredAny`, which builds nothing: a `serde_json::Value` of every body of
-/// every copy was the JSON sinks' largest cost.
-/// `known`: whether the body parses, when already checked (then it is not parsed again).
-fn push_json_body(json_typed: bool, known: Option<bool>, body: &[u8], out: &mut String) -> bool {
-    if !json_typed || known == Some(false) {
-        return false;
-    }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return false;
-    };
-    if known.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-        return false;
-    }
-    minify_into(text, out);
-    true
-}
-
-/// Appends valid JSON text without its insignificant whitespace: every space, tab, CR and LF
-/// outside string literals (inside them, control characters are always escaped in valid
-/// JSON). Copies runs of bytes at once; a body without such whitespace is one copy.
-fn minify_into(text: &str, out: &mut String) {
-    let bytes = text.as_bytes();
-    // Most device bodies are compact already: two vectorised searches then one copy.
-    if memchr::memchr3(b' ', b'\n', b'\r', bytes).is_none()
-        && memchr::memchr(b'\t', bytes).is_none()
-    {
-        out.push_str(text);
-        return;
-    }
-    out.reserve(bytes.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            // ASCII whitespace is a whole character: both slices end on char boundaries.
-            out.push_str(&text[start..i]);
-            start = i + 1;
-        } else if b == b'"' {
-            in_string = true;
-        }
-    }
-    out.push_str(&text[start..]);
-}
-
 /// The Storage JSON record of `envelope` as one line of text (no newline), exactly as the JSON
 /// encoding of [`super::StorageSink`] writes it.
 pub fn storage_json_record(envelope: &Envelope) -> String {
     let record = Record::new(envelope, format_enqueued_time(envelope.enqueued_time));
-    let mut out = String::new();
+    let mut out = Vec::new();
     record.write_json(None, &mut out);
-    out
+    // Built from `&str`s and checked JSON bodies: always UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -415,29 +439,6 @@ mod tests {
         ("contentType", Some("Application/JSON")),
         ("contentEncoding", Some("UTF-8")),
     ];
-
-    #[test]
-    fn strings_are_escaped_as_serde_json_escapes_them() {
-        for s in [
-            "",
-            "plain",
-            "q\"b\\s/",
-            "\u{0}\u{1f}\u{8}\u{c}\n\r\t\u{7f}",
-            "Ünï€😀",
-            "a\u{1}b",
-        ] {
-            let mut out = String::new();
-            push_json_string(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap());
-        }
-    }
-
-    #[test]
-    fn minify_keeps_strings_and_drops_whitespace_between_tokens() {
-        let mut out = String::new();
-        minify_into("{ \"a b\" :\t[1 ,\r\n \"\\\" x\"] }", &mut out);
-        assert_eq!(out, r#"{"a b":[1,"\" x"]}"#);
-    }
 
     #[test]
     fn json_record_shape_and_order() {
@@ -513,6 +514,12 @@ mod tests {
             let r = Record::new(&e, format_enqueued_time(e.enqueued_time));
             let encoded = apache_avro::to_avro_datum(&schema, r.to_avro()).unwrap();
             assert_eq!(r.avro_len(), encoded.len() as u64);
+            // Written directly: the same length, and apache_avro reads back the same value.
+            let mut direct = Vec::new();
+            r.write_avro(&mut direct);
+            assert_eq!(direct.len(), encoded.len());
+            let back = apache_avro::from_avro_datum(&schema, &mut &direct[..], None).unwrap();
+            assert_eq!(back, r.to_avro());
         }
         assert_eq!(varint_len(63), 1);
         assert_eq!(varint_len(64), 2);

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use super::record::Record;
 use super::time::{format_enqueued_time, utc_parts, Clock, SystemClock};
+use super::view::CopyView;
 use super::{Envelope, Sink, SinkError};
 
 /// The tokens of a `fileNameFormat`; each must appear exactly once.
@@ -47,11 +48,6 @@ pub const DEFAULT_BATCH_FREQUENCY: Duration = Duration::from_secs(300);
 
 /// IoT Hub's default `maxChunkSizeInBytes` (300 MB; the hub allows 10 MB to 500 MB).
 pub const DEFAULT_MAX_CHUNK_SIZE_BYTES: u64 = 314_572_800;
-
-/// The largest Avro block buffer allocated up front (a batch bigger than this is written as
-/// several blocks, and its file may then end up a few dozen bytes past the size estimate).
-#[cfg(feature = "avro")]
-const MAX_BLOCK: usize = 256 << 20;
 
 /// How many `-N` suffixes to try before giving up on a name (a sign of something odd on disk).
 const MAX_NAME_SUFFIX: u32 = 100_000;
@@ -279,34 +275,45 @@ struct Chunk {
     marker: [u8; 16],
 }
 
-/// What one record becomes before it is written.
-enum Encoded {
-    /// A JSON line including its newline.
-    Json(String),
-    /// An Avro value and its exact binary length.
-    #[cfg(feature = "avro")]
-    Avro(apache_avro::types::Value, u64),
+/// Records encoded for one hub and partition, back to back in one buffer (reused between
+/// batches): Avro datums, or JSON lines with their newlines.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
 }
 
 impl Encoded {
-    fn json_line(&self) -> Option<&str> {
-        match self {
-            Encoded::Json(s) => Some(s),
-            #[cfg(feature = "avro")]
-            Encoded::Avro(..) => None,
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Marks the end of a record just written to `bytes`.
+    fn end_record(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Where record `i` starts (`i == len` is the end of the last).
+    fn offset(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            i => self.ends[i - 1],
         }
     }
 
-    fn len(&self) -> u64 {
-        match self {
-            Encoded::Json(s) => s.len() as u64,
-            #[cfg(feature = "avro")]
-            Encoded::Avro(_, n) => *n,
-        }
+    /// The bytes of records `range`.
+    fn slice(&self, range: &std::ops::Range<usize>) -> &[u8] {
+        &self.bytes[self.offset(range.start)..self.offset(range.end)]
     }
 }
 
-/// The Avro schema and codec, prepared once per sink.
+/// The Avro schema and codec, prepared once per sink. Records are encoded by hubroute itself
+/// ([`Record::write_avro`], `write_view_avro`) and framed into blocks here, as apache_avro's
+/// writer frames them (count, byte length, data, sync marker): building an
+/// `apache_avro::types::Value` per record cost more than everything else the sink did. The
+/// file header is still apache_avro's.
 #[cfg(feature = "avro")]
 struct AvroState {
     schema: apache_avro::Schema,
@@ -330,37 +337,51 @@ impl AvroState {
             header_len: 0,
         };
         // The header's length depends only on the schema and codec (the marker is 16 bytes).
-        state.header_len = state.encode(&[], 0, [0; 16], true)?.len() as u64;
+        state.header_len = state.header([0; 16])?.len() as u64;
         Ok(state)
     }
 
-    /// Encodes `values` as one block, preceded by the file header when `header` is set.
-    fn encode(
-        &self,
-        values: &[&apache_avro::types::Value],
-        datum_len: u64,
-        marker: [u8; 16],
-        header: bool,
-    ) -> Result<Vec<u8>, SinkError> {
+    /// A new file's header, by apache_avro (magic, schema, codec, sync marker).
+    fn header(&self, marker: [u8; 16]) -> Result<Vec<u8>, SinkError> {
         let fail = |e: apache_avro::Error| SinkError::Fatal(format!("Avro encoding failed: {e}"));
-        let mut writer = apache_avro::Writer::builder()
+        apache_avro::Writer::builder()
             .schema(&self.schema)
             .writer(Vec::new())
             .codec(self.codec)
             .marker(marker)
-            .has_header(!header)
-            // One block per batch, as the size accounting assumes: the block size is the
-            // threshold for an automatic flush, and it also sizes the buffer up front, so it is
-            // the batch's own size (capped, for the buffer's sake).
-            .block_size(
-                usize::try_from(datum_len)
-                    .map_or(MAX_BLOCK, |n| n.saturating_add(1).min(MAX_BLOCK)),
-            )
-            .build();
-        for v in values {
-            writer.append_value_ref(v).map_err(fail)?;
+            .has_header(false)
+            .build()
+            .into_inner()
+            .map_err(fail)
+    }
+
+    /// Appends one block of `count` records whose datums are `data` to `out`.
+    fn block(
+        &self,
+        out: &mut Vec<u8>,
+        count: usize,
+        data: &[u8],
+        marker: [u8; 16],
+    ) -> Result<(), SinkError> {
+        use super::record::put_avro_len;
+        match self.codec {
+            apache_avro::Codec::Null => {
+                put_avro_len(out, count);
+                put_avro_len(out, data.len());
+                out.extend_from_slice(data);
+            }
+            codec => {
+                let mut packed = data.to_vec();
+                codec
+                    .compress(&mut packed)
+                    .map_err(|e| SinkError::Fatal(format!("Avro block compression failed: {e}")))?;
+                put_avro_len(out, count);
+                put_avro_len(out, packed.len());
+                out.extend_from_slice(&packed);
+            }
         }
-        writer.into_inner().map_err(fail)
+        out.extend_from_slice(&marker);
+        Ok(())
     }
 
     /// An upper bound of the bytes a block of `count` records totalling `datum_len` takes.
@@ -400,6 +421,10 @@ pub struct StorageSink {
     files: Vec<PathBuf>,
     #[cfg(feature = "avro")]
     avro: Option<AvroState>,
+    /// One group's encoded records, reused between batches.
+    encoded: Encoded,
+    /// The bytes of one append (header, block framing), reused between batches.
+    out: Vec<u8>,
 }
 
 impl StorageSink {
@@ -433,6 +458,8 @@ impl StorageSink {
             files: Vec::new(),
             #[cfg(feature = "avro")]
             avro,
+            encoded: Encoded::default(),
+            out: Vec::new(),
         })
     }
 
@@ -518,17 +545,41 @@ impl StorageSink {
         )))
     }
 
-    fn encode(&self, e: &Envelope) -> Encoded {
-        let record = Record::new(e, format_enqueued_time(e.enqueued_time));
+    /// Whether records are encoded as Avro (else JSON lines).
+    fn is_avro(&self) -> bool {
         #[cfg(feature = "avro")]
         if self.avro.is_some() {
-            let len = record.avro_len();
-            return Encoded::Avro(record.to_avro(), len);
+            return true;
         }
-        let mut line = String::new();
-        record.write_json(None, &mut line);
-        line.push('\n');
-        Encoded::Json(line)
+        false
+    }
+
+    /// Appends the record of `e` to `out`.
+    fn encode_envelope(&self, e: &Envelope, out: &mut Encoded) {
+        let record = Record::new(e, format_enqueued_time(e.enqueued_time));
+        #[cfg(feature = "avro")]
+        if self.is_avro() {
+            record.write_avro(&mut out.bytes);
+            out.end_record();
+            return;
+        }
+        record.write_json(None, &mut out.bytes);
+        out.bytes.push(b'\n');
+        out.end_record();
+    }
+
+    /// Appends the record of a copy read in place to `out`, as [`Self::encode_envelope`]
+    /// would of its envelope.
+    fn encode_view(&self, v: &CopyView<'_>, out: &mut Encoded) {
+        #[cfg(feature = "avro")]
+        if self.is_avro() {
+            super::record::write_view_avro(v, &mut out.bytes);
+            out.end_record();
+            return;
+        }
+        super::record::write_view_json(v, None, &mut out.bytes);
+        out.bytes.push(b'\n');
+        out.end_record();
     }
 
     /// Bytes a new file's header takes.
@@ -540,60 +591,82 @@ impl StorageSink {
         0
     }
 
-    /// Upper bound of the bytes appending `items` adds to a file.
-    fn block_len(&self, items: &[Encoded]) -> u64 {
-        let datum: u64 = items.iter().map(Encoded::len).sum();
+    /// Upper bound of the bytes appending `count` records of `datum` bytes adds to a file.
+    fn block_len(&self, count: u64, datum: u64) -> u64 {
         #[cfg(feature = "avro")]
         if let Some(a) = &self.avro {
-            return a.block_len(items.len() as u64, datum);
+            return a.block_len(count, datum);
         }
+        let _ = count;
         datum
     }
 
-    /// The bytes appending `items` to `chunk` writes (header included for a new file).
-    fn render(&self, chunk: &Chunk, items: &[Encoded]) -> Result<Vec<u8>, SinkError> {
+    /// Puts the bytes appending `records` to `chunk` writes (header included for a new file)
+    /// in `out`; JSON lines are written from `encoded` as they are (`false`).
+    fn render(
+        &self,
+        chunk: &Chunk,
+        encoded: &Encoded,
+        records: &std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, SinkError> {
+        out.clear();
         #[cfg(feature = "avro")]
         if let Some(a) = &self.avro {
-            let values: Vec<_> = items
-                .iter()
-                .filter_map(|i| match i {
-                    Encoded::Avro(v, _) => Some(v),
-                    Encoded::Json(_) => None,
-                })
-                .collect();
-            let datum_len = items.iter().map(Encoded::len).sum();
-            return a.encode(&values, datum_len, chunk.marker, chunk.bytes == 0);
+            if chunk.bytes == 0 {
+                out.extend_from_slice(&a.header(chunk.marker)?);
+            }
+            a.block(out, records.len(), encoded.slice(records), chunk.marker)?;
+            return Ok(true);
         }
-        let _ = chunk;
-        let mut out = Vec::new();
-        for line in items.iter().filter_map(Encoded::json_line) {
-            out.extend_from_slice(line.as_bytes());
-        }
-        Ok(out)
+        let _ = (chunk, encoded, records);
+        Ok(false)
     }
 
-    /// Appends `items` to the chunk for `key`, opening it first when needed. On a failed write
-    /// the file is cut back to its last good length (or removed when it was new and cannot be).
+    /// Appends `records` of `encoded` to the chunk for `key`, opening it first when needed. On
+    /// a failed write the file is cut back to its last good length (or removed when it was new
+    /// and cannot be).
     fn append(
         &mut self,
         key: &(String, u32),
-        items: &[Encoded],
+        encoded: &Encoded,
+        records: std::ops::Range<usize>,
         now: SystemTime,
     ) -> Result<(), SinkError> {
         let mut chunk = match self.chunks.remove(key) {
             Some(c) => c,
             None => self.open_chunk(&key.0, key.1, now)?,
         };
-        let bytes = self.render(&chunk, items)?;
-        match chunk.file.write_all(&bytes) {
-            Ok(()) => {
-                chunk.bytes += bytes.len() as u64;
-                chunk.records += items.len() as u64;
+        let mut out = std::mem::take(&mut self.out);
+        let rendered = self.render(&chunk, encoded, &records, &mut out);
+        let bytes = match &rendered {
+            Ok(true) => &out[..],
+            Ok(false) => encoded.slice(&records),
+            Err(_) => &[][..],
+        };
+        let written = match rendered {
+            Err(e) => Err(e),
+            Ok(_) => chunk
+                .file
+                .write_all(bytes)
+                .map(|()| bytes.len() as u64)
+                .map_err(|e| {
+                    SinkError::from_io(&format!("cannot write {}", chunk.path.display()), &e)
+                }),
+        };
+        // A batch of very large records does not pin its memory for the sink's lifetime.
+        if out.capacity() > 16 << 20 {
+            out = Vec::new();
+        }
+        self.out = out;
+        match written {
+            Ok(n) => {
+                chunk.bytes += n;
+                chunk.records += records.len() as u64;
                 self.chunks.insert(key.clone(), chunk);
                 Ok(())
             }
-            Err(e) => {
-                let err = SinkError::from_io(&format!("cannot write {}", chunk.path.display()), &e);
+            Err(err) => {
                 if chunk.file.set_len(chunk.bytes).is_ok() && chunk.bytes > 0 {
                     self.chunks.insert(key.clone(), chunk);
                 } else if chunk.bytes == 0 {
@@ -611,11 +684,11 @@ impl StorageSink {
             .is_ok_and(|d| d >= self.config.batch_frequency)
     }
 
-    /// Writes one hub/partition's envelopes, rolling files by time and size.
+    /// Writes one hub/partition's encoded records, rolling files by time and size.
     fn write_group(
         &mut self,
         key: &(String, u32),
-        envelopes: &[&Envelope],
+        encoded: &Encoded,
         now: SystemTime,
     ) -> Result<(), SinkError> {
         if let Some(c) = self.chunks.get(key) {
@@ -623,19 +696,20 @@ impl StorageSink {
                 self.chunks.remove(key);
             }
         }
-        let items: Vec<Encoded> = envelopes.iter().map(|e| self.encode(e)).collect();
+        let n = encoded.ends.len();
         let max = self.config.max_chunk_size_bytes;
         let mut start = 0;
-        while start < items.len() {
+        while start < n {
             let (used, records) = match self.chunks.get(key) {
                 Some(c) => (c.bytes, c.records),
                 None => (self.header_len(), 0),
             };
             // Take the longest run that fits; a file always takes at least one record.
             let mut end = start;
-            while end < items.len() {
+            while end < n {
                 let taken = (end - start) as u64;
-                let fits = used.saturating_add(self.block_len(&items[start..=end])) <= max;
+                let datum = (encoded.offset(end + 1) - encoded.offset(start)) as u64;
+                let fits = used.saturating_add(self.block_len(taken + 1, datum)) <= max;
                 if !fits && records + taken > 0 {
                     break;
                 }
@@ -645,13 +719,61 @@ impl StorageSink {
                 self.chunks.remove(key); // full: the next file takes the rest
                 continue;
             }
-            self.append(key, &items[start..end], now)?;
+            self.append(key, encoded, start..end, now)?;
             start = end;
-            if start < items.len() {
+            if start < n {
                 self.chunks.remove(key);
             }
         }
         Ok(())
+    }
+
+    /// The `{iothub}` of a record: its own hub name, else the configured one.
+    fn hub_of<'s>(&'s self, hub_name: &'s str) -> &'s str {
+        if hub_name.is_empty() {
+            &self.config.hub_name
+        } else {
+            hub_name
+        }
+    }
+
+    /// Writes a batch by hub and partition (each group in order, groups in order of first
+    /// appearance), encoding each record with `encode`.
+    fn write_grouped<T>(
+        &mut self,
+        batch: &[T],
+        key_of: impl Fn(&T) -> (&str, u32),
+        encode: impl Fn(&Self, &T, &mut Encoded),
+    ) -> Result<(), SinkError> {
+        let now = self.clock.now();
+        let mut keys: Vec<(String, u32)> = Vec::new();
+        for item in batch {
+            let (hub, partition) = key_of(item);
+            let hub = self.hub_of(hub);
+            if !keys.iter().any(|(h, p)| h == hub && *p == partition) {
+                keys.push((hub.to_string(), partition));
+            }
+        }
+        let mut encoded = std::mem::take(&mut self.encoded);
+        let mut result = Ok(());
+        for key in &keys {
+            encoded.clear();
+            for item in batch {
+                let (hub, partition) = key_of(item);
+                if partition == key.1 && self.hub_of(hub) == key.0 {
+                    encode(self, item, &mut encoded);
+                }
+            }
+            result = self.write_group(key, &encoded, now);
+            if result.is_err() {
+                break;
+            }
+        }
+        if encoded.bytes.capacity() > 16 << 20 {
+            encoded = Encoded::default();
+        }
+        self.encoded = encoded;
+        result
     }
 }
 
@@ -665,27 +787,17 @@ impl Sink for StorageSink {
     }
 
     fn write_batch(&mut self, batch: &[Envelope]) -> Result<(), SinkError> {
-        let now = self.clock.now();
-        // Group by hub and partition, keeping each group's order.
-        let mut groups: Vec<((String, u32), Vec<&Envelope>)> = Vec::new();
-        for e in batch {
-            let hub = if e.hub_name.is_empty() {
-                &self.config.hub_name
-            } else {
-                &e.hub_name
-            };
-            match groups
-                .iter_mut()
-                .find(|((h, p), _)| h == hub && *p == e.partition)
-            {
-                Some((_, list)) => list.push(e),
-                None => groups.push(((hub.clone(), e.partition), vec![e])),
-            }
-        }
-        for (key, envelopes) in &groups {
-            self.write_group(key, envelopes, now)?;
-        }
-        Ok(())
+        self.write_grouped(
+            batch,
+            |e| (e.hub_name.as_str(), e.partition),
+            Self::encode_envelope,
+        )
+    }
+
+    /// Encodes each record straight from the stored bytes into one reused buffer: no
+    /// `Message` or Avro value per copy.
+    fn write_views(&mut self, batch: &[CopyView<'_>]) -> Result<(), SinkError> {
+        self.write_grouped(batch, |v| (v.hub_name, 0), Self::encode_view)
     }
 
     /// Closes files whose batch interval has elapsed and syncs the others to disk.

@@ -61,8 +61,50 @@ impl<'a> PackedProperties<'a> {
     };
 
     /// Splits a valid list off the front of `bytes` (advancing it past the list).
+    ///
+    /// The strings' UTF-8 is checked in one SIMD pass over the whole list when every length
+    /// is one byte (under 128): lengths and presence bytes are then ASCII, which no UTF-8
+    /// sequence can span, so the list is UTF-8 exactly when each string is. A from_utf8 per
+    /// string was most of reading a record.
     pub fn split(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
         let start = *bytes;
+        let mut short_lengths = true;
+        let mut string = |bytes: &mut &'a [u8]| -> Result<(), PackedError> {
+            let len = read_len(bytes)?;
+            short_lengths &= len < 0x80;
+            take(bytes, len).map(|_| ())
+        };
+        let n = read_len(bytes)?;
+        for _ in 0..n {
+            string(bytes)?;
+            let present = if presence {
+                match take(bytes, 1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("bad property presence flag"),
+                }
+            } else {
+                true
+            };
+            if present {
+                string(bytes)?;
+            }
+        }
+        let list = &start[..start.len() - bytes.len()];
+        if short_lengths {
+            simdutf8::basic::from_utf8(list).map_err(|_| "string not UTF-8")?;
+        } else {
+            Self::split_slowly(&mut &list[..], presence)?;
+        }
+        Ok(PackedProperties {
+            bytes: list,
+            presence,
+        })
+    }
+
+    /// [`PackedProperties::split`] checking each string on its own (a list with a length of
+    /// 128 or more, whose length bytes are not ASCII).
+    fn split_slowly(bytes: &mut &'a [u8], presence: bool) -> Result<(), PackedError> {
         let n = read_len(bytes)?;
         for _ in 0..n {
             read_str(bytes)?;
@@ -79,10 +121,7 @@ impl<'a> PackedProperties<'a> {
                 read_str(bytes)?;
             }
         }
-        Ok(PackedProperties {
-            bytes: &start[..start.len() - bytes.len()],
-            presence,
-        })
+        Ok(())
     }
 
     /// Splits a list off the front of `bytes` that [`PackedProperties::split`] has already
@@ -114,6 +153,24 @@ impl<'a> PackedProperties<'a> {
             left,
             presence: self.presence,
         }
+    }
+
+    /// The properties in order as bytes, without a UTF-8 check per string: for renderers
+    /// copying them out of a record whose strings were checked when it was read (see
+    /// `codec::view`).
+    pub(crate) fn iter_bytes(&self) -> RawIter<'a> {
+        let mut bytes = self.bytes;
+        let left = read_len(&mut bytes).unwrap_or(0);
+        RawIter {
+            bytes,
+            left,
+            presence: self.presence,
+        }
+    }
+
+    /// Whether a property is named `name` (ignoring case), read as bytes.
+    fn has_bytes(&self, name: &[u8]) -> bool {
+        self.iter_bytes().any(|(n, _)| same_name(n, name))
     }
 
     /// The value of the first property named `name` (ignoring case), if any.
@@ -152,6 +209,50 @@ impl<'a> Iterator for PackedIter<'a> {
     }
 }
 
+/// Iterates a [`PackedProperties`] as bytes ([`PackedProperties::iter_bytes`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RawIter<'a> {
+    bytes: &'a [u8],
+    left: usize,
+    presence: bool,
+}
+
+fn read_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = read_len(bytes).ok()?;
+    take(bytes, n).ok()
+}
+
+impl<'a> Iterator for RawIter<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = read_bytes(&mut self.bytes)?;
+        let present = !self.presence || take(&mut self.bytes, 1).ok()?[0] == 1;
+        let value = if present {
+            Some(read_bytes(&mut self.bytes)?)
+        } else {
+            None
+        };
+        Some((name, value))
+    }
+}
+
+/// Two property names read from a record are the same ignoring case ([`eq_ignore_case`]);
+/// ASCII names are compared as bytes.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => eq_ignore_case(a, b),
+        _ => a == b,
+    }
+}
+
 /// One endpoint's copy of a stored message, borrowed from the stored record.
 #[derive(Debug, Clone, Copy)]
 pub struct CopyView<'a> {
@@ -174,8 +275,9 @@ pub struct CopyView<'a> {
     pub enrichments: PackedProperties<'a>,
     /// The body.
     pub body: &'a [u8],
-    /// Whether a Storage JSON record embeds the body as a value (its content type says JSON
-    /// in UTF-8 and it parses), when the store knows; `None`: the sink checks.
+    /// Whether the content type says JSON in UTF-8, when the store knows (`None`: the sink
+    /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
+    /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
 }
 
@@ -205,6 +307,43 @@ impl CopyView<'_> {
                 .take(i)
                 .any(|(n, _)| eq_ignore_case(n, name));
             if first && self.app_properties.get(name).is_none() {
+                f(name, enriched(name).flatten());
+            }
+        }
+    }
+
+    /// [`CopyView::for_each_app_property`] as bytes, for renderers (no UTF-8 check per
+    /// string: the record's were checked when it was read).
+    pub(crate) fn for_each_app_property_bytes<'s>(
+        &'s self,
+        mut f: impl FnMut(&'s [u8], Option<&'s [u8]>),
+    ) {
+        let enrichments = self.enrichments;
+        if enrichments.bytes == [0] {
+            for (name, value) in self.app_properties.iter_bytes() {
+                f(name, value);
+            }
+            return;
+        }
+        let enriched = |name: &[u8]| {
+            enrichments
+                .iter_bytes()
+                .filter(|(n, _)| same_name(n, name))
+                .last()
+                .map(|(_, v)| v)
+        };
+        for (name, value) in self.app_properties.iter_bytes() {
+            match enriched(name) {
+                Some(v) => f(name, v),
+                None => f(name, value),
+            }
+        }
+        for (i, (name, _)) in enrichments.iter_bytes().enumerate() {
+            let first = !enrichments
+                .iter_bytes()
+                .take(i)
+                .any(|(n, _)| same_name(n, name));
+            if first && !self.app_properties.has_bytes(name) {
                 f(name, enriched(name).flatten());
             }
         }
@@ -244,16 +383,23 @@ mod tests {
     use super::*;
 
     fn packed(props: &[(&str, Option<&str>)], presence: bool) -> Vec<u8> {
+        fn put(out: &mut Vec<u8>, s: &str) {
+            let mut n = s.len();
+            while n >= 0x80 {
+                out.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
         let mut out = vec![props.len() as u8];
         for (n, v) in props {
-            out.push(n.len() as u8);
-            out.extend_from_slice(n.as_bytes());
+            put(&mut out, n);
             if presence {
                 out.push(u8::from(v.is_some()));
             }
             if let Some(v) = v {
-                out.push(v.len() as u8);
-                out.extend_from_slice(v.as_bytes());
+                put(&mut out, v);
             }
         }
         out
@@ -289,6 +435,14 @@ mod tests {
             .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
             .collect();
         assert_eq!(seen, inserted);
+        let mut bytes = Vec::new();
+        view.for_each_app_property_bytes(|n, v| {
+            bytes.push((
+                String::from_utf8(n.to_vec()).unwrap(),
+                v.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+            ))
+        });
+        assert_eq!(bytes, seen);
         assert_eq!(seen[1], ("B".into(), Some("x".into())));
         assert_eq!(seen[3], ("new".into(), Some("n2".into())));
         assert_eq!(seen.len(), 4);
@@ -304,5 +458,20 @@ mod tests {
         let mut bad = good.clone();
         bad[3] = 7; // presence flag
         assert!(PackedProperties::split(&mut &bad[..], true).is_err());
+        // Strings that are not UTF-8, in lists of short and of long strings; and a sequence
+        // that only the bytes after a string would complete.
+        let long = "é".repeat(100);
+        for list in [
+            packed(&[("a", Some("\u{e9}")), ("b", Some(&long))], true),
+            packed(&[("a", Some("\u{e9}")), ("b", Some("x"))], true),
+        ] {
+            assert!(PackedProperties::split(&mut &list[..], true).is_ok());
+            let at = list.iter().position(|&b| b == 0xc3).unwrap();
+            for byte in [0x80, 0xff, 0xe2] {
+                let mut bad = list.clone();
+                bad[at] = byte;
+                assert!(PackedProperties::split(&mut &bad[..], true).is_err());
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::message::Protocol;
 use hubroute::pipeline::input::{
-    feed_lines, InvalidLine, InvalidLog, Line, LineContent, LineReader, LinesReport,
+    feed_lines, feed_reader, InvalidLine, InvalidLog, Line, LineContent, LineReader, LinesReport,
 };
 use hubroute::pipeline::{Pipeline, PipelineConfig, PipelineStats, Retention};
 use hubroute::route::{DirTwinStore, EndpointId, RouteTable};
@@ -499,84 +499,100 @@ fn read_lines(
     let mut stats = InputStats::default();
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let path = std::path::Path::new(&args.input);
-    let (lines, chunk_size): (Box<dyn Iterator<Item = Line>>, usize) = if args.input == "-" {
-        let stdin = std::io::stdin().lock();
-        (Box::new(LineReader::new(stdin, max_line)), 1)
-    } else if hubroute::sink::replay::is_storage_path(path) {
-        (Box::new(replayed_lines(path)), 4096)
-    } else {
-        match std::fs::File::open(&args.input) {
-            Ok(f) => {
-                let reader = std::io::BufReader::with_capacity(1 << 16, f);
-                (Box::new(LineReader::new(reader, max_line)), 4096)
+    // A file is read by `feed_reader` (lines into reused chunk strings), the others as lines.
+    type FileLines = LineReader<std::io::BufReader<std::fs::File>>;
+    let (lines, chunk_size): (Result<FileLines, Box<dyn Iterator<Item = Line>>>, usize) =
+        if args.input == "-" {
+            let stdin = std::io::stdin().lock();
+            (Err(Box::new(LineReader::new(stdin, max_line))), 1)
+        } else if hubroute::sink::replay::is_storage_path(path) {
+            (Err(Box::new(replayed_lines(path))), 4096)
+        } else {
+            match std::fs::File::open(&args.input) {
+                Ok(f) => {
+                    let reader = std::io::BufReader::with_capacity(1 << 16, f);
+                    (Ok(LineReader::new(reader, max_line)), 4096)
+                }
+                Err(e) => {
+                    stats.read_error = Some(format!("cannot read {}: {e}", args.input));
+                    eprintln!("error: cannot read {}: {e}", args.input);
+                    return stats;
+                }
             }
-            Err(e) => {
-                stats.read_error = Some(format!("cannot read {}: {e}", args.input));
-                eprintln!("error: cannot read {}: {e}", args.input);
-                return stats;
-            }
-        }
-    };
+        };
     let progress = !args.quiet && std::io::stderr().is_terminal() && !crate::logging::json();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     // What the metrics have of the input so far (the report counts from the start).
     let mut counted = hubroute::ops::Batch::default();
-    let report = feed_lines(
-        pipeline,
-        lines,
-        chunk_size,
-        resolver.map(|r| r as &(dyn TwinLookup + Sync)),
-        &mut |bad: InvalidLine| {
-            if crate::logging::json() {
-                tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
-            } else {
-                eprintln!(
-                    "{}:{}: invalid message [{}]: {}",
-                    args.input, bad.line, bad.code, bad.reason
-                );
+    let twin = resolver.map(|r| r as &(dyn TwinLookup + Sync));
+    let mut on_invalid = |bad: InvalidLine| {
+        if crate::logging::json() {
+            tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
+        } else {
+            eprintln!(
+                "{}:{}: invalid message [{}]: {}",
+                args.input, bad.line, bad.code, bad.reason
+            );
+        }
+        invalid_log.write_line(bad.line, bad.code, &bad.reason, bad.raw);
+    };
+    let mut on_progress = |so_far: &LinesReport| {
+        let mut delta = hubroute::ops::Batch {
+            read: so_far.read - counted.read,
+            ..Default::default()
+        };
+        for (code, n) in &so_far.invalid {
+            let before = counted.invalid.get(code).copied().unwrap_or(0);
+            if *n > before {
+                delta.invalid.insert(code, n - before);
             }
-            invalid_log.write_line(bad.line, bad.code, &bad.reason, bad.raw);
-        },
-        &mut |so_far: &LinesReport| {
-            let mut delta = hubroute::ops::Batch {
-                read: so_far.read - counted.read,
-                ..Default::default()
-            };
-            for (code, n) in &so_far.invalid {
-                let before = counted.invalid.get(code).copied().unwrap_or(0);
-                if *n > before {
-                    delta.invalid.insert(code, n - before);
-                }
-            }
-            observed.counters.add(&delta);
-            counted.read = so_far.read;
-            counted.invalid.clone_from(&so_far.invalid);
-            if progress && last_progress.elapsed() > Duration::from_millis(200) {
-                last_progress = Instant::now();
-                let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                // Per endpoint in one line that `\r` can redraw: the copies delivered of those
-                // routed, and the endpoint furthest behind.
-                let stats = pipeline.stats();
-                let routed: u64 = stats.endpoints.iter().map(|e| e.routed).sum();
-                let delivered: u64 = stats.endpoints.iter().map(|e| e.delivered).sum();
-                let behind = stats
-                    .endpoints
-                    .iter()
-                    .filter(|e| e.backlog > 0)
-                    .max_by_key(|e| e.backlog)
-                    .map(|e| format!(", furthest behind '{}' ({} waiting)", e.name, e.backlog))
-                    .unwrap_or_default();
-                eprint!(
+        }
+        observed.counters.add(&delta);
+        counted.read = so_far.read;
+        counted.invalid.clone_from(&so_far.invalid);
+        if progress && last_progress.elapsed() > Duration::from_millis(200) {
+            last_progress = Instant::now();
+            let rate = so_far.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            // Per endpoint in one line that `\r` can redraw: the copies delivered of those
+            // routed, and the endpoint furthest behind.
+            let stats = pipeline.stats();
+            let routed: u64 = stats.endpoints.iter().map(|e| e.routed).sum();
+            let delivered: u64 = stats.endpoints.iter().map(|e| e.delivered).sum();
+            let behind = stats
+                .endpoints
+                .iter()
+                .filter(|e| e.backlog > 0)
+                .max_by_key(|e| e.backlog)
+                .map(|e| format!(", furthest behind '{}' ({} waiting)", e.name, e.backlog))
+                .unwrap_or_default();
+            eprint!(
                     "\r{} lines, {} invalid, {:.0} lines/s, {delivered} of {routed} copies delivered{behind}   ",
                     so_far.read,
                     so_far.invalid_total(),
                     rate
                 );
-                let _ = std::io::stderr().flush();
-            }
-        },
-    );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = match lines {
+        Ok(reader) => feed_reader(
+            pipeline,
+            reader,
+            chunk_size,
+            twin,
+            &mut on_invalid,
+            &mut on_progress,
+        ),
+        Err(lines) => feed_lines(
+            pipeline,
+            lines,
+            chunk_size,
+            twin,
+            &mut on_invalid,
+            &mut on_progress,
+        ),
+    };
     if progress {
         eprintln!();
     }

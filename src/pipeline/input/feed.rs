@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::SystemTime;
 
-use super::lines::{Line, LineContent};
+use std::io::BufRead;
+
+use super::lines::{Line, LineContent, LineReader, ReadLine};
 use crate::eval::TwinLookup;
 use crate::message::Message;
 use crate::pipeline::{codes, Accepted, Pipeline, PipelineError, Prepared, Rejected};
@@ -57,37 +59,73 @@ enum Outcome {
     Ready(Prepared),
 }
 
+/// A line of a [`Chunk`].
+enum Item {
+    /// Text at this range of the chunk's string.
+    Text(usize, usize),
+    /// Anything else (also text a line iterator gave as its own string).
+    Other(LineContent),
+}
+
+/// Lines to prepare together: text lines share one string, kept (with the list's memory)
+/// from chunk to chunk, so reading a file allocates nothing per line.
+#[derive(Default)]
+struct Chunk {
+    text: String,
+    lines: Vec<(u64, Item)>,
+}
+
+thread_local! {
+    /// Each routing thread's message, read again for every line
+    /// ([`Message::read_json_str`]): its strings and body keep their memory, so preparing a
+    /// message allocates only its record.
+    static MESSAGE: std::cell::RefCell<Message> = std::cell::RefCell::new(Message::default());
+}
+
 fn prepare_line(
     pipeline: &Pipeline,
     reloaded: Option<&RouteTable>,
     router: &mut Router<'_>,
-    content: LineContent,
+    text: &str,
+    item: Item,
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Outcome {
-    let text = match content {
-        LineContent::Blank => return Outcome::Blank,
-        LineContent::Invalid { code, reason, raw } => return Outcome::Invalid(code, reason, raw),
-        LineContent::ReadFailed(e) => {
+    let owned;
+    let line = match item {
+        Item::Text(start, end) => &text[start..end],
+        Item::Other(LineContent::Text(t)) => {
+            owned = t;
+            owned.as_str()
+        }
+        Item::Other(LineContent::Blank) => return Outcome::Blank,
+        Item::Other(LineContent::Invalid { code, reason, raw }) => {
+            return Outcome::Invalid(code, reason, raw)
+        }
+        Item::Other(LineContent::ReadFailed(e)) => {
             return Outcome::Invalid(codes::READ_FAILED, e, serde_json::Value::Null)
         }
-        LineContent::Text(t) => t,
     };
-    let message = match Message::from_json_str(&text) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::Invalid(e.code(), e.to_string(), serde_json::Value::String(text))
+    MESSAGE.with_borrow_mut(|message| {
+        if let Err(e) = message.read_json_str(line) {
+            return Outcome::Invalid(
+                e.code(),
+                e.to_string(),
+                serde_json::Value::String(line.to_string()),
+            );
         }
-    };
-    let twin = twin.map(|t| t as &dyn TwinLookup);
-    let now = SystemTime::now();
-    let prepared = match reloaded {
-        Some(table) => pipeline.prepare_with(table, router, &message, twin, now),
-        None => pipeline.prepare(router, &message, twin, now),
-    };
-    match prepared {
-        Ok(p) => Outcome::Ready(p),
-        Err(Rejected { code, reason }) => Outcome::Invalid(code, reason, message.to_json_value()),
-    }
+        let twin = twin.map(|t| t as &dyn TwinLookup);
+        let now = SystemTime::now();
+        let prepared = match reloaded {
+            Some(table) => pipeline.prepare_with(table, router, message, twin, now),
+            None => pipeline.prepare(router, message, twin, now),
+        };
+        match prepared {
+            Ok(p) => Outcome::Ready(p),
+            Err(Rejected { code, reason }) => {
+                Outcome::Invalid(code, reason, message.to_json_value())
+            }
+        }
+    })
 }
 
 /// Chunks smaller than this are prepared on the calling thread: rayon's hand-off costs more
@@ -99,25 +137,31 @@ const PARALLEL_FROM: usize = 256;
 #[cfg(feature = "parallel")]
 fn prepare_chunk(
     pipeline: &Pipeline,
-    lines: Vec<(u64, LineContent)>,
+    chunk: &mut Chunk,
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
     use rayon::prelude::*;
     // One table for the whole chunk: a reload applies from the next chunk on.
     let reloaded = pipeline.reloaded_table();
     let table = reloaded.as_deref();
-    if lines.len() < PARALLEL_FROM {
+    let text = chunk.text.as_str();
+    if chunk.lines.len() < PARALLEL_FROM {
         let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
-        return lines
-            .into_iter()
-            .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
+        return chunk
+            .lines
+            .drain(..)
+            .map(|(n, item)| {
+                let outcome = prepare_line(pipeline, table, &mut router, text, item, twin);
+                (n, outcome)
+            })
             .collect();
     }
-    lines
-        .into_par_iter()
+    chunk
+        .lines
+        .par_drain(..)
         .map_init(
             || table.map_or_else(|| pipeline.router(), |t| t.router()),
-            |router, (n, content)| (n, prepare_line(pipeline, table, router, content, twin)),
+            |router, (n, item)| (n, prepare_line(pipeline, table, router, text, item, twin)),
         )
         .collect()
 }
@@ -125,15 +169,22 @@ fn prepare_chunk(
 #[cfg(not(feature = "parallel"))]
 fn prepare_chunk(
     pipeline: &Pipeline,
-    lines: Vec<(u64, LineContent)>,
+    chunk: &mut Chunk,
     twin: Option<&(dyn TwinLookup + Sync)>,
 ) -> Vec<(u64, Outcome)> {
     let reloaded = pipeline.reloaded_table();
     let table = reloaded.as_deref();
     let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
-    lines
-        .into_iter()
-        .map(|(n, content)| (n, prepare_line(pipeline, table, &mut router, content, twin)))
+    let text = chunk.text.as_str();
+    chunk
+        .lines
+        .drain(..)
+        .map(|(n, item)| {
+            (
+                n,
+                prepare_line(pipeline, table, &mut router, text, item, twin),
+            )
+        })
         .collect()
 }
 
@@ -156,10 +207,10 @@ fn wait_accepted(in_flight: &mut VecDeque<Pending>, report: &mut LinesReport) ->
 
 /// Reads `lines` to the end through `pipeline`, `chunk` lines at a time (1: each line is
 /// accepted as it arrives, for a live stream). `lines` is usually a
-/// [`LineReader`](super::LineReader); any source of numbered lines will do (a replay of Storage
-/// files gives each record as a line). `invalid` gets every line that is not a valid
-/// message (write it to a dead letter); `progress` is called after each chunk. Returns once
-/// every valid line is durably accepted.
+/// [`LineReader`](super::LineReader) (for which [`feed_reader`] allocates less); any source of
+/// numbered lines will do (a replay of Storage files gives each record as a line). `invalid`
+/// gets every line that is not a valid message (write it to a dead letter); `progress` is
+/// called after each chunk. Returns once every valid line is durably accepted.
 pub fn feed_lines(
     pipeline: &Pipeline,
     lines: impl IntoIterator<Item = Line>,
@@ -169,27 +220,80 @@ pub fn feed_lines(
     progress: &mut dyn FnMut(&LinesReport),
 ) -> LinesReport {
     let mut lines = lines.into_iter();
+    let mut fill = |into: &mut Chunk, n: usize, last: &mut u64| {
+        let mut read_error = None;
+        for line in lines.by_ref().take(n) {
+            match line.content {
+                LineContent::ReadFailed(e) => read_error = Some(e),
+                content => {
+                    *last = line.number;
+                    into.lines.push((line.number, Item::Other(content)));
+                }
+            }
+        }
+        read_error
+    };
+    feed(pipeline, &mut fill, chunk, twin, invalid, progress)
+}
+
+/// [`feed_lines`] of a [`LineReader`]: the lines of a chunk are read into one reused string,
+/// so reading allocates nothing per line (what `hubroute run --input FILE` does).
+pub fn feed_reader<R: BufRead>(
+    pipeline: &Pipeline,
+    mut reader: LineReader<R>,
+    chunk: usize,
+    twin: Option<&(dyn TwinLookup + Sync)>,
+    invalid: &mut dyn FnMut(InvalidLine),
+    progress: &mut dyn FnMut(&LinesReport),
+) -> LinesReport {
+    let mut fill = |into: &mut Chunk, n: usize, last: &mut u64| {
+        for _ in 0..n {
+            let start = into.text.len();
+            match reader.read_into(&mut into.text) {
+                None => break,
+                Some((_, ReadLine::Other(LineContent::ReadFailed(e)))) => return Some(e),
+                Some((number, ReadLine::Text)) => {
+                    *last = number;
+                    into.lines
+                        .push((number, Item::Text(start, into.text.len())));
+                }
+                Some((number, ReadLine::Other(content))) => {
+                    *last = number;
+                    into.lines.push((number, Item::Other(content)));
+                }
+            }
+        }
+        None
+    };
+    feed(pipeline, &mut fill, chunk, twin, invalid, progress)
+}
+
+/// Fills a chunk with up to `n` lines, setting the number of the last line taken; returns a
+/// read error that ends the input.
+type Fill<'a> = dyn FnMut(&mut Chunk, usize, &mut u64) -> Option<String> + 'a;
+
+fn feed(
+    pipeline: &Pipeline,
+    fill: &mut Fill<'_>,
+    chunk: usize,
+    twin: Option<&(dyn TwinLookup + Sync)>,
+    invalid: &mut dyn FnMut(InvalidLine),
+    progress: &mut dyn FnMut(&LinesReport),
+) -> LinesReport {
     let mut report = LinesReport::default();
     let mut in_flight = VecDeque::new();
     // The number of the last line taken, for messages.
     let mut lines_read = 0;
+    let mut numbered = Chunk::default();
     loop {
-        let mut numbered = Vec::with_capacity(chunk.max(1));
-        let mut read_error = None;
-        for line in lines.by_ref().take(chunk.max(1)) {
-            match line.content {
-                LineContent::ReadFailed(e) => read_error = Some(e),
-                content => {
-                    lines_read = line.number;
-                    numbered.push((line.number, content));
-                }
-            }
-        }
-        if numbered.is_empty() && read_error.is_none() {
+        numbered.text.clear();
+        numbered.lines.clear();
+        let read_error = fill(&mut numbered, chunk.max(1), &mut lines_read);
+        if numbered.lines.is_empty() && read_error.is_none() {
             break;
         }
-        let mut batch = Vec::with_capacity(numbered.len());
-        for (line, outcome) in prepare_chunk(pipeline, numbered, twin) {
+        let mut batch = Vec::with_capacity(numbered.lines.len());
+        for (line, outcome) in prepare_chunk(pipeline, &mut numbered, twin) {
             report.read += 1;
             match outcome {
                 Outcome::Blank => report.blank += 1,

@@ -88,6 +88,28 @@ impl ResumingPull {
         self.resumed
     }
 
+    /// A delivered message if one is at hand now, without waiting (`None` also when the pull
+    /// stream failed: the next [`Self::next`] replaces it).
+    pub fn try_next(&mut self) -> Option<Message> {
+        let stream = self.messages.as_mut()?;
+        match futures_util::FutureExt::now_or_never(stream.next())? {
+            Some(Ok(m)) => return Some(m),
+            Some(Err(e)) => eprintln!("{}: {e}; pulling again", self.url),
+            None => eprintln!(
+                "{}: the consumer's message stream ended; pulling again",
+                self.url
+            ),
+        }
+        self.messages = None;
+        self.resumed += 1;
+        None
+    }
+
+    /// Waits until the acknowledgements sent so far are written to the server.
+    pub async fn flush(&self) -> Result<(), String> {
+        self.input.flush().await
+    }
+
     /// The next delivered message (acknowledge it with its `acker`). Waits as long as it
     /// takes; cancel it (e.g. in a `select!` with a stop signal) to stop. Cancel-safe: a
     /// message is never taken from the stream and then dropped.
@@ -135,12 +157,31 @@ impl ResumingPull {
     }
 }
 
+/// Most messages [`run`] takes into one batch: what has arrived when it looks, up to this.
+const MAX_BATCH: usize = 1000;
+
+/// Acknowledgements to send once a batch is settled: the messages' ackers, whether the batch
+/// was accepted (ack) or not (nak), and the in-flight permits they hold.
+type Settlement = (
+    Vec<async_nats::jetstream::message::Acker>,
+    bool,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
 /// Runs a router process on the durable consumer `url` names (shared with every process
 /// naming the same consumer) until `stop` resolves or `input.idle_timeout` passes without a
 /// message: pull → decode → prepare → accept, then ack once durably accepted (or
 /// dead-lettered as malformed/invalid), nak when not accepted. Then waits (up to 60 s) for
 /// the acknowledgements in flight. Needs a tokio runtime; leaves the pipeline running (shut it
 /// down afterwards to drain the endpoints). `Err` only when it cannot start.
+///
+/// Messages are taken in batches of what has arrived (up to [`MAX_BATCH`], and the in-flight
+/// window): a batch is accepted into the store as one submission, and its acknowledgements are
+/// plain `+ACK` publishes that the client writes out together. They are not confirmed one by
+/// one (a double ack is a round trip, and a subscription, per message): an acknowledgement lost
+/// with the connection makes the server deliver that message again (a duplicate in the
+/// endpoints, never a loss). The connection is flushed before returning, so a clean stop
+/// leaves nothing to redeliver.
 pub async fn run(
     input: &LiveInput<'_>,
     url: &BrokerUrl,
@@ -153,20 +194,15 @@ pub async fn run(
     let capacity = input.capacity();
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
     let acks = Arc::new(AckCounts::default());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
-        async_nats::jetstream::message::Acker,
-        bool,
-        tokio::sync::OwnedSemaphorePermit,
-    )>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Settlement>();
     let ack_task = {
         let acks = Arc::clone(&acks);
         tokio::spawn(async move {
-            while let Some((acker, settlement, permit)) = rx.recv().await {
-                let acks = Arc::clone(&acks);
-                // Concurrently: each acknowledgement is a round trip to the server.
-                tokio::spawn(async move {
+            // The permits are held until the acknowledgements are queued.
+            while let Some((ackers, settlement, _permits)) = rx.recv().await {
+                for acker in ackers {
                     let result = if settlement {
-                        acker.double_ack().await
+                        acker.ack().await
                     } else {
                         acker.ack_with(AckKind::Nak(None)).await
                     };
@@ -176,50 +212,78 @@ pub async fn run(
                         (false, _) => &acks.failed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    drop(permit);
-                });
+                }
             }
         })
     };
     let mut report = LiveReport::default();
     let mut router = input.pipeline.router();
     tokio::pin!(stop);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        let permit = tokio::select! {
+        let first_permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
             _ = &mut stop => break,
         };
-        let delivered = tokio::select! {
+        let first = tokio::select! {
             m = messages.next() => m,
             _ = &mut stop => break,
             _ = idle_timer(input.idle_timeout) => break,
         };
-        report.read += 1;
-        let (sequence, deliveries) = delivered
-            .info()
-            .map(|i| (i.stream_sequence, i.delivered))
-            .unwrap_or((0, 1));
-        if deliveries > 1 {
-            report.redelivered += 1;
-        }
-        let (record, acker) = delivered.split();
-        let settle = {
-            let tx = tx.clone();
-            move |s: bool| {
-                let _ = tx.send((acker, s, permit));
+        // What else has arrived, as far as the window allows.
+        let mut delivered = vec![(first, first_permit)];
+        while delivered.len() < MAX_BATCH {
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                break;
+            };
+            match messages.try_next() {
+                Some(m) => delivered.push((m, permit)),
+                None => break,
             }
-        };
-        let routed = match decode_record(&record.payload) {
-            Ok(m) => input.route(&mut router, &m),
-            Err(e) => Err((MALFORMED_RECORD, e)),
-        };
-        let describe = || {
-            (
-                serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence}),
-                serde_json::Value::String(String::from_utf8_lossy(&record.payload).into_owned()),
-            )
-        };
-        input.deliver(routed, &mut report, describe, settle);
+        }
+        let mut ackers = Vec::with_capacity(delivered.len());
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        for (message, permit) in delivered {
+            report.read += 1;
+            let (sequence, deliveries) = message
+                .info()
+                .map(|i| (i.stream_sequence, i.delivered))
+                .unwrap_or((0, 1));
+            if deliveries > 1 {
+                report.redelivered += 1;
+            }
+            let (record, acker) = message.split();
+            let routed = match decode_record(&record.payload) {
+                Ok(m) => input.route(&mut router, &m),
+                Err(e) => Err((MALFORMED_RECORD, e)),
+            };
+            let describe = || {
+                (
+                    serde_json::json!({"subject": record.subject.as_str(), "streamSequence": sequence}),
+                    serde_json::Value::String(
+                        String::from_utf8_lossy(&record.payload).into_owned(),
+                    ),
+                )
+            };
+            match input.sort(routed, &mut report, describe, &mut batch) {
+                None => {
+                    ackers.push(acker);
+                    match held.as_mut() {
+                        Some(h) => h.merge(permit),
+                        None => held = Some(permit),
+                    }
+                }
+                Some(recorded) => {
+                    let _ = tx.send((vec![acker], recorded, permit));
+                }
+            }
+        }
+        if let Some(permits) = held {
+            let tx = tx.clone();
+            input.accept_batch(std::mem::take(&mut batch), move |accepted| {
+                let _ = tx.send((ackers, accepted, permits));
+            });
+        }
     }
     drop(tx);
     report.resumed = messages.resumed();
@@ -228,6 +292,9 @@ pub async fn run(
         eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+    if let Err(e) = messages.flush().await {
+        eprintln!("{url}: acknowledgements may not have reached the server ({e}); it delivers those messages again");
+    }
     acks.fill_report(&mut report);
     Ok(report)
 }

@@ -49,6 +49,17 @@ pub struct LineReader<R> {
     number: u64,
     max: usize,
     done: bool,
+    /// A line that spans refills of the reader's buffer, gathered here (kept for the next).
+    spill: Vec<u8>,
+}
+
+/// What [`LineReader::read_into`] read.
+#[derive(Debug)]
+pub(crate) enum ReadLine {
+    /// Text, appended to the caller's string.
+    Text,
+    /// Anything else.
+    Other(LineContent),
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -59,6 +70,7 @@ impl<R: BufRead> LineReader<R> {
             number: 0,
             max: max_line_bytes.max(1),
             done: false,
+            spill: Vec::new(),
         }
     }
 
@@ -66,16 +78,17 @@ impl<R: BufRead> LineReader<R> {
     pub fn lines_read(&self) -> u64 {
         self.number
     }
-}
 
-impl<R: BufRead> Iterator for LineReader<R> {
-    type Item = Line;
-
-    fn next(&mut self) -> Option<Line> {
+    /// The next line and its number, a text line appended to `text` instead of a string of
+    /// its own: a chunk of lines is one string, so reading allocates nothing per line. A line
+    /// that is whole in the reader's buffer (nearly all) is validated there and copied once.
+    pub(crate) fn read_into(&mut self, text: &mut String) -> Option<(u64, ReadLine)> {
         if self.done {
             return None;
         }
-        let mut buf = Vec::new();
+        let max = self.max;
+        let mut spill = std::mem::take(&mut self.spill);
+        spill.clear();
         let mut total = 0usize;
         let mut seen_any = false;
         loop {
@@ -84,15 +97,17 @@ impl<R: BufRead> Iterator for LineReader<R> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.done = true;
-                    return Some(Line {
-                        number: self.number + 1,
-                        content: LineContent::ReadFailed(e.to_string()),
-                    });
+                    self.spill = spill;
+                    return Some((
+                        self.number + 1,
+                        ReadLine::Other(LineContent::ReadFailed(e.to_string())),
+                    ));
                 }
             };
             if available.is_empty() {
                 if !seen_any {
                     self.done = true;
+                    self.spill = spill;
                     return None;
                 }
                 break;
@@ -100,8 +115,16 @@ impl<R: BufRead> Iterator for LineReader<R> {
             seen_any = true;
             let newline = memchr::memchr(b'\n', available);
             let chunk = &available[..newline.unwrap_or(available.len())];
-            let room = (self.max + 1).saturating_sub(buf.len());
-            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if let (Some(i), true) = (newline, spill.is_empty()) {
+                // The whole line is in the buffer.
+                let read = finish_line(&chunk[..chunk.len().min(max + 1)], chunk.len(), max, text);
+                self.reader.consume(i + 1);
+                self.number += 1;
+                self.spill = spill;
+                return Some((self.number, read));
+            }
+            let room = (max + 1).saturating_sub(spill.len());
+            spill.extend_from_slice(&chunk[..chunk.len().min(room)]);
             total += chunk.len();
             let consumed = newline.map_or(chunk.len(), |i| i + 1);
             self.reader.consume(consumed);
@@ -110,38 +133,59 @@ impl<R: BufRead> Iterator for LineReader<R> {
             }
         }
         self.number += 1;
-        if buf.last() == Some(&b'\r') && total <= self.max + 1 {
-            buf.pop();
-            total -= 1;
+        let read = finish_line(&spill, total, max, text);
+        self.spill = spill;
+        Some((self.number, read))
+    }
+}
+
+/// A line of `total` bytes (without its `\n`), of which `bytes` are the first (all, or the
+/// first `max + 1` of a longer one): text appended to `text`, blank, or invalid.
+fn finish_line(mut bytes: &[u8], mut total: usize, max: usize, text: &mut String) -> ReadLine {
+    if bytes.last() == Some(&b'\r') && total <= max + 1 {
+        bytes = &bytes[..bytes.len() - 1];
+        total -= 1;
+    }
+    if total > max {
+        let kept = &bytes[..bytes.len().min(KEPT_PREFIX)];
+        return ReadLine::Other(LineContent::Invalid {
+            code: codes::LINE_TOO_LONG,
+            reason: format!("line of {total} bytes is longer than the limit of {max} bytes"),
+            raw: serde_json::json!({"prefixBase64": super::invalid::base64_body(kept), "length": total}),
+        });
+    }
+    // simdutf8 (SIMD, picked at run time): every byte of the input is validated here, once;
+    // std's validator only for the position of an error.
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(line) if line.trim().is_empty() => ReadLine::Other(LineContent::Blank),
+        Ok(line) => {
+            text.push_str(line);
+            ReadLine::Text
         }
-        let content = if total > self.max {
-            buf.truncate(KEPT_PREFIX);
-            LineContent::Invalid {
-                code: codes::LINE_TOO_LONG,
-                reason: format!(
-                    "line of {total} bytes is longer than the limit of {} bytes",
-                    self.max
-                ),
-                raw: serde_json::json!({"prefixBase64": super::invalid::base64_body(&buf), "length": total}),
-            }
-        } else {
-            match String::from_utf8(buf) {
-                Ok(text) if text.trim().is_empty() => LineContent::Blank,
-                Ok(text) => LineContent::Text(text),
-                Err(e) => {
-                    let at = e.utf8_error().valid_up_to();
-                    LineContent::Invalid {
-                        code: codes::INVALID_UTF8,
-                        reason: format!("the line is not valid UTF-8 (at byte {})", at + 1),
-                        raw: serde_json::json!({"bodyBase64": super::invalid::base64_body(e.as_bytes())}),
-                    }
-                }
-            }
+        Err(_) => {
+            let at = std::str::from_utf8(bytes)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            ReadLine::Other(LineContent::Invalid {
+                code: codes::INVALID_UTF8,
+                reason: format!("the line is not valid UTF-8 (at byte {})", at + 1),
+                raw: serde_json::json!({"bodyBase64": super::invalid::base64_body(bytes)}),
+            })
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for LineReader<R> {
+    type Item = Line;
+
+    fn next(&mut self) -> Option<Line> {
+        let mut text = String::new();
+        let (number, read) = self.read_into(&mut text)?;
+        let content = match read {
+            ReadLine::Text => LineContent::Text(text),
+            ReadLine::Other(content) => content,
         };
-        Some(Line {
-            number: self.number,
-            content,
-        })
+        Some(Line { number, content })
     }
 }
 

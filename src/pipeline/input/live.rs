@@ -153,6 +153,50 @@ impl<'a> LiveInput<'a> {
         }
     }
 
+    /// [`Self::deliver`] for a message that is part of a batch: a valid one joins `batch` (to
+    /// be accepted with the others in one store commit, [`Self::accept_batch`]) and the answer
+    /// is `None`; an invalid one is recorded at once and the answer is whether it may be
+    /// acknowledged now.
+    pub(crate) fn sort(
+        &self,
+        routed: Result<Prepared, (&'static str, String)>,
+        report: &mut LiveReport,
+        describe: impl FnOnce() -> (serde_json::Value, serde_json::Value),
+        batch: &mut Vec<Prepared>,
+    ) -> Option<bool> {
+        self.hooks
+            .read(routed.as_ref().err().map(|(code, _)| *code));
+        match routed {
+            Ok(prepared) => {
+                report.valid += 1;
+                batch.push(prepared);
+                None
+            }
+            Err((code, reason)) => {
+                *report.invalid.entry(code).or_default() += 1;
+                let (origin, raw) = describe();
+                Some(self.reject(origin, code, &reason, raw))
+            }
+        }
+    }
+
+    /// Accepts the valid messages of a batch ([`Self::sort`]) into the store together, and
+    /// calls `settle(true)` once all are durable (`false`: none was accepted, acknowledge none).
+    /// One submission for many messages: the store commits (and syncs) them at once, and the
+    /// input acknowledges them together, so neither pays per message.
+    pub(crate) fn accept_batch(
+        &self,
+        batch: Vec<Prepared>,
+        settle: impl FnOnce(bool) + Send + 'static,
+    ) {
+        self.pipeline.accept_then(batch, move |result| {
+            if let Err(e) = &result {
+                eprintln!("not accepted, left for redelivery: {e}");
+            }
+            settle(result.is_ok());
+        });
+    }
+
     /// Records an invalid input in the dead letter; `false` when even that failed (then the
     /// input must not be acknowledged).
     pub(crate) fn reject(

@@ -28,7 +28,7 @@ pub mod live;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 
-pub use feed::{feed_lines, InvalidLine, LinesReport};
+pub use feed::{feed_lines, feed_reader, InvalidLine, LinesReport};
 pub use invalid::InvalidLog;
 pub use lines::{Line, LineContent, LineReader, DEFAULT_MAX_LINE_BYTES};
 #[cfg(any(

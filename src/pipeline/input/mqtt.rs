@@ -262,17 +262,54 @@ pub(crate) async fn next_publish(
         };
         match incoming? {
             Incoming::Publish(p) => return Some((p, permit)),
-            Incoming::Subscribed => {
-                hooks.connected(true);
-                eprintln!("subscribed to device-to-cloud topics on {url}")
-            }
-            Incoming::Error(e) => {
-                hooks.connected(false);
-                eprintln!("{url}: {e}; reconnecting in 1s")
-            }
+            other => say(other, url, hooks),
         }
     }
 }
+
+/// Reports what the connection saw that is not a message.
+fn say(incoming: Incoming, url: &BrokerUrl, hooks: &dyn super::InputHooks) {
+    match incoming {
+        Incoming::Publish(_) => {}
+        Incoming::Subscribed => {
+            hooks.connected(true);
+            eprintln!("subscribed to device-to-cloud topics on {url}")
+        }
+        Incoming::Error(e) => {
+            hooks.connected(false);
+            eprintln!("{url}: {e}; reconnecting in 1s")
+        }
+    }
+}
+
+/// [`next_publish`] without waiting: a device publish that has already arrived, with an
+/// in-flight permit for it, or `None` (nothing has arrived, or the window is full).
+pub(crate) fn try_next_publish(
+    subscriber: &mut D2cSubscriber,
+    permits: &Arc<tokio::sync::Semaphore>,
+    url: &BrokerUrl,
+    hooks: &dyn super::InputHooks,
+) -> Option<(rumqttc::Publish, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = Arc::clone(permits).try_acquire_owned().ok()?;
+    loop {
+        match subscriber.try_next()? {
+            Incoming::Publish(p) => return Some((p, permit)),
+            other => say(other, url, hooks),
+        }
+    }
+}
+
+/// Most publishes [`run`] (and the bridge) take into one batch: what has arrived when it
+/// looks, up to this.
+pub(crate) const MAX_BATCH: usize = 1000;
+
+/// PUBACKs to send once a batch is settled (or, when `false`, publishes left unacknowledged
+/// for redelivery), with the in-flight permits they hold.
+type Settlement = (
+    Vec<rumqttc::Publish>,
+    bool,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// Runs the MQTT input until `stop` resolves (or `input.idle_timeout` passes without a
 /// message, or the connection shuts down), then waits (up to 60 s) for the messages in flight
@@ -298,25 +335,23 @@ pub async fn run(
     let capacity = input.capacity();
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
     let acks = Arc::new(AckCounts::default());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
-        rumqttc::Publish,
-        bool,
-        tokio::sync::OwnedSemaphorePermit,
-    )>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Settlement>();
     let ack_task = {
         let acks = Arc::clone(&acks);
         tokio::spawn(async move {
-            // The permit is held until the acknowledgement is queued.
-            while let Some((publish, settlement, _permit)) = rx.recv().await {
-                if settlement {
-                    match acker.ack(&publish).await {
-                        Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => acks.failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                } else {
-                    // MQTT has no negative acknowledgement: leaving it unacknowledged makes
-                    // the broker redeliver it to the next session.
-                    acks.redeliver.fetch_add(1, Ordering::Relaxed);
+            // The permits are held until the acknowledgements are queued.
+            while let Some((publishes, settlement, _permits)) = rx.recv().await {
+                for publish in &publishes {
+                    if settlement {
+                        match acker.ack(publish).await {
+                            Ok(()) => acks.acked.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => acks.failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    } else {
+                        // MQTT has no negative acknowledgement: leaving it unacknowledged
+                        // makes the broker redeliver it to the next session.
+                        acks.redeliver.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         })
@@ -325,7 +360,23 @@ pub async fn run(
     let mut router = input.pipeline.router();
     tokio::pin!(stop);
     let mut warned = false;
-    while let Some((publish, permit)) = next_publish(
+    // The batch being gathered: prepared messages, their publishes (to acknowledge once the
+    // store has them) and the permits they hold.
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut publishes = Vec::with_capacity(MAX_BATCH);
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let submit = |batch: &mut Vec<_>,
+                  publishes: &mut Vec<rumqttc::Publish>,
+                  held: &mut Option<tokio::sync::OwnedSemaphorePermit>| {
+        if let Some(permits) = held.take() {
+            let tx = tx.clone();
+            let publishes = std::mem::take(publishes);
+            input.accept_batch(std::mem::take(batch), move |accepted| {
+                let _ = tx.send((publishes, accepted, permits));
+            });
+        }
+    };
+    while let Some(first) = next_publish(
         &mut subscriber,
         &permits,
         capacity,
@@ -337,25 +388,13 @@ pub async fn run(
     )
     .await
     {
-        report.read += 1;
-        if let Some(twins) = input.twins {
-            if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
-                let synced = registry.and_then(|_| twins.enabled_devices());
-                let senders: Option<&dyn Senders> = match synced.as_deref() {
-                    Some(s) => Some(s),
-                    None => registry.map(|r| r as &dyn Senders),
-                };
-                let settle = reported_patch(input.pipeline, twins, senders, &topic, &publish);
-                if let Some((answer, payload)) = settle.answer {
-                    if let Err(e) = answerer.publish(answer, payload).await {
-                        eprintln!("cannot answer device '{}': {e}", topic.device_id);
-                    }
-                }
-                if settle.accepted {
-                    report.valid += 1;
-                }
-                let _ = tx.send((publish.clone(), settle.acknowledge, permit));
-                continue;
+        // What else has arrived, as far as the window allows: prepared together, accepted in
+        // one store commit, acknowledged together.
+        let mut arrived = vec![first];
+        while arrived.len() < MAX_BATCH {
+            match try_next_publish(&mut subscriber, &permits, url, input.hooks) {
+                Some(p) => arrived.push(p),
+                None => break,
             }
         }
         // The registry as the router's twins last synced it, so a device disabled or deleted
@@ -367,25 +406,49 @@ pub async fn run(
             Some(s) => Some(s),
             None => registry.map(|r| r as &dyn Senders),
         };
-        let message = d2c(&publish, senders);
-        let settle = {
-            let tx = tx.clone();
-            let publish = publish.clone();
-            move |s: bool| {
-                let _ = tx.send((publish, s, permit));
+        for (publish, permit) in arrived {
+            report.read += 1;
+            if let Some(twins) = input.twins {
+                if let Some(topic) = crate::twin::mqtt_topic::ReportedTopic::parse(&publish.topic) {
+                    // The messages before it go to the store first, in their order.
+                    submit(&mut batch, &mut publishes, &mut held);
+                    let settle = reported_patch(input.pipeline, twins, senders, &topic, &publish);
+                    if let Some((answer, payload)) = settle.answer {
+                        if let Err(e) = answerer.publish(answer, payload).await {
+                            eprintln!("cannot answer device '{}': {e}", topic.device_id);
+                        }
+                    }
+                    if settle.accepted {
+                        report.valid += 1;
+                    }
+                    let _ = tx.send((vec![publish], settle.acknowledge, permit));
+                    continue;
+                }
             }
-        };
-        let routed = match message {
-            Ok(m) => input.route(&mut router, &m),
-            Err(e) => Err((e.code(), e.to_string())),
-        };
-        let describe = || {
-            (
-                serde_json::json!({"topic": publish.topic}),
-                serde_json::json!({"bodyBase64": super::invalid::base64_body(&publish.payload)}),
-            )
-        };
-        input.deliver(routed, &mut report, describe, settle);
+            let routed = match d2c(&publish, senders) {
+                Ok(m) => input.route(&mut router, &m),
+                Err(e) => Err((e.code(), e.to_string())),
+            };
+            let describe = || {
+                (
+                    serde_json::json!({"topic": publish.topic}),
+                    serde_json::json!({"bodyBase64": super::invalid::base64_body(&publish.payload)}),
+                )
+            };
+            match input.sort(routed, &mut report, describe, &mut batch) {
+                None => {
+                    publishes.push(publish);
+                    match held.as_mut() {
+                        Some(h) => h.merge(permit),
+                        None => held = Some(permit),
+                    }
+                }
+                Some(recorded) => {
+                    let _ = tx.send((vec![publish], recorded, permit));
+                }
+            }
+        }
+        submit(&mut batch, &mut publishes, &mut held);
     }
     drop(tx);
     if !settle_all(&permits, capacity, Duration::from_secs(60)).await {

@@ -1,0 +1,509 @@
+//! JSON text at the speed of copying it: the validity check the store's records keep (is a
+//! body JSON a Storage JSON record may embed?), string escaping, and minifying, all on bytes.
+//!
+//! Why not serde_json: these run for every message (the check, on the routing thread) and for
+//! every byte of every copy (escaping and minifying, on the endpoint threads). serde_json's
+//! `IgnoredAny` parse cost about 18k instructions per message and its escaper goes through a
+//! `Formatter` per string; here the check walks the bytes once with a byte-class table and
+//! skips string contents eight bytes at a time, and escaping copies runs between the bytes
+//! that need it. The output is what serde_json accepts and writes, byte for byte (the tests
+//! compare both on generated inputs).
+
+/// A byte that ends a run of a JSON string's plain content: `"`, `\` or a control character.
+const fn string_stops() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+}
+
+/// [`string_stops`] as a table.
+static STOPS: [bool; 256] = string_stops();
+
+/// Eight copies of a byte in a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// Whether the eight bytes of `w` hold a `"`, a `\` or a control character (exact: the
+/// carries of the zero-byte test only ever mark bytes above a true match).
+#[inline(always)]
+fn word_has_stop(w: u64) -> bool {
+    const LO: u64 = splat(0x01);
+    const HI: u64 = splat(0x80);
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let control = w.wrapping_sub(splat(0x20)) & !w & HI;
+    (zero(w ^ splat(b'"')) | zero(w ^ splat(b'\\')) | control) != 0
+}
+
+/// The offset of the first stop byte ([`STOPS`]) at or after `pos`, or `b.len()`.
+#[inline(always)]
+fn next_stop(b: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = b.get(pos..pos + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if word_has_stop(u64::from_ne_bytes(word)) {
+            break;
+        }
+        pos += 8;
+    }
+    while let Some(&c) = b.get(pos) {
+        if STOPS[usize::from(c)] {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Why a check stopped.
+enum Stop {
+    /// Not JSON.
+    Invalid,
+    /// Nested deeper than the bit stack holds: serde_json decides.
+    TooDeep,
+}
+
+type Step = Result<usize, Stop>;
+
+#[inline(always)]
+fn ws(b: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// After the opening quote: the offset past the closing one. Escapes as serde_json's
+/// `ignore_str` takes them (`\u` needs four hex digits, any code unit).
+#[inline(always)]
+fn string(b: &[u8], mut pos: usize) -> Step {
+    loop {
+        pos = next_stop(b, pos);
+        match b.get(pos) {
+            Some(b'"') => return Ok(pos + 1),
+            Some(b'\\') => match b.get(pos + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
+                Some(b'u') => {
+                    let hex = b.get(pos + 2..pos + 6).ok_or(Stop::Invalid)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(Stop::Invalid);
+                    }
+                    pos += 6;
+                }
+                _ => return Err(Stop::Invalid),
+            },
+            _ => return Err(Stop::Invalid),
+        }
+    }
+}
+
+#[inline(always)]
+fn digits(b: &[u8], mut pos: usize) -> usize {
+    while let Some(b'0'..=b'9') = b.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// A number from its first byte (`-` or a digit): `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+#[inline(always)]
+fn number(b: &[u8], mut pos: usize) -> Step {
+    if b[pos] == b'-' {
+        pos += 1;
+    }
+    match b.get(pos) {
+        Some(b'0') => pos += 1,
+        Some(b'1'..=b'9') => pos = digits(b, pos + 1),
+        _ => return Err(Stop::Invalid),
+    }
+    if b.get(pos) == Some(&b'.') {
+        let end = digits(b, pos + 1);
+        if end == pos + 1 {
+            return Err(Stop::Invalid);
+        }
+        pos = end;
+    }
+    if let Some(b'e' | b'E') = b.get(pos) {
+        pos += 1;
+        if let Some(b'+' | b'-') = b.get(pos) {
+            pos += 1;
+        }
+        let end = digits(b, pos);
+        if end == pos {
+            return Err(Stop::Invalid);
+        }
+        pos = end;
+    }
+    Ok(pos)
+}
+
+/// What the check does with the whitespace between tokens: nothing ([`Ignore`]), or copy
+/// the text without it ([`Minify`]), so that checking and minifying are one pass.
+trait Gaps {
+    /// Whitespace from `from` to `to` (empty when `from == to`) was skipped.
+    fn gap(&mut self, b: &[u8], from: usize, to: usize);
+}
+
+#[cfg(test)]
+struct Ignore;
+
+#[cfg(test)]
+impl Gaps for Ignore {
+    #[inline(always)]
+    fn gap(&mut self, _: &[u8], _: usize, _: usize) {}
+}
+
+/// Copies the text between gaps to `out`; `start` is where the uncopied text begins.
+struct Minify<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl Gaps for Minify<'_> {
+    #[inline(always)]
+    fn gap(&mut self, b: &[u8], from: usize, to: usize) {
+        if to > from {
+            self.out.extend_from_slice(&b[self.start..from]);
+            self.start = to;
+        }
+    }
+}
+
+/// [`ws`], telling `g` what was skipped.
+#[inline(always)]
+fn skip<G: Gaps>(g: &mut G, b: &[u8], pos: usize) -> usize {
+    let end = ws(b, pos);
+    g.gap(b, pos, end);
+    end
+}
+
+/// After `{` or a comma in an object, whitespace skipped: a member name and its colon; the
+/// offset of the value, whitespace skipped.
+#[inline(always)]
+fn member_name<G: Gaps>(g: &mut G, b: &[u8], pos: usize) -> Step {
+    if b.get(pos) != Some(&b'"') {
+        return Err(Stop::Invalid);
+    }
+    let pos = skip(g, b, string(b, pos + 1)?);
+    if b.get(pos) != Some(&b':') {
+        return Err(Stop::Invalid);
+    }
+    Ok(skip(g, b, pos + 1))
+}
+
+/// The whole text is one JSON value with only whitespace around it.
+fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
+    // The open containers, innermost in bit 0: set for an object.
+    let mut objects: u128 = 0;
+    let mut depth = 0u32;
+    let mut pos = skip(g, b, 0);
+    'value: loop {
+        pos = match b.get(pos) {
+            Some(&open @ (b'{' | b'[')) => {
+                if depth == u128::BITS {
+                    return Err(Stop::TooDeep);
+                }
+                let object = open == b'{';
+                pos = skip(g, b, pos + 1);
+                let close = if object { b'}' } else { b']' };
+                if b.get(pos) == Some(&close) {
+                    pos + 1
+                } else {
+                    objects = (objects << 1) | u128::from(object);
+                    depth += 1;
+                    if object {
+                        pos = member_name(g, b, pos)?;
+                    }
+                    continue 'value;
+                }
+            }
+            Some(b'"') => string(b, pos + 1)?,
+            Some(b'-' | b'0'..=b'9') => number(b, pos)?,
+            Some(b't') if b[pos..].starts_with(b"true") => pos + 4,
+            Some(b'f') if b[pos..].starts_with(b"false") => pos + 5,
+            Some(b'n') if b[pos..].starts_with(b"null") => pos + 4,
+            _ => return Err(Stop::Invalid),
+        };
+        // After a value: the end of the text, or a comma, or closing brackets.
+        loop {
+            pos = skip(g, b, pos);
+            if depth == 0 {
+                return if pos == b.len() {
+                    Ok(())
+                } else {
+                    Err(Stop::Invalid)
+                };
+            }
+            let object = objects & 1 != 0;
+            match b.get(pos) {
+                Some(b',') => {
+                    pos = skip(g, b, pos + 1);
+                    if object {
+                        pos = member_name(g, b, pos)?;
+                    }
+                    continue 'value;
+                }
+                Some(b'}') if object => {}
+                Some(b']') if !object => {}
+                _ => return Err(Stop::Invalid),
+            }
+            pos += 1;
+            objects >>= 1;
+            depth -= 1;
+        }
+    }
+}
+
+/// Whether `text` is JSON as `serde_json::from_slice::<serde::de::IgnoredAny>` accepts it
+/// (which does not check UTF-8 inside strings; callers check that on its own).
+#[cfg(test)]
+pub(crate) fn is_json(text: &[u8]) -> bool {
+    match check(&mut Ignore, text) {
+        Ok(()) => true,
+        Err(Stop::Invalid) => false,
+        Err(Stop::TooDeep) => serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok(),
+    }
+}
+
+/// Appends `text` without its insignificant whitespace when it is UTF-8 (checked with SIMD)
+/// and JSON as serde_json reads it, in one pass; else leaves `out` as it was and returns
+/// `false`. Where a Storage JSON record embeds a body, this is its only check: the routing
+/// thread records only whether the content type says JSON, and sinks that never embed
+/// (Avro) never check.
+pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
+    if simdutf8::basic::from_utf8(text).is_err() {
+        return false;
+    }
+    let mark = out.len();
+    out.reserve(text.len());
+    let mut m = Minify { out, start: 0 };
+    let result = check(&mut m, text);
+    let start = m.start;
+    match result {
+        Ok(()) => {
+            out.extend_from_slice(&text[start.min(text.len())..]);
+            true
+        }
+        Err(Stop::Invalid) => {
+            out.truncate(mark);
+            false
+        }
+        Err(Stop::TooDeep) => {
+            out.truncate(mark);
+            let ok = serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok();
+            if ok {
+                minify_into(text, out);
+            }
+            ok
+        }
+    }
+}
+
+/// How serde_json writes a byte inside a string literal: 0 as it is, else the letter of its
+/// short escape (`\n`), or `u` for `\u00XX`.
+const fn escapes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+}
+
+static ESCAPE: [u8; 256] = escapes();
+
+/// Appends `s` as a JSON string literal, escaped exactly as serde_json escapes (`\"`, `\\`,
+/// `\b \f \n \r \t`, other control characters as `\u00XX`): runs without such bytes are
+/// copied whole. `s` is UTF-8 (bytes of a `&str`, or of a checked store record).
+#[inline]
+pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    loop {
+        let stop = next_stop(s, start);
+        out.extend_from_slice(&s[start..stop]);
+        let Some(&c) = s.get(stop) else { break };
+        match ESCAPE[usize::from(c)] {
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]),
+            letter => out.extend_from_slice(&[b'\\', letter]),
+        }
+        start = stop + 1;
+    }
+    out.push(b'"');
+}
+
+/// Appends valid JSON text without its insignificant whitespace: every space, tab, CR and LF
+/// outside string literals (inside them, control characters are always escaped in valid
+/// JSON). Copies runs of bytes at once; a body without such whitespace is one copy.
+pub(crate) fn minify_into(text: &[u8], out: &mut Vec<u8>) {
+    out.reserve(text.len());
+    let mut start = 0;
+    let mut pos = 0;
+    while let Some(&c) = text.get(pos) {
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&text[start..pos]);
+                pos = ws(text, pos + 1);
+                start = pos;
+            }
+            b'"' => {
+                // To the closing quote: past escapes, whose second byte is never a bare `"`.
+                pos += 1;
+                loop {
+                    pos = next_stop(text, pos);
+                    match text.get(pos) {
+                        Some(b'\\') => pos += 2,
+                        Some(b'"') => {
+                            pos += 1;
+                            break;
+                        }
+                        Some(_) => pos += 1,
+                        None => break,
+                    }
+                }
+            }
+            _ => pos += 1,
+        }
+    }
+    out.extend_from_slice(&text[start.min(text.len())..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_accepts(text: &[u8]) -> bool {
+        serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+    }
+
+    /// Texts around every rule: each, and each of its prefixes and one-byte changes, is
+    /// accepted exactly when serde_json accepts it.
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        let texts: [&[u8]; 24] = [
+            b" {\"a\" : [1, -2.5e3, 0.1E+2, 3e-1, true, false, null, \"s\\n\\u00e9\"], \"b\":{}} ",
+            b"[[],{},[[{}]]]",
+            b"\"\\ud800 lone\"",
+            b"-0",
+            b"01",
+            b"1.",
+            b"1.e3",
+            b"-",
+            b"1e",
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"{\"a\" 1}",
+            b"{1:1}",
+            b"[1 2]",
+            b"\"tab\there\"",
+            b"\"\\x\"",
+            b"\"\\u12G4\"",
+            b"tru",
+            b"nulls",
+            b"\x00{}",
+            b"{}\x00",
+            b"\"caf\xc3\xa9 \xff\"",
+            b"",
+            b"   ",
+        ];
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for t in texts {
+            for cut in 0..=t.len() {
+                cases.push(t[..cut].to_vec());
+            }
+            for i in 0..t.len() {
+                for c in [b' ', b'"', b'\\', b',', b'}', b']', b'0', b'e', b'\t', 0x01] {
+                    let mut m = t.to_vec();
+                    m[i] = c;
+                    cases.push(m);
+                }
+            }
+        }
+        for c in cases {
+            assert_eq!(
+                is_json(&c),
+                serde_accepts(&c),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+        }
+        let deep = format!("{}1{}", "[ ".repeat(300), "]".repeat(300));
+        assert!(is_json(deep.as_bytes()));
+        assert!(!is_json(&deep.as_bytes()[1..]));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let long = "ab\"cdefghijklmnopq\\rstuvwxyz\u{1f}0123456789é€😀".repeat(3);
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "\u{0}\u{1f}\u{8}\u{c}\n\r\t\u{7f}",
+            "Ünï€😀",
+            "a\u{1}b",
+            long.as_str(),
+        ] {
+            let mut out = Vec::new();
+            push_string(&mut out, s.as_bytes());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn minify_keeps_strings_and_drops_whitespace_between_tokens() {
+        for (text, want) in [
+            (
+                &b"{ \"a b\" :\t[1 ,\r\n \"\\\" x\"] }"[..],
+                &br#"{"a b":[1,"\" x"]}"#[..],
+            ),
+            (b"  [ \"\\\\\" , \"x  y\" ]  ", br#"["\\","x  y"]"#),
+            (b"{\"a\":1}", b"{\"a\":1}"),
+        ] {
+            let mut out = Vec::new();
+            minify_into(text, &mut out);
+            assert_eq!(out, want);
+            let mut checked = b"x".to_vec();
+            assert!(push_minified_if_json(text, &mut checked));
+            assert_eq!(&checked[1..], want);
+        }
+        for bad in [&b"{ \"a\" : 1 ,}"[..], b"[\"\xff\"]", b" "] {
+            let mut out = b"x".to_vec();
+            assert!(!push_minified_if_json(bad, &mut out));
+            assert_eq!(out, b"x");
+        }
+        let deep = format!("{} 1{}", "[ ".repeat(300), "]".repeat(300));
+        let mut out = Vec::new();
+        assert!(push_minified_if_json(deep.as_bytes(), &mut out));
+        assert_eq!(
+            out,
+            format!("{}1{}", "[".repeat(300), "]".repeat(300)).as_bytes()
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Reading a line into a reused message and preparing it for the store allocates only the
+//! record (issue 16: "input lines are parsed into a reused message"): the message's property
+//! strings and body keep their memory from line to line.
+//!
+//! A counting global allocator wraps the system allocator (as in tests/alloc.rs); only the
+//! measuring thread's allocations are counted, so the pipeline's own threads (committer,
+//! endpoint workers) do not disturb the count.
+
+use hubroute::message::Message;
+use hubroute::pipeline::{Pipeline, PipelineConfig};
+use hubroute::sink::{CopyView, DeadLetter, Envelope, Sink, SinkError};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// The benchmarks' workload: `../shared/bench`'s messages and tables.
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
+struct Counting;
+
+thread_local! {
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations and bytes counted on this thread: tests run in parallel, each measuring
+    /// its own thread.
+    static COUNTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn note(size: usize) {
+    if MEASURING.with(Cell::get) {
+        COUNTS.with(|c| {
+            let (n, bytes) = c.get();
+            c.set((n + 1, bytes + size));
+        });
+    }
+}
+
+/// Counts this thread's allocations while `f` runs.
+fn counted(f: impl FnOnce()) -> (usize, usize) {
+    COUNTS.with(|c| c.set((0, 0)));
+    MEASURING.with(|c| c.set(true));
+    f();
+    MEASURING.with(|c| c.set(false));
+    COUNTS.with(Cell::get)
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so this
+// allocator upholds exactly `System`'s guarantees; the bookkeeping only touches
+// const-initialised thread-local `Cell`s, which never allocate or re-enter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is (see above).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Takes every copy and keeps nothing: delivery is not what is measured.
+struct NullSink;
+
+impl Sink for NullSink {
+    fn describe(&self) -> String {
+        "null".into()
+    }
+    fn write_batch(&mut self, _: &[Envelope]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn write_views(&mut self, _: &[CopyView<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_warm_reused_message_allocates_only_its_record() {
+    // routes-10 without its enrichments: an enriched copy's key and value are strings of
+    // their own in the record's destinations (the codec's `Destination`), which this test is
+    // not about.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&workload::read("routes-10.json")).unwrap();
+    config["enrichments"] = serde_json::json!([]);
+    let table = workload::table(&config.to_string());
+    let dir = std::env::temp_dir().join(format!("hubroute-ingest-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
+    for ep in table.endpoints() {
+        sinks.insert(ep.name.clone(), Box::new(NullSink));
+    }
+    let pipeline = Pipeline::open(
+        PipelineConfig::new(dir.join("store"), table.hub_name()),
+        table,
+        sinks,
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let text = workload::read("messages-1k.jsonl");
+    // Without the bodies a Storage record embeds as JSON (`contentType` application/json,
+    // `contentEncoding` utf-8): the codec checks those with serde_json, whose scratch buffer
+    // allocates for escaped strings (the codec's cost, not reading's).
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            let m = Message::from_json_str(l).unwrap();
+            let is = |n: &str, v: &str| {
+                m.system_properties
+                    .get(n)
+                    .flatten()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(v))
+            };
+            !(is("contentType", "application/json") && is("contentEncoding", "utf-8"))
+        })
+        .collect();
+    assert!(lines.len() > 100, "{} lines", lines.len());
+    let mut router = pipeline.router();
+    let mut message = Message::default();
+    let now = SystemTime::now();
+    let mut pass = |records: &mut usize| {
+        for line in &lines {
+            message.read_json_str(line).unwrap();
+            let prepared = pipeline.prepare(&mut router, &message, None, now).unwrap();
+            *records += usize::from(!prepared.is_unrouted());
+        }
+    };
+    // Warm-up: spare strings are reused in turn, so each grows to the longest text it held
+    // within a few passes.
+    let mut records = 0;
+    for _ in 0..3 {
+        pass(&mut records);
+    }
+    records = 0;
+    let (count, bytes) = counted(|| pass(&mut records));
+    assert!(records > lines.len() / 2, "most messages route somewhere");
+    assert!(
+        count <= records,
+        "{count} allocations ({bytes} bytes) for {} lines of which {records} have a record",
+        lines.len(),
+    );
+    // Reading alone allocates nothing.
+    let (count, _) = counted(|| {
+        for line in &lines {
+            message.read_json_str(line).unwrap();
+        }
+    });
+    assert_eq!(count, 0, "reading {} warm lines", lines.len());
+    pipeline.shutdown(Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}
