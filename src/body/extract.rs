@@ -494,6 +494,17 @@ impl Extraction {
         self.valid
     }
 
+    /// The number in `slot` after [`Extraction::run`]: `Some` exactly when
+    /// [`Extraction::get`] gives [`Selected::Number`], read without building the
+    /// [`Selected`].
+    #[inline]
+    pub fn number(&self, slot: u32) -> Option<f64> {
+        match self.slots.get(slot as usize).copied().flatten() {
+            Some(Kind::Number(n)) if self.valid => Some(n),
+            _ => None,
+        }
+    }
+
     /// The value in `slot` after [`Extraction::run`] on `text` (the same
     /// text), as [`JsonDoc::select`](super::JsonDoc::select) gives it.
     /// [`Selected::Error`] when the body was invalid.
@@ -527,6 +538,21 @@ mod tests {
         let valid = ex.run(&set, text);
         let doc = JsonDoc::parse(text);
         assert_eq!(valid, doc.is_ok(), "validity of {text:?}");
+        // `number` reads a number exactly where `get` selects one (never in an invalid body).
+        for slot in &slots {
+            if let PathSlot::Slot(id) = slot {
+                let want = match ex.get(*id, text) {
+                    Selected::Number(n) => Some(n),
+                    _ => None,
+                };
+                let got = ex.number(*id);
+                assert_eq!(
+                    format!("{got:?}"),
+                    format!("{want:?}"),
+                    "{text:?} slot {id}"
+                );
+            }
+        }
         let Ok(doc) = doc else { return };
         for (path, slot) in parsed.iter().zip(&slots) {
             let want = doc.select(path);

@@ -372,10 +372,7 @@ impl Program {
                     if let Some(v) = ctx.body_override(app_override.as_ref()) {
                         return number_of(&v);
                     }
-                    match ctx.select_at(local, || &p.paths[local as usize])? {
-                        Selected::Number(n) => Some(n),
-                        _ => None,
-                    }
+                    ctx.number_at(local, || &p.paths[local as usize])
                 })
             }
             _ => Box::new(move |p, ctx| number_of(&p.eval_node(id, ctx))),

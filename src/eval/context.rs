@@ -202,6 +202,33 @@ impl<'m> EvalContext<'m> {
         }
     }
 
+    /// The number at path `local` of the program being evaluated, exactly when
+    /// [`EvalContext::select_at`] would select [`Selected::Number`]; `None` for anything else
+    /// (another kind, missing, an unreadable or invalid body). A slot of the plan is read
+    /// without making a [`Selected`] of it: the conversion is a jump over every kind of
+    /// value, and numeric comparisons of body paths are the commonest body test.
+    #[inline(always)]
+    pub(crate) fn number_at<'p>(
+        &self,
+        local: u32,
+        path: impl FnOnce() -> &'p BodyPath,
+    ) -> Option<f64> {
+        if let Some(fast) = &self.fast {
+            let slot = fast.program.get().and_then(|p| p.paths.get(local as usize));
+            if let Some(PathSlot::Slot(id)) = slot {
+                let body = self.fast_body(fast);
+                return match body.extraction {
+                    Some(extraction) if body.ok => extraction.number(*id),
+                    _ => None,
+                };
+            }
+        }
+        match self.select_at(local, path)? {
+            Selected::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// `$body.path` for path `local` of the program being evaluated (see
     /// [`EvalContext::body_value`]).
     #[inline(always)]
