@@ -14,12 +14,11 @@ use std::time::{Duration, SystemTime};
 use super::input::invalid::base64_body;
 use super::input::jetstream::stream_message_id;
 use super::input::live::settle_all;
-use super::input::mqtt::{d2c, next_publish, try_next_publish, MqttSettings, MAX_BATCH};
+use super::input::mqtt::{d2c, next_publish, MqttSettings};
 use super::input::{InputHooks, InvalidLog};
-use crate::broker::mqtt::{D2cSubscriber, MqttAcker};
-use crate::broker::nats::{Appended, JetStreamWriter};
+use crate::broker::mqtt::D2cSubscriber;
+use crate::broker::nats::JetStreamWriter;
 use crate::broker::{BrokerUrl, Scheme};
-use crate::message::Message;
 
 /// How the bridge runs.
 #[derive(Debug, Clone)]
@@ -96,12 +95,7 @@ pub async fn run(
     );
     tokio::pin!(stop);
     let mut warned = false;
-    let counters = Counters {
-        appended: Arc::clone(&appended),
-        retried: Arc::clone(&retried),
-        hooks: Arc::clone(&hooks),
-    };
-    while let Some(first) = next_publish(
+    while let Some((publish, permit)) = next_publish(
         &mut subscriber,
         &permits,
         capacity,
@@ -113,72 +107,77 @@ pub async fn run(
     )
     .await
     {
-        // What else has arrived, as far as the window allows: sent to the stream one after
-        // the other, then confirmed and acknowledged together by one task.
-        let mut arrived = vec![first];
-        while arrived.len() < MAX_BATCH {
-            match try_next_publish(&mut subscriber, &permits, from, hooks.as_ref()) {
-                Some(p) => arrived.push(p),
-                None => break,
-            }
-        }
-        let mut sent = Vec::with_capacity(arrived.len());
-        for (publish, permit) in arrived {
-            report.received += 1;
-            match d2c(
-                &publish,
-                registry.map(|r| r as &dyn crate::pipeline::input::mqtt::Senders),
-            ) {
-                Ok(message) => {
-                    hooks.read(None);
-                    let device = message
-                        .system_properties
-                        .get("connectionDeviceId")
-                        .flatten()
-                        .unwrap_or_default()
-                        .to_string();
-                    report.valid += 1;
-                    let id = stream_message_id(&publish.topic, &publish.payload, &message)
-                        .unwrap_or_else(|| format!("{instance}-{}", report.valid));
-                    // The first send is made here, in arrival order, so each device's messages
-                    // keep their order in the stream; resends after an outage happen in the
-                    // background.
-                    let first = writer.send(&device, &message, &id).await;
-                    sent.push(Sent {
-                        publish,
-                        permit,
-                        device,
-                        message,
-                        id,
-                        first,
-                    });
-                }
-                Err(e) => {
-                    hooks.read(Some(e.code()));
-                    *report.invalid.entry(e.code()).or_default() += 1;
-                    eprintln!("invalid message on '{}': {e}", publish.topic);
-                    let origin = serde_json::json!({"topic": publish.topic});
-                    let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
-                    let written = invalid_log
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .write_input(origin, e.code(), &e.to_string(), body);
-                    match written {
-                        Ok(()) => {
-                            let _ = acker.ack(&publish).await;
+        report.received += 1;
+        match d2c(
+            &publish,
+            registry.map(|r| r as &dyn crate::pipeline::input::mqtt::Senders),
+        ) {
+            Ok(message) => {
+                hooks.read(None);
+                let device = message
+                    .system_properties
+                    .get("connectionDeviceId")
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_string();
+                report.valid += 1;
+                let id = stream_message_id(&publish.topic, &publish.payload, &message)
+                    .unwrap_or_else(|| format!("{instance}-{}", report.valid));
+                // The first send is made here, in arrival order, so each device's messages keep
+                // their order in the stream; resends after an outage happen in the background.
+                let first = writer.send(&device, &message, &id).await;
+                let writer = writer.clone();
+                let acker = acker.clone();
+                let (appended, retried) = (Arc::clone(&appended), Arc::clone(&retried));
+                let hooks = Arc::clone(&hooks);
+                tokio::spawn(async move {
+                    let mut attempt = first;
+                    let mut backoff = Duration::from_millis(100);
+                    loop {
+                        let confirmed = match attempt {
+                            Ok(pending) => pending.confirmed().await,
+                            Err(e) => Err(e),
+                        };
+                        match confirmed {
+                            Ok(_) => {
+                                appended.fetch_add(1, Ordering::Relaxed);
+                                hooks.appended();
+                                let _ = acker.ack(&publish).await;
+                                break;
+                            }
+                            Err(e) => {
+                                // Keep the device's message (unacknowledged) and try again;
+                                // the stream drops a resend it already has (same id).
+                                let n = retried.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n.is_power_of_two() {
+                                    eprintln!("{e}; retrying ({n} retries so far)");
+                                }
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                                attempt = writer.send(&device, &message, &id).await;
+                            }
                         }
-                        Err(err) => eprintln!("cannot write the dead letter: {err}"),
                     }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                hooks.read(Some(e.code()));
+                *report.invalid.entry(e.code()).or_default() += 1;
+                eprintln!("invalid message on '{}': {e}", publish.topic);
+                let origin = serde_json::json!({"topic": publish.topic});
+                let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
+                let written = invalid_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .write_input(origin, e.code(), &e.to_string(), body);
+                match written {
+                    Ok(()) => {
+                        let _ = acker.ack(&publish).await;
+                    }
+                    Err(err) => eprintln!("cannot write the dead letter: {err}"),
                 }
             }
-        }
-        if !sent.is_empty() {
-            tokio::spawn(confirm(
-                sent,
-                writer.clone(),
-                acker.clone(),
-                counters.clone(),
-            ));
         }
     }
     let _ = settle_all(&permits, capacity, Duration::from_secs(30)).await;
@@ -187,90 +186,4 @@ pub async fn run(
     report.appended = appended.load(Ordering::Relaxed);
     report.retried = retried.load(Ordering::Relaxed);
     Ok(report)
-}
-
-/// A publish sent to the stream, not yet confirmed.
-struct Sent {
-    publish: rumqttc::Publish,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    device: String,
-    message: Message,
-    id: String,
-    first: Result<Appended, String>,
-}
-
-/// What the confirming tasks count.
-#[derive(Clone)]
-struct Counters {
-    appended: Arc<AtomicU64>,
-    retried: Arc<AtomicU64>,
-    hooks: Arc<dyn InputHooks>,
-}
-
-/// Waits for the stream to confirm a batch of sends (in order: they are all in flight at
-/// once), then acknowledges the confirmed publishes to the MQTT broker. A send that failed is
-/// retried on its own ([`append_until_confirmed`]) and acknowledged when the stream has it.
-async fn confirm(sent: Vec<Sent>, writer: JetStreamWriter, acker: MqttAcker, counters: Counters) {
-    let mut confirmed = Vec::with_capacity(sent.len());
-    for s in sent {
-        let outcome = match s.first {
-            Ok(pending) => pending.confirmed().await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(_) => {
-                counters.appended.fetch_add(1, Ordering::Relaxed);
-                counters.hooks.appended();
-                confirmed.push((s.publish, s.permit));
-            }
-            Err(e) => {
-                tokio::spawn(append_until_confirmed(
-                    Sent { first: Err(e), ..s },
-                    writer.clone(),
-                    acker.clone(),
-                    counters.clone(),
-                ));
-            }
-        }
-    }
-    for (publish, _permit) in &confirmed {
-        let _ = acker.ack(publish).await;
-    }
-}
-
-/// Sends a message again until the stream confirms it, then acknowledges it to the MQTT
-/// broker (keeping the device's message unacknowledged until then); the stream drops a resend
-/// it already has (same id).
-async fn append_until_confirmed(
-    sent: Sent,
-    writer: JetStreamWriter,
-    acker: MqttAcker,
-    counters: Counters,
-) {
-    let mut attempt = sent.first;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let confirmed = match attempt {
-            Ok(pending) => pending.confirmed().await,
-            Err(e) => Err(e),
-        };
-        match confirmed {
-            Ok(_) => {
-                counters.appended.fetch_add(1, Ordering::Relaxed);
-                counters.hooks.appended();
-                let _ = acker.ack(&sent.publish).await;
-                break;
-            }
-            Err(e) => {
-                let n = counters.retried.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    eprintln!("{e}; retrying ({n} retries so far)");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                attempt = writer.send(&sent.device, &sent.message, &sent.id).await;
-            }
-        }
-    }
-    drop(sent.permit);
 }
