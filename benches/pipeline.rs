@@ -130,14 +130,14 @@ fn open(table: &RouteTable, kind: Kind) -> (Scratch, Pipeline) {
     (scratch, pipeline)
 }
 
-/// `run`'s file input: 4096-line chunks, routed on the current rayon pool.
+/// `run`'s file input: 1024-line chunks, routed on the current rayon pool.
 fn run_file(pipeline: Pipeline, input: &Path, lines: u64) {
     let file = std::fs::File::open(input).unwrap();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     let report = feed_reader(
         &pipeline,
         LineReader::new(reader, 1 << 20),
-        4096,
+        1024,
         None,
         &mut |bad| {
             std::hint::black_box(bad);

@@ -15,8 +15,10 @@ use crate::message::Message;
 use crate::pipeline::{codes, Accepted, Pipeline, PipelineError, Prepared, Rejected};
 use crate::route::{RouteTable, Router};
 
-/// Chunks committed while the next one is routed.
-const ACCEPTS_IN_FLIGHT: usize = 2;
+/// Chunks being committed while the next ones are routed: enough that the routing thread never
+/// waits for one commit's fsync (a few ms on a disk) before routing on, so routing, the store's
+/// syncs and the endpoints' writes overlap.
+const ACCEPTS_IN_FLIGHT: usize = 8;
 
 /// What reading an input came to: `valid + invalid + blank = read`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
