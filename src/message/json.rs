@@ -304,7 +304,7 @@ impl Message {
     /// nothing once the message has held its largest line. On an error the message is left
     /// in an unspecified (valid) state.
     ///
-    /// Lines are read in one pass ([`super::json_scan`]); what that pass does not take (every
+    /// Lines are read in one pass (the crate's `message::json_scan`); what that pass does not take (every
     /// invalid line, and rare shapes such as repeated system property names) is loaded by
     /// the general path, which also gives each error's code, text and position.
     pub fn read_json_str(&mut self, text: &str) -> Result<(), MessageError> {

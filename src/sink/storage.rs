@@ -545,13 +545,11 @@ impl StorageSink {
         )))
     }
 
-    /// Whether records are encoded as Avro (else JSON lines).
+    /// Whether records are encoded as Avro (else JSON lines). Only asked where the `avro`
+    /// feature is on (without it every record is a JSON line).
+    #[cfg(feature = "avro")]
     fn is_avro(&self) -> bool {
-        #[cfg(feature = "avro")]
-        if self.avro.is_some() {
-            return true;
-        }
-        false
+        self.avro.is_some()
     }
 
     /// Appends the record of `e` to `out`.

@@ -209,7 +209,7 @@ fn wait_accepted(in_flight: &mut VecDeque<Pending>, report: &mut LinesReport) ->
 
 /// Reads `lines` to the end through `pipeline`, `chunk` lines at a time (1: each line is
 /// accepted as it arrives, for a live stream). `lines` is usually a
-/// [`LineReader`](super::LineReader) (for which [`feed_reader`] allocates less); any source of
+/// [`LineReader`] (for which [`feed_reader`] allocates less); any source of
 /// numbered lines will do (a replay of Storage files gives each record as a line). `invalid`
 /// gets every line that is not a valid message (write it to a dead letter); `progress` is
 /// called after each chunk. Returns once every valid line is durably accepted.

@@ -175,7 +175,7 @@ type Settlement = (
 /// the acknowledgements in flight. Needs a tokio runtime; leaves the pipeline running (shut it
 /// down afterwards to drain the endpoints). `Err` only when it cannot start.
 ///
-/// Messages are taken in batches of what has arrived (up to [`MAX_BATCH`], and the in-flight
+/// Messages are taken in batches of what has arrived (up to 1000, and the in-flight
 /// window): a batch is accepted into the store as one submission, and its acknowledgements are
 /// plain `+ACK` publishes that the client writes out together, except the batch's last, which
 /// is a double ack: the server answers it after taking the ones before it (a connection's
