@@ -35,9 +35,9 @@ struct Level {
 }
 
 /// Skips ASCII whitespace as the general parser does (NUL included);
-/// stops at anything else, including non-ASCII bytes.
+/// stops at anything else, including non-ASCII bytes. The skipper (`skip.rs`) uses it too.
 #[inline(always)]
-fn ws(b: &[u8], pos: usize) -> usize {
+pub(super) fn ws(b: &[u8], pos: usize) -> usize {
     // Compact JSON has no whitespace at all, and most other JSON one space after each colon
     // and comma: one or two tests for the usual cases.
     match b.get(pos) {

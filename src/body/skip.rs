@@ -15,29 +15,8 @@
 //! to its own answer. So the skipper never decides validity on its own, and the extractor
 //! tests that compare the scanner with the general parser cover it too.
 
-use super::parse::{skipped_string_ok, strict_number, strict_string, ASCII_WS};
-
-/// Skips ASCII whitespace (NUL included), as the scanner's `ws` does.
-#[inline(always)]
-fn ws(b: &[u8], pos: usize) -> usize {
-    match b.get(pos) {
-        Some(&c) if c > b' ' => pos,
-        Some(b' ') if b.get(pos + 1).is_some_and(|&c| c > b' ') => pos + 1,
-        _ => ws_loop(b, pos),
-    }
-}
-
-/// [`ws`] past the first byte.
-#[inline]
-fn ws_loop(b: &[u8], mut pos: usize) -> usize {
-    while let Some(&c) = b.get(pos) {
-        if c >= 0x80 || !ASCII_WS[c as usize] {
-            break;
-        }
-        pos += 1;
-    }
-    pos
-}
+use super::parse::{skipped_string_ok, strict_number, strict_string};
+use super::scan::ws;
 
 /// What a value in a skipped container starts.
 enum Value {
