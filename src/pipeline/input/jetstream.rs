@@ -92,7 +92,14 @@ impl ResumingPull {
     /// stream failed: the next [`Self::next`] replaces it).
     pub fn try_next(&mut self) -> Option<Message> {
         let stream = self.messages.as_mut()?;
-        match futures_util::FutureExt::now_or_never(stream.next())? {
+        let item = futures_util::FutureExt::now_or_never(stream.next())?;
+        self.take(item)
+    }
+
+    /// What the pull stream gave: its message, or else (an error, or the stream's end, said
+    /// on standard error) `None` with the stream dropped, so that it is pulled again.
+    fn take(&mut self, item: Option<Result<Message, impl std::fmt::Display>>) -> Option<Message> {
+        match item {
             Some(Ok(m)) => return Some(m),
             Some(Err(e)) => eprintln!("{}: {e}; pulling again", self.url),
             None => eprintln!(
@@ -118,16 +125,10 @@ impl ResumingPull {
         let mut backoff = Duration::from_millis(100);
         loop {
             if let Some(stream) = self.messages.as_mut() {
-                match stream.next().await {
-                    Some(Ok(m)) => return m,
-                    Some(Err(e)) => eprintln!("{}: {e}; pulling again", self.url),
-                    None => eprintln!(
-                        "{}: the consumer's message stream ended; pulling again",
-                        self.url
-                    ),
+                let item = stream.next().await;
+                if let Some(m) = self.take(item) {
+                    return m;
                 }
-                self.messages = None;
-                self.resumed += 1;
             }
             attempt += 1;
             if attempt % 5 == 0 {
