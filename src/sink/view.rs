@@ -286,30 +286,10 @@ impl CopyView<'_> {
     /// [`Properties::insert`]'s order: the message's own (an enriched one keeps its place and
     /// name, with the enrichment's value), then enrichments of new names, in order.
     pub fn for_each_app_property<'s>(&'s self, mut f: impl FnMut(&'s str, Option<&'s str>)) {
-        let enrichments = self.enrichments;
-        // The last enrichment of a name wins, as repeated inserts would.
-        let enriched = |name: &str| {
-            enrichments
-                .iter()
-                .filter(|(n, _)| eq_ignore_case(n, name))
-                .last()
-                .map(|(_, v)| v)
-        };
-        for (name, value) in self.app_properties.iter() {
-            match enriched(name) {
-                Some(v) => f(name, v),
-                None => f(name, value),
-            }
-        }
-        for (i, (name, _)) in enrichments.iter().enumerate() {
-            let first = !enrichments
-                .iter()
-                .take(i)
-                .any(|(n, _)| eq_ignore_case(n, name));
-            if first && self.app_properties.get(name).is_none() {
-                f(name, enriched(name).flatten());
-            }
-        }
+        // One merge for both forms: the record's strings were checked as UTF-8 when it was
+        // read, so the conversion back to `str` cannot fail.
+        let text = |b: &'s [u8]| std::str::from_utf8(b).unwrap_or_default();
+        self.for_each_app_property_bytes(|name, value| f(text(name), value.map(text)));
     }
 
     /// [`CopyView::for_each_app_property`] as bytes, for renderers (no UTF-8 check per
