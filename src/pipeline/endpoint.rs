@@ -182,9 +182,17 @@ impl Worker {
         max: usize,
         found: &mut Vec<(u64, Arc<Vec<u8>>)>,
     ) -> Result<u64, super::StoreError> {
+        let read = self.shared.store.read_after(self.scanned, SCAN)?;
+        if read.is_empty() {
+            // Nothing stored after our position: what was committed up to `committed` is
+            // deleted (every endpoint passed it; our cursor was set back by a crash).
+            return Ok(committed);
+        }
         let mut last = self.scanned;
-        for (seq, bytes) in self.shared.store.read_after(self.scanned, SCAN)? {
+        for (seq, bytes) in read {
             if seq > committed {
+                // Everything up to `committed` is looked at (or deleted).
+                last = committed;
                 break;
             }
             last = seq;

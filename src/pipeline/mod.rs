@@ -1064,8 +1064,10 @@ impl Pipeline {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        // The committer is gone: the workers' last cursors are written here, durably; a
-        // store with nothing written since its last durable commit needs no sync.
+        // The committer is gone: the workers' last cursors are written here, durably, with
+        // redb's allocator state (so that closing the database costs no commit of its own);
+        // a store with nothing written since needs no sync.
+        shared.store.begin_close();
         shared.flush_cursors(true);
         if let Err(e) = shared.store.sync() {
             eprintln!("{e}");
@@ -1119,13 +1121,21 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     }
     // Per endpoint: copies and bytes routed to it in this commit (added to its counters once).
     let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
+    // When the cursors were last written: while input flows they are written (synced) every
+    // CURSOR_FLUSH, not with every commit (the records' own sync is in the log).
+    let mut flushed = Instant::now();
     loop {
+        if flushed.elapsed() >= CURSOR_FLUSH {
+            shared.flush_cursors(true);
+            flushed = Instant::now();
+        }
         let first = match rx.recv_timeout(CURSOR_FLUSH) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
                 // nothing to repeat after a crash.
                 shared.flush_cursors(true);
+                flushed = Instant::now();
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -1267,14 +1277,15 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
         return Ok(());
     }
     let slices: Vec<&[u8]> = records.iter().map(|p| p.bytes.as_slice()).collect();
-    // The cursors that moved since the last commit ride along: one transaction, one sync.
-    let (moved, delete) = shared.moved_cursors();
-    let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+    // What every endpoint has passed is deleted with it (the log's index, no sync); the
+    // cursors are written by the committer at most every CURSOR_FLUSH (a database commit
+    // and its sync of their own).
+    let (_, delete) = shared.moved_cursors();
     let mut retry = 0u32;
     loop {
-        match shared.store.commit(first, &slices, &cursors, delete, true) {
+        match shared.store.commit(first, &slices, &[], delete, true) {
             Ok(deleted) => {
-                shared.cursors_written(&moved, delete, deleted);
+                shared.cursors_written(&[], delete, deleted);
                 if retry > 0 {
                     eprintln!("store {}: writing again", shared.store.path().display());
                 }

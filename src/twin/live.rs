@@ -201,33 +201,50 @@ impl LiveTwins {
             warned: HashSet::new(),
         };
         {
-            let tx = db.begin_write().map_err(|e| fail("cannot write", &e))?;
-            {
-                let twins = tx.open_table(TWINS).map_err(|e| fail("twins", &e))?;
-                for row in twins.iter().map_err(|e| fail("twins", &e))? {
-                    let (k, v) = row.map_err(|e| fail("twins", &e))?;
-                    let doc: Value = serde_json::from_str(v.value())
-                        .map_err(|e| fail("a stored twin is not JSON", &e))?;
-                    writer.twins.insert(k.value().to_string(), doc);
+            // A read transaction: opening writes nothing (a router without twins pays no
+            // commit and no sync for them); a table not there yet is empty, and the first
+            // change creates it.
+            let tx = db.begin_read().map_err(|e| fail("cannot read", &e))?;
+            let missing =
+                |e: &redb::TableError| matches!(e, redb::TableError::TableDoesNotExist(_));
+            match tx.open_table(TWINS) {
+                Ok(twins) => {
+                    for row in twins.iter().map_err(|e| fail("twins", &e))? {
+                        let (k, v) = row.map_err(|e| fail("twins", &e))?;
+                        let doc: Value = serde_json::from_str(v.value())
+                            .map_err(|e| fail("a stored twin is not JSON", &e))?;
+                        writer.twins.insert(k.value().to_string(), doc);
+                    }
                 }
-                let devices = tx.open_table(DEVICES).map_err(|e| fail("devices", &e))?;
-                for row in devices.iter().map_err(|e| fail("devices", &e))? {
-                    let (k, v) = row.map_err(|e| fail("devices", &e))?;
-                    writer
-                        .devices
-                        .insert(k.value().to_string(), DeviceRecord::from_json(v.value()));
-                }
-                let meta = tx.open_table(META).map_err(|e| fail("meta", &e))?;
-                writer.registry_seen = meta
-                    .get("registry_seen")
-                    .map_err(|e| fail("meta", &e))?
-                    .is_some_and(|v| v.value() == 1);
-                writer.sequence = meta
-                    .get("sequence")
-                    .map_err(|e| fail("meta", &e))?
-                    .map_or(0, |v| v.value());
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("twins", &e)),
             }
-            tx.commit().map_err(|e| fail("cannot commit", &e))?;
+            match tx.open_table(DEVICES) {
+                Ok(devices) => {
+                    for row in devices.iter().map_err(|e| fail("devices", &e))? {
+                        let (k, v) = row.map_err(|e| fail("devices", &e))?;
+                        writer
+                            .devices
+                            .insert(k.value().to_string(), DeviceRecord::from_json(v.value()));
+                    }
+                }
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("devices", &e)),
+            }
+            match tx.open_table(META) {
+                Ok(meta) => {
+                    writer.registry_seen = meta
+                        .get("registry_seen")
+                        .map_err(|e| fail("meta", &e))?
+                        .is_some_and(|v| v.value() == 1);
+                    writer.sequence = meta
+                        .get("sequence")
+                        .map_err(|e| fail("meta", &e))?
+                        .map_or(0, |v| v.value());
+                }
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("meta", &e)),
+            }
         }
         let twins = LiveTwins {
             db,
