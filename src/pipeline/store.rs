@@ -143,21 +143,16 @@ impl Store {
 
     /// Gives every name in `names` an id (keeping ids already assigned), moves records an
     /// older hubroute kept in the database into the log, and reads the cursors and the next
-    /// sequence number. One transaction, synced only when it moved records (a start that
-    /// stores nothing costs no fsync: what it writes is written the same way again by the
-    /// next start if a crash loses it, and nothing refers to it before it is synced).
+    /// sequence number. One transaction, and none when nothing is new (a start with the
+    /// same endpoints writes nothing).
     pub fn recover(&self, names: &[&str]) -> Result<Recovered, StoreError> {
         let mut tx = self
             .db
             .begin_write()
             .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(Durability::None);
         let mut out = Recovered::default();
         let moved = self.migrate(&tx)?;
         let mut changed = moved;
-        if moved {
-            tx.set_durability(Durability::Immediate);
-        }
         {
             let mut endpoints = tx
                 .open_table(ENDPOINTS)
@@ -209,6 +204,10 @@ impl Store {
             tx.abort().map_err(|e| self.err("cannot read", e))?;
             return Ok(out);
         }
+        // Synced: the log's records name endpoints by these ids, and a new endpoint's
+        // cursor starts at the current end, so the ids must be on disk before the first
+        // record is (a restart that gave them again would skip what was accepted for them).
+        tx.set_durability(Durability::Immediate);
         self.dirty.store(true, Ordering::Release);
         tx.commit().map_err(|e| self.err("cannot commit", e))?;
         Ok(out)
