@@ -1064,10 +1064,7 @@ impl Pipeline {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        // The committer is gone: the workers' last cursors are written here, durably, with
-        // redb's allocator state (so that closing the database costs no commit of its own);
-        // a store with nothing written since needs no sync.
-        shared.store.begin_close();
+        // The committer is gone: the workers' last cursors are written here, durably.
         shared.flush_cursors(true);
         if let Err(e) = shared.store.sync() {
             eprintln!("{e}");

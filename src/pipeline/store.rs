@@ -1,45 +1,54 @@
-//! The pipeline's durable store: an append-only log of accepted records ([`segments`]: files
-//! of checksummed frames, one write and one `fdatasync` per group commit) and, in a
-//! [redb](https://docs.rs/redb) database file, one delivery cursor per endpoint.
+//! The pipeline's durable store, in its directory: an append-only log of accepted records
+//! ([`segments`]: files of checksummed frames, one write and one `fdatasync` per group
+//! commit) and the endpoints' ids and delivery cursors ([`cursors`]: one small file of two
+//! slots, one `pwrite` and one `fdatasync` per write).
 //!
-//! Why redb for the cursors: it is pure Rust (no C toolchain, `forbid(unsafe_code)` stays
-//! meaningful for our code), its commits are ACID and crash-safe, and a single file is easy
-//! to place and back up. The records left it (see [`segments`] for why): redb's B-tree cost
-//! the committer about 10k instructions per message in copies, page zeroing, checksums and
-//! file growth, where the log's vectored write costs a CRC.
+//! Why no database: the log is a queue (append at the tail, read forward, drop the head) and
+//! the rest is a few dozen bytes rewritten whole. redb held both before; its B-tree cost the
+//! committer about 10k instructions per message (copies, page zeroing, checksums, allocator
+//! rewrites as the file grew), and creating and closing its file tens of millions more per
+//! start. What the two files need from a database — surviving a crash at any point — they
+//! get from checksums, slots written in turn, and syncs before anything is acknowledged.
 //!
-//! Tables:
-//! * `endpoints`: endpoint name → its id in the store, so that records stay valid when the
-//!   routing configuration is edited between runs (ids are never reused).
-//! * `cursors`: endpoint id → the last sequence number that endpoint has settled (delivered or
+//! * Endpoint name → id, so that records stay valid when the routing configuration is edited
+//!   between runs (ids are never reused).
+//! * Endpoint id → cursor: the last sequence number that endpoint has settled (delivered or
 //!   dead-lettered). Records at or below every cursor are deleted.
-//! * `meta`: `next` → the next sequence number (kept when the log is empty).
-//! * `chunks` and `log`: where records were before the segment log (chunks of records, and
-//!   before that one entry per record); what an older hubroute left there is moved into the
-//!   log when the store is opened.
+//! * The next sequence number (kept when the log is empty).
+//!
+//! A store an older hubroute wrote (`hubroute.redb`: records in table `chunks`, or before
+//! that one per entry in `log`; ids, cursors and `next` in tables) is moved into these files
+//! when opened, and its database file deleted once they are synced.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use redb::{Database, Durability, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 
+mod cursors;
 mod segments;
 
-/// The layout before chunks: sequence number → one record.
+/// Older layouts (see the module documentation), read once to move them.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-/// The layout before the segment log: (first sequence number, record count) → that many
-/// records, each a LEB128 length and its bytes; `(u64::MAX, 0)` an empty end marker.
 const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
 const ENDPOINTS: TableDefinition<&str, u16> = TableDefinition::new("endpoints");
 const CURSORS: TableDefinition<u16, u64> = TableDefinition::new("cursors");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The store's database file inside its directory.
+/// The database file an older hubroute kept the store in (moved into the files below when
+/// found).
 pub const FILE_NAME: &str = "hubroute.redb";
 
 /// The directory of the record log inside the store's directory.
 pub const LOG_DIR: &str = "log";
+
+/// The file of endpoint ids and cursors inside the store's directory.
+pub const CURSOR_FILE_NAME: &str = "cursors";
+
+/// The file locked while a process has the store open.
+pub const LOCK_FILE_NAME: &str = "store.lock";
 
 /// A store operation failed; the message names the store and the operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,23 +59,18 @@ pub struct StoreError {
     detail: String,
 }
 
-/// The open store. Shared by the committer and every endpoint worker (redb serialises write
-/// transactions and lets reads run beside them; the log is appended by the committer only
-/// and read by anyone).
+/// The open store. Shared by the committer and every endpoint worker (the log is appended
+/// by the committer only and read by anyone; the cursors are written under a lock).
 pub struct Store {
-    db: Database,
     path: PathBuf,
+    /// Locked for as long as the store is open: one process at a time.
+    _lock: std::fs::File,
     log: segments::Segments,
-    /// The next sequence number as far as this process knows (written as `meta.next` with
-    /// the cursors, so that numbering goes on when every record is deleted).
+    /// The cursor file (`None` until first written) and what it holds.
+    cursors: Mutex<(Option<cursors::CursorFile>, cursors::State)>,
+    /// The next sequence number as far as this process knows (written with the cursors, so
+    /// that numbering goes on when every record is deleted).
     next: AtomicU64,
-    /// Whether a commit since the last durable one was not synced ([`Store::sync`] has work).
-    unsynced: AtomicBool,
-    /// Whether a database commit since open, or since the last one that saved redb's
-    /// allocator state, changed it (redb then saves it in a commit of its own when dropped).
-    dirty: AtomicBool,
-    /// Shutting down ([`Store::begin_close`]): durable commits save the allocator state.
-    closing: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,9 +90,11 @@ pub struct Recovered {
     pub next: u64,
 }
 
-/// redb's page cache: it holds only cursors and endpoint ids now (and, once, an older
-/// store's records being moved into the log), so a small one does.
-const CACHE_BYTES: usize = 4 << 20;
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const IN_USE: &str = "another hubroute process is using it (give each router its own --store)";
 
 impl Store {
     fn err(&self, what: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -100,179 +106,155 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it open.
-    /// Checks the record log (a write a crash tore is cut off; see [`segments`]).
+    /// Checks the record log (a write a crash tore is cut off; see [`segments`]) and moves an
+    /// older hubroute's store into the current files.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join(FILE_NAME);
         let fail = |what, detail: String| StoreError {
-            path: path.display().to_string(),
+            path: dir.display().to_string(),
             what,
             detail,
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| fail("cannot create its directory", e.to_string()))?;
-        // The database first: its lock keeps a second process away from the log too.
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => fail(
-                    "cannot open",
-                    "another hubroute process is using it (give each router its own --store)"
-                        .into(),
-                ),
-                other => fail("cannot open", other.to_string()),
-            })?;
+        // The lock first: it keeps a second process away from everything below.
+        let lock_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE_NAME))
+            .map_err(|e| fail("cannot open", e.to_string()))?;
+        lock_file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => fail("cannot open", IN_USE.into()),
+            std::fs::TryLockError::Error(e) => fail("cannot lock", e.to_string()),
+        })?;
         let log = segments::Segments::open(&dir.join(LOG_DIR))
             .map_err(|e| fail("cannot open the record log", e.to_string()))?;
-        let next = log.next();
-        Ok(Store {
-            db,
-            path,
-            log,
-            next: AtomicU64::new(next),
-            unsynced: AtomicBool::new(false),
-            dirty: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
-        })
-    }
-
-    /// Where the store file is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Gives every name in `names` an id (keeping ids already assigned), moves records an
-    /// older hubroute kept in the database into the log, and reads the cursors and the next
-    /// sequence number. One transaction, and none when nothing is new (a start with the
-    /// same endpoints writes nothing).
-    pub fn recover(&self, names: &[&str]) -> Result<Recovered, StoreError> {
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        let mut out = Recovered::default();
-        let moved = self.migrate(&tx)?;
-        let mut changed = moved;
+        let cursor_path = dir.join(CURSOR_FILE_NAME);
+        let (file, state) = match cursors::CursorFile::open(&cursor_path)
+            .map_err(|e| fail("cannot read the cursors", e.to_string()))?
         {
-            let mut endpoints = tx
-                .open_table(ENDPOINTS)
-                .map_err(|e| self.err("endpoints", e))?;
-            for entry in endpoints.iter().map_err(|e| self.err("endpoints", e))? {
-                let (k, v) = entry.map_err(|e| self.err("endpoints", e))?;
-                out.endpoints.insert(k.value().to_string(), v.value());
-            }
-            let meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-            let next = meta
-                .get("next")
-                .map_err(|e| self.err("meta", e))?
-                .map_or(0, |v| v.value());
-            out.next = next.max(self.log.next()).max(1);
-            self.next.store(out.next, Ordering::Release);
-            // A new endpoint starts at the current end: it never saw what was accepted before
-            // it existed.
-            let mut cursors = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
-            for name in names {
-                if !out.endpoints.contains_key(*name) {
-                    let id = out
-                        .endpoints
-                        .values()
-                        .max()
-                        .map_or(Some(0), |m| m.checked_add(1))
-                        .ok_or_else(|| self.err("endpoints", "more than 65535 endpoints"))?;
-                    endpoints
-                        .insert(*name, id)
-                        .map_err(|e| self.err("endpoints", e))?;
-                    cursors
-                        .insert(id, out.next - 1)
-                        .map_err(|e| self.err("cursors", e))?;
-                    out.endpoints.insert((*name).to_string(), id);
-                    changed = true;
-                }
-            }
-            for entry in cursors.iter().map_err(|e| self.err("cursors", e))? {
-                let (k, v) = entry.map_err(|e| self.err("cursors", e))?;
-                out.cursors.insert(k.value(), v.value());
-            }
+            Some((f, s)) => (Some(f), s),
+            None => (None, cursors::State::default()),
+        };
+        let next = log.next().max(state.next);
+        let store = Store {
+            path: dir.to_path_buf(),
+            _lock: lock_file,
+            log,
+            cursors: Mutex::new((file, state)),
+            next: AtomicU64::new(next),
+        };
+        let old = dir.join(FILE_NAME);
+        if old.exists() {
+            store.migrate(&old)?;
         }
-        if moved {
-            let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-            meta.insert("next", out.next)
-                .map_err(|e| self.err("meta", e))?;
-        }
-        if !changed {
-            // Nothing new: no commit (it would cost redb an allocator-state commit at close).
-            tx.abort().map_err(|e| self.err("cannot read", e))?;
-            return Ok(out);
-        }
-        // Synced: the log's records name endpoints by these ids, and a new endpoint's
-        // cursor starts at the current end, so the ids must be on disk before the first
-        // record is (a restart that gave them again would skip what was accepted for them).
-        tx.set_durability(Durability::Immediate);
-        self.dirty.store(true, Ordering::Release);
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        Ok(out)
+        Ok(store)
     }
 
-    /// Moves records an older hubroute kept in the database (table `log`, one entry per
-    /// record; table `chunks`) into the log, so that nothing accepted before an upgrade is
-    /// lost, and drops those tables in `tx`; whether it moved anything. Records the log
-    /// already has (a crash between the move and the commit) are not moved twice.
-    fn migrate(&self, tx: &WriteTransaction) -> Result<bool, StoreError> {
+    /// Moves the store an older hubroute kept in `old` (a redb database) into the log and
+    /// the cursor file, then deletes it. A crash part way repeats the move at the next open
+    /// without doubling anything: records the log has are skipped, and cursors already
+    /// written win over the database's.
+    fn migrate(&self, old: &Path) -> Result<(), StoreError> {
+        let db = Database::builder()
+            .set_cache_size(4 << 20)
+            .create(old)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => self.err("cannot open", IN_USE),
+                other => self.err("cannot open the older store", other),
+            })?;
+        let tx = db
+            .begin_read()
+            .map_err(|e| self.err("cannot read the older store", e))?;
         let names: Vec<String> = tx
             .list_tables()
-            .map_err(|e| self.err("cannot list tables", e))?
+            .map_err(|e| self.err("cannot read the older store", e))?
             .map(|t| t.name().to_string())
             .collect();
-        let mut moved = false;
-        if names.iter().any(|n| n == LOG.name()) {
-            {
-                let log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-                let mut run: Vec<Vec<u8>> = Vec::new();
-                let mut first = 0;
-                for row in log.iter().map_err(|e| self.err("log", e))? {
-                    let (k, v) = row.map_err(|e| self.err("log", e))?;
-                    let seq = k.value();
-                    if seq < self.log.next() {
-                        continue;
-                    }
-                    if !run.is_empty() && (seq != first + run.len() as u64 || run.len() >= 1024) {
-                        self.move_run(first, &run)?;
-                        run.clear();
-                    }
-                    if run.is_empty() {
-                        first = seq;
-                    }
-                    run.push(v.value().to_vec());
+        let has = |t: &str| names.iter().any(|n| n == t);
+        let bad = |e: &dyn std::fmt::Display| self.err("cannot read the older store", e);
+        if has(LOG.name()) {
+            let table = tx.open_table(LOG).map_err(|e| bad(&e))?;
+            let mut run: Vec<Vec<u8>> = Vec::new();
+            let mut first = 0;
+            for row in table.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let seq = k.value();
+                if seq < self.log.next() {
+                    continue;
                 }
-                self.move_run(first, &run)?;
-            }
-            tx.delete_table(LOG)
-                .map_err(|e| self.err("cannot move the old log", e))?;
-            moved = true;
-        }
-        if names.iter().any(|n| n == CHUNKS.name()) {
-            {
-                let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-                for row in chunks.iter().map_err(|e| self.err("log", e))? {
-                    let (k, v) = row.map_err(|e| self.err("log", e))?;
-                    let (first, count) = k.value();
-                    if count == 0 || first + u64::from(count) <= self.log.next() {
-                        continue;
-                    }
-                    let run: Vec<Vec<u8>> = segments::payload_records(v.value())
-                        .map(<[u8]>::to_vec)
-                        .collect();
-                    let skip = usize::try_from(self.log.next().saturating_sub(first))
-                        .unwrap_or(usize::MAX)
-                        .min(run.len());
-                    self.move_run(first + skip as u64, &run[skip..])?;
+                if !run.is_empty() && (seq != first + run.len() as u64 || run.len() >= 1024) {
+                    self.move_run(first, &run)?;
+                    run.clear();
                 }
+                if run.is_empty() {
+                    first = seq;
+                }
+                run.push(v.value().to_vec());
             }
-            tx.delete_table(CHUNKS)
-                .map_err(|e| self.err("cannot move the old log", e))?;
-            moved = true;
+            self.move_run(first, &run)?;
         }
-        Ok(moved)
+        if has(CHUNKS.name()) {
+            let table = tx.open_table(CHUNKS).map_err(|e| bad(&e))?;
+            for row in table.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let (first, count) = k.value();
+                if count == 0 || first + u64::from(count) <= self.log.next() {
+                    continue;
+                }
+                let run: Vec<Vec<u8>> = segments::payload_records(v.value())
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                let skip = usize::try_from(self.log.next().saturating_sub(first))
+                    .unwrap_or(usize::MAX)
+                    .min(run.len());
+                self.move_run(first + skip as u64, &run[skip..])?;
+            }
+        }
+        let mut state = cursors::State::default();
+        if has(ENDPOINTS.name()) {
+            let ids = tx.open_table(ENDPOINTS).map_err(|e| bad(&e))?;
+            let positions: BTreeMap<u16, u64> = if has(CURSORS.name()) {
+                let table = tx.open_table(CURSORS).map_err(|e| bad(&e))?;
+                let mut m = BTreeMap::new();
+                for row in table.iter().map_err(|e| bad(&e))? {
+                    let (k, v) = row.map_err(|e| bad(&e))?;
+                    m.insert(k.value(), v.value());
+                }
+                m
+            } else {
+                BTreeMap::new()
+            };
+            for row in ids.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let id = v.value();
+                state.endpoints.insert(
+                    k.value().to_string(),
+                    (id, positions.get(&id).copied().unwrap_or(0)),
+                );
+            }
+        }
+        if has(META.name()) {
+            let meta = tx.open_table(META).map_err(|e| bad(&e))?;
+            state.next = meta
+                .get("next")
+                .map_err(|e| bad(&e))?
+                .map_or(0, |v| v.value());
+        }
+        drop(tx);
+        drop(db);
+        {
+            let mut guard = lock(&self.cursors);
+            let (file, current) = &mut *guard;
+            if file.is_none() {
+                state.next = state.next.max(self.log.next());
+                *current = state;
+                self.write_cursors(file, current)?;
+            }
+            self.next.fetch_max(current.next, Ordering::AcqRel);
+        }
+        std::fs::remove_file(old).map_err(|e| self.err("cannot delete the older store", e))
     }
 
     fn move_run(&self, first: u64, run: &[Vec<u8>]) -> Result<(), StoreError> {
@@ -282,7 +264,73 @@ impl Store {
         let slices: Vec<&[u8]> = run.iter().map(Vec::as_slice).collect();
         self.log
             .append(first, &slices)
-            .map_err(|e| self.err("cannot move the old log", e))
+            .map_err(|e| self.err("cannot move the older store's records", e))?;
+        self.next
+            .fetch_max(first + run.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes `state` to the cursor file (creating it the first time), synced.
+    fn write_cursors(
+        &self,
+        file: &mut Option<cursors::CursorFile>,
+        state: &cursors::State,
+    ) -> Result<(), StoreError> {
+        match file {
+            Some(f) => f.write(state),
+            None => cursors::CursorFile::create(&self.path.join(CURSOR_FILE_NAME), state)
+                .map(|f| *file = Some(f)),
+        }
+        .map_err(|e| self.err("cannot write the cursors", e))
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives every name in `names` an id (keeping ids already assigned) and reads the cursors
+    /// and the next sequence number. Writes (synced) only when there is a new endpoint: the
+    /// log's records name endpoints by these ids, and a new endpoint's cursor starts at the
+    /// current end, so the ids must be on disk before the first record naming them is.
+    pub fn recover(&self, names: &[&str]) -> Result<Recovered, StoreError> {
+        let mut guard = lock(&self.cursors);
+        let (file, state) = &mut *guard;
+        let next = state
+            .next
+            .max(self.log.next())
+            .max(self.next.load(Ordering::Acquire))
+            .max(1);
+        let mut changed = file.is_none() && !names.is_empty();
+        for name in names {
+            if !state.endpoints.contains_key(*name) {
+                let id = state
+                    .endpoints
+                    .values()
+                    .map(|&(id, _)| id)
+                    .max()
+                    .map_or(Some(0), |m| m.checked_add(1))
+                    .ok_or_else(|| self.err("endpoints", "more than 65535 endpoints"))?;
+                // A new endpoint starts at the current end: it never saw what was accepted
+                // before it existed.
+                state.endpoints.insert((*name).to_string(), (id, next - 1));
+                changed = true;
+            }
+        }
+        if changed {
+            state.next = state.next.max(next);
+            self.write_cursors(file, state)?;
+        }
+        self.next.fetch_max(next, Ordering::AcqRel);
+        Ok(Recovered {
+            endpoints: state
+                .endpoints
+                .iter()
+                .map(|(n, &(id, _))| (n.clone(), id))
+                .collect(),
+            cursors: state.endpoints.values().copied().collect(),
+            next,
+        })
     }
 
     /// Calls `f` with every record in the log, in order (used once, on open, for the counts).
@@ -304,9 +352,7 @@ impl Store {
     }
 
     /// Moves `endpoint`'s cursor to `cursor` and deletes the records up to `delete_through`
-    /// (which every cursor has passed); `durable`: fsync now, or let the next durable commit
-    /// carry it (a crash before then only repeats deliveries). Returns the records and bytes
-    /// deleted.
+    /// (which every cursor has passed). Returns the records and bytes deleted.
     pub fn advance(
         &self,
         endpoint: u16,
@@ -319,16 +365,16 @@ impl Store {
 
     /// One commit of the committer: appends `records` numbered from `first` (none: `first`
     /// is ignored) to the log, synced (an input may acknowledge them when this returns),
-    /// sets the endpoints' `cursors` (`durable`: synced; otherwise the next durable commit
-    /// carries them, and a crash before it only repeats deliveries) and deletes the records
-    /// up to `delete_through`. Returns the records and bytes deleted.
+    /// sets the endpoints' `cursors` and deletes the records up to `delete_through`. Returns
+    /// the records and bytes deleted. Cursors are always synced (`durable` is kept for
+    /// callers: a cursor write is one small `pwrite` and `fdatasync`).
     pub fn commit(
         &self,
         first: u64,
         records: &[&[u8]],
         cursors: &[(u16, u64)],
         delete_through: Option<u64>,
-        durable: bool,
+        _durable: bool,
     ) -> Result<(u64, u64), StoreError> {
         if !records.is_empty() {
             self.log
@@ -338,41 +384,15 @@ impl Store {
                 .fetch_max(first + records.len() as u64, Ordering::AcqRel);
         }
         if !cursors.is_empty() {
-            let mut tx = self
-                .db
-                .begin_write()
-                .map_err(|e| self.err("cannot write", e))?;
-            tx.set_durability(if durable {
-                Durability::Immediate
-            } else {
-                Durability::None
-            });
-            let saves_state = durable && self.closing.load(Ordering::Acquire);
-            tx.set_quick_repair(saves_state);
-            {
-                let mut table = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
-                for &(endpoint, cursor) in cursors {
-                    table
-                        .insert(endpoint, cursor)
-                        .map_err(|e| self.err("cursors", e))?;
+            let mut guard = lock(&self.cursors);
+            let (file, state) = &mut *guard;
+            for &(endpoint, cursor) in cursors {
+                if let Some((_, c)) = state.endpoints.values_mut().find(|(id, _)| *id == endpoint) {
+                    *c = cursor;
                 }
-                let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-                meta.insert("next", self.next.load(Ordering::Acquire))
-                    .map_err(|e| self.err("meta", e))?;
             }
-            if !durable {
-                self.unsynced.store(true, Ordering::Release);
-            }
-            self.dirty.store(true, Ordering::Release);
-            tx.commit().map_err(|e| self.err("cannot commit", e))?;
-            if saves_state {
-                self.dirty.store(false, Ordering::Release);
-            }
-            if durable {
-                // Carries every commit before it (commits are serialised by redb and, in
-                // the pipeline, all made by the committer or, after it ended, by shutdown).
-                self.unsynced.store(false, Ordering::Release);
-            }
+            state.next = state.next.max(self.next.load(Ordering::Acquire));
+            self.write_cursors(file, state)?;
         }
         // Deleting before the cursors are synced is safe: what goes was settled by every
         // endpoint, and a cursor a crash sets back finds those records gone and passes them.
@@ -395,34 +415,9 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// Shutting down: from now on a durable commit also saves redb's allocator state, which
-    /// redb otherwise writes in a commit (two syncs) of its own when the database is dropped.
-    /// Call before the last cursor commit, then [`Store::sync`].
-    pub fn begin_close(&self) {
-        self.closing.store(true, Ordering::Release);
-    }
-
-    /// A durable commit of everything committed so far (at shutdown); nothing to do (no
-    /// fsync) when every commit since the last durable one was durable (and, after
-    /// [`Store::begin_close`], the last one saved the allocator state).
+    /// Makes everything committed so far durable: nothing to do, every commit is synced
+    /// (kept for callers).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let closing = self.closing.load(Ordering::Acquire);
-        if !self.unsynced.load(Ordering::Acquire)
-            && !(closing && self.dirty.load(Ordering::Acquire))
-        {
-            return Ok(());
-        }
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(Durability::Immediate);
-        tx.set_quick_repair(closing);
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        self.unsynced.store(false, Ordering::Release);
-        if closing {
-            self.dirty.store(false, Ordering::Release);
-        }
         Ok(())
     }
 }
@@ -438,7 +433,7 @@ mod tests {
     }
 
     /// Records read back in order from any position, survive a reopen, and numbering goes on
-    /// after everything was delivered and deleted.
+    /// after everything was delivered and deleted; a second process is refused.
     #[test]
     fn records_read_back_and_numbering_survives_deletion() {
         let d = dir("basic");
@@ -446,6 +441,8 @@ mod tests {
         let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         {
             let store = Store::open(&d).unwrap();
+            let e = Store::open(&d).unwrap_err().to_string();
+            assert!(e.contains("another hubroute process"), "{e}");
             assert_eq!(store.recover(&["a"]).unwrap().next, 1);
             store.append(1, &slices).unwrap();
             assert_eq!(store.len().unwrap(), 3000);
@@ -458,7 +455,7 @@ mod tests {
         }
         let store = Store::open(&d).unwrap();
         let r = store.recover(&["a"]).unwrap();
-        assert_eq!(r.next, 3001);
+        assert_eq!((r.next, r.cursors[&0]), (3001, 0));
         let (n, bytes) = store
             .commit(0, &[], &[(0, 3000)], Some(3000), true)
             .unwrap();
@@ -466,8 +463,8 @@ mod tests {
         assert!(store.is_empty().unwrap());
         drop(store);
         let store = Store::open(&d).unwrap();
-        let r = store.recover(&["a"]).unwrap();
-        assert_eq!((r.next, r.cursors[&0]), (3001, 3000));
+        let r = store.recover(&["a", "b"]).unwrap();
+        assert_eq!((r.next, r.cursors[&0], r.cursors[&1]), (3001, 3000, 3000));
         drop(store);
         std::fs::remove_dir_all(&d).ok();
     }
@@ -484,14 +481,16 @@ mod tests {
         }
     }
 
-    /// A store written by earlier versions (one entry per record in `log`, chunks of records
-    /// in `chunks`) keeps its records: they are moved into the log, once.
+    /// A store an older hubroute wrote (redb: one entry per record in `log`, chunks of
+    /// records in `chunks`, ids, cursors and `next` in tables) keeps its records, ids and
+    /// cursors: they are moved into the log and the cursor file, once, and the database goes.
     #[test]
-    fn older_layouts_are_moved_into_the_log() {
+    fn an_older_store_is_moved_into_the_files() {
         let d = dir("migrate");
+        std::fs::create_dir_all(&d).unwrap();
         {
-            let store = Store::open(&d).unwrap();
-            let tx = store.db.begin_write().unwrap();
+            let db = Database::create(d.join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
             {
                 let mut log = tx.open_table(LOG).unwrap();
                 for seq in 5..9u64 {
@@ -505,13 +504,24 @@ mod tests {
                 }
                 chunks.insert((9, 3), value.as_slice()).unwrap();
                 chunks.insert((u64::MAX, 0), [].as_slice()).unwrap();
+                let mut ids = tx.open_table(ENDPOINTS).unwrap();
+                ids.insert("a", 0).unwrap();
+                ids.insert("b", 1).unwrap();
+                let mut cursors = tx.open_table(CURSORS).unwrap();
+                cursors.insert(0, 6).unwrap();
+                cursors.insert(1, 4).unwrap();
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("next", 12).unwrap();
             }
             tx.commit().unwrap();
         }
         for _ in 0..2 {
             let store = Store::open(&d).unwrap();
-            let recovered = store.recover(&["a"]).unwrap();
+            assert!(!d.join(FILE_NAME).exists());
+            let recovered = store.recover(&["a", "b"]).unwrap();
             assert_eq!(recovered.next, 12);
+            assert_eq!(recovered.endpoints["b"], 1);
+            assert_eq!((recovered.cursors[&0], recovered.cursors[&1]), (6, 4));
             let read = store.read_after(0, 10).unwrap();
             let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
             assert_eq!(seqs, [5, 6, 7, 8, 9, 10, 11]);
