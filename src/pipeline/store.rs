@@ -124,10 +124,11 @@ impl Store {
             .truncate(false)
             .open(dir.join(LOCK_FILE_NAME))
             .map_err(|e| fail("cannot open", e.to_string()))?;
-        lock_file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => fail("cannot open", IN_USE.into()),
-            std::fs::TryLockError::Error(e) => fail("cannot lock", e.to_string()),
-        })?;
+        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
+            .map_err(|e| fail("cannot lock", e.to_string()))?;
+        if !locked {
+            return Err(fail("cannot open", IN_USE.into()));
+        }
         let log = segments::Segments::open(&dir.join(LOG_DIR))
             .map_err(|e| fail("cannot open the record log", e.to_string()))?;
         let cursor_path = dir.join(CURSOR_FILE_NAME);

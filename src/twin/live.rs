@@ -205,10 +205,11 @@ impl LiveTwins {
             .truncate(false)
             .open(store_dir.join(LOCK_FILE_NAME))
             .map_err(|e| fail("cannot open", &e))?;
-        lock_file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => fail("cannot open", &IN_USE),
-            std::fs::TryLockError::Error(e) => fail("cannot lock", &e),
-        })?;
+        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
+            .map_err(|e| fail("cannot lock", &e))?;
+        if !locked {
+            return Err(fail("cannot open", &IN_USE));
+        }
         let db = if path.exists() {
             Some(open_db(&path).map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => fail("cannot open", &IN_USE),
