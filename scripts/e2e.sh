@@ -46,7 +46,11 @@ ROUTES=$ROOT/../shared/bench/routes-10.json
 W=$(mktemp -d /tmp/hubroute-e2e.XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Routers run under /usr/bin/time, which does not pass a signal on: stop its child too.
+    for p in "${PIDS[@]}"; do
+        pkill -P "$p" 2>/dev/null || true
+        kill "$p" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$W"
 }
