@@ -285,8 +285,6 @@ pub(crate) struct Shared {
     /// The newest records, as committed, so that endpoints keeping up read them from memory
     /// rather than from the store.
     pub(crate) tail: Mutex<Tail>,
-    /// Record buffers for [`Pipeline::prepare`] to encode into (see [`SPARE_BUFFERS`]).
-    spare: Mutex<Vec<Vec<u8>>>,
     pub(crate) endpoints: Vec<EndpointState>,
     /// No more input: workers stop when caught up.
     pub(crate) closing: AtomicBool,
@@ -343,9 +341,6 @@ pub(crate) struct Tail {
     /// Store id → the sequences in `records` that go to that endpoint, ascending (entries
     /// before `first` or already read are removed as the tail moves on or at the next read).
     by_endpoint: Vec<std::collections::VecDeque<u64>>,
-    /// Buffers of records that left the tail with no endpoint still holding them, for
-    /// [`Shared::recycle`] to hand back to the routing threads.
-    released: Vec<Vec<u8>>,
 }
 
 /// A record in the tail: its bytes (shared with the workers delivering it) and destinations.
@@ -357,12 +352,6 @@ pub(crate) struct TailRecord {
 /// Endpoints whose settled position moved past their stored cursor: (index, store id,
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
-
-/// Most record buffers kept for reuse, and the largest kept: enough for a few commits of
-/// ordinary messages, so that the routing thread encodes into memory already touched instead
-/// of fresh allocations (page faults) freed on other threads.
-const SPARE_BUFFERS: usize = 4096;
-const SPARE_CAPACITY: usize = 16 << 10;
 
 /// How soon, when no input comes, the committer writes the cursors endpoints have moved.
 pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
@@ -413,11 +402,6 @@ impl Tail {
         }
         self.bytes -= r.bytes.len() as u64;
         self.first += 1;
-        if let Ok(buffer) = Arc::try_unwrap(r.bytes) {
-            if buffer.capacity() <= SPARE_CAPACITY && self.released.len() < SPARE_BUFFERS {
-                self.released.push(buffer);
-            }
-        }
         true
     }
 
@@ -561,32 +545,9 @@ impl Shared {
         }
     }
 
-    /// Moves the buffers the tail released into the spares (bounded).
-    fn recycle(&self, tail: &mut Tail) {
-        if tail.released.is_empty() {
-            return;
-        }
-        let mut spare = lock(&self.spare);
-        let room = SPARE_BUFFERS.saturating_sub(spare.len());
-        let n = tail.released.len().min(room);
-        spare.extend(tail.released.drain(..n));
-        tail.released.clear();
-    }
-
-    /// An empty buffer for a record: a spare one if there is.
-    fn record_buffer(&self) -> Vec<u8> {
-        let mut b = lock(&self.spare).pop().unwrap_or_default();
-        b.clear();
-        b
-    }
-
     pub(crate) fn freed(&self, through: u64, records: u64, bytes: u64) {
         self.gc_through.fetch_max(through, Ordering::AcqRel);
-        {
-            let mut tail = lock(&self.tail);
-            tail.drop_through(through);
-            self.recycle(&mut tail);
-        }
+        lock(&self.tail).drop_through(through);
         let _ = self
             .stored_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
@@ -764,7 +725,6 @@ impl Pipeline {
                 first: recovered.next,
                 ..Tail::default()
             }),
-            spare: Mutex::new(Vec::new()),
             endpoints,
             closing: AtomicBool::new(false),
             abandon: AtomicBool::new(false),
@@ -998,7 +958,6 @@ impl Pipeline {
         }
         let mut bytes = Vec::new();
         if !ids.is_empty() {
-            bytes = self.shared.record_buffer();
             // The record's size, over-estimated (length prefixes), so it is allocated once.
             let strings = |p: &crate::message::Properties| -> usize {
                 p.iter()
@@ -1236,11 +1195,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
                         destinations: p.destinations.clone(),
                     })
             });
-            {
-                let mut tail = lock(&shared.tail);
-                tail.push(first_seq, moved);
-                shared.recycle(&mut tail);
-            }
+            lock(&shared.tail).push(first_seq, moved);
             shared.stored_bytes.fetch_add(bytes, Ordering::AcqRel);
             shared.stored_records.fetch_add(stored, Ordering::AcqRel);
             let mut committed = lock(&shared.committed);
