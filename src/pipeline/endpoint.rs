@@ -221,10 +221,9 @@ impl Worker {
             .or_default() += 1;
     }
 
-    /// Publishes the settled position; the committer writes it to the store with its next
-    /// commit (or, when no input comes, within [`super::CURSOR_FLUSH`]), in one transaction
-    /// for every endpoint that moved: a redb commit per endpoint per batch, each taking the
-    /// store's one write lock, cost more than the deliveries. A crash before the write only
+    /// Publishes the settled position; the committer writes it to the store within
+    /// [`super::CURSOR_FLUSH`], in one write for every endpoint that moved (a synced write per
+    /// endpoint per batch would cost more than the deliveries). A crash before the write only
     /// repeats deliveries (at least once).
     fn advance(&mut self) {
         self.state()

@@ -353,12 +353,13 @@ pub(crate) struct TailRecord {
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
 
-/// How soon, when no input comes, the committer writes the cursors endpoints have moved.
+/// How soon, when no input comes, the committer writes the cursors endpoints have moved; while
+/// input flows, how often (each write is a sync of the cursor file).
 pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
 
 /// The most bytes the tail keeps. Endpoints that keep up read only from it; one that falls
-/// further behind reads from the store (redb's own cache). Small enough that the router's
-/// memory stays bounded (well under 100 MB with the store's cache) whatever the input's size.
+/// further behind reads from the store's log files. Small enough that the router's memory
+/// stays bounded (well under 100 MB) whatever the input's size.
 const TAIL_BYTES: u64 = 16 << 20;
 
 impl Tail {
