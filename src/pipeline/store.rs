@@ -114,8 +114,17 @@ impl Store {
             what,
             detail,
         };
+        let created = !dir.exists();
         std::fs::create_dir_all(dir)
             .map_err(|e| fail("cannot create its directory", e.to_string()))?;
+        if created {
+            // The new directory's name must survive a crash like the files in it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| fail("cannot sync its parent directory", e.to_string()))?;
+            }
+        }
         // The lock first: it keeps a second process away from everything below.
         let lock_file = std::fs::OpenOptions::new()
             .read(true)

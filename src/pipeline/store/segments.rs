@@ -251,7 +251,13 @@ impl Segments {
     /// the last file. Problems in earlier files (damage, not a crash) are reported on
     /// standard error and what follows them in that file is skipped.
     pub(super) fn open(dir: &Path) -> std::io::Result<Segments> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // Its name in the store's directory must survive a crash like the files in it.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
