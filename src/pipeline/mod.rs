@@ -1302,6 +1302,36 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
     }
 }
 
+/// The router's twins announce their changes through the pipeline: routed by the table as
+/// last reloaded, with the changed twin as `$twin`, and durably accepted.
+impl crate::twin::Notify for Pipeline {
+    fn route_and_accept(
+        &self,
+        message: &Message,
+        twin: &dyn TwinLookup,
+        at: SystemTime,
+    ) -> Result<(), crate::twin::NotifyError> {
+        let table = self.reloaded_table();
+        let prepared = match &table {
+            Some(t) => {
+                let mut router = t.router();
+                self.prepare_event(Some(t), &mut router, message, Some(twin), at)
+            }
+            None => {
+                let mut router = self.router();
+                self.prepare_event(None, &mut router, message, Some(twin), at)
+            }
+        }
+        .map_err(|r| crate::twin::NotifyError::Rejected {
+            code: r.code,
+            reason: r.reason,
+        })?;
+        self.accept(vec![prepared])
+            .map(|_| ())
+            .map_err(|e| crate::twin::NotifyError::NotAccepted(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

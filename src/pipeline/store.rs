@@ -1,6 +1,6 @@
 //! The pipeline's durable store, in its directory: an append-only log of accepted records
-//! ([`segments`]: files of checksummed frames, one write and one `fdatasync` per group
-//! commit) and the endpoints' ids and delivery cursors ([`cursors`]: one small file of two
+//! (`segments`: files of checksummed frames, one write and one `fdatasync` per group
+//! commit) and the endpoints' ids and delivery cursors (`cursors`: one small file of two
 //! slots, one `pwrite` and one `fdatasync` per write).
 //!
 //! Why no database: the log is a queue (append at the tail, read forward, drop the head) and
@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it open.
-    /// Checks the record log (a write a crash tore is cut off; see [`segments`]) and moves an
+    /// Checks the record log (a write a crash tore is cut off; see the `segments` module) and moves an
     /// older hubroute's store into the current files.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let fail = |what, detail: String| StoreError {

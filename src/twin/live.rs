@@ -32,9 +32,37 @@ use super::{codes, TwinError};
 use crate::body::{BodyPath, JsonDoc};
 use crate::eval::{context::selected_value, TwinLookup, Value as EvalValue};
 use crate::message::Message;
-use crate::pipeline::Pipeline;
 use crate::route::DirTwinStore;
 use crate::sink::format_enqueued_time;
+
+/// Where twin changes are announced: a notification (a `TwinChangeEvents` or
+/// `DeviceLifecycleEvents` message) routed, its `$twin` read from `twin`, and durably accepted
+/// before the change itself is committed. The router's `Pipeline` is one (in
+/// `crate::pipeline`); the twins name only this trait, so that the pipeline may use them and
+/// not the other way round.
+pub trait Notify {
+    /// Routes `message` (enqueued at `at`) and returns once the store has it.
+    fn route_and_accept(
+        &self,
+        message: &crate::message::Message,
+        twin: &dyn crate::eval::TwinLookup,
+        at: SystemTime,
+    ) -> Result<(), NotifyError>;
+}
+
+/// Why a notification did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyError {
+    /// The message was refused (IoT Hub's rules): the first violation's code, and all of them.
+    Rejected {
+        /// The first violation's code.
+        code: &'static str,
+        /// Every violation, `[code] text; …`.
+        reason: String,
+    },
+    /// The store did not take it (closed, full or failing).
+    NotAccepted(String),
+}
 
 /// `deviceId` or `deviceId/moduleId` → the twin's JSON.
 const TWINS: TableDefinition<&str, &str> = TableDefinition::new("twins");
@@ -506,7 +534,7 @@ impl LiveTwins {
     #[allow(clippy::too_many_arguments)]
     fn notify(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &dyn Notify,
         w: &mut Writer,
         device: &str,
         module: Option<&str>,
@@ -521,34 +549,20 @@ impl LiveTwins {
             base: self,
             doc: overlay.and_then(|d| JsonDoc::parse(&d.to_string()).ok()),
         };
-        let table = pipeline.reloaded_table();
-        let prepared = match &table {
-            Some(t) => {
-                let mut router = t.router();
-                pipeline.prepare_event(Some(t), &mut router, &message, Some(&overlay), at)
-            }
-            None => {
-                let mut router = pipeline.router();
-                pipeline.prepare_event(None, &mut router, &message, Some(&overlay), at)
-            }
-        }
-        .map_err(|r| {
-            TwinError::new(
-                codes::NOT_ACCEPTED,
-                format!(
-                    "the {} notification was rejected: [{}] {}",
-                    op.op_type(),
-                    r.code,
-                    r.reason
-                ),
-            )
-        })?;
-        pipeline.accept(vec![prepared]).map_err(|e| {
-            TwinError::new(
-                codes::NOT_ACCEPTED,
-                format!("the {} notification was not accepted: {e}", op.op_type()),
-            )
-        })?;
+        pipeline
+            .route_and_accept(&message, &overlay, at)
+            .map_err(|e| {
+                let what = match e {
+                    NotifyError::Rejected { code, reason } => {
+                        format!("rejected: [{code}] {reason}")
+                    }
+                    NotifyError::NotAccepted(e) => format!("not accepted: {e}"),
+                };
+                TwinError::new(
+                    codes::NOT_ACCEPTED,
+                    format!("the {} notification was {what}", op.op_type()),
+                )
+            })?;
         Ok(())
     }
 
@@ -559,7 +573,7 @@ impl LiveTwins {
     /// the device with. A device without a twin gets one.
     pub fn apply_reported(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &dyn Notify,
         device: &str,
         module: Option<&str>,
         patch_json: &str,
@@ -585,7 +599,7 @@ impl LiveTwins {
     #[allow(clippy::too_many_arguments)]
     fn change(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &dyn Notify,
         w: &mut Writer,
         device: &str,
         module: Option<&str>,
@@ -625,7 +639,7 @@ impl LiveTwins {
     /// read again.
     pub fn sync_files(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &dyn Notify,
         dir: &Path,
         now: SystemTime,
     ) -> Result<SyncReport, TwinError> {
@@ -698,7 +712,7 @@ impl LiveTwins {
     /// sync takes the registry as it is, without notifications (those devices existed before).
     pub fn sync_registry(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &dyn Notify,
         registry: &BTreeMap<String, DeviceRecord>,
         now: SystemTime,
     ) -> Result<SyncReport, TwinError> {

@@ -14,7 +14,7 @@ pub mod patch;
 #[cfg(feature = "store")]
 pub use live::{
     parse_registry, read_registry, scan_twin_dir, write_atomically, DeviceRecord, LiveTwins,
-    SyncReport,
+    Notify, NotifyError, SyncReport,
 };
 pub use patch::Section;
 
