@@ -63,7 +63,26 @@ pub struct Properties {
     /// comparison) instead of loading each name's length and first byte
     /// through its `String`.
     keys: Vec<u64>,
+    /// Bit [`key_bit`] of every name's key (a removal leaves its bit set): an ASCII name
+    /// whose bit is clear is not in the bag, so inserting a new name into an ASCII bag
+    /// mostly skips the scan for a duplicate.
+    bloom: u64,
+    /// The names (with their keys and ASCII-ness) that the entries held at each position
+    /// before [`Properties::clear`]: a stream's messages mostly carry the same names in the
+    /// same order (some left out or added), so [`Properties::insert_line_name`] takes a kept
+    /// name back when the next name is the same text, instead of hashing and copying it. A
+    /// taken slot is left empty with the key [`TAKEN`] (no name has it).
+    kept: Vec<(String, u64, bool)>,
+    /// Where in `kept` the next name is looked for: after the last one taken.
+    kept_cursor: usize,
 }
+
+/// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
+const TAKEN: u64 = u64::MAX;
+
+/// How many kept names from the cursor on [`Properties::kept_find`] tries: a message without
+/// one of the last message's optional properties still finds the rest.
+const KEPT_WINDOW: usize = 3;
 
 /// A name's length (top 16 bits, saturated) and a 48-bit hash of its bytes folded towards
 /// lower case (`| 0x20`), packed: two ASCII names equal up to case have equal keys, so
@@ -100,11 +119,14 @@ impl Default for Properties {
             dollar: false,
             index: None,
             keys: Vec::new(),
+            bloom: 0,
+            kept: Vec::new(),
+            kept_cursor: 0,
         }
     }
 }
 
-/// A clone has the entries only, not the spare strings kept for reuse.
+/// A clone has the entries only, not the spare and kept strings kept for reuse.
 impl Clone for Properties {
     fn clone(&self) -> Self {
         Properties {
@@ -114,6 +136,9 @@ impl Clone for Properties {
             dollar: self.dollar,
             index: self.index.clone(),
             keys: self.keys.clone(),
+            bloom: self.bloom,
+            kept: Vec::new(),
+            kept_cursor: 0,
         }
     }
 }
@@ -185,10 +210,19 @@ impl Properties {
 
     /// Appends `name`, which is not in the bag; `key` is its [`scan_key`] if known.
     fn push_new(&mut self, name: String, value: Option<String>, key: Option<u64>) {
-        self.ascii &= name.is_ascii();
+        let ascii = name.is_ascii();
+        let key = key.unwrap_or_else(|| scan_key(&name));
+        self.push_known(name, value, key, ascii);
+    }
+
+    /// [`Properties::push_new`] given the name's key and whether it is ASCII.
+    #[inline]
+    fn push_known(&mut self, name: String, value: Option<String>, key: u64, ascii: bool) {
+        self.ascii &= ascii;
         self.dollar |= name.starts_with('$');
+        self.bloom |= key_bit(key);
         let hash = self.index.as_ref().map(|_| folded_hash(&name));
-        self.keys.push(key.unwrap_or_else(|| scan_key(&name)));
+        self.keys.push(key);
         self.entries.push((name, value));
         match (&mut self.index, hash) {
             (Some(index), Some(h)) => index.entry(h).or_default().push(self.entries.len() - 1),
@@ -201,13 +235,27 @@ impl Properties {
     /// [`Properties::insert_str`]s: parsing a stream of messages into one reused bag
     /// allocates nothing once the bag has held its largest message.
     pub fn clear(&mut self) {
-        for (name, value) in self.entries.drain(..) {
-            self.spare.push(name);
+        let all_ascii = self.ascii;
+        for (i, ((name, value), &key)) in self.entries.drain(..).zip(&self.keys).enumerate() {
+            // The name stays at its position for the next message's name there; what was
+            // kept there before (emptied if it was taken) goes to the spare strings.
+            let ascii = all_ascii || name.is_ascii();
+            match self.kept.get_mut(i) {
+                Some(slot) => {
+                    let (old, _, _) = std::mem::replace(slot, (name, key, ascii));
+                    if old.capacity() > 0 {
+                        self.spare.push(old);
+                    }
+                }
+                None => self.kept.push((name, key, ascii)),
+            }
             if let Some(v) = value {
                 self.spare.push(v);
             }
         }
         self.keys.clear();
+        self.bloom = 0;
+        self.kept_cursor = 0;
         self.index = None;
         self.ascii = true;
         self.dollar = false;
@@ -266,6 +314,58 @@ impl Properties {
         }
     }
 
+    /// Where `name` is, byte for byte, among the ASCII names the bag held before
+    /// [`Properties::clear`] and not yet taken, looking at the few from the cursor on.
+    #[inline]
+    fn kept_find(&self, name: &str) -> Option<usize> {
+        let from = self.kept_cursor.min(self.kept.len());
+        let to = (from + KEPT_WINDOW).min(self.kept.len());
+        (from..to).find(|&j| {
+            let (k, key, ascii) = &self.kept[j];
+            *ascii && *key != TAKEN && bytes_eq(k.as_bytes(), name.as_bytes())
+        })
+    }
+
+    /// Whether `name` is one of the names the bag held before [`Properties::clear`] that
+    /// [`Properties::insert_line_name`] would take back (when not in the bag already).
+    #[inline]
+    pub(crate) fn is_kept(&self, name: &str) -> bool {
+        self.kept_find(name).is_some()
+    }
+
+    /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
+    /// `replace`: `Err(value)`, nothing inserted, when the name is present) of a name read
+    /// from a message line. When the name is one the last message had near this position
+    /// ([`Properties::is_kept`]) and no name in the bag can equal it (the bloom bit of its
+    /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
+    /// no copy.
+    #[inline]
+    pub(crate) fn insert_line_name(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        if self.ascii && self.index.is_none() {
+            if let Some(j) = self.kept_find(name) {
+                let key = self.kept[j].1;
+                if self.bloom & key_bit(key) == 0 {
+                    let owned = std::mem::take(&mut self.kept[j].0);
+                    self.kept[j].1 = TAKEN;
+                    self.kept_cursor = j + 1;
+                    self.push_known(owned, value, key, true);
+                    return Ok(());
+                }
+            }
+        }
+        if replace {
+            self.insert_spare(name, value);
+            Ok(())
+        } else {
+            self.insert_spare_absent(name, value)
+        }
+    }
+
     /// Appends `name` (copied into a spare string) with its [`scan_key`] if known.
     fn push_spare(&mut self, name: &str, value: Option<String>, key: Option<u64>) {
         let mut owned = self.take_spare();
@@ -279,6 +379,9 @@ impl Properties {
     fn find(&self, name: &str) -> (Option<usize>, Option<u64>) {
         if self.index.is_none() && self.ascii && name.is_ascii() {
             let key = scan_key(name);
+            if self.bloom & key_bit(key) == 0 {
+                return (None, Some(key));
+            }
             let nb = name.as_bytes();
             let at = self
                 .keys
