@@ -75,6 +75,11 @@ pub struct Properties {
     kept: Vec<(String, u64, bool)>,
     /// Where in `kept` the next name is looked for: after the last one taken.
     kept_cursor: usize,
+    /// Kept names no longer kept (the next message had other names), for names copied in:
+    /// names and values keep to separate strings, so each string's capacity settles at its
+    /// role's length within a few messages instead of moving between short names and long
+    /// values.
+    spare_names: Vec<String>,
 }
 
 /// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
@@ -122,6 +127,7 @@ impl Default for Properties {
             bloom: 0,
             kept: Vec::new(),
             kept_cursor: 0,
+            spare_names: Vec::new(),
         }
     }
 }
@@ -139,6 +145,7 @@ impl Clone for Properties {
             bloom: self.bloom,
             kept: Vec::new(),
             kept_cursor: 0,
+            spare_names: Vec::new(),
         }
     }
 }
@@ -236,21 +243,34 @@ impl Properties {
     /// allocates nothing once the bag has held its largest message.
     pub fn clear(&mut self) {
         let all_ascii = self.ascii;
-        for (i, ((name, value), &key)) in self.entries.drain(..).zip(&self.keys).enumerate() {
+        let n = self.entries.len();
+        if self.kept.len() < n {
+            self.kept.resize_with(n, || (String::new(), TAKEN, false));
+        }
+        // Backwards, so that the spare values are taken in the order they were held: the next
+        // message's first value gets this one's first value's string, and a value's string
+        // settles at that property's length.
+        let drained = self.entries.drain(..).zip(&self.keys).enumerate().rev();
+        for (i, ((name, value), &key)) in drained {
             // The name stays at its position for the next message's name there; what was
-            // kept there before (emptied if it was taken) goes to the spare strings.
+            // kept there before (emptied if it was taken) goes to the spare names.
             let ascii = all_ascii || name.is_ascii();
-            match self.kept.get_mut(i) {
-                Some(slot) => {
-                    let (old, _, _) = std::mem::replace(slot, (name, key, ascii));
-                    if old.capacity() > 0 {
-                        self.spare.push(old);
-                    }
-                }
-                None => self.kept.push((name, key, ascii)),
+            let (old, _, _) = std::mem::replace(&mut self.kept[i], (name, key, ascii));
+            if old.capacity() > 0 {
+                self.spare_names.push(old);
             }
             if let Some(v) = value {
                 self.spare.push(v);
+            }
+        }
+        // Only this message's names stay kept (a bag cleared again while empty keeps them):
+        // strings kept for names no longer seen go to the spare names, so every string stays
+        // in use and a warm stream allocates nothing.
+        if n > 0 && self.kept.len() > n {
+            for (s, _, _) in self.kept.drain(n..) {
+                if s.capacity() > 0 {
+                    self.spare_names.push(s);
+                }
             }
         }
         self.keys.clear();
@@ -368,7 +388,13 @@ impl Properties {
 
     /// Appends `name` (copied into a spare string) with its [`scan_key`] if known.
     fn push_spare(&mut self, name: &str, value: Option<String>, key: Option<u64>) {
-        let mut owned = self.take_spare();
+        let mut owned = match self.spare_names.pop() {
+            Some(mut s) => {
+                s.clear();
+                s
+            }
+            None => self.take_spare(),
+        };
         owned.push_str(name);
         self.push_new(owned, value, key);
     }
