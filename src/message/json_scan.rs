@@ -499,11 +499,16 @@ impl<'a> Reader<'a> {
         loop {
             let raw_name = self.string()?;
             self.expect(b':')?;
-            if !raw_name.escaped && bag.is_kept(raw_name.raw) {
-                // The name the last message had here: stored as read (it is a routing name,
-                // or one no spelling maps to; never the source), so no lookup of spellings.
+            let kept = if raw_name.escaped {
+                None
+            } else {
+                bag.kept_position(raw_name.raw)
+            };
+            if kept.is_some() {
+                // A name the last message had: stored as read (it is a routing name, or one no
+                // spelling maps to; never the source), so no lookup of spellings.
                 let value = self.value_into(bag)?;
-                if let Err(value) = bag.insert_line_name(raw_name.raw, value, false) {
+                if let Err(value) = bag.insert_line_name_found(kept, raw_name.raw, value, false) {
                     if let Some(v) = value {
                         bag.recycle(v);
                     }

@@ -250,12 +250,12 @@ impl Properties {
         // Backwards, so that the spare values are taken in the order they were held: the next
         // message's first value gets this one's first value's string, and a value's string
         // settles at that property's length.
-        let drained = self.entries.drain(..).zip(&self.keys).enumerate().rev();
-        for (i, ((name, value), &key)) in drained {
+        while let Some((name, value)) = self.entries.pop() {
+            let i = self.entries.len();
             // The name stays at its position for the next message's name there; what was
             // kept there before (emptied if it was taken) goes to the spare names.
             let ascii = all_ascii || name.is_ascii();
-            let (old, _, _) = std::mem::replace(&mut self.kept[i], (name, key, ascii));
+            let (old, _, _) = std::mem::replace(&mut self.kept[i], (name, self.keys[i], ascii));
             if old.capacity() > 0 {
                 self.spare_names.push(old);
             }
@@ -346,11 +346,16 @@ impl Properties {
         })
     }
 
-    /// Whether `name` is one of the names the bag held before [`Properties::clear`] that
-    /// [`Properties::insert_line_name`] would take back (when not in the bag already).
+    /// Where `name` is among the names the bag held before [`Properties::clear`] that
+    /// [`Properties::insert_line_name`] would take back (when not in the bag already), for
+    /// [`Properties::insert_line_name_found`].
     #[inline]
-    pub(crate) fn is_kept(&self, name: &str) -> bool {
-        self.kept_find(name).is_some()
+    pub(crate) fn kept_position(&self, name: &str) -> Option<usize> {
+        if self.ascii && self.index.is_none() {
+            self.kept_find(name)
+        } else {
+            None
+        }
     }
 
     /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
@@ -366,16 +371,28 @@ impl Properties {
         value: Option<String>,
         replace: bool,
     ) -> Result<(), Option<String>> {
-        if self.ascii && self.index.is_none() {
-            if let Some(j) = self.kept_find(name) {
-                let key = self.kept[j].1;
-                if self.bloom & key_bit(key) == 0 {
-                    let owned = std::mem::take(&mut self.kept[j].0);
-                    self.kept[j].1 = TAKEN;
-                    self.kept_cursor = j + 1;
-                    self.push_known(owned, value, key, true);
-                    return Ok(());
-                }
+        let found = self.kept_position(name);
+        self.insert_line_name_found(found, name, value, replace)
+    }
+
+    /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
+    /// out with nothing inserted since (values may have been taken from the spare ones).
+    #[inline]
+    pub(crate) fn insert_line_name_found(
+        &mut self,
+        found: Option<usize>,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        if let Some(j) = found {
+            let key = self.kept[j].1;
+            if self.bloom & key_bit(key) == 0 {
+                let owned = std::mem::take(&mut self.kept[j].0);
+                self.kept[j].1 = TAKEN;
+                self.kept_cursor = j + 1;
+                self.push_known(owned, value, key, true);
+                return Ok(());
             }
         }
         if replace {
