@@ -182,9 +182,17 @@ impl Worker {
         max: usize,
         found: &mut Vec<(u64, Arc<Vec<u8>>)>,
     ) -> Result<u64, super::StoreError> {
+        let read = self.shared.store.read_after(self.scanned, SCAN)?;
+        if read.is_empty() {
+            // Nothing stored after our position: what was committed up to `committed` is
+            // deleted (every endpoint passed it; our cursor was set back by a crash).
+            return Ok(committed);
+        }
         let mut last = self.scanned;
-        for (seq, bytes) in self.shared.store.read_after(self.scanned, SCAN)? {
+        for (seq, bytes) in read {
             if seq > committed {
+                // Everything up to `committed` is looked at (or deleted).
+                last = committed;
                 break;
             }
             last = seq;
@@ -213,10 +221,9 @@ impl Worker {
             .or_default() += 1;
     }
 
-    /// Publishes the settled position; the committer writes it to the store with its next
-    /// commit (or, when no input comes, within [`super::CURSOR_FLUSH`]), in one transaction
-    /// for every endpoint that moved: a redb commit per endpoint per batch, each taking the
-    /// store's one write lock, cost more than the deliveries. A crash before the write only
+    /// Publishes the settled position; the committer writes it to the store within
+    /// [`super::CURSOR_FLUSH`], in one write for every endpoint that moved (a synced write per
+    /// endpoint per batch would cost more than the deliveries). A crash before the write only
     /// repeats deliveries (at least once).
     fn advance(&mut self) {
         self.state()

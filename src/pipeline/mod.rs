@@ -353,12 +353,13 @@ pub(crate) struct TailRecord {
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
 
-/// How soon, when no input comes, the committer writes the cursors endpoints have moved.
+/// How soon, when no input comes, the committer writes the cursors endpoints have moved; while
+/// input flows, how often (each write is a sync of the cursor file).
 pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
 
 /// The most bytes the tail keeps. Endpoints that keep up read only from it; one that falls
-/// further behind reads from the store (redb's own cache). Small enough that the router's
-/// memory stays bounded (well under 100 MB with the store's cache) whatever the input's size.
+/// further behind reads from the store's log files. Small enough that the router's memory
+/// stays bounded (well under 100 MB) whatever the input's size.
 const TAIL_BYTES: u64 = 16 << 20;
 
 impl Tail {
@@ -1064,8 +1065,7 @@ impl Pipeline {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        // The committer is gone: the workers' last cursors are written here, durably; a
-        // store with nothing written since its last durable commit needs no sync.
+        // The committer is gone: the workers' last cursors are written here, durably.
         shared.flush_cursors(true);
         if let Err(e) = shared.store.sync() {
             eprintln!("{e}");
@@ -1119,13 +1119,21 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     }
     // Per endpoint: copies and bytes routed to it in this commit (added to its counters once).
     let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
+    // When the cursors were last written: while input flows they are written (synced) every
+    // CURSOR_FLUSH, not with every commit (the records' own sync is in the log).
+    let mut flushed = Instant::now();
     loop {
+        if flushed.elapsed() >= CURSOR_FLUSH {
+            shared.flush_cursors(true);
+            flushed = Instant::now();
+        }
         let first = match rx.recv_timeout(CURSOR_FLUSH) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
                 // nothing to repeat after a crash.
                 shared.flush_cursors(true);
+                flushed = Instant::now();
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -1267,14 +1275,15 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
         return Ok(());
     }
     let slices: Vec<&[u8]> = records.iter().map(|p| p.bytes.as_slice()).collect();
-    // The cursors that moved since the last commit ride along: one transaction, one sync.
-    let (moved, delete) = shared.moved_cursors();
-    let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+    // What every endpoint has passed is deleted with it (the log's index, no sync); the
+    // cursors are written by the committer at most every CURSOR_FLUSH (a database commit
+    // and its sync of their own).
+    let (_, delete) = shared.moved_cursors();
     let mut retry = 0u32;
     loop {
-        match shared.store.commit(first, &slices, &cursors, delete, true) {
+        match shared.store.commit(first, &slices, &[], delete, true) {
             Ok(deleted) => {
-                shared.cursors_written(&moved, delete, deleted);
+                shared.cursors_written(&[], delete, deleted);
                 if retry > 0 {
                     eprintln!("store {}: writing again", shared.store.path().display());
                 }

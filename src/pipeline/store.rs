@@ -1,132 +1,54 @@
-//! The pipeline's durable store: an append-only log of accepted messages and one delivery
-//! cursor per endpoint, in a [redb](https://docs.rs/redb) database file.
+//! The pipeline's durable store, in its directory: an append-only log of accepted records
+//! ([`segments`]: files of checksummed frames, one write and one `fdatasync` per group
+//! commit) and the endpoints' ids and delivery cursors ([`cursors`]: one small file of two
+//! slots, one `pwrite` and one `fdatasync` per write).
 //!
-//! Why redb: it is pure Rust (no C toolchain, `forbid(unsafe_code)` stays meaningful for our
-//! code), its commits are ACID and crash-safe with an fsync on a durable commit, a single file
-//! is easy to place and back up, and it is actively maintained. The access pattern is a queue:
-//! append at the tail, read from several cursors, delete the head. An LSM store (fjall) would
-//! write faster under heavy random updates, but our writes are sequential appends in group
-//! commits, where one B-tree commit per batch is cheap and reads need no compaction.
+//! Why no database: the log is a queue (append at the tail, read forward, drop the head) and
+//! the rest is a few dozen bytes rewritten whole. redb held both before; its B-tree cost the
+//! committer about 10k instructions per message (copies, page zeroing, checksums, allocator
+//! rewrites as the file grew), and creating and closing its file tens of millions more per
+//! start. What the two files need from a database — surviving a crash at any point — they
+//! get from checksums, slots written in turn, and syncs before anything is acknowledged.
 //!
-//! Tables:
-//! * `chunks`: (first sequence number, record count) → that many consecutive records
-//!   ([`super::codec`]), each as a LEB128 length and its bytes. A commit writes its records in
-//!   a few chunks rather than one entry each: redb's per-key insert and, above all, per-key
-//!   delete (B-tree rebalancing, page allocation) cost more than everything else the pipeline
-//!   did per message. A chunk is deleted once every cursor has passed all of it. Chunks end
-//!   by bytes just under a power-of-two leaf, an empty entry at the end (`END`) keeps
-//!   appends from copying the previous chunk, and a large batch is written in transactions of
-//!   at most `TRANSACTION_BYTES` (only the last one synced).
-//! * `log`: the layout before chunks (sequence number → one record); records an older
-//!   hubroute left there are moved into `chunks` when the store is opened.
-//! * `endpoints`: endpoint name → its id in the store, so that records stay valid when the
-//!   routing configuration is edited between runs (ids are never reused).
-//! * `cursors`: endpoint id → the last sequence number that endpoint has settled (delivered or
+//! * Endpoint name → id, so that records stay valid when the routing configuration is edited
+//!   between runs (ids are never reused).
+//! * Endpoint id → cursor: the last sequence number that endpoint has settled (delivered or
 //!   dead-lettered). Records at or below every cursor are deleted.
-//! * `meta`: `next` → the next sequence number (kept when the log is empty).
+//! * The next sequence number (kept when the log is empty).
+//!
+//! A store an older hubroute wrote (`hubroute.redb`: records in table `chunks`, or before
+//! that one per entry in `log`; ids, cursors and `next` in tables) is moved into these files
+//! when opened, and its database file deleted once they are synced.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 
+mod cursors;
+mod segments;
+
+/// Older layouts (see the module documentation), read once to move them.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
-
-/// An empty entry after every chunk, so that a new chunk goes into the B-tree's last leaf
-/// beside it rather than beside the chunk before: redb rebuilds the leaf an insert goes into
-/// (copy on write), and a leaf holding the previous half-megabyte chunk would be copied
-/// whole on every append. Holds no records (count 0, empty value).
-const END: (u64, u32) = (u64::MAX, 0);
-
-/// Most records in one chunk, and most bytes of its value (a single record larger than that
-/// is a chunk of its own). redb stores a value larger than a page in a leaf rounded up to a
-/// power of two of pages: a value just under 512 KiB takes a 512 KiB leaf, where one just
-/// over would take a leaf of 1 MiB, half of it zeros written, checksummed and synced. The
-/// slack leaves room for the leaf's header and key. Small enough that a chunk partly passed
-/// keeps little in the store, large enough that the per-entry costs vanish.
-const CHUNK_RECORDS: usize = 1024;
-const CHUNK_BYTES: usize = (512 << 10) - 1024;
-
-/// Most bytes of records in one redb transaction. redb's write buffer is a tenth of its cache
-/// ([`CACHE_BYTES`]); a transaction writing more than it holds has its first pages written
-/// out before their checksums are computed at commit, and then read back from the file for
-/// them. A larger batch is written as several transactions, all but the last not synced:
-/// the last one's sync makes all of them durable at once, and a crash before it loses them
-/// all (none was acknowledged).
-const TRANSACTION_BYTES: usize = 2 << 20;
-
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Bytes of `n` as a LEB128 length.
-fn len_len(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
-}
-
-/// Where the chunk starting at `records[start]` ends (exclusive), and its value's length.
-fn chunk_end(records: &[&[u8]], start: usize) -> (usize, usize) {
-    let mut end = start;
-    let mut len = 0;
-    while end < records.len() && end - start < CHUNK_RECORDS {
-        let more = len_len(records[end].len()) + records[end].len();
-        if end > start && len + more > CHUNK_BYTES {
-            break;
-        }
-        len += more;
-        end += 1;
-    }
-    (end, len)
-}
-
-/// How many of `records` (from the start) the next transaction writes: whole chunks, at
-/// least one, up to [`TRANSACTION_BYTES`].
-fn transaction_end(records: &[&[u8]]) -> usize {
-    let (mut end, mut bytes) = (0, 0);
-    while end < records.len() {
-        let (next, len) = chunk_end(records, end);
-        if end > 0 && bytes + len > TRANSACTION_BYTES {
-            break;
-        }
-        bytes += len;
-        end = next;
-    }
-    end
-}
-
-/// The records of a chunk's value, in order; stops at a damaged length (a damaged record
-/// is then missing, and reported as damaged by whoever expected it).
-fn chunk_records(mut value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    std::iter::from_fn(move || {
-        if value.is_empty() {
-            return None;
-        }
-        let n = crate::sink::view::read_len(&mut value).ok()?;
-        if value.len() < n {
-            value = &[];
-            return None;
-        }
-        let (record, rest) = value.split_at(n);
-        value = rest;
-        Some(record)
-    })
-}
 const ENDPOINTS: TableDefinition<&str, u16> = TableDefinition::new("endpoints");
 const CURSORS: TableDefinition<u16, u64> = TableDefinition::new("cursors");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The store's file inside its directory.
+/// The database file an older hubroute kept the store in (moved into the files below when
+/// found).
 pub const FILE_NAME: &str = "hubroute.redb";
+
+/// The directory of the record log inside the store's directory.
+pub const LOG_DIR: &str = "log";
+
+/// The file of endpoint ids and cursors inside the store's directory.
+pub const CURSOR_FILE_NAME: &str = "cursors";
+
+/// The file locked while a process has the store open.
+pub const LOCK_FILE_NAME: &str = "store.lock";
 
 /// A store operation failed; the message names the store and the operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,15 +59,18 @@ pub struct StoreError {
     detail: String,
 }
 
-/// The open store. Shared by the committer and every endpoint worker (redb serialises write
-/// transactions and lets reads run beside them).
+/// The open store. Shared by the committer and every endpoint worker (the log is appended
+/// by the committer only and read by anyone; the cursors are written under a lock).
 pub struct Store {
-    db: Database,
     path: PathBuf,
-    /// Whether a commit since the last durable one was not synced ([`Store::sync`] has work).
-    unsynced: std::sync::atomic::AtomicBool,
-    /// The chunk being written (only the committer writes).
-    scratch: std::sync::Mutex<Vec<u8>>,
+    /// Locked for as long as the store is open: one process at a time.
+    _lock: std::fs::File,
+    log: segments::Segments,
+    /// The cursor file (`None` until first written) and what it holds.
+    cursors: Mutex<(Option<cursors::CursorFile>, cursors::State)>,
+    /// The next sequence number as far as this process knows (written with the cursors, so
+    /// that numbering goes on when every record is deleted).
+    next: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -165,10 +90,11 @@ pub struct Recovered {
     pub next: u64,
 }
 
-/// redb's page cache. Its default (1 GiB) let a router's memory grow with the input it had
-/// read; the records endpoints need next are in the pipeline's own in-memory tail anyway, so
-/// a small cache serves the store's B-tree pages.
-const CACHE_BYTES: usize = 32 << 20;
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const IN_USE: &str = "another hubroute process is using it (give each router its own --store)";
 
 impl Store {
     fn err(&self, what: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -180,186 +106,246 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it open.
+    /// Checks the record log (a write a crash tore is cut off; see [`segments`]) and moves an
+    /// older hubroute's store into the current files.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join(FILE_NAME);
         let fail = |what, detail: String| StoreError {
-            path: path.display().to_string(),
+            path: dir.display().to_string(),
             what,
             detail,
         };
+        let created = !dir.exists();
         std::fs::create_dir_all(dir)
             .map_err(|e| fail("cannot create its directory", e.to_string()))?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => fail(
-                    "cannot open",
-                    "another hubroute process is using it (give each router its own --store)"
-                        .into(),
-                ),
-                other => fail("cannot open", other.to_string()),
-            })?;
-        let store = Store {
-            db,
-            path,
-            unsynced: std::sync::atomic::AtomicBool::new(false),
-            scratch: std::sync::Mutex::new(Vec::new()),
-        };
-        let mut tx = store
-            .db
-            .begin_write()
-            .map_err(|e| store.err("cannot write", e))?;
-        // Not synced: the tables are created again by the next open if a crash loses them,
-        // and the first durable commit (the first records) carries them.
-        tx.set_durability(Durability::None);
-        {
-            let mut chunks = tx
-                .open_table(CHUNKS)
-                .map_err(|e| store.err("cannot open the log", e))?;
-            if chunks
-                .get(END)
-                .map_err(|e| store.err("cannot open the log", e))?
-                .is_none()
-            {
-                chunks
-                    .insert(END, [].as_slice())
-                    .map_err(|e| store.err("cannot open the log", e))?;
+        if created {
+            // The new directory's name must survive a crash like the files in it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| fail("cannot sync its parent directory", e.to_string()))?;
             }
-            drop(chunks);
-            tx.open_table(ENDPOINTS)
-                .map_err(|e| store.err("cannot open the endpoints", e))?;
-            tx.open_table(CURSORS)
-                .map_err(|e| store.err("cannot open the cursors", e))?;
-            tx.open_table(META)
-                .map_err(|e| store.err("cannot open the metadata", e))?;
         }
-        tx.commit().map_err(|e| store.err("cannot commit", e))?;
+        // The lock first: it keeps a second process away from everything below.
+        let lock_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE_NAME))
+            .map_err(|e| fail("cannot open", e.to_string()))?;
+        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
+            .map_err(|e| fail("cannot lock", e.to_string()))?;
+        if !locked {
+            return Err(fail("cannot open", IN_USE.into()));
+        }
+        let log = segments::Segments::open(&dir.join(LOG_DIR))
+            .map_err(|e| fail("cannot open the record log", e.to_string()))?;
+        let cursor_path = dir.join(CURSOR_FILE_NAME);
+        let (file, state) = match cursors::CursorFile::open(&cursor_path)
+            .map_err(|e| fail("cannot read the cursors", e.to_string()))?
+        {
+            Some((f, s)) => (Some(f), s),
+            None => (None, cursors::State::default()),
+        };
+        let next = log.next().max(state.next);
+        let store = Store {
+            path: dir.to_path_buf(),
+            _lock: lock_file,
+            log,
+            cursors: Mutex::new((file, state)),
+            next: AtomicU64::new(next),
+        };
+        let old = dir.join(FILE_NAME);
+        if old.exists() {
+            store.migrate(&old)?;
+        }
         Ok(store)
     }
 
-    /// Where the store file is.
+    /// Moves the store an older hubroute kept in `old` (a redb database) into the log and
+    /// the cursor file, then deletes it. A crash part way repeats the move at the next open
+    /// without doubling anything: records the log has are skipped, and cursors already
+    /// written win over the database's.
+    fn migrate(&self, old: &Path) -> Result<(), StoreError> {
+        let db = Database::builder()
+            .set_cache_size(4 << 20)
+            .create(old)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => self.err("cannot open", IN_USE),
+                other => self.err("cannot open the older store", other),
+            })?;
+        let tx = db
+            .begin_read()
+            .map_err(|e| self.err("cannot read the older store", e))?;
+        let names: Vec<String> = tx
+            .list_tables()
+            .map_err(|e| self.err("cannot read the older store", e))?
+            .map(|t| t.name().to_string())
+            .collect();
+        let has = |t: &str| names.iter().any(|n| n == t);
+        let bad = |e: &dyn std::fmt::Display| self.err("cannot read the older store", e);
+        if has(LOG.name()) {
+            let table = tx.open_table(LOG).map_err(|e| bad(&e))?;
+            let mut run: Vec<Vec<u8>> = Vec::new();
+            let mut first = 0;
+            for row in table.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let seq = k.value();
+                if seq < self.log.next() {
+                    continue;
+                }
+                if !run.is_empty() && (seq != first + run.len() as u64 || run.len() >= 1024) {
+                    self.move_run(first, &run)?;
+                    run.clear();
+                }
+                if run.is_empty() {
+                    first = seq;
+                }
+                run.push(v.value().to_vec());
+            }
+            self.move_run(first, &run)?;
+        }
+        if has(CHUNKS.name()) {
+            let table = tx.open_table(CHUNKS).map_err(|e| bad(&e))?;
+            for row in table.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let (first, count) = k.value();
+                if count == 0 || first + u64::from(count) <= self.log.next() {
+                    continue;
+                }
+                let run: Vec<Vec<u8>> = segments::payload_records(v.value())
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                let skip = usize::try_from(self.log.next().saturating_sub(first))
+                    .unwrap_or(usize::MAX)
+                    .min(run.len());
+                self.move_run(first + skip as u64, &run[skip..])?;
+            }
+        }
+        let mut state = cursors::State::default();
+        if has(ENDPOINTS.name()) {
+            let ids = tx.open_table(ENDPOINTS).map_err(|e| bad(&e))?;
+            let positions: BTreeMap<u16, u64> = if has(CURSORS.name()) {
+                let table = tx.open_table(CURSORS).map_err(|e| bad(&e))?;
+                let mut m = BTreeMap::new();
+                for row in table.iter().map_err(|e| bad(&e))? {
+                    let (k, v) = row.map_err(|e| bad(&e))?;
+                    m.insert(k.value(), v.value());
+                }
+                m
+            } else {
+                BTreeMap::new()
+            };
+            for row in ids.iter().map_err(|e| bad(&e))? {
+                let (k, v) = row.map_err(|e| bad(&e))?;
+                let id = v.value();
+                state.endpoints.insert(
+                    k.value().to_string(),
+                    (id, positions.get(&id).copied().unwrap_or(0)),
+                );
+            }
+        }
+        if has(META.name()) {
+            let meta = tx.open_table(META).map_err(|e| bad(&e))?;
+            state.next = meta
+                .get("next")
+                .map_err(|e| bad(&e))?
+                .map_or(0, |v| v.value());
+        }
+        drop(tx);
+        drop(db);
+        {
+            let mut guard = lock(&self.cursors);
+            let (file, current) = &mut *guard;
+            if file.is_none() {
+                state.next = state.next.max(self.log.next());
+                *current = state;
+                self.write_cursors(file, current)?;
+            }
+            self.next.fetch_max(current.next, Ordering::AcqRel);
+        }
+        std::fs::remove_file(old).map_err(|e| self.err("cannot delete the older store", e))
+    }
+
+    fn move_run(&self, first: u64, run: &[Vec<u8>]) -> Result<(), StoreError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let slices: Vec<&[u8]> = run.iter().map(Vec::as_slice).collect();
+        self.log
+            .append(first, &slices)
+            .map_err(|e| self.err("cannot move the older store's records", e))?;
+        self.next
+            .fetch_max(first + run.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes `state` to the cursor file (creating it the first time), synced.
+    fn write_cursors(
+        &self,
+        file: &mut Option<cursors::CursorFile>,
+        state: &cursors::State,
+    ) -> Result<(), StoreError> {
+        match file {
+            Some(f) => f.write(state),
+            None => cursors::CursorFile::create(&self.path.join(CURSOR_FILE_NAME), state)
+                .map(|f| *file = Some(f)),
+        }
+        .map_err(|e| self.err("cannot write the cursors", e))
+    }
+
+    /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Gives every name in `names` an id (keeping ids already assigned) and reads the cursors
-    /// and the next sequence number.
+    /// and the next sequence number. Writes (synced) only when there is a new endpoint: the
+    /// log's records name endpoints by these ids, and a new endpoint's cursor starts at the
+    /// current end, so the ids must be on disk before the first record naming them is.
     pub fn recover(&self, names: &[&str]) -> Result<Recovered, StoreError> {
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        // Not synced (a start that stores nothing costs no fsync): what it writes (ids of new
-        // endpoints, the old log moved into chunks) is written the same way again by the next
-        // start if a crash loses it, and nothing refers to it before the first durable commit,
-        // which carries it.
-        tx.set_durability(Durability::None);
-        let mut out = Recovered::default();
-        {
-            let mut endpoints = tx
-                .open_table(ENDPOINTS)
-                .map_err(|e| self.err("endpoints", e))?;
-            for entry in endpoints.iter().map_err(|e| self.err("endpoints", e))? {
-                let (k, v) = entry.map_err(|e| self.err("endpoints", e))?;
-                out.endpoints.insert(k.value().to_string(), v.value());
-            }
-            self.migrate(&tx)?;
-            let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-            let meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-            let last = chunks
-                .range(..END)
-                .map_err(|e| self.err("log", e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| self.err("log", e))?
-                .map(|(k, _)| {
-                    let (first, count) = k.value();
-                    first + u64::from(count)
-                });
-            let next = meta
-                .get("next")
-                .map_err(|e| self.err("meta", e))?
-                .map(|v| v.value());
-            out.next = last.max(next).unwrap_or(1).max(1);
-            // A new endpoint starts at the current end: it never saw what was accepted before
-            // it existed.
-            let mut cursors = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
-            for name in names {
-                if !out.endpoints.contains_key(*name) {
-                    let id = out
-                        .endpoints
-                        .values()
-                        .max()
-                        .map_or(Some(0), |m| m.checked_add(1))
-                        .ok_or_else(|| self.err("endpoints", "more than 65535 endpoints"))?;
-                    endpoints
-                        .insert(*name, id)
-                        .map_err(|e| self.err("endpoints", e))?;
-                    cursors
-                        .insert(id, out.next - 1)
-                        .map_err(|e| self.err("cursors", e))?;
-                    out.endpoints.insert((*name).to_string(), id);
-                }
-            }
-            for entry in cursors.iter().map_err(|e| self.err("cursors", e))? {
-                let (k, v) = entry.map_err(|e| self.err("cursors", e))?;
-                out.cursors.insert(k.value(), v.value());
+        let mut guard = lock(&self.cursors);
+        let (file, state) = &mut *guard;
+        let next = state
+            .next
+            .max(self.log.next())
+            .max(self.next.load(Ordering::Acquire))
+            .max(1);
+        let mut changed = file.is_none() && !names.is_empty();
+        for name in names {
+            if !state.endpoints.contains_key(*name) {
+                let id = state
+                    .endpoints
+                    .values()
+                    .map(|&(id, _)| id)
+                    .max()
+                    .map_or(Some(0), |m| m.checked_add(1))
+                    .ok_or_else(|| self.err("endpoints", "more than 65535 endpoints"))?;
+                // A new endpoint starts at the current end: it never saw what was accepted
+                // before it existed.
+                state.endpoints.insert((*name).to_string(), (id, next - 1));
+                changed = true;
             }
         }
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        Ok(out)
-    }
-
-    /// Moves records an older hubroute stored one per entry (table `log`) into chunks, so
-    /// that nothing accepted before an upgrade is lost.
-    fn migrate(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
-        let old: Vec<(u64, Vec<u8>)> = {
-            let Ok(log) = tx.open_table(LOG) else {
-                return Ok(());
-            };
-            let rows = log.iter().map_err(|e| self.err("log", e))?;
-            rows.map(|r| {
-                r.map(|(k, v)| (k.value(), v.value().to_vec()))
-                    .map_err(|e| self.err("log", e))
-            })
-            .collect::<Result<_, _>>()?
-        };
-        if old.is_empty() {
-            return Ok(());
+        if changed {
+            state.next = state.next.max(next);
+            self.write_cursors(file, state)?;
         }
-        // Consecutive runs become chunks (a gap cannot happen, but would start a new one).
-        let mut run: Vec<&[u8]> = Vec::new();
-        let mut first = old[0].0;
-        for (i, (seq, bytes)) in old.iter().enumerate() {
-            if i > 0 && *seq != first + run.len() as u64 {
-                self.insert_chunks(tx, first, &run)?;
-                run.clear();
-                first = *seq;
-            }
-            run.push(bytes);
-        }
-        self.insert_chunks(tx, first, &run)?;
-        let mut log = tx.open_table(LOG).map_err(|e| self.err("log", e))?;
-        log.retain(|_, _| false)
-            .map_err(|e| self.err("cannot move the old log", e))
+        self.next.fetch_max(next, Ordering::AcqRel);
+        Ok(Recovered {
+            endpoints: state
+                .endpoints
+                .iter()
+                .map(|(n, &(id, _))| (n.clone(), id))
+                .collect(),
+            cursors: state.endpoints.values().copied().collect(),
+            next,
+        })
     }
 
     /// Calls `f` with every record in the log, in order (used once, on open, for the counts).
-    pub fn scan(&self, mut f: impl FnMut(u64, &[u8])) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .begin_read()
-            .map_err(|e| self.err("cannot read", e))?;
-        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        for entry in chunks.iter().map_err(|e| self.err("log", e))? {
-            let (k, v) = entry.map_err(|e| self.err("log", e))?;
-            let (first, _) = k.value();
-            for (i, record) in chunk_records(v.value()).enumerate() {
-                f(first + i as u64, record);
-            }
-        }
-        Ok(())
+    pub fn scan(&self, f: impl FnMut(u64, &[u8])) -> Result<(), StoreError> {
+        self.log.scan(f).map_err(|e| self.err("log", e))
     }
 
     /// Appends `records` numbered from `first`, durably: when this returns `Ok` they are on
@@ -368,76 +354,15 @@ impl Store {
         self.commit(first, records, &[], None, true).map(|_| ())
     }
 
-    /// Writes `records` numbered from `first` as chunks.
-    fn insert_chunks(
-        &self,
-        tx: &WriteTransaction,
-        first: u64,
-        records: &[&[u8]],
-    ) -> Result<(), StoreError> {
-        let mut chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        // One buffer, kept between commits: a chunk assembled in fresh memory each time cost
-        // page faults. redb copies it into its page.
-        let mut value = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let mut start = 0;
-        while start < records.len() {
-            let (end, len) = chunk_end(records, start);
-            value.clear();
-            value.reserve(len);
-            for record in &records[start..end] {
-                put_len(&mut value, record.len());
-                value.extend_from_slice(record);
-            }
-            let count = u32::try_from(end - start).unwrap_or(u32::MAX);
-            chunks
-                .insert((first + start as u64, count), value.as_slice())
-                .map_err(|e| self.err("cannot append", e))?;
-            start = end;
-        }
-        if value.capacity() > 2 * CHUNK_BYTES {
-            // One huge record made it large: do not keep that.
-            *value = Vec::new();
-        }
-        Ok(())
-    }
-
     /// Up to `max` records after sequence `after`, in order.
     pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let tx = self
-            .db
-            .begin_read()
-            .map_err(|e| self.err("cannot read", e))?;
-        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        let mut out = Vec::new();
-        let start = after.saturating_add(1);
-        // The chunk holding `start` begins at or before it.
-        let from = chunks
-            .range(..=(start, u32::MAX))
-            .map_err(|e| self.err("log", e))?
-            .next_back()
-            .transpose()
-            .map_err(|e| self.err("log", e))?
-            .map_or(start, |(k, _)| k.value().0);
-        for entry in chunks.range((from, 0)..).map_err(|e| self.err("log", e))? {
-            let (k, v) = entry.map_err(|e| self.err("log", e))?;
-            let (first, _) = k.value();
-            for (i, record) in chunk_records(v.value()).enumerate() {
-                let seq = first + i as u64;
-                if seq >= start {
-                    out.push((seq, record.to_vec()));
-                    if out.len() >= max {
-                        return Ok(out);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.log
+            .read_after(after, max)
+            .map_err(|e| self.err("cannot read", e))
     }
 
     /// Moves `endpoint`'s cursor to `cursor` and deletes the records up to `delete_through`
-    /// (which every cursor has passed); `durable`: fsync now, or let the next durable commit
-    /// carry it (a crash before then only repeats deliveries). Returns the records and bytes
-    /// deleted.
+    /// (which every cursor has passed). Returns the records and bytes deleted.
     pub fn advance(
         &self,
         endpoint: u16,
@@ -448,131 +373,51 @@ impl Store {
         self.commit(0, &[], &[(endpoint, cursor)], delete_through, durable)
     }
 
-    /// One transaction of the committer: appends `records` numbered from `first` (none:
-    /// `first` is ignored), sets the endpoints' `cursors` and deletes the records up to
-    /// `delete_through`. `durable`: synced when this returns (an input may acknowledge the
-    /// records); otherwise the next durable commit carries it. Records beyond
-    /// `TRANSACTION_BYTES` go in transactions of their own before it, not synced: if this
-    /// fails after them, a later durable commit may keep them (delivered after a restart
-    /// although never acknowledged: at least once, never lost). Returns the records and bytes
-    /// deleted.
+    /// One commit of the committer: appends `records` numbered from `first` (none: `first`
+    /// is ignored) to the log, synced (an input may acknowledge them when this returns),
+    /// sets the endpoints' `cursors` and deletes the records up to `delete_through`. Returns
+    /// the records and bytes deleted. Cursors are always synced (`durable` is kept for
+    /// callers: a cursor write is one small `pwrite` and `fdatasync`).
     pub fn commit(
         &self,
         first: u64,
-        mut records: &[&[u8]],
+        records: &[&[u8]],
         cursors: &[(u16, u64)],
         delete_through: Option<u64>,
-        durable: bool,
+        _durable: bool,
     ) -> Result<(u64, u64), StoreError> {
-        let mut first = first;
-        // A large batch: its first parts in transactions of their own, not synced (the last
-        // one's sync covers them; see TRANSACTION_BYTES).
-        loop {
-            let end = transaction_end(records);
-            if end >= records.len() {
-                break;
-            }
-            let mut tx = self
-                .db
-                .begin_write()
-                .map_err(|e| self.err("cannot write", e))?;
-            tx.set_durability(Durability::None);
-            self.insert_chunks(&tx, first, &records[..end])?;
-            self.unsynced.store(true, Ordering::Release);
-            tx.commit().map_err(|e| self.err("cannot commit", e))?;
-            first += end as u64;
-            records = &records[end..];
+        if !records.is_empty() {
+            self.log
+                .append(first, records)
+                .map_err(|e| self.err("cannot append", e))?;
+            self.next
+                .fetch_max(first + records.len() as u64, Ordering::AcqRel);
         }
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        });
-        let mut deleted = (0, 0);
-        {
-            if !records.is_empty() {
-                self.insert_chunks(&tx, first, records)?;
-                let mut meta = tx.open_table(META).map_err(|e| self.err("meta", e))?;
-                meta.insert("next", first + records.len() as u64)
-                    .map_err(|e| self.err("meta", e))?;
-            }
-            if !cursors.is_empty() {
-                let mut table = tx.open_table(CURSORS).map_err(|e| self.err("cursors", e))?;
-                for &(endpoint, cursor) in cursors {
-                    table
-                        .insert(endpoint, cursor)
-                        .map_err(|e| self.err("cursors", e))?;
+        if !cursors.is_empty() {
+            let mut guard = lock(&self.cursors);
+            let (file, state) = &mut *guard;
+            for &(endpoint, cursor) in cursors {
+                if let Some((_, c)) = state.endpoints.values_mut().find(|(id, _)| *id == endpoint) {
+                    *c = cursor;
                 }
             }
-            if let Some(through) = delete_through {
-                deleted = self.delete_in(&tx, through)?;
-            }
+            state.next = state.next.max(self.next.load(Ordering::Acquire));
+            self.write_cursors(file, state)?;
         }
-        if !durable {
-            self.unsynced.store(true, Ordering::Release);
-        }
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        if durable {
-            // Carries every commit before it (commits are serialised by redb and, in the
-            // pipeline, all made by the committer or, after it ended, by shutdown).
-            self.unsynced.store(false, Ordering::Release);
-        }
-        Ok(deleted)
-    }
-
-    /// Deletes the chunks whose records are all at or below `through` inside `tx` (a chunk
-    /// partly passed stays until every cursor has passed all of it); the records and bytes
-    /// deleted.
-    fn delete_in(&self, tx: &WriteTransaction, through: u64) -> Result<(u64, u64), StoreError> {
-        let (mut records, mut freed) = (0u64, 0u64);
-        let mut chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        chunks
-            .retain_in(..=(through, u32::MAX), |(first, count), v| {
-                if first.saturating_add(u64::from(count)) > through.saturating_add(1) {
-                    return true;
-                }
-                for record in chunk_records(v) {
-                    records += 1;
-                    freed += record.len() as u64;
-                }
-                false
-            })
-            .map_err(|e| self.err("cannot delete delivered records", e))?;
-        Ok((records, freed))
+        // Deleting before the cursors are synced is safe: what goes was settled by every
+        // endpoint, and a cursor a crash sets back finds those records gone and passes them.
+        Ok(delete_through.map_or((0, 0), |t| self.log.delete_through(t)))
     }
 
     /// Deletes the records up to `through` (which every cursor has passed); returns the records
-    /// and bytes deleted. Not synced: a crash before the next durable commit leaves them in
-    /// the log, where recovery finds them behind every cursor.
+    /// and bytes deleted.
     pub fn delete_through(&self, through: u64) -> Result<(u64, u64), StoreError> {
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(Durability::None);
-        let deleted = self.delete_in(&tx, through)?;
-        self.unsynced.store(true, Ordering::Release);
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        Ok(deleted)
+        Ok(self.log.delete_through(through))
     }
 
     /// Records in the log (for tests and reports).
     pub fn len(&self) -> Result<u64, StoreError> {
-        let tx = self
-            .db
-            .begin_read()
-            .map_err(|e| self.err("cannot read", e))?;
-        let chunks = tx.open_table(CHUNKS).map_err(|e| self.err("log", e))?;
-        let mut n = 0;
-        for entry in chunks.iter().map_err(|e| self.err("log", e))? {
-            let (k, _) = entry.map_err(|e| self.err("log", e))?;
-            n += u64::from(k.value().1);
-        }
-        Ok(n)
+        Ok(self.log.len())
     }
 
     /// Whether the log is empty.
@@ -580,19 +425,9 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// A durable commit of everything committed so far (at shutdown); nothing to do (no
-    /// fsync) when every commit since the last durable one was durable.
+    /// Makes everything committed so far durable: nothing to do, every commit is synced
+    /// (kept for callers).
     pub fn sync(&self) -> Result<(), StoreError> {
-        if !self.unsynced.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.err("cannot write", e))?;
-        tx.set_durability(Durability::Immediate);
-        tx.commit().map_err(|e| self.err("cannot commit", e))?;
-        self.unsynced.store(false, Ordering::Release);
         Ok(())
     }
 }
@@ -607,95 +442,102 @@ mod tests {
         d
     }
 
-    /// Records in chunks read back in order from any position, and a chunk is deleted only
-    /// once every record in it is passed.
+    /// Records read back in order from any position, survive a reopen, and numbering goes on
+    /// after everything was delivered and deleted; a second process is refused.
     #[test]
-    fn chunks_read_from_anywhere_and_go_when_wholly_passed() {
-        let d = dir("chunks");
-        let store = Store::open(&d).unwrap();
-        let c = CHUNK_RECORDS as u64;
-        let total = 2 * c + c / 2;
-        let records: Vec<Vec<u8>> = (0..total as u32)
-            .map(|i| i.to_le_bytes().to_vec())
-            .collect();
+    fn records_read_back_and_numbering_survives_deletion() {
+        let d = dir("basic");
+        let records: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_le_bytes().to_vec()).collect();
         let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        store.append(1, &slices).unwrap();
-        assert_eq!(store.len().unwrap(), total);
-        for after in [0, 1, c - 1, c, c + 1, 2 * c - 1, total - 1] {
-            let read = store.read_after(after, 10_000).unwrap();
-            assert_eq!(read.len() as u64, total - after);
-            assert_eq!(read[0].0, after + 1);
-            assert_eq!(read[0].1, (after as u32).to_le_bytes());
-        }
-        assert_eq!(store.read_after(10, 3).unwrap().len(), 3);
-        // Through c + c/4: the first chunk (1..=c) goes, the second (c+1..=2c) stays.
-        let (n, bytes) = store.commit(0, &[], &[], Some(c + c / 4), false).unwrap();
-        assert_eq!((n, bytes), (c, c * 4));
-        assert_eq!(store.read_after(0, 10_000).unwrap()[0].0, c + 1);
-        let (n, _) = store.commit(0, &[], &[], Some(total), true).unwrap();
-        assert_eq!(n, total - c);
-        assert!(store.is_empty().unwrap());
-        drop(store);
-        std::fs::remove_dir_all(&d).ok();
-    }
-
-    /// Large records: chunks end by bytes, a batch larger than a transaction is written in
-    /// several, and everything reads back in order.
-    #[test]
-    fn large_batches_span_chunks_and_transactions() {
-        let d = dir("large");
-        let store = Store::open(&d).unwrap();
-        let records: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100_000]).collect();
-        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        assert!(transaction_end(&slices) < slices.len());
-        assert!(chunk_end(&slices, 0).0 < 6);
-        store.append(7, &slices).unwrap();
-        let read = store.read_after(6, 1000).unwrap();
-        assert_eq!(read.len(), 100);
-        for (i, (seq, bytes)) in read.iter().enumerate() {
-            assert_eq!(*seq, 7 + i as u64);
-            assert_eq!(bytes, &records[i]);
-        }
-        drop(store);
-        let store = Store::open(&d).unwrap();
-        assert_eq!(store.recover(&["a"]).unwrap().next, 107);
-        drop(store);
-        std::fs::remove_dir_all(&d).ok();
-    }
-
-    /// LEB128 lengths take as many bytes as `put_len` writes.
-    #[test]
-    fn length_prefix_sizes() {
-        for n in [0, 1, 127, 128, 16383, 16384, 1 << 30] {
-            let mut out = Vec::new();
-            put_len(&mut out, n);
-            assert_eq!(len_len(n), out.len(), "{n}");
-        }
-    }
-
-    /// A store written with one entry per record (before chunks) keeps its records.
-    #[test]
-    fn an_old_per_record_log_is_moved_into_chunks() {
-        let d = dir("migrate");
         {
             let store = Store::open(&d).unwrap();
-            let tx = store.db.begin_write().unwrap();
+            let e = Store::open(&d).unwrap_err().to_string();
+            assert!(e.contains("another hubroute process"), "{e}");
+            assert_eq!(store.recover(&["a"]).unwrap().next, 1);
+            store.append(1, &slices).unwrap();
+            assert_eq!(store.len().unwrap(), 3000);
+            for after in [0, 1, 999, 2999] {
+                let read = store.read_after(after, 10_000).unwrap();
+                assert_eq!(read.len() as u64, 3000 - after);
+                assert_eq!(read[0].1, (after as u32).to_le_bytes());
+            }
+            assert_eq!(store.read_after(10, 3).unwrap().len(), 3);
+        }
+        let store = Store::open(&d).unwrap();
+        let r = store.recover(&["a"]).unwrap();
+        assert_eq!((r.next, r.cursors[&0]), (3001, 0));
+        let (n, bytes) = store
+            .commit(0, &[], &[(0, 3000)], Some(3000), true)
+            .unwrap();
+        assert_eq!((n, bytes), (3000, 12_000));
+        assert!(store.is_empty().unwrap());
+        drop(store);
+        let store = Store::open(&d).unwrap();
+        let r = store.recover(&["a", "b"]).unwrap();
+        assert_eq!((r.next, r.cursors[&0], r.cursors[&1]), (3001, 3000, 3000));
+        drop(store);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    fn put_len(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A store an older hubroute wrote (redb: one entry per record in `log`, chunks of
+    /// records in `chunks`, ids, cursors and `next` in tables) keeps its records, ids and
+    /// cursors: they are moved into the log and the cursor file, once, and the database goes.
+    #[test]
+    fn an_older_store_is_moved_into_the_files() {
+        let d = dir("migrate");
+        std::fs::create_dir_all(&d).unwrap();
+        {
+            let db = Database::create(d.join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
             {
                 let mut log = tx.open_table(LOG).unwrap();
                 for seq in 5..9u64 {
                     log.insert(seq, [seq as u8].as_slice()).unwrap();
                 }
+                let mut chunks = tx.open_table(CHUNKS).unwrap();
+                let mut value = Vec::new();
+                for seq in 9..12u8 {
+                    put_len(&mut value, 2);
+                    value.extend_from_slice(&[seq, seq]);
+                }
+                chunks.insert((9, 3), value.as_slice()).unwrap();
+                chunks.insert((u64::MAX, 0), [].as_slice()).unwrap();
+                let mut ids = tx.open_table(ENDPOINTS).unwrap();
+                ids.insert("a", 0).unwrap();
+                ids.insert("b", 1).unwrap();
+                let mut cursors = tx.open_table(CURSORS).unwrap();
+                cursors.insert(0, 6).unwrap();
+                cursors.insert(1, 4).unwrap();
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("next", 12).unwrap();
             }
             tx.commit().unwrap();
         }
-        let store = Store::open(&d).unwrap();
-        let recovered = store.recover(&["a"]).unwrap();
-        assert_eq!(recovered.next, 9);
-        let read = store.read_after(0, 10).unwrap();
-        let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
-        assert_eq!(seqs, [5, 6, 7, 8]);
-        assert_eq!(read[3].1, [8]);
-        drop(store);
+        for _ in 0..2 {
+            let store = Store::open(&d).unwrap();
+            assert!(!d.join(FILE_NAME).exists());
+            let recovered = store.recover(&["a", "b"]).unwrap();
+            assert_eq!(recovered.next, 12);
+            assert_eq!(recovered.endpoints["b"], 1);
+            assert_eq!((recovered.cursors[&0], recovered.cursors[&1]), (6, 4));
+            let read = store.read_after(0, 10).unwrap();
+            let seqs: Vec<u64> = read.iter().map(|(s, _)| *s).collect();
+            assert_eq!(seqs, [5, 6, 7, 8, 9, 10, 11]);
+            assert_eq!(read[3].1, [8]);
+            assert_eq!(read[6].1, [11, 11]);
+        }
         std::fs::remove_dir_all(&d).ok();
     }
 }

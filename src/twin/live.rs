@@ -46,6 +46,15 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The twin database's file inside the store directory.
 pub const FILE_NAME: &str = "twins.redb";
 
+/// The file locked while a process has the twins open (the database itself is created by
+/// the first change).
+pub const LOCK_FILE_NAME: &str = "twins.lock";
+
+/// Opens (or creates) the twin database at `path`.
+fn open_db(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(4 << 20).create(path)
+}
+
 /// The directory, inside the store directory, of the twins' JSON views (`<deviceId>.json`,
 /// `<deviceId>/<moduleId>.json`).
 pub const VIEW_DIR: &str = "twins";
@@ -148,7 +157,13 @@ pub struct SyncReport {
 
 /// The live twins of a router; see the module documentation.
 pub struct LiveTwins {
-    db: Database,
+    /// The database; `None` until the first change when the store had none (creating a redb
+    /// file, and closing it, cost a router that keeps no twins tens of millions of
+    /// instructions and three syncs per start).
+    db: std::sync::OnceLock<Database>,
+    /// `twins.lock`, locked for as long as this is open: one process at a time, also before
+    /// the database exists.
+    _lock: std::fs::File,
     path: PathBuf,
     hub: String,
     view: RwLock<HashMap<String, Entry>>,
@@ -182,16 +197,27 @@ impl LiveTwins {
             )
         };
         std::fs::create_dir_all(store_dir).map_err(|e| fail("cannot create its directory", &e))?;
-        let db = Database::builder()
-            .set_cache_size(4 << 20)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => fail(
-                    "cannot open",
-                    &"another hubroute process is using it (a running router: stop it, or change twins through its files)",
-                ),
+        const IN_USE: &str = "another hubroute process is using it (a running router: stop it, or change twins through its files)";
+        let lock_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(store_dir.join(LOCK_FILE_NAME))
+            .map_err(|e| fail("cannot open", &e))?;
+        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
+            .map_err(|e| fail("cannot lock", &e))?;
+        if !locked {
+            return Err(fail("cannot open", &IN_USE));
+        }
+        let db = if path.exists() {
+            Some(open_db(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => fail("cannot open", &IN_USE),
                 other => fail("cannot open", &other),
-            })?;
+            })?)
+        } else {
+            None
+        };
         let mut writer = Writer {
             twins: BTreeMap::new(),
             devices: BTreeMap::new(),
@@ -201,36 +227,76 @@ impl LiveTwins {
             warned: HashSet::new(),
         };
         {
-            let tx = db.begin_write().map_err(|e| fail("cannot write", &e))?;
-            {
-                let twins = tx.open_table(TWINS).map_err(|e| fail("twins", &e))?;
-                for row in twins.iter().map_err(|e| fail("twins", &e))? {
-                    let (k, v) = row.map_err(|e| fail("twins", &e))?;
-                    let doc: Value = serde_json::from_str(v.value())
-                        .map_err(|e| fail("a stored twin is not JSON", &e))?;
-                    writer.twins.insert(k.value().to_string(), doc);
+            // A read transaction: opening writes nothing (a router without twins pays no
+            // commit and no sync for them); a table not there yet is empty, and the first
+            // change creates it.
+            let tx = match &db {
+                Some(db) => Some(db.begin_read().map_err(|e| fail("cannot read", &e))?),
+                None => None,
+            };
+            let tables = tx.as_ref().map(|tx| {
+                (
+                    tx.open_table(TWINS),
+                    tx.open_table(DEVICES),
+                    tx.open_table(META),
+                )
+            });
+            let missing =
+                |e: &redb::TableError| matches!(e, redb::TableError::TableDoesNotExist(_));
+            let (twins, devices, meta) = match tables {
+                Some(t) => t,
+                None => (
+                    Err(redb::TableError::TableDoesNotExist(String::new())),
+                    Err(redb::TableError::TableDoesNotExist(String::new())),
+                    Err(redb::TableError::TableDoesNotExist(String::new())),
+                ),
+            };
+            match twins {
+                Ok(twins) => {
+                    for row in twins.iter().map_err(|e| fail("twins", &e))? {
+                        let (k, v) = row.map_err(|e| fail("twins", &e))?;
+                        let doc: Value = serde_json::from_str(v.value())
+                            .map_err(|e| fail("a stored twin is not JSON", &e))?;
+                        writer.twins.insert(k.value().to_string(), doc);
+                    }
                 }
-                let devices = tx.open_table(DEVICES).map_err(|e| fail("devices", &e))?;
-                for row in devices.iter().map_err(|e| fail("devices", &e))? {
-                    let (k, v) = row.map_err(|e| fail("devices", &e))?;
-                    writer
-                        .devices
-                        .insert(k.value().to_string(), DeviceRecord::from_json(v.value()));
-                }
-                let meta = tx.open_table(META).map_err(|e| fail("meta", &e))?;
-                writer.registry_seen = meta
-                    .get("registry_seen")
-                    .map_err(|e| fail("meta", &e))?
-                    .is_some_and(|v| v.value() == 1);
-                writer.sequence = meta
-                    .get("sequence")
-                    .map_err(|e| fail("meta", &e))?
-                    .map_or(0, |v| v.value());
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("twins", &e)),
             }
-            tx.commit().map_err(|e| fail("cannot commit", &e))?;
+            match devices {
+                Ok(devices) => {
+                    for row in devices.iter().map_err(|e| fail("devices", &e))? {
+                        let (k, v) = row.map_err(|e| fail("devices", &e))?;
+                        writer
+                            .devices
+                            .insert(k.value().to_string(), DeviceRecord::from_json(v.value()));
+                    }
+                }
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("devices", &e)),
+            }
+            match meta {
+                Ok(meta) => {
+                    writer.registry_seen = meta
+                        .get("registry_seen")
+                        .map_err(|e| fail("meta", &e))?
+                        .is_some_and(|v| v.value() == 1);
+                    writer.sequence = meta
+                        .get("sequence")
+                        .map_err(|e| fail("meta", &e))?
+                        .map_or(0, |v| v.value());
+                }
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(fail("meta", &e)),
+            }
+        }
+        let cell = std::sync::OnceLock::new();
+        if let Some(db) = db {
+            let _ = cell.set(db);
         }
         let twins = LiveTwins {
-            db,
+            db: cell,
+            _lock: lock_file,
             path,
             hub: hub.to_string(),
             view: RwLock::new(HashMap::new()),
@@ -338,7 +404,16 @@ impl LiveTwins {
                 format!("twin store {}: cannot commit: {e}", self.path.display()),
             )
         };
-        let tx = self.db.begin_write().map_err(|e| fail(&e))?;
+        // Under the writer's lock: one change at a time creates the database.
+        if self.db.get().is_none() {
+            let db = open_db(&self.path).map_err(|e| fail(&e))?;
+            let _ = self.db.set(db);
+        }
+        let db = self
+            .db
+            .get()
+            .ok_or_else(|| fail(&"the database is not open"))?;
+        let tx = db.begin_write().map_err(|e| fail(&e))?;
         {
             let mut twins = tx.open_table(TWINS).map_err(|e| fail(&e))?;
             for (k, doc) in changed {

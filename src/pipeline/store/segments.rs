@@ -1,0 +1,727 @@
+//! The log of accepted records: append-only segment files, one `write` and one `fdatasync` per
+//! group commit.
+//!
+//! Why not redb for the records: the log is a queue (append at the tail, read forward, drop
+//! the head), and redb's B-tree made the committer copy every record twice (into a chunk,
+//! then into a zeroed page), checksum every page, and grow its file with a region-allocator
+//! rewrite each time: about 10k instructions per message, more than everything else the
+//! store did. Here the records go from the routing thread's buffers to the kernel in one
+//! vectored write, behind a small header with a CRC-32 of the frame; redb keeps only what is
+//! small and changes in place (endpoint ids, cursors, the next sequence number).
+//!
+//! Layout: `<store>/log/<first sequence, 20 digits>.log`, each a run of frames:
+//!
+//! ```text
+//! magic "HRL1" | count u32 | first sequence u64 | payload length u32 | crc32 u32 | payload
+//! ```
+//!
+//! (little-endian; the CRC covers the 20 header bytes before it and the payload), the payload
+//! being `count` records, each a LEB128 length and its bytes. Sequence numbers rise from frame
+//! to frame (a gap is allowed: records deleted before a crash, or numbers an earlier store
+//! skipped).
+//!
+//! Crash safety: a frame is acknowledged only after `fdatasync` of its file (and, for a new
+//! file, of the directory that names it). At open every frame is checked (magic, CRC,
+//! lengths, rising sequence); the last file is cut at the first frame that fails — a write
+//! torn by a crash, which nobody was told was accepted. A failed write is cut off the same
+//! way at once, so a later frame never lands after garbage.
+//!
+//! Deletion: records every endpoint has passed are dropped from the in-memory index at once
+//! (that is what the store's byte count and backpressure see); a file goes when every frame
+//! in it has, the last one only once it is [`RECYCLE_BYTES`] long (a new file costs a
+//! directory sync), so the disk holds at most that much, or one [`SEGMENT_BYTES`] file,
+//! beyond the records still needed.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const MAGIC: [u8; 4] = *b"HRL1";
+/// Bytes of a frame's header.
+const HEADER: usize = 24;
+/// A file takes no more frames once it is this long: files are deleted whole, so this bounds
+/// what a partly passed file keeps on disk.
+const SEGMENT_BYTES: u64 = 64 << 20;
+/// The last file, once every record in it is passed, is deleted (the next frame starts a new
+/// one) only when at least this long: each new file costs a directory sync.
+const RECYCLE_BYTES: u64 = 8 << 20;
+/// Most payload bytes of one frame: a larger batch is written as several frames (in the same
+/// write and sync), so a reader never loads more than this for one frame.
+const FRAME_BYTES: usize = 4 << 20;
+/// Most records in one frame.
+const FRAME_RECORDS: usize = 4096;
+
+/// A frame in the index.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    first: u64,
+    count: u32,
+    /// Where its header starts in the file.
+    offset: u64,
+    /// Its payload's length.
+    len: u32,
+    /// Its records' bytes (without length prefixes): what the store's byte count holds.
+    bytes: u64,
+}
+
+impl Frame {
+    fn end(&self) -> u64 {
+        self.first + u64::from(self.count)
+    }
+}
+
+/// One file of the log.
+struct Segment {
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes of whole frames (the file is never longer once open).
+    len: u64,
+    /// Its frames not yet deleted.
+    frames: VecDeque<Frame>,
+}
+
+struct State {
+    segments: VecDeque<Segment>,
+    /// One past the last sequence number written (0: nothing in the log).
+    next: u64,
+    /// The last file takes no more frames (deleted, full, or a write to it failed and could
+    /// not be cut off): the next append starts a new file.
+    closed: bool,
+    /// A write failed and could not be undone: nothing more is written (restart to recover).
+    broken: Option<String>,
+}
+
+/// The open log; see the module documentation. Appends come from one thread at a time (the
+/// committer); reads and deletions may come from any.
+pub(super) struct Segments {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io_err(text: String) -> std::io::Error {
+    std::io::Error::other(text)
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Bytes of `n` as a LEB128 length.
+fn len_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// The records of a payload, in order; stops at a damaged length.
+pub(super) fn payload_records(mut value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if value.is_empty() {
+            return None;
+        }
+        let n = crate::sink::view::read_len(&mut value).ok()?;
+        if value.len() < n {
+            value = &[];
+            return None;
+        }
+        let (record, rest) = value.split_at(n);
+        value = rest;
+        Some(record)
+    })
+}
+
+fn header_bytes(first: u64, count: u32, len: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&MAGIC);
+    h[4..8].copy_from_slice(&count.to_le_bytes());
+    h[8..16].copy_from_slice(&first.to_le_bytes());
+    h[16..20].copy_from_slice(&len.to_le_bytes());
+    h
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The file name of a segment whose first record is `first`.
+fn file_name(first: u64) -> String {
+    format!("{first:020}.log")
+}
+
+/// Syncs a directory, so that a file created in it is found after a crash.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads the frames of `file` (length `len`): the valid ones, the offset where they end, and
+/// why reading stopped before `len` (if it did). `after`: frames must start above it.
+fn read_frames(
+    file: &File,
+    len: u64,
+    mut after: Option<u64>,
+) -> (VecDeque<Frame>, u64, Option<String>) {
+    let mut frames = VecDeque::new();
+    let mut offset = 0u64;
+    let mut header = [0u8; HEADER];
+    let mut payload = Vec::new();
+    let stop = loop {
+        if offset == len {
+            break None;
+        }
+        if len - offset < HEADER as u64 {
+            break Some("a frame header is cut short".to_string());
+        }
+        if let Err(e) = file.read_exact_at(&mut header, offset) {
+            break Some(format!("cannot read: {e}"));
+        }
+        if header[0..4] != MAGIC {
+            break Some("no frame where one should start".into());
+        }
+        let count = u32_at(&header, 4);
+        let first = u64_at(&header, 8);
+        let plen = u32_at(&header, 16);
+        let crc = u32_at(&header, 20);
+        if count == 0
+            || after.is_some_and(|a| first <= a)
+            || first.checked_add(count.into()).is_none()
+        {
+            break Some(format!(
+                "a frame's numbering is out of order (first {first})"
+            ));
+        }
+        if u64::from(plen) > len - offset - HEADER as u64 {
+            break Some("a frame is cut short".into());
+        }
+        payload.clear();
+        payload.resize(plen as usize, 0);
+        if let Err(e) = file.read_exact_at(&mut payload, offset + HEADER as u64) {
+            break Some(format!("cannot read: {e}"));
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header[..20]);
+        hasher.update(&payload);
+        if hasher.finalize() != crc {
+            break Some("a frame's checksum does not match".into());
+        }
+        // The payload holds exactly `count` records.
+        let (mut n, mut bytes, mut used) = (0u32, 0u64, 0usize);
+        for r in payload_records(&payload) {
+            n += 1;
+            bytes += r.len() as u64;
+            used += len_len(r.len()) + r.len();
+        }
+        if n != count || used != payload.len() {
+            break Some("a frame's records do not match its header".into());
+        }
+        let frame = Frame {
+            first,
+            count,
+            offset,
+            len: plen,
+            bytes,
+        };
+        after = Some(frame.end() - 1);
+        frames.push_back(frame);
+        offset += HEADER as u64 + u64::from(plen);
+    };
+    (frames, offset, stop)
+}
+
+impl Segments {
+    /// Opens the log in `dir` (created if missing), checking every frame; cuts a torn end off
+    /// the last file. Problems in earlier files (damage, not a crash) are reported on
+    /// standard error and what follows them in that file is skipped.
+    pub(super) fn open(dir: &Path) -> std::io::Result<Segments> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // Its name in the store's directory must survive a crash like the files in it.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let mut names: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(".log") else {
+                continue;
+            };
+            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(first) = stem.parse::<u64>() {
+                    names.push((first, entry.path()));
+                }
+            }
+        }
+        names.sort();
+        let mut segments = VecDeque::new();
+        let mut last_seq: Option<u64> = None;
+        let count = names.len();
+        for (i, (_, path)) in names.into_iter().enumerate() {
+            let is_last = i + 1 == count;
+            let file = OpenOptions::new().read(true).append(true).open(&path)?;
+            let file_len = file.metadata()?.len();
+            let (frames, valid, stop) = read_frames(&file, file_len, last_seq);
+            if let Some(why) = stop {
+                if is_last {
+                    // A write the crash tore (never acknowledged): cut it off, so the next
+                    // frame follows the last whole one.
+                    file.set_len(valid)?;
+                    file.sync_all()?;
+                } else {
+                    eprintln!(
+                        "store log {}: damaged at byte {valid} of {file_len} ({why}); the records after it in this file are skipped",
+                        path.display()
+                    );
+                }
+            }
+            if let Some(f) = frames.back() {
+                last_seq = Some(f.end() - 1);
+            }
+            if frames.is_empty() && !is_last {
+                // Nothing in it (a crash right after creating it, or everything passed).
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            segments.push_back(Segment {
+                path,
+                file: Arc::new(file),
+                len: valid,
+                frames,
+            });
+        }
+        Ok(Segments {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State {
+                segments,
+                next: last_seq.map_or(0, |s| s + 1),
+                closed: false,
+                broken: None,
+            }),
+        })
+    }
+
+    /// One past the last sequence number in the log (0 when it never held a record since
+    /// its files were last all deleted).
+    pub(super) fn next(&self) -> u64 {
+        lock(&self.state).next
+    }
+
+    /// Appends `records` numbered from `first` (above everything in the log) and syncs them:
+    /// when this returns `Ok` they survive a crash. Only one thread appends at a time.
+    pub(super) fn append(&self, first: u64, records: &[&[u8]]) -> std::io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (file, offset, new_file) = {
+            let mut st = lock(&self.state);
+            if let Some(why) = &st.broken {
+                return Err(io_err(format!(
+                    "the log cannot be written since an earlier failure ({why}); restart the router"
+                )));
+            }
+            if first < st.next {
+                return Err(io_err(format!(
+                    "record {first} is not after the log's end {}",
+                    st.next
+                )));
+            }
+            let full = st.segments.back().is_none_or(|s| s.len >= SEGMENT_BYTES);
+            if st.closed || full {
+                let path = self.dir.join(file_name(first));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .create(true)
+                    .open(&path)?;
+                let len = file.metadata()?.len();
+                if len != 0 {
+                    return Err(io_err(format!(
+                        "{} exists and is not empty",
+                        path.display()
+                    )));
+                }
+                st.segments.push_back(Segment {
+                    path,
+                    file: Arc::new(file),
+                    len: 0,
+                    frames: VecDeque::new(),
+                });
+                st.closed = false;
+                let s = st.segments.back().expect("just pushed");
+                (Arc::clone(&s.file), 0, true)
+            } else {
+                let s = st.segments.back().expect("not full");
+                (Arc::clone(&s.file), s.len, false)
+            }
+        };
+        if new_file {
+            // The new file's name must survive a crash before anything in it is acknowledged.
+            sync_dir(&self.dir)?;
+        }
+        // Frames: headers and length prefixes in two buffers, the records from where they are.
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut headers: Vec<[u8; HEADER]> = Vec::new();
+        let mut prefixes: Vec<u8> = Vec::with_capacity(records.len() * 3);
+        let mut prefix_ends: Vec<usize> = Vec::with_capacity(records.len());
+        let mut start = 0;
+        let mut at = offset;
+        while start < records.len() {
+            let mut end = start;
+            let mut len = 0usize;
+            let mut bytes = 0u64;
+            while end < records.len() && end - start < FRAME_RECORDS {
+                let more = len_len(records[end].len()) + records[end].len();
+                if end > start && len + more > FRAME_BYTES {
+                    break;
+                }
+                len += more;
+                bytes += records[end].len() as u64;
+                end += 1;
+            }
+            let len32 = u32::try_from(len)
+                .map_err(|_| io_err(format!("a record of {len} bytes is too large")))?;
+            let count = (end - start) as u32;
+            let frame_first = first + start as u64;
+            let mut header = header_bytes(frame_first, count, len32);
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&header[..20]);
+            for r in &records[start..end] {
+                let from = prefixes.len();
+                put_len(&mut prefixes, r.len());
+                hasher.update(&prefixes[from..]);
+                prefix_ends.push(prefixes.len());
+                hasher.update(r);
+            }
+            header[20..24].copy_from_slice(&hasher.finalize().to_le_bytes());
+            headers.push(header);
+            frames.push(Frame {
+                first: frame_first,
+                count,
+                offset: at,
+                len: len32,
+                bytes,
+            });
+            at += (HEADER + len) as u64;
+            start = end;
+        }
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * records.len() + headers.len());
+        let mut record = 0;
+        let mut prefix_from = 0;
+        for (h, f) in headers.iter().zip(&frames) {
+            slices.push(IoSlice::new(h));
+            for r in &records[record..record + f.count as usize] {
+                let to = prefix_ends[record];
+                slices.push(IoSlice::new(&prefixes[prefix_from..to]));
+                slices.push(IoSlice::new(r));
+                prefix_from = to;
+                record += 1;
+            }
+        }
+        let written = write_all_vectored(&file, &mut slices).and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // Cut off what may have been written, so that the next frame follows the last
+            // whole one; if even that fails, write nothing more.
+            let undone = file.set_len(offset).and_then(|()| file.sync_data());
+            let mut st = lock(&self.state);
+            if let Err(u) = undone {
+                st.broken = Some(format!("{e}; then cannot cut the log back: {u}"));
+            }
+            return Err(e);
+        }
+        let mut st = lock(&self.state);
+        let last = frames.last().map_or(first, Frame::end);
+        if let Some(s) = st.segments.back_mut() {
+            s.len = at;
+            s.frames.extend(frames);
+        }
+        st.next = last;
+        Ok(())
+    }
+
+    /// Up to `max` records after sequence `after`, in order, read from the files.
+    pub(super) fn read_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+        let start = after.saturating_add(1);
+        // Which frames, under the lock; read after it.
+        let mut plan: Vec<(Arc<File>, Frame)> = Vec::new();
+        {
+            let st = lock(&self.state);
+            let mut records = 0usize;
+            'segments: for s in &st.segments {
+                if s.frames.back().is_none_or(|f| f.end() <= start) {
+                    continue;
+                }
+                let from = s.frames.partition_point(|f| f.end() <= start);
+                for f in s.frames.iter().skip(from) {
+                    plan.push((Arc::clone(&s.file), *f));
+                    records += usize::try_from(f.end() - f.first.max(start)).unwrap_or(usize::MAX);
+                    if records >= max {
+                        break 'segments;
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        for (file, f) in plan {
+            payload.clear();
+            payload.resize(f.len as usize, 0);
+            file.read_exact_at(&mut payload, f.offset + HEADER as u64)?;
+            for (i, r) in payload_records(&payload).enumerate() {
+                let seq = f.first + i as u64;
+                if seq >= start {
+                    out.push((seq, r.to_vec()));
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every record in the log, in order.
+    pub(super) fn scan(&self, mut f: impl FnMut(u64, &[u8])) -> std::io::Result<()> {
+        let plan: Vec<(Arc<File>, Frame)> = {
+            let st = lock(&self.state);
+            st.segments
+                .iter()
+                .flat_map(|s| s.frames.iter().map(|fr| (Arc::clone(&s.file), *fr)))
+                .collect()
+        };
+        let mut payload = Vec::new();
+        for (file, fr) in plan {
+            payload.clear();
+            payload.resize(fr.len as usize, 0);
+            file.read_exact_at(&mut payload, fr.offset + HEADER as u64)?;
+            for (i, r) in payload_records(&payload).enumerate() {
+                f(fr.first + i as u64, r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records in the log.
+    pub(super) fn len(&self) -> u64 {
+        let st = lock(&self.state);
+        st.segments
+            .iter()
+            .flat_map(|s| &s.frames)
+            .map(|f| u64::from(f.count))
+            .sum()
+    }
+
+    /// Drops the frames whose records are all at or below `through` (a frame partly passed
+    /// stays until all of it is) and deletes the files left without frames; the records and
+    /// bytes dropped.
+    pub(super) fn delete_through(&self, through: u64) -> (u64, u64) {
+        let mut freed = (0u64, 0u64);
+        let mut remove = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            loop {
+                let many = st.segments.len() > 1;
+                let Some(s) = st.segments.front_mut() else {
+                    break;
+                };
+                while let Some(f) = s.frames.front() {
+                    if f.end() > through.saturating_add(1) {
+                        break;
+                    }
+                    freed.0 += u64::from(f.count);
+                    freed.1 += f.bytes;
+                    s.frames.pop_front();
+                }
+                if !s.frames.is_empty() {
+                    break;
+                }
+                // All of it passed: an earlier file goes; the last only when long enough to
+                // be worth a new file's directory sync.
+                if many || s.len >= RECYCLE_BYTES {
+                    let s = st.segments.pop_front().expect("front exists");
+                    remove.push(s.path);
+                    if st.segments.is_empty() {
+                        st.closed = true;
+                    }
+                } else {
+                    break;
+                }
+            }
+        }
+        for path in remove {
+            // A file left behind holds only passed records: the next open drops them again.
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("store log {}: cannot delete: {e}", path.display());
+                }
+            }
+        }
+        freed
+    }
+}
+
+/// Writes every byte of `slices` (a vectored write takes at most the system's limit of
+/// slices, and may take fewer bytes).
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "the log file took no bytes",
+                ))
+            }
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hubroute-seg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn recs(n: u32, size: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut v = i.to_le_bytes().to_vec();
+                v.resize(size.max(4), (i % 251) as u8);
+                v
+            })
+            .collect()
+    }
+
+    /// Appended records read back from anywhere, survive a reopen, and a deleted prefix is
+    /// gone (files whole once passed).
+    #[test]
+    fn append_read_reopen_delete() {
+        let d = dir("basic");
+        let rs = recs(5000, 100);
+        let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
+        {
+            let log = Segments::open(&d).unwrap();
+            log.append(1, &slices[..3000]).unwrap();
+            log.append(3001, &slices[3000..]).unwrap();
+            assert_eq!(log.next(), 5001);
+            let r = log.read_after(2999, 3).unwrap();
+            assert_eq!(
+                r.iter().map(|x| x.0).collect::<Vec<_>>(),
+                [3000, 3001, 3002]
+            );
+            assert_eq!(r[1].1, rs[3000]);
+        }
+        let log = Segments::open(&d).unwrap();
+        assert_eq!(log.next(), 5001);
+        assert_eq!(log.len(), 5000);
+        let mut n = 0;
+        log.scan(|seq, r| {
+            assert_eq!(r, rs[(seq - 1) as usize].as_slice());
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(n, 5000);
+        // Frames 1..=3000 and 3001..=5000: through 4500 drops only the first.
+        let (records, bytes) = log.delete_through(4500);
+        assert_eq!((records, bytes), (3000, 3000 * 100));
+        assert_eq!(log.read_after(0, 10).unwrap()[0].0, 3001);
+        assert_eq!(log.delete_through(5000).0, 2000);
+        assert_eq!(log.len(), 0);
+        log.append(5001, &slices[..1]).unwrap();
+        drop(log);
+        let log = Segments::open(&d).unwrap();
+        assert_eq!(log.next(), 5002);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A torn last frame (a crash in the middle of a write) is cut off at open, and the log
+    /// goes on after the last whole frame.
+    #[test]
+    fn a_torn_end_is_cut_off() {
+        let d = dir("torn");
+        let rs = recs(10, 1000);
+        let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
+        let path;
+        {
+            let log = Segments::open(&d).unwrap();
+            log.append(1, &slices[..5]).unwrap();
+            log.append(6, &slices[5..]).unwrap();
+            path = lock(&log.state).segments[0].path.clone();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Cut into the second frame, then garbage.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 10).unwrap();
+        f.write_all_at(&[7u8; 30], len - 10).unwrap();
+        drop(f);
+        let log = Segments::open(&d).unwrap();
+        assert_eq!(log.next(), 6);
+        assert_eq!(log.len(), 5);
+        log.append(6, &slices[5..]).unwrap();
+        drop(log);
+        let log = Segments::open(&d).unwrap();
+        assert_eq!(log.next(), 11);
+        let r = log.read_after(0, 100).unwrap();
+        assert_eq!(r.len(), 10);
+        assert_eq!(r[9].1, rs[9]);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// Large batches span frames and files; files passed whole are deleted.
+    #[test]
+    fn large_batches_span_frames_and_files() {
+        let d = dir("large");
+        let rs = recs(200, 1 << 20);
+        let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
+        let log = Segments::open(&d).unwrap();
+        log.append(10, &slices[..100]).unwrap();
+        log.append(110, &slices[100..]).unwrap();
+        assert!(lock(&log.state).segments.len() >= 2);
+        let r = log.read_after(105, 10).unwrap();
+        assert_eq!(r[0].0, 106);
+        assert_eq!(r[0].1, rs[96]);
+        let files = || std::fs::read_dir(&d).unwrap().count();
+        let before = files();
+        log.delete_through(109);
+        assert!(files() < before);
+        assert_eq!(log.delete_through(209).0, 100);
+        // The last file was long enough to go too; the next append starts a new one.
+        assert_eq!(files(), 0);
+        log.append(210, &slices[..1]).unwrap();
+        assert_eq!(files(), 1);
+        drop(log);
+        let log = Segments::open(&d).unwrap();
+        assert_eq!(log.next(), 211);
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
