@@ -45,9 +45,9 @@ fn eq_ascii_fold(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Properties {
     entries: Vec<(String, Option<String>)>,
-    /// Emptied strings of entries [`Properties::clear`] dropped, reused by
-    /// [`Properties::insert_str`]: a bag refilled for each message of a stream keeps its
-    /// strings' memory instead of allocating every name and value again.
+    /// Emptied value strings of entries [`Properties::clear`] dropped, reused by
+    /// [`Properties::insert_str`] (names stay in `kept`): a bag refilled for each message of
+    /// a stream keeps its strings' memory instead of allocating every name and value again.
     spare: Vec<String>,
     /// Whether every name is ASCII (kept in step with `entries`), so that a
     /// lookup of an ASCII name can compare with plain ASCII case folding
@@ -361,7 +361,7 @@ impl Properties {
     /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
     /// `replace`: `Err(value)`, nothing inserted, when the name is present) of a name read
     /// from a message line. When the name is one the last message had near this position
-    /// ([`Properties::is_kept`]) and no name in the bag can equal it (the bloom bit of its
+    /// ([`Properties::kept_position`]) and no name in the bag can equal it (the bloom bit of its
     /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
     /// no copy.
     #[inline]
