@@ -45,9 +45,9 @@ fn eq_ascii_fold(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Properties {
     entries: Vec<(String, Option<String>)>,
-    /// Emptied strings of entries [`Properties::clear`] dropped, reused by
-    /// [`Properties::insert_str`]: a bag refilled for each message of a stream keeps its
-    /// strings' memory instead of allocating every name and value again.
+    /// Emptied value strings of entries [`Properties::clear`] dropped, reused by
+    /// [`Properties::insert_str`] (names stay in `kept`): a bag refilled for each message of
+    /// a stream keeps its strings' memory instead of allocating every name and value again.
     spare: Vec<String>,
     /// Whether every name is ASCII (kept in step with `entries`), so that a
     /// lookup of an ASCII name can compare with plain ASCII case folding
@@ -63,7 +63,31 @@ pub struct Properties {
     /// comparison) instead of loading each name's length and first byte
     /// through its `String`.
     keys: Vec<u64>,
+    /// Bit [`key_bit`] of every name's key (a removal leaves its bit set): an ASCII name
+    /// whose bit is clear is not in the bag, so inserting a new name into an ASCII bag
+    /// mostly skips the scan for a duplicate.
+    bloom: u64,
+    /// The names (with their keys and ASCII-ness) that the entries held at each position
+    /// before [`Properties::clear`]: a stream's messages mostly carry the same names in the
+    /// same order (some left out or added), so [`Properties::insert_line_name`] takes a kept
+    /// name back when the next name is the same text, instead of hashing and copying it. A
+    /// taken slot is left empty with the key [`TAKEN`] (no name has it).
+    kept: Vec<(String, u64, bool)>,
+    /// Where in `kept` the next name is looked for: after the last one taken.
+    kept_cursor: usize,
+    /// Kept names no longer kept (the next message had other names), for names copied in:
+    /// names and values keep to separate strings, so each string's capacity settles at its
+    /// role's length within a few messages instead of moving between short names and long
+    /// values.
+    spare_names: Vec<String>,
 }
+
+/// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
+const TAKEN: u64 = u64::MAX;
+
+/// How many kept names from the cursor on [`Properties::kept_find`] tries: a message without
+/// one of the last message's optional properties still finds the rest.
+const KEPT_WINDOW: usize = 3;
 
 /// A name's length (top 16 bits, saturated) and a 48-bit hash of its bytes folded towards
 /// lower case (`| 0x20`), packed: two ASCII names equal up to case have equal keys, so
@@ -100,11 +124,15 @@ impl Default for Properties {
             dollar: false,
             index: None,
             keys: Vec::new(),
+            bloom: 0,
+            kept: Vec::new(),
+            kept_cursor: 0,
+            spare_names: Vec::new(),
         }
     }
 }
 
-/// A clone has the entries only, not the spare strings kept for reuse.
+/// A clone has the entries only, not the spare and kept strings kept for reuse.
 impl Clone for Properties {
     fn clone(&self) -> Self {
         Properties {
@@ -114,6 +142,10 @@ impl Clone for Properties {
             dollar: self.dollar,
             index: self.index.clone(),
             keys: self.keys.clone(),
+            bloom: self.bloom,
+            kept: Vec::new(),
+            kept_cursor: 0,
+            spare_names: Vec::new(),
         }
     }
 }
@@ -185,10 +217,19 @@ impl Properties {
 
     /// Appends `name`, which is not in the bag; `key` is its [`scan_key`] if known.
     fn push_new(&mut self, name: String, value: Option<String>, key: Option<u64>) {
-        self.ascii &= name.is_ascii();
+        let ascii = name.is_ascii();
+        let key = key.unwrap_or_else(|| scan_key(&name));
+        self.push_known(name, value, key, ascii);
+    }
+
+    /// [`Properties::push_new`] given the name's key and whether it is ASCII.
+    #[inline]
+    fn push_known(&mut self, name: String, value: Option<String>, key: u64, ascii: bool) {
+        self.ascii &= ascii;
         self.dollar |= name.starts_with('$');
+        self.bloom |= key_bit(key);
         let hash = self.index.as_ref().map(|_| folded_hash(&name));
-        self.keys.push(key.unwrap_or_else(|| scan_key(&name)));
+        self.keys.push(key);
         self.entries.push((name, value));
         match (&mut self.index, hash) {
             (Some(index), Some(h)) => index.entry(h).or_default().push(self.entries.len() - 1),
@@ -201,13 +242,40 @@ impl Properties {
     /// [`Properties::insert_str`]s: parsing a stream of messages into one reused bag
     /// allocates nothing once the bag has held its largest message.
     pub fn clear(&mut self) {
-        for (name, value) in self.entries.drain(..) {
-            self.spare.push(name);
+        let all_ascii = self.ascii;
+        let n = self.entries.len();
+        if self.kept.len() < n {
+            self.kept.resize_with(n, || (String::new(), TAKEN, false));
+        }
+        // Backwards, so that the spare values are taken in the order they were held: the next
+        // message's first value gets this one's first value's string, and a value's string
+        // settles at that property's length.
+        while let Some((name, value)) = self.entries.pop() {
+            let i = self.entries.len();
+            // The name stays at its position for the next message's name there; what was
+            // kept there before (emptied if it was taken) goes to the spare names.
+            let ascii = all_ascii || name.is_ascii();
+            let (old, _, _) = std::mem::replace(&mut self.kept[i], (name, self.keys[i], ascii));
+            if old.capacity() > 0 {
+                self.spare_names.push(old);
+            }
             if let Some(v) = value {
                 self.spare.push(v);
             }
         }
+        // Only this message's names stay kept (a bag cleared again while empty keeps them):
+        // strings kept for names no longer seen go to the spare names, so every string stays
+        // in use and a warm stream allocates nothing.
+        if n > 0 && self.kept.len() > n {
+            for (s, _, _) in self.kept.drain(n..) {
+                if s.capacity() > 0 {
+                    self.spare_names.push(s);
+                }
+            }
+        }
         self.keys.clear();
+        self.bloom = 0;
+        self.kept_cursor = 0;
         self.index = None;
         self.ascii = true;
         self.dollar = false;
@@ -266,9 +334,84 @@ impl Properties {
         }
     }
 
+    /// Where `name` is, byte for byte, among the ASCII names the bag held before
+    /// [`Properties::clear`] and not yet taken, looking at the few from the cursor on.
+    #[inline]
+    fn kept_find(&self, name: &str) -> Option<usize> {
+        let from = self.kept_cursor.min(self.kept.len());
+        let to = (from + KEPT_WINDOW).min(self.kept.len());
+        (from..to).find(|&j| {
+            let (k, key, ascii) = &self.kept[j];
+            *ascii && *key != TAKEN && bytes_eq(k.as_bytes(), name.as_bytes())
+        })
+    }
+
+    /// Where `name` is among the names the bag held before [`Properties::clear`] that
+    /// [`Properties::insert_line_name`] would take back (when not in the bag already), for
+    /// [`Properties::insert_line_name_found`].
+    #[inline]
+    pub(crate) fn kept_position(&self, name: &str) -> Option<usize> {
+        if self.ascii && self.index.is_none() {
+            self.kept_find(name)
+        } else {
+            None
+        }
+    }
+
+    /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
+    /// `replace`: `Err(value)`, nothing inserted, when the name is present) of a name read
+    /// from a message line. When the name is one the last message had near this position
+    /// ([`Properties::kept_position`]) and no name in the bag can equal it (the bloom bit of its
+    /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
+    /// no copy.
+    #[inline]
+    pub(crate) fn insert_line_name(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        let found = self.kept_position(name);
+        self.insert_line_name_found(found, name, value, replace)
+    }
+
+    /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
+    /// out with nothing inserted since (values may have been taken from the spare ones).
+    #[inline]
+    pub(crate) fn insert_line_name_found(
+        &mut self,
+        found: Option<usize>,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        if let Some(j) = found {
+            let key = self.kept[j].1;
+            if self.bloom & key_bit(key) == 0 {
+                let owned = std::mem::take(&mut self.kept[j].0);
+                self.kept[j].1 = TAKEN;
+                self.kept_cursor = j + 1;
+                self.push_known(owned, value, key, true);
+                return Ok(());
+            }
+        }
+        if replace {
+            self.insert_spare(name, value);
+            Ok(())
+        } else {
+            self.insert_spare_absent(name, value)
+        }
+    }
+
     /// Appends `name` (copied into a spare string) with its [`scan_key`] if known.
     fn push_spare(&mut self, name: &str, value: Option<String>, key: Option<u64>) {
-        let mut owned = self.take_spare();
+        let mut owned = match self.spare_names.pop() {
+            Some(mut s) => {
+                s.clear();
+                s
+            }
+            None => self.take_spare(),
+        };
         owned.push_str(name);
         self.push_new(owned, value, key);
     }
@@ -279,6 +422,9 @@ impl Properties {
     fn find(&self, name: &str) -> (Option<usize>, Option<u64>) {
         if self.index.is_none() && self.ascii && name.is_ascii() {
             let key = scan_key(name);
+            if self.bloom & key_bit(key) == 0 {
+                return (None, Some(key));
+            }
             let nb = name.as_bytes();
             let at = self
                 .keys
