@@ -22,9 +22,10 @@ use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
-use crate::message::naming::PropertyNaming;
+use crate::message::naming::{PropertyNaming, TABLE};
 use crate::message::{eq_ignore_case, Message};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// The Avro schema of Storage records: record `Message` in namespace `Microsoft.Azure.Devices`.
 ///
@@ -256,23 +257,50 @@ fn storage_name_str(name: &str) -> &str {
     }
 }
 
-/// [`storage_name_str`] of a name read from a store record. The table's names are ASCII, so a
-/// name that is not cannot be in it.
+/// [`storage_name_str`] of a name read from a store record, for every system property of
+/// every copy: the table's names bucketed by length (built once), so a name is compared with
+/// the one or two of its length instead of running `outbound_name`'s search over all twelve
+/// after a UTF-8 check. The table's names are ASCII, so a name that is not keeps its spelling,
+/// as `outbound_name` keeps it (its `eq_ignore_ascii_case` is the comparison here).
 fn storage_name(name: &[u8]) -> &[u8] {
-    if !name.is_ascii() {
-        return name;
-    }
-    match std::str::from_utf8(name) {
-        Ok(n) => storage_name_str(n).as_bytes(),
-        Err(_) => name,
-    }
+    type Buckets = Vec<Vec<(&'static str, &'static str)>>;
+    static BY_LENGTH: OnceLock<Buckets> = OnceLock::new();
+    let buckets = BY_LENGTH.get_or_init(|| {
+        let mut buckets: Buckets = Vec::new();
+        for (routing, _) in TABLE {
+            let spelling = match PropertyNaming::Storage.outbound_name(routing) {
+                Cow::Borrowed(s) => s,
+                Cow::Owned(_) => routing,
+            };
+            if buckets.len() <= routing.len() {
+                buckets.resize(routing.len() + 1, Vec::new());
+            }
+            buckets[routing.len()].push((routing, spelling));
+        }
+        buckets
+    });
+    buckets
+        .get(name.len())
+        .and_then(|b| {
+            b.iter()
+                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        })
+        .map_or(name, |(_, spelling)| spelling.as_bytes())
 }
 
 /// Whether a name read from a store record equals `want` ignoring case, as
-/// [`eq_ignore_case`] compares (ASCII names without a UTF-8 check).
+/// [`eq_ignore_case`] compares (ASCII names without a UTF-8 check). For an ASCII `want`, a
+/// name of its length or shorter is equal only byte for byte ignoring ASCII case (a non-ASCII
+/// character takes more bytes than the one ASCII character it could equal), so only a longer
+/// non-ASCII name needs the full comparison.
 pub(crate) fn name_is(name: &[u8], want: &str) -> bool {
-    if name.is_ascii() && want.is_ascii() {
-        return name.eq_ignore_ascii_case(want.as_bytes());
+    if want.is_ascii() {
+        if name.len() <= want.len() {
+            return name.eq_ignore_ascii_case(want.as_bytes());
+        }
+        if name.is_ascii() {
+            return false;
+        }
     }
     std::str::from_utf8(name).is_ok_and(|n| eq_ignore_case(n, want))
 }

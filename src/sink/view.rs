@@ -37,6 +37,13 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], PackedError> {
 
 /// Reads a LEB128 length.
 pub(crate) fn read_len(bytes: &mut &[u8]) -> Result<usize, PackedError> {
+    // Most lengths are one byte.
+    if let Some((&b, rest)) = bytes.split_first() {
+        if b < 0x80 {
+            *bytes = rest;
+            return Ok(usize::from(b));
+        }
+    }
     let mut n: u64 = 0;
     for shift in (0..64).step_by(7) {
         let b = take(bytes, 1)?[0];
@@ -166,11 +173,6 @@ impl<'a> PackedProperties<'a> {
             left,
             presence: self.presence,
         }
-    }
-
-    /// Whether a property is named `name` (ignoring case), read as bytes.
-    fn has_bytes(&self, name: &[u8]) -> bool {
-        self.iter_bytes().any(|(n, _)| same_name(n, name))
     }
 
     /// The value of the first property named `name` (ignoring case), if any.
@@ -305,10 +307,20 @@ impl CopyView<'_> {
             }
             return;
         }
+        // Both lists ASCII (lengths and presence bytes under 128 are ASCII too): every name
+        // is, and names compare as bytes, without a check per comparison.
+        let ascii = self.app_properties.bytes.is_ascii() && enrichments.bytes.is_ascii();
+        let same = |a: &[u8], b: &[u8]| {
+            if ascii {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                same_name(a, b)
+            }
+        };
         let enriched = |name: &[u8]| {
             enrichments
                 .iter_bytes()
-                .filter(|(n, _)| same_name(n, name))
+                .filter(|(n, _)| same(n, name))
                 .last()
                 .map(|(_, v)| v)
         };
@@ -319,11 +331,8 @@ impl CopyView<'_> {
             }
         }
         for (i, (name, _)) in enrichments.iter_bytes().enumerate() {
-            let first = !enrichments
-                .iter_bytes()
-                .take(i)
-                .any(|(n, _)| same_name(n, name));
-            if first && !self.app_properties.has_bytes(name) {
+            let first = !enrichments.iter_bytes().take(i).any(|(n, _)| same(n, name));
+            if first && !self.app_properties.iter_bytes().any(|(n, _)| same(n, name)) {
                 f(name, enriched(name).flatten());
             }
         }
