@@ -257,13 +257,21 @@ fn storage_name_str(name: &str) -> &str {
     }
 }
 
-/// [`storage_name_str`] of a name read from a store record, for every system property of
-/// every copy: the table's names bucketed by length (built once), so a name is compared with
-/// the one or two of its length instead of running `outbound_name`'s search over all twelve
-/// after a UTF-8 check. The table's names are ASCII, so a name that is not keeps its spelling,
-/// as `outbound_name` keeps it (its `eq_ignore_ascii_case` is the comparison here).
-fn storage_name(name: &[u8]) -> &[u8] {
-    type Buckets = Vec<Vec<(&'static str, &'static str)>>;
+/// A name of IoT Hub's table as Storage records spell it.
+struct StorageName {
+    spelling: &'static str,
+    /// The spelling as a JSON member name with its colon (`"contentType":`), written whole.
+    json_key: Vec<u8>,
+}
+
+/// The Storage spelling of a system property name read from a store record, if it is in the
+/// table ([`storage_name_str`]'s rule), for every system property of every copy: the table's
+/// names bucketed by length (built once), so a name is compared with the one or two of its
+/// length instead of running `outbound_name`'s search over all twelve after a UTF-8 check.
+/// The table's names are ASCII, so a name that is not keeps its spelling, as `outbound_name`
+/// keeps it (its `eq_ignore_ascii_case` is the comparison here).
+fn storage_entry(name: &[u8]) -> Option<&'static StorageName> {
+    type Buckets = Vec<Vec<(&'static str, StorageName)>>;
     static BY_LENGTH: OnceLock<Buckets> = OnceLock::new();
     let buckets = BY_LENGTH.get_or_init(|| {
         let mut buckets: Buckets = Vec::new();
@@ -272,10 +280,13 @@ fn storage_name(name: &[u8]) -> &[u8] {
                 Cow::Borrowed(s) => s,
                 Cow::Owned(_) => routing,
             };
+            let mut json_key = Vec::new();
+            push_string(&mut json_key, spelling.as_bytes());
+            json_key.push(b':');
             if buckets.len() <= routing.len() {
-                buckets.resize(routing.len() + 1, Vec::new());
+                buckets.resize_with(routing.len() + 1, Vec::new);
             }
-            buckets[routing.len()].push((routing, spelling));
+            buckets[routing.len()].push((routing, StorageName { spelling, json_key }));
         }
         buckets
     });
@@ -285,7 +296,12 @@ fn storage_name(name: &[u8]) -> &[u8] {
             b.iter()
                 .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
         })
-        .map_or(name, |(_, spelling)| spelling.as_bytes())
+        .map(|(_, entry)| entry)
+}
+
+/// [`storage_name_str`] of a name read from a store record ([`storage_entry`]).
+fn storage_name(name: &[u8]) -> &[u8] {
+    storage_entry(name).map_or(name, |e| e.spelling.as_bytes())
 }
 
 /// Whether a name read from a store record equals `want` ignoring case, as
@@ -333,8 +349,13 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
         if name_is(n, ENQUEUED_TIME) {
             continue;
         }
-        push_string(out, storage_name(n));
-        out.push(b':');
+        match storage_entry(n) {
+            Some(name) => out.extend_from_slice(&name.json_key),
+            None => {
+                push_string(out, n);
+                out.push(b':');
+            }
+        }
         push_string(out, v.unwrap_or(b""));
         out.push(b',');
     }
@@ -553,6 +574,52 @@ mod tests {
         let r = Record::new(&e, "t".into());
         let names: Vec<_> = r.system_pairs().map(|(n, _)| n).collect();
         assert_eq!(names, ["contentType", "dt-subject", "enqueuedTime"]);
+    }
+
+    /// The by-length lookup of names read from records agrees with `outbound_name`'s search,
+    /// and `name_is` with `eq_ignore_case`, on every spelling of the table in several cases
+    /// and on names near them.
+    #[test]
+    fn record_names_are_looked_up_as_strings_are() {
+        let mut probes: Vec<String> = vec![
+            "".into(),
+            "x".into(),
+            "enqueuedTıme".into(),
+            "ENQUEUEDTİME".into(),
+            "enqueuedTim".into(),
+            "enqueuedTimee".into(),
+            "ſtatus".into(),
+            "café".into(),
+        ];
+        for (routing, spellings) in TABLE {
+            for n in std::iter::once(routing).chain(spellings) {
+                probes.push(n.to_string());
+                probes.push(n.to_ascii_uppercase());
+                probes.push(n.to_ascii_lowercase());
+                probes.push(format!("{n}x"));
+                probes.push(n[1..].to_string());
+            }
+        }
+        for p in &probes {
+            assert_eq!(
+                storage_name(p.as_bytes()),
+                storage_name_str(p).as_bytes(),
+                "{p}"
+            );
+            if let Some(entry) = storage_entry(p.as_bytes()) {
+                let mut key = Vec::new();
+                push_string(&mut key, entry.spelling.as_bytes());
+                key.push(b':');
+                assert_eq!(entry.json_key, key);
+            }
+            for want in [ENQUEUED_TIME, "ab", "İ", "ıd"] {
+                assert_eq!(
+                    name_is(p.as_bytes(), want),
+                    eq_ignore_case(p, want),
+                    "{p} {want}"
+                );
+            }
+        }
     }
 
     #[test]
