@@ -197,11 +197,12 @@ fn number(b: &[u8], mut pos: usize) -> Step {
     if b[pos] == b'-' {
         pos += 1;
     }
-    match b.get(pos) {
-        Some(b'0') => pos += 1,
-        Some(b'1'..=b'9') => pos = digits(b, pos + 1),
-        _ => return Err(Stop::Invalid),
+    // The integer part: one digit or more, without a leading zero unless it is only `0`.
+    let end = digits(b, pos);
+    if end == pos || (b[pos] == b'0' && end > pos + 1) {
+        return Err(Stop::Invalid);
     }
+    pos = end;
     if b.get(pos) == Some(&b'.') {
         let end = digits(b, pos + 1);
         if end == pos + 1 {
@@ -306,7 +307,7 @@ fn member_name<G: Gaps>(g: &mut G, b: &[u8], mut pos: usize) -> Step {
 /// (skipped, then the step runs again), not a skip before every token.
 fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
     // The open containers, innermost in bit 0: set for an object.
-    let mut objects: u128 = 0;
+    let mut objects: u64 = 0;
     let mut depth = 0u32;
     let mut pos = 0;
     'value: loop {
@@ -314,7 +315,7 @@ fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
             Some(b'"') => string(b, pos + 1)?,
             Some(b'-' | b'0'..=b'9') => number(b, pos)?,
             Some(&open @ (b'{' | b'[')) => {
-                if depth == u128::BITS {
+                if depth == u64::BITS {
                     return Err(Stop::TooDeep);
                 }
                 let object = open == b'{';
@@ -323,7 +324,7 @@ fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
                 if c == Some(close) {
                     at + 1
                 } else {
-                    objects = (objects << 1) | u128::from(object);
+                    objects = (objects << 1) | u64::from(object);
                     depth += 1;
                     pos = if object { member_name(g, b, at)? } else { at };
                     continue 'value;
@@ -340,29 +341,26 @@ fn check<G: Gaps>(g: &mut G, b: &[u8]) -> Result<(), Stop> {
         };
         // After a value: the end of the text, or a comma, or closing brackets.
         loop {
-            let (c, at) = token(g, b, pos);
-            if depth == 0 {
-                return if c.is_none() {
-                    Ok(())
-                } else {
-                    Err(Stop::Invalid)
-                };
-            }
             let object = objects & 1 != 0;
-            match c {
-                Some(b',') => {
+            match b.get(pos) {
+                Some(b',') if depth > 0 => {
                     pos = if object {
-                        member_name(g, b, at + 1)?
+                        member_name(g, b, pos + 1)?
                     } else {
-                        at + 1
+                        pos + 1
                     };
                     continue 'value;
                 }
-                Some(b'}') if object => {}
-                Some(b']') if !object => {}
+                Some(b'}') if depth > 0 && object => {}
+                Some(b']') if depth > 0 && !object => {}
+                Some(&c) if is_ws(c) => {
+                    pos = skip(g, b, pos);
+                    continue;
+                }
+                None if depth == 0 => return Ok(()),
                 _ => return Err(Stop::Invalid),
             }
-            pos = at + 1;
+            pos += 1;
             objects >>= 1;
             depth -= 1;
         }

@@ -240,9 +240,14 @@ impl MapWriter {
         if self.count == 0 {
             return; // the reserved zero is the empty map
         }
-        let mut count = Vec::new();
-        put_avro_len(&mut count, self.count);
-        out.splice(self.at..=self.at, count);
+        if self.count < 64 {
+            // One byte of zig-zag: the reserved byte holds it, nothing moves.
+            out[self.at] = (self.count as u8) << 1;
+        } else {
+            let mut count = Vec::new();
+            put_avro_len(&mut count, self.count);
+            out.splice(self.at..=self.at, count);
+        }
         out.push(0);
     }
 }
@@ -293,8 +298,11 @@ fn storage_entry(name: &[u8]) -> Option<&'static StorageName> {
     buckets
         .get(name.len())
         .and_then(|b| {
-            b.iter()
-                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            // Records mostly carry the routing spelling itself: one comparison of the bytes.
+            b.iter().find(|(n, _)| n.as_bytes() == name).or_else(|| {
+                b.iter()
+                    .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            })
         })
         .map(|(_, entry)| entry)
 }
