@@ -6,6 +6,8 @@
 #      one `run --input jetstream://…` worker draining the stream, then two workers sharing a
 #      consumer on a second pass over the same stream.
 #
+#   0. first, the broker's ceiling: device_fleet → Mosquitto → mosquitto_sub (no router).
+#
 # Every router routes ../shared/bench/routes-10.json with a file: sink per endpoint and its own
 # durable store (device_fleet's messages match none of its ten routes: all ten conditions are
 # evaluated and each message takes the fallback route to `events`). Prints messages/s, broker-side drops (Mosquitto's "Outgoing messages are being
@@ -44,7 +46,11 @@ ROUTES=$ROOT/../shared/bench/routes-10.json
 W=$(mktemp -d /tmp/hubroute-e2e.XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Routers run under /usr/bin/time, which does not pass a signal on: stop its child too.
+    for p in "${PIDS[@]}"; do
+        pkill -P "$p" 2>/dev/null || true
+        kill "$p" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$W"
 }
@@ -115,6 +121,29 @@ report() { # NAME LOG START END
         "not received: $((N - ${read:-0}))"
     grep -E "^  (hot-telemetry|events):" "$2" | sed -e 's/^ */    /' -e 's/, retries.*latency/, latency/' || true
 }
+
+echo "== 0. the broker's own ceiling: device_fleet → Mosquitto → mosquitto_sub (QoS 1, no router)"
+# What this machine's Mosquitto and device_fleet move with a subscriber that does nothing but
+# acknowledge (mosquitto_sub, C): no router can go faster than this through this broker here.
+if command -v mosquitto_sub >/dev/null; then
+    timed "$W/sub.cpu" timeout 300 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u router \
+        -P "$(cat examples/mosquitto/router.password)" -i e2e-ceiling -q 1 -C "$N" \
+        -t 'devices/+/messages/events/#' >/dev/null 2>"$W/sub.log" &
+    SUB=$!
+    PIDS+=($SUB)
+    sleep 0.5
+    M0=$(ticks "$MOSQUITTO")
+    T0=$(now)
+    timed "$W/sub-fleet.cpu" "$FLEET" "$DEVICE" "$N" "$DEVICES" | sed 's/^/    device_fleet: /'
+    wait "$SUB" || true
+    T1=$(now)
+    M1=$(ticks "$MOSQUITTO")
+    echo "    mosquitto_sub: $N messages in $(minus "$T1" "$T0" 0)s ($(rate "$N" "$(minus "$T1" "$T0" 0)") msg/s)"
+    echo "    CPU s per 100k: Mosquitto $(ticks_per100k "$M0" "$M1"), device_fleet" \
+        "$(per100k "$(cpu_of "$W/sub-fleet.cpu")"), mosquitto_sub $(per100k "$(cpu_of "$W/sub.cpu")")"
+else
+    echo "    skipped: mosquitto_sub not found (apt-get install mosquitto-clients)"
+fi
 
 echo "== A. device_fleet → Mosquitto → run --input mqtt ($N messages, $DEVICES devices)"
 mkdir -p "$W/a"

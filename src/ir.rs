@@ -7,6 +7,8 @@
 //! differential tests check.
 
 use crate::functions::Func;
+/// The built-in path tests, beside [`Func`] in `functions`, which evaluates them.
+pub use crate::functions::PathTest;
 use crate::ty::Ty;
 
 /// Comparison operators.
@@ -50,19 +52,6 @@ impl CmpOp {
             CmpOp::Ge => ord != Less,
         }
     }
-}
-
-/// What [`Ir::PathTest`] asks of a body path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PathTest {
-    /// `twin_change_includes`: whether the path is present (R24).
-    Includes,
-    /// `is_array` (hub dialect).
-    IsArray,
-    /// `is_object` (hub dialect).
-    IsObject,
-    /// `is_primitive` (hub dialect): a string, number, bool or null.
-    IsPrimitive,
 }
 
 /// Arithmetic operators.

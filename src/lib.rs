@@ -42,6 +42,7 @@ pub mod span;
 pub mod syntax;
 pub mod twin;
 pub mod ty;
+mod value;
 
 pub use check::{Dialect, Options};
 pub use condition::Condition;

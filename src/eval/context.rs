@@ -1,11 +1,11 @@
 //! What an evaluation reads: the message, its body parsed at most once, and the device twin.
 
 use super::fast::{decode_body_with, BodyPlan, BodyScratch, ProgramSlots};
-use super::value::Value;
 use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
 use crate::ir::PathTest;
 use crate::message::{names, Message, Properties};
+use crate::value::Value;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 

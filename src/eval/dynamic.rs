@@ -4,7 +4,7 @@
 //! error in a condition). The conformance corpus asserts this algebra directly (its
 //! `operator` records), and it documents why the checker's rules are what they are.
 
-use super::value::Bool3;
+use crate::value::Bool3;
 use std::cmp::Ordering;
 
 /// A value of one of the engine's run-time types.
@@ -102,7 +102,7 @@ fn compare(op: &str, a: &Dyn, b: &Dyn) -> Option<Bool3> {
         (Null, Null) => Bool3::from_bool(matches!(op, "eq" | "le" | "ge")),
         (Null, _) | (_, Null) => Bool3::Undefined,
         (Number(x), Number(y)) if x.is_nan() || y.is_nan() => Bool3::Undefined,
-        (Number(x), Number(y)) => holds(super::value::dotnet_double_cmp(*x, *y)),
+        (Number(x), Number(y)) => holds(crate::value::dotnet_double_cmp(*x, *y)),
         (String(x), String(y)) => holds(crate::dotnet::compare_ordinal(x, y)),
         (Bool(x), Bool(y)) if *x == Bool3::Undefined || *y == Bool3::Undefined => Bool3::Undefined,
         (Bool(x), Bool(y)) => holds(x.rank().cmp(&y.rank())),

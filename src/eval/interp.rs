@@ -3,10 +3,10 @@
 
 use super::context::EvalContext;
 use super::ops;
-use super::value::Value;
 use crate::body::BodyPath;
 use crate::functions;
 use crate::ir::Ir;
+use crate::value::Value;
 use std::borrow::Cow;
 
 /// Evaluates `ir` on the context's message.

@@ -6,9 +6,8 @@ pub mod dynamic;
 mod fast;
 pub mod interp;
 pub mod ops;
-mod value;
 
+pub use crate::value::{dotnet_double_cmp, Bool3, Value};
 pub use context::{BodyProblem, EvalContext, TwinLookup};
 pub(crate) use fast::Planned;
 pub use fast::{BodyPlan, BodyScratch};
-pub use value::{dotnet_double_cmp, Bool3, Value};

@@ -3,10 +3,10 @@
 //! the engine's operator for exactly those types (`Bool.cs`, `Null.cs`, `Undefined.cs`,
 //! `ComparisonOperators.cs`, `QueryValue.cs`).
 
-use super::value::{dotnet_double_cmp, Bool3, Value};
 use crate::bytes::bytes_eq;
 use crate::ir::{ArithOp, CmpOp};
 use crate::ty::Ty;
+use crate::value::{dotnet_double_cmp, Bool3, Value};
 
 /// Whether two strings are equal, compared in place ([`bytes_eq`]).
 #[inline(always)]

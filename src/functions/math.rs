@@ -1,7 +1,7 @@
 //! Numeric built-ins. They receive body-domain values: anything but a number gives undefined.
 
 use super::Func;
-use crate::eval::Value;
+use crate::value::Value;
 
 fn num(v: &Value<'_>) -> Option<f64> {
     match v {

@@ -12,8 +12,22 @@ mod predicates;
 pub use predicates::path_test;
 mod strings;
 
-use crate::eval::Value;
 use crate::ty::Ty;
+use crate::value::Value;
+
+/// What a path-test built-in asks of a body path ([`crate::ir::Ir::PathTest`]); a kind of
+/// built-in like [`Func`], evaluated by [`path_test`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathTest {
+    /// `twin_change_includes`: whether the path is present (R24).
+    Includes,
+    /// `is_array` (hub dialect).
+    IsArray,
+    /// `is_object` (hub dialect).
+    IsObject,
+    /// `is_primitive` (hub dialect): a string, number, bool or null.
+    IsPrimitive,
+}
 
 /// A resolved overload: what a call runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,7 +264,7 @@ pub static BUILTINS: &[Builtin] = &[
 ];
 
 /// Built-ins IoT Hub documents for route conditions that the Edge engine lacks (hub dialect
-/// only). Applied to a `$body.path` the checker turns them into [`crate::ir::PathTest`]s,
+/// only). Applied to a `$body.path` the checker turns them into [`PathTest`]s,
 /// which see the JSON kind; on any other value an array or object cannot occur, since those
 /// are undefined as values (R15).
 pub static HUB_BUILTINS: &[Builtin] = &[

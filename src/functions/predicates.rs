@@ -1,9 +1,9 @@
 //! The `is_*` built-ins.
 
 use super::Func;
+use super::PathTest;
 use crate::body::Selected;
-use crate::eval::Value;
-use crate::ir::PathTest;
+use crate::value::Value;
 
 /// A [`PathTest`] on what a body path selected (`None`: the body is unreadable, so the answer
 /// is undefined). `twin_change_includes` is true for anything present, a JSON null or an object

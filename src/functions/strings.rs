@@ -3,7 +3,7 @@
 
 use super::Func;
 use crate::dotnet;
-use crate::eval::Value;
+use crate::value::Value;
 use std::borrow::Cow;
 
 fn text<'v>(v: &'v Value<'_>) -> Option<&'v str> {

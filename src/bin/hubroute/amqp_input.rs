@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hubroute::pipeline::input::amqp::{self, AmqpSettings, AmqpUrl, RegistryAuth};
 
 use crate::live::{device_auth, interrupted, serve, Live};
-use crate::run_cmd::RunArgs;
+use crate::run_args::RunArgs;
 
 /// Serves devices until interrupted, then drains the endpoints and prints the summary.
 pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {

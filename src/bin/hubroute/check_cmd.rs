@@ -182,28 +182,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// The syntax errors (E000x) of `query`: formatting needs only a parse, so a query with type
-/// errors still has a canonical form, but one with a syntax error has none (the tree keeps the
-/// broken part as written, which would print as if it were fine).
-pub fn syntax_errors(query: &str) -> Vec<hubroute::Diagnostic> {
-    let all = match hubroute::syntax::parse(query) {
-        Err(e) => return e.0,
-        Ok(_) => match Condition::compile(query, &hubroute::Options::iot_hub()) {
-            Ok(_) => return Vec::new(),
-            Err(e) => e.0,
-        },
-    };
-    all.into_iter()
-        .filter(|d| d.is_error() && d.code.starts_with("E000"))
-        .collect()
-}
-
 pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     if let Some(routes) = &args.routes {
         return crate::routes_cmd::fmt(routes);
     }
     let query = args.query.unwrap_or_default();
-    let errors = syntax_errors(&query);
+    let errors = crate::routes_cmd::syntax_errors(&query);
     if !errors.is_empty() {
         for d in &errors {
             eprint!("{}", render::text("<query>", &query, d));

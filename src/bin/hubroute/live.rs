@@ -18,9 +18,11 @@ use clap::Args;
 use hubroute::eval::TwinLookup;
 use hubroute::pipeline::input::InvalidLog;
 use hubroute::pipeline::Pipeline;
-use hubroute::sink::Sink;
 
-use crate::run_cmd::{report, InputStats, RunArgs};
+#[allow(unused_imports)]
+use crate::bind_sinks::not_built;
+use crate::run_args::RunArgs;
+use crate::summary::{report, InputStats};
 
 /// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
@@ -36,53 +38,10 @@ pub(crate) struct Live<'a> {
     pub watch_state: crate::twin_watch::WatchState,
 }
 
-/// The sink for a broker URL (`mqtt://`, `nats://`, `jetstream://`).
-pub(crate) fn broker_sink(endpoint: &str, url: &str) -> Result<Box<dyn Sink>, String> {
-    #[cfg(any(feature = "mqtt", feature = "nats"))]
-    {
-        use hubroute::broker::{BrokerUrl, Scheme};
-        let parsed = BrokerUrl::parse(url).map_err(|e| format!("--sink {endpoint}: {e}"))?;
-        let sink: Result<Box<dyn Sink>, hubroute::sink::SinkError> = match parsed.scheme {
-            #[cfg(feature = "mqtt")]
-            Scheme::Mqtt => hubroute::broker::mqtt::MqttSink::new(
-                &parsed,
-                &format!("hubroute-sink-{endpoint}-{}", std::process::id()),
-            )
-            .map(|s| Box::new(s) as Box<dyn Sink>),
-            #[cfg(feature = "nats")]
-            Scheme::Nats | Scheme::JetStream => {
-                hubroute::broker::nats::NatsSink::new(&parsed).map(|s| Box::new(s) as Box<dyn Sink>)
-            }
-            #[allow(unreachable_patterns)]
-            _ => return Err(not_built(url)),
-        };
-        sink.map_err(|e| format!("--sink {endpoint}: {e}"))
-    }
-    #[cfg(not(any(feature = "mqtt", feature = "nats")))]
-    {
-        let _ = endpoint;
-        Err(not_built(url))
-    }
-}
-
-#[allow(dead_code)]
-fn not_built(url: &str) -> String {
-    let url = crate::run_cmd::shown(url);
-    format!("{url}: this hubroute was built without the cargo feature for this broker (mqtt, nats)")
-}
-
 /// Runs the router on a broker input until interrupted (or idle, with --exit-when-idle), then
 /// drains the endpoints (up to --drain-timeout; the rest stays in the store) and prints the
 /// summary.
 pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
-    #[cfg(feature = "https")]
-    if hubroute::pipeline::input::https::is_http_url(&args.input) {
-        return crate::https_cmd::run(args, live);
-    }
-    #[cfg(feature = "amqp")]
-    if args.input.starts_with("amqp://") || args.input.starts_with("amqps://") {
-        return crate::amqp_input::run(args, live);
-    }
     #[cfg(any(feature = "mqtt", feature = "nats"))]
     {
         use hubroute::broker::{BrokerUrl, Scheme};
@@ -290,7 +249,7 @@ pub(crate) async fn interrupted() {
 /// `--devices FILE`: the device registry (see `hubroute::registry`; the old
 /// `{"deviceId": "generationId", …}` form too). With a registry, unknown senders are rejected
 /// (E0605), as IoT Hub rejects unregistered devices, and disabled ones (E0606).
-#[cfg(any(feature = "mqtt", feature = "https"))]
+#[cfg(any(feature = "mqtt", feature = "https", feature = "amqp"))]
 pub(crate) fn load_registry(
     path: Option<&PathBuf>,
 ) -> Result<Option<hubroute::registry::Registry>, String> {
@@ -324,7 +283,7 @@ pub struct BridgeArgs {
     #[arg(long, default_value_t = 5000)]
     max_in_flight: usize,
     /// Stop after this long without a message (default: run until interrupted).
-    #[arg(long, value_parser = crate::run_cmd::parse_duration_arg)]
+    #[arg(long, value_parser = crate::run_args::parse_duration_arg)]
     exit_when_idle: Option<Duration>,
     #[command(flatten)]
     ops: crate::ops_args::ObserveArgs,
@@ -362,7 +321,7 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
         max_in_flight: args.max_in_flight,
         idle_timeout: args.exit_when_idle,
     };
-    let invalid_log = Mutex::new(crate::run_cmd::open_invalid_log(&args.dead_letter)?);
+    let invalid_log = Mutex::new(crate::run_args::open_invalid_log(&args.dead_letter)?);
     // Read, appended (accepted) and invalid by code, for --metrics.
     let counters = std::sync::Arc::new(hubroute::ops::Counters::default());
     let _metrics = crate::ops_wiring::serve_counters(&args.ops, std::sync::Arc::clone(&counters))?;

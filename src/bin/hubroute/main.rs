@@ -5,6 +5,7 @@
 
 #[cfg(feature = "amqp")]
 mod amqp_input;
+mod bind_sinks;
 mod check_cmd;
 mod config_file;
 mod device_cmd;
@@ -20,7 +21,9 @@ mod output;
 mod reload;
 mod render;
 mod routes_cmd;
+mod run_args;
 mod run_cmd;
+mod summary;
 mod test_cmd;
 mod token_cmd;
 mod twin_cmd;
@@ -56,7 +59,7 @@ enum Command {
     Test(test_cmd::TestArgs),
     /// Route messages (JSON Lines, MQTT devices or a shared JetStream stream) to sinks bound to
     /// the endpoints.
-    Run(run_cmd::RunArgs),
+    Run(run_args::RunArgs),
     /// Take devices' MQTT messages (IoT Hub's topics), stamp and validate them, and append them
     /// to a JetStream stream that any number of `run` processes share.
     Bridge(live::BridgeArgs),

@@ -165,6 +165,7 @@ impl Observed {
 
 /// The bridge's metrics server: its counts (read, accepted = appended to the stream, invalid by
 /// code) and readiness (subscribed to the devices' broker; the stream writer is open).
+#[cfg_attr(not(all(feature = "mqtt", feature = "nats")), allow(dead_code))]
 pub fn serve_counters(
     args: &ObserveArgs,
     counters: Arc<Counters>,

@@ -205,7 +205,7 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
         }));
     for (name, condition) in conditions {
         let condition = condition.unwrap_or_else(|| "true".into());
-        let errors = crate::check_cmd::syntax_errors(&condition);
+        let errors = syntax_errors(&condition);
         match hubroute::syntax::parse(&condition) {
             Ok(ast) if errors.is_empty() => outln!("{name}: {ast}"),
             Ok(_) => {
@@ -227,4 +227,20 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The syntax errors (E000x) of `query`: formatting needs only a parse, so a query with type
+/// errors still has a canonical form, but one with a syntax error has none (the tree keeps the
+/// broken part as written, which would print as if it were fine).
+pub fn syntax_errors(query: &str) -> Vec<hubroute::Diagnostic> {
+    let all = match hubroute::syntax::parse(query) {
+        Err(e) => return e.0,
+        Ok(_) => match hubroute::Condition::compile(query, &hubroute::Options::iot_hub()) {
+            Ok(_) => return Vec::new(),
+            Err(e) => e.0,
+        },
+    };
+    all.into_iter()
+        .filter(|d| d.is_error() && d.code.starts_with("E000"))
+        .collect()
 }

@@ -125,7 +125,9 @@ impl<'a> LiveInput<'a> {
 
     /// Accepts a routed message into the store and calls `settle(true)` once it is durable
     /// (`false`: not accepted, do not acknowledge), or records an invalid one (`describe` says
-    /// where it came from and what it held) and settles at once.
+    /// where it came from and what it held) and settles at once. The device servers' (HTTPS,
+    /// AMQP) way in; the broker loops batch their own.
+    #[cfg_attr(not(any(feature = "https", feature = "amqp")), allow(dead_code))]
     pub(crate) fn deliver(
         &self,
         routed: Result<Prepared, (&'static str, String)>,
@@ -156,7 +158,8 @@ impl<'a> LiveInput<'a> {
     /// [`Self::deliver`] for a message that is part of a batch: a valid one joins `batch` (to
     /// be accepted with the others in one store commit, [`Self::accept_batch`]) and the answer
     /// is `None`; an invalid one is recorded at once and the answer is whether it may be
-    /// acknowledged now.
+    /// acknowledged now. The broker loops' (MQTT, JetStream) way in.
+    #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
     pub(crate) fn sort(
         &self,
         routed: Result<Prepared, (&'static str, String)>,
@@ -184,6 +187,7 @@ impl<'a> LiveInput<'a> {
     /// calls `settle(true)` once all are durable (`false`: none was accepted, acknowledge none).
     /// One submission for many messages: the store commits (and syncs) them at once, and the
     /// input acknowledges them together, so neither pays per message.
+    #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
     pub(crate) fn accept_batch(
         &self,
         batch: Vec<Prepared>,

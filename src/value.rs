@@ -1,4 +1,6 @@
-//! Runtime values and three-valued booleans.
+//! Runtime values and three-valued booleans: what the evaluator computes and the built-in
+//! functions take and give, in a module of its own so that neither owns the other
+//! (re-exported as `hubroute::eval::{Value, Bool3}`).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
