@@ -38,12 +38,12 @@ pub enum PropertyNaming {
 
 /// One row of IoT Hub's table: the routing name, then Event Hubs, Storage, Service Bus and
 /// Event Grid spellings.
-type Row = (&'static str, [&'static str; 4]);
+pub(crate) type Row = (&'static str, [&'static str; 4]);
 
 /// IoT Hub's "System property names" table. Service Bus has no enqueued-time row (N/A: Service
 /// Bus stamps its own `EnqueuedTimeUtc`); a broker has no such stamp, so hubroute keeps the hub's
 /// value under the Event Hubs name rather than lose it.
-const TABLE: [Row; 12] = [
+pub(crate) const TABLE: [Row; 12] = [
     (
         names::MESSAGE_ID,
         ["message-id", "messageId", "MessageId", "message-id"],

@@ -22,9 +22,10 @@ use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
-use crate::message::naming::PropertyNaming;
+use crate::message::naming::{PropertyNaming, TABLE};
 use crate::message::{eq_ignore_case, Message};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// The Avro schema of Storage records: record `Message` in namespace `Microsoft.Azure.Devices`.
 ///
@@ -239,9 +240,14 @@ impl MapWriter {
         if self.count == 0 {
             return; // the reserved zero is the empty map
         }
-        let mut count = Vec::new();
-        put_avro_len(&mut count, self.count);
-        out.splice(self.at..=self.at, count);
+        if self.count < 64 {
+            // One byte of zig-zag: the reserved byte holds it, nothing moves.
+            out[self.at] = (self.count as u8) << 1;
+        } else {
+            let mut count = Vec::new();
+            put_avro_len(&mut count, self.count);
+            out.splice(self.at..=self.at, count);
+        }
         out.push(0);
     }
 }
@@ -256,23 +262,72 @@ fn storage_name_str(name: &str) -> &str {
     }
 }
 
-/// [`storage_name_str`] of a name read from a store record. The table's names are ASCII, so a
-/// name that is not cannot be in it.
+/// A name of IoT Hub's table as Storage records spell it.
+struct StorageName {
+    // Read by the Avro encoding (its maps take names and values apart).
+    #[cfg_attr(not(any(feature = "avro", test)), allow(dead_code))]
+    spelling: &'static str,
+    /// The spelling as a JSON member name with its colon (`"contentType":`), written whole.
+    json_key: Vec<u8>,
+}
+
+/// The Storage spelling of a system property name read from a store record, if it is in the
+/// table ([`storage_name_str`]'s rule), for every system property of every copy: the table's
+/// names bucketed by length (built once), so a name is compared with the one or two of its
+/// length instead of running `outbound_name`'s search over all twelve after a UTF-8 check.
+/// The table's names are ASCII, so a name that is not keeps its spelling, as `outbound_name`
+/// keeps it (its `eq_ignore_ascii_case` is the comparison here).
+fn storage_entry(name: &[u8]) -> Option<&'static StorageName> {
+    type Buckets = Vec<Vec<(&'static str, StorageName)>>;
+    static BY_LENGTH: OnceLock<Buckets> = OnceLock::new();
+    let buckets = BY_LENGTH.get_or_init(|| {
+        let mut buckets: Buckets = Vec::new();
+        for (routing, _) in TABLE {
+            let spelling = match PropertyNaming::Storage.outbound_name(routing) {
+                Cow::Borrowed(s) => s,
+                Cow::Owned(_) => routing,
+            };
+            let mut json_key = Vec::new();
+            push_string(&mut json_key, spelling.as_bytes());
+            json_key.push(b':');
+            if buckets.len() <= routing.len() {
+                buckets.resize_with(routing.len() + 1, Vec::new);
+            }
+            buckets[routing.len()].push((routing, StorageName { spelling, json_key }));
+        }
+        buckets
+    });
+    buckets
+        .get(name.len())
+        .and_then(|b| {
+            // Records mostly carry the routing spelling itself: one comparison of the bytes.
+            b.iter().find(|(n, _)| n.as_bytes() == name).or_else(|| {
+                b.iter()
+                    .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            })
+        })
+        .map(|(_, entry)| entry)
+}
+
+/// [`storage_name_str`] of a name read from a store record ([`storage_entry`]).
+#[cfg(any(feature = "avro", test))]
 fn storage_name(name: &[u8]) -> &[u8] {
-    if !name.is_ascii() {
-        return name;
-    }
-    match std::str::from_utf8(name) {
-        Ok(n) => storage_name_str(n).as_bytes(),
-        Err(_) => name,
-    }
+    storage_entry(name).map_or(name, |e| e.spelling.as_bytes())
 }
 
 /// Whether a name read from a store record equals `want` ignoring case, as
-/// [`eq_ignore_case`] compares (ASCII names without a UTF-8 check).
+/// [`eq_ignore_case`] compares (ASCII names without a UTF-8 check). For an ASCII `want`, a
+/// name of its length or shorter is equal only byte for byte ignoring ASCII case (a non-ASCII
+/// character takes more bytes than the one ASCII character it could equal), so only a longer
+/// non-ASCII name needs the full comparison.
 pub(crate) fn name_is(name: &[u8], want: &str) -> bool {
-    if name.is_ascii() && want.is_ascii() {
-        return name.eq_ignore_ascii_case(want.as_bytes());
+    if want.is_ascii() {
+        if name.len() <= want.len() {
+            return name.eq_ignore_ascii_case(want.as_bytes());
+        }
+        if name.is_ascii() {
+            return false;
+        }
     }
     std::str::from_utf8(name).is_ok_and(|n| eq_ignore_case(n, want))
 }
@@ -305,8 +360,13 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
         if name_is(n, ENQUEUED_TIME) {
             continue;
         }
-        push_string(out, storage_name(n));
-        out.push(b':');
+        match storage_entry(n) {
+            Some(name) => out.extend_from_slice(&name.json_key),
+            None => {
+                push_string(out, n);
+                out.push(b':');
+            }
+        }
         push_string(out, v.unwrap_or(b""));
         out.push(b',');
     }
@@ -525,6 +585,52 @@ mod tests {
         let r = Record::new(&e, "t".into());
         let names: Vec<_> = r.system_pairs().map(|(n, _)| n).collect();
         assert_eq!(names, ["contentType", "dt-subject", "enqueuedTime"]);
+    }
+
+    /// The by-length lookup of names read from records agrees with `outbound_name`'s search,
+    /// and `name_is` with `eq_ignore_case`, on every spelling of the table in several cases
+    /// and on names near them.
+    #[test]
+    fn record_names_are_looked_up_as_strings_are() {
+        let mut probes: Vec<String> = vec![
+            "".into(),
+            "x".into(),
+            "enqueuedTıme".into(),
+            "ENQUEUEDTİME".into(),
+            "enqueuedTim".into(),
+            "enqueuedTimee".into(),
+            "ſtatus".into(),
+            "café".into(),
+        ];
+        for (routing, spellings) in TABLE {
+            for n in std::iter::once(routing).chain(spellings) {
+                probes.push(n.to_string());
+                probes.push(n.to_ascii_uppercase());
+                probes.push(n.to_ascii_lowercase());
+                probes.push(format!("{n}x"));
+                probes.push(n[1..].to_string());
+            }
+        }
+        for p in &probes {
+            assert_eq!(
+                storage_name(p.as_bytes()),
+                storage_name_str(p).as_bytes(),
+                "{p}"
+            );
+            if let Some(entry) = storage_entry(p.as_bytes()) {
+                let mut key = Vec::new();
+                push_string(&mut key, entry.spelling.as_bytes());
+                key.push(b':');
+                assert_eq!(entry.json_key, key);
+            }
+            for want in [ENQUEUED_TIME, "ab", "İ", "ıd"] {
+                assert_eq!(
+                    name_is(p.as_bytes(), want),
+                    eq_ignore_case(p, want),
+                    "{p} {want}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -37,6 +37,13 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], PackedError> {
 
 /// Reads a LEB128 length.
 pub(crate) fn read_len(bytes: &mut &[u8]) -> Result<usize, PackedError> {
+    // Most lengths are one byte.
+    if let Some((&b, rest)) = bytes.split_first() {
+        if b < 0x80 {
+            *bytes = rest;
+            return Ok(usize::from(b));
+        }
+    }
     let mut n: u64 = 0;
     for shift in (0..64).step_by(7) {
         let b = take(bytes, 1)?[0];
@@ -166,11 +173,6 @@ impl<'a> PackedProperties<'a> {
             left,
             presence: self.presence,
         }
-    }
-
-    /// Whether a property is named `name` (ignoring case), read as bytes.
-    fn has_bytes(&self, name: &[u8]) -> bool {
-        self.iter_bytes().any(|(n, _)| same_name(n, name))
     }
 
     /// The value of the first property named `name` (ignoring case), if any.
@@ -305,10 +307,52 @@ impl CopyView<'_> {
             }
             return;
         }
+        // Both lists ASCII (lengths and presence bytes under 128 are ASCII too): every name
+        // is, and names compare as bytes, without a check per comparison.
+        let ascii = self.app_properties.bytes.is_ascii() && enrichments.bytes.is_ascii();
+        let same = |a: &[u8], b: &[u8]| {
+            if ascii {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                same_name(a, b)
+            }
+        };
+        // A few enrichments (the common case): read once into an array, with a bit per
+        // enrichment set when a property of the message has its name, instead of reading
+        // the packed lists again for every property.
+        const FEW: usize = 8;
+        let mut few: [(&'s [u8], Option<&'s [u8]>); FEW] = [(&[], None); FEW];
+        let mut count = 0;
+        for (slot, e) in few.iter_mut().zip(enrichments.iter_bytes()) {
+            *slot = e;
+            count += 1;
+        }
+        if count < FEW || enrichments.iter_bytes().nth(FEW).is_none() {
+            let few = &few[..count];
+            let mut named = 0u32;
+            for (name, value) in self.app_properties.iter_bytes() {
+                let mut last = None;
+                for (j, (n, v)) in few.iter().enumerate() {
+                    if same(n, name) {
+                        named |= 1 << j;
+                        last = Some(*v);
+                    }
+                }
+                f(name, last.unwrap_or(value));
+            }
+            for (i, (name, _)) in few.iter().enumerate() {
+                if named & (1 << i) != 0 || few[..i].iter().any(|(n, _)| same(n, name)) {
+                    continue;
+                }
+                let last = few.iter().rev().find(|(n, _)| same(n, name));
+                f(name, last.and_then(|(_, v)| *v));
+            }
+            return;
+        }
         let enriched = |name: &[u8]| {
             enrichments
                 .iter_bytes()
-                .filter(|(n, _)| same_name(n, name))
+                .filter(|(n, _)| same(n, name))
                 .last()
                 .map(|(_, v)| v)
         };
@@ -319,11 +363,8 @@ impl CopyView<'_> {
             }
         }
         for (i, (name, _)) in enrichments.iter_bytes().enumerate() {
-            let first = !enrichments
-                .iter_bytes()
-                .take(i)
-                .any(|(n, _)| same_name(n, name));
-            if first && !self.app_properties.has_bytes(name) {
+            let first = !enrichments.iter_bytes().take(i).any(|(n, _)| same(n, name));
+            if first && !self.app_properties.iter_bytes().any(|(n, _)| same(n, name)) {
                 f(name, enriched(name).flatten());
             }
         }
@@ -426,6 +467,57 @@ mod tests {
         assert_eq!(seen[1], ("B".into(), Some("x".into())));
         assert_eq!(seen[3], ("new".into(), Some("n2".into())));
         assert_eq!(seen.len(), 4);
+    }
+
+    /// Any number of enrichments (up to eight read into an array, more read from the packed
+    /// list), ASCII or not, merge as `Properties::insert` merges them.
+    #[test]
+    fn many_enrichments_apply_as_inserts_do() {
+        let app = packed(
+            &[
+                ("a", Some("1")),
+                ("B", None),
+                ("Ünï", Some("u")),
+                ("d", Some("4")),
+            ],
+            true,
+        );
+        let names = ["b", "x", "X", "A", "ünï", "y", "x", "z", "Y", "w", "D", "v"];
+        for n in 0..=names.len() {
+            for ascii_only in [false, true] {
+                let values: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+                let en: Vec<(&str, Option<&str>)> = names[..n]
+                    .iter()
+                    .zip(&values)
+                    .filter(|(name, _)| !ascii_only || name.is_ascii())
+                    .map(|(name, v)| (*name, Some(v.as_str())))
+                    .collect();
+                let en = packed(&en, false);
+                let (mut a, mut e) = (&app[..], &en[..]);
+                let view = CopyView {
+                    endpoint: "ep",
+                    enqueued_time: SystemTime::UNIX_EPOCH,
+                    hub_name: "hub",
+                    sequence: 7,
+                    source: None,
+                    system_properties: PackedProperties::EMPTY,
+                    app_properties: PackedProperties::split(&mut a, true).unwrap(),
+                    enrichments: PackedProperties::split(&mut e, false).unwrap(),
+                    body: b"",
+                    body_is_json: None,
+                };
+                let mut seen = Vec::new();
+                view.for_each_app_property(|n, v| seen.push((n.to_string(), v.map(String::from))));
+                let inserted: Vec<_> = view
+                    .to_envelope()
+                    .message
+                    .app_properties
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.map(String::from)))
+                    .collect();
+                assert_eq!(seen, inserted, "{n} enrichments");
+            }
+        }
     }
 
     #[test]
