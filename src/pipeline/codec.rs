@@ -72,7 +72,8 @@ fn source_code(s: Option<Source>) -> u8 {
     }
 }
 
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
+/// Appends `n` as an unsigned LEB128 length (the record format's, and the store log's).
+pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;

@@ -435,6 +435,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::codec::put_len;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("hubroute-store-{name}-{}", std::process::id()));
@@ -477,18 +478,6 @@ mod tests {
         assert_eq!((r.next, r.cursors[&0], r.cursors[&1]), (3001, 3000, 3000));
         drop(store);
         std::fs::remove_dir_all(&d).ok();
-    }
-
-    fn put_len(out: &mut Vec<u8>, mut n: usize) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
     }
 
     /// A store an older hubroute wrote (redb: one entry per record in `log`, chunks of

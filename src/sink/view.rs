@@ -403,6 +403,22 @@ impl CopyView<'_> {
 mod tests {
     use super::*;
 
+    /// A copy with application properties `app` and enrichments `en` (packed lists), nothing else.
+    fn view_of<'a>(app: &mut &'a [u8], en: &mut &'a [u8]) -> CopyView<'a> {
+        CopyView {
+            endpoint: "ep",
+            enqueued_time: SystemTime::UNIX_EPOCH,
+            hub_name: "hub",
+            sequence: 7,
+            source: None,
+            system_properties: PackedProperties::EMPTY,
+            app_properties: PackedProperties::split(app, true).unwrap(),
+            enrichments: PackedProperties::split(en, false).unwrap(),
+            body: b"",
+            body_is_json: None,
+        }
+    }
+
     fn packed(props: &[(&str, Option<&str>)], presence: bool) -> Vec<u8> {
         fn put(out: &mut Vec<u8>, s: &str) {
             let mut n = s.len();
@@ -434,18 +450,7 @@ mod tests {
             false,
         );
         let (mut a, mut e) = (&app[..], &en[..]);
-        let view = CopyView {
-            endpoint: "ep",
-            enqueued_time: SystemTime::UNIX_EPOCH,
-            hub_name: "hub",
-            sequence: 7,
-            source: None,
-            system_properties: PackedProperties::EMPTY,
-            app_properties: PackedProperties::split(&mut a, true).unwrap(),
-            enrichments: PackedProperties::split(&mut e, false).unwrap(),
-            body: b"",
-            body_is_json: None,
-        };
+        let view = view_of(&mut a, &mut e);
         let mut seen = Vec::new();
         view.for_each_app_property(|n, v| seen.push((n.to_string(), v.map(str::to_string))));
         let envelope = view.to_envelope();
@@ -494,18 +499,7 @@ mod tests {
                     .collect();
                 let en = packed(&en, false);
                 let (mut a, mut e) = (&app[..], &en[..]);
-                let view = CopyView {
-                    endpoint: "ep",
-                    enqueued_time: SystemTime::UNIX_EPOCH,
-                    hub_name: "hub",
-                    sequence: 7,
-                    source: None,
-                    system_properties: PackedProperties::EMPTY,
-                    app_properties: PackedProperties::split(&mut a, true).unwrap(),
-                    enrichments: PackedProperties::split(&mut e, false).unwrap(),
-                    body: b"",
-                    body_is_json: None,
-                };
+                let view = view_of(&mut a, &mut e);
                 let mut seen = Vec::new();
                 view.for_each_app_property(|n, v| seen.push((n.to_string(), v.map(String::from))));
                 let inserted: Vec<_> = view

@@ -39,6 +39,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::pipeline::codec::put_len;
+
 const MAGIC: [u8; 4] = *b"HRL1";
 /// Bytes of a frame's header.
 const HEADER: usize = 24;
@@ -107,18 +109,6 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 fn io_err(text: String) -> std::io::Error {
     std::io::Error::other(text)
-}
-
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// Bytes of `n` as a LEB128 length.
