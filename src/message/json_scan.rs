@@ -70,6 +70,23 @@ struct JsonStr<'a> {
     escaped: bool,
 }
 
+impl<'a> JsonStr<'a> {
+    /// The string's value: `raw` itself, or, when it holds escapes, `raw` unescaped into
+    /// `scratch` (emptied first).
+    #[inline]
+    fn text<'s>(&self, scratch: &'s mut String) -> Res<&'s str>
+    where
+        'a: 's,
+    {
+        if !self.escaped {
+            return Ok(self.raw);
+        }
+        scratch.clear();
+        unescape(self.raw, scratch)?;
+        Ok(scratch)
+    }
+}
+
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
@@ -467,13 +484,7 @@ impl<'a> Reader<'a> {
             let name = self.string()?;
             self.expect(b':')?;
             let value = self.value_into(bag)?;
-            let name: &str = if name.escaped {
-                scratch.clear();
-                unescape(name.raw, scratch)?;
-                scratch
-            } else {
-                name.raw
-            };
+            let name = name.text(scratch)?;
             // Replacing never fails.
             let _ = bag.insert_line_name(name, value, true);
             if !self.next_member()? {
@@ -519,13 +530,7 @@ impl<'a> Reader<'a> {
                 }
                 continue;
             }
-            let name: &str = if raw_name.escaped {
-                scratch.clear();
-                unescape(raw_name.raw, scratch)?;
-                scratch
-            } else {
-                raw_name.raw
-            };
+            let name = raw_name.text(scratch)?;
             if !name.is_ascii() {
                 return Err(NotMine);
             }
@@ -535,13 +540,7 @@ impl<'a> Reader<'a> {
                 }
                 let value = self.string_or_null()?;
                 if let Some(v) = value {
-                    let text: &str = if v.escaped {
-                        scratch.clear();
-                        unescape(v.raw, scratch)?;
-                        scratch
-                    } else {
-                        v.raw
-                    };
+                    let text = v.text(scratch)?;
                     source = Some(text.parse::<Source>().map_err(|_| NotMine)?);
                 }
             } else {
@@ -603,13 +602,7 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
                     body_base64 = true;
                     m.body.clear();
                     let s = r.string()?;
-                    let encoded: &str = if s.escaped {
-                        scratch.clear();
-                        unescape(s.raw, scratch)?;
-                        scratch
-                    } else {
-                        s.raw
-                    };
+                    let encoded = s.text(scratch)?;
                     super::json::BASE64
                         .decode_vec(encoded.trim(), &mut m.body)
                         .map_err(|_| NotMine)?;
@@ -618,13 +611,7 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
                     m.source = match r.string_or_null()? {
                         None => None,
                         Some(s) => {
-                            let text: &str = if s.escaped {
-                                scratch.clear();
-                                unescape(s.raw, scratch)?;
-                                scratch
-                            } else {
-                                s.raw
-                            };
+                            let text = s.text(scratch)?;
                             Some(text.parse::<Source>().map_err(|_| NotMine)?)
                         }
                     }
