@@ -29,6 +29,8 @@ pub mod eval;
 pub mod functions;
 pub mod ingest;
 pub mod ir;
+#[cfg(feature = "store")]
+mod lock_file;
 pub mod message;
 #[cfg(feature = "ops")]
 pub mod ops;

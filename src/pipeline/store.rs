@@ -27,6 +27,8 @@ use std::sync::Mutex;
 
 use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 
+use crate::lock_file::{lock_exclusive, LockError};
+
 mod cursors;
 mod segments;
 
@@ -126,18 +128,11 @@ impl Store {
             }
         }
         // The lock first: it keeps a second process away from everything below.
-        let lock_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK_FILE_NAME))
-            .map_err(|e| fail("cannot open", e.to_string()))?;
-        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
-            .map_err(|e| fail("cannot lock", e.to_string()))?;
-        if !locked {
-            return Err(fail("cannot open", IN_USE.into()));
-        }
+        let lock_file = lock_exclusive(&dir.join(LOCK_FILE_NAME)).map_err(|e| match e {
+            LockError::Open(e) => fail("cannot open", e.to_string()),
+            LockError::Lock(e) => fail("cannot lock", e.to_string()),
+            LockError::Held => fail("cannot open", IN_USE.into()),
+        })?;
         let log = segments::Segments::open(&dir.join(LOG_DIR))
             .map_err(|e| fail("cannot open the record log", e.to_string()))?;
         let cursor_path = dir.join(CURSOR_FILE_NAME);

@@ -31,6 +31,7 @@ use super::patch::{self, Section};
 use super::{codes, TwinError};
 use crate::body::{BodyPath, JsonDoc};
 use crate::eval::{context::selected_value, TwinLookup, Value as EvalValue};
+use crate::lock_file::{lock_exclusive, LockError};
 use crate::message::Message;
 use crate::route::DirTwinStore;
 use crate::sink::format_enqueued_time;
@@ -226,18 +227,11 @@ impl LiveTwins {
         };
         std::fs::create_dir_all(store_dir).map_err(|e| fail("cannot create its directory", &e))?;
         const IN_USE: &str = "another hubroute process is using it (a running router: stop it, or change twins through its files)";
-        let lock_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(store_dir.join(LOCK_FILE_NAME))
-            .map_err(|e| fail("cannot open", &e))?;
-        let locked = fs4::fs_std::FileExt::try_lock_exclusive(&lock_file)
-            .map_err(|e| fail("cannot lock", &e))?;
-        if !locked {
-            return Err(fail("cannot open", &IN_USE));
-        }
+        let lock_file = lock_exclusive(&store_dir.join(LOCK_FILE_NAME)).map_err(|e| match e {
+            LockError::Open(e) => fail("cannot open", &e),
+            LockError::Lock(e) => fail("cannot lock", &e),
+            LockError::Held => fail("cannot open", &IN_USE),
+        })?;
         let db = if path.exists() {
             Some(open_db(&path).map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => fail("cannot open", &IN_USE),
