@@ -22,7 +22,7 @@ use hubroute::pipeline::Pipeline;
 #[allow(unused_imports)]
 use crate::bind_sinks::not_built;
 use crate::run_args::RunArgs;
-use crate::summary::{report, InputStats};
+use crate::summary::report;
 
 /// What `run` hands over once the pipeline (store, sinks, dead letter) is open.
 #[cfg_attr(not(any(feature = "mqtt", feature = "nats")), allow(dead_code))]
@@ -144,12 +144,12 @@ pub(crate) fn serve(
     )?;
     let delivery = live.pipeline.shutdown(args.drain_timeout);
     eprintln!("{}", settled(&outcome));
-    let stats = InputStats {
+    let stats = hubroute::pipeline::input::LinesReport {
         read: outcome.read,
         blank: 0,
         valid: outcome.valid,
         invalid: outcome.invalid,
-        read_error: None,
+        stopped: None,
     };
     Ok(report(&stats, &delivery, started.elapsed(), args))
 }

@@ -7,7 +7,7 @@
 
 use crate::routes_cmd::load_table_in;
 use crate::run_args::{open_invalid_log, pipeline_config, RunArgs};
-use crate::summary::{report, InputStats};
+use crate::summary::report;
 use hubroute::eval::TwinLookup;
 use hubroute::pipeline::input::{
     feed_lines, feed_reader, InvalidLine, InvalidLog, Line, LineContent, LineReader, LinesReport,
@@ -150,7 +150,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         }
     }
     let code = report(&input, &stats, started.elapsed(), &args);
-    Ok(if input.read_error.is_some() {
+    Ok(if input.stopped.is_some() {
         ExitCode::from(2)
     } else {
         code
@@ -192,8 +192,8 @@ fn read_lines(
     resolver: Option<&LiveTwins>,
     mut invalid_log: InvalidLog,
     observed: &crate::ops_wiring::Observed,
-) -> InputStats {
-    let mut stats = InputStats::default();
+) -> LinesReport {
+    let mut stats = LinesReport::default();
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     let path = std::path::Path::new(&args.input);
     // A file is read by `feed_reader` (lines into reused chunk strings), the others as lines.
@@ -211,7 +211,7 @@ fn read_lines(
                     (Ok(LineReader::new(reader, max_line)), 1024)
                 }
                 Err(e) => {
-                    stats.read_error = Some(format!("cannot read {}: {e}", args.input));
+                    stats.stopped = Some(format!("cannot read {}: {e}", args.input));
                     eprintln!("error: cannot read {}: {e}", args.input);
                     return stats;
                 }
@@ -296,11 +296,5 @@ fn read_lines(
     if let Some(e) = &report.stopped {
         eprintln!("error: {}: {e}", args.input);
     }
-    InputStats {
-        read: report.read,
-        blank: report.blank,
-        valid: report.valid,
-        invalid: report.invalid,
-        read_error: report.stopped,
-    }
+    report
 }

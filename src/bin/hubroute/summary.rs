@@ -1,31 +1,13 @@
 //! The summary `run` prints when its input ends, whatever the input (file, standard input or a
-//! live one), and the input's counts it is made from.
+//! live one), from the input's counts (the library's [`LinesReport`]) and the pipeline's.
 
+use hubroute::pipeline::input::LinesReport;
 use hubroute::pipeline::PipelineStats;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::run_args::RunArgs;
-
-/// Counts of what the input held, for the summary: every line (or broker message) read ends
-/// in exactly one of `valid`, `invalid` or `blank`.
-#[derive(Default)]
-pub(crate) struct InputStats {
-    pub read: u64,
-    pub blank: u64,
-    pub valid: u64,
-    pub invalid: BTreeMap<&'static str, u64>,
-    /// Why reading stopped early, if it did (an I/O error).
-    pub read_error: Option<String>,
-}
-
-impl InputStats {
-    pub(crate) fn invalid_total(&self) -> u64 {
-        self.invalid.values().sum()
-    }
-}
 
 fn millis(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
@@ -34,7 +16,7 @@ fn millis(d: Option<Duration>) -> String {
 /// The summary on standard error (always printed); exit code 1 when anything was
 /// dead-lettered in delivery or copies are left undelivered in the store.
 pub(crate) fn report(
-    input: &InputStats,
+    input: &LinesReport,
     stats: &PipelineStats,
     elapsed: Duration,
     args: &RunArgs,
