@@ -531,16 +531,16 @@ impl Shared {
         }
     }
 
-    /// Writes the cursors that moved and deletes what every endpoint has passed, in one
-    /// transaction (`durable`: synced). The committer calls it when no input comes and while
-    /// it waits for space, and [`Pipeline::shutdown`] once the workers have stopped.
-    pub(crate) fn flush_cursors(&self, durable: bool) {
+    /// Writes the cursors that moved (synced) and deletes what every endpoint has passed. The
+    /// committer calls it when no input comes, every CURSOR_FLUSH and while it waits for
+    /// space, and [`Pipeline::shutdown`] once the workers have stopped.
+    pub(crate) fn flush_cursors(&self) {
         let (moved, delete) = self.moved_cursors();
         if moved.is_empty() && delete.is_none() {
             return;
         }
         let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
-        match self.store.commit(0, &[], &cursors, delete, durable) {
+        match self.store.commit(0, &[], &cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
             Err(e) => eprintln!("{e} (writing delivery cursors; tried again later)"),
         }
@@ -1066,10 +1066,7 @@ impl Pipeline {
             let _ = w.join();
         }
         // The committer is gone: the workers' last cursors are written here, durably.
-        shared.flush_cursors(true);
-        if let Err(e) = shared.store.sync() {
-            eprintln!("{e}");
-        }
+        shared.flush_cursors();
     }
 }
 
@@ -1124,7 +1121,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     let mut flushed = Instant::now();
     loop {
         if flushed.elapsed() >= CURSOR_FLUSH {
-            shared.flush_cursors(true);
+            shared.flush_cursors();
             flushed = Instant::now();
         }
         let first = match rx.recv_timeout(CURSOR_FLUSH) {
@@ -1132,7 +1129,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
                 // nothing to repeat after a crash.
-                shared.flush_cursors(true);
+                shared.flush_cursors();
                 flushed = Instant::now();
                 continue;
             }
@@ -1253,7 +1250,7 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
         }
         // Records every endpoint has passed may still be in the store: their cursors are
         // written with the next commit, which is waiting here.
-        shared.flush_cursors(false);
+        shared.flush_cursors();
         if !full() {
             break;
         }
@@ -1281,7 +1278,7 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
     let (_, delete) = shared.moved_cursors();
     let mut retry = 0u32;
     loop {
-        match shared.store.commit(first, &slices, &[], delete, true) {
+        match shared.store.commit(first, &slices, &[], delete) {
             Ok(deleted) => {
                 shared.cursors_written(&[], delete, deleted);
                 if retry > 0 {

@@ -346,7 +346,7 @@ impl Store {
     /// Appends `records` numbered from `first`, durably: when this returns `Ok` they are on
     /// disk (fsync'd), and an input may acknowledge them.
     pub fn append(&self, first: u64, records: &[&[u8]]) -> Result<(), StoreError> {
-        self.commit(first, records, &[], None, true).map(|_| ())
+        self.commit(first, records, &[], None).map(|_| ())
     }
 
     /// Up to `max` records after sequence `after`, in order.
@@ -356,30 +356,16 @@ impl Store {
             .map_err(|e| self.err("cannot read", e))
     }
 
-    /// Moves `endpoint`'s cursor to `cursor` and deletes the records up to `delete_through`
-    /// (which every cursor has passed). Returns the records and bytes deleted.
-    pub fn advance(
-        &self,
-        endpoint: u16,
-        cursor: u64,
-        delete_through: Option<u64>,
-        durable: bool,
-    ) -> Result<(u64, u64), StoreError> {
-        self.commit(0, &[], &[(endpoint, cursor)], delete_through, durable)
-    }
-
     /// One commit of the committer: appends `records` numbered from `first` (none: `first`
     /// is ignored) to the log, synced (an input may acknowledge them when this returns),
     /// sets the endpoints' `cursors` and deletes the records up to `delete_through`. Returns
-    /// the records and bytes deleted. Cursors are always synced (`durable` is kept for
-    /// callers: a cursor write is one small `pwrite` and `fdatasync`).
+    /// the records and bytes deleted. A cursor write is one small `pwrite` and `fdatasync`.
     pub fn commit(
         &self,
         first: u64,
         records: &[&[u8]],
         cursors: &[(u16, u64)],
         delete_through: Option<u64>,
-        _durable: bool,
     ) -> Result<(u64, u64), StoreError> {
         if !records.is_empty() {
             self.log
@@ -419,12 +405,6 @@ impl Store {
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
-
-    /// Makes everything committed so far durable: nothing to do, every commit is synced
-    /// (kept for callers).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -462,9 +442,7 @@ mod tests {
         let store = Store::open(&d).unwrap();
         let r = store.recover(&["a"]).unwrap();
         assert_eq!((r.next, r.cursors[&0]), (3001, 0));
-        let (n, bytes) = store
-            .commit(0, &[], &[(0, 3000)], Some(3000), true)
-            .unwrap();
+        let (n, bytes) = store.commit(0, &[], &[(0, 3000)], Some(3000)).unwrap();
         assert_eq!((n, bytes), (3000, 12_000));
         assert!(store.is_empty().unwrap());
         drop(store);
