@@ -353,17 +353,20 @@ pub(crate) struct TailRecord {
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
 
-/// How soon, when no input comes, the committer writes the cursors endpoints have moved, and
-/// at most how often then (a cursor frame alone: one write and sync of the log). While input
-/// flows they ride in every commit's own write and sync instead. 5 ms: a crash while the
-/// input is idle repeats at most that much delivery, and an endpoint draining a backlog
-/// alone costs at most 200 small syncs a second.
+/// How soon at the earliest, when no input comes, the committer writes the cursors endpoints
+/// have moved (a cursor frame alone: one write and sync of the log); while input flows they
+/// ride in every commit's own write and sync instead. The committer waits for input about as
+/// long as the last two commits were apart, at least this and at most [`IDLE_WAIT`], so that
+/// a cursor frame alone is written when input has stopped, not between two commits of a
+/// steady stream (it would be a sync more per commit). 5 ms: a crash while input is idle
+/// repeats at most about that much delivery (or one commit interval's), and an endpoint
+/// draining a backlog alone costs at most 200 small syncs a second.
 pub(crate) const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
-/// The longest the committer waits for input before looking at the cursors again when
-/// nothing has moved for a while (the wait doubles from [`IDLE_FLUSH`] up to this): an idle
-/// router wakes 20 times a second, and a delivery after a quiet spell (an endpoint back
-/// after an outage) is written within this.
+/// The longest the committer waits for input before looking at the cursors again (the wait
+/// doubles up to this while none comes): an idle router wakes 20 times a second, and a
+/// delivery after a quiet spell (an endpoint back after an outage) is written within this,
+/// as the cursor file was every 50 ms before cursor frames.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// The most bytes the tail keeps. Endpoints that keep up read only from it; one that falls
@@ -1142,26 +1145,24 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     // Per endpoint: copies and bytes routed to it in this commit (added to its counters once).
     let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
     // While input flows, every commit carries the cursors that moved (see `commit`); when
-    // none comes for `wait`, they are written alone. `wait` starts at IDLE_FLUSH and doubles
-    // up to IDLE_WAIT while nothing moves.
+    // none comes for `wait`, they are written alone. `wait` is the time between the last two
+    // commits, at least IDLE_FLUSH and at most IDLE_WAIT: while input flows in spaced
+    // batches (a file read ahead of slower routing) the next commit carries the cursors,
+    // at no sync of their own; once input stops they are written within about one commit's
+    // time. Then it doubles up to IDLE_WAIT while no input comes.
     let mut wait = IDLE_FLUSH;
+    let mut last_commit: Option<Instant> = None;
     // When cursors were last written: batches of unrouted messages only (no records to
     // ride with) write them alone at most every IDLE_FLUSH.
     let mut flushed = Instant::now();
     loop {
         let first = match rx.recv_timeout(wait) {
-            Ok(s) => {
-                wait = IDLE_FLUSH;
-                s
-            }
+            Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
                 // nothing to repeat after a crash.
-                wait = if shared.flush_cursors() {
-                    IDLE_FLUSH
-                } else {
-                    (wait * 2).min(IDLE_WAIT)
-                };
+                shared.flush_cursors();
+                wait = (wait * 2).min(IDLE_WAIT);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -1190,7 +1191,10 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             Err(PipelineError::Closed)
         };
         if stored > 0 && result.is_ok() {
-            flushed = Instant::now();
+            let now = Instant::now();
+            wait = last_commit.map_or(IDLE_FLUSH, |t| (now - t).clamp(IDLE_FLUSH, IDLE_WAIT));
+            last_commit = Some(now);
+            flushed = now;
         } else if flushed.elapsed() >= IDLE_FLUSH {
             shared.flush_cursors();
             flushed = Instant::now();
