@@ -2,7 +2,8 @@
 # `hubroute run` on a file under /usr/bin/time -v, as README's Performance section measures it:
 # routes-10 with one sink per endpoint, a fresh store, rayon limited to THREADS threads.
 #
-# Usage (from the repository root, after `cargo build --release`):
+# Usage (from the repository root, after `cargo build --release`; HUBROUTE_BIN=PATH measures
+# another build, e.g. a saved copy of an earlier one):
 #   scripts/run-bench.sh [INPUT] [THREADS] [file|storage]
 # (defaults: ../shared/bench/messages-10k.jsonl 1 file). Prints run's summary line, CPU% and max
 # RSS; the scratch directory is removed at the end.
@@ -24,6 +25,6 @@ for n in $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(" 
     esac
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-RAYON_NUM_THREADS=$THREADS /usr/bin/time -v "$ROOT/target/release/hubroute" run --quiet \
+RAYON_NUM_THREADS=$THREADS /usr/bin/time -v "${HUBROUTE_BIN:-$ROOT/target/release/hubroute}" run --quiet \
     --routes "$ROUTES" --input "$INPUT" --store "$D/store" --dead-letter "$D/dead.jsonl" \
     "${SINKS[@]}" 2>&1 | grep -E "^read |Percent of CPU|Maximum resident"

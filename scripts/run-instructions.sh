@@ -5,7 +5,7 @@
 # build (cargo build --release --bin hubroute).
 #
 #   scripts/run-instructions.sh [INPUT] [THREADS] [file|storage]
-#   (defaults: ../shared/bench/messages-10k.jsonl 1 file)
+#   (defaults: ../shared/bench/messages-10k.jsonl 1 file; HUBROUTE_BIN=PATH: another build)
 #
 # Prints one line per thread that ran more than 1% of the instructions (thread number, its
 # instructions per message) and the total; callgrind's per-thread files stay in $OUT
@@ -31,7 +31,7 @@ done
 N=$(grep -c . "$INPUT")
 RAYON_NUM_THREADS=$THREADS valgrind --tool=callgrind --separate-threads=yes \
     --callgrind-out-file="$OUT/cg.out" --log-file="$OUT/valgrind.log" \
-    "$ROOT/target/release/hubroute" run --quiet --routes "$ROUTES" --input "$INPUT" \
+    "${HUBROUTE_BIN:-$ROOT/target/release/hubroute}" run --quiet --routes "$ROUTES" --input "$INPUT" \
     --store "$D/store" --dead-letter "$D/dead.jsonl" "${SINKS[@]}" 2>"$OUT/run.stderr" || true
 total=0
 for f in "$OUT"/cg.out-*; do
