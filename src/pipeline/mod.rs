@@ -353,6 +353,11 @@ pub(crate) struct TailRecord {
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
 
+/// The (store id, cursor) pairs of `moved`, as the store writes them.
+fn cursor_pairs(moved: &Moved) -> SmallVec<[(u16, u64); 16]> {
+    moved.iter().map(|&(_, id, c)| (id, c)).collect()
+}
+
 /// How soon at the earliest, when no input comes, the committer writes the cursors endpoints
 /// have moved (a cursor frame alone: one write and sync of the log); while input flows they
 /// ride in every commit's own write and sync instead. The committer waits for input about as
@@ -551,7 +556,7 @@ impl Shared {
         if moved.is_empty() && delete.is_none() {
             return false;
         }
-        let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+        let cursors = cursor_pairs(&moved);
         match self.store.commit(0, &[], &cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
             Err(e) => eprintln!("{e} (writing delivery cursors; tried again later)"),
@@ -564,7 +569,7 @@ impl Shared {
     /// in the log, and what every endpoint has passed is deleted.
     fn checkpoint_cursors(&self) {
         let (moved, delete) = self.moved_cursors();
-        let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+        let cursors = cursor_pairs(&moved);
         match self.store.checkpoint(&cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
             Err(e) => {
@@ -1149,7 +1154,8 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     // commits, at least IDLE_FLUSH and at most IDLE_WAIT: while input flows in spaced
     // batches (a file read ahead of slower routing) the next commit carries the cursors,
     // at no sync of their own; once input stops they are written within about one commit's
-    // time. Then it doubles up to IDLE_WAIT while no input comes.
+    // time, and again as often while endpoints deliver; then the wait doubles up to
+    // IDLE_WAIT while nothing moves.
     let mut wait = IDLE_FLUSH;
     let mut last_commit: Option<Instant> = None;
     // When cursors were last written: batches of unrouted messages only (no records to
@@ -1160,9 +1166,11 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
-                // nothing to repeat after a crash.
-                shared.flush_cursors();
-                wait = (wait * 2).min(IDLE_WAIT);
+                // nothing to repeat after a crash. While they deliver (a backlog), again
+                // after as long; once they stop, less and less often.
+                if !shared.flush_cursors() {
+                    wait = (wait * 2).min(IDLE_WAIT);
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -1316,7 +1324,7 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
     // The cursors that moved ride in the records' write and sync (a cursor frame of a few
     // bytes a moved endpoint), and what every endpoint has passed is deleted after it.
     let (moved, delete) = shared.moved_cursors();
-    let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+    let cursors = cursor_pairs(&moved);
     let mut retry = 0u32;
     loop {
         match shared.store.commit(first, &slices, &cursors, delete) {
