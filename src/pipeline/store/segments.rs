@@ -27,8 +27,10 @@
 //!   written, so that a cursor moves durably in the write and sync of the records it rides
 //!   with instead of a sync of the cursor file of its own. `sequence` is the next sequence
 //!   number then, the payload `count` entries of endpoint id u16 and cursor u64. A log
-//!   written before cursor frames existed has none and opens as before (an older hubroute
-//!   opening a log with cursor frames takes the first one for a torn write).
+//!   written before cursor frames existed has none and opens as before. The other way does
+//!   not work: an older hubroute takes a cursor frame for a torn write and, in the last
+//!   file, cuts it off with every record after it, so a store this version wrote must not
+//!   be opened by an older one.
 //!
 //! Crash safety: a frame is acknowledged only after `fdatasync` of its file (and, for a new
 //! file, of the directory that names it). At open every frame is checked (magic, CRC,
