@@ -360,12 +360,13 @@ fn cursor_pairs(moved: &Moved) -> SmallVec<[(u16, u64); 16]> {
 
 /// How soon at the earliest, when no input comes, the committer writes the cursors endpoints
 /// have moved (a cursor frame alone: one write and sync of the log); while input flows they
-/// ride in every commit's own write and sync instead. The committer waits for input about as
-/// long as the last two commits were apart, at least this and at most [`IDLE_WAIT`], so that
-/// a cursor frame alone is written when input has stopped, not between two commits of a
-/// steady stream (it would be a sync more per commit). 5 ms: a crash while input is idle
-/// repeats at most about that much delivery (or one commit interval's), and an endpoint
-/// draining a backlog alone costs at most 200 small syncs a second.
+/// ride in every commit's own write and sync instead. In a stream (commits at most
+/// [`IDLE_WAIT`] apart) the committer waits for input about as long as the last two commits
+/// were apart, at least this, so that a cursor frame alone is written when input has
+/// stopped, not between two commits (it would be a sync more per commit); input sparser
+/// than that waits only this (a few commits a second can afford the sync). 5 ms: a crash
+/// while input is idle repeats at most about that much delivery (or one commit interval's),
+/// and an endpoint draining a backlog alone costs at most 200 small syncs a second.
 pub(crate) const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
 /// The longest the committer waits for input before looking at the cursors again (the wait
@@ -1151,11 +1152,12 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
     // While input flows, every commit carries the cursors that moved (see `commit`); when
     // none comes for `wait`, they are written alone. `wait` is the time between the last two
-    // commits, at least IDLE_FLUSH and at most IDLE_WAIT: while input flows in spaced
-    // batches (a file read ahead of slower routing) the next commit carries the cursors,
-    // at no sync of their own; once input stops they are written within about one commit's
-    // time, and again as often while endpoints deliver; then the wait doubles up to
-    // IDLE_WAIT while nothing moves.
+    // commits (at least IDLE_FLUSH) when that is at most IDLE_WAIT: while input flows in
+    // spaced batches (a file read ahead of slower routing) the next commit carries the
+    // cursors, at no sync of their own; once input stops they are written within about one
+    // commit's time, and again as often while endpoints deliver. Commits further apart
+    // (sparse input) wait only IDLE_FLUSH. The wait doubles up to IDLE_WAIT while nothing
+    // moves.
     let mut wait = IDLE_FLUSH;
     let mut last_commit: Option<Instant> = None;
     // When cursors were last written: batches of unrouted messages only (no records to
@@ -1200,7 +1202,13 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
         };
         if stored > 0 && result.is_ok() {
             let now = Instant::now();
-            wait = last_commit.map_or(IDLE_FLUSH, |t| (now - t).clamp(IDLE_FLUSH, IDLE_WAIT));
+            wait = match last_commit.map(|t| now - t) {
+                // A stream: the next commit comes about as soon and carries the cursors.
+                Some(gap) if gap <= IDLE_WAIT => gap.max(IDLE_FLUSH),
+                // Sparse input (or the first commit): not worth waiting for; a few commits
+                // a second can afford a cursor frame of their own.
+                _ => IDLE_FLUSH,
+            };
             last_commit = Some(now);
             flushed = now;
         } else if flushed.elapsed() >= IDLE_FLUSH {
