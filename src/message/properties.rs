@@ -369,7 +369,8 @@ impl Properties {
     /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
     /// `replace`: `Err(value)`, nothing inserted, when the name is present) of a name read
     /// from a message line. When the name is one the last message had near this position
-    /// ([`Properties::kept_position`]) and no name in the bag can equal it (the bloom bit of its
+    /// (anywhere for `replace`, application properties: [`Properties::kept_position`]) and
+    /// no name in the bag can equal it (the bloom bit of its
     /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
     /// no copy.
     #[inline]
