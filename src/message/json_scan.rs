@@ -45,22 +45,6 @@ impl Sink for String {
     }
 }
 
-impl Sink for Vec<u8> {
-    #[inline]
-    fn text(&mut self, s: &str) {
-        self.extend_from_slice(s.as_bytes());
-    }
-    #[inline]
-    fn char(&mut self, c: char) {
-        let mut buf = [0u8; 4];
-        self.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-    }
-    #[inline]
-    fn ascii(&mut self, b: u8) {
-        self.push(b);
-    }
-}
-
 /// A JSON string's content as it is in the line: `raw` is between the quotes, `escaped` says
 /// whether it holds a backslash (then it must go through [`unescape`]). For names, which are
 /// looked up before they are copied; values are read with [`Reader::string_into`].
@@ -227,12 +211,13 @@ fn escape_at(b: &[u8], at: usize, buf: &mut [u8], o: &mut usize) -> Res<usize> {
     match SIMPLE_ESCAPES[usize::from(e)] {
         0 if e == b'u' => {
             let (c, len) = unicode_escape(b, at)?;
-            *o += c.encode_utf8(&mut buf[*o..*o + 4]).len();
+            let slot = buf.get_mut(*o..*o + 4).ok_or(NotMine)?;
+            *o += c.encode_utf8(slot).len();
             Ok(at + len)
         }
         0 => Err(NotMine),
         d => {
-            buf[*o] = d;
+            *buf.get_mut(*o).ok_or(NotMine)? = d;
             *o += 1;
             Ok(at + 2)
         }
@@ -243,74 +228,103 @@ fn escape_at(b: &[u8], at: usize, buf: &mut [u8], o: &mut usize) -> Res<usize> {
 /// quote) to `out`, and returns the position after its closing quote. Escape-dense strings (a
 /// JSON body given as text has an escaped quote every few bytes) are its reason. Each eight
 /// bytes of the line are stored into `out` whole and flagged for special bytes exactly
-/// ([`special_bytes_exact`]); for each escape in the word the decoded byte is written and the
-/// rest of the word stored again one place on, so a run between two escapes costs a shift and
-/// a store instead of a search, a `memcpy` call and an escape call. `out` is zero-filled ahead
-/// of the write position (a window that doubles) and cut back at the end, so the loop writes
-/// into a slice held in registers.
+/// ([`special_bytes_exact`]); for each escape in the word the rest of the word from the
+/// escaped byte on is stored again over the backslash and the escaped byte replaced by what it
+/// stands for (the same byte for `\"`, `\\` and `\/`, the commonest), so a run between two
+/// escapes costs a shift and a store instead of a search, a `memcpy` call and an escape call.
+/// `out` is zero-filled once for the rest of the line (an escape never decodes to more bytes
+/// than it takes, so the value fits) and cut back at the end, so the loop writes into a slice
+/// without growing it.
 #[inline(never)]
 fn string_bytes_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
-    let mut buf = std::mem::take(out);
-    let first = buf.len();
-    // `o` is where the word's next unconsumed byte (`p`) goes.
-    let mut o = first;
+    string_bytes_within(b, start, b.len(), out)
+}
+
+/// [`string_bytes_into`] of a string known to end before `b[limit]` (its closing quote at
+/// `limit - 1` at the latest): `out` grows by `limit - start` bytes at most before it is cut
+/// back, so a short value in a long line costs as little as its own length.
+#[inline(always)]
+fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) -> Res<usize> {
+    let b = b.get(..limit).ok_or(NotMine)?;
+    let first = out.len();
+    // The rest of the string, and room for a word stored at its last position.
+    out.resize(first + b.len().saturating_sub(start) + 16, 0);
+    let buf = &mut out[first..];
+    // Where the current word's first unconsumed byte goes: never further on than the bytes
+    // read (`at <= i - start`), so the word's 16-byte window of `buf` is within it.
+    let mut at = 0usize;
     let mut i = start;
     let end = 'words: loop {
-        // Room for a word, stored again up to seven times one place on, or an escape.
-        if buf.len() < o + 16 {
-            let want = (o + 64).max(first + 2 * (buf.len() - first));
-            buf.resize(want, 0);
-        }
         let w = u64::from_le_bytes(word_at(b, i));
-        buf[o..o + 8].copy_from_slice(&w.to_le_bytes());
+        let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<16>) else {
+            break 'words Err(NotMine);
+        };
+        window[..8].copy_from_slice(&w.to_le_bytes());
         let mut m = special_bytes_exact(w);
-        let mut p = 0usize;
-        loop {
-            if m == 0 {
-                if i + 8 >= b.len() {
-                    // The line ended inside the string.
-                    break 'words Err(NotMine);
+        // Bytes of this word left out so far (one per escape).
+        let mut gone = 0usize;
+        while m != 0 {
+            // The flagged byte's first bit: `8 * k` for byte `k` (its bit 7 is flagged).
+            let s = m.trailing_zeros() & !7;
+            let k = (s / 8) as usize;
+            // Where byte `k` goes in the window: each escape before it took two of the `k`
+            // bytes, so this is at most 7 (the mask says so to the bounds checks).
+            let j = k.wrapping_sub(gone) & 7;
+            match (w >> s) as u8 {
+                b'\\' if s < 56 => {}
+                b'"' => break 'words Ok((i + k + 1, at + j)),
+                // An escape whose second byte is in the next word (a backslash at the word's
+                // end), or a control character (an error).
+                b'\\' => {
+                    let mut o = at + j;
+                    match escape_at(b, i + k, buf, &mut o) {
+                        Ok(next) => {
+                            (at, i) = (o, next);
+                            continue 'words;
+                        }
+                        Err(e) => break 'words Err(e),
+                    }
                 }
-                o += 8 - p;
-                i += 8;
-                continue 'words;
-            }
-            let k = (m.trailing_zeros() / 8) as usize;
-            o += k - p;
-            match (w >> (8 * k)) as u8 {
-                b'"' => break 'words Ok(i + k + 1),
-                b'\\' => {}
                 _ => break 'words Err(NotMine),
             }
-            let d = if k < 7 {
-                SIMPLE_ESCAPES[usize::from((w >> (8 * k + 8)) as u8)]
-            } else {
-                0
-            };
+            // The word from the escaped byte on, over the backslash.
+            let rest = w >> (s + 8);
+            let d = SIMPLE_ESCAPES[usize::from(rest as u8)];
             if d == 0 {
-                // `\\u`, an escape whose second byte is in the next word, or an error.
-                match escape_at(b, i + k, &mut buf, &mut o) {
+                // `\u`, or an error.
+                let mut o = at + j;
+                match escape_at(b, i + k, buf, &mut o) {
                     Ok(next) => {
-                        i = next;
+                        (at, i) = (o, next);
                         continue 'words;
                     }
                     Err(e) => break 'words Err(e),
                 }
             }
-            buf[o] = d;
-            o += 1;
-            p = k + 2;
-            if p == 8 {
-                i += 8;
-                continue 'words;
-            }
-            buf[o..o + 8].copy_from_slice(&(w >> (8 * p)).to_le_bytes());
-            m &= u64::MAX << (8 * p);
+            window[j..j + 8].copy_from_slice(&rest.to_le_bytes());
+            window[j] = d;
+            gone += 1;
+            // Both bytes of the escape are consumed (an escaped `"` or `\\` is flagged too).
+            // `s + 16` may be 64: two shifts.
+            m &= (u64::MAX << 16) << s;
         }
+        if i + 8 >= b.len() {
+            // The string does not end within the limit.
+            break 'words Err(NotMine);
+        }
+        at += 8 - gone;
+        i += 8;
     };
-    buf.truncate(o);
-    *out = buf;
-    end
+    match end {
+        Ok((next, len)) => {
+            out.truncate(first + len);
+            Ok(next)
+        }
+        Err(e) => {
+            out.truncate(first);
+            Err(e)
+        }
+    }
 }
 
 /// Appends the value of the escaped JSON string content `raw` to `out` (see [`escape`]).
@@ -382,27 +396,25 @@ impl<'a> Reader<'a> {
         Ok(JsonStr { raw, escaped })
     }
 
-    /// A string's value appended to `out` in one pass (runs between escapes copied, escapes
-    /// decoded); the next non-white byte must be its opening quote.
+    /// A string's value appended to `out`: one without escapes (nearly every property value)
+    /// copied whole, an escaped one (`connectionAuthMethod` holds JSON) unescaped a word at a
+    /// time ([`string_bytes_within`], within the string's end just found) instead of a search,
+    /// a copy and a call per escape. The next non-white byte must be its opening quote.
     #[inline]
-    fn string_into(&mut self, out: &mut impl Sink) -> Res<()> {
-        self.expect(b'"')?;
-        let mut i = self.pos;
-        loop {
-            let j = find_special(self.b, i);
-            match self.b.get(j) {
-                Some(b'"') => {
-                    out.text(self.text.get(i..j).ok_or(NotMine)?);
-                    self.pos = j + 1;
-                    return Ok(());
-                }
-                Some(b'\\') => {
-                    out.text(self.text.get(i..j).ok_or(NotMine)?);
-                    i = escape(self.b, j, out)?;
-                }
-                _ => return Err(NotMine),
-            }
+    fn string_into(&mut self, out: &mut String) -> Res<()> {
+        let s = self.string()?;
+        if !s.escaped {
+            out.push_str(s.raw);
+            return Ok(());
         }
+        // `string` left `pos` after the closing quote.
+        let start = self.pos - 1 - s.raw.len();
+        let mut bytes = std::mem::take(out).into_bytes();
+        let read = string_bytes_within(self.b, start, self.pos, &mut bytes);
+        // Unescaped from a `&str` (escapes decode to whole characters; `bytes` is cut back to
+        // what it held on an error): always UTF-8, so the check never fails.
+        *out = String::from_utf8(bytes).map_err(|_| NotMine)?;
+        read.map(|_| ())
     }
 
     /// `null` (true) or the opening quote of a string (false, not consumed).
@@ -513,7 +525,7 @@ impl<'a> Reader<'a> {
             let kept = if raw_name.escaped {
                 None
             } else {
-                bag.kept_position(raw_name.raw)
+                bag.kept_position(raw_name.raw, false)
             };
             if kept.is_some() {
                 // A name the last message had: stored as read (it is a routing name, or one no

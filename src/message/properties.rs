@@ -101,13 +101,23 @@ fn scan_key(name: &str) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let b = name.as_bytes();
     let mut h = 0u64;
-    // Eight bytes at a time, the last word padded with zeros.
-    for chunk in b.chunks(8) {
+    let step = |h: u64, w: u64| (h ^ (w | FOLD)).wrapping_mul(K).rotate_left(29);
+    // Eight bytes at a time, the last word padded with zeros. Whole words are loaded as
+    // such and the last one's bytes shifted in (a copy of a variable length into a padded
+    // word was a `memcpy` call per name, most of a lookup's cost).
+    let mut words = b.chunks_exact(8);
+    for chunk in &mut words {
         let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ (u64::from_le_bytes(w) | FOLD))
-            .wrapping_mul(K)
-            .rotate_left(29);
+        w.copy_from_slice(chunk);
+        h = step(h, u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let w = rest
+            .iter()
+            .rev()
+            .fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
+        h = step(h, w);
     }
     h ^= h >> 31;
     h = h.wrapping_mul(K);
@@ -335,24 +345,32 @@ impl Properties {
     }
 
     /// Where `name` is, byte for byte, among the ASCII names the bag held before
-    /// [`Properties::clear`] and not yet taken, looking at the few from the cursor on.
+    /// [`Properties::clear`] and not yet taken: the few from the cursor on (the same order as
+    /// the last message), then, when `anywhere`, all of them: application properties come
+    /// in no fixed order, and a name compared by length first costs a few instructions where
+    /// one copied in and hashed costs hundreds.
     #[inline]
-    fn kept_find(&self, name: &str) -> Option<usize> {
+    fn kept_find(&self, name: &str, anywhere: bool) -> Option<usize> {
         let from = self.kept_cursor.min(self.kept.len());
         let to = (from + KEPT_WINDOW).min(self.kept.len());
-        (from..to).find(|&j| {
-            let (k, key, ascii) = &self.kept[j];
+        let same = |j: &usize| {
+            let (k, key, ascii) = &self.kept[*j];
             *ascii && *key != TAKEN && bytes_eq(k.as_bytes(), name.as_bytes())
-        })
+        };
+        let near = (from..to).find(same);
+        if near.is_some() || !anywhere {
+            return near;
+        }
+        (0..from).chain(to..self.kept.len()).find(same)
     }
 
     /// Where `name` is among the names the bag held before [`Properties::clear`] that
     /// [`Properties::insert_line_name`] would take back (when not in the bag already), for
-    /// [`Properties::insert_line_name_found`].
+    /// [`Properties::insert_line_name_found`]; only near the cursor unless `anywhere`.
     #[inline]
-    pub(crate) fn kept_position(&self, name: &str) -> Option<usize> {
+    pub(crate) fn kept_position(&self, name: &str, anywhere: bool) -> Option<usize> {
         if self.ascii && self.index.is_none() {
-            self.kept_find(name)
+            self.kept_find(name, anywhere)
         } else {
             None
         }
@@ -361,7 +379,8 @@ impl Properties {
     /// [`Properties::insert_spare`] (`replace`) or [`Properties::insert_spare_absent`] (not
     /// `replace`: `Err(value)`, nothing inserted, when the name is present) of a name read
     /// from a message line. When the name is one the last message had near this position
-    /// ([`Properties::kept_position`]) and no name in the bag can equal it (the bloom bit of its
+    /// (anywhere for `replace`, application properties: [`Properties::kept_position`]) and
+    /// no name in the bag can equal it (the bloom bit of its
     /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
     /// no copy.
     #[inline]
@@ -371,7 +390,8 @@ impl Properties {
         value: Option<String>,
         replace: bool,
     ) -> Result<(), Option<String>> {
-        let found = self.kept_position(name);
+        // Application properties (`replace`) are looked for among all the kept names.
+        let found = self.kept_position(name, replace);
         self.insert_line_name_found(found, name, value, replace)
     }
 
@@ -823,6 +843,77 @@ mod tests {
             crate::message::Message::from_json_str(&format!("{{\"appProperties\": {{{json}}}}}"))
                 .unwrap();
         assert_eq!(m.app_properties.len(), 40_000);
+    }
+
+    /// Application properties come in no fixed order: a name the last message had anywhere
+    /// is taken back, the bag holds what was inserted, and the kept names stay bounded.
+    #[test]
+    fn kept_names_are_found_in_any_order() {
+        let mut p = Properties::new();
+        let sets: [&[&str]; 3] = [
+            &["a", "b", "opt1"],
+            &["b", "opt1", "a"],
+            &["opt1", "a", "b"],
+        ];
+        for _ in 0..4 {
+            for set in sets {
+                p.clear();
+                for name in set {
+                    let mut v = p.take_spare();
+                    v.push_str(name);
+                    assert!(p.insert_line_name(name, Some(v), true).is_ok());
+                }
+                let got: Vec<_> = p.iter().collect();
+                let want: Vec<_> = set.iter().map(|&n| (n, Some(n))).collect();
+                assert_eq!(got, want);
+            }
+        }
+        // The last message's first name, looked for with the cursor past the window.
+        p.clear();
+        for name in ["b", "x", "y", "z"] {
+            assert!(p.kept_position(name, false).is_none() || name == "b");
+            assert!(p.insert_line_name(name, None, true).is_ok());
+        }
+        assert!(p.kept_position("opt1", false).is_none());
+        assert!(p.kept_position("opt1", true).is_some());
+        assert_eq!(p.insert_line_name("OPT1", None, false), Ok(()));
+        assert_eq!(
+            p.insert_line_name("B", None, false),
+            Err(None),
+            "a duplicate"
+        );
+        for i in 0..100 {
+            p.clear();
+            assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
+            assert!(p.kept.len() <= 6, "{}", p.kept.len());
+        }
+    }
+
+    /// The key of every length is the hash of the name's words padded with zeros.
+    #[test]
+    fn scan_key_hashes_zero_padded_words() {
+        let reference = |name: &str| {
+            let mut h = 0u64;
+            for chunk in name.as_bytes().chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                h = (h ^ (u64::from_le_bytes(w) | 0x2020_2020_2020_2020))
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .rotate_left(29);
+            }
+            h ^= h >> 31;
+            h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            h ^= h >> 29;
+            ((name.len() as u64) << 48) | (h & 0xFFFF_FFFF_FFFF)
+        };
+        let text = "connectionDeviceGenerationId-\u{e9}-iothub-message-source";
+        for start in 0..8 {
+            for end in start..text.len() {
+                if let Some(name) = text.get(start..end) {
+                    assert_eq!(scan_key(name), reference(name), "{name:?}");
+                }
+            }
+        }
     }
 
     #[test]
