@@ -248,14 +248,8 @@ pub fn view<'a>(
     hub_name: &'a str,
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
-    read_view(
-        bytes,
-        endpoint,
-        endpoint_name,
-        hub_name,
-        sequence,
-        PackedProperties::split,
-    )
+    Ok(locate(bytes, endpoint, Check::Utf8)?
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence)))
 }
 
 /// [`view`] of a record [`view`] has already checked (its bytes, read again): the
@@ -267,34 +261,62 @@ pub fn view_checked<'a>(
     hub_name: &'a str,
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
-    read_view(
-        bytes,
-        endpoint,
-        endpoint_name,
-        hub_name,
-        sequence,
-        PackedProperties::skip,
-    )
+    Ok(locate(bytes, endpoint, Check::Lengths)?
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence)))
 }
 
-type Split<'a> = fn(&mut &'a [u8], bool) -> Result<PackedProperties<'a>, &'static str>;
+/// What [`locate`] checks of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Everything: lengths, presence bytes, the strings' UTF-8 (a record read from the store's
+    /// files, which a crash or another program may have damaged).
+    Utf8,
+    /// The structure only: a record this process encoded from `&str`s (the pipeline's tail),
+    /// or one already checked. Renderers copy its strings as bytes; the UTF-8 check of every
+    /// property list was about a tenth of an endpoint thread's work.
+    Lengths,
+}
 
-fn read_view<'a>(
-    bytes: &'a [u8],
+/// Where the parts of one endpoint's copy lie in a record: what [`view`] reads, kept by an
+/// endpoint worker so that each delivery attempt renders the copy without reading the record
+/// again ([`CopyParts::view`] only slices it). Offsets into the record's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CopyParts {
+    /// When the router accepted the message.
+    pub enqueued_time: SystemTime,
+    source: Option<Source>,
+    flags: Option<u8>,
+    enrichments: (usize, usize),
+    system_properties: (usize, usize),
+    app_properties: (usize, usize),
+    body: usize,
+}
+
+/// Finds `endpoint`'s copy in a record (`None`: the record does not go to it), checking what
+/// `check` says; a damaged record is an error.
+pub(crate) fn locate(
+    bytes: &[u8],
     endpoint: u16,
-    endpoint_name: &'a str,
-    hub_name: &'a str,
-    sequence: u64,
-    split: Split<'a>,
-) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    check: Check,
+) -> Result<Option<CopyParts>, CorruptRecord> {
     let mut r = Reader { bytes };
+    // A list's offsets in `bytes`, after checking it as `check` says.
+    let list = |r: &mut Reader<'_>, presence: bool| {
+        let start = bytes.len() - r.bytes.len();
+        match check {
+            Check::Utf8 => PackedProperties::split(&mut r.bytes, presence),
+            Check::Lengths => PackedProperties::skip(&mut r.bytes, presence),
+        }
+        .map_err(CorruptRecord)?;
+        Ok::<_, CorruptRecord>((start, bytes.len() - r.bytes.len()))
+    };
     let (enqueued_time, source, flags) = r.header()?;
     let n = r.len()?;
     let mut mine = None;
     for _ in 0..n {
         let mut id = [0u8; 2];
         id.copy_from_slice(r.take(2)?);
-        let enrichments = split(&mut r.bytes, false).map_err(CorruptRecord)?;
+        let enrichments = list(&mut r, false)?;
         if u16::from_le_bytes(id) == endpoint && mine.is_none() {
             mine = Some(enrichments);
         }
@@ -302,27 +324,57 @@ fn read_view<'a>(
     let Some(enrichments) = mine else {
         return Ok(None);
     };
-    let system_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
-    let app_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let system_properties = list(&mut r, true)?;
+    let app_properties = list(&mut r, true)?;
     let body_len = r.len()?;
-    let body = r.take(body_len)?;
+    let body = bytes.len() - r.bytes.len();
+    r.take(body_len)?;
     if !r.bytes.is_empty() {
         return Err(CorruptRecord("trailing bytes"));
     }
-    Ok(Some(CopyView {
-        endpoint: endpoint_name,
+    Ok(Some(CopyParts {
         enqueued_time,
-        hub_name,
-        sequence,
         source,
+        flags,
+        enrichments,
         system_properties,
         app_properties,
-        enrichments,
         body,
-        // Either flag: the sink checks the body as it embeds it (a record of bit 0's time
-        // was parsed, but not checked for UTF-8).
-        body_is_json: flags.map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
     }))
+}
+
+impl CopyParts {
+    /// The copy in `bytes`, the record [`locate`] found these parts in (other bytes give a
+    /// copy with empty parts, never a panic).
+    pub(crate) fn view<'a>(
+        &self,
+        bytes: &'a [u8],
+        endpoint_name: &'a str,
+        hub_name: &'a str,
+        sequence: u64,
+    ) -> CopyView<'a> {
+        let list = |(start, end): (usize, usize), presence: bool| {
+            bytes.get(start..end).map_or(PackedProperties::EMPTY, |b| {
+                PackedProperties::located(b, presence)
+            })
+        };
+        CopyView {
+            endpoint: endpoint_name,
+            enqueued_time: self.enqueued_time,
+            hub_name,
+            sequence,
+            source: self.source,
+            system_properties: list(self.system_properties, true),
+            app_properties: list(self.app_properties, true),
+            enrichments: list(self.enrichments, false),
+            body: bytes.get(self.body..).unwrap_or_default(),
+            // Either flag: the sink checks the body as it embeds it (a record of bit 0's time
+            // was parsed, but not checked for UTF-8).
+            body_is_json: self
+                .flags
+                .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
+        }
+    }
 }
 
 /// Decodes a whole record.

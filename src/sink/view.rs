@@ -151,6 +151,12 @@ impl<'a> PackedProperties<'a> {
         })
     }
 
+    /// The list that [`PackedProperties::split`] or [`PackedProperties::skip`] split off as
+    /// `bytes` before (the pipeline keeps where a record's lists lie, not the lists).
+    pub(crate) fn located(bytes: &'a [u8], presence: bool) -> Self {
+        PackedProperties { bytes, presence }
+    }
+
     /// The properties in order (names and values as stored; `None`: present but null).
     pub fn iter(&self) -> PackedIter<'a> {
         let mut bytes = self.bytes;
