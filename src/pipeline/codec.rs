@@ -24,7 +24,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::message::{Message, Properties, Source};
-use crate::sink::{CopyView, PackedProperties};
+use crate::sink::{CopyView, PackedProperties, SharedBody};
 
 const VERSION: u8 = 2;
 
@@ -55,6 +55,34 @@ pub struct Record {
     pub destinations: Vec<Destination>,
     /// The message as accepted.
     pub message: Message,
+}
+
+/// A record's bytes as the pipeline's tail holds them, shared by the endpoint workers that
+/// take it, with what they share of its rendering.
+#[derive(Debug, Default)]
+pub(crate) struct StoredRecord {
+    /// The encoded record.
+    pub bytes: Vec<u8>,
+    /// The body as JSON renderers embed it, rendered once for every endpoint.
+    pub body: SharedBody,
+}
+
+impl StoredRecord {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        StoredRecord {
+            bytes,
+            body: SharedBody::default(),
+        }
+    }
+}
+
+/// The record's bytes (a stored record is read, sliced and measured as its bytes).
+impl std::ops::Deref for StoredRecord {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
 }
 
 /// A record that does not decode: the store is damaged (or written by a newer hubroute).
@@ -249,7 +277,7 @@ pub fn view<'a>(
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
     Ok(locate(bytes, endpoint, Check::Utf8)?
-        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence)))
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence, None)))
 }
 
 /// [`view`] of a record [`view`] has already checked (its bytes, read again): the
@@ -262,7 +290,7 @@ pub fn view_checked<'a>(
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
     Ok(locate(bytes, endpoint, Check::Lengths)?
-        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence)))
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence, None)))
 }
 
 /// What [`locate`] checks of a record.
@@ -290,6 +318,8 @@ pub(crate) struct CopyParts {
     system_properties: (usize, usize),
     app_properties: (usize, usize),
     body: usize,
+    /// Whether the record goes to more than one endpoint (whose copies may share a rendering).
+    pub fanout: bool,
 }
 
 /// Finds `endpoint`'s copy in a record (`None`: the record does not go to it), checking what
@@ -340,18 +370,20 @@ pub(crate) fn locate(
         system_properties,
         app_properties,
         body,
+        fanout: n > 1,
     }))
 }
 
 impl CopyParts {
     /// The copy in `bytes`, the record [`locate`] found these parts in (other bytes give a
-    /// copy with empty parts, never a panic).
+    /// copy with empty parts, never a panic); its body rendered once in `shared` if given.
     pub(crate) fn view<'a>(
         &self,
         bytes: &'a [u8],
         endpoint_name: &'a str,
         hub_name: &'a str,
         sequence: u64,
+        shared: Option<&'a SharedBody>,
     ) -> CopyView<'a> {
         let list = |(start, end): (usize, usize), presence: bool| {
             bytes.get(start..end).map_or(PackedProperties::EMPTY, |b| {
@@ -373,6 +405,7 @@ impl CopyParts {
             body_is_json: self
                 .flags
                 .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
+            shared_body: shared,
         }
     }
 }

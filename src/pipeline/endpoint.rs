@@ -23,7 +23,9 @@ struct Copy {
     sequence: u64,
     enqueued_time: SystemTime,
     parts: codec::CopyParts,
-    record: Arc<Vec<u8>>,
+    record: Arc<codec::StoredRecord>,
+    /// Whether the record is the tail's, shared with the other endpoints that take it.
+    shared: bool,
 }
 
 /// Copies on their way, in sequence order.
@@ -117,7 +119,7 @@ impl Worker {
     pub(super) fn run(mut self) {
         let id = self.state().id;
         let max_batch = self.shared.config.max_batch.max(1);
-        let mut found: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
+        let mut found: Vec<(u64, Arc<codec::StoredRecord>)> = Vec::new();
         let mut views = Vec::new();
         while let Some(committed) = self.wait() {
             found.clear();
@@ -160,6 +162,7 @@ impl Worker {
                         enqueued_time: parts.enqueued_time,
                         parts,
                         record,
+                        shared: check == codec::Check::Lengths,
                     }),
                     Ok(None) => {}
                     Err(e) => self.corrupt(seq, &e.to_string()),
@@ -191,7 +194,7 @@ impl Worker {
         committed: u64,
         id: u16,
         max: usize,
-        found: &mut Vec<(u64, Arc<Vec<u8>>)>,
+        found: &mut Vec<(u64, Arc<codec::StoredRecord>)>,
     ) -> Result<u64, super::StoreError> {
         let read = self.shared.store.read_after(self.scanned, SCAN)?;
         if read.is_empty() {
@@ -209,7 +212,7 @@ impl Worker {
             last = seq;
             match codec::peek(&bytes, id) {
                 Ok((false, _)) => {}
-                Ok((true, _)) => found.push((seq, Arc::new(bytes))),
+                Ok((true, _)) => found.push((seq, Arc::new(codec::StoredRecord::new(bytes)))),
                 Err(e) => self.corrupt(seq, &e.to_string()),
             }
             if found.len() >= max {
@@ -288,12 +291,12 @@ impl Worker {
         // The views borrow `copies` for this attempt only; the vector's allocation outlives
         // them (collected in place from an empty vector of the same element type).
         let mut batch: Vec<CopyView<'_>> = reuse(std::mem::take(views));
-        batch.extend(
-            copies
-                .items
-                .iter()
-                .map(|c| c.parts.view(&c.record, &state.name, hub, c.sequence)),
-        );
+        batch.extend(copies.items.iter().map(|c| {
+            // A body other endpoints also render is rendered once for all of them.
+            let shared = (c.shared && c.parts.fanout).then_some(&c.record.body);
+            c.parts
+                .view(&c.record, &state.name, hub, c.sequence, shared)
+        }));
         let result = sink.write_views(&batch);
         *views = reuse(batch);
         result?;

@@ -373,7 +373,13 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    push_body(view_json_typed(view), view.body, out);
+    match view.shared_body {
+        Some(shared) if view_json_typed(view) => match shared.minified(view.body) {
+            Some(json) => out.extend_from_slice(json),
+            None => push_base64_string(out, view.body),
+        },
+        _ => push_body(view_json_typed(view), view.body, out),
+    }
     out.push(b'}');
 }
 

@@ -8,6 +8,7 @@
 //! ([`Sink::write_views`](super::Sink::write_views)); every other sink gets envelopes decoded
 //! from the views, exactly as before.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use super::Envelope;
@@ -261,6 +262,25 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// A stored record's body as the JSON renderers embed it, computed by the first endpoint that
+/// renders the record and shared with the others that take it: the minifying check is most of
+/// rendering a JSON copy, and its result is the same for every endpoint.
+#[derive(Debug, Default)]
+pub struct SharedBody(OnceLock<Option<Vec<u8>>>);
+
+impl SharedBody {
+    /// The body minified if it is JSON text in UTF-8 (`None`: it is not, the copy carries it as
+    /// base64), rendered from `body` on the first call.
+    pub(crate) fn minified(&self, body: &[u8]) -> Option<&[u8]> {
+        self.0
+            .get_or_init(|| {
+                let mut text = Vec::new();
+                super::json::push_minified_if_json(body, &mut text).then_some(text)
+            })
+            .as_deref()
+    }
+}
+
 /// One endpoint's copy of a stored message, borrowed from the stored record.
 #[derive(Debug, Clone, Copy)]
 pub struct CopyView<'a> {
@@ -287,6 +307,9 @@ pub struct CopyView<'a> {
     /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
     /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
+    /// Where the endpoints taking the same record share its rendered body (`None`: the copy
+    /// renders its own, e.g. a record only this endpoint takes).
+    pub shared_body: Option<&'a SharedBody>,
 }
 
 impl CopyView<'_> {
@@ -422,6 +445,7 @@ mod tests {
             enrichments: PackedProperties::split(en, false).unwrap(),
             body: b"",
             body_is_json: None,
+            shared_body: None,
         }
     }
 
