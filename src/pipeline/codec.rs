@@ -24,7 +24,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::message::{Message, Properties, Source};
-use crate::sink::{CopyView, PackedProperties, SharedBody};
+use crate::sink::{CopyView, PackedProperties, SharedJson};
 
 const VERSION: u8 = 2;
 
@@ -63,15 +63,15 @@ pub struct Record {
 pub(crate) struct StoredRecord {
     /// The encoded record.
     pub bytes: Vec<u8>,
-    /// The body as JSON renderers embed it, rendered once for every endpoint.
-    pub body: SharedBody,
+    /// What every endpoint's JSON copy has in common, rendered once for all of them.
+    pub json: SharedJson,
 }
 
 impl StoredRecord {
     pub(crate) fn new(bytes: Vec<u8>) -> Self {
         StoredRecord {
             bytes,
-            body: SharedBody::default(),
+            json: SharedJson::default(),
         }
     }
 }
@@ -376,14 +376,14 @@ pub(crate) fn locate(
 
 impl CopyParts {
     /// The copy in `bytes`, the record [`locate`] found these parts in (other bytes give a
-    /// copy with empty parts, never a panic); its body rendered once in `shared` if given.
+    /// copy with empty parts, never a panic), sharing its JSON rendering through `shared`.
     pub(crate) fn view<'a>(
         &self,
         bytes: &'a [u8],
         endpoint_name: &'a str,
         hub_name: &'a str,
         sequence: u64,
-        shared: Option<&'a SharedBody>,
+        shared: Option<&'a SharedJson>,
     ) -> CopyView<'a> {
         let list = |(start, end): (usize, usize), presence: bool| {
             bytes.get(start..end).map_or(PackedProperties::EMPTY, |b| {
@@ -405,7 +405,7 @@ impl CopyParts {
             body_is_json: self
                 .flags
                 .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
-            shared_body: shared,
+            shared_json: shared,
         }
     }
 }

@@ -292,8 +292,8 @@ impl Worker {
         // them (collected in place from an empty vector of the same element type).
         let mut batch: Vec<CopyView<'_>> = reuse(std::mem::take(views));
         batch.extend(copies.items.iter().map(|c| {
-            // A body other endpoints also render is rendered once for all of them.
-            let shared = (c.shared && c.parts.fanout).then_some(&c.record.body);
+            // What other endpoints also render is rendered once for all of them.
+            let shared = (c.shared && c.parts.fanout).then_some(&c.record.json);
             c.parts
                 .view(&c.record, &state.name, hub, c.sequence, shared)
         }));

@@ -355,7 +355,20 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
         out.push(b':');
         push_string(out, v.unwrap_or(b""));
     });
-    out.extend_from_slice(b"},\"SystemProperties\":{");
+    out.extend_from_slice(b"},");
+    match view.shared_json {
+        Some(shared) => {
+            out.extend_from_slice(shared.get_or_render(|text| write_view_common(view, &time, text)))
+        }
+        None => write_view_common(view, &time, out),
+    }
+    out.push(b'}');
+}
+
+/// The members of a copy's JSON record that every endpoint's copy has in common,
+/// `"SystemProperties":{…},"Body":…` ([`write_view_json`]).
+fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"SystemProperties\":{");
     for (n, v) in view.system_properties.iter_bytes() {
         if name_is(n, ENQUEUED_TIME) {
             continue;
@@ -373,14 +386,7 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    match view.shared_body {
-        Some(shared) if view_json_typed(view) => match shared.minified(view.body) {
-            Some(json) => out.extend_from_slice(json),
-            None => push_base64_string(out, view.body),
-        },
-        _ => push_body(view_json_typed(view), view.body, out),
-    }
-    out.push(b'}');
+    push_body(view_json_typed(view), view.body, out);
 }
 
 /// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]

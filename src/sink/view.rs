@@ -262,22 +262,21 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// A stored record's body as the JSON renderers embed it, computed by the first endpoint that
-/// renders the record and shared with the others that take it: the minifying check is most of
-/// rendering a JSON copy, and its result is the same for every endpoint.
+/// The part of a stored record's JSON rendering that is the same for every endpoint (its
+/// system properties and its body), rendered by the first endpoint that renders the record and
+/// copied by the others that take it: the body's minifying check is most of rendering a JSON
+/// copy, and escaping the system properties most of the rest.
 #[derive(Debug, Default)]
-pub struct SharedBody(OnceLock<Option<Vec<u8>>>);
+pub struct SharedJson(OnceLock<Vec<u8>>);
 
-impl SharedBody {
-    /// The body minified if it is JSON text in UTF-8 (`None`: it is not, the copy carries it as
-    /// base64), rendered from `body` on the first call.
-    pub(crate) fn minified(&self, body: &[u8]) -> Option<&[u8]> {
-        self.0
-            .get_or_init(|| {
-                let mut text = Vec::new();
-                super::json::push_minified_if_json(body, &mut text).then_some(text)
-            })
-            .as_deref()
+impl SharedJson {
+    /// The shared text, rendered by `render` on the first call.
+    pub(crate) fn get_or_render(&self, render: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
+        self.0.get_or_init(|| {
+            let mut text = Vec::new();
+            render(&mut text);
+            text
+        })
     }
 }
 
@@ -307,9 +306,9 @@ pub struct CopyView<'a> {
     /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
     /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
-    /// Where the endpoints taking the same record share its rendered body (`None`: the copy
-    /// renders its own, e.g. a record only this endpoint takes).
-    pub shared_body: Option<&'a SharedBody>,
+    /// Where the endpoints taking the same record share what their JSON copies have in common
+    /// (`None`: the copy renders all of its own, e.g. a record only this endpoint takes).
+    pub shared_json: Option<&'a SharedJson>,
 }
 
 impl CopyView<'_> {
@@ -445,7 +444,7 @@ mod tests {
             enrichments: PackedProperties::split(en, false).unwrap(),
             body: b"",
             body_is_json: None,
-            shared_body: None,
+            shared_json: None,
         }
     }
 
