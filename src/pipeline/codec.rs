@@ -614,4 +614,64 @@ mod tests {
             assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
     }
+
+    /// Endpoints that take the same record share one rendering of what their JSON copies have
+    /// in common (system properties, body): whichever endpoint renders first, every copy's
+    /// line is the one it renders on its own, for JSON, not-JSON and binary bodies. Locating a
+    /// copy without the UTF-8 check finds the same parts.
+    #[test]
+    fn shared_renderings_are_each_endpoints_own() {
+        use crate::sink::record::write_view_json;
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let dest = [
+            Destination {
+                endpoint: 1,
+                enrichments: vec![("site".into(), "b".into())],
+            },
+            Destination {
+                endpoint: 2,
+                enrichments: vec![],
+            },
+            Destination {
+                endpoint: 3,
+                enrichments: vec![("added".into(), "c\"".into())],
+            },
+        ];
+        for body in [
+            &b" {\"a\" : [1, \"x\"]}"[..],
+            b"{not json",
+            &[0, 159, 146, 150],
+        ] {
+            let mut m = Message::default();
+            m.system_properties
+                .insert("contentType", Some("application/json".into()));
+            m.system_properties
+                .insert("contentEncoding", Some("utf-8".into()));
+            m.system_properties.insert(
+                "connectionAuthMethod",
+                Some("{\"scope\":\"device\"}".into()),
+            );
+            m.app_properties.insert("Site", Some("a".into()));
+            m.body = body.to_vec();
+            let mut bytes = Vec::new();
+            encode(&mut bytes, t, &dest, &m);
+            let record = StoredRecord::new(bytes);
+            for first in [1u16, 2, 3] {
+                let shared = StoredRecord::new(record.bytes.clone());
+                for id in std::iter::once(first).chain([1, 2, 3]) {
+                    let name = format!("ep{id}");
+                    let parts = locate(&record, id, Check::Utf8).unwrap().unwrap();
+                    let lengths = locate(&record, id, Check::Lengths).unwrap().unwrap();
+                    assert_eq!(format!("{parts:?}"), format!("{lengths:?}"));
+                    assert!(parts.fanout);
+                    let own = parts.view(&record, &name, "hub", 9, None);
+                    let with = parts.view(&record, &name, "hub", 9, Some(&shared.json));
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    write_view_json(&own, Some(&name), &mut a);
+                    write_view_json(&with, Some(&name), &mut b);
+                    assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                }
+            }
+        }
+    }
 }

@@ -531,3 +531,43 @@ pub(super) fn snapshot(shared: &Shared, e: &EndpointState, now: SystemTime) -> E
         latency_buckets: e.latency.counts(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The views of one attempt are collected into the previous attempt's vector: its
+    /// allocation is kept, not made again per batch.
+    #[test]
+    fn the_views_vector_is_reused() {
+        let bytes = b"body".to_vec();
+        let mut views: Vec<CopyView<'static>> = Vec::with_capacity(32);
+        let ptr = views.as_ptr() as usize;
+        for _ in 0..3 {
+            let mut batch: Vec<CopyView<'_>> = reuse(std::mem::take(&mut views));
+            assert!(batch.is_empty());
+            assert_eq!(batch.capacity(), 32);
+            let mut v = codec_view_of(&bytes);
+            v.sequence = 1;
+            batch.push(v);
+            views = reuse(batch);
+            assert_eq!((views.len(), views.as_ptr() as usize), (0, ptr));
+        }
+    }
+
+    fn codec_view_of(body: &[u8]) -> CopyView<'_> {
+        CopyView {
+            endpoint: "ep",
+            enqueued_time: UNIX_EPOCH,
+            hub_name: "hub",
+            sequence: 0,
+            source: None,
+            system_properties: crate::sink::PackedProperties::EMPTY,
+            app_properties: crate::sink::PackedProperties::EMPTY,
+            enrichments: crate::sink::PackedProperties::EMPTY,
+            body,
+            body_is_json: None,
+            shared_json: None,
+        }
+    }
+}
