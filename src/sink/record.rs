@@ -358,7 +358,11 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_slice(b"},");
     match view.shared_json {
         Some(shared) => {
-            out.extend_from_slice(shared.get_or_render(|text| write_view_common(view, &time, text)))
+            // The body as base64 at most (a third longer), the properties with their quotes.
+            let capacity = view.body.len() / 3 * 4 + 2 * view.system_properties.byte_len() + 128;
+            let common =
+                shared.get_or_render(capacity, |text| write_view_common(view, &time, text));
+            out.extend_from_slice(common)
         }
         None => write_view_common(view, &time, out),
     }

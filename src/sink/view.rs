@@ -158,6 +158,11 @@ impl<'a> PackedProperties<'a> {
         PackedProperties { bytes, presence }
     }
 
+    /// The bytes the list takes in its record (what rendering it takes, roughly).
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The properties in order (names and values as stored; `None`: present but null).
     pub fn iter(&self) -> PackedIter<'a> {
         let mut bytes = self.bytes;
@@ -270,10 +275,15 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
 pub struct SharedJson(OnceLock<Vec<u8>>);
 
 impl SharedJson {
-    /// The shared text, rendered by `render` on the first call.
-    pub(crate) fn get_or_render(&self, render: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
+    /// The shared text, rendered by `render` on the first call into a buffer of `capacity`
+    /// (an estimate of its length: growing it step by step cost more than rendering it).
+    pub(crate) fn get_or_render(
+        &self,
+        capacity: usize,
+        render: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
         self.0.get_or_init(|| {
-            let mut text = Vec::new();
+            let mut text = Vec::with_capacity(capacity);
             render(&mut text);
             text
         })
