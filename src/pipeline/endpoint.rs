@@ -235,10 +235,11 @@ impl Worker {
             .or_default() += 1;
     }
 
-    /// Publishes the settled position; the committer writes it to the store within
-    /// [`super::CURSOR_FLUSH`], in one write for every endpoint that moved (a synced write per
-    /// endpoint per batch would cost more than the deliveries). A crash before the write only
-    /// repeats deliveries (at least once).
+    /// Publishes the settled position; the committer writes it to the store with its next
+    /// commit (a cursor frame in the records' own write and sync), or within
+    /// [`super::IDLE_FLUSH`] when no input comes, in one frame for every endpoint that moved
+    /// (a synced write per endpoint per batch would cost more than the deliveries). A crash
+    /// before the write only repeats deliveries (at least once).
     fn advance(&mut self) {
         self.state()
             .settled

@@ -353,9 +353,27 @@ pub(crate) struct TailRecord {
 /// settled sequence).
 type Moved = SmallVec<[(usize, u16, u64); 16]>;
 
-/// How soon, when no input comes, the committer writes the cursors endpoints have moved; while
-/// input flows, how often (each write is a sync of the cursor file).
-pub(crate) const CURSOR_FLUSH: Duration = Duration::from_millis(50);
+/// The (store id, cursor) pairs of `moved`, as the store writes them.
+fn cursor_pairs(moved: &Moved) -> SmallVec<[(u16, u64); 16]> {
+    moved.iter().map(|&(_, id, c)| (id, c)).collect()
+}
+
+/// How soon at the earliest, when no input comes, the committer writes the cursors endpoints
+/// have moved (a cursor frame alone: one write and sync of the log); while input flows they
+/// ride in every commit's own write and sync instead. In a stream (commits at most
+/// [`IDLE_WAIT`] apart) the committer waits for input about as long as the last two commits
+/// were apart, at least this, so that a cursor frame alone is written when input has
+/// stopped, not between two commits (it would be a sync more per commit); input sparser
+/// than that waits only this (a few commits a second can afford the sync). 5 ms: a crash
+/// while input is idle repeats at most about that much delivery (or one commit interval's),
+/// and an endpoint draining a backlog alone costs at most 200 small syncs a second.
+pub(crate) const IDLE_FLUSH: Duration = Duration::from_millis(5);
+
+/// The longest the committer waits for input before looking at the cursors again (the wait
+/// doubles up to this while none comes): an idle router wakes 20 times a second, and a
+/// delivery after a quiet spell (an endpoint back after an outage) is written within this,
+/// as the cursor file was every 50 ms before cursor frames.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// The most bytes the tail keeps. Endpoints that keep up read only from it; one that falls
 /// further behind reads from the store's log files. Small enough that the router's memory
@@ -531,18 +549,34 @@ impl Shared {
         }
     }
 
-    /// Writes the cursors that moved (synced) and deletes what every endpoint has passed. The
-    /// committer calls it when no input comes, every CURSOR_FLUSH and while it waits for
-    /// space, and [`Pipeline::shutdown`] once the workers have stopped.
-    pub(crate) fn flush_cursors(&self) {
+    /// Writes the cursors that moved (a cursor frame, synced) and deletes what every
+    /// endpoint has passed; whether any had moved. The committer calls it when no input
+    /// comes and while it waits for space.
+    pub(crate) fn flush_cursors(&self) -> bool {
         let (moved, delete) = self.moved_cursors();
         if moved.is_empty() && delete.is_none() {
-            return;
+            return false;
         }
-        let cursors: SmallVec<[(u16, u64); 16]> = moved.iter().map(|&(_, id, c)| (id, c)).collect();
+        let cursors = cursor_pairs(&moved);
         match self.store.commit(0, &[], &cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
             Err(e) => eprintln!("{e} (writing delivery cursors; tried again later)"),
+        }
+        !moved.is_empty()
+    }
+
+    /// At a clean stop, once the committer and the workers have ended: the workers' last
+    /// cursors go into the store's checkpoint (synced), which then covers every cursor frame
+    /// in the log, and what every endpoint has passed is deleted.
+    fn checkpoint_cursors(&self) {
+        let (moved, delete) = self.moved_cursors();
+        let cursors = cursor_pairs(&moved);
+        match self.store.checkpoint(&cursors, delete) {
+            Ok(deleted) => self.cursors_written(&moved, delete, deleted),
+            Err(e) => {
+                eprintln!("{e} (writing the cursors' checkpoint at stop; a cursor frame instead)");
+                self.flush_cursors();
+            }
         }
     }
 
@@ -1066,7 +1100,7 @@ impl Pipeline {
             let _ = w.join();
         }
         // The committer is gone: the workers' last cursors are written here, durably.
-        shared.flush_cursors();
+        shared.checkpoint_cursors();
     }
 }
 
@@ -1116,21 +1150,29 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
     }
     // Per endpoint: copies and bytes routed to it in this commit (added to its counters once).
     let mut added: Vec<(u64, u64)> = vec![(0, 0); shared.endpoints.len()];
-    // When the cursors were last written: while input flows they are written (synced) every
-    // CURSOR_FLUSH, not with every commit (the records' own sync is in the log).
+    // While input flows, every commit carries the cursors that moved (see `commit`); when
+    // none comes for `wait`, they are written alone. `wait` is the time between the last two
+    // commits (at least IDLE_FLUSH) when that is at most IDLE_WAIT: while input flows in
+    // spaced batches (a file read ahead of slower routing) the next commit carries the
+    // cursors, at no sync of their own; once input stops they are written within about one
+    // commit's time, and again as often while endpoints deliver. Commits further apart
+    // (sparse input) wait only IDLE_FLUSH. The wait doubles up to IDLE_WAIT while nothing
+    // moves.
+    let mut wait = IDLE_FLUSH;
+    let mut last_commit: Option<Instant> = None;
+    // When cursors were last written: batches of unrouted messages only (no records to
+    // ride with) write them alone at most every IDLE_FLUSH.
     let mut flushed = Instant::now();
     loop {
-        if flushed.elapsed() >= CURSOR_FLUSH {
-            shared.flush_cursors();
-            flushed = Instant::now();
-        }
-        let first = match rx.recv_timeout(CURSOR_FLUSH) {
+        let first = match rx.recv_timeout(wait) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => {
                 // No input: write what the endpoints delivered, so that an idle router has
-                // nothing to repeat after a crash.
-                shared.flush_cursors();
-                flushed = Instant::now();
+                // nothing to repeat after a crash. While they deliver (a backlog), again
+                // after as long; once they stop, less and less often.
+                if !shared.flush_cursors() {
+                    wait = (wait * 2).min(IDLE_WAIT);
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -1158,6 +1200,21 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
         } else {
             Err(PipelineError::Closed)
         };
+        if stored > 0 && result.is_ok() {
+            let now = Instant::now();
+            wait = match last_commit.map(|t| now - t) {
+                // A stream: the next commit comes about as soon and carries the cursors.
+                Some(gap) if gap <= IDLE_WAIT => gap.max(IDLE_FLUSH),
+                // Sparse input (or the first commit): not worth waiting for; a few commits
+                // a second can afford a cursor frame of their own.
+                _ => IDLE_FLUSH,
+            };
+            last_commit = Some(now);
+            flushed = now;
+        } else if flushed.elapsed() >= IDLE_FLUSH {
+            shared.flush_cursors();
+            flushed = Instant::now();
+        }
         if result.is_ok() && stored > 0 {
             if let Some(oldest) = records.iter().map(|p| p.enqueued).min() {
                 let lag = SystemTime::now()
@@ -1272,15 +1329,15 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
         return Ok(());
     }
     let slices: Vec<&[u8]> = records.iter().map(|p| p.bytes.as_slice()).collect();
-    // What every endpoint has passed is deleted with it (the log's index, no sync); the
-    // cursors are written by the committer at most every CURSOR_FLUSH (a database commit
-    // and its sync of their own).
-    let (_, delete) = shared.moved_cursors();
+    // The cursors that moved ride in the records' write and sync (a cursor frame of a few
+    // bytes a moved endpoint), and what every endpoint has passed is deleted after it.
+    let (moved, delete) = shared.moved_cursors();
+    let cursors = cursor_pairs(&moved);
     let mut retry = 0u32;
     loop {
-        match shared.store.commit(first, &slices, &[], delete) {
+        match shared.store.commit(first, &slices, &cursors, delete) {
             Ok(deleted) => {
-                shared.cursors_written(&[], delete, deleted);
+                shared.cursors_written(&moved, delete, deleted);
                 if retry > 0 {
                     eprintln!("store {}: writing again", shared.store.path().display());
                 }

@@ -1,7 +1,7 @@
 //! The pipeline's durable store, in its directory: an append-only log of accepted records
-//! (`segments`: files of checksummed frames, one write and one `fdatasync` per group
-//! commit) and the endpoints' ids and delivery cursors (`cursors`: one small file of two
-//! slots, one `pwrite` and one `fdatasync` per write).
+//! and delivery cursor moves (`segments`: files of checksummed frames, one write and one
+//! `fdatasync` per group commit) and the endpoints' ids with a checkpoint of their cursors
+//! (`cursors`: one small file of two slots, one `pwrite` and one `fdatasync` per write).
 //!
 //! Why no database: the log is a queue (append at the tail, read forward, drop the head) and
 //! the rest is a few dozen bytes rewritten whole. redb held both before; its B-tree cost the
@@ -16,9 +16,32 @@
 //!   dead-lettered). Records at or below every cursor are deleted.
 //! * The next sequence number (kept when the log is empty).
 //!
+//! Cursors ride in the log: each commit appends, after its records and in the same write and
+//! sync, a cursor frame of the endpoints whose settled position moved since the last one;
+//! when no input comes the committer writes a cursor frame alone (one write and sync, what a
+//! cursor file write costs). So a crash repeats about one commit's deliveries, at no sync of
+//! its own. The cursor file is the checkpoint those frames are read over:
+//!
+//! * at open the cursors are the checkpoint's, each raised to the highest any cursor frame
+//!   in the log holds (a cursor only moves forward, and every value written was settled, so
+//!   the highest is the newest, whatever file it is in);
+//! * it is written (synced) with the cursors held in memory — which hold every frame
+//!   written — before a log file holding cursor frames it does not cover yet is deleted,
+//!   at a clean shutdown, when a cursor frame has no file to go to (the log is empty), and
+//!   (as before) when endpoints are added, before any record names their ids.
+//!
+//! Crash safety: a cursor frame is a promise only that its endpoints had settled that far;
+//! lost (torn off at the end of the log with its write, or never written) it repeats
+//! deliveries, never skips one. A file is deleted only when every endpoint has passed all
+//! its records and the checkpoint holds every cursor its frames held, so deleting it loses
+//! neither a record nor a cursor. `next` goes into every cursor frame and checkpoint, so
+//! numbering never falls below a cursor: a record numbered at or below one would be
+//! skipped.
+//!
 //! A store an older hubroute wrote (`hubroute.redb`: records in table `chunks`, or before
 //! that one per entry in `log`; ids, cursors and `next` in tables) is moved into these files
-//! when opened, and its database file deleted once they are synced.
+//! when opened, and its database file deleted once they are synced. A log written before
+//! cursor frames existed holds only record frames and opens as it did.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,15 +156,28 @@ impl Store {
             LockError::Lock(e) => fail("cannot lock", e.to_string()),
             LockError::Held => fail("cannot open", IN_USE.into()),
         })?;
-        let log = segments::Segments::open(&dir.join(LOG_DIR))
+        let (log, log_cursors) = segments::Segments::open(&dir.join(LOG_DIR))
             .map_err(|e| fail("cannot open the record log", e.to_string()))?;
         let cursor_path = dir.join(CURSOR_FILE_NAME);
-        let (file, state) = match cursors::CursorFile::open(&cursor_path)
+        let (file, mut state) = match cursors::CursorFile::open(&cursor_path)
             .map_err(|e| fail("cannot read the cursors", e.to_string()))?
         {
             Some((f, s)) => (Some(f), s),
             None => (None, cursors::State::default()),
         };
+        // The checkpoint, raised by the log's cursor frames. When none raises it, the
+        // checkpoint covers them all already and files holding them may go without another.
+        let mut raised = log_cursors.next > state.next;
+        state.next = state.next.max(log_cursors.next);
+        for (id, cursor) in state.endpoints.values_mut() {
+            if let Some(&c) = log_cursors.cursors.get(id) {
+                raised |= c > *cursor;
+                *cursor = (*cursor).max(c);
+            }
+        }
+        if !raised {
+            log.checkpointed(log.cursor_mark());
+        }
         let next = log.next().max(state.next);
         let store = Store {
             path: dir.to_path_buf(),
@@ -255,7 +291,7 @@ impl Store {
             if file.is_none() {
                 state.next = state.next.max(self.log.next());
                 *current = state;
-                self.write_cursors(file, current)?;
+                self.write_checkpoint(file, current)?;
             }
             self.next.fetch_max(current.next, Ordering::AcqRel);
         }
@@ -268,25 +304,33 @@ impl Store {
         }
         let slices: Vec<&[u8]> = run.iter().map(Vec::as_slice).collect();
         self.log
-            .append(first, &slices)
+            .append(first, &slices, &[], 0)
             .map_err(|e| self.err("cannot move the older store's records", e))?;
         self.next
             .fetch_max(first + run.len() as u64, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Writes `state` to the cursor file (creating it the first time), synced.
-    fn write_cursors(
+    /// Writes `state` (with the next sequence number as far as this process knows) to the
+    /// cursor file (creating it the first time), synced: a checkpoint covering every cursor
+    /// frame written so far, since `state` holds them all. Call with the cursor lock held
+    /// (it is what `file` and `state` are borrowed from), so no cursor frame is written
+    /// between reading the mark and the write.
+    fn write_checkpoint(
         &self,
         file: &mut Option<cursors::CursorFile>,
-        state: &cursors::State,
+        state: &mut cursors::State,
     ) -> Result<(), StoreError> {
+        let mark = self.log.cursor_mark();
+        state.next = state.next.max(self.next.load(Ordering::Acquire));
         match file {
             Some(f) => f.write(state),
             None => cursors::CursorFile::create(&self.path.join(CURSOR_FILE_NAME), state)
                 .map(|f| *file = Some(f)),
         }
-        .map_err(|e| self.err("cannot write the cursors", e))
+        .map_err(|e| self.err("cannot write the cursors", e))?;
+        self.log.checkpointed(mark);
+        Ok(())
     }
 
     /// The store's directory.
@@ -324,7 +368,7 @@ impl Store {
         }
         if changed {
             state.next = state.next.max(next);
-            self.write_cursors(file, state)?;
+            self.write_checkpoint(file, state)?;
         }
         self.next.fetch_max(next, Ordering::AcqRel);
         Ok(Recovered {
@@ -349,6 +393,16 @@ impl Store {
         self.commit(first, records, &[], None).map(|_| ())
     }
 
+    /// Sets the endpoints' `cursors` in memory (they only move forward; unknown ids are
+    /// ignored).
+    fn set_cursors(state: &mut cursors::State, moved: &[(u16, u64)]) {
+        for &(endpoint, cursor) in moved {
+            if let Some((_, c)) = state.endpoints.values_mut().find(|(id, _)| *id == endpoint) {
+                *c = (*c).max(cursor);
+            }
+        }
+    }
+
     /// Up to `max` records after sequence `after`, in order.
     pub fn read_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.log
@@ -357,9 +411,11 @@ impl Store {
     }
 
     /// One commit of the committer: appends `records` numbered from `first` (none: `first`
-    /// is ignored) to the log, synced (an input may acknowledge them when this returns),
-    /// sets the endpoints' `cursors` and deletes the records up to `delete_through`. Returns
-    /// the records and bytes deleted. A cursor write is one small `pwrite` and `fdatasync`.
+    /// is ignored) and a cursor frame of the endpoints' `cursors` (settled positions that
+    /// moved) to the log in one write, synced (an input may acknowledge the records when
+    /// this returns), then deletes the records up to `delete_through`. Returns the records
+    /// and bytes deleted. Cursors alone go in a frame of their own (one write and sync), or
+    /// to the checkpoint when the log has no file to take them.
     pub fn commit(
         &self,
         first: u64,
@@ -367,33 +423,79 @@ impl Store {
         cursors: &[(u16, u64)],
         delete_through: Option<u64>,
     ) -> Result<(u64, u64), StoreError> {
-        if !records.is_empty() {
-            self.log
-                .append(first, records)
-                .map_err(|e| self.err("cannot append", e))?;
-            self.next
-                .fetch_max(first + records.len() as u64, Ordering::AcqRel);
-        }
-        if !cursors.is_empty() {
+        if !records.is_empty() || !cursors.is_empty() {
+            // Held across the write: the checkpoint's mark must not pass a frame whose
+            // cursors `state` does not hold yet.
             let mut guard = lock(&self.cursors);
             let (file, state) = &mut *guard;
-            for &(endpoint, cursor) in cursors {
-                if let Some((_, c)) = state.endpoints.values_mut().find(|(id, _)| *id == endpoint) {
-                    *c = cursor;
-                }
+            let end = first + records.len() as u64;
+            let next = if records.is_empty() {
+                self.next.load(Ordering::Acquire)
+            } else {
+                end.max(self.next.load(Ordering::Acquire))
+            };
+            let written = self
+                .log
+                .append(first, records, cursors, next)
+                .map_err(|e| self.err("cannot append", e))?;
+            if !records.is_empty() {
+                self.next.fetch_max(end, Ordering::AcqRel);
             }
-            state.next = state.next.max(self.next.load(Ordering::Acquire));
-            self.write_cursors(file, state)?;
+            Self::set_cursors(state, cursors);
+            if !written {
+                self.write_checkpoint(file, state)?;
+            }
         }
-        // Deleting before the cursors are synced is safe: what goes was settled by every
-        // endpoint, and a cursor a crash sets back finds those records gone and passes them.
-        Ok(delete_through.map_or((0, 0), |t| self.log.delete_through(t)))
+        // The cursors that let these records go were synced above (or before): a crash
+        // after the deletion finds them, not records it would deliver again.
+        Ok(delete_through.map_or((0, 0), |t| self.delete(t)))
+    }
+
+    /// Drops the records up to `through` from the log and deletes the files left with none,
+    /// writing the checkpoint first when one of them holds cursor frames it does not cover.
+    /// A failing checkpoint keeps the files (they go at a later deletion) and says so: the
+    /// records are passed either way.
+    fn delete(&self, through: u64) -> (u64, u64) {
+        let (records, bytes, waits) = self.log.delete_through(through);
+        if !waits {
+            return (records, bytes);
+        }
+        let checkpoint = {
+            let mut guard = lock(&self.cursors);
+            let (file, state) = &mut *guard;
+            self.write_checkpoint(file, state)
+        };
+        if let Err(e) = checkpoint {
+            eprintln!("{e} (a passed log file is kept until it can be written)");
+            return (records, bytes);
+        }
+        let (more_records, more_bytes, _) = self.log.delete_through(through);
+        (records + more_records, bytes + more_bytes)
     }
 
     /// Deletes the records up to `through` (which every cursor has passed); returns the records
     /// and bytes deleted.
     pub fn delete_through(&self, through: u64) -> Result<(u64, u64), StoreError> {
-        Ok(self.log.delete_through(through))
+        Ok(self.delete(through))
+    }
+
+    /// At a clean stop: sets the endpoints' `cursors` and writes the checkpoint (synced) if
+    /// they moved or cursor frames are newer than it, so the next open reads one file of
+    /// cursors; then deletes the records up to `delete_through` (the records and bytes).
+    pub fn checkpoint(
+        &self,
+        cursors: &[(u16, u64)],
+        delete_through: Option<u64>,
+    ) -> Result<(u64, u64), StoreError> {
+        {
+            let mut guard = lock(&self.cursors);
+            let (file, state) = &mut *guard;
+            Self::set_cursors(state, cursors);
+            if !cursors.is_empty() || self.log.needs_checkpoint() {
+                self.write_checkpoint(file, state)?;
+            }
+        }
+        Ok(delete_through.map_or((0, 0), |t| self.delete(t)))
     }
 
     /// Records in the log (for tests and reports).
@@ -500,6 +602,171 @@ mod tests {
             assert_eq!(read[3].1, [8]);
             assert_eq!(read[6].1, [11, 11]);
         }
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// The checkpoint as the cursor file holds it: endpoint id → cursor, and `next`.
+    fn checkpoint_on_disk(d: &Path) -> (BTreeMap<u16, u64>, u64) {
+        let (_, state) = cursors::CursorFile::open(&d.join(CURSOR_FILE_NAME))
+            .unwrap()
+            .unwrap();
+        (state.endpoints.values().copied().collect(), state.next)
+    }
+
+    /// Cursor frames ride in the commits across several log files; a file holding some is
+    /// deleted only after the checkpoint is written (the cursor file then holds its
+    /// cursors), and a crash (no clean stop) finds each endpoint's newest cursor.
+    #[test]
+    fn cursor_frames_span_files_deletion_and_checkpoint() {
+        let d = dir("cursor-frames");
+        let records: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100]).collect();
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        {
+            let store = Store::open(&d).unwrap();
+            store.log.set_limits(500, 500);
+            assert_eq!(store.recover(&["a", "b"]).unwrap().next, 1);
+            assert_eq!(
+                checkpoint_on_disk(&d),
+                (BTreeMap::from([(0, 0), (1, 0)]), 1)
+            );
+            // Four commits of 10 records (a file each), each carrying cursors.
+            store.commit(1, &slices[..10], &[], None).unwrap();
+            store.commit(11, &slices[10..20], &[(0, 10)], None).unwrap();
+            store
+                .commit(21, &slices[20..30], &[(0, 20), (1, 5)], None)
+                .unwrap();
+            store.commit(31, &slices[30..], &[(1, 10)], None).unwrap();
+            assert_eq!(store.log.files(), 4);
+            // Nothing deleted yet: the checkpoint is untouched.
+            assert_eq!(checkpoint_on_disk(&d).0, BTreeMap::from([(0, 0), (1, 0)]));
+            // Every endpoint passed 20: the first file goes (no cursor frames, no
+            // checkpoint); the second holds cursor frames, so the checkpoint is written
+            // first, with every cursor written so far.
+            assert_eq!(store.delete_through(20).unwrap(), (20, 2000));
+            assert_eq!(store.log.files(), 2);
+            assert_eq!(
+                checkpoint_on_disk(&d),
+                (BTreeMap::from([(0, 20), (1, 10)]), 41)
+            );
+            // A frame newer than that checkpoint, in the last file (made roomier: a full
+            // file takes no cursor frame alone).
+            store.log.set_limits(1 << 20, 500);
+            store.commit(0, &[], &[(0, 35)], None).unwrap();
+            assert!(store.log.needs_checkpoint());
+        }
+        // A crash: no checkpoint at stop. The newest cursors are the frames' and the
+        // checkpoint's highest.
+        let store = Store::open(&d).unwrap();
+        store.log.set_limits(500, 500);
+        let r = store.recover(&["a", "b"]).unwrap();
+        assert_eq!((r.cursors[&0], r.cursors[&1], r.next), (35, 10, 41));
+        assert!(store.log.needs_checkpoint());
+        // Deleting the rest writes the checkpoint again before the files go.
+        assert_eq!(
+            store.commit(0, &[], &[(1, 40)], Some(40)).unwrap(),
+            (20, 2000)
+        );
+        assert_eq!(store.log.files(), 0);
+        assert_eq!(
+            checkpoint_on_disk(&d),
+            (BTreeMap::from([(0, 35), (1, 40)]), 41)
+        );
+        // With no file open, cursors alone go to the checkpoint.
+        store.commit(0, &[], &[(0, 40)], None).unwrap();
+        assert_eq!(checkpoint_on_disk(&d).0, BTreeMap::from([(0, 40), (1, 40)]));
+        drop(store);
+        let store = Store::open(&d).unwrap();
+        let r = store.recover(&["a", "b"]).unwrap();
+        assert_eq!((r.cursors[&0], r.cursors[&1], r.next), (40, 40, 41));
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// At open every cursor is the highest the checkpoint and any cursor frame holds,
+    /// whatever order they were written in; a clean stop's checkpoint covers them all.
+    #[test]
+    fn reopen_takes_the_highest_cursor() {
+        let d = dir("highest");
+        let records: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 10]).collect();
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        {
+            let store = Store::open(&d).unwrap();
+            store.recover(&["a", "b", "c"]).unwrap();
+            store.append(1, &slices).unwrap();
+            // b's checkpoint is above the frames written after it.
+            store.checkpoint(&[(1, 8)], None).unwrap();
+            store.commit(0, &[], &[(0, 7), (1, 3)], None).unwrap();
+            store.commit(0, &[], &[(0, 4), (2, 6)], None).unwrap();
+        }
+        {
+            let store = Store::open(&d).unwrap();
+            let r = store.recover(&["a", "b", "c"]).unwrap();
+            assert_eq!((r.cursors[&0], r.cursors[&1], r.cursors[&2]), (7, 8, 6));
+            assert_eq!(r.next, 11);
+            // The log's frames raised the checkpoint: it is written at a clean stop.
+            assert!(store.log.needs_checkpoint());
+            store.checkpoint(&[], None).unwrap();
+            assert_eq!(
+                checkpoint_on_disk(&d),
+                (BTreeMap::from([(0, 7), (1, 8), (2, 6)]), 11)
+            );
+        }
+        // Now the checkpoint covers every frame: nothing to write.
+        let store = Store::open(&d).unwrap();
+        assert!(!store.log.needs_checkpoint());
+        let r = store.recover(&["a", "b", "c"]).unwrap();
+        assert_eq!((r.cursors[&0], r.cursors[&1], r.cursors[&2]), (7, 8, 6));
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A log written before cursor frames existed (record frames only, built here byte by
+    /// byte as that version wrote them) opens with its records and the cursor file's
+    /// cursors, and takes cursor frames from then on.
+    #[test]
+    fn an_old_log_without_cursor_frames_opens() {
+        let d = dir("old-log");
+        std::fs::create_dir_all(d.join(LOG_DIR)).unwrap();
+        let mut file = Vec::new();
+        for (first, records) in [
+            (1u64, &[&b"one"[..], b"two"][..]),
+            (3, &[&b"three"[..]][..]),
+        ] {
+            let mut payload = Vec::new();
+            for r in records {
+                put_len(&mut payload, r.len());
+                payload.extend_from_slice(r);
+            }
+            let mut header = Vec::new();
+            header.extend_from_slice(b"HRL1");
+            header.extend_from_slice(&(records.len() as u32).to_le_bytes());
+            header.extend_from_slice(&first.to_le_bytes());
+            header.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&header);
+            hasher.update(&payload);
+            header.extend_from_slice(&hasher.finalize().to_le_bytes());
+            file.extend_from_slice(&header);
+            file.extend_from_slice(&payload);
+        }
+        std::fs::write(d.join(LOG_DIR).join("00000000000000000001.log"), &file).unwrap();
+        let mut state = cursors::State {
+            next: 1,
+            ..cursors::State::default()
+        };
+        state.endpoints.insert("a".into(), (0, 1));
+        cursors::CursorFile::create(&d.join(CURSOR_FILE_NAME), &state).unwrap();
+        {
+            let store = Store::open(&d).unwrap();
+            assert!(!store.log.needs_checkpoint());
+            let r = store.recover(&["a"]).unwrap();
+            assert_eq!((r.cursors[&0], r.next), (1, 4));
+            let read = store.read_after(1, 10).unwrap();
+            assert_eq!(read, [(2, b"two".to_vec()), (3, b"three".to_vec())]);
+            store.commit(4, &[&b"four"[..]], &[(0, 3)], None).unwrap();
+        }
+        let store = Store::open(&d).unwrap();
+        let r = store.recover(&["a"]).unwrap();
+        assert_eq!((r.cursors[&0], r.next), (3, 5));
+        assert_eq!(store.read_after(3, 10).unwrap(), [(4, b"four".to_vec())]);
         std::fs::remove_dir_all(&d).ok();
     }
 }

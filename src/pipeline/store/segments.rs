@@ -6,33 +6,48 @@
 //! then into a zeroed page), checksum every page, and grow its file with a region-allocator
 //! rewrite each time: about 10k instructions per message, more than everything else the
 //! store did. Here the records go from the routing thread's buffers to the kernel in one
-//! vectored write, behind a small header with a CRC-32 of the frame; redb keeps only what is
-//! small and changes in place (endpoint ids, cursors, the next sequence number).
+//! vectored write, behind a small header with a CRC-32 of the frame; the cursor file keeps
+//! only what is small and changes in place (endpoint ids, a checkpoint of the cursors, the
+//! next sequence number).
 //!
-//! Layout: `<store>/log/<first sequence, 20 digits>.log`, each a run of frames:
+//! Layout: `<store>/log/<first sequence, 20 digits>.log`, each a run of frames of two kinds
+//! with the same header:
 //!
 //! ```text
-//! magic "HRL1" | count u32 | first sequence u64 | payload length u32 | crc32 u32 | payload
+//! magic | count u32 | sequence u64 | payload length u32 | crc32 u32 | payload
 //! ```
 //!
-//! (little-endian; the CRC covers the 20 header bytes before it and the payload), the payload
-//! being `count` records, each a LEB128 length and its bytes. Sequence numbers rise from frame
-//! to frame (a gap is allowed: records deleted before a crash, or numbers an earlier store
-//! skipped).
+//! (little-endian; the CRC covers the 20 header bytes before it and the payload).
+//!
+//! * A record frame (magic `HRL1`): `sequence` is its first record's, the payload `count`
+//!   records, each a LEB128 length and its bytes. Sequence numbers rise from record frame to
+//!   record frame (a gap is allowed: records deleted before a crash, or numbers an earlier
+//!   store skipped).
+//! * A cursor frame (magic `HRK1`): endpoints' delivery cursors as they were when it was
+//!   written, so that a cursor moves durably in the write and sync of the records it rides
+//!   with instead of a sync of the cursor file of its own. `sequence` is the next sequence
+//!   number then, the payload `count` entries of endpoint id u16 and cursor u64. A log
+//!   written before cursor frames existed has none and opens as before. The other way does
+//!   not work: an older hubroute takes a cursor frame for a torn write and, in the last
+//!   file, cuts it off with every record after it, so a store this version wrote must not
+//!   be opened by an older one.
 //!
 //! Crash safety: a frame is acknowledged only after `fdatasync` of its file (and, for a new
 //! file, of the directory that names it). At open every frame is checked (magic, CRC,
 //! lengths, rising sequence); the last file is cut at the first frame that fails — a write
-//! torn by a crash, which nobody was told was accepted. A failed write is cut off the same
+//! torn by a crash, which nobody was told was accepted (a torn cursor frame loses only
+//! cursor moves, which are repeated deliveries at worst). A failed write is cut off the same
 //! way at once, so a later frame never lands after garbage.
 //!
 //! Deletion: records every endpoint has passed are dropped from the in-memory index at once
 //! (that is what the store's byte count and backpressure see); a file goes when every frame
 //! in it has, the last one only once it is [`RECYCLE_BYTES`] long (a new file costs a
 //! directory sync), so the disk holds at most that much, or one [`SEGMENT_BYTES`] file,
-//! beyond the records still needed.
+//! beyond the records still needed. A file holding cursor frames goes only once the store's
+//! cursor file (the checkpoint) covers them: [`Segments::delete_through`] says when one
+//! waits for that, the store writes the checkpoint and calls it again.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
@@ -42,6 +57,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::pipeline::codec::put_len;
 
 const MAGIC: [u8; 4] = *b"HRL1";
+/// The magic of a cursor frame.
+const CURSOR_MAGIC: [u8; 4] = *b"HRK1";
+/// Bytes of one cursor frame entry: endpoint id u16, cursor u64.
+const CURSOR_ENTRY: usize = 10;
 /// Bytes of a frame's header.
 const HEADER: usize = 24;
 /// A file takes no more frames once it is this long: files are deleted whole, so this bounds
@@ -81,8 +100,34 @@ struct Segment {
     file: Arc<File>,
     /// Bytes of whole frames (the file is never longer once open).
     len: u64,
-    /// Its frames not yet deleted.
+    /// Its record frames not yet deleted.
     frames: VecDeque<Frame>,
+    /// The log's cursor mark (see [`State::cursor_mark`]) of its last cursor frame; 0: it
+    /// holds none.
+    cursor_mark: u64,
+}
+
+/// What the cursor frames of the log said when it was opened: per endpoint id the highest
+/// cursor, and the highest next sequence number.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct LogCursors {
+    pub(super) cursors: BTreeMap<u16, u64>,
+    pub(super) next: u64,
+    /// Cursor frames read.
+    pub(super) frames: u64,
+}
+
+impl LogCursors {
+    fn merge(&mut self, next: u64, payload: &[u8]) {
+        self.frames += 1;
+        self.next = self.next.max(next);
+        for e in payload.chunks_exact(CURSOR_ENTRY) {
+            let id = u16::from_le_bytes([e[0], e[1]]);
+            let cursor = u64_at(e, 2);
+            let c = self.cursors.entry(id).or_default();
+            *c = (*c).max(cursor);
+        }
+    }
 }
 
 struct State {
@@ -94,6 +139,15 @@ struct State {
     closed: bool,
     /// A write failed and could not be undone: nothing more is written (restart to recover).
     broken: Option<String>,
+    /// Rises with every cursor frame written (at open: 1 if the log holds any).
+    cursor_mark: u64,
+    /// The cursor mark the store's checkpoint covers: a file whose cursor frames are newer
+    /// is not deleted.
+    checkpointed: u64,
+    /// [`SEGMENT_BYTES`] and [`RECYCLE_BYTES`] (smaller in tests, so that a few small
+    /// records span files).
+    segment_bytes: u64,
+    recycle_bytes: u64,
 }
 
 /// The open log; see the module documentation. Appends come from one thread at a time (the
@@ -133,9 +187,9 @@ pub(super) fn payload_records(mut value: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn header_bytes(first: u64, count: u32, len: u32) -> [u8; HEADER] {
+fn header_bytes(magic: [u8; 4], first: u64, count: u32, len: u32) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
-    h[0..4].copy_from_slice(&MAGIC);
+    h[0..4].copy_from_slice(&magic);
     h[4..8].copy_from_slice(&count.to_le_bytes());
     h[8..16].copy_from_slice(&first.to_le_bytes());
     h[16..20].copy_from_slice(&len.to_le_bytes());
@@ -162,13 +216,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads the frames of `file` (length `len`): the valid ones, the offset where they end, and
-/// why reading stopped before `len` (if it did). `after`: frames must start above it.
+/// Reads the frames of `file` (length `len`): the valid record frames, the offset where the
+/// valid frames end, and why reading stopped before `len` (if it did); the valid cursor
+/// frames are merged into `cursors` (whether there were any: the result's last field).
+/// `after`: record frames must start above it.
 fn read_frames(
     file: &File,
     len: u64,
     mut after: Option<u64>,
-) -> (VecDeque<Frame>, u64, Option<String>) {
+    cursors: &mut LogCursors,
+) -> (VecDeque<Frame>, u64, Option<String>, bool) {
+    let mut had_cursors = false;
     let mut frames = VecDeque::new();
     let mut offset = 0u64;
     let mut header = [0u8; HEADER];
@@ -183,16 +241,21 @@ fn read_frames(
         if let Err(e) = file.read_exact_at(&mut header, offset) {
             break Some(format!("cannot read: {e}"));
         }
-        if header[0..4] != MAGIC {
+        let cursor_frame = header[0..4] == CURSOR_MAGIC;
+        if header[0..4] != MAGIC && !cursor_frame {
             break Some("no frame where one should start".into());
         }
         let count = u32_at(&header, 4);
         let first = u64_at(&header, 8);
         let plen = u32_at(&header, 16);
         let crc = u32_at(&header, 20);
-        if count == 0
-            || after.is_some_and(|a| first <= a)
-            || first.checked_add(count.into()).is_none()
+        if cursor_frame && u64::from(plen) != u64::from(count) * CURSOR_ENTRY as u64 {
+            break Some("a cursor frame's length does not match its count".into());
+        }
+        if !cursor_frame
+            && (count == 0
+                || after.is_some_and(|a| first <= a)
+                || first.checked_add(count.into()).is_none())
         {
             break Some(format!(
                 "a frame's numbering is out of order (first {first})"
@@ -211,6 +274,12 @@ fn read_frames(
         hasher.update(&payload);
         if hasher.finalize() != crc {
             break Some("a frame's checksum does not match".into());
+        }
+        if cursor_frame {
+            cursors.merge(first, &payload);
+            had_cursors = true;
+            offset += HEADER as u64 + u64::from(plen);
+            continue;
         }
         // The payload holds exactly `count` records.
         let (mut n, mut bytes, mut used) = (0u32, 0u64, 0usize);
@@ -233,14 +302,16 @@ fn read_frames(
         frames.push_back(frame);
         offset += HEADER as u64 + u64::from(plen);
     };
-    (frames, offset, stop)
+    (frames, offset, stop, had_cursors)
 }
 
 impl Segments {
     /// Opens the log in `dir` (created if missing), checking every frame; cuts a torn end off
     /// the last file. Problems in earlier files (damage, not a crash) are reported on
-    /// standard error and what follows them in that file is skipped.
-    pub(super) fn open(dir: &Path) -> std::io::Result<Segments> {
+    /// standard error and what follows them in that file is skipped. Also returns what its
+    /// cursor frames say; until [`Segments::checkpointed`] is called, no file holding cursor
+    /// frames is deleted.
+    pub(super) fn open(dir: &Path) -> std::io::Result<(Segments, LogCursors)> {
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;
             // Its name in the store's directory must survive a crash like the files in it.
@@ -265,12 +336,14 @@ impl Segments {
         names.sort();
         let mut segments = VecDeque::new();
         let mut last_seq: Option<u64> = None;
+        let mut cursors = LogCursors::default();
         let count = names.len();
         for (i, (_, path)) in names.into_iter().enumerate() {
             let is_last = i + 1 == count;
             let file = OpenOptions::new().read(true).append(true).open(&path)?;
             let file_len = file.metadata()?.len();
-            let (frames, valid, stop) = read_frames(&file, file_len, last_seq);
+            let (frames, valid, stop, had_cursors) =
+                read_frames(&file, file_len, last_seq, &mut cursors);
             if let Some(why) = stop {
                 if is_last {
                     // A write the crash tore (never acknowledged): cut it off, so the next
@@ -287,8 +360,9 @@ impl Segments {
             if let Some(f) = frames.back() {
                 last_seq = Some(f.end() - 1);
             }
-            if frames.is_empty() && !is_last {
-                // Nothing in it (a crash right after creating it, or everything passed).
+            if frames.is_empty() && !is_last && !had_cursors {
+                // Nothing in it (a crash right after creating it). One with cursor frames
+                // stays until the checkpoint covers them; then deletion takes it.
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
@@ -297,17 +371,57 @@ impl Segments {
                 file: Arc::new(file),
                 len: valid,
                 frames,
+                cursor_mark: u64::from(had_cursors),
             });
         }
-        Ok(Segments {
+        let log = Segments {
             dir: dir.to_path_buf(),
             state: Mutex::new(State {
                 segments,
                 next: last_seq.map_or(0, |s| s + 1),
                 closed: false,
                 broken: None,
+                cursor_mark: u64::from(cursors.frames > 0),
+                checkpointed: 0,
+                segment_bytes: SEGMENT_BYTES,
+                recycle_bytes: RECYCLE_BYTES,
             }),
-        })
+        };
+        Ok((log, cursors))
+    }
+
+    /// The cursor mark of the newest cursor frame written: pass it to
+    /// [`Segments::checkpointed`] once a checkpoint holding every cursor up to now is synced.
+    pub(super) fn cursor_mark(&self) -> u64 {
+        lock(&self.state).cursor_mark
+    }
+
+    /// The store's checkpoint covers the cursor frames up to `mark`: files holding only those
+    /// may be deleted.
+    pub(super) fn checkpointed(&self, mark: u64) {
+        let mut st = lock(&self.state);
+        st.checkpointed = st.checkpointed.max(mark);
+    }
+
+    /// Sets the file size limits (tests: small ones, so that a few records span files).
+    #[cfg(test)]
+    pub(super) fn set_limits(&self, segment_bytes: u64, recycle_bytes: u64) {
+        let mut st = lock(&self.state);
+        st.segment_bytes = segment_bytes;
+        st.recycle_bytes = recycle_bytes;
+    }
+
+    /// Log files on disk (tests).
+    #[cfg(test)]
+    pub(super) fn files(&self) -> usize {
+        lock(&self.state).segments.len()
+    }
+
+    /// Whether cursor frames were written (or found at open) that the checkpoint does not
+    /// cover.
+    pub(super) fn needs_checkpoint(&self) -> bool {
+        let st = lock(&self.state);
+        st.cursor_mark > st.checkpointed
     }
 
     /// One past the last sequence number in the log (0 when it never held a record since
@@ -316,11 +430,22 @@ impl Segments {
         lock(&self.state).next
     }
 
-    /// Appends `records` numbered from `first` (above everything in the log) and syncs them:
-    /// when this returns `Ok` they survive a crash. Only one thread appends at a time.
-    pub(super) fn append(&self, first: u64, records: &[&[u8]]) -> std::io::Result<()> {
-        if records.is_empty() {
-            return Ok(());
+    /// Appends `records` numbered from `first` (above everything in the log) and, when
+    /// `cursors` has any, a cursor frame of them and `next`, in one write, and syncs it: when
+    /// this returns `Ok(true)` they survive a crash. Only one thread appends at a time.
+    ///
+    /// `Ok(false)`: nothing written, because there are no records and no file takes a
+    /// cursor frame (none open, or the last is full): a new file for a cursor frame alone
+    /// would cost a directory sync too, so the store writes its checkpoint instead.
+    pub(super) fn append(
+        &self,
+        first: u64,
+        records: &[&[u8]],
+        cursors: &[(u16, u64)],
+        next: u64,
+    ) -> std::io::Result<bool> {
+        if records.is_empty() && cursors.is_empty() {
+            return Ok(true);
         }
         let (file, offset, new_file) = {
             let mut st = lock(&self.state);
@@ -329,13 +454,16 @@ impl Segments {
                     "the log cannot be written since an earlier failure ({why}); restart the router"
                 )));
             }
-            if first < st.next {
+            if !records.is_empty() && first < st.next {
                 return Err(io_err(format!(
                     "record {first} is not after the log's end {}",
                     st.next
                 )));
             }
-            let full = st.segments.back().is_none_or(|s| s.len >= SEGMENT_BYTES);
+            let full = st.segments.back().is_none_or(|s| s.len >= st.segment_bytes);
+            if (st.closed || full) && records.is_empty() {
+                return Ok(false);
+            }
             if st.closed || full {
                 let path = self.dir.join(file_name(first));
                 let file = OpenOptions::new()
@@ -355,6 +483,7 @@ impl Segments {
                     file: Arc::new(file),
                     len: 0,
                     frames: VecDeque::new(),
+                    cursor_mark: 0,
                 });
                 st.closed = false;
                 let s = st.segments.back().expect("just pushed");
@@ -392,7 +521,7 @@ impl Segments {
                 .map_err(|_| io_err(format!("a record of {len} bytes is too large")))?;
             let count = (end - start) as u32;
             let frame_first = first + start as u64;
-            let mut header = header_bytes(frame_first, count, len32);
+            let mut header = header_bytes(MAGIC, frame_first, count, len32);
             let mut hasher = crc32fast::Hasher::new();
             hasher.update(&header[..20]);
             for r in &records[start..end] {
@@ -414,7 +543,32 @@ impl Segments {
             at += (HEADER + len) as u64;
             start = end;
         }
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * records.len() + headers.len());
+        // The cursor frame last (its place in the write does not matter: it is synced with
+        // the records or torn with them, and names only records committed before).
+        let mut cursor_frame = Vec::new();
+        if !cursors.is_empty() {
+            let count = u32::try_from(cursors.len())
+                .map_err(|_| io_err(format!("{} cursors in one frame", cursors.len())))?;
+            cursor_frame.reserve(HEADER + cursors.len() * CURSOR_ENTRY);
+            cursor_frame.extend_from_slice(&header_bytes(
+                CURSOR_MAGIC,
+                next,
+                count,
+                count * CURSOR_ENTRY as u32,
+            ));
+            for &(id, cursor) in cursors {
+                cursor_frame.extend_from_slice(&id.to_le_bytes());
+                cursor_frame.extend_from_slice(&cursor.to_le_bytes());
+            }
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&cursor_frame[..20]);
+            hasher.update(&cursor_frame[HEADER..]);
+            let crc = hasher.finalize().to_le_bytes();
+            cursor_frame[20..24].copy_from_slice(&crc);
+            at += cursor_frame.len() as u64;
+        }
+        let mut slices: Vec<IoSlice<'_>> =
+            Vec::with_capacity(2 * records.len() + headers.len() + 1);
         let mut record = 0;
         let mut prefix_from = 0;
         for (h, f) in headers.iter().zip(&frames) {
@@ -426,6 +580,9 @@ impl Segments {
                 prefix_from = to;
                 record += 1;
             }
+        }
+        if !cursor_frame.is_empty() {
+            slices.push(IoSlice::new(&cursor_frame));
         }
         let written = write_all_vectored(&file, &mut slices).and_then(|()| file.sync_data());
         if let Err(e) = written {
@@ -439,13 +596,21 @@ impl Segments {
             return Err(e);
         }
         let mut st = lock(&self.state);
-        let last = frames.last().map_or(first, Frame::end);
+        if let Some(last) = frames.last() {
+            st.next = last.end();
+        }
+        if !cursor_frame.is_empty() {
+            st.cursor_mark += 1;
+        }
+        let mark = st.cursor_mark;
         if let Some(s) = st.segments.back_mut() {
             s.len = at;
             s.frames.extend(frames);
+            if !cursor_frame.is_empty() {
+                s.cursor_mark = mark;
+            }
         }
-        st.next = last;
-        Ok(())
+        Ok(true)
     }
 
     /// Up to `max` records after sequence `after`, in order, read from the files.
@@ -525,18 +690,19 @@ impl Segments {
     }
 
     /// Drops the frames whose records are all at or below `through` (a frame partly passed
-    /// stays until all of it is) and deletes the files left without frames; the records and
-    /// bytes dropped.
-    pub(super) fn delete_through(&self, through: u64) -> (u64, u64) {
+    /// stays until all of it is) and deletes the files left without record frames whose
+    /// cursor frames the checkpoint covers; the records and bytes dropped, and whether a
+    /// file waits for a checkpoint (then write one, call [`Segments::checkpointed`] and this
+    /// again).
+    pub(super) fn delete_through(&self, through: u64) -> (u64, u64, bool) {
         let mut freed = (0u64, 0u64);
+        let mut waits = false;
         let mut remove = Vec::new();
         {
             let mut st = lock(&self.state);
-            loop {
-                let many = st.segments.len() > 1;
-                let Some(s) = st.segments.front_mut() else {
-                    break;
-                };
+            let (checkpointed, recycle_bytes) = (st.checkpointed, st.recycle_bytes);
+            // The passed frames, file by file (records rise from file to file).
+            for s in st.segments.iter_mut() {
                 while let Some(f) = s.frames.front() {
                     if f.end() > through.saturating_add(1) {
                         break;
@@ -548,16 +714,23 @@ impl Segments {
                 if !s.frames.is_empty() {
                     break;
                 }
-                // All of it passed: an earlier file goes; the last only when long enough to
-                // be worth a new file's directory sync.
-                if many || s.len >= RECYCLE_BYTES {
-                    let s = st.segments.pop_front().expect("front exists");
-                    remove.push(s.path);
-                    if st.segments.is_empty() {
-                        st.closed = true;
-                    }
-                } else {
+            }
+            // The files at the front left with no record frame: an earlier file goes; the
+            // last only when long enough to be worth a new file's directory sync. Either
+            // only once the checkpoint holds its cursor frames' cursors: a crash after would
+            // lose them otherwise.
+            while let Some(s) = st.segments.front() {
+                if !s.frames.is_empty() || !(st.segments.len() > 1 || s.len >= recycle_bytes) {
                     break;
+                }
+                if s.cursor_mark > checkpointed {
+                    waits = true;
+                    break;
+                }
+                let s = st.segments.pop_front().expect("front exists");
+                remove.push(s.path);
+                if st.segments.is_empty() {
+                    st.closed = true;
                 }
             }
         }
@@ -569,7 +742,7 @@ impl Segments {
                 }
             }
         }
-        freed
+        (freed.0, freed.1, waits)
     }
 }
 
@@ -620,9 +793,9 @@ mod tests {
         let rs = recs(5000, 100);
         let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
         {
-            let log = Segments::open(&d).unwrap();
-            log.append(1, &slices[..3000]).unwrap();
-            log.append(3001, &slices[3000..]).unwrap();
+            let log = Segments::open(&d).unwrap().0;
+            assert!(log.append(1, &slices[..3000], &[], 0).unwrap());
+            assert!(log.append(3001, &slices[3000..], &[], 0).unwrap());
             assert_eq!(log.next(), 5001);
             let r = log.read_after(2999, 3).unwrap();
             assert_eq!(
@@ -631,7 +804,7 @@ mod tests {
             );
             assert_eq!(r[1].1, rs[3000]);
         }
-        let log = Segments::open(&d).unwrap();
+        let log = Segments::open(&d).unwrap().0;
         assert_eq!(log.next(), 5001);
         assert_eq!(log.len(), 5000);
         let mut n = 0;
@@ -642,14 +815,14 @@ mod tests {
         .unwrap();
         assert_eq!(n, 5000);
         // Frames 1..=3000 and 3001..=5000: through 4500 drops only the first.
-        let (records, bytes) = log.delete_through(4500);
+        let (records, bytes, _) = log.delete_through(4500);
         assert_eq!((records, bytes), (3000, 3000 * 100));
         assert_eq!(log.read_after(0, 10).unwrap()[0].0, 3001);
         assert_eq!(log.delete_through(5000).0, 2000);
         assert_eq!(log.len(), 0);
-        log.append(5001, &slices[..1]).unwrap();
+        assert!(log.append(5001, &slices[..1], &[], 0).unwrap());
         drop(log);
-        let log = Segments::open(&d).unwrap();
+        let log = Segments::open(&d).unwrap().0;
         assert_eq!(log.next(), 5002);
         std::fs::remove_dir_all(&d).ok();
     }
@@ -663,9 +836,9 @@ mod tests {
         let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
         let path;
         {
-            let log = Segments::open(&d).unwrap();
-            log.append(1, &slices[..5]).unwrap();
-            log.append(6, &slices[5..]).unwrap();
+            let log = Segments::open(&d).unwrap().0;
+            assert!(log.append(1, &slices[..5], &[], 0).unwrap());
+            assert!(log.append(6, &slices[5..], &[], 0).unwrap());
             path = lock(&log.state).segments[0].path.clone();
         }
         let len = std::fs::metadata(&path).unwrap().len();
@@ -674,12 +847,12 @@ mod tests {
         f.set_len(len - 10).unwrap();
         f.write_all_at(&[7u8; 30], len - 10).unwrap();
         drop(f);
-        let log = Segments::open(&d).unwrap();
+        let log = Segments::open(&d).unwrap().0;
         assert_eq!(log.next(), 6);
         assert_eq!(log.len(), 5);
-        log.append(6, &slices[5..]).unwrap();
+        assert!(log.append(6, &slices[5..], &[], 0).unwrap());
         drop(log);
-        let log = Segments::open(&d).unwrap();
+        let log = Segments::open(&d).unwrap().0;
         assert_eq!(log.next(), 11);
         let r = log.read_after(0, 100).unwrap();
         assert_eq!(r.len(), 10);
@@ -693,9 +866,9 @@ mod tests {
         let d = dir("large");
         let rs = recs(200, 1 << 20);
         let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
-        let log = Segments::open(&d).unwrap();
-        log.append(10, &slices[..100]).unwrap();
-        log.append(110, &slices[100..]).unwrap();
+        let log = Segments::open(&d).unwrap().0;
+        assert!(log.append(10, &slices[..100], &[], 0).unwrap());
+        assert!(log.append(110, &slices[100..], &[], 0).unwrap());
         assert!(lock(&log.state).segments.len() >= 2);
         let r = log.read_after(105, 10).unwrap();
         assert_eq!(r[0].0, 106);
@@ -707,11 +880,90 @@ mod tests {
         assert_eq!(log.delete_through(209).0, 100);
         // The last file was long enough to go too; the next append starts a new one.
         assert_eq!(files(), 0);
-        log.append(210, &slices[..1]).unwrap();
+        assert!(log.append(210, &slices[..1], &[], 0).unwrap());
         assert_eq!(files(), 1);
         drop(log);
-        let log = Segments::open(&d).unwrap();
+        let log = Segments::open(&d).unwrap().0;
         assert_eq!(log.next(), 211);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A cursor frame torn by a crash at the end of the log is cut off like a torn record
+    /// frame: the records before it stay, the cursors of the whole frames before it count,
+    /// and the log goes on after the last whole frame.
+    #[test]
+    fn a_torn_cursor_frame_is_cut_off() {
+        let d = dir("torn-cursors");
+        let rs = recs(10, 100);
+        let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
+        let path;
+        {
+            let (log, found) = Segments::open(&d).unwrap();
+            assert_eq!(found, LogCursors::default());
+            assert!(log.append(1, &slices[..5], &[(0, 3)], 6).unwrap());
+            assert!(log.append(6, &slices[5..], &[(0, 5), (1, 2)], 11).unwrap());
+            // A cursor frame alone goes into the open file.
+            assert!(log.append(0, &[], &[(1, 9)], 11).unwrap());
+            path = lock(&log.state).segments[0].path.clone();
+        }
+        let (log, found) = Segments::open(&d).unwrap();
+        assert_eq!(found.cursors, BTreeMap::from([(0, 5), (1, 9)]));
+        assert_eq!((found.next, found.frames), (11, 3));
+        drop(log);
+        // Tear the last cursor frame (its last entry's last bytes).
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 3).unwrap();
+        drop(f);
+        let (log, found) = Segments::open(&d).unwrap();
+        assert_eq!(found.cursors, BTreeMap::from([(0, 5), (1, 2)]));
+        assert_eq!(found.frames, 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 34);
+        assert_eq!((log.next(), log.len()), (11, 10));
+        assert!(log.append(11, &slices[..1], &[(1, 10)], 12).unwrap());
+        drop(log);
+        let (log, found) = Segments::open(&d).unwrap();
+        assert_eq!(found.cursors, BTreeMap::from([(0, 5), (1, 10)]));
+        assert_eq!(log.read_after(0, 100).unwrap().len(), 11);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// Files passed whole go at once when they hold no cursor frames, and only after the
+    /// checkpoint covers them when they do; a cursor frame alone never starts a file.
+    #[test]
+    fn cursor_frames_hold_deletion_until_checkpointed() {
+        let d = dir("cursor-files");
+        let rs = recs(12, 100);
+        let slices: Vec<&[u8]> = rs.iter().map(Vec::as_slice).collect();
+        let (log, _) = Segments::open(&d).unwrap();
+        log.set_limits(250, 250);
+        // Each append of 3 records fills a file (3 × 125 bytes > 250).
+        assert!(log.append(1, &slices[..3], &[], 0).unwrap());
+        assert!(log.append(4, &slices[3..6], &[(0, 2)], 7).unwrap());
+        assert!(log.append(7, &slices[6..9], &[(0, 5)], 10).unwrap());
+        assert!(log.append(10, &slices[9..], &[], 0).unwrap());
+        assert_eq!(log.files(), 4);
+        let on_disk = || std::fs::read_dir(&d).unwrap().count();
+        // The first file has no cursor frames: it goes; the second waits.
+        assert_eq!(log.delete_through(12), (12, 1200, true));
+        assert_eq!((log.files(), on_disk()), (3, 3));
+        // A checkpoint taken before the third file's frame covers only the second.
+        log.checkpointed(1);
+        assert_eq!(log.delete_through(12), (0, 0, true));
+        assert_eq!((log.files(), on_disk()), (2, 2));
+        log.checkpointed(log.cursor_mark());
+        assert!(!log.needs_checkpoint());
+        assert_eq!(log.delete_through(12), (0, 0, false));
+        assert_eq!((log.files(), on_disk()), (0, 0));
+        // No file open: a cursor frame alone is left to the checkpoint.
+        assert!(!log.append(0, &[], &[(0, 12)], 13).unwrap());
+        assert_eq!(on_disk(), 0);
+        assert!(log.append(13, &slices[..1], &[(0, 12)], 14).unwrap());
+        assert!(log.needs_checkpoint());
+        drop(log);
+        let (log, found) = Segments::open(&d).unwrap();
+        assert_eq!(found.cursors, BTreeMap::from([(0, 12)]));
+        assert_eq!((log.next(), log.len()), (14, 1));
         std::fs::remove_dir_all(&d).ok();
     }
 }
