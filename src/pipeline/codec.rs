@@ -24,7 +24,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::message::{Message, Properties, Source};
-use crate::sink::{CopyView, PackedProperties};
+use crate::sink::{CopyView, PackedProperties, SharedJson};
 
 const VERSION: u8 = 2;
 
@@ -55,6 +55,34 @@ pub struct Record {
     pub destinations: Vec<Destination>,
     /// The message as accepted.
     pub message: Message,
+}
+
+/// A record's bytes as the pipeline's tail holds them, shared by the endpoint workers that
+/// take it, with what they share of its rendering.
+#[derive(Debug, Default)]
+pub(crate) struct StoredRecord {
+    /// The encoded record.
+    pub bytes: Vec<u8>,
+    /// What every endpoint's JSON copy has in common, rendered once for all of them.
+    pub json: SharedJson,
+}
+
+impl StoredRecord {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        StoredRecord {
+            bytes,
+            json: SharedJson::default(),
+        }
+    }
+}
+
+/// The record's bytes (a stored record is read, sliced and measured as its bytes).
+impl std::ops::Deref for StoredRecord {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
 }
 
 /// A record that does not decode: the store is damaged (or written by a newer hubroute).
@@ -248,14 +276,8 @@ pub fn view<'a>(
     hub_name: &'a str,
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
-    read_view(
-        bytes,
-        endpoint,
-        endpoint_name,
-        hub_name,
-        sequence,
-        PackedProperties::split,
-    )
+    Ok(locate(bytes, endpoint, Check::Utf8)?
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence, None)))
 }
 
 /// [`view`] of a record [`view`] has already checked (its bytes, read again): the
@@ -267,34 +289,64 @@ pub fn view_checked<'a>(
     hub_name: &'a str,
     sequence: u64,
 ) -> Result<Option<CopyView<'a>>, CorruptRecord> {
-    read_view(
-        bytes,
-        endpoint,
-        endpoint_name,
-        hub_name,
-        sequence,
-        PackedProperties::skip,
-    )
+    Ok(locate(bytes, endpoint, Check::Lengths)?
+        .map(|parts| parts.view(bytes, endpoint_name, hub_name, sequence, None)))
 }
 
-type Split<'a> = fn(&mut &'a [u8], bool) -> Result<PackedProperties<'a>, &'static str>;
+/// What [`locate`] checks of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Everything: lengths, presence bytes, the strings' UTF-8 (a record read from the store's
+    /// files, which a crash or another program may have damaged).
+    Utf8,
+    /// The structure only: a record this process encoded from `&str`s (the pipeline's tail),
+    /// or one already checked. Renderers copy its strings as bytes; the UTF-8 check of every
+    /// property list was about a tenth of an endpoint thread's work.
+    Lengths,
+}
 
-fn read_view<'a>(
-    bytes: &'a [u8],
+/// Where the parts of one endpoint's copy lie in a record: what [`view`] reads, kept by an
+/// endpoint worker so that each delivery attempt renders the copy without reading the record
+/// again ([`CopyParts::view`] only slices it). Offsets into the record's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CopyParts {
+    /// When the router accepted the message.
+    pub enqueued_time: SystemTime,
+    source: Option<Source>,
+    flags: Option<u8>,
+    enrichments: (usize, usize),
+    system_properties: (usize, usize),
+    app_properties: (usize, usize),
+    body: usize,
+    /// Whether the record goes to more than one endpoint (whose copies may share a rendering).
+    pub fanout: bool,
+}
+
+/// Finds `endpoint`'s copy in a record (`None`: the record does not go to it), checking what
+/// `check` says; a damaged record is an error.
+pub(crate) fn locate(
+    bytes: &[u8],
     endpoint: u16,
-    endpoint_name: &'a str,
-    hub_name: &'a str,
-    sequence: u64,
-    split: Split<'a>,
-) -> Result<Option<CopyView<'a>>, CorruptRecord> {
+    check: Check,
+) -> Result<Option<CopyParts>, CorruptRecord> {
     let mut r = Reader { bytes };
+    // A list's offsets in `bytes`, after checking it as `check` says.
+    let list = |r: &mut Reader<'_>, presence: bool| {
+        let start = bytes.len() - r.bytes.len();
+        match check {
+            Check::Utf8 => PackedProperties::split(&mut r.bytes, presence),
+            Check::Lengths => PackedProperties::skip(&mut r.bytes, presence),
+        }
+        .map_err(CorruptRecord)?;
+        Ok::<_, CorruptRecord>((start, bytes.len() - r.bytes.len()))
+    };
     let (enqueued_time, source, flags) = r.header()?;
     let n = r.len()?;
     let mut mine = None;
     for _ in 0..n {
         let mut id = [0u8; 2];
         id.copy_from_slice(r.take(2)?);
-        let enrichments = split(&mut r.bytes, false).map_err(CorruptRecord)?;
+        let enrichments = list(&mut r, false)?;
         if u16::from_le_bytes(id) == endpoint && mine.is_none() {
             mine = Some(enrichments);
         }
@@ -302,27 +354,60 @@ fn read_view<'a>(
     let Some(enrichments) = mine else {
         return Ok(None);
     };
-    let system_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
-    let app_properties = split(&mut r.bytes, true).map_err(CorruptRecord)?;
+    let system_properties = list(&mut r, true)?;
+    let app_properties = list(&mut r, true)?;
     let body_len = r.len()?;
-    let body = r.take(body_len)?;
+    let body = bytes.len() - r.bytes.len();
+    r.take(body_len)?;
     if !r.bytes.is_empty() {
         return Err(CorruptRecord("trailing bytes"));
     }
-    Ok(Some(CopyView {
-        endpoint: endpoint_name,
+    Ok(Some(CopyParts {
         enqueued_time,
-        hub_name,
-        sequence,
         source,
+        flags,
+        enrichments,
         system_properties,
         app_properties,
-        enrichments,
         body,
-        // Either flag: the sink checks the body as it embeds it (a record of bit 0's time
-        // was parsed, but not checked for UTF-8).
-        body_is_json: flags.map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
+        fanout: n > 1,
     }))
+}
+
+impl CopyParts {
+    /// The copy in `bytes`, the record [`locate`] found these parts in (other bytes give a
+    /// copy with empty parts, never a panic), sharing its JSON rendering through `shared`.
+    pub(crate) fn view<'a>(
+        &self,
+        bytes: &'a [u8],
+        endpoint_name: &'a str,
+        hub_name: &'a str,
+        sequence: u64,
+        shared: Option<&'a SharedJson>,
+    ) -> CopyView<'a> {
+        let list = |(start, end): (usize, usize), presence: bool| {
+            bytes.get(start..end).map_or(PackedProperties::EMPTY, |b| {
+                PackedProperties::located(b, presence)
+            })
+        };
+        CopyView {
+            endpoint: endpoint_name,
+            enqueued_time: self.enqueued_time,
+            hub_name,
+            sequence,
+            source: self.source,
+            system_properties: list(self.system_properties, true),
+            app_properties: list(self.app_properties, true),
+            enrichments: list(self.enrichments, false),
+            body: bytes.get(self.body..).unwrap_or_default(),
+            // Either flag: the sink checks the body as it embeds it (a record of bit 0's time
+            // was parsed, but not checked for UTF-8).
+            body_is_json: self
+                .flags
+                .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
+            shared_json: shared,
+        }
+    }
 }
 
 /// Decodes a whole record.
@@ -527,6 +612,66 @@ mod tests {
                 .unwrap();
             let (a, b) = (a.0.lock().unwrap().clone(), b.0.lock().unwrap().clone());
             assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+    }
+
+    /// Endpoints that take the same record share one rendering of what their JSON copies have
+    /// in common (system properties, body): whichever endpoint renders first, every copy's
+    /// line is the one it renders on its own, for JSON, not-JSON and binary bodies. Locating a
+    /// copy without the UTF-8 check finds the same parts.
+    #[test]
+    fn shared_renderings_are_each_endpoints_own() {
+        use crate::sink::record::write_view_json;
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let dest = [
+            Destination {
+                endpoint: 1,
+                enrichments: vec![("site".into(), "b".into())],
+            },
+            Destination {
+                endpoint: 2,
+                enrichments: vec![],
+            },
+            Destination {
+                endpoint: 3,
+                enrichments: vec![("added".into(), "c\"".into())],
+            },
+        ];
+        for body in [
+            &b" {\"a\" : [1, \"x\"]}"[..],
+            b"{not json",
+            &[0, 159, 146, 150],
+        ] {
+            let mut m = Message::default();
+            m.system_properties
+                .insert("contentType", Some("application/json".into()));
+            m.system_properties
+                .insert("contentEncoding", Some("utf-8".into()));
+            m.system_properties.insert(
+                "connectionAuthMethod",
+                Some("{\"scope\":\"device\"}".into()),
+            );
+            m.app_properties.insert("Site", Some("a".into()));
+            m.body = body.to_vec();
+            let mut bytes = Vec::new();
+            encode(&mut bytes, t, &dest, &m);
+            let record = StoredRecord::new(bytes);
+            for first in [1u16, 2, 3] {
+                let shared = StoredRecord::new(record.bytes.clone());
+                for id in std::iter::once(first).chain([1, 2, 3]) {
+                    let name = format!("ep{id}");
+                    let parts = locate(&record, id, Check::Utf8).unwrap().unwrap();
+                    let lengths = locate(&record, id, Check::Lengths).unwrap().unwrap();
+                    assert_eq!(format!("{parts:?}"), format!("{lengths:?}"));
+                    assert!(parts.fanout);
+                    let own = parts.view(&record, &name, "hub", 9, None);
+                    let with = parts.view(&record, &name, "hub", 9, Some(&shared.json));
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    write_view_json(&own, Some(&name), &mut a);
+                    write_view_json(&with, Some(&name), &mut b);
+                    assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                }
+            }
         }
     }
 }

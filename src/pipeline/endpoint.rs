@@ -17,11 +17,15 @@ use crate::sink::{codes, CopyView, Envelope, Sink, SinkError};
 pub(super) const SCAN: usize = 4096;
 
 /// One copy on its way: the stored record it is read from (shared with the tail and the
-/// other endpoints; rendered in place, see [`crate::sink::CopyView`]).
+/// other endpoints; rendered in place, see [`crate::sink::CopyView`]) and where the copy's
+/// parts lie in it, found once when the record was read (every attempt renders from them).
 struct Copy {
     sequence: u64,
     enqueued_time: SystemTime,
-    record: Arc<Vec<u8>>,
+    parts: codec::CopyParts,
+    record: Arc<codec::StoredRecord>,
+    /// Whether the record is the tail's, shared with the other endpoints that take it.
+    shared: bool,
 }
 
 /// Copies on their way, in sequence order.
@@ -115,7 +119,8 @@ impl Worker {
     pub(super) fn run(mut self) {
         let id = self.state().id;
         let max_batch = self.shared.config.max_batch.max(1);
-        let mut found: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
+        let mut found: Vec<(u64, Arc<codec::StoredRecord>)> = Vec::new();
+        let mut views = Vec::new();
         while let Some(committed) = self.wait() {
             found.clear();
             // The tail holds each record's destinations: only ours are taken (and counted
@@ -127,6 +132,13 @@ impl Worker {
                 max_batch,
                 &mut found,
             );
+            // The tail's records are the bytes this process encoded from `&str`s: their
+            // structure is followed, their strings are not checked for UTF-8 again. What is
+            // read back from the store's files is checked whole.
+            let check = match cached {
+                Some(_) => codec::Check::Lengths,
+                None => codec::Check::Utf8,
+            };
             let last = match cached {
                 Some(last) => last,
                 None => match self.read_store(committed, id, max_batch, &mut found) {
@@ -144,11 +156,13 @@ impl Worker {
                 items: Vec::with_capacity(found.len()),
             };
             for (seq, record) in found.drain(..) {
-                match codec::view(&record, id, "", "", seq) {
-                    Ok(Some(v)) => batch.items.push(Copy {
+                match codec::locate(&record, id, check) {
+                    Ok(Some(parts)) => batch.items.push(Copy {
                         sequence: seq,
-                        enqueued_time: v.enqueued_time,
+                        enqueued_time: parts.enqueued_time,
+                        parts,
                         record,
+                        shared: check == codec::Check::Lengths,
                     }),
                     Ok(None) => {}
                     Err(e) => self.corrupt(seq, &e.to_string()),
@@ -158,7 +172,7 @@ impl Worker {
                 self.state()
                     .oldest
                     .store(nanos(first.enqueued_time), Ordering::Release);
-                if !self.deliver(batch) {
+                if !self.deliver(batch, &mut views) {
                     break; // abandoned: the cursor stays, the copies stay in the store
                 }
             }
@@ -180,7 +194,7 @@ impl Worker {
         committed: u64,
         id: u16,
         max: usize,
-        found: &mut Vec<(u64, Arc<Vec<u8>>)>,
+        found: &mut Vec<(u64, Arc<codec::StoredRecord>)>,
     ) -> Result<u64, super::StoreError> {
         let read = self.shared.store.read_after(self.scanned, SCAN)?;
         if read.is_empty() {
@@ -198,7 +212,7 @@ impl Worker {
             last = seq;
             match codec::peek(&bytes, id) {
                 Ok((false, _)) => {}
-                Ok((true, _)) => found.push((seq, Arc::new(bytes))),
+                Ok((true, _)) => found.push((seq, Arc::new(codec::StoredRecord::new(bytes)))),
                 Err(e) => self.corrupt(seq, &e.to_string()),
             }
             if found.len() >= max {
@@ -264,24 +278,29 @@ impl Worker {
     }
 
     /// One attempt: write and flush (the cursor moves on the strength of it, so the copies
-    /// must not sit in a buffer).
-    fn attempt(&mut self, copies: &Copies) -> Result<(), SinkError> {
+    /// must not sit in a buffer). `views` is an empty vector whose allocation is reused.
+    fn attempt(
+        &mut self,
+        copies: &Copies,
+        views: &mut Vec<CopyView<'static>>,
+    ) -> Result<(), SinkError> {
         let Some(sink) = self.sink.as_mut() else {
             return Err(SinkError::Fatal("no sink is bound to this endpoint".into()));
         };
         let state = &self.shared.endpoints[self.index];
         let hub = self.shared.config.hub_name.as_str();
-        let views: Vec<CopyView<'_>> = copies
-            .items
-            .iter()
-            .filter_map(|c| {
-                // Checked when it was read (`run`); a record that was not is not in `copies`.
-                codec::view_checked(&c.record, state.id, &state.name, hub, c.sequence)
-                    .ok()
-                    .flatten()
-            })
-            .collect();
-        sink.write_views(&views)?;
+        // The views borrow `copies` for this attempt only; the vector's allocation outlives
+        // them (collected in place from an empty vector of the same element type).
+        let mut batch: Vec<CopyView<'_>> = reuse(std::mem::take(views));
+        batch.extend(copies.items.iter().map(|c| {
+            // What other endpoints also render is rendered once for all of them.
+            let shared = (c.shared && c.parts.fanout).then_some(&c.record.json);
+            c.parts
+                .view(&c.record, &state.name, hub, c.sequence, shared)
+        }));
+        let result = sink.write_views(&batch);
+        *views = reuse(batch);
+        result?;
         self.dirty = true;
         sink.flush()?;
         self.dirty = false;
@@ -289,7 +308,7 @@ impl Worker {
     }
 
     /// Delivers `copies` or dead-letters them; `false` only when abandoned before either.
-    fn deliver(&mut self, mut copies: Copies) -> bool {
+    fn deliver(&mut self, mut copies: Copies, views: &mut Vec<CopyView<'static>>) -> bool {
         if self.sink.is_none() {
             return self.dead_letter(
                 copies,
@@ -346,7 +365,7 @@ impl Worker {
                 }
             }
             attempt += 1;
-            match catch_unwind(AssertUnwindSafe(|| self.attempt(&copies))) {
+            match catch_unwind(AssertUnwindSafe(|| self.attempt(&copies, views))) {
                 Ok(Ok(())) => {
                     self.succeeded();
                     let state = self.state();
@@ -382,7 +401,7 @@ impl Worker {
                     if copies.len() > 1 {
                         // Find the copies the endpoint can never take; deliver the others.
                         for single in copies.into_singles() {
-                            if !self.deliver(single) {
+                            if !self.deliver(single, views) {
                                 return false;
                             }
                         }
@@ -461,6 +480,16 @@ impl Worker {
     }
 }
 
+/// An empty vector of views with `views`' allocation, for views of another lifetime: the
+/// vector of one delivery attempt is the next one's, without an allocation per batch.
+fn reuse<'b>(mut views: Vec<CopyView<'_>>) -> Vec<CopyView<'b>> {
+    views.clear();
+    // Same size and alignment: std collects this in place, keeping the capacity. Not
+    // `filter`, which clippy suggests: the `None` is what changes the views' lifetime.
+    #[allow(clippy::unnecessary_filter_map)]
+    views.into_iter().filter_map(|_| None).collect()
+}
+
 /// One endpoint's snapshot.
 pub(super) fn snapshot(shared: &Shared, e: &EndpointState, now: SystemTime) -> EndpointSnapshot {
     let h = lock(&e.health);
@@ -503,5 +532,45 @@ pub(super) fn snapshot(shared: &Shared, e: &EndpointState, now: SystemTime) -> E
         latency_p50: e.latency.quantile(0.5),
         latency_p99: e.latency.quantile(0.99),
         latency_buckets: e.latency.counts(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The views of one attempt are collected into the previous attempt's vector: its
+    /// allocation is kept, not made again per batch.
+    #[test]
+    fn the_views_vector_is_reused() {
+        let bytes = b"body".to_vec();
+        let mut views: Vec<CopyView<'static>> = Vec::with_capacity(32);
+        let ptr = views.as_ptr() as usize;
+        for _ in 0..3 {
+            let mut batch: Vec<CopyView<'_>> = reuse(std::mem::take(&mut views));
+            assert!(batch.is_empty());
+            assert_eq!(batch.capacity(), 32);
+            let mut v = codec_view_of(&bytes);
+            v.sequence = 1;
+            batch.push(v);
+            views = reuse(batch);
+            assert_eq!((views.len(), views.as_ptr() as usize), (0, ptr));
+        }
+    }
+
+    fn codec_view_of(body: &[u8]) -> CopyView<'_> {
+        CopyView {
+            endpoint: "ep",
+            enqueued_time: UNIX_EPOCH,
+            hub_name: "hub",
+            sequence: 0,
+            source: None,
+            system_properties: crate::sink::PackedProperties::EMPTY,
+            app_properties: crate::sink::PackedProperties::EMPTY,
+            enrichments: crate::sink::PackedProperties::EMPTY,
+            body,
+            body_is_json: None,
+            shared_json: None,
+        }
     }
 }

@@ -345,7 +345,7 @@ pub(crate) struct Tail {
 
 /// A record in the tail: its bytes (shared with the workers delivering it) and destinations.
 pub(crate) struct TailRecord {
-    bytes: Arc<Vec<u8>>,
+    bytes: Arc<codec::StoredRecord>,
     destinations: SmallVec<[u16; 4]>,
 }
 
@@ -433,7 +433,7 @@ impl Tail {
         through: u64,
         id: u16,
         max: usize,
-        out: &mut Vec<(u64, Arc<Vec<u8>>)>,
+        out: &mut Vec<(u64, Arc<codec::StoredRecord>)>,
     ) -> Option<u64> {
         let start = after.checked_add(1)?;
         let end = self.first + self.records.len() as u64;
@@ -1246,7 +1246,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
                     .iter_mut()
                     .filter(|p| !p.is_unrouted())
                     .map(|p| TailRecord {
-                        bytes: Arc::new(std::mem::take(&mut p.bytes)),
+                        bytes: Arc::new(codec::StoredRecord::new(std::mem::take(&mut p.bytes))),
                         destinations: p.destinations.clone(),
                     })
             });
@@ -1392,12 +1392,12 @@ mod tests {
 
     fn record(len: usize, destinations: &[u16]) -> TailRecord {
         TailRecord {
-            bytes: Arc::new(vec![0; len]),
+            bytes: Arc::new(codec::StoredRecord::new(vec![0; len])),
             destinations: destinations.iter().copied().collect(),
         }
     }
 
-    fn seqs(out: &[(u64, Arc<Vec<u8>>)]) -> Vec<u64> {
+    fn seqs(out: &[(u64, Arc<codec::StoredRecord>)]) -> Vec<u64> {
         out.iter().map(|(s, _)| *s).collect()
     }
 

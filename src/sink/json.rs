@@ -397,14 +397,63 @@ const fn escapes() -> [u8; 256] {
 
 static ESCAPE: [u8; 256] = escapes();
 
+/// Whether any byte of `s` is a `"`, a `\` or a control character: words of eight bytes,
+/// the last one (and a string shorter than eight) read as overlapping loads, so a short
+/// string costs one test instead of a loop over its bytes. Only whether a stop is there is
+/// asked, not where, so the overlap and [`stop_bits`]' borrows (never without a true stop)
+/// do not matter.
+#[inline(always)]
+fn has_stop(s: &[u8]) -> bool {
+    let n = s.len();
+    let w = if n >= 8 {
+        let mut pos = 0;
+        while pos + 8 < n {
+            if let Some(w) = word(s, pos) {
+                if stop_bits(w) != 0 {
+                    return true;
+                }
+            }
+            pos += 8;
+        }
+        word(s, n - 8).unwrap_or(0)
+    } else if n >= 4 {
+        let half = |at: usize| {
+            s.get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+        };
+        half(0) | half(n - 4) << 32
+    } else if n > 0 {
+        // One to three bytes: the first, middle and last cover them; the other bytes are a
+        // letter, which needs no escape.
+        let at = |i: usize| u64::from(s[i]);
+        at(0) | at(n / 2) << 8 | at(n - 1) << 16 | splat(b'a') << 24
+    } else {
+        return false;
+    };
+    stop_bits(w) != 0
+}
+
 /// Appends `s` as a JSON string literal, escaped exactly as serde_json escapes (`\"`, `\\`,
-/// `\b \f \n \r \t`, other control characters as `\u00XX`): runs without such bytes are
-/// copied whole. `s` is UTF-8 (bytes of a `&str`, or of a checked store record).
+/// `\b \f \n \r \t`, other control characters as `\u00XX`): a string without such bytes
+/// (most names and values) in one copy, else runs without them are copied whole. `s` is
+/// UTF-8 (bytes of a `&str`, or of a checked store record).
 #[inline]
 pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push(b'"');
+    if has_stop(s) {
+        push_escaped(out, s);
+    } else {
+        out.extend_from_slice(s);
+    }
+    out.push(b'"');
+}
+
+/// The content of a string literal with its escapes ([`push_string`]).
+#[cold]
+fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     loop {
         let stop = next_stop(s, start);
@@ -423,7 +472,6 @@ pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
         }
         start = stop + 1;
     }
-    out.push(b'"');
 }
 
 /// Appends valid JSON text without its insignificant whitespace: every space, tab, CR and LF

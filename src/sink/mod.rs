@@ -47,7 +47,7 @@ pub use storage::{
 pub use time::{
     format_enqueued_time, parse_duration, parse_enqueued_time, Clock, ManualClock, SystemClock,
 };
-pub use view::{CopyView, PackedProperties};
+pub use view::{CopyView, PackedProperties, SharedJson};
 
 /// Stable codes for sink errors and dead-letter reasons. Codes are never reused.
 pub mod codes {

@@ -355,7 +355,24 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
         out.push(b':');
         push_string(out, v.unwrap_or(b""));
     });
-    out.extend_from_slice(b"},\"SystemProperties\":{");
+    out.extend_from_slice(b"},");
+    match view.shared_json {
+        Some(shared) => {
+            // The body as base64 at most (a third longer), the properties with their quotes.
+            let capacity = view.body.len() / 3 * 4 + 2 * view.system_properties.byte_len() + 128;
+            let common =
+                shared.get_or_render(capacity, |text| write_view_common(view, &time, text));
+            out.extend_from_slice(common)
+        }
+        None => write_view_common(view, &time, out),
+    }
+    out.push(b'}');
+}
+
+/// The members of a copy's JSON record that every endpoint's copy has in common,
+/// `"SystemProperties":{…},"Body":…` ([`write_view_json`]).
+fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"SystemProperties\":{");
     for (n, v) in view.system_properties.iter_bytes() {
         if name_is(n, ENQUEUED_TIME) {
             continue;
@@ -374,7 +391,6 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
     push_body(view_json_typed(view), view.body, out);
-    out.push(b'}');
 }
 
 /// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]

@@ -8,6 +8,7 @@
 //! ([`Sink::write_views`](super::Sink::write_views)); every other sink gets envelopes decoded
 //! from the views, exactly as before.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use super::Envelope;
@@ -151,6 +152,17 @@ impl<'a> PackedProperties<'a> {
         })
     }
 
+    /// The list that [`PackedProperties::split`] or [`PackedProperties::skip`] split off as
+    /// `bytes` before (the pipeline keeps where a record's lists lie, not the lists).
+    pub(crate) fn located(bytes: &'a [u8], presence: bool) -> Self {
+        PackedProperties { bytes, presence }
+    }
+
+    /// The bytes the list takes in its record (what rendering it takes, roughly).
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The properties in order (names and values as stored; `None`: present but null).
     pub fn iter(&self) -> PackedIter<'a> {
         let mut bytes = self.bytes;
@@ -255,6 +267,29 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The part of a stored record's JSON rendering that is the same for every endpoint (its
+/// system properties and its body), rendered by the first endpoint that renders the record and
+/// copied by the others that take it: the body's minifying check is most of rendering a JSON
+/// copy, and escaping the system properties most of the rest.
+#[derive(Debug, Default)]
+pub struct SharedJson(OnceLock<Vec<u8>>);
+
+impl SharedJson {
+    /// The shared text, rendered by `render` on the first call into a buffer of `capacity`
+    /// (an estimate of its length: growing it step by step cost more than rendering it).
+    pub(crate) fn get_or_render(
+        &self,
+        capacity: usize,
+        render: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        self.0.get_or_init(|| {
+            let mut text = Vec::with_capacity(capacity);
+            render(&mut text);
+            text
+        })
+    }
+}
+
 /// One endpoint's copy of a stored message, borrowed from the stored record.
 #[derive(Debug, Clone, Copy)]
 pub struct CopyView<'a> {
@@ -281,6 +316,9 @@ pub struct CopyView<'a> {
     /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
     /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
+    /// Where the endpoints taking the same record share what their JSON copies have in common
+    /// (`None`: the copy renders all of its own, e.g. a record only this endpoint takes).
+    pub shared_json: Option<&'a SharedJson>,
 }
 
 impl CopyView<'_> {
@@ -416,6 +454,7 @@ mod tests {
             enrichments: PackedProperties::split(en, false).unwrap(),
             body: b"",
             body_is_json: None,
+            shared_json: None,
         }
     }
 
