@@ -321,16 +321,20 @@ fn a_reopened_store_delivers_what_was_accepted() {
             == 700));
         drop(p); // no drain
     }
-    let p = Pipeline::open(
-        config(&dir),
-        table(),
-        sinks(vec![
-            ("archive", file_sink(&archive)),
-            ("alerts", file_sink(&alerts)),
-        ]),
-        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
-    )
-    .unwrap();
+    // Both endpoints up, on the store the first pipeline left.
+    let reopen = || {
+        Pipeline::open(
+            config(&dir),
+            table(),
+            sinks(vec![
+                ("archive", file_sink(&archive)),
+                ("alerts", file_sink(&alerts)),
+            ]),
+            DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+        )
+        .unwrap()
+    };
+    let p = reopen();
     let recovered = p.stats();
     assert!(recovered.recovered_copies >= 700, "{recovered:?}");
     p.accept(prepare(&p, 700..1000)).unwrap();
@@ -353,16 +357,7 @@ fn a_reopened_store_delivers_what_was_accepted() {
     assert_eq!(stats.stored_records, 0, "delivered records are deleted");
     // After a clean stop the cursors (cursor frames in the log, the checkpoint written at
     // stop) hold every delivery: opened again, nothing is recovered or delivered twice.
-    let p = Pipeline::open(
-        config(&dir),
-        table(),
-        sinks(vec![
-            ("archive", file_sink(&archive)),
-            ("alerts", file_sink(&alerts)),
-        ]),
-        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
-    )
-    .unwrap();
+    let p = reopen();
     assert_eq!(p.stats().recovered_copies, 0);
     p.shutdown(Duration::from_secs(30));
     assert_eq!(ids(&archive).1, archive_lines);

@@ -271,27 +271,19 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
             // bytes, so this is at most 7 (the mask says so to the bounds checks).
             let j = k.wrapping_sub(gone) & 7;
             match (w >> s) as u8 {
-                b'\\' if s < 56 => {}
+                b'\\' => {}
                 b'"' => break 'words Ok((i + k + 1, at + j)),
-                // An escape whose second byte is in the next word (a backslash at the word's
-                // end), or a control character (an error).
-                b'\\' => {
-                    let mut o = at + j;
-                    match escape_at(b, i + k, buf, &mut o) {
-                        Ok(next) => {
-                            (at, i) = (o, next);
-                            continue 'words;
-                        }
-                        Err(e) => break 'words Err(e),
-                    }
-                }
                 _ => break 'words Err(NotMine),
             }
-            // The word from the escaped byte on, over the backslash.
-            let rest = w >> (s + 8);
-            let d = SIMPLE_ESCAPES[usize::from(rest as u8)];
+            // What the escaped byte stands for when it is one of the short escapes in this
+            // word; 0 for `\u`, an error, or a backslash at the word's end (its second byte
+            // is in the next word).
+            let d = if s < 56 {
+                SIMPLE_ESCAPES[usize::from((w >> (s + 8)) as u8)]
+            } else {
+                0
+            };
             if d == 0 {
-                // `\u`, or an error.
                 let mut o = at + j;
                 match escape_at(b, i + k, buf, &mut o) {
                     Ok(next) => {
@@ -301,6 +293,8 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
                     Err(e) => break 'words Err(e),
                 }
             }
+            // The word from the escaped byte on, over the backslash.
+            let rest = w >> (s + 8);
             window[j..j + 8].copy_from_slice(&rest.to_le_bytes());
             window[j] = d;
             gone += 1;
