@@ -1200,7 +1200,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
         } else {
             Err(PipelineError::Closed)
         };
-        if stored > 0 && result.is_ok() {
+        if result.is_ok() && stored > 0 {
             let now = Instant::now();
             wait = match last_commit.map(|t| now - t) {
                 // A stream: the next commit comes about as soon and carries the cursors.
@@ -1211,11 +1211,6 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             };
             last_commit = Some(now);
             flushed = now;
-        } else if flushed.elapsed() >= IDLE_FLUSH {
-            shared.flush_cursors();
-            flushed = Instant::now();
-        }
-        if result.is_ok() && stored > 0 {
             if let Some(oldest) = records.iter().map(|p| p.enqueued).min() {
                 let lag = SystemTime::now()
                     .duration_since(oldest)
@@ -1256,6 +1251,9 @@ fn commit_loop(shared: &Shared, rx: Receiver<Submission>, mut next: u64) {
             let mut committed = lock(&shared.committed);
             *committed = first_seq + stored - 1;
             shared.records.notify_all();
+        } else if flushed.elapsed() >= IDLE_FLUSH {
+            shared.flush_cursors();
+            flushed = Instant::now();
         }
         for s in subs {
             let outcome = result.clone().map(|()| {
@@ -1366,20 +1364,16 @@ impl crate::twin::Notify for Pipeline {
         at: SystemTime,
     ) -> Result<(), crate::twin::NotifyError> {
         let table = self.reloaded_table();
-        let prepared = match &table {
-            Some(t) => {
-                let mut router = t.router();
-                self.prepare_event(Some(t), &mut router, message, Some(twin), at)
-            }
-            None => {
-                let mut router = self.router();
-                self.prepare_event(None, &mut router, message, Some(twin), at)
-            }
-        }
-        .map_err(|r| crate::twin::NotifyError::Rejected {
-            code: r.code,
-            reason: r.reason,
-        })?;
+        let mut router = match &table {
+            Some(t) => t.router(),
+            None => self.router(),
+        };
+        let prepared = self
+            .prepare_event(table.as_deref(), &mut router, message, Some(twin), at)
+            .map_err(|r| crate::twin::NotifyError::Rejected {
+                code: r.code,
+                reason: r.reason,
+            })?;
         self.accept(vec![prepared])
             .map(|_| ())
             .map_err(|e| crate::twin::NotifyError::NotAccepted(e.to_string()))
