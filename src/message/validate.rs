@@ -61,46 +61,30 @@ pub const MESSAGE_TOO_LARGE: &str = "E0324";
 /// E0325: `iothub-creation-time-utc` that is not a UTC ISO-8601 time.
 pub const CREATION_TIME_FORMAT: &str = "E0325";
 
-/// The set of ASCII alphanumerics plus `extra`, as a bit per ASCII byte: every message's id
-/// (and over HTTPS every property) is checked byte by byte, so one table lookup per byte.
-const fn ascii_set(extra: &[u8]) -> u128 {
-    let mut set = 0u128;
+/// The ASCII alphanumerics plus `extra`, as a flag for each of the 256 bytes: every
+/// message's id (and over HTTPS every property) is checked byte by byte, so one load per byte.
+const fn ascii_table(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
     let mut c = 0;
     while c < 128 {
-        if (c as u8).is_ascii_alphanumeric() {
-            set |= 1 << c;
-        }
+        t[c] = (c as u8).is_ascii_alphanumeric();
         c += 1;
     }
     let mut i = 0;
     while i < extra.len() {
-        set |= 1 << extra[i];
+        t[extra[i] as usize] = true;
         i += 1;
-    }
-    set
-}
-
-/// ASCII alphanumerics plus ``! # $ % & ' * + - . ^ _ ` | ~``.
-const PROPERTY_CHARS: u128 = ascii_set(b"!#$%&'*+-.^_`|~");
-
-/// ASCII alphanumerics plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
-const MESSAGE_ID_CHARS: u128 = ascii_set(b"-:.+%_#*?!(),=@;$'");
-
-/// `set` as a table of all 256 bytes: a load per byte instead of a 128-bit shift.
-const fn byte_table(set: u128) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 128 {
-        t[c] = set & (1 << c) != 0;
-        c += 1;
     }
     t
 }
 
-static PROPERTY_TABLE: [bool; 256] = byte_table(PROPERTY_CHARS);
-static MESSAGE_ID_TABLE: [bool; 256] = byte_table(MESSAGE_ID_CHARS);
+/// ASCII alphanumerics plus ``! # $ % & ' * + - . ^ _ ` | ~``.
+static PROPERTY_TABLE: [bool; 256] = ascii_table(b"!#$%&'*+-.^_`|~");
 
-/// Whether every byte of `s` is in `set` (so `s` is ASCII), given as its [`byte_table`].
+/// ASCII alphanumerics plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
+static MESSAGE_ID_TABLE: [bool; 256] = ascii_table(b"-:.+%_#*?!(),=@;$'");
+
+/// Whether every byte of `s` is flagged in `table` (so `s` is ASCII).
 #[inline]
 fn all_in(s: &str, table: &[bool; 256]) -> bool {
     s.bytes().all(|b| table[usize::from(b)])
