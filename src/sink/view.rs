@@ -154,6 +154,7 @@ impl<'a> PackedProperties<'a> {
 
     /// The list that [`PackedProperties::split`] or [`PackedProperties::skip`] split off as
     /// `bytes` before (the pipeline keeps where a record's lists lie, not the lists).
+    #[cfg(feature = "store")]
     pub(crate) fn located(bytes: &'a [u8], presence: bool) -> Self {
         PackedProperties { bytes, presence }
     }
