@@ -471,7 +471,7 @@ impl Store {
             self.write_checkpoint(file, state)
         };
         if let Err(e) = checkpoint {
-            eprintln!("{e} (a passed log file is kept until it can be written)");
+            tracing::warn!("{e} (a passed log file is kept until it can be written)");
             return (records, bytes);
         }
         let (more_records, more_bytes, _) = self.log.delete_through(through);

@@ -384,7 +384,7 @@ impl Segments {
                     file.set_len(valid)?;
                     file.sync_all()?;
                 } else {
-                    eprintln!(
+                    tracing::error!(
                         "store log {}: damaged at byte {valid} of {file_len} ({why}); the records after it in this file are skipped",
                         path.display()
                     );
@@ -771,7 +771,7 @@ impl Segments {
             // A file left behind holds only passed records: the next open drops them again.
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("store log {}: cannot delete: {e}", path.display());
+                    tracing::warn!("store log {}: cannot delete: {e}", path.display());
                 }
             }
         }
