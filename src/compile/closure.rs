@@ -534,13 +534,13 @@ where
 /// or one whose value is null, compares as undefined (`ops::compare`).
 fn prop_eq<R>(
     op: CmpOp,
-    text: &Cow<'static, str>,
+    text: &str,
     read: R,
 ) -> impl Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static
 where
     R: for<'m> Fn(&EvalContext<'m>) -> Option<Option<&'m str>> + Send + Sync + 'static,
 {
-    let (text, eq) = (text.clone(), op == CmpOp::Eq);
+    let (text, eq) = (Box::<str>::from(text), op == CmpOp::Eq);
     move |_, ctx| match read(ctx) {
         Some(Some(v)) => Truth::from_bool(ops::str_eq(v, &text) == eq),
         _ => Truth::Undefined,
