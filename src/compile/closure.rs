@@ -95,17 +95,14 @@ impl Program {
                 let short = Truth::short_circuits(lt, rt);
                 Box::new(move |p, ctx| Truth::or_else(short, lt, rt, fa(p, ctx), || fb(p, ctx)))
             }
-            Node::Not(a, ty) => {
-                let (fa, ty) = (self.closure(*a), *ty);
-                Box::new(move |p, ctx| Truth::not_of(ty, || fa(p, ctx)))
-            }
+            Node::Not(a, ty) => self.leaf_into(*a, NotOf(*ty)),
             Node::Cmp(op, a, b, ty) => {
                 if let Some(f) = self.number_test(*op, *a, *b, *ty) {
                     return f;
                 }
                 self.cmp_test(*op, *a, *b, *ty)
             }
-            Node::Call(func, args) => self.call_test(*func, args).unwrap_or_else(|| {
+            Node::Call(func, args) => self.call_test(*func, args, Boxed).unwrap_or_else(|_| {
                 let (func, args) = (*func, args.clone());
                 Box::new(move |p, ctx| Truth::of(&p.call(func, &args, ctx)))
             }),
@@ -171,10 +168,11 @@ impl Program {
 
     /// Hands `sink` the test of node `id`: as a closure of its own type when it is one of the
     /// commonest leaves (a property compared with a string for equality, a `$body` path
-    /// compared with a constant), so that the `AND` or `OR` above it calls it directly and
-    /// can inline it; as a call of [`Program::closure`]'s boxed closure otherwise. The
-    /// leaves are built by the same functions as [`Program::cmp_test`]'s, so each shape
-    /// keeps one definition.
+    /// compared with a constant, one of [`Program::call_test`]'s calls), so that the `AND`,
+    /// `OR` or `NOT` above it calls it directly and can inline it; as a call of
+    /// [`Program::closure`]'s boxed closure otherwise. The leaves are built by the same
+    /// functions as [`Program::cmp_test`]'s and `call_test`'s, so each shape keeps one
+    /// definition.
     fn leaf_into<S: TestSink>(&self, id: NodeId, sink: S) -> Box<TestFn> {
         if let Node::Cmp(op, a, b, ty) = &self.nodes[id as usize] {
             let (op, ty) = (*op, *ty);
@@ -199,6 +197,13 @@ impl Program {
                 _ => {}
             }
         }
+        let sink = match &self.nodes[id as usize] {
+            Node::Call(func, args) => match self.call_test(*func, args, sink) {
+                Ok(f) => return f,
+                Err(sink) => sink,
+            },
+            _ => sink,
+        };
         let f = self.closure(id);
         sink.take(move |p, ctx| f(p, ctx))
     }
@@ -214,6 +219,31 @@ trait TestSink {
     fn take<F>(self, f: F) -> Box<TestFn>
     where
         F: Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static;
+}
+
+/// Boxes the closure as it is.
+struct Boxed;
+
+impl TestSink for Boxed {
+    fn take<F>(self, f: F) -> Box<TestFn>
+    where
+        F: Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static,
+    {
+        Box::new(f)
+    }
+}
+
+/// `NOT` of a test of type `.0`, calling the test directly when it is a leaf.
+struct NotOf(Ty);
+
+impl TestSink for NotOf {
+    fn take<F>(self, f: F) -> Box<TestFn>
+    where
+        F: Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static,
+    {
+        let ty = self.0;
+        Box::new(move |p, ctx| Truth::not_of(ty, || f(p, ctx)))
+    }
 }
 
 /// Kleene's `AND` (or `OR`) with the short-circuit, of plain bool operands: takes the left
@@ -319,19 +349,25 @@ impl Program {
 
     /// The closure for a call of a usual shape on a property, answered without building
     /// values: `is_defined(p)`, and `starts_with`, `ends_with` and `contains` of a property
-    /// and a constant string. `None` for any other call.
-    fn call_test(&self, func: Func, args: &[NodeId]) -> Option<Box<TestFn>> {
+    /// and a constant string, handed to `sink` ([`Program::leaf_into`]), which is handed
+    /// back for any other call.
+    fn call_test<S: TestSink>(
+        &self,
+        func: Func,
+        args: &[NodeId],
+        sink: S,
+    ) -> Result<Box<TestFn>, S> {
         match (func, args) {
             // An absent property is undefined; a present one, even null, is defined.
             (Func::IsDefined, &[a]) => {
-                let read = self.reader(a)?;
-                Some(Box::new(move |_, ctx| {
-                    Truth::from_bool(read.get(ctx).is_some())
-                }))
+                let Some(read) = self.reader(a) else {
+                    return Err(sink);
+                };
+                Ok(sink.take(move |_, ctx| Truth::from_bool(read.get(ctx).is_some())))
             }
             (Func::StartsWith | Func::EndsWith | Func::Contains, &[a, b]) => {
                 let Node::Const(Value::Str(t)) = &self.nodes[b as usize] else {
-                    return None;
+                    return Err(sink);
                 };
                 let t = t.clone();
                 // The substring searcher for the constant is built once, here: `str::contains`
@@ -347,16 +383,16 @@ impl Program {
                 // Anything but a string (a null string, an absent property, any other body
                 // value) is not text: undefined.
                 if let Some(read) = self.reader(a) {
-                    return Some(Box::new(move |_, ctx| match read.get(ctx) {
+                    return Ok(sink.take(move |_, ctx| match read.get(ctx) {
                         Some(Some(s)) => test(s),
                         _ => Truth::Undefined,
                     }));
                 }
                 let Node::Body(local, app_override) = &self.nodes[a as usize] else {
-                    return None;
+                    return Err(sink);
                 };
                 let (local, app_override) = (*local, app_override.clone());
-                Some(Box::new(move |p, ctx| {
+                Ok(sink.take(move |p, ctx| {
                     match ctx.body_override(app_override.as_ref()) {
                         Some(Value::Str(s)) => return test(&s),
                         Some(_) => return Truth::Undefined,
@@ -368,7 +404,7 @@ impl Program {
                     }
                 }))
             }
-            _ => None,
+            _ => Err(sink),
         }
     }
 }
