@@ -484,14 +484,20 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
         }
         let at = out.len();
         escape_into(out, s);
-        let entry = (s.to_vec(), out[at..].to_vec());
-        if memo.entries.len() < MEMO_ENTRIES {
-            memo.entries.push(entry);
+        // A replaced entry's buffers are reused: strings that keep changing cost no
+        // allocation once the memo is full.
+        let (text, escaped) = if memo.entries.len() < MEMO_ENTRIES {
+            memo.entries.push(Default::default());
+            memo.entries.last_mut().expect("just pushed")
         } else {
             let next = memo.next;
-            memo.entries[next] = entry;
             memo.next = (next + 1) % MEMO_ENTRIES;
-        }
+            &mut memo.entries[next]
+        };
+        text.clear();
+        text.extend_from_slice(s);
+        escaped.clear();
+        escaped.extend_from_slice(&out[at..]);
     })
 }
 
