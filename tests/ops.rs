@@ -859,6 +859,11 @@ fn no_secret_reaches_the_logs_the_metrics_or_the_health_report() {
         "the reason names the broker: {health}"
     );
     let (_, log) = router.finish();
+    assert!(
+        log.contains("a: routed 1, delivered 0"),
+        "the summary is logged:\n{log}"
+    );
+    assert_json_lines(&log);
     let dead = std::fs::read_to_string(dir.path("dead.jsonl")).unwrap_or_default();
     for (what, text) in [
         ("metrics", &metrics),
@@ -870,6 +875,17 @@ fn no_secret_reaches_the_logs_the_metrics_or_the_health_report() {
             !text.contains("TopSecret42"),
             "the password is in the {what}:\n{text}"
         );
+    }
+}
+
+/// With `--log-format json` every line on standard error is a JSON object, also what the
+/// library reports (a sink retrying, an input connecting, an invalid message), so that a
+/// log collector reads all of it.
+fn assert_json_lines(log: &str) {
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Json = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{log}"));
+        assert!(v.get("level").is_some(), "{line}");
     }
 }
 
@@ -968,6 +984,17 @@ fn the_bridge_serves_its_counts_and_readiness() {
         assert!(Instant::now() < deadline, "{body}");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !router.log().contains("invalid message on") {
+        assert!(Instant::now() < deadline, "{}", router.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = router.log();
+    assert!(
+        log.contains("subscribed to device-to-cloud topics"),
+        "{log}"
+    );
+    assert_json_lines(&log);
 }
 
 /// The `text` blocks of README.md's "Operating the router" section, in order: what the

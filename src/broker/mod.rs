@@ -301,7 +301,7 @@ impl BrokerUrl {
         let mut password = None;
         if let Some(p) = url_password {
             password_sources += 1;
-            eprintln!(
+            tracing::warn!(
                 "{}: '{shown}': the password is written in the URL; it works, but \
                  password_file=FILE or password_env=NAME keep it out of shell histories and \
                  process listings",

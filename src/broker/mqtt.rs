@@ -244,7 +244,7 @@ impl DropWatch {
                     now - before
                 ),
             };
-            eprintln!(
+            tracing::warn!(
                 "{}: {what}, for this router or another client: devices got their PUBACKs, but \
                  Mosquitto discards what no longer fits a client's queue (max_queued_messages, \
                  default 1000, beyond max_inflight_messages, default 20), also while the \

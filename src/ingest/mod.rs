@@ -275,7 +275,7 @@ pub fn log_spoofing_property(device: &str, name: &str) {
     static DROPPED: AtomicU64 = AtomicU64::new(0);
     let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
     if n <= 10 || n % 1000 == 0 {
-        eprintln!(
+        tracing::warn!(
             "warning[{}]: device '{device}' set application property '{name}', named like a \
              property the router stamps; dropped ({n} so far)",
             codes::SPOOFING_PROPERTY_DROPPED

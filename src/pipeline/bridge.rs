@@ -150,7 +150,7 @@ pub async fn run(
                                 // the stream drops a resend it already has (same id).
                                 let n = retried.fetch_add(1, Ordering::Relaxed) + 1;
                                 if n.is_power_of_two() {
-                                    eprintln!("{e}; retrying ({n} retries so far)");
+                                    tracing::warn!("{e}; retrying ({n} retries so far)");
                                 }
                                 tokio::time::sleep(backoff).await;
                                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -164,7 +164,7 @@ pub async fn run(
             Err(e) => {
                 hooks.read(Some(e.code()));
                 *report.invalid.entry(e.code()).or_default() += 1;
-                eprintln!("invalid message on '{}': {e}", publish.topic);
+                tracing::warn!("invalid message on '{}': {e}", publish.topic);
                 let origin = serde_json::json!({"topic": publish.topic});
                 let body = serde_json::json!({"bodyBase64": base64_body(&publish.payload)});
                 let written = invalid_log
@@ -175,7 +175,7 @@ pub async fn run(
                     Ok(()) => {
                         let _ = acker.ack(&publish).await;
                     }
-                    Err(err) => eprintln!("cannot write the dead letter: {err}"),
+                    Err(err) => tracing::error!("cannot write the dead letter: {err}"),
                 }
             }
         }

@@ -225,7 +225,7 @@ impl Worker {
     /// A record that does not decode cannot become a copy: say so loudly (it cannot be
     /// dead-lettered as a message), count it, and go on.
     fn corrupt(&self, seq: u64, why: &str) {
-        eprintln!(
+        tracing::error!(
             "store {}: record {seq} for endpoint '{}' is damaged and cannot be delivered: {why}",
             self.shared.store.path().display(),
             self.state().name
@@ -444,7 +444,7 @@ impl Worker {
                 }
                 Err(e) => {
                     retry += 1;
-                    eprintln!("endpoint '{}': {e}; retrying", self.state().name);
+                    tracing::warn!("endpoint '{}': {e}; retrying", self.state().name);
                     if !self.shared.sleep(self.shared.config.retry.backoff(retry)) {
                         return false;
                     }

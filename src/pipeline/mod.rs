@@ -560,7 +560,7 @@ impl Shared {
         let cursors = cursor_pairs(&moved);
         match self.store.commit(0, &[], &cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
-            Err(e) => eprintln!("{e} (writing delivery cursors; tried again later)"),
+            Err(e) => tracing::warn!("{e} (writing delivery cursors; tried again later)"),
         }
         !moved.is_empty()
     }
@@ -574,7 +574,9 @@ impl Shared {
         match self.store.checkpoint(&cursors, delete) {
             Ok(deleted) => self.cursors_written(&moved, delete, deleted),
             Err(e) => {
-                eprintln!("{e} (writing the cursors' checkpoint at stop; a cursor frame instead)");
+                tracing::warn!(
+                    "{e} (writing the cursors' checkpoint at stop; a cursor frame instead)"
+                );
                 self.flush_cursors();
             }
         }
@@ -777,7 +779,7 @@ impl Pipeline {
         for (index, e) in shared.endpoints.iter().enumerate() {
             let sink = sinks.remove(&e.name);
             if sink.is_none() && e.backlog.load(Ordering::Relaxed) > 0 {
-                eprintln!(
+                tracing::warn!(
                     "store {}: {} copies for endpoint '{}', which has no sink now, go to the dead letter",
                     shared.store.path().display(),
                     e.backlog.load(Ordering::Relaxed),
@@ -1292,7 +1294,7 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
     }
     shared.backpressure.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    eprintln!(
+    tracing::warn!(
         "store {} is full ({} of {} bytes): input paused until endpoints deliver or retention \
          dead-letters (nothing is dropped; see the endpoints' health)",
         shared.store.path().display(),
@@ -1312,7 +1314,7 @@ fn wait_for_space(shared: &Shared, bytes: u64) -> bool {
         let guard = lock(&shared.committed);
         let _ = shared.space.wait_timeout(guard, Duration::from_millis(200));
     }
-    eprintln!(
+    tracing::info!(
         "store {}: space again after {:.1}s, input resumed",
         shared.store.path().display(),
         started.elapsed().as_secs_f64()
@@ -1337,14 +1339,14 @@ fn commit(shared: &Shared, records: &[&Prepared], first: u64) -> Result<(), Pipe
             Ok(deleted) => {
                 shared.cursors_written(&moved, delete, deleted);
                 if retry > 0 {
-                    eprintln!("store {}: writing again", shared.store.path().display());
+                    tracing::info!("store {}: writing again", shared.store.path().display());
                 }
                 return Ok(());
             }
             Err(e) => {
                 retry += 1;
                 if retry.is_power_of_two() {
-                    eprintln!("{e}; input paused, retrying (attempt {retry})");
+                    tracing::warn!("{e}; input paused, retrying (attempt {retry})");
                 }
                 if !shared.sleep(shared.config.retry.backoff(retry)) {
                     return Err(PipelineError::Store(e));

@@ -92,7 +92,7 @@ pub struct Store {
     _lock: std::fs::File,
     log: segments::Segments,
     /// The cursor file (`None` until first written) and what it holds.
-    cursors: Mutex<(Option<cursors::CursorFile>, cursors::State)>,
+    cursors: Mutex<(cursors::CursorFile, cursors::State)>,
     /// The next sequence number as far as this process knows (written with the cursors, so
     /// that numbering goes on when every record is deleted).
     next: AtomicU64,
@@ -156,15 +156,22 @@ impl Store {
             LockError::Lock(e) => fail("cannot lock", e.to_string()),
             LockError::Held => fail("cannot open", IN_USE.into()),
         })?;
-        let (log, log_cursors) = segments::Segments::open(&dir.join(LOG_DIR))
-            .map_err(|e| fail("cannot open the record log", e.to_string()))?;
+        // The cursor file before the log: an older hubroute must find it in a format it
+        // refuses before the log holds a file it would misread (see `cursors`).
         let cursor_path = dir.join(CURSOR_FILE_NAME);
         let (file, mut state) = match cursors::CursorFile::open(&cursor_path)
             .map_err(|e| fail("cannot read the cursors", e.to_string()))?
         {
-            Some((f, s)) => (Some(f), s),
-            None => (None, cursors::State::default()),
+            Some((f, s)) if f.upgraded() => (f, s),
+            old => {
+                let s = old.map(|(_, s)| s).unwrap_or_default();
+                let f = cursors::CursorFile::create(&cursor_path, &s)
+                    .map_err(|e| fail("cannot write the cursors", e.to_string()))?;
+                (f, s)
+            }
         };
+        let (log, log_cursors) = segments::Segments::open(&dir.join(LOG_DIR))
+            .map_err(|e| fail("cannot open the record log", e.to_string()))?;
         // The checkpoint, raised by the log's cursor frames. When none raises it, the
         // checkpoint covers them all already and files holding them may go without another.
         let mut raised = log_cursors.next > state.next;
@@ -288,8 +295,10 @@ impl Store {
         {
             let mut guard = lock(&self.cursors);
             let (file, current) = &mut *guard;
-            if file.is_none() {
-                state.next = state.next.max(self.log.next());
+            // The cursor file is created at open (empty) when there was none; one naming
+            // endpoints was written by an earlier pass of this move and wins.
+            if current.endpoints.is_empty() {
+                state.next = state.next.max(self.log.next()).max(current.next);
                 *current = state;
                 self.write_checkpoint(file, current)?;
             }
@@ -312,23 +321,19 @@ impl Store {
     }
 
     /// Writes `state` (with the next sequence number as far as this process knows) to the
-    /// cursor file (creating it the first time), synced: a checkpoint covering every cursor
+    /// cursor file, synced: a checkpoint covering every cursor
     /// frame written so far, since `state` holds them all. Call with the cursor lock held
     /// (it is what `file` and `state` are borrowed from), so no cursor frame is written
     /// between reading the mark and the write.
     fn write_checkpoint(
         &self,
-        file: &mut Option<cursors::CursorFile>,
+        file: &mut cursors::CursorFile,
         state: &mut cursors::State,
     ) -> Result<(), StoreError> {
         let mark = self.log.cursor_mark();
         state.next = state.next.max(self.next.load(Ordering::Acquire));
-        match file {
-            Some(f) => f.write(state),
-            None => cursors::CursorFile::create(&self.path.join(CURSOR_FILE_NAME), state)
-                .map(|f| *file = Some(f)),
-        }
-        .map_err(|e| self.err("cannot write the cursors", e))?;
+        file.write(state)
+            .map_err(|e| self.err("cannot write the cursors", e))?;
         self.log.checkpointed(mark);
         Ok(())
     }
@@ -350,7 +355,7 @@ impl Store {
             .max(self.log.next())
             .max(self.next.load(Ordering::Acquire))
             .max(1);
-        let mut changed = file.is_none() && !names.is_empty();
+        let mut changed = false;
         for name in names {
             if !state.endpoints.contains_key(*name) {
                 let id = state
@@ -466,7 +471,7 @@ impl Store {
             self.write_checkpoint(file, state)
         };
         if let Err(e) = checkpoint {
-            eprintln!("{e} (a passed log file is kept until it can be written)");
+            tracing::warn!("{e} (a passed log file is kept until it can be written)");
             return (records, bytes);
         }
         let (more_records, more_bytes, _) = self.log.delete_through(through);
@@ -719,8 +724,9 @@ mod tests {
     }
 
     /// A log written before cursor frames existed (record frames only, built here byte by
-    /// byte as that version wrote them) opens with its records and the cursor file's
-    /// cursors, and takes cursor frames from then on.
+    /// byte as that version wrote them, and a format 1 cursor file) opens with its records
+    /// and the cursor file's cursors, is upgraded so that the older version no longer opens
+    /// it, and takes cursor frames from then on.
     #[test]
     fn an_old_log_without_cursor_frames_opens() {
         let d = dir("old-log");
@@ -753,9 +759,21 @@ mod tests {
             ..cursors::State::default()
         };
         state.endpoints.insert("a".into(), (0, 1));
-        cursors::CursorFile::create(&d.join(CURSOR_FILE_NAME), &state).unwrap();
+        cursors::CursorFile::create_format1(&d.join(CURSOR_FILE_NAME), &state).unwrap();
         {
             let store = Store::open(&d).unwrap();
+            // Upgraded before anything else: the older build's files are out of its sight
+            // and its cursor file is one it refuses.
+            let names: Vec<String> = std::fs::read_dir(d.join(LOG_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert_eq!(names, ["00000000000000000001.log2"]);
+            let (f, s) = cursors::CursorFile::open(&d.join(CURSOR_FILE_NAME))
+                .unwrap()
+                .unwrap();
+            assert!(f.upgraded());
+            assert_eq!(s, state);
             assert!(!store.log.needs_checkpoint());
             let r = store.recover(&["a"]).unwrap();
             assert_eq!((r.cursors[&0], r.next), (1, 4));

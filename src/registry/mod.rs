@@ -632,14 +632,14 @@ pub fn reload_if_modified(
     *seen = now;
     match Registry::load(file) {
         Ok(r) => {
-            eprintln!(
+            tracing::info!(
                 "device registry {} changed: {} devices",
                 file.display(),
                 r.len()
             );
             *registry.write().unwrap_or_else(|p| p.into_inner()) = r;
         }
-        Err(e) => eprintln!("device registry changed but not taken, the old one stays: {e}"),
+        Err(e) => tracing::warn!("device registry changed but not taken, the old one stays: {e}"),
     }
 }
 

@@ -513,10 +513,7 @@ impl LiveTwins {
             },
         };
         if let Err(e) = result {
-            eprintln!(
-                "warning: cannot write the twin view {}: {e}",
-                file.display()
-            );
+            tracing::warn!("cannot write the twin view {}: {e}", file.display());
         }
     }
 

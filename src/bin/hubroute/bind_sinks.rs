@@ -37,7 +37,10 @@ pub(crate) fn bind(
             // so the reload can route to it. A typo is still caught: the endpoint it misspells
             // stays unbound, which the check below refuses if a route reaches it; and this
             // line names it either way.
-            eprintln!("sink for endpoint {name} is bound; no route uses it yet");
+            crate::logging::say(
+                crate::logging::Level::Info,
+                &format!("sink for endpoint {name} is bound; no route uses it yet"),
+            );
         }
         bound.insert(
             name.to_string(),

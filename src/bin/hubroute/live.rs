@@ -21,6 +21,7 @@ use hubroute::pipeline::Pipeline;
 
 #[allow(unused_imports)]
 use crate::bind_sinks::not_built;
+use crate::logging::{say, Level};
 use crate::run_args::RunArgs;
 use crate::summary::report;
 
@@ -68,9 +69,12 @@ pub(crate) fn run(args: &RunArgs, live: Live<'_>) -> Result<ExitCode, String> {
                         let outcome = runtime.block_on(
                             hubroute::pipeline::input::jetstream::run(input, &url, interrupted()),
                         )?;
-                        eprintln!(
-                            "redelivered messages received: {}; pull stream resumed {} times",
-                            outcome.redelivered, outcome.resumed
+                        say(
+                            Level::Info,
+                            &format!(
+                                "redelivered messages received: {}; pull stream resumed {} times",
+                                outcome.redelivered, outcome.resumed
+                            ),
                         );
                         outcome
                     }
@@ -143,7 +147,7 @@ pub(crate) fn serve(
         || input_loop(&runtime, &input),
     )?;
     let delivery = live.pipeline.shutdown(args.drain_timeout);
-    eprintln!("{}", settled(&outcome));
+    say(Level::Info, &settled(&outcome));
     let stats = hubroute::pipeline::input::LinesReport {
         read: outcome.read,
         blank: 0,
@@ -337,18 +341,18 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
     .await?;
     let received = outcome.received;
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    eprintln!(
-        "received {received} messages in {elapsed:.3}s ({:.0} msg/s)",
+    let mut out = format!(
+        "received {received} messages in {elapsed:.3}s ({:.0} msg/s)\n",
         received as f64 / elapsed
     );
-    eprintln!("  appended to {to}: {}", outcome.appended);
-    eprintln!(
-        "  appends retried: {}; not confirmed when stopped (left unacknowledged for redelivery): {}",
+    out += &format!("  appended to {to}: {}\n", outcome.appended);
+    out += &format!(
+        "  appends retried: {}; not confirmed when stopped (left unacknowledged for redelivery): {}\n",
         outcome.retried,
         outcome.unconfirmed()
     );
-    eprintln!(
-        "  invalid: {} (dead-lettered to {}){}",
+    out += &format!(
+        "  invalid: {} (dead-lettered to {}){}\n",
         outcome.invalid_total(),
         args.dead_letter.display(),
         outcome
@@ -357,5 +361,6 @@ async fn bridge_loop(args: BridgeArgs) -> Result<ExitCode, String> {
             .map(|(c, n)| format!(" {c}: {n}"))
             .collect::<String>()
     );
+    crate::logging::report(&out);
     Ok(ExitCode::SUCCESS)
 }

@@ -141,6 +141,9 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(argv);
+    if !matches!(cli.command, Command::Run(_) | Command::Bridge(_)) {
+        logging::init_plain();
+    }
     let result = match cli.command {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),

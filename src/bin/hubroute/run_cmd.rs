@@ -5,6 +5,7 @@
 //! dropped silently: a line that is not a message is reported with its line number and code,
 //! counted and dead-lettered, and the stream goes on; the summary always prints.
 
+use crate::logging::{say, Level};
 use crate::routes_cmd::load_table_in;
 use crate::run_args::{open_invalid_log, pipeline_config, RunArgs};
 use crate::summary::report;
@@ -76,9 +77,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     )?;
     let recovered = pipeline.stats().recovered_copies;
     if recovered > 0 {
-        eprintln!(
-            "store {}: {recovered} copies from an earlier run are being delivered first",
-            args.store.display()
+        say(
+            Level::Info,
+            &format!(
+                "store {}: {recovered} copies from an earlier run are being delivered first",
+                args.store.display()
+            ),
         );
     }
 
@@ -95,7 +99,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         .fallback()
         .and_then(DirTwinStore::directory_problem)
     {
-        eprintln!("warning[{}]: {p}", p.code());
+        say(Level::Warn, &format!("warning[{}]: {p}", p.code()));
     }
     let watch = crate::twin_watch::WatchPlan {
         twin_dir: args.twin_dir.clone(),
@@ -142,11 +146,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         // The first few in full; a fleet without twins is one line, not one per device.
         let problems = twins.problems();
         for p in problems.iter().take(3) {
-            eprintln!("warning[{}]: {p}", p.code());
+            say(Level::Warn, &format!("warning[{}]: {p}", p.code()));
         }
         let more = twins.problem_count().saturating_sub(3);
         if more > 0 {
-            eprintln!("warning: {more} more devices whose twin could not be used ($twin values undefined)");
+            say(Level::Warn, &format!("warning: {more} more devices whose twin could not be used ($twin values undefined)"));
         }
     }
     let code = report(&input, &stats, started.elapsed(), &args);
@@ -212,7 +216,10 @@ fn read_lines(
                 }
                 Err(e) => {
                     stats.stopped = Some(format!("cannot read {}: {e}", args.input));
-                    eprintln!("error: cannot read {}: {e}", args.input);
+                    say(
+                        Level::Error,
+                        &format!("error: cannot read {}: {e}", args.input),
+                    );
                     return stats;
                 }
             }
@@ -294,7 +301,7 @@ fn read_lines(
         eprintln!();
     }
     if let Some(e) = &report.stopped {
-        eprintln!("error: {}: {e}", args.input);
+        say(Level::Error, &format!("error: {}: {e}", args.input));
     }
     report
 }

@@ -3,7 +3,7 @@
 
 use hubroute::pipeline::input::LinesReport;
 use hubroute::pipeline::PipelineStats;
-use std::io::Write;
+use std::fmt::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ fn millis(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
 }
 
-/// The summary on standard error (always printed); exit code 1 when anything was
+/// The summary on standard error (always printed; events in JSON log mode); exit code 1 when anything was
 /// dead-lettered in delivery or copies are left undelivered in the store.
 pub(crate) fn report(
     input: &LinesReport,
@@ -21,7 +21,7 @@ pub(crate) fn report(
     elapsed: Duration,
     args: &RunArgs,
 ) -> ExitCode {
-    let mut out = std::io::stderr().lock();
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "read {} messages in {:.3}s ({:.0} msg/s)",
@@ -98,6 +98,7 @@ pub(crate) fn report(
         "  dead-lettered in delivery: {dead_total}; left in the store {} for the next run: {backlog_total}",
         args.store.display()
     );
+    crate::logging::report(&out);
     if dead_total + backlog_total > 0 {
         ExitCode::from(1)
     } else {

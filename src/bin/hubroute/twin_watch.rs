@@ -9,6 +9,7 @@
 //! whether or not a router runs (the next start picks the change up), need no credentials of
 //! their own, and cannot race the router's store, which only the router opens.
 
+use crate::logging::{say, Level};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,10 +27,7 @@ pub struct WatchPlan {
 
 fn log(what: &str, report: &SyncReport) {
     for p in &report.problems {
-        tracing::warn!("{p}");
-        if !crate::logging::json() {
-            eprintln!("warning: {p}");
-        }
+        say(Level::Warn, &format!("warning: {p}"));
     }
     if report.events > 0 {
         tracing::info!(
@@ -79,10 +77,7 @@ pub fn sync_once(twins: &LiveTwins, pipeline: &Pipeline, plan: &WatchPlan, state
     let error = (!errors.is_empty()).then(|| errors.join("; "));
     if error.is_some() && error != state.last_error {
         let e = error.as_deref().unwrap_or_default();
-        tracing::error!("twins: {e}");
-        if !crate::logging::json() {
-            eprintln!("error: twins: {e}");
-        }
+        say(Level::Error, &format!("error: twins: {e}"));
     }
     state.last_error = error;
 }

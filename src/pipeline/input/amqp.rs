@@ -277,7 +277,7 @@ pub async fn run(
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", settings.url.addr))?;
     let scheme = if tls.is_some() { "amqps" } else { "amqp" };
-    eprintln!("listening for AMQP devices on {scheme}://{local}");
+    tracing::info!("listening for AMQP devices on {scheme}://{local}");
     if let Some(f) = &settings.on_listening {
         f(local);
     }
@@ -315,7 +315,7 @@ pub async fn run(
     }
     if !settle_all(&permits, capacity, Duration::from_secs(60)).await {
         report.gave_up_waiting = true;
-        eprintln!("gave up waiting for in-flight messages; they stay unsettled and devices send them again");
+        tracing::warn!("gave up waiting for in-flight messages; they stay unsettled and devices send them again");
     }
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;

@@ -47,7 +47,7 @@ impl InvalidLog {
     pub fn write_line(&mut self, line: u64, code: &str, reason: &str, message: serde_json::Value) {
         let record = serde_json::json!({"endpoint": null, "code": code, "reason": reason, "line": line, "message": message});
         if let Err(e) = writeln!(self.file, "{record}") {
-            eprintln!("cannot write the dead letter: {e}");
+            tracing::error!("cannot write the dead letter: {e}");
         }
     }
 

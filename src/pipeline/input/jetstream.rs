@@ -101,8 +101,8 @@ impl ResumingPull {
     fn take(&mut self, item: Option<Result<Message, impl std::fmt::Display>>) -> Option<Message> {
         match item {
             Some(Ok(m)) => return Some(m),
-            Some(Err(e)) => eprintln!("{}: {e}; pulling again", self.url),
-            None => eprintln!(
+            Some(Err(e)) => tracing::warn!("{}: {e}; pulling again", self.url),
+            None => tracing::warn!(
                 "{}: the consumer's message stream ended; pulling again",
                 self.url
             ),
@@ -134,13 +134,13 @@ impl ResumingPull {
             if attempt % 5 == 0 {
                 match JetStreamInput::open(&self.url, &self.settings).await {
                     Ok(fresh) => self.input = fresh,
-                    Err(e) => eprintln!("{}: {e}", self.url),
+                    Err(e) => tracing::warn!("{}: {e}", self.url),
                 }
             }
             match self.input.messages().await {
                 Ok(m) => {
                     if attempt > 1 {
-                        eprintln!("{}: pulling again after {attempt} attempts", self.url);
+                        tracing::info!("{}: pulling again after {attempt} attempts", self.url);
                     }
                     self.messages = Some(m);
                     attempt = 0;
@@ -148,7 +148,7 @@ impl ResumingPull {
                     continue;
                 }
                 Err(e) if attempt.is_power_of_two() => {
-                    eprintln!("{}: {e}; retrying (attempt {attempt})", self.url)
+                    tracing::warn!("{}: {e}; retrying (attempt {attempt})", self.url)
                 }
                 Err(_) => {}
             }
@@ -309,11 +309,11 @@ pub async fn run(
     report.resumed = messages.resumed();
     if !settle_all(&permits, capacity, Duration::from_secs(60)).await {
         report.gave_up_waiting = true;
-        eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
+        tracing::warn!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
     if let Err(e) = messages.flush().await {
-        eprintln!("{url}: acknowledgements may not have reached the server ({e}); it delivers those messages again");
+        tracing::warn!("{url}: acknowledgements may not have reached the server ({e}); it delivers those messages again");
     }
     acks.fill_report(&mut report);
     Ok(report)

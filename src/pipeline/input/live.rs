@@ -142,7 +142,7 @@ impl<'a> LiveInput<'a> {
                 report.valid += 1;
                 self.pipeline.accept_then(vec![prepared], move |result| {
                     if let Err(e) = &result {
-                        eprintln!("not accepted, left for redelivery: {e}");
+                        tracing::warn!("not accepted, left for redelivery: {e}");
                     }
                     settle(result.is_ok());
                 });
@@ -195,7 +195,7 @@ impl<'a> LiveInput<'a> {
     ) {
         self.pipeline.accept_then(batch, move |result| {
             if let Err(e) = &result {
-                eprintln!("not accepted, left for redelivery: {e}");
+                tracing::warn!("not accepted, left for redelivery: {e}");
             }
             settle(result.is_ok());
         });
@@ -210,12 +210,12 @@ impl<'a> LiveInput<'a> {
         reason: &str,
         message: serde_json::Value,
     ) -> bool {
-        eprintln!("invalid message [{code}] from {origin}: {reason}");
+        tracing::warn!("invalid message [{code}] from {origin}: {reason}");
         let mut log = self.invalid.lock().unwrap_or_else(|p| p.into_inner());
         match log.write_input(origin, code, reason, message) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("cannot write the dead letter {}: {e}", log.path().display());
+                tracing::error!("cannot write the dead letter {}: {e}", log.path().display());
                 false
             }
         }

@@ -227,7 +227,7 @@ pub(crate) async fn next_publish(
             _ = stop.as_mut() => return None,
             _ = tokio::time::sleep(QUIET_WHILE_WAITING), if !paused_said => {
                 paused_said = true;
-                eprintln!(
+                tracing::warn!(
                     "{url}: reading paused for {}s: --max-in-flight ({capacity}) messages wait \
                      to be settled (a router: accepted into its store, which is full or failing, \
                      see above; the bridge: confirmed by the stream)",
@@ -248,7 +248,7 @@ pub(crate) async fn next_publish(
                 quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_WHILE_WAITING);
                 if waiting > 0 {
                     *warned = true;
-                    eprintln!(
+                    tracing::warn!(
                         "{url}: no message for {}s while {waiting} received messages wait to \
                          be settled; if {waiting} is the broker's limit of unacknowledged \
                          messages (Mosquitto's max_inflight_messages, 20 by default), it holds \
@@ -273,11 +273,11 @@ fn say(incoming: Incoming, url: &BrokerUrl, hooks: &dyn super::InputHooks) {
         Incoming::Publish(_) => {}
         Incoming::Subscribed => {
             hooks.connected(true);
-            eprintln!("subscribed to device-to-cloud topics on {url}")
+            tracing::info!("subscribed to device-to-cloud topics on {url}")
         }
         Incoming::Error(e) => {
             hooks.connected(false);
-            eprintln!("{url}: {e}; reconnecting in 1s")
+            tracing::warn!("{url}: {e}; reconnecting in 1s")
         }
     }
 }
@@ -415,7 +415,7 @@ pub async fn run(
                     let settle = reported_patch(input.pipeline, twins, senders, &topic, &publish);
                     if let Some((answer, payload)) = settle.answer {
                         if let Err(e) = answerer.publish(answer, payload).await {
-                            eprintln!("cannot answer device '{}': {e}", topic.device_id);
+                            tracing::warn!("cannot answer device '{}': {e}", topic.device_id);
                         }
                     }
                     if settle.accepted {
@@ -453,7 +453,7 @@ pub async fn run(
     drop(tx);
     if !settle_all(&permits, capacity, Duration::from_secs(60)).await {
         report.gave_up_waiting = true;
-        eprintln!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
+        tracing::warn!("gave up waiting for in-flight messages; they stay unacknowledged and will be redelivered");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
     subscriber.disconnect().await;

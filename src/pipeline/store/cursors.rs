@@ -6,20 +6,31 @@
 //! instructions per start and stop, for a few dozen bytes of state. A write here is one
 //! `pwrite` and one `fdatasync`.
 //!
-//! Layout: two slots of equal size; each `magic "HRC1" | generation u64 | length u32 |
+//! Layout: two slots of equal size; each `magic "HRC2" | generation u64 | length u32 |
 //! crc32 u32 | payload`, the CRC covering the 16 bytes before it and the payload. A write goes
 //! to the slot not holding the newest state, so a write torn by a crash leaves the other
 //! whole; at open the valid slot with the higher generation wins. Payload: next u64, count
 //! u32, then per endpoint id u16, cursor u64, name length u32, name (UTF-8). A state that
 //! no longer fits a slot is written to a new file with larger slots, synced and renamed over
 //! the old one (as is the first).
+//!
+//! Format versions: `HRC1` is what hubroute wrote before the log held cursor frames, `HRC2`
+//! what it writes since. Both read the same. The second magic exists to be refused: an older
+//! hubroute finds no whole slot in an `HRC2` file and will not open the store, where it would
+//! otherwise take the log's first cursor frame for a torn write and cut off the records
+//! after it. So a store is upgraded (both slots `HRC2`, [`CursorFile::upgraded`]) before its
+//! log takes a cursor frame; a magic of a later version is refused here the same way, with a
+//! message that says so.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const MAGIC: [u8; 4] = *b"HRC1";
+/// The magic this version writes.
+const MAGIC: [u8; 4] = *b"HRC2";
+/// The magic of a file written before the log held cursor frames: read, rewritten at open.
+const MAGIC_V1: [u8; 4] = *b"HRC1";
 const HEADER: usize = 20;
 /// The smallest slot (a page).
 const MIN_SLOT: usize = 4096;
@@ -40,9 +51,15 @@ pub(super) struct CursorFile {
     /// The slot holding the newest state, and its generation.
     current: usize,
     generation: u64,
+    /// No slot holds a whole state an older hubroute reads.
+    upgraded: bool,
 }
 
 fn encode(state: &State, generation: u64) -> Vec<u8> {
+    encode_as(MAGIC, state, generation)
+}
+
+fn encode_as(magic: [u8; 4], state: &State, generation: u64) -> Vec<u8> {
     let mut out = vec![0u8; HEADER];
     out.extend_from_slice(&state.next.to_le_bytes());
     out.extend_from_slice(&(state.endpoints.len() as u32).to_le_bytes());
@@ -53,7 +70,7 @@ fn encode(state: &State, generation: u64) -> Vec<u8> {
         out.extend_from_slice(name.as_bytes());
     }
     let len = (out.len() - HEADER) as u32;
-    out[0..4].copy_from_slice(&MAGIC);
+    out[0..4].copy_from_slice(&magic);
     out[4..12].copy_from_slice(&generation.to_le_bytes());
     out[12..16].copy_from_slice(&len.to_le_bytes());
     let mut hasher = crc32fast::Hasher::new();
@@ -64,11 +81,12 @@ fn encode(state: &State, generation: u64) -> Vec<u8> {
     out
 }
 
-/// A slot's state and generation, if it is whole.
-fn decode(slot: &[u8]) -> Option<(State, u64)> {
-    if slot.len() < HEADER || slot[0..4] != MAGIC {
+/// A slot's state, generation and whether it is of the current format, if it is whole.
+fn decode(slot: &[u8]) -> Option<(State, u64, bool)> {
+    if slot.len() < HEADER || (slot[0..4] != MAGIC && slot[0..4] != MAGIC_V1) {
         return None;
     }
+    let current = slot[0..4] == MAGIC;
     let generation = u64::from_le_bytes(slot[4..12].try_into().ok()?);
     let len = u32::from_le_bytes(slot[12..16].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(slot[16..20].try_into().ok()?);
@@ -98,7 +116,15 @@ fn decode(slot: &[u8]) -> Option<(State, u64)> {
         let name = std::str::from_utf8(take(n)?).ok()?.to_string();
         endpoints.insert(name, (id, cursor));
     }
-    Some((State { next, endpoints }, generation))
+    Some((State { next, endpoints }, generation, current))
+}
+
+/// The version of a slot whose magic is that of a cursor file later than this build's.
+fn later_version(slot: &[u8]) -> Option<u8> {
+    match slot.get(0..4)? {
+        [b'H', b'R', b'C', v] if v.is_ascii_digit() && *v > MAGIC[3] => Some(v - b'0'),
+        _ => None,
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -124,18 +150,28 @@ impl CursorFile {
         }
         let mut bytes = vec![0u8; 2 * slot_size];
         file.read_exact_at(&mut bytes, 0)?;
-        let a = decode(&bytes[..slot_size]);
-        let b = decode(&bytes[slot_size..]);
+        let (first, second) = bytes.split_at(slot_size);
+        if let Some(v) = later_version(first).or_else(|| later_version(second)) {
+            return Err(std::io::Error::other(format!(
+                "{} was written by a later hubroute (cursor file format {v}; this one reads 1 and 2): open the store with that version",
+                path.display()
+            )));
+        }
+        let a = decode(first);
+        let b = decode(second);
+        let upgraded = [&a, &b]
+            .iter()
+            .all(|slot| slot.as_ref().is_none_or(|s| s.2));
         let (current, state, generation) = match (a, b) {
-            (Some((sa, ga)), Some((sb, gb))) => {
+            (Some((sa, ga, _)), Some((sb, gb, _))) => {
                 if ga >= gb {
                     (0, sa, ga)
                 } else {
                     (1, sb, gb)
                 }
             }
-            (Some((s, g)), None) => (0, s, g),
-            (None, Some((s, g))) => (1, s, g),
+            (Some((s, g, _)), None) => (0, s, g),
+            (None, Some((s, g, _))) => (1, s, g),
             (None, None) => {
                 return Err(std::io::Error::other(format!(
                     "{}: neither copy of the cursors is whole (the file is damaged)",
@@ -150,19 +186,40 @@ impl CursorFile {
                 slot_size,
                 current,
                 generation,
+                upgraded,
             },
             state,
         )))
     }
 
+    /// Whether no slot holds a whole state of the format before cursor frames, which an
+    /// older hubroute would read (see the module docs): rewrite the file with
+    /// [`CursorFile::create`] before the log takes a cursor frame when it does.
+    pub(super) fn upgraded(&self) -> bool {
+        self.upgraded
+    }
+
     /// Writes a new file at `path` holding `state` (both slots), synced and renamed into
     /// place, so that the file is whole or absent after a crash.
     pub(super) fn create(path: &Path, state: &State) -> std::io::Result<CursorFile> {
-        let bytes = encode(state, 1);
+        CursorFile::create_as(path, &encode(state, 1))
+    }
+
+    /// A file as a hubroute from before cursor frames wrote it (format 1), for tests of
+    /// the upgrade.
+    #[cfg(test)]
+    pub(super) fn create_format1(path: &Path, state: &State) -> std::io::Result<CursorFile> {
+        let mut file = CursorFile::create_as(path, &encode_as(MAGIC_V1, state, 1))?;
+        file.upgraded = false;
+        Ok(file)
+    }
+
+    /// Writes `bytes` (one slot's state, generation 1) to both slots of a new file.
+    fn create_as(path: &Path, bytes: &[u8]) -> std::io::Result<CursorFile> {
         let slot_size = bytes.len().next_power_of_two().max(MIN_SLOT);
         let mut image = vec![0u8; 2 * slot_size];
-        image[..bytes.len()].copy_from_slice(&bytes);
-        image[slot_size..slot_size + bytes.len()].copy_from_slice(&bytes);
+        image[..bytes.len()].copy_from_slice(bytes);
+        image[slot_size..slot_size + bytes.len()].copy_from_slice(bytes);
         let tmp = path.with_extension("tmp");
         {
             let f = File::create(&tmp)?;
@@ -180,6 +237,7 @@ impl CursorFile {
             slot_size,
             current: 0,
             generation: 1,
+            upgraded: true,
         })
     }
 
@@ -243,6 +301,34 @@ mod tests {
         }
         f.write(&big).unwrap();
         assert_eq!(CursorFile::open(&path).unwrap().unwrap().1, big);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A format 1 file reads the same and says it needs the upgrade, also when only its
+    /// older slot is format 1; a later format is refused with a message that says so.
+    #[test]
+    fn formats() {
+        let d =
+            std::env::temp_dir().join(format!("hubroute-cursor-formats-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("cursors");
+        CursorFile::create_format1(&path, &state(10)).unwrap();
+        let (mut f, s) = CursorFile::open(&path).unwrap().unwrap();
+        assert_eq!((s, f.upgraded()), (state(10), false));
+        f.write(&state(20)).unwrap();
+        let (_, s) = CursorFile::open(&path).unwrap().unwrap();
+        assert_eq!(s, state(20));
+        assert!(!CursorFile::open(&path).unwrap().unwrap().0.upgraded());
+        let f = CursorFile::create(&path, &state(20)).unwrap();
+        assert!(CursorFile::open(&path).unwrap().unwrap().0.upgraded());
+        let raw = OpenOptions::new().write(true).open(&path).unwrap();
+        raw.write_all_at(b"HRC3", f.slot_size as u64).unwrap();
+        let err = CursorFile::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("written by a later hubroute (cursor file format 3"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&d).ok();
     }
 }

@@ -10,7 +10,7 @@
 //! only what is small and changes in place (endpoint ids, a checkpoint of the cursors, the
 //! next sequence number).
 //!
-//! Layout: `<store>/log/<first sequence, 20 digits>.log`, each a run of frames of two kinds
+//! Layout: `<store>/log/<first sequence, 20 digits>.log2`, each a run of frames of two kinds
 //! with the same header:
 //!
 //! ```text
@@ -27,10 +27,12 @@
 //!   written, so that a cursor moves durably in the write and sync of the records it rides
 //!   with instead of a sync of the cursor file of its own. `sequence` is the next sequence
 //!   number then, the payload `count` entries of endpoint id u16 and cursor u64. A log
-//!   written before cursor frames existed has none and opens as before. The other way does
-//!   not work: an older hubroute takes a cursor frame for a torn write and, in the last
-//!   file, cuts it off with every record after it, so a store this version wrote must not
-//!   be opened by an older one.
+//!   written before cursor frames existed has none and opens as before (its `.log` files
+//!   are renamed `.log2`). The other way must not happen: an older hubroute would take a
+//!   cursor frame for a torn write and cut off every record after it. It reads only `.log`
+//!   files and refuses the cursor file this version writes (`cursors`' format 2), which
+//!   the store makes so before this log opens: an older build stops with an error and
+//!   touches nothing.
 //!
 //! Crash safety: a frame is acknowledged only after `fdatasync` of its file (and, for a new
 //! file, of the directory that names it). At open every frame is checked (magic, CRC,
@@ -57,6 +59,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::pipeline::codec::put_len;
 
 const MAGIC: [u8; 4] = *b"HRL1";
+/// The file name suffix of a log file: `.log2` since the log holds cursor frames, so that an
+/// older hubroute, which reads only `.log` files and would take a cursor frame for a torn
+/// write, never sees one.
+const SUFFIX: &str = ".log2";
+/// The suffix of log files written before cursor frames: read, and renamed at open.
+const OLD_SUFFIX: &str = ".log";
 /// The magic of a cursor frame.
 const CURSOR_MAGIC: [u8; 4] = *b"HRK1";
 /// Bytes of one cursor frame entry: endpoint id u16, cursor u64.
@@ -208,7 +216,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// The file name of a segment whose first record is `first`.
 fn file_name(first: u64) -> String {
-    format!("{first:020}.log")
+    format!("{first:020}{SUFFIX}")
 }
 
 /// Syncs a directory, so that a file created in it is found after a crash.
@@ -320,18 +328,43 @@ impl Segments {
             }
         }
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
+        let mut renamed = false;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(stem) = name.strip_suffix(".log") else {
+            let (stem, old) = match (name.strip_suffix(SUFFIX), name.strip_suffix(OLD_SUFFIX)) {
+                (Some(stem), _) => (stem, false),
+                (None, Some(stem)) => (stem, true),
+                (None, None) => continue,
+            };
+            if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(first) = stem.parse::<u64>() else {
                 continue;
             };
-            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-                if let Ok(first) = stem.parse::<u64>() {
-                    names.push((first, entry.path()));
+            let mut path = entry.path();
+            if old {
+                // A file an older hubroute wrote: renamed out of its sight before a cursor
+                // frame can follow its records (the caller made the cursor file one it
+                // refuses first).
+                let new = dir.join(file_name(first));
+                if new.exists() {
+                    return Err(std::io::Error::other(format!(
+                        "{} and {} both exist: keep the one with the store's records",
+                        path.display(),
+                        new.display()
+                    )));
                 }
+                std::fs::rename(&path, &new)?;
+                path = new;
+                renamed = true;
             }
+            names.push((first, path));
+        }
+        if renamed {
+            sync_dir(dir)?;
         }
         names.sort();
         let mut segments = VecDeque::new();
@@ -351,7 +384,7 @@ impl Segments {
                     file.set_len(valid)?;
                     file.sync_all()?;
                 } else {
-                    eprintln!(
+                    tracing::error!(
                         "store log {}: damaged at byte {valid} of {file_len} ({why}); the records after it in this file are skipped",
                         path.display()
                     );
@@ -738,7 +771,7 @@ impl Segments {
             // A file left behind holds only passed records: the next open drops them again.
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("store log {}: cannot delete: {e}", path.display());
+                    tracing::warn!("store log {}: cannot delete: {e}", path.display());
                 }
             }
         }

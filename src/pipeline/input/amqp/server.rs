@@ -56,7 +56,7 @@ pub(super) async fn serve(
                     connections.spawn(connection(stream, peer, tls.clone(), Arc::clone(&shared), shutdown.clone()));
                 }
                 Err(e) => {
-                    eprintln!("AMQP: cannot accept a connection: {e}");
+                    tracing::warn!("AMQP: cannot accept a connection: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
@@ -95,7 +95,7 @@ async fn connection(
         Some(tls) => match tls.accept(stream).await {
             Ok(s) => acceptor.accept(s).await,
             Err(e) => {
-                eprintln!("AMQP {peer}: TLS handshake failed: {e}");
+                tracing::warn!("AMQP {peer}: TLS handshake failed: {e}");
                 return;
             }
         },
@@ -104,7 +104,7 @@ async fn connection(
     let mut conn = match opened {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("AMQP {peer}: connection not opened: {e}");
+            tracing::warn!("AMQP {peer}: connection not opened: {e}");
             return;
         }
     };
@@ -122,7 +122,7 @@ async fn connection(
                         sessions.spawn(session_links(session, Arc::clone(&state), Arc::clone(&shared), shutdown.clone()));
                     }
                     Err(e) => {
-                        eprintln!("AMQP {peer}: session not begun: {e}");
+                        tracing::warn!("AMQP {peer}: session not begun: {e}");
                         break;
                     }
                 },
@@ -246,7 +246,7 @@ async fn session_links(
         let link = match acceptor.accept_incoming_attach(attach, &mut session).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("AMQP {peer}: link not attached: {e} ({e:?})");
+                tracing::warn!("AMQP {peer}: link not attached: {e} ({e:?})");
                 continue;
             }
         };
@@ -288,7 +288,7 @@ async fn session_links(
                     links.spawn(link.run(r, shutdown.clone()));
                 }
                 Err(why) => {
-                    eprintln!(
+                    tracing::warn!(
                         "AMQP {peer}: [{}] link to {address} refused: {why}",
                         codes::UNAUTHORIZED
                     );
@@ -301,7 +301,7 @@ async fn session_links(
                 }
             },
             (Wanted::Other(why), link) => {
-                eprintln!("AMQP {peer}: [{}] link refused: {why}", codes::LINK_REFUSED);
+                tracing::warn!("AMQP {peer}: [{}] link refused: {why}", codes::LINK_REFUSED);
                 refuse(
                     link,
                     "amqp:not-found",
@@ -379,7 +379,7 @@ async fn cbs_requests(
         let _ = receiver.accept(&delivery).await;
         let answer = match cbs::parse_request(delivery.into_message()) {
             Err((id, why)) => {
-                eprintln!(
+                tracing::warn!(
                     "AMQP {}: [{}] CBS request refused: {why}",
                     state.peer,
                     codes::BAD_CBS_REQUEST
@@ -412,7 +412,7 @@ async fn cbs_requests(
                             cbs::response(put.message_id, 200, "OK")
                         }
                         Err(why) => {
-                            eprintln!(
+                            tracing::warn!(
                                 "AMQP {}: [{}] put-token for '{}' refused: {why}",
                                 state.peer,
                                 codes::UNAUTHORIZED,
@@ -433,7 +433,7 @@ async fn cbs_requests(
             Some(tx) => {
                 let _ = tx.send(answer);
             }
-            None => eprintln!(
+            None => tracing::warn!(
                 "AMQP {}: a CBS request came before a link from $cbs to answer on; not answered",
                 state.peer
             ),
@@ -494,7 +494,7 @@ impl EventsLink {
                     Ok(d) => d,
                     Err(e) => {
                         if !matches!(e, fe2o3_amqp::link::RecvError::LinkStateError(_)) {
-                            eprintln!("AMQP {peer}: {}: {e}", self.address);
+                            tracing::warn!("AMQP {peer}: {}: {e}", self.address);
                         }
                         break;
                     }
@@ -502,7 +502,7 @@ impl EventsLink {
                 _ = shutdown.changed() => break,
             };
             if let Err(why) = self.still_authorized() {
-                eprintln!(
+                tracing::warn!(
                     "AMQP {peer}: [{}] {}: {why}; link detached",
                     codes::UNAUTHORIZED,
                     self.address
@@ -662,7 +662,7 @@ impl DeviceSasl {
                 SaslCode::Ok
             }
             Err(why) => {
-                eprintln!(
+                tracing::warn!(
                     "AMQP: [{}] SASL PLAIN for '{identity}' refused: {why}",
                     codes::UNAUTHORIZED
                 );

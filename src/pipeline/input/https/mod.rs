@@ -236,7 +236,7 @@ pub async fn run_on(
         last_request: Cell::new(Instant::now()),
         acks: Default::default(),
     };
-    eprintln!(
+    tracing::info!(
         "listening for devices on {}://{local} (hub host {})",
         if acceptor.is_some() { "https" } else { "http" },
         settings.hub_host
@@ -310,7 +310,7 @@ pub async fn run_on(
     {
         let mut r = server.report.borrow().clone();
         r.gave_up_waiting = true;
-        eprintln!(
+        tracing::warn!(
             "gave up waiting for requests in flight; their devices get no answer and send again"
         );
         r
@@ -627,7 +627,7 @@ fn log_refusal(text: &str) {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed) + 1;
     if n <= 20 || n % 1000 == 0 {
-        eprintln!("refused ({n} so far): {text}");
+        tracing::warn!("refused ({n} so far): {text}");
     }
 }
 
