@@ -523,7 +523,16 @@ impl Properties {
                 let owned = std::mem::take(&mut self.kept[j].0);
                 self.kept[j].1 = TAKEN;
                 self.kept_cursor = j + 1;
-                self.push_known(owned, value, key, true);
+                if self.index.is_none() && self.entries.len() + 1 < INDEX_FROM {
+                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
+                    // `ascii` and `plain` stay, and no index is built or needed.
+                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
+                    self.bloom |= key_bit(key);
+                    self.keys.push(key);
+                    self.entries.push((owned, value));
+                } else {
+                    self.push_known(owned, value, key, true);
+                }
                 return Ok(());
             }
         }
