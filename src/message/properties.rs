@@ -329,13 +329,13 @@ impl Properties {
         while let Some((name, value)) = self.entries.pop() {
             let i = self.entries.len();
             // The name stays at its position for the next message's name there; what was
-            // kept there before and not taken (a name this message lacked, unless its bloom bit
-            // says it may have it: kept twice, the copy would never be taken) moves on past
+            // kept there before and not taken (a name this message lacked, unless its key is
+            // one of this message's: kept twice, the copy would never be taken) moves on past
             // this message's names.
             let plain = all_plain || self::plain(&name);
             let old = std::mem::replace(&mut self.kept[i], (name, self.keys[i], plain));
             if old.0.capacity() > 0 {
-                if self.bloom & key_bit(old.1) == 0 {
+                if !self.has_key(old.1) {
                     self.kept.push(old);
                 } else {
                     self.spare_names.push(old.0);
@@ -355,7 +355,7 @@ impl Properties {
             let mut to = n;
             for from in n..self.kept.len() {
                 let key = self.kept[from].1;
-                if key != TAKEN && self.bloom & key_bit(key) == 0 {
+                if key != TAKEN && !self.has_key(key) {
                     self.kept.swap(to, from);
                     to += 1;
                 }
@@ -373,6 +373,13 @@ impl Properties {
         self.ascii = true;
         self.dollar = false;
         self.plain = true;
+    }
+
+    /// Whether a name of the bag has packed key `key` (its bloom bit first, which rules out
+    /// nearly every other key at once).
+    #[inline]
+    fn has_key(&self, key: u64) -> bool {
+        self.bloom & key_bit(key) != 0 && self.keys.contains(&key)
     }
 
     /// An empty string from the spare ones [`Properties::clear`] kept (or a new one), to be
@@ -1067,6 +1074,44 @@ mod tests {
                 assert_eq!(bag.get_keyed(n), bag.get(n.name()), "{}", n.name());
             }
         }
+    }
+
+    /// Names of earlier messages stay kept (not only the last message's), once each, up to
+    /// [`KEPT_MAX`]: an optional property that comes back two messages later is taken back.
+    #[test]
+    fn names_of_earlier_messages_stay_kept_once() {
+        let mut p = Properties::new();
+        for round in 0..50 {
+            for set in [
+                &["a", "b", "opt1"][..],
+                &["a", "b", "opt2"],
+                &["a", "b", "opt3"],
+            ] {
+                p.clear();
+                for name in set {
+                    if round > 0 {
+                        assert!(p.kept_position(name, true).is_some(), "{round} {name}");
+                    }
+                    assert!(p.insert_line_name(name, None, true).is_ok());
+                }
+                let names: Vec<_> = p
+                    .kept
+                    .iter()
+                    .filter(|k| k.1 != TAKEN)
+                    .map(|k| &k.0)
+                    .collect();
+                let mut distinct = names.clone();
+                distinct.sort();
+                distinct.dedup();
+                assert_eq!(names.len(), distinct.len(), "{names:?}");
+            }
+        }
+        for i in 0..100 {
+            p.clear();
+            assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
+        }
+        p.clear();
+        assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
     }
 
     /// The key of every length is the hash of the name's words padded with zeros.
