@@ -41,16 +41,24 @@ impl TwinSection {
 
 impl CmpOp {
     /// Whether an ordering satisfies the operator.
+    ///
+    /// As a bit of a per-operator mask of the orderings it accepts (bit 0 `Less`, bit 1
+    /// `Equal`, bit 2 `Greater`), which compiles to a table lookup: the jump over the six
+    /// operators that a `match` on the pair compiled to was shared by every comparison of the
+    /// compiled conditions, and mispredicted whenever the operator changed from one test to the
+    /// next.
+    #[inline]
     pub fn holds(self, ord: std::cmp::Ordering) -> bool {
-        use std::cmp::Ordering::*;
-        match self {
-            CmpOp::Eq => ord == Equal,
-            CmpOp::Ne => ord != Equal,
-            CmpOp::Lt => ord == Less,
-            CmpOp::Le => ord != Greater,
-            CmpOp::Gt => ord == Greater,
-            CmpOp::Ge => ord != Less,
-        }
+        let accepts: u8 = match self {
+            CmpOp::Eq => 0b010,
+            CmpOp::Ne => 0b101,
+            CmpOp::Lt => 0b001,
+            CmpOp::Le => 0b011,
+            CmpOp::Gt => 0b100,
+            CmpOp::Ge => 0b110,
+        };
+        // `ord` is -1, 0 or 1.
+        (accepts >> (ord as i8 + 1)) & 1 != 0
     }
 }
 
@@ -141,4 +149,36 @@ pub enum Ir {
     Coalesce(Box<Ir>, Box<Ir>, Ty),
     /// A built-in function, overload resolved.
     Call(Func, Vec<Ir>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CmpOp;
+    use std::cmp::Ordering::{self, Equal, Greater, Less};
+
+    /// The mask of each operator accepts exactly the orderings its definition names.
+    #[test]
+    fn holds_is_each_operators_definition() {
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ];
+        let defined = |op: CmpOp, ord: Ordering| match op {
+            CmpOp::Eq => ord == Equal,
+            CmpOp::Ne => ord != Equal,
+            CmpOp::Lt => ord == Less,
+            CmpOp::Le => ord != Greater,
+            CmpOp::Gt => ord == Greater,
+            CmpOp::Ge => ord != Less,
+        };
+        for op in ops {
+            for ord in [Less, Equal, Greater] {
+                assert_eq!(op.holds(ord), defined(op, ord), "{op:?} {ord:?}");
+            }
+        }
+    }
 }

@@ -109,7 +109,7 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
         7 => {
             let cmp = rng.pick(&["=", "<>", "<", ">="]);
             let x = rng.pick(LEAVES);
-            match rng.below(5) {
+            match rng.below(6) {
                 0 => {
                     let f = rng.pick(&["starts_with", "ends_with", "contains", "is_defined"]);
                     match f {
@@ -142,6 +142,42 @@ fn expr(rng: &mut Rng, depth: u32) -> String {
                         0 => format!("{arith} {cmp} {k}"),
                         1 => format!("{k} {cmp} abs({arith})"),
                         _ => format!("{x} {cmp} {k}"),
+                    }
+                }
+                // `AND` and `OR` of two of the leaf tests the evaluator fuses into one closure
+                // (a property or `$x` equal to a string, a `$body` path against a constant,
+                // the usual calls), or of one of them and any other test; `NOT` of one.
+                4 => {
+                    let leaf = |rng: &mut Rng| match rng.below(6) {
+                        0 => format!(
+                            "{} {} {}",
+                            rng.pick(&["key1", "key2", "missing", "null_value", "$sys1", "$num"]),
+                            rng.pick(&["=", "<>", "!="]),
+                            rng.pick(STRINGS)
+                        ),
+                        1 => format!(
+                            "{} {} {}",
+                            rng.pick(&["$body.n", "$body.s", "$body.b", "$body.missing"]),
+                            rng.pick(&["=", "<>", "<", ">="]),
+                            rng.pick(&["1", "-3", "true", "'a'", "null"])
+                        ),
+                        2 => format!(
+                            "{}({}, {})",
+                            rng.pick(&["starts_with", "ends_with", "contains"]),
+                            rng.pick(&["key1", "$sys1", "missing", "$body.s", "$body.n"]),
+                            rng.pick(STRINGS)
+                        ),
+                        3 => format!(
+                            "is_defined({})",
+                            rng.pick(&["key1", "$sys1", "missing", "null_value"])
+                        ),
+                        4 => expr(rng, 1),
+                        _ => format!("({})", rng.pick(LEAVES)),
+                    };
+                    let (a, b) = (leaf(rng), leaf(rng));
+                    match rng.below(3) {
+                        0 => format!("NOT {a}"),
+                        _ => format!("{a} {} {b}", rng.pick(&["AND", "OR"])),
                     }
                 }
                 _ => {

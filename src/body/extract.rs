@@ -762,6 +762,33 @@ mod tests {
         }
     }
 
+    /// Paths deeper than the containers the scanner keeps open itself (16), and subtrees
+    /// nested to and past `MAX_DEPTH` on a recorded path and beside one: the general parser
+    /// takes over where the scanner is unsure, with the same answers.
+    #[test]
+    fn agrees_with_select_on_deep_paths() {
+        for depth in [14, 15, 16, 17, 18, 40, 63, 64, 65] {
+            let path = vec!["a"; depth].join(".");
+            let nested =
+                |inner: &str| format!("{}{inner}{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            for inner in [
+                "1",
+                "[1,{\"b\":2}]",
+                "\"9999-12-31T24:00:00\"",
+                "{} ,",
+                "[1,",
+            ] {
+                let text = nested(inner);
+                check(&text, &[&path, "a", "a.a", "x"]);
+                let beside = format!("{{\"x\":{text},\"a\":{{\"a\":3}}}}");
+                check(&beside, &[&path, "a.a", "x"]);
+            }
+            let arrays = format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+            let index = format!("a{}", "[0]".repeat(depth));
+            check(&arrays, &[&index, "a", "a[0][0]"]);
+        }
+    }
+
     #[test]
     fn agrees_with_select_in_skipped_subtrees() {
         // Where a token can sit in a subtree no path reads.

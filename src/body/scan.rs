@@ -24,6 +24,9 @@ use super::parse::{
 use super::skip::skip_container;
 use Stop::{Truncated, Unsure};
 
+/// How many containers the scanner keeps open itself (see [`scan`]).
+const LEVELS: usize = 16;
+
 /// An open container.
 #[derive(Clone, Copy, Default)]
 struct Level {
@@ -73,7 +76,11 @@ fn ws_loop(b: &[u8], mut pos: usize) -> usize {
 pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Result<(), Stop> {
     let b = text.as_bytes();
     u32::try_from(b.len()).map_err(|_| Unsure)?;
-    let mut levels = [Level::default(); MAX_DEPTH];
+    // The containers this loop reads itself: those on a recorded path and those the skipper
+    // left to it. A body nests further than this only in subtrees the skipper validates (to
+    // `MAX_DEPTH`); past it the scanner is unsure and the general parser decides. A stack of
+    // `MAX_DEPTH` levels was zeroed on every call, ~130 stores per message.
+    let mut levels = [Level::default(); LEVELS];
     let mut depth = 0;
     let mut pos = ws(b, 0);
     if b.get(pos) != Some(&b'{') {
@@ -86,7 +93,7 @@ pub(super) fn scan(set: &PathSet, text: &str, slots: &mut [Option<Kind>]) -> Res
         let c = *b.get(pos).ok_or(Truncated)?;
         match c {
             b'{' | b'[' => {
-                if depth == MAX_DEPTH {
+                if depth == LEVELS {
                     return Err(Unsure);
                 }
                 let object = c == b'{';

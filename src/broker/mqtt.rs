@@ -7,9 +7,11 @@
 //! * [`MqttSink`] publishes each envelope with QoS 1 to `{TOPIC}/{property bag}`, the topic
 //!   convention IoT Hub uses towards devices (`devices/{id}/messages/devicebound/{bag}`), with the
 //!   bag written by [`crate::ingest::property_bag::encode`]. A batch counts as written only when
-//!   the broker acknowledged every publish (PUBACK). Subscribers use `TOPIC/#`.
+//!   the broker acknowledged every publish (PUBACK); when the broker goes part way through
+//!   one, its retry starts after the leading publishes it acknowledged. Subscribers use
+//!   `TOPIC/#`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rumqttc::{
@@ -267,6 +269,10 @@ pub struct MqttSink {
     session: Option<(Client, Connection)>,
     /// How long a batch may wait for its acknowledgements.
     timeout: Duration,
+    /// After a batch failed part way: its first and last acknowledged envelopes' keys and
+    /// how many leading envelopes the broker acknowledged. The caller retries the whole
+    /// batch; those are not published again (fewer duplicates, still at least once).
+    resume: Option<Resume>,
     /// Whose spelling system property names take in the bag (`?names=`; see
     /// [`super::property_naming`]).
     naming: PropertyNaming,
@@ -289,10 +295,13 @@ impl MqttSink {
             client_id: client_id.to_string(),
             session: None,
             timeout: Duration::from_secs(10),
+            resume: None,
         })
     }
 
-    fn publish_all(&mut self, batch: &[Envelope]) -> Result<(), String> {
+    /// Publishes `batch`, each envelope once acknowledged; on `Err`, also how many leading
+    /// envelopes the broker acknowledged.
+    fn publish_all(&mut self, batch: &[Envelope]) -> Result<(), (String, usize)> {
         let (client, connection) = self.session.get_or_insert_with(|| {
             Client::new(
                 options(&self.url, &self.client_id, false),
@@ -302,9 +311,14 @@ impl MqttSink {
         let topic = self.url.path.trim_end_matches('/');
         let deadline = Instant::now() + self.timeout;
         let mut queued = 0;
-        let mut sent: HashSet<u16> = HashSet::new();
-        let mut acked = 0;
-        while acked < batch.len() {
+        // The client sends the queued publishes in order: the nth outgoing publish is
+        // batch[n], and its packet id says which one a PUBACK is for.
+        let mut sent = 0;
+        let mut in_flight: HashMap<u16, usize> = HashMap::new();
+        let mut acked = vec![false; batch.len()];
+        let mut acked_count = 0;
+        let prefix = |acked: &[bool]| acked.iter().take_while(|a| **a).count();
+        while acked_count < batch.len() {
             // Queue as many publishes as the request channel takes, then drive the connection.
             while queued < batch.len() {
                 let e = &batch[queued];
@@ -317,28 +331,66 @@ impl MqttSink {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "{}: {acked} of {} publishes acknowledged within {:?}",
-                    self.url,
-                    batch.len(),
-                    self.timeout
+                return Err((
+                    format!(
+                        "{}: {acked_count} of {} publishes acknowledged within {:?}",
+                        self.url,
+                        batch.len(),
+                        self.timeout
+                    ),
+                    prefix(&acked),
                 ));
             }
             match connection.recv_timeout(left) {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    sent.insert(pkid);
+                    in_flight.insert(pkid, sent);
+                    sent += 1;
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if sent.remove(&ack.pkid) {
-                        acked += 1;
+                    if let Some(i) = in_flight.remove(&ack.pkid) {
+                        if let Some(a) = acked.get_mut(i) {
+                            *a = true;
+                            acked_count += 1;
+                        }
                     }
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("{}: {}", self.url, connection_error(&e))),
-                Err(e) => return Err(format!("{}: {e:?}", self.url)),
+                Ok(Err(e)) => {
+                    return Err((
+                        format!("{}: {}", self.url, connection_error(&e)),
+                        prefix(&acked),
+                    ))
+                }
+                Err(e) => return Err((format!("{}: {e:?}", self.url), prefix(&acked))),
             }
         }
         Ok(())
+    }
+}
+
+/// What [`MqttSink`] remembers of a batch that failed part way.
+struct Resume {
+    first: Key,
+    last: Key,
+    acked: usize,
+}
+
+/// What tells an envelope from another in a retried batch: its sequence number, message id
+/// and acceptance time.
+#[derive(PartialEq)]
+struct Key(u64, Option<String>, std::time::SystemTime);
+
+impl Key {
+    fn of(e: &Envelope) -> Key {
+        Key(
+            e.sequence,
+            e.message
+                .system_properties
+                .get(crate::message::names::MESSAGE_ID)
+                .flatten()
+                .map(str::to_string),
+            e.enqueued_time,
+        )
     }
 }
 
@@ -355,8 +407,28 @@ impl Sink for MqttSink {
                 too_big.message.body.len()
             )));
         }
-        self.publish_all(batch).map_err(|e| {
+        // The retry of a batch that failed part way starts after what the broker has.
+        let skip = match self.resume.take() {
+            Some(r)
+                if r.acked <= batch.len()
+                    && Key::of(&batch[0]) == r.first
+                    && Key::of(&batch[r.acked - 1]) == r.last =>
+            {
+                r.acked
+            }
+            _ => 0,
+        };
+        let rest = &batch[skip..];
+        self.publish_all(rest).map_err(|(e, acked)| {
             self.session = None;
+            let acked = skip + acked;
+            if acked > 0 {
+                self.resume = Some(Resume {
+                    first: Key::of(&batch[0]),
+                    last: Key::of(&batch[acked - 1]),
+                    acked,
+                });
+            }
             SinkError::Retryable(e)
         })
     }
@@ -364,5 +436,111 @@ impl Sink for MqttSink {
     fn flush(&mut self) -> Result<(), SinkError> {
         // Every accepted batch was acknowledged by the broker already.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Reads one MQTT packet: its type and its bytes after the fixed header.
+    fn packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let mut d = [0u8; 1];
+            s.read_exact(&mut d).ok()?;
+            len |= usize::from(d[0] & 0x7f) << shift;
+            shift += 7;
+            if d[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut rest = vec![0u8; len];
+        s.read_exact(&mut rest).ok()?;
+        Some((b[0] >> 4, rest))
+    }
+
+    /// A QoS 1 PUBLISH's packet id and body.
+    fn publish(rest: &[u8]) -> ([u8; 2], String) {
+        let topic = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let pkid = [rest[2 + topic], rest[3 + topic]];
+        (pkid, String::from_utf8(rest[4 + topic..].to_vec()).unwrap())
+    }
+
+    /// A broker that fails part way through a batch, scripted at the packet level because
+    /// no real broker can be made to: on its first connection it acknowledges `acks`
+    /// publishes and then drops the connection; on the second it acknowledges all until the
+    /// client goes. It returns the bodies each connection received.
+    fn flaky_broker(listener: TcpListener, acks: usize) -> Vec<Vec<String>> {
+        let mut received = Vec::new();
+        for connection in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut bodies = Vec::new();
+            while let Some((kind, rest)) = packet(&mut s) {
+                match kind {
+                    1 => s.write_all(&[0x20, 2, 0, 0]).unwrap(),
+                    3 => {
+                        let (pkid, body) = publish(&rest);
+                        bodies.push(body);
+                        if connection == 0 && bodies.len() > acks {
+                            // Read what else comes, unanswered, and close (not reset, which
+                            // would drop the acknowledgements still unread on the client).
+                            s.set_read_timeout(Some(Duration::from_millis(300)))
+                                .unwrap();
+                            while let Some((_, rest)) = packet(&mut s) {
+                                bodies.push(publish(&rest).1);
+                            }
+                            let _ = s.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                        s.write_all(&[0x40, 2, pkid[0], pkid[1]]).unwrap();
+                    }
+                    12 => s.write_all(&[0xd0, 0]).unwrap(),
+                    14 => break,
+                    _ => {}
+                }
+            }
+            received.push(bodies);
+        }
+        received
+    }
+
+    /// A batch the broker acknowledged only in part is retried from the first envelope it
+    /// did not acknowledge: what it had is not published twice.
+    #[test]
+    fn a_retried_batch_skips_what_the_broker_acknowledged() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = std::thread::spawn(move || flaky_broker(listener, 3));
+        let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}/out")).unwrap();
+        let mut sink = MqttSink::new(&url, "resume-test").unwrap();
+        sink.timeout = Duration::from_secs(10);
+        let batch: Vec<Envelope> = (0..6u64)
+            .map(|i| {
+                let mut m = Message::default();
+                m.system_properties
+                    .insert("messageId", Some(format!("id-{i}")));
+                m.body = format!("m{i}").into_bytes();
+                let mut e = Envelope::new("out", m);
+                e.sequence = i + 1;
+                e
+            })
+            .collect();
+        assert!(matches!(
+            sink.write_batch(&batch),
+            Err(SinkError::Retryable(_))
+        ));
+        sink.write_batch(&batch).unwrap();
+        assert!(sink.resume.is_none());
+        drop(sink);
+        let received = broker.join().unwrap();
+        assert_eq!(received[0][..3], ["m0", "m1", "m2"]);
+        assert_eq!(received[1], ["m3", "m4", "m5"]);
     }
 }

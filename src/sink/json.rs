@@ -450,9 +450,53 @@ pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-/// The content of a string literal with its escapes ([`push_string`]).
+/// Escaped strings an endpoint thread wrote last: their text and their escaping.
+#[derive(Default)]
+struct EscapeMemo {
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The entry the next new string replaces once all [`MEMO_ENTRIES`] are taken.
+    next: usize,
+}
+
+/// Strings [`EscapeMemo`] keeps, and the longest it keeps.
+const MEMO_ENTRIES: usize = 8;
+const MEMO_MAX_LEN: usize = 256;
+
+thread_local! {
+    static ESCAPED: std::cell::RefCell<EscapeMemo> = std::cell::RefCell::default();
+}
+
+/// The content of a string literal with its escapes ([`push_string`]): copied from the
+/// thread's memo when the same string was escaped lately, else escaped (and remembered, if
+/// short). Why: IoT Hub stamps `connectionAuthMethod` on every message, a JSON text whose
+/// quotes all need escaping, with a handful of values (scope, type and issuer); escaping it
+/// run by run was about a tenth of rendering a copy, comparing it with a remembered one is
+/// a few dozen instructions.
 #[cold]
 fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() > MEMO_MAX_LEN {
+        return escape_into(out, s);
+    }
+    ESCAPED.with_borrow_mut(|memo| {
+        if let Some((_, escaped)) = memo.entries.iter().find(|(text, _)| text == s) {
+            out.extend_from_slice(escaped);
+            return;
+        }
+        let at = out.len();
+        escape_into(out, s);
+        let entry = (s.to_vec(), out[at..].to_vec());
+        if memo.entries.len() < MEMO_ENTRIES {
+            memo.entries.push(entry);
+        } else {
+            let next = memo.next;
+            memo.entries[next] = entry;
+            memo.next = (next + 1) % MEMO_ENTRIES;
+        }
+    })
+}
+
+/// [`push_escaped`] without the memo: runs without a byte to escape are copied whole.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     loop {
@@ -654,6 +698,27 @@ mod tests {
             "[[[[ ]]]",
         ] {
             assert_minifies_as_serde(text.as_bytes());
+        }
+    }
+
+    /// The memo of escaped strings gives what escaping gives: the same strings again, more
+    /// of them than it keeps, strings that differ only past a prefix, and long ones.
+    #[test]
+    fn remembered_escapes_are_the_escapes() {
+        let long = "\"x\"".repeat(MEMO_MAX_LEN);
+        let mut texts: Vec<String> = (0..3 * MEMO_ENTRIES)
+            .map(|i| format!("{{\"scope\":\"device\",\"n\":{i}}}"))
+            .collect();
+        texts.push(long);
+        texts.push("a\nb".into());
+        texts.push("a\nbc".into());
+        for round in 0..3 {
+            for t in texts.iter().chain(texts.iter().rev()) {
+                let mut out = b"x".to_vec();
+                push_string(&mut out, t.as_bytes());
+                let want = format!("x{}", serde_json::to_string(t).unwrap());
+                assert_eq!(String::from_utf8(out).unwrap(), want, "round {round}");
+            }
         }
     }
 

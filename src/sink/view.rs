@@ -139,11 +139,9 @@ impl<'a> PackedProperties<'a> {
         let start = *bytes;
         let n = read_len(bytes)?;
         for _ in 0..n {
-            let len = read_len(bytes)?;
-            take(bytes, len)?;
+            skip_string(bytes)?;
             if !presence || take(bytes, 1)?[0] == 1 {
-                let len = read_len(bytes)?;
-                take(bytes, len)?;
+                skip_string(bytes)?;
             }
         }
         Ok(PackedProperties {
@@ -233,8 +231,30 @@ pub(crate) struct RawIter<'a> {
 }
 
 fn read_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    // A one-byte length (under 128), most strings: the length and the string in one step.
+    if let Some((&n, rest)) = bytes.split_first() {
+        if n < 0x80 {
+            let (string, rest) = rest.split_at_checked(usize::from(n))?;
+            *bytes = rest;
+            return Some(string);
+        }
+    }
     let n = read_len(bytes).ok()?;
     take(bytes, n).ok()
+}
+
+/// Passes a string (its length, its bytes) for [`PackedProperties::skip`]: a one-byte
+/// length as [`read_bytes`] takes it, others with [`read_len`]'s errors.
+#[inline(always)]
+fn skip_string(bytes: &mut &[u8]) -> Result<(), PackedError> {
+    if let Some((&n, rest)) = bytes.split_first() {
+        if n < 0x80 {
+            *bytes = rest.get(usize::from(n)..).ok_or("truncated")?;
+            return Ok(());
+        }
+    }
+    let n = read_len(bytes)?;
+    take(bytes, n).map(|_| ())
 }
 
 impl<'a> Iterator for RawIter<'a> {
