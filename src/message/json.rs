@@ -650,6 +650,14 @@ mod tests {
                     l.replace("\"contentType\"", "\"messageId\""),
                     l.replace("\"contentType\"", "\"CONTENT-TYPE\""),
                     l.replace("\"env\"", "\"\\u0065nv\""),
+                    // Names a kept name is a prefix of, or that hold escapes the kept
+                    // name (when plain) could be mistaken for.
+                    l.replace("\"env\"", "\"envs\""),
+                    l.replace("\"env\"", "\"env\\\"x\""),
+                    l.replace("\"env\"", "\"env\\\\\""),
+                    l.replace("\"env\"", "\"env\\n\""),
+                    l.replace("\"contentType\"", "\"contentType\\\"\""),
+                    l.replace("\"contentType\"", "\"content\\u0054ype\""),
                     l.replace("\"env\"", "\"\u{212a}\""),
                     l.replace("\"enqueuedTime\"", "\"iothub-message-source\""),
                     l.replace("\"tenant\":", "\"\":"),

@@ -190,17 +190,26 @@ fn word_at(b: &[u8], i: usize) -> [u8; 8] {
 const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 
 /// Bit 7 of each byte of `w` that is `"`, `\\` or a control character, exactly: unlike
-/// [`special_bytes`], every flagged byte is special (no borrows cross bytes: each sum stays
-/// within its byte), so one word's flags serve for every escape in it.
-#[inline(always)]
+/// [`special_bytes`], every flagged byte is special (no borrows cross bytes), so one word's
+/// flags serve for every escape in it. [`string_bytes_within`] computes its three parts apart.
+#[cfg(test)]
 fn special_bytes_exact(w: u64) -> u64 {
     let low = w & LOW7;
-    // Bit 7 of a byte of each is set when the byte (below 0x80) is not `"`, not `\\`, not
-    // below 0x20.
-    let not_quote = (low ^ (LO * b'"' as u64)).wrapping_add(LOW7);
-    let not_backslash = (low ^ (LO * b'\\' as u64)).wrapping_add(LOW7);
-    let not_control = low.wrapping_add(LO * 0x60);
-    !((not_quote & not_backslash & not_control) | w) & HI
+    eq_bytes(w, low, b'"') | eq_bytes(w, low, b'\\') | control_bytes(w, low)
+}
+
+/// Bit 7 of each byte of `w` below 0x20, exactly; `low` is `w & LOW7` (`low + 0x60` has bit 7
+/// set when the byte's low seven bits are 0x20 or more, and stays within the byte).
+#[inline(always)]
+fn control_bytes(w: u64, low: u64) -> u64 {
+    !(low.wrapping_add(LO * 0x60) | w) & HI
+}
+
+/// Bit 7 of each byte of `w` that is `c` (below 0x80), exactly; `low` is `w & LOW7`. The sum
+/// stays within each byte (at most `0x7F + 0x7F`), so no borrow or carry crosses bytes.
+#[inline(always)]
+fn eq_bytes(w: u64, low: u64, c: u8) -> u64 {
+    !((low ^ (LO * u64::from(c))).wrapping_add(LOW7) | w) & HI
 }
 
 /// Decodes the escape at `b[at]` (a backslash) into `buf` at `*o` (room for four bytes there),
@@ -227,11 +236,13 @@ fn escape_at(b: &[u8], at: usize, buf: &mut [u8], o: &mut usize) -> Res<usize> {
 /// Appends the value of the JSON string whose content starts at `b[start]` (after its opening
 /// quote) to `out`, and returns the position after its closing quote. Escape-dense strings (a
 /// JSON body given as text has an escaped quote every few bytes) are its reason. Each eight
-/// bytes of the line are stored into `out` whole and flagged for special bytes exactly
-/// ([`special_bytes_exact`]); for each escape in the word the rest of the word from the
-/// escaped byte on is stored again over the backslash and the escaped byte replaced by what it
-/// stands for (the same byte for `\"`, `\\` and `\/`, the commonest), so a run between two
-/// escapes costs a shift and a store instead of a search, a `memcpy` call and an escape call.
+/// bytes of the line are stored into `out` whole and their backslashes, quotes and control
+/// bytes flagged exactly; for each escape in the word the rest of the word from the escaped
+/// byte on is stored again over the backslash and the escaped byte replaced by what it stands
+/// for (the same byte for `\"`, `\\` and `\/`, the commonest), so a run between two escapes
+/// costs a shift and a store instead of a search, a `memcpy` call and an escape call. A word
+/// whose special bytes are all `\"` pairs (most words of a JSON body given as text) takes a
+/// shorter loop that checks nothing per escape: two masks compared say so for the word.
 /// `out` is zero-filled once for the rest of the line (an escape never decodes to more bytes
 /// than it takes, so the value fits) and cut back at the end, so the loop writes into a slice
 /// without growing it.
@@ -260,7 +271,38 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
             break 'words Err(NotMine);
         };
         window[..8].copy_from_slice(&w.to_le_bytes());
-        let mut m = special_bytes_exact(w);
+        let low = w & LOW7;
+        let backslash = eq_bytes(w, low, b'\\');
+        let quote = eq_bytes(w, low, b'"');
+        let control = control_bytes(w, low);
+        // A backslash in the word's last byte escapes a byte of the next word, which then
+        // starts at it (this word takes seven bytes).
+        let last = backslash >> 63;
+        let mut escapes = backslash & !(last << 63);
+        if control == 0 && escapes << 8 == quote {
+            // Every special byte of the word is in a `\"` within it (the commonest escape by
+            // far: a JSON body given as text): each backslash is left out by storing the rest
+            // of the word from its quote on over it, with no check per escape. `shifted >> t`
+            // is the word from byte `k + 1` on for the backslash at byte `k` (`t = 8k + 7`).
+            let shifted = w >> 1;
+            let mut gone = 0usize;
+            while escapes != 0 {
+                let t = escapes.trailing_zeros();
+                let j = ((t >> 3) as usize).wrapping_sub(gone) & 7;
+                window[j..j + 8].copy_from_slice(&(shifted >> t).to_le_bytes());
+                gone += 1;
+                escapes &= escapes - 1;
+            }
+            if i + 8 >= b.len() {
+                // The string does not end within the limit.
+                break 'words Err(NotMine);
+            }
+            let step = 8 - last as usize;
+            at += step - gone;
+            i += step;
+            continue;
+        }
+        let mut m = backslash | quote | control;
         // Bytes of this word left out so far (one per escape).
         let mut gone = 0usize;
         while m != 0 {
@@ -464,6 +506,22 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
+    /// A name `bag` kept from the last message when the line holds it next, unescaped (see
+    /// [`Properties::kept_match`], which looks near the cursor or, when `anywhere`, among all
+    /// kept names): its kept position and text, consumed up to its closing quote. `None`
+    /// (only white space consumed) otherwise.
+    #[inline]
+    fn kept_name(&mut self, bag: &Properties, anywhere: bool) -> Option<(usize, &'a str)> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let from = self.pos + 1;
+        let (j, n) = bag.kept_match(self.b.get(from..)?, anywhere)?;
+        let raw = self.text.get(from..from + n)?;
+        self.pos = from + n + 1;
+        Some((j, raw))
+    }
+
     /// A property value into a spare string of `bag`.
     #[inline]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
@@ -487,12 +545,25 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         loop {
-            let name = self.string()?;
-            self.expect(b':')?;
-            let value = self.value_into(bag)?;
-            let name = name.text(scratch)?;
             // Replacing never fails.
-            let _ = bag.insert_line_name(name, value, true);
+            if let Some((kept, name)) = self.kept_name(bag, true) {
+                self.expect(b':')?;
+                let value = self.value_into(bag)?;
+                let _ = bag.insert_line_name_found(Some(kept), name, value, true);
+            } else {
+                let name = self.string()?;
+                self.expect(b':')?;
+                let value = self.value_into(bag)?;
+                // An unescaped name is no kept one (`kept_name` looked everywhere); an escaped
+                // one may be, unescaped.
+                let text = name.text(scratch)?;
+                let found = if name.escaped {
+                    bag.kept_position(text, true)
+                } else {
+                    None
+                };
+                let _ = bag.insert_line_name_found(found, text, value, true);
+            }
             if !self.next_member()? {
                 return Ok(());
             }
@@ -514,18 +585,13 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         loop {
-            let raw_name = self.string()?;
-            self.expect(b':')?;
-            let kept = if raw_name.escaped {
-                None
-            } else {
-                bag.kept_position(raw_name.raw, false)
-            };
-            if kept.is_some() {
-                // A name the last message had: stored as read (it is a routing name, or one no
-                // spelling maps to; never the source), so no lookup of spellings.
+            if let Some((kept, name)) = self.kept_name(bag, false) {
+                // A name the last message had near here: stored as read (it is a routing
+                // name, or one no spelling maps to; never the source), so no lookup of
+                // spellings, and found without scanning the line's name first.
+                self.expect(b':')?;
                 let value = self.value_into(bag)?;
-                if let Err(value) = bag.insert_line_name_found(kept, raw_name.raw, value, false) {
+                if let Err(value) = bag.insert_line_name_found(Some(kept), name, value, false) {
                     if let Some(v) = value {
                         bag.recycle(v);
                     }
@@ -536,6 +602,8 @@ impl<'a> Reader<'a> {
                 }
                 continue;
             }
+            let raw_name = self.string()?;
+            self.expect(b':')?;
             let name = raw_name.text(scratch)?;
             if !name.is_ascii() {
                 return Err(NotMine);
@@ -746,6 +814,72 @@ mod tests {
             }
         }
         assert!(accepted > 20_000, "{accepted} strings read");
+    }
+
+    /// The word loop's fast path (words whose special bytes are all `\\"` pairs) and the
+    /// words it leaves to the general loop, checked against serde_json for one or two escapes
+    /// at every offset of a word and across word ends (a backslash in a word's last byte),
+    /// next to every other kind of special byte, non-ASCII bytes, and strings cut short.
+    #[test]
+    fn escaped_quotes_at_every_offset_decode_as_serde_json() {
+        let others = [
+            "\\\"",
+            "\\\\",
+            "\\\\\\\"",
+            "\\/",
+            "\\n",
+            "\\u0022",
+            "\\ud83d\\ude00",
+            "\u{e9}",
+            "\u{1}",
+            "\"",
+            "",
+        ];
+        let mut checked = 0;
+        for len in 0..20 {
+            let base: String = "abcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .cycle()
+                .take(len)
+                .collect();
+            for at in 0..=len {
+                for other in others {
+                    for at2 in at..=len {
+                        let mut content = base.clone();
+                        content.insert_str(at2, other);
+                        content.insert_str(at, "\\\"");
+                        for tail in ["\"", "\"}", "", "\\"] {
+                            let line = format!("\"{content}{tail}");
+                            // The first JSON value of the line, and where it ends.
+                            let mut values = serde_json::Deserializer::from_str(&line)
+                                .into_iter::<serde_json::Value>();
+                            let (want, cut) = match values.next() {
+                                Some(Ok(serde_json::Value::String(w))) => {
+                                    (Some(w), values.byte_offset())
+                                }
+                                _ => (None, 0),
+                            };
+                            let mut out = b"prefix".to_vec();
+                            match (&want, string_bytes_into(line.as_bytes(), 1, &mut out)) {
+                                (Some(w), Ok(end)) => {
+                                    assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
+                                    assert_eq!(end, cut, "{line:?}");
+                                    checked += 1;
+                                }
+                                (Some(w), Err(NotMine)) => {
+                                    // Only `\\u` escapes the general path decodes are left to it.
+                                    assert!(line.contains("\\u"), "refused {line:?} ({w:?})");
+                                    assert_eq!(out, b"prefix");
+                                }
+                                (None, Err(NotMine)) => assert_eq!(out, b"prefix"),
+                                (None, Ok(_)) => panic!("accepted {line:?}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod validate;
 pub use encoding::BodyUnreadable;
 pub use json::MessageError;
 pub use properties::{eq_ignore_case, Properties};
-pub(crate) use properties::{NameSet, ABSENT};
+pub(crate) use properties::{KeyedName, NameSet, ABSENT};
 pub use source::{Source, UnknownSource};
 pub use validate::{
     Protocol, Violation, CREATION_TIME_FORMAT, MAX_MESSAGE_ID_LEN, MAX_MESSAGE_SIZE,

@@ -56,6 +56,9 @@ pub struct Properties {
     /// Whether some name may start with `$` (set on insert; a removal leaves it set): see
     /// [`Properties::may_have_dollar_name`].
     dollar: bool,
+    /// Whether every name is [`plain`] (kept in step with `entries`): [`Properties::clear`]
+    /// then keeps each name as one a line can hold unescaped, without looking at it.
+    plain: bool,
     /// For bags of [`INDEX_FROM`] names or more: folded-name hash → positions.
     index: Option<HashMap<u64, Vec<usize>>>,
     /// [`scan_key`] of each name, in step with `entries`: an ASCII lookup
@@ -67,7 +70,7 @@ pub struct Properties {
     /// whose bit is clear is not in the bag, so inserting a new name into an ASCII bag
     /// mostly skips the scan for a duplicate.
     bloom: u64,
-    /// The names (with their keys and ASCII-ness) that the entries held at each position
+    /// The names (with their keys and whether they are [`plain`]) that the entries held at each position
     /// before [`Properties::clear`]: a stream's messages mostly carry the same names in the
     /// same order (some left out or added), so [`Properties::insert_line_name`] takes a kept
     /// name back when the next name is the same text, instead of hashing and copying it. A
@@ -82,8 +85,18 @@ pub struct Properties {
     spare_names: Vec<String>,
 }
 
+/// Whether a JSON string holding `name` needs no escape: ASCII without `"`, `\\` or control
+/// characters (a name a line holds as it is).
+fn plain(name: &str) -> bool {
+    name.bytes()
+        .all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
 const TAKEN: u64 = u64::MAX;
+
+/// How many names [`Properties::clear`] keeps (those of the message cleared, when it had more).
+const KEPT_MAX: usize = 32;
 
 /// How many kept names from the cursor on [`Properties::kept_find`] tries: a message without
 /// one of the last message's optional properties still finds the rest.
@@ -125,6 +138,55 @@ fn scan_key(name: &str) -> u64 {
     ((b.len().min(0xFFFE) as u64) << 48) | (h & 0xFFFF_FFFF_FFFF)
 }
 
+/// [`scan_key`] at compile time (the same key, byte by byte), for [`KeyedName`].
+const fn scan_key_const(name: &str) -> u64 {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let b = name.as_bytes();
+    let mut h = 0u64;
+    let mut i = 0;
+    while i < b.len() {
+        let mut w = 0u64;
+        let mut j = 0;
+        while j < 8 && i + j < b.len() {
+            w |= (b[i + j] as u64) << (8 * j);
+            j += 1;
+        }
+        h = (h ^ (w | FOLD)).wrapping_mul(K).rotate_left(29);
+        i += 8;
+    }
+    h ^= h >> 31;
+    h = h.wrapping_mul(K);
+    h ^= h >> 29;
+    let len = if b.len() < 0xFFFE { b.len() } else { 0xFFFE };
+    ((len as u64) << 48) | (h & 0xFFFF_FFFF_FFFF)
+}
+
+/// A fixed ASCII name with its [`scan_key`] worked out at compile time: the names every
+/// message is checked for (`messageId`, the creation time) are looked up without hashing
+/// them each time, and a bag without the name mostly says so by one bloom test.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyedName {
+    name: &'static str,
+    key: u64,
+}
+
+impl KeyedName {
+    /// `name`, which must be ASCII.
+    pub(crate) const fn new(name: &'static str) -> Self {
+        assert!(name.is_ascii());
+        KeyedName {
+            name,
+            key: scan_key_const(name),
+        }
+    }
+
+    /// The name.
+    pub(crate) const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
 impl Default for Properties {
     fn default() -> Self {
         Properties {
@@ -132,6 +194,7 @@ impl Default for Properties {
             spare: Vec::new(),
             ascii: true,
             dollar: false,
+            plain: true,
             index: None,
             keys: Vec::new(),
             bloom: 0,
@@ -150,6 +213,7 @@ impl Clone for Properties {
             spare: Vec::new(),
             ascii: self.ascii,
             dollar: self.dollar,
+            plain: self.plain,
             index: self.index.clone(),
             keys: self.keys.clone(),
             bloom: self.bloom,
@@ -229,10 +293,12 @@ impl Properties {
     fn push_new(&mut self, name: String, value: Option<String>, key: Option<u64>) {
         let ascii = name.is_ascii();
         let key = key.unwrap_or_else(|| scan_key(&name));
+        self.plain &= plain(&name);
         self.push_known(name, value, key, ascii);
     }
 
-    /// [`Properties::push_new`] given the name's key and whether it is ASCII.
+    /// [`Properties::push_new`] given the name's key and whether it is ASCII (the caller
+    /// keeps [`Properties::plain`] in step).
     #[inline]
     fn push_known(&mut self, name: String, value: Option<String>, key: u64, ascii: bool) {
         self.ascii &= ascii;
@@ -252,7 +318,7 @@ impl Properties {
     /// [`Properties::insert_str`]s: parsing a stream of messages into one reused bag
     /// allocates nothing once the bag has held its largest message.
     pub fn clear(&mut self) {
-        let all_ascii = self.ascii;
+        let all_plain = self.plain;
         let n = self.entries.len();
         if self.kept.len() < n {
             self.kept.resize_with(n, || (String::new(), TAKEN, false));
@@ -263,21 +329,38 @@ impl Properties {
         while let Some((name, value)) = self.entries.pop() {
             let i = self.entries.len();
             // The name stays at its position for the next message's name there; what was
-            // kept there before (emptied if it was taken) goes to the spare names.
-            let ascii = all_ascii || name.is_ascii();
-            let (old, _, _) = std::mem::replace(&mut self.kept[i], (name, self.keys[i], ascii));
-            if old.capacity() > 0 {
-                self.spare_names.push(old);
+            // kept there before and not taken (a name this message lacked, unless its key is
+            // one of this message's: kept twice, the copy would never be taken) moves on past
+            // this message's names.
+            let plain = all_plain || self::plain(&name);
+            let old = std::mem::replace(&mut self.kept[i], (name, self.keys[i], plain));
+            if old.0.capacity() > 0 {
+                if !self.has_key(old.1) {
+                    self.kept.push(old);
+                } else {
+                    self.spare_names.push(old.0);
+                }
             }
             if let Some(v) = value {
                 self.spare.push(v);
             }
         }
-        // Only this message's names stay kept (a bag cleared again while empty keeps them):
-        // strings kept for names no longer seen go to the spare names, so every string stays
-        // in use and a warm stream allocates nothing.
+        // This message's names stay kept, and after them names of earlier messages not taken
+        // since, up to [`KEPT_MAX`] in all (a bag cleared again while empty keeps them):
+        // application properties come and go from message to message, and a name taken back
+        // costs a comparison where one copied in costs a hash and a copy. Strings kept for
+        // names beyond that go to the spare names, so every string stays in use and a warm
+        // stream allocates nothing.
         if n > 0 && self.kept.len() > n {
-            for (s, _, _) in self.kept.drain(n..) {
+            let mut to = n;
+            for from in n..self.kept.len() {
+                let key = self.kept[from].1;
+                if key != TAKEN && !self.has_key(key) {
+                    self.kept.swap(to, from);
+                    to += 1;
+                }
+            }
+            for (s, _, _) in self.kept.drain(to.min(KEPT_MAX.max(n))..) {
                 if s.capacity() > 0 {
                     self.spare_names.push(s);
                 }
@@ -289,6 +372,14 @@ impl Properties {
         self.index = None;
         self.ascii = true;
         self.dollar = false;
+        self.plain = true;
+    }
+
+    /// Whether a name of the bag has packed key `key` (its bloom bit first, which rules out
+    /// nearly every other key at once).
+    #[inline]
+    fn has_key(&self, key: u64) -> bool {
+        self.bloom & key_bit(key) != 0 && self.keys.contains(&key)
     }
 
     /// An empty string from the spare ones [`Properties::clear`] kept (or a new one), to be
@@ -354,14 +445,42 @@ impl Properties {
         let from = self.kept_cursor.min(self.kept.len());
         let to = (from + KEPT_WINDOW).min(self.kept.len());
         let same = |j: &usize| {
-            let (k, key, ascii) = &self.kept[*j];
-            *ascii && *key != TAKEN && bytes_eq(k.as_bytes(), name.as_bytes())
+            let (k, key, plain) = &self.kept[*j];
+            *plain && *key != TAKEN && bytes_eq(k.as_bytes(), name.as_bytes())
         };
         let near = (from..to).find(same);
         if near.is_some() || !anywhere {
             return near;
         }
         (0..from).chain(to..self.kept.len()).find(same)
+    }
+
+    /// The kept name that `rest` (a line from just after a string's opening quote) starts
+    /// with, followed by the closing quote: its [`Properties::kept_position`] and length,
+    /// looked for near the cursor, then, when `anywhere`, among all kept names. A kept name is
+    /// [`plain`], so those bytes are the whole string, unescaped: the line's name is found by
+    /// comparisons (the quote at the name's length rules out most at once) instead of a scan
+    /// for its end and another for the name.
+    #[inline]
+    pub(crate) fn kept_match(&self, rest: &[u8], anywhere: bool) -> Option<(usize, usize)> {
+        if !self.ascii || self.index.is_some() {
+            return None;
+        }
+        let same = |(k, key, plain): &(String, u64, bool)| {
+            let n = k.len();
+            rest.get(n) == Some(&b'"')
+                && *plain
+                && *key != TAKEN
+                && bytes_eq(&rest[..n], k.as_bytes())
+        };
+        let from = self.kept_cursor.min(self.kept.len());
+        let to = (from + KEPT_WINDOW).min(self.kept.len());
+        let at = match self.kept[from..to].iter().position(same) {
+            Some(p) => from + p,
+            None if anywhere => self.kept.iter().position(same)?,
+            None => return None,
+        };
+        Some((at, self.kept[at].0.len()))
     }
 
     /// Where `name` is among the names the bag held before [`Properties::clear`] that
@@ -411,7 +530,16 @@ impl Properties {
                 let owned = std::mem::take(&mut self.kept[j].0);
                 self.kept[j].1 = TAKEN;
                 self.kept_cursor = j + 1;
-                self.push_known(owned, value, key, true);
+                if self.index.is_none() && self.entries.len() + 1 < INDEX_FROM {
+                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
+                    // `ascii` and `plain` stay, and no index is built or needed.
+                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
+                    self.bloom |= key_bit(key);
+                    self.keys.push(key);
+                    self.entries.push((owned, value));
+                } else {
+                    self.push_known(owned, value, key, true);
+                }
                 return Ok(());
             }
         }
@@ -487,6 +615,24 @@ impl Properties {
             .map(|i| self.entries[i].1.as_deref())
     }
 
+    /// [`Properties::get`] of a fixed name: in a bag of ASCII names without an index, its bloom
+    /// bit and then the packed keys, with no hashing of the name.
+    #[inline]
+    pub(crate) fn get_keyed(&self, name: &KeyedName) -> Option<Option<&str>> {
+        if self.index.is_some() || !self.ascii {
+            return self.get(name.name);
+        }
+        if self.bloom & key_bit(name.key) == 0 {
+            return None;
+        }
+        let nb = name.name.as_bytes();
+        self.keys
+            .iter()
+            .zip(&self.entries)
+            .find(|(&k, (n, _))| k == name.key && eq_ascii_fold(n.as_bytes(), nb))
+            .map(|(_, (_, v))| v.as_deref())
+    }
+
     /// Removes `name` (in any case) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Option<String>> {
         let removed = self.position(name).map(|i| {
@@ -494,6 +640,7 @@ impl Properties {
             self.entries.remove(i).1
         });
         self.ascii = self.entries.iter().all(|(n, _)| n.is_ascii());
+        self.plain = self.entries.iter().all(|(n, _)| plain(n));
         if removed.is_some() {
             self.index = None;
             if self.entries.len() >= INDEX_FROM {
@@ -885,8 +1032,86 @@ mod tests {
         for i in 0..100 {
             p.clear();
             assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
-            assert!(p.kept.len() <= 6, "{}", p.kept.len());
+            assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
         }
+    }
+
+    /// A keyed name finds what `get` finds, and its compile-time key is `scan_key`'s.
+    #[test]
+    fn keyed_names_find_what_get_finds() {
+        const NAMES: [KeyedName; 4] = [
+            KeyedName::new("messageId"),
+            KeyedName::new("iothub-creation-time-utc"),
+            KeyedName::new(""),
+            KeyedName::new("connectionDeviceGenerationId"),
+        ];
+        for n in NAMES {
+            assert_eq!(n.key, scan_key(n.name()), "{}", n.name());
+        }
+        let text = "connectionDeviceGenerationId-iothub-message-source";
+        for start in 0..8 {
+            for end in start..text.len() {
+                assert_eq!(
+                    scan_key_const(&text[start..end]),
+                    scan_key(&text[start..end])
+                );
+            }
+        }
+        let mut bags: Vec<Properties> = vec![
+            Properties::new(),
+            [("MESSAGEID", Some("1".into())), ("x", None)]
+                .into_iter()
+                .collect(),
+            [("messageid", None), ("\u{e9}", Some("2".into()))]
+                .into_iter()
+                .collect(),
+            [("", Some("e".into()))].into_iter().collect(),
+        ];
+        bags.push((0..100).map(|i| (format!("Name{i}"), None)).collect());
+        bags[4].insert("IOTHUB-creation-time-UTC", Some("t".into()));
+        for bag in &bags {
+            for n in &NAMES {
+                assert_eq!(bag.get_keyed(n), bag.get(n.name()), "{}", n.name());
+            }
+        }
+    }
+
+    /// Names of earlier messages stay kept (not only the last message's), once each, up to
+    /// [`KEPT_MAX`]: an optional property that comes back two messages later is taken back.
+    #[test]
+    fn names_of_earlier_messages_stay_kept_once() {
+        let mut p = Properties::new();
+        for round in 0..50 {
+            for set in [
+                &["a", "b", "opt1"][..],
+                &["a", "b", "opt2"],
+                &["a", "b", "opt3"],
+            ] {
+                p.clear();
+                for name in set {
+                    if round > 0 {
+                        assert!(p.kept_position(name, true).is_some(), "{round} {name}");
+                    }
+                    assert!(p.insert_line_name(name, None, true).is_ok());
+                }
+                let names: Vec<_> = p
+                    .kept
+                    .iter()
+                    .filter(|k| k.1 != TAKEN)
+                    .map(|k| &k.0)
+                    .collect();
+                let mut distinct = names.clone();
+                distinct.sort();
+                distinct.dedup();
+                assert_eq!(names.len(), distinct.len(), "{names:?}");
+            }
+        }
+        for i in 0..100 {
+            p.clear();
+            assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
+        }
+        p.clear();
+        assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
     }
 
     /// The key of every length is the hash of the name's words padded with zeros.

@@ -6,7 +6,7 @@
 //! message size, `iothub-creation-time-utc` format).
 
 use super::names::{CREATION_TIME_UTC, CREATION_TIME_UTC_ALIAS, MESSAGE_ID};
-use super::Message;
+use super::{KeyedName, Message};
 use crate::body::{parse_iso, Zone};
 
 /// The largest message IoT Hub accepts, in bytes.
@@ -84,6 +84,13 @@ static PROPERTY_TABLE: [bool; 256] = ascii_table(b"!#$%&'*+-.^_`|~");
 /// ASCII alphanumerics plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
 static MESSAGE_ID_TABLE: [bool; 256] = ascii_table(b"-:.+%_#*?!(),=@;$'");
 
+/// The system properties every message is checked for, keyed once (no hashing per message).
+const MESSAGE_ID_KEYED: KeyedName = KeyedName::new(MESSAGE_ID);
+const CREATION_TIMES: [KeyedName; 2] = [
+    KeyedName::new(CREATION_TIME_UTC),
+    KeyedName::new(CREATION_TIME_UTC_ALIAS),
+];
+
 /// Whether every byte of `s` is flagged in `table` (so `s` is ASCII).
 #[inline]
 fn all_in(s: &str, table: &[bool; 256]) -> bool {
@@ -152,7 +159,7 @@ impl Message {
                 }
             }
         }
-        if let Some(Some(id)) = self.system_properties.get(MESSAGE_ID) {
+        if let Some(Some(id)) = self.system_properties.get_keyed(&MESSAGE_ID_KEYED) {
             let len = if id.is_ascii() {
                 id.len()
             } else {
@@ -186,8 +193,9 @@ impl Message {
                 None,
             ));
         }
-        for name in [CREATION_TIME_UTC, CREATION_TIME_UTC_ALIAS] {
-            if let Some(Some(v)) = self.system_properties.get(name) {
+        for keyed in &CREATION_TIMES {
+            let name = keyed.name();
+            if let Some(Some(v)) = self.system_properties.get_keyed(keyed) {
                 if !is_utc_time(v) {
                     out.push(violation(
                         CREATION_TIME_FORMAT,

@@ -23,7 +23,7 @@ use super::view::CopyView;
 use super::Envelope;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
 use crate::message::naming::{PropertyNaming, TABLE};
-use crate::message::{eq_ignore_case, Message};
+use crate::message::{eq_ignore_case, KeyedName, Message};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -475,7 +475,15 @@ pub fn json_body_text(message: &Message) -> Option<String> {
 pub(crate) fn json_typed_message(message: &Message) -> bool {
     // Two lookups: `Properties::get` compares a precomputed key per name, which measured
     // cheaper than one pass comparing every name with both.
-    json_typed(|name: &str| message.system_properties.get(name).flatten())
+    // Keyed (`KeyedName`): the two names are not hashed again for every record encoded.
+    const TYPE: KeyedName = KeyedName::new(CONTENT_TYPE);
+    const ENCODING: KeyedName = KeyedName::new(CONTENT_ENCODING);
+    let p = &message.system_properties;
+    json_typed(|name: &str| match name {
+        CONTENT_TYPE => p.get_keyed(&TYPE).flatten(),
+        CONTENT_ENCODING => p.get_keyed(&ENCODING).flatten(),
+        other => p.get(other).flatten(),
+    })
 }
 
 /// Whether system properties (read by `get`, ignoring case) say the body is JSON in UTF-8,
