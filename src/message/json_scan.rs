@@ -86,10 +86,56 @@ fn special_bytes(w: u64) -> u64 {
         & HI
 }
 
-/// The first position from `i` of a `"`, `\` or control character, or `b.len()`: eight bytes
-/// at a time, as strings are most of a message's bytes.
+/// Whether [`block_masks`] is SSE2 (16 bytes in a few instructions) rather than its byte-wise
+/// fallback: the block loops are taken only then; elsewhere the word code does all the work.
+const BLOCKS: bool = cfg!(all(target_arch = "x86_64", target_feature = "sse2"));
+
+/// One bit per byte of `block` (bit `k` for byte `k`) that is `\`, `"` and a control byte
+/// (below 0x20), in that order: SSE2 compares of the 16 bytes at once.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn block_masks(block: &[u8; 16]) -> (u32, u32, u32) {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let v = load_unaligned_m128i(block);
+    let mask =
+        |c: u8| move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(c as i8))) as u32;
+    // `max(byte, 0x1f) == 0x1f` exactly when the byte is at most 0x1f (unsigned).
+    let low = set_splat_i8_m128i(0x1f);
+    let control = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(max_u8_m128i(v, low), low)) as u32;
+    (mask(b'\\'), mask(b'"'), control)
+}
+
+/// [`block_masks`] byte by byte, for targets without SSE2 (where [`BLOCKS`] keeps the block
+/// loops from running; it exists so they compile and for the tests).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn block_masks(block: &[u8; 16]) -> (u32, u32, u32) {
+    let (mut backslash, mut quote, mut control) = (0u32, 0u32, 0u32);
+    for (k, &c) in block.iter().enumerate() {
+        backslash |= u32::from(c == b'\\') << k;
+        quote |= u32::from(c == b'"') << k;
+        control |= u32::from(c < 0x20) << k;
+    }
+    (backslash, quote, control)
+}
+
+/// The first position from `i` of a `"`, `\` or control character, or `b.len()`: 16 bytes at
+/// a time while they last (SSE2), then eight, as strings are most of a message's bytes.
 #[inline]
 fn find_special(b: &[u8], mut i: usize) -> usize {
+    if BLOCKS {
+        while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+            let (backslash, quote, control) = block_masks(block);
+            let m = backslash | quote | control;
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
     while let Some(chunk) = b.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
@@ -263,8 +309,13 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
     let buf = &mut out[first..];
     // Where the current word's first unconsumed byte goes: never further on than the bytes
     // read (`at <= i - start`), so the word's 16-byte window of `buf` is within it.
-    let mut at = 0usize;
-    let mut i = start;
+    let (mut at, mut i) = (0usize, start);
+    if BLOCKS {
+        match string_blocks(b, start, buf) {
+            Ok((a, j)) => (at, i) = (a, j),
+            Err(end) => return finish(out, first, end),
+        }
+    }
     let end = 'words: loop {
         let w = u64::from_le_bytes(word_at(b, i));
         let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<16>) else {
@@ -351,6 +402,13 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
         at += 8 - gone;
         i += 8;
     };
+    finish(out, first, end)
+}
+
+/// Cuts `out` back to its `first` bytes and the string's `len` (or to `first` on an error) and
+/// passes on the position after the string.
+#[inline(always)]
+fn finish(out: &mut Vec<u8>, first: usize, end: Res<(usize, usize)>) -> Res<usize> {
     match end {
         Ok((next, len)) => {
             out.truncate(first + len);
@@ -361,6 +419,78 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
             Err(e)
         }
     }
+}
+
+/// The block loop of [`string_bytes_within`] (SSE2): unescapes the string from `b[start]` into
+/// `buf` 16 bytes at a time while 32 bytes of the line are left, the way the word loop does
+/// eight: each block is stored whole, and for each `\"` in it the rest of the block from the
+/// quote on is stored again over the backslash, a 16-byte copy straight from the line (no
+/// shifts: SSE2 shifts bytes only by constants). A block with any other special byte has its
+/// first one decoded and the next block starts after it. `Ok((at, i))`: where the word loop
+/// takes over (`buf[at]` for `b[i]`); `Err`: the string ended (`Ok((next, len))`) or is not
+/// one this reader accepts.
+#[inline(always)]
+fn string_blocks(
+    b: &[u8],
+    start: usize,
+    buf: &mut [u8],
+) -> Result<(usize, usize), Res<(usize, usize)>> {
+    // `at <= i - start` (escapes only shrink), and `buf` has `b.len() - start + 16` bytes, so
+    // while `i + 32 <= b.len()` every store below is within it; the bounds checks say so.
+    let (mut at, mut i) = (0usize, start);
+    while let Some(two) = b.get(i..i + 32).and_then(<[u8]>::first_chunk::<32>) {
+        let Some((block, _)) = two.split_first_chunk::<16>() else {
+            break;
+        };
+        let Some(window) = buf.get_mut(at..at + 32) else {
+            return Err(Err(NotMine));
+        };
+        window[..16].copy_from_slice(block);
+        let (backslash, quote, control) = block_masks(block);
+        // A backslash in the block's last byte escapes a byte of the next block, which then
+        // starts at it (this block takes 15 bytes).
+        let last = backslash >> 15;
+        let mut escapes = backslash & 0x7fff;
+        if control == 0 && escapes << 1 == quote {
+            // Every special byte is in a `\"` within the block (a JSON body given as text).
+            let mut gone = 0usize;
+            while escapes != 0 {
+                let k = escapes.trailing_zeros() as usize;
+                // Byte `k + 1` (the quote) goes to `k - gone`; `k <= 14`, so both 16-byte
+                // ranges are within `two` and `window`.
+                let j = k - gone;
+                let (Some(from), Some(to)) = (
+                    two.get(k + 1..k + 17).and_then(<[u8]>::first_chunk::<16>),
+                    window
+                        .get_mut(j..j + 16)
+                        .and_then(<[u8]>::first_chunk_mut::<16>),
+                ) else {
+                    return Err(Err(NotMine));
+                };
+                *to = *from;
+                gone += 1;
+                escapes &= escapes - 1;
+            }
+            let step = 16 - last as usize;
+            at += step - gone;
+            i += step;
+            continue;
+        }
+        // The first special byte decides: the string's end, an escape, or an error.
+        let k = (backslash | quote | control).trailing_zeros() as usize;
+        match block[k] {
+            b'"' => return Err(Ok((i + k + 1, at + k))),
+            b'\\' => {
+                let mut o = at + k;
+                match escape_at(b, i + k, buf, &mut o) {
+                    Ok(next) => (at, i) = (o, next),
+                    Err(e) => return Err(Err(e)),
+                }
+            }
+            _ => return Err(Err(NotMine)),
+        }
+    }
+    Ok((at, i))
 }
 
 /// Appends the value of the escaped JSON string content `raw` to `out` (see [`escape`]).
@@ -707,6 +837,126 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 16-byte masks flag exactly the backslashes, quotes and control bytes, each byte
+    /// value at each offset of a block.
+    #[test]
+    fn block_masks_flag_exactly_the_special_bytes() {
+        for c in 0u8..=255 {
+            for k in 0..16 {
+                let mut block = [b'a'; 16];
+                block[k] = c;
+                block[(k + 7) % 16] = c.wrapping_add(0x80);
+                let (backslash, quote, control) = block_masks(&block);
+                for (j, &d) in block.iter().enumerate() {
+                    assert_eq!(backslash >> j & 1 == 1, d == b'\\', "{c} {k} {j}");
+                    assert_eq!(quote >> j & 1 == 1, d == b'"', "{c} {k} {j}");
+                    assert_eq!(control >> j & 1 == 1, d < 0x20, "{c} {k} {j}");
+                }
+                assert_eq!((backslash | quote | control) >> 16, 0);
+            }
+        }
+    }
+
+    /// Across the 16-byte blocks and the words after them: a special byte at every offset of
+    /// strings up to three blocks long, found first whatever follows it.
+    #[test]
+    fn find_special_finds_the_first_at_every_block_offset() {
+        for len in 0..50 {
+            let base: String = "abcdefghijklmnopqrstuvwxyz\u{e9}~"
+                .chars()
+                .cycle()
+                .take(len)
+                .collect();
+            assert_eq!(find_special(base.as_bytes(), 0), base.len());
+            for at in 0..=base.len() {
+                if !base.is_char_boundary(at) {
+                    continue;
+                }
+                for c in ["\"", "\\\\", "\n", "\u{0}", "\u{1f}"] {
+                    let mut s = base.clone();
+                    s.insert_str(at, c);
+                    assert_eq!(find_special(s.as_bytes(), 0), at, "{s:?}");
+                    s.push('"');
+                    assert_eq!(find_special(s.as_bytes(), 0), at, "{s:?}");
+                    for from in 0..=at {
+                        assert_eq!(find_special(s.as_bytes(), from), at, "{s:?} {from}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The block loop (taken while 32 bytes of the line are left) and its hand-over to the
+    /// word loop, against serde_json: an escaped quote at every offset of strings up to three
+    /// blocks long, next to every other kind of special byte at every later offset, with the
+    /// line going on for 0 to 40 bytes after the string (so strings end in each of a block's
+    /// last bytes, inside and past the blocks), and strings cut short.
+    #[test]
+    fn block_boundaries_decode_as_serde_json() {
+        let others = [
+            "\\\"",
+            "\\\\",
+            "\\\\\\\"",
+            "\\n",
+            "\\u0022",
+            "\\ud83d\\ude00",
+            "\u{e9}",
+            "\u{1}",
+            "\"",
+            "\\",
+        ];
+        let mut checked = 0;
+        for len in (0..48).step_by(3).chain([15, 16, 17, 31, 32, 33]) {
+            let base: String = "abcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .cycle()
+                .take(len)
+                .collect();
+            for at in 0..=len {
+                for other in others {
+                    for at2 in at..=len {
+                        let mut content = base.clone();
+                        content.insert_str(at2, other);
+                        content.insert_str(at, "\\\"");
+                        for pad in [0, 1, 2, 9, 15, 16, 17, 30, 31, 40] {
+                            let line = format!("\"{content}\"{}", " ".repeat(pad));
+                            let mut values = serde_json::Deserializer::from_str(&line)
+                                .into_iter::<serde_json::Value>();
+                            let (want, cut) = match values.next() {
+                                Some(Ok(serde_json::Value::String(w))) => {
+                                    (Some(w), values.byte_offset())
+                                }
+                                _ => (None, 0),
+                            };
+                            let mut out = b"prefix".to_vec();
+                            match (&want, string_bytes_into(line.as_bytes(), 1, &mut out)) {
+                                (Some(w), Ok(end)) => {
+                                    assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
+                                    assert_eq!(end, cut, "{line:?}");
+                                    checked += 1;
+                                }
+                                (Some(w), Err(NotMine)) => {
+                                    assert!(line.contains("\\u"), "refused {line:?} ({w:?})");
+                                    assert_eq!(out, b"prefix");
+                                }
+                                (None, Err(NotMine)) => assert_eq!(out, b"prefix"),
+                                (None, Ok(_)) => panic!("accepted {line:?}"),
+                            }
+                            // Within the string's own end, as property values are read.
+                            if let (Some(w), true) = (&want, cut > 0) {
+                                let mut out = Vec::new();
+                                if string_bytes_within(line.as_bytes(), 1, cut, &mut out).is_ok() {
+                                    assert_eq!(out, w.as_bytes(), "{line:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
 
     #[test]
     fn special_bytes_finds_the_first_quote_backslash_or_control() {
