@@ -442,7 +442,7 @@ fn string_blocks(
         let Some((block, _)) = two.split_first_chunk::<16>() else {
             break;
         };
-        let Some(window) = buf.get_mut(at..at + 32) else {
+        let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<32>) else {
             return Err(Err(NotMine));
         };
         window[..16].copy_from_slice(block);
@@ -455,19 +455,14 @@ fn string_blocks(
             // Every special byte is in a `\"` within the block (a JSON body given as text).
             let mut gone = 0usize;
             while escapes != 0 {
-                let k = escapes.trailing_zeros() as usize;
-                // Byte `k + 1` (the quote) goes to `k - gone`; `k <= 14`, so both 16-byte
-                // ranges are within `two` and `window`.
-                let j = k - gone;
-                let (Some(from), Some(to)) = (
-                    two.get(k + 1..k + 17).and_then(<[u8]>::first_chunk::<16>),
-                    window
-                        .get_mut(j..j + 16)
-                        .and_then(<[u8]>::first_chunk_mut::<16>),
-                ) else {
-                    return Err(Err(NotMine));
-                };
-                *to = *from;
+                // Byte `k + 1` (the quote) goes to `k - gone` (each escape before it took two
+                // of the `k` bytes). `k <= 14`, and the masks say to the bounds checks that
+                // both 16-byte ranges are within `two` and `window`.
+                let k = (escapes.trailing_zeros() & 15) as usize;
+                let j = k.wrapping_sub(gone) & 15;
+                let mut rest = [0u8; 16];
+                rest.copy_from_slice(&two[k + 1..k + 17]);
+                window[j..j + 16].copy_from_slice(&rest);
                 gone += 1;
                 escapes &= escapes - 1;
             }
