@@ -151,6 +151,41 @@ fn find_special(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Where the string whose content starts at `b[i]` ends, 16 bytes a block while they last
+/// (SSE2), and whether a backslash came before: a block's backslashes say which bytes they
+/// escape, so an escaped quote (the JSON in `connectionAuthMethod`) does not stop the scan, and
+/// the first quote or control byte no backslash escapes does. A block with two backslashes in
+/// a row (or one after the last block's last) is left to the byte-wise loop of
+/// [`Reader::string`], as is the rest of the line when fewer than 16 bytes are left: the
+/// position returned is where it takes over (at the backslash the last block ended with), or
+/// the first unescaped quote or control byte.
+#[inline(always)]
+fn string_end_blocks(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut escaped = false;
+    if !BLOCKS {
+        return (i, escaped);
+    }
+    // 1 when the last block ended with a backslash: it escapes this block's first byte.
+    let mut carry = 0u32;
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let (backslash, quote, control) = block_masks(block);
+        let after = backslash << 1 | carry;
+        if backslash & after != 0 {
+            break;
+        }
+        let stop = (quote | control) & !after;
+        if stop != 0 {
+            let k = stop.trailing_zeros();
+            escaped |= backslash & ((1 << k) - 1) != 0;
+            return (i + k as usize, escaped);
+        }
+        escaped |= backslash != 0;
+        carry = backslash >> 15;
+        i += 16;
+    }
+    (i - carry as usize, escaped)
+}
+
 fn hex4(b: &[u8]) -> Res<u16> {
     let mut v = 0u16;
     for &c in b.get(..4).ok_or(NotMine)? {
@@ -538,8 +573,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Res<JsonStr<'a>> {
         self.expect(b'"')?;
         let start = self.pos;
-        let mut escaped = false;
-        let mut i = start;
+        let (mut i, mut escaped) = string_end_blocks(self.b, start);
         loop {
             i = find_special(self.b, i);
             match self.b.get(i) {
@@ -832,6 +866,70 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The string's end found a block at a time agrees with the byte-wise scan it replaced
+    /// (end, escapes, refusal) for escapes, escaped and doubled backslashes, quotes and control
+    /// bytes at every offset of strings up to three blocks long, so also across block ends
+    /// (a backslash in a block's last byte) and in the bytes left after the last block.
+    #[test]
+    fn string_ends_as_the_byte_wise_scan_finds() {
+        fn byte_wise(b: &[u8], start: usize) -> Option<(usize, bool)> {
+            let (mut i, mut escaped) = (start, false);
+            loop {
+                i = find_special(b, i);
+                match b.get(i) {
+                    Some(b'"') => return Some((i, escaped)),
+                    Some(b'\\') => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let others = [
+            "\\\"", "\\\\", "\\\\\\\"", "\\n", "\\\u{1}", "\u{1}", "\"", "\\", "\u{e9}",
+        ];
+        let mut checked = 0;
+        for len in 0..50 {
+            let base: String = "abcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .cycle()
+                .take(len)
+                .collect();
+            for at in 0..=len {
+                for first in ["\\\"", "\\\\", "\\t"] {
+                    for other in others {
+                        for at2 in (at..=len).step_by(1 + len / 20) {
+                            let mut content = base.clone();
+                            content.insert_str(at2, other);
+                            content.insert_str(at, first);
+                            for pad in ["\"", "\"}", "\"                    }", "", "\\"] {
+                                let line = format!("\"{content}{pad}");
+                                let want = byte_wise(line.as_bytes(), 1);
+                                let mut r = Reader {
+                                    text: &line,
+                                    b: line.as_bytes(),
+                                    pos: 0,
+                                };
+                                match (want, r.string()) {
+                                    (Some((end, escaped)), Ok(s)) => {
+                                        assert_eq!(s.raw, &line[1..end], "{line:?}");
+                                        assert_eq!(s.escaped, escaped, "{line:?}");
+                                        assert_eq!(r.pos, end + 1, "{line:?}");
+                                        checked += 1;
+                                    }
+                                    (None, Err(NotMine)) => {}
+                                    (w, g) => panic!("{line:?}: {w:?} {:?}", g.map(|s| s.raw)),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
 
     /// The 16-byte masks flag exactly the backslashes, quotes and control bytes, each byte
     /// value at each offset of a block.
