@@ -339,19 +339,27 @@ fn string_bytes_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
 fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) -> Res<usize> {
     let b = b.get(..limit).ok_or(NotMine)?;
     let first = out.len();
-    // The rest of the string, and room for a word stored at its last position.
-    out.resize(first + b.len().saturating_sub(start) + 16, 0);
+    // The rest of the string, and room for a word or a 32-byte block window stored at its
+    // last position.
+    out.resize(first + b.len().saturating_sub(start) + 32, 0);
     let buf = &mut out[first..];
+    let end = if BLOCKS {
+        string_blocks(b, start, buf)
+    } else {
+        string_words(b, start, buf)
+    };
+    finish(out, first, end)
+}
+
+/// [`string_bytes_within`]'s loop eight bytes at a time, where SSE2 is not there (see
+/// [`string_bytes_into`]): the value of the string from `b[start]` into `buf` (room for the
+/// rest of `b` and 16 bytes more), `Ok((next, len))` as [`string_blocks`] gives it.
+#[inline(always)]
+fn string_words(b: &[u8], start: usize, buf: &mut [u8]) -> Res<(usize, usize)> {
     // Where the current word's first unconsumed byte goes: never further on than the bytes
     // read (`at <= i - start`), so the word's 16-byte window of `buf` is within it.
     let (mut at, mut i) = (0usize, start);
-    if BLOCKS {
-        match string_blocks(b, start, buf) {
-            Ok((a, j)) => (at, i) = (a, j),
-            Err(end) => return finish(out, first, end),
-        }
-    }
-    let end = 'words: loop {
+    'words: loop {
         let w = u64::from_le_bytes(word_at(b, i));
         let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<16>) else {
             break 'words Err(NotMine);
@@ -436,8 +444,7 @@ fn string_bytes_within(b: &[u8], start: usize, limit: usize, out: &mut Vec<u8>) 
         }
         at += 8 - gone;
         i += 8;
-    };
-    finish(out, first, end)
+    }
 }
 
 /// Cuts `out` back to its `first` bytes and the string's `len` (or to `first` on an error) and
@@ -457,70 +464,92 @@ fn finish(out: &mut Vec<u8>, first: usize, end: Res<(usize, usize)>) -> Res<usiz
 }
 
 /// The block loop of [`string_bytes_within`] (SSE2): unescapes the string from `b[start]` into
-/// `buf` 16 bytes at a time while 32 bytes of the line are left, the way the word loop does
-/// eight: each block is stored whole, and for each `\"` in it the rest of the block from the
-/// quote on is stored again over the backslash, a 16-byte copy straight from the line (no
-/// shifts: SSE2 shifts bytes only by constants). A block with any other special byte has its
-/// first one decoded and the next block starts after it. `Ok((at, i))`: where the word loop
-/// takes over (`buf[at]` for `b[i]`); `Err`: the string ended (`Ok((next, len))`) or is not
-/// one this reader accepts.
+/// `buf` 16 bytes at a time, the way the word loop does eight (see [`block_step`]); the last
+/// 31 bytes of the line or fewer are read through a copy padded with spaces (never special),
+/// so no word loop is needed after it. `Ok((next, len))`: the string ended before `b[next]`
+/// and its value is `buf[..len]`.
 #[inline(always)]
-fn string_blocks(
-    b: &[u8],
-    start: usize,
-    buf: &mut [u8],
-) -> Result<(usize, usize), Res<(usize, usize)>> {
-    // `at <= i - start` (escapes only shrink), and `buf` has `b.len() - start + 16` bytes, so
-    // while `i + 32 <= b.len()` every store below is within it; the bounds checks say so.
+fn string_blocks(b: &[u8], start: usize, buf: &mut [u8]) -> Res<(usize, usize)> {
     let (mut at, mut i) = (0usize, start);
-    while let Some(two) = b.get(i..i + 32).and_then(<[u8]>::first_chunk::<32>) {
-        let Some((block, _)) = two.split_first_chunk::<16>() else {
-            break;
-        };
-        let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<32>) else {
-            return Err(Err(NotMine));
-        };
-        window[..16].copy_from_slice(block);
-        let (backslash, quote, control) = block_masks(block);
-        // A backslash in the block's last byte escapes a byte of the next block, which then
-        // starts at it (this block takes 15 bytes).
-        let last = backslash >> 15;
-        let mut escapes = backslash & 0x7fff;
-        if control == 0 && escapes << 1 == quote {
-            // Every special byte is in a `\"` within the block (a JSON body given as text).
-            let mut gone = 0usize;
-            while escapes != 0 {
-                // Byte `k + 1` (the quote) goes to `k - gone` (each escape before it took two
-                // of the `k` bytes). `k <= 14`, and the masks say to the bounds checks that
-                // both 16-byte ranges are within `two` and `window`.
-                let k = (escapes.trailing_zeros() & 15) as usize;
-                let j = k.wrapping_sub(gone) & 15;
-                let mut rest = [0u8; 16];
-                rest.copy_from_slice(&two[k + 1..k + 17]);
-                window[j..j + 16].copy_from_slice(&rest);
-                gone += 1;
-                escapes &= escapes - 1;
-            }
-            let step = 16 - last as usize;
-            at += step - gone;
-            i += step;
-            continue;
-        }
-        // The first special byte decides: the string's end, an escape, or an error.
-        let k = (backslash | quote | control).trailing_zeros() as usize;
-        match block[k] {
-            b'"' => return Err(Ok((i + k + 1, at + k))),
-            b'\\' => {
-                let mut o = at + k;
-                match escape_at(b, i + k, buf, &mut o) {
-                    Ok(next) => (at, i) = (o, next),
-                    Err(e) => return Err(Err(e)),
-                }
-            }
-            _ => return Err(Err(NotMine)),
+    while let Some(two) = b.get(i..).and_then(<[u8]>::first_chunk::<32>) {
+        match block_step(b, two, buf, at, i) {
+            Ok(next) => (at, i) = next,
+            Err(end) => return end,
         }
     }
-    Ok((at, i))
+    while let Some(rest) = b.get(i..).filter(|r| !r.is_empty()) {
+        let mut two = [b' '; 32];
+        two[..rest.len()].copy_from_slice(rest);
+        match block_step(b, &two, buf, at, i) {
+            Ok(next) => (at, i) = next,
+            Err(end) => return end,
+        }
+    }
+    // The string does not end within the limit.
+    Err(NotMine)
+}
+
+/// One block of [`string_blocks`]: `two` holds the line's 32 bytes from `b[i]` (or what is
+/// left of it, padded with spaces), whose first 16 are the block; `buf[at]` is where `b[i]`
+/// goes. The block is stored whole, and for each `\"` in it the rest of the block from the
+/// quote on is stored again over the backslash, a 16-byte copy from `two` (no shifts: SSE2
+/// shifts bytes only by constants). A block with any other special byte has its first one
+/// decoded and the next block starts after it. `Ok((at, i))`: where the next block starts;
+/// `Err`: the string ended (`Ok((next, len))`) or is not one this reader accepts.
+#[inline(always)]
+fn block_step(
+    b: &[u8],
+    two: &[u8; 32],
+    buf: &mut [u8],
+    mut at: usize,
+    i: usize,
+) -> Result<(usize, usize), Res<(usize, usize)>> {
+    // `at <= i - start` (escapes only shrink), `i < b.len()` and `buf` has `b.len() - start +
+    // 32` bytes, so the 32-byte window is within it.
+    let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<32>) else {
+        return Err(Err(NotMine));
+    };
+    let Some((block, _)) = two.split_first_chunk::<16>() else {
+        return Err(Err(NotMine));
+    };
+    window[..16].copy_from_slice(block);
+    let (backslash, quote, control) = block_masks(block);
+    // A backslash in the block's last byte escapes a byte of the next block, which then
+    // starts at it (this block takes 15 bytes).
+    let last = backslash >> 15;
+    let mut escapes = backslash & 0x7fff;
+    if control == 0 && escapes << 1 == quote {
+        // Every special byte is in a `\"` within the block (a JSON body given as text).
+        let mut gone = 0usize;
+        while escapes != 0 {
+            // Byte `k + 1` (the quote) goes to `k - gone` (each escape before it took two of
+            // the `k` bytes). `k <= 14`, and the masks say to the bounds checks that both
+            // 16-byte ranges are within `two` and `window`.
+            let k = (escapes.trailing_zeros() & 15) as usize;
+            let j = k.wrapping_sub(gone) & 15;
+            let mut rest = [0u8; 16];
+            rest.copy_from_slice(&two[k + 1..k + 17]);
+            window[j..j + 16].copy_from_slice(&rest);
+            gone += 1;
+            escapes &= escapes - 1;
+        }
+        let step = 16 - last as usize;
+        at += step - gone;
+        return Ok((at, i + step));
+    }
+    // The first special byte decides: the string's end, an escape, or an error.
+    let k = (backslash | quote | control).trailing_zeros() as usize;
+    match block[k & 15] {
+        b'"' => Err(Ok((i + k + 1, at + k))),
+        b'\\' => {
+            let mut o = at + k;
+            match escape_at(b, i + k, buf, &mut o) {
+                Ok(next) => Ok((o, next)),
+                Err(e) => Err(Err(e)),
+            }
+        }
+        _ => Err(Err(NotMine)),
+    }
 }
 
 /// Appends the value of the escaped JSON string content `raw` to `out` (see [`escape`]).
@@ -867,6 +896,37 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
 mod tests {
     use super::*;
 
+    /// [`string_blocks`] or [`string_words`].
+    type StringLoop = fn(&[u8], usize, &mut [u8]) -> Res<(usize, usize)>;
+
+    /// [`string_bytes_into`], checked to agree with both of its loops (blocks and words, each
+    /// whatever the target), so the differential tests hold each to serde_json.
+    fn both_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
+        let each = |run: StringLoop| {
+            let mut v = out.clone();
+            let first = v.len();
+            v.resize(first + b.len().saturating_sub(start) + 32, 0);
+            let end = run(b, start, &mut v[first..]);
+            (finish(&mut v, first, end), v)
+        };
+        let blocks = each(string_blocks);
+        let words = each(string_words);
+        let got = string_bytes_into(b, start, out);
+        assert_eq!(
+            blocks,
+            (got, out.clone()),
+            "blocks: {:?}",
+            String::from_utf8_lossy(b)
+        );
+        assert_eq!(
+            words,
+            (got, out.clone()),
+            "words: {:?}",
+            String::from_utf8_lossy(b)
+        );
+        got
+    }
+
     /// The string's end found a block at a time agrees with the byte-wise scan it replaced
     /// (end, escapes, refusal) for escapes, escaped and doubled backslashes, quotes and control
     /// bytes at every offset of strings up to three blocks long, so also across block ends
@@ -1023,7 +1083,7 @@ mod tests {
                                 _ => (None, 0),
                             };
                             let mut out = b"prefix".to_vec();
-                            match (&want, string_bytes_into(line.as_bytes(), 1, &mut out)) {
+                            match (&want, both_into(line.as_bytes(), 1, &mut out)) {
                                 (Some(w), Ok(end)) => {
                                     assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
                                     assert_eq!(end, cut, "{line:?}");
@@ -1143,7 +1203,7 @@ mod tests {
                 .ok()
                 .and_then(|v| v.as_str().map(String::from));
                 let mut out = b"prefix".to_vec();
-                let got = string_bytes_into(line.as_bytes(), 1, &mut out);
+                let got = both_into(line.as_bytes(), 1, &mut out);
                 match (&want, got) {
                     (Some(w), Ok(end)) => {
                         accepted += 1;
@@ -1203,7 +1263,7 @@ mod tests {
                                 _ => (None, 0),
                             };
                             let mut out = b"prefix".to_vec();
-                            match (&want, string_bytes_into(line.as_bytes(), 1, &mut out)) {
+                            match (&want, both_into(line.as_bytes(), 1, &mut out)) {
                                 (Some(w), Ok(end)) => {
                                     assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
                                     assert_eq!(end, cut, "{line:?}");
