@@ -219,27 +219,77 @@ pub(super) fn strict_terminator(c: Option<&u8>) -> bool {
     }
 }
 
-/// The index of the first `quote` or backslash in `rest`: where a string
-/// ends or its first escape is. Most names and values are short, and
-/// memchr2's setup costs more than they do, so the first 32 bytes are
-/// tested eight at a time in a `u64` (a zero-byte test on `word ^ needle`:
-/// its lowest set bit is always the first match, as a borrow only spreads
-/// upwards); longer strings go on with memchr2, which compares 16 or 32
-/// bytes at a time.
+/// The offset from `start` of the first `quote` or backslash in `b[start..]`: where a string
+/// ends or its first escape is.
+///
+/// On x86_64 the bytes are compared 16 at a time (SSE2 through `safe_arch`'s safe functions):
+/// most names and values end in the first block, so the loop's exit is nearly always taken at
+/// once, where the word loop before it mispredicted its exit on each string (about half of the
+/// scanner's and skipper's mispredictions). The last bytes of a text shorter than a block from
+/// `start` are read as the text's last 16 bytes (the block overlaps what was already seen,
+/// whose bits are shifted out), so no byte loop runs unless the whole text is shorter than 16.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
+fn find_stop(b: &[u8], start: usize, quote: u8) -> Option<usize> {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let quotes = set_splat_i8_m128i(quote as i8);
+    let slashes = set_splat_i8_m128i(b'\\' as i8);
+    let stops = |block: &[u8; 16]| {
+        let v = load_unaligned_m128i(block);
+        let hits = bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, quotes),
+            cmp_eq_mask_i8_m128i(v, slashes),
+        );
+        // One bit per byte, the first byte lowest; only the low 16 bits can be set.
+        move_mask_i8_m128i(hits) as u32
+    };
+    let mut i = start;
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let mask = stops(block);
+        if mask != 0 {
+            return Some(i - start + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    let left = b.len().saturating_sub(i);
+    match b.last_chunk::<16>() {
+        // The last block ends at the text's end; its first `16 - left` bytes were read.
+        Some(last) => {
+            let mask = stops(last) >> (16 - left);
+            (mask != 0).then(|| i - start + mask.trailing_zeros() as usize)
+        }
+        None => b
+            .get(i..)?
+            .iter()
+            .position(|&c| c == quote || c == b'\\')
+            .map(|j| i - start + j),
+    }
+}
+
+/// [`find_stop`] where SSE2 is missing.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn find_stop(b: &[u8], start: usize, quote: u8) -> Option<usize> {
+    find_stop_words(b, start, quote)
+}
+
+/// [`find_stop`] without SSE2: the bytes are tested eight at a time in a `u64` (a zero-byte
+/// test on `word ^ needle`: its lowest set bit is always the first match, as a borrow only
+/// spreads upwards). Compiled on x86_64 too for its tests, so both paths stay checked.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[inline(always)]
+fn find_stop_words(b: &[u8], start: usize, quote: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
+    let rest = b.get(start..)?;
     let quotes = LO * u64::from(quote);
     let slashes = LO * u64::from(b'\\');
     let mut i = 0;
-    while let Some(chunk) = rest.get(i..i + 8) {
-        if i == 32 {
-            return memchr::memchr2(quote, b'\\', &rest[i..]).map(|j| i + j);
-        }
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(bytes);
+    while let Some(chunk) = rest.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
         let q = word ^ quotes;
         let s = word ^ slashes;
         let hits = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
@@ -278,7 +328,7 @@ pub(super) fn strict_string(b: &[u8], start: usize) -> Result<(usize, bool), Sto
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        let stop = find_stop(&b[i..], b'"').ok_or(Stop::Truncated)?;
+        let stop = find_stop(b, i, b'"').ok_or(Stop::Truncated)?;
         i += stop;
         if b[i] == b'"' {
             return Ok((i + 1, escaped));
@@ -678,7 +728,7 @@ impl<'a, B: Build> Parser<'a, B> {
         self.pos += 1;
         let start = self.pos;
         let rest = &self.b[start..];
-        let stop = find_stop(rest, quote);
+        let stop = find_stop(self.b, start, quote);
         match stop {
             Some(i) if rest[i] == quote => {
                 self.pos = start + i + 1;
@@ -1412,7 +1462,7 @@ impl JsonDoc {
 
 #[cfg(test)]
 mod tests {
-    use super::{digit_run, find_stop};
+    use super::{digit_run, find_stop, find_stop_words};
 
     /// The word-at-a-time digit count agrees with counting byte by byte, for every byte value
     /// at every offset of a word and at the end of the input.
@@ -1434,9 +1484,10 @@ mod tests {
         }
     }
 
-    /// The word-at-a-time scan finds exactly the first quote or backslash,
-    /// at every offset and length, next to bytes one bit away from either
-    /// (high-bit bytes from UTF-8 text included).
+    /// The block-at-a-time scan finds exactly the first quote or backslash,
+    /// at every offset, start and length (blocks and the overlapping last block
+    /// included), next to bytes one bit away from either (high-bit bytes from
+    /// UTF-8 text included).
     #[test]
     fn find_stop_is_the_first_match() {
         let fillers = [
@@ -1461,8 +1512,23 @@ mod tests {
                             }
                         }
                         for quote in [b'"', b'\''] {
-                            let want = bytes.iter().position(|&c| c == quote || c == b'\\');
-                            assert_eq!(find_stop(&bytes, quote), want, "{bytes:?} {quote}");
+                            // From every start: the blocks, and the last one overlapping
+                            // what was read, fall at every offset of the match.
+                            for start in 0..=len {
+                                let want = bytes[start..]
+                                    .iter()
+                                    .position(|&c| c == quote || c == b'\\');
+                                assert_eq!(
+                                    find_stop(&bytes, start, quote),
+                                    want,
+                                    "{bytes:?} {start} {quote}"
+                                );
+                                assert_eq!(
+                                    find_stop_words(&bytes, start, quote),
+                                    want,
+                                    "{bytes:?} {start} {quote}"
+                                );
+                            }
                         }
                     }
                 }
