@@ -280,10 +280,31 @@ impl Gaps for Minify<'_> {
     #[inline(always)]
     fn gap(&mut self, b: &[u8], from: usize, to: usize) {
         if to > from {
-            self.out.extend_from_slice(&b[self.start..from]);
+            push_run(self.out, b, self.start, from);
             self.start = to;
         }
     }
+}
+
+/// The longest run [`push_run`] copies as one block.
+const RUN_BLOCK: usize = 32;
+
+/// Appends `b[start..end]`: a run of [`RUN_BLOCK`] bytes or fewer (between the whitespace of
+/// a spaced body: a member name with its colon, a value with its comma) as one copy of
+/// [`RUN_BLOCK`] bytes, then cut back to its length, when the text has that many bytes from
+/// `start`. Why: a copy of a constant length is two vector moves in line, where a slice of
+/// unknown length calls `memcpy` for each run.
+#[inline(always)]
+fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
+    if end - start <= RUN_BLOCK {
+        if let Some(chunk) = b.get(start..).and_then(|r| r.first_chunk::<RUN_BLOCK>()) {
+            let at = out.len();
+            out.extend_from_slice(chunk);
+            out.truncate(at + (end - start));
+            return;
+        }
+    }
+    out.extend_from_slice(&b[start..end]);
 }
 
 /// [`ws`], telling `g` what was skipped.
@@ -418,7 +439,8 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     let mark = out.len();
-    out.reserve(text.len());
+    // Room for the last run's whole block too (see `push_run`).
+    out.reserve(text.len() + RUN_BLOCK);
     let mut m = Minify { out, start: 0 };
     let result = check(&mut m, text);
     let start = m.start;
