@@ -824,9 +824,9 @@ mod tests {
     }
 
     /// The sixteen-byte blocks at their boundaries: a stop byte (or a byte just outside the
-    /// stops: space, DEL, non-ASCII) at each offset 0..48 of a string that starts at each
-    /// offset 0..16 of the text, strings ending in each of the last bytes of the text, and
-    /// texts shorter than a block; found where the byte-at-a-time table finds it.
+    /// stops: space, DEL, non-ASCII) at each offset of texts of 0..64 bytes, searched from each
+    /// offset (so the last block, shifted, ends every search), and texts shorter than a
+    /// block; found where the byte-at-a-time table finds it, by the blocks and by the words.
     #[test]
     fn blocks_find_the_stop_bytes_the_table_finds() {
         let naive = |b: &[u8], pos: usize| {
@@ -841,8 +841,11 @@ mod tests {
                     b[at] = c;
                     for pos in 0..=len {
                         assert_eq!(next_stop(&b, pos), naive(&b, pos), "{b:?} from {pos}");
+                        // The fallback without SSE2, at every length too.
+                        assert_eq!(next_stop_words(&b, pos), naive(&b, pos), "{b:?} {pos}");
                     }
                     assert_eq!(has_stop(&b), naive(&b, 0) < len, "{b:?}");
+                    assert_eq!(has_stop_words(&b), naive(&b, 0) < len, "{b:?}");
                 }
             }
         }
