@@ -848,6 +848,45 @@ mod tests {
         }
     }
 
+    /// Strings read 16 bytes at a time: names and values (recorded and skipped, strict and
+    /// lenient) whose closing quote or escape falls at every offset of the first blocks, and
+    /// documents cut off or ending at every distance from a string's end, agree with the
+    /// general parser.
+    #[test]
+    fn agrees_with_select_at_string_block_boundaries() {
+        let frames = [
+            "{\"x\":@,\"a\":{\"b\":[1]}}",
+            "{\"s\":{\"k\":@,\"j\":[@]},\"x\":2}",
+            "{\"s\":{@:1},\"x\":@}",
+            "{\"a\":{\"b\":[0,@,{\"c\":@}]}}",
+            "{\"x\":@}",
+        ];
+        for len in 0..36 {
+            let filler: String = (0..len)
+                .map(|k| ['a', '\u{e9}', '9', '/', ' '][k % 5])
+                .collect();
+            for special in ["", "\\n", "\\\"", "\\u0041", "\\q", "\\u12G4"] {
+                for at in [0, len] {
+                    let byte = filler
+                        .char_indices()
+                        .nth(at)
+                        .map_or(filler.len(), |(i, _)| i);
+                    let v = format!("\"{}{special}{}\"", &filler[..byte], &filler[byte..]);
+                    for frame in frames {
+                        let text = frame.replace('@', &v);
+                        check(&text, PATHS);
+                        // Cut off inside or just after the last string.
+                        for cut in text.len().saturating_sub(3)..text.len() {
+                            if text.is_char_boundary(cut) {
+                                check(&text[..cut], PATHS);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Random documents mostly in skipped subtrees, built from strict and
     /// lenient fragments, whitespace of every kind, and truncated or
     /// corrupted at a random point.

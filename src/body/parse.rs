@@ -219,27 +219,77 @@ pub(super) fn strict_terminator(c: Option<&u8>) -> bool {
     }
 }
 
-/// The index of the first `quote` or backslash in `rest`: where a string
-/// ends or its first escape is. Most names and values are short, and
-/// memchr2's setup costs more than they do, so the first 32 bytes are
-/// tested eight at a time in a `u64` (a zero-byte test on `word ^ needle`:
-/// its lowest set bit is always the first match, as a borrow only spreads
-/// upwards); longer strings go on with memchr2, which compares 16 or 32
-/// bytes at a time.
+/// The offset from `start` of the first `quote` or backslash in `b[start..]`: where a string
+/// ends or its first escape is.
+///
+/// On x86_64 the bytes are compared 16 at a time (SSE2 through `safe_arch`'s safe functions):
+/// most names and values end in the first block, so the loop's exit is nearly always taken at
+/// once, where the word loop before it mispredicted its exit on each string (about half of the
+/// scanner's and skipper's mispredictions). The last bytes of a text shorter than a block from
+/// `start` are read as the text's last 16 bytes (the block overlaps what was already seen,
+/// whose bits are shifted out), so no byte loop runs unless the whole text is shorter than 16.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn find_stop(rest: &[u8], quote: u8) -> Option<usize> {
+fn find_stop(b: &[u8], start: usize, quote: u8) -> Option<usize> {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let quotes = set_splat_i8_m128i(quote as i8);
+    let slashes = set_splat_i8_m128i(b'\\' as i8);
+    let stops = |block: &[u8; 16]| {
+        let v = load_unaligned_m128i(block);
+        let hits = bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, quotes),
+            cmp_eq_mask_i8_m128i(v, slashes),
+        );
+        // One bit per byte, the first byte lowest; only the low 16 bits can be set.
+        move_mask_i8_m128i(hits) as u32
+    };
+    let mut i = start;
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let mask = stops(block);
+        if mask != 0 {
+            return Some(i - start + mask.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    let left = b.len().saturating_sub(i);
+    match b.last_chunk::<16>() {
+        // The last block ends at the text's end; its first `16 - left` bytes were read.
+        Some(last) => {
+            let mask = stops(last) >> (16 - left);
+            (mask != 0).then(|| i - start + mask.trailing_zeros() as usize)
+        }
+        None => b
+            .get(i..)?
+            .iter()
+            .position(|&c| c == quote || c == b'\\')
+            .map(|j| i - start + j),
+    }
+}
+
+/// [`find_stop`] where SSE2 is missing.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn find_stop(b: &[u8], start: usize, quote: u8) -> Option<usize> {
+    find_stop_words(b, start, quote)
+}
+
+/// [`find_stop`] without SSE2: the bytes are tested eight at a time in a `u64` (a zero-byte
+/// test on `word ^ needle`: its lowest set bit is always the first match, as a borrow only
+/// spreads upwards). Compiled on x86_64 too for its tests, so both paths stay checked.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[inline(always)]
+fn find_stop_words(b: &[u8], start: usize, quote: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
+    let rest = b.get(start..)?;
     let quotes = LO * u64::from(quote);
     let slashes = LO * u64::from(b'\\');
     let mut i = 0;
-    while let Some(chunk) = rest.get(i..i + 8) {
-        if i == 32 {
-            return memchr::memchr2(quote, b'\\', &rest[i..]).map(|j| i + j);
-        }
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(bytes);
+    while let Some(chunk) = rest.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
         let q = word ^ quotes;
         let s = word ^ slashes;
         let hits = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
@@ -266,6 +316,35 @@ pub(super) enum Stop {
     Truncated,
 }
 
+/// The end of the double-quoted string at `b[start]` when it closes, escape-free, within the
+/// 16 bytes after its opening quote: most names and values do. One block is compared, and
+/// whether its first stop is a quote is read from the masks (the lowest set bit of quotes or
+/// backslashes, tested against the quotes), with none of [`find_stop`]'s loop and bounds
+/// bookkeeping or a second load of the stop byte: that was half of each string's cost.
+/// `None`: the general loop of [`strict_string`] decides.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn short_string(b: &[u8], start: usize) -> Option<usize> {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    let block = b.get(start + 1..)?.first_chunk::<16>()?;
+    let v = load_unaligned_m128i(block);
+    let quotes = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8))) as u32;
+    let slashes =
+        move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8))) as u32;
+    let stops = quotes | slashes;
+    let first = stops & stops.wrapping_neg();
+    (first & quotes != 0).then(|| start + 2 + first.trailing_zeros() as usize)
+}
+
+/// [`short_string`] where SSE2 is missing: the general loop reads every string.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn short_string(_: &[u8], _: usize) -> Option<usize> {
+    None
+}
+
 /// The end (one past the closing quote) of the double-quoted string whose
 /// opening quote is at `b[start]`, and whether it has escapes;
 /// [`Stop::Truncated`] when the text ends inside it, [`Stop::Unsure`] for an
@@ -275,10 +354,13 @@ pub(super) enum Stop {
 /// parser reads a pair as two such escapes.
 #[inline(always)]
 pub(super) fn strict_string(b: &[u8], start: usize) -> Result<(usize, bool), Stop> {
+    if let Some(end) = short_string(b, start) {
+        return Ok((end, false));
+    }
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        let stop = find_stop(&b[i..], b'"').ok_or(Stop::Truncated)?;
+        let stop = find_stop(b, i, b'"').ok_or(Stop::Truncated)?;
         i += stop;
         if b[i] == b'"' {
             return Ok((i + 1, escaped));
@@ -305,6 +387,62 @@ pub(super) fn strict_string(b: &[u8], start: usize) -> Result<(usize, bool), Sto
 /// `.5`, `5.`, `1e`, ...) is left to the general parser.
 #[inline(always)]
 pub(super) fn strict_number(b: &[u8], start: usize) -> Option<usize> {
+    if let Some(end) = short_number(b, start) {
+        return Some(end);
+    }
+    scalar_number(b, start)
+}
+
+/// The end of the strict number at `b[start]` when it has no exponent and ends within the
+/// 16 bytes from `start`, as most numbers in a body do; `None` leaves it to
+/// [`scalar_number`], which decides. The block's digits are found at once (a byte is a
+/// digit when, less `'0'`, it is at most 9 unsigned), and the integer and fraction runs are
+/// read from that one mask: the word loop before it loaded and tested each run on its own.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn short_number(b: &[u8], start: usize) -> Option<usize> {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i, sub_i8_m128i,
+    };
+    let block = b.get(start..)?.first_chunk::<16>()?;
+    let v = load_unaligned_m128i(block);
+    let nine = set_splat_i8_m128i(9);
+    let offsets = sub_i8_m128i(v, set_splat_i8_m128i(b'0' as i8));
+    let digits = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(max_u8_m128i(offsets, nine), nine));
+    // A set bit for each byte that is not a digit; bits 16 and up (past the block) too, so
+    // that a run reaching the block's end is seen as ending there.
+    let others = !(digits as u32);
+    let mut i = usize::from(block[0] == b'-');
+    match block[i] {
+        b'0' => i += 1,
+        b'1'..=b'9' => i += (others >> i).trailing_zeros() as usize,
+        _ => return None,
+    }
+    if *block.get(i)? == b'.' {
+        i += 1;
+        let run = (others >> i).trailing_zeros() as usize;
+        if run == 0 {
+            return None;
+        }
+        i += run;
+    }
+    match block.get(i)? {
+        b'e' | b'E' => None,
+        _ => Some(start + i),
+    }
+}
+
+/// [`short_number`] where SSE2 is missing: [`scalar_number`] reads every number.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn short_number(_: &[u8], _: usize) -> Option<usize> {
+    None
+}
+
+/// [`strict_number`] a run of digits at a time.
+#[inline(always)]
+fn scalar_number(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + usize::from(b[start] == b'-');
     match b.get(i)? {
         b'0' => i += 1,
@@ -678,7 +816,7 @@ impl<'a, B: Build> Parser<'a, B> {
         self.pos += 1;
         let start = self.pos;
         let rest = &self.b[start..];
-        let stop = find_stop(rest, quote);
+        let stop = find_stop(self.b, start, quote);
         match stop {
             Some(i) if rest[i] == quote => {
                 self.pos = start + i + 1;
@@ -1412,7 +1550,9 @@ impl JsonDoc {
 
 #[cfg(test)]
 mod tests {
-    use super::{digit_run, find_stop};
+    use super::{
+        digit_run, find_stop, find_stop_words, scalar_number, strict_number, strict_string, Stop,
+    };
 
     /// The word-at-a-time digit count agrees with counting byte by byte, for every byte value
     /// at every offset of a word and at the end of the input.
@@ -1434,9 +1574,10 @@ mod tests {
         }
     }
 
-    /// The word-at-a-time scan finds exactly the first quote or backslash,
-    /// at every offset and length, next to bytes one bit away from either
-    /// (high-bit bytes from UTF-8 text included).
+    /// The block-at-a-time scan finds exactly the first quote or backslash,
+    /// at every offset, start and length (blocks and the overlapping last block
+    /// included), next to bytes one bit away from either (high-bit bytes from
+    /// UTF-8 text included).
     #[test]
     fn find_stop_is_the_first_match() {
         let fillers = [
@@ -1461,8 +1602,120 @@ mod tests {
                             }
                         }
                         for quote in [b'"', b'\''] {
-                            let want = bytes.iter().position(|&c| c == quote || c == b'\\');
-                            assert_eq!(find_stop(&bytes, quote), want, "{bytes:?} {quote}");
+                            // From every start: the blocks, and the last one overlapping
+                            // what was read, fall at every offset of the match.
+                            for start in 0..=len {
+                                let want = bytes[start..]
+                                    .iter()
+                                    .position(|&c| c == quote || c == b'\\');
+                                assert_eq!(
+                                    find_stop(&bytes, start, quote),
+                                    want,
+                                    "{bytes:?} {start} {quote}"
+                                );
+                                assert_eq!(
+                                    find_stop_words(&bytes, start, quote),
+                                    want,
+                                    "{bytes:?} {start} {quote}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `strict_string` byte by byte, as the reference for the block reading.
+    fn naive_strict_string(b: &[u8], start: usize) -> Result<(usize, bool), Stop> {
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            match *b.get(i).ok_or(Stop::Truncated)? {
+                b'"' => return Ok((i + 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(i + 1).ok_or(Stop::Truncated)? {
+                        b'b' | b't' | b'n' | b'f' | b'r' | b'\\' | b'"' | b'\'' | b'/' => i += 2,
+                        b'u' => {
+                            let digits = b.get(i + 2..i + 6).ok_or(Stop::Truncated)?;
+                            if !digits.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(Stop::Unsure);
+                            }
+                            i += 6;
+                        }
+                        _ => return Err(Stop::Unsure),
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// Strings whose closing quote, escapes or cut-off end fall at every offset of the first
+    /// two blocks, and at every distance from the end of the text, read as byte by byte.
+    #[test]
+    fn strict_string_at_block_boundaries() {
+        let specials: [&[u8]; 7] = [b"\"", b"\\n", b"\\\"", b"\\u00e9", b"\\x", b"\\", b"\\u12"];
+        for prefix in 0..3 {
+            for len in 0..40 {
+                for special in specials {
+                    for tail in [&b""[..], b"\"", b"abc\"", b"\",1]", b"xxxxxxxxxxxxxxxxxx\""] {
+                        let mut text = vec![b' '; prefix];
+                        text.push(b'"');
+                        text.extend((0..len).map(|k| b"a\x7f\xc3\xa9\x00z"[k % 6]));
+                        text.extend_from_slice(special);
+                        text.extend_from_slice(tail);
+                        for end in prefix + 1..=text.len() {
+                            let t = &text[..end];
+                            assert_eq!(
+                                strict_string(t, prefix),
+                                naive_strict_string(t, prefix),
+                                "{:?}",
+                                String::from_utf8_lossy(t)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The block reading of numbers agrees with the scalar one on every string of up to five
+    /// bytes of digits, signs, points and exponents, after runs of digits that carry it
+    /// across the block's end, before a terminator, padding or the end of the text.
+    #[test]
+    fn strict_number_agrees_with_the_scalar_reading() {
+        let alphabet = [b'0', b'1', b'9', b'-', b'.', b'e', b'+', b'x'];
+        let mut cases = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = cases
+                .iter()
+                .filter(|c| c.len() == cases.last().map_or(0, Vec::len))
+                .flat_map(|c| {
+                    alphabet.iter().map(move |&a| {
+                        let mut c = c.clone();
+                        c.push(a);
+                        c
+                    })
+                })
+                .collect();
+            cases.extend(longer);
+        }
+        for case in &cases {
+            for pad in [0, 1, 8, 12, 14, 15, 16, 17] {
+                for suffix in [&b""[..], b",", b"                "] {
+                    let mut text = vec![b'5'; pad];
+                    text.extend_from_slice(case);
+                    text.extend_from_slice(suffix);
+                    for start in [0, pad] {
+                        if start < text.len() {
+                            assert_eq!(
+                                strict_number(&text, start),
+                                scalar_number(&text, start),
+                                "{:?} from {start}",
+                                String::from_utf8_lossy(&text)
+                            );
                         }
                     }
                 }

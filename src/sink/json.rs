@@ -67,10 +67,10 @@ fn first_flagged(mask: u64) -> usize {
 
 /// The offset of the first stop byte ([`STOPS`]) at or after `pos`, or `b.len()`: eight
 /// bytes at a time, the first one found in the word by its lowest flag; then one at a time at
-/// the end of the text. (Sixteen-byte steps the compiler makes vector instructions of took
-/// slightly fewer instructions but measured slower: their mask goes through memory.)
+/// the end of the text. Where SSE2 is there (every x86_64), [`next_stop`] takes sixteen bytes
+/// at a time and comes here only for texts shorter than sixteen bytes.
 #[inline(always)]
-fn next_stop(b: &[u8], mut pos: usize) -> usize {
+fn next_stop_words(b: &[u8], mut pos: usize) -> usize {
     while let Some(w) = word(b, pos) {
         let mask = stop_bits(w);
         if mask != 0 {
@@ -85,6 +85,72 @@ fn next_stop(b: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// Bit `i` set for each byte `i` of `chunk` that is a `"`, a `\` or a control character
+/// (at most `0x1f`: the bytes whose unsigned maximum with `0x1f` is `0x1f`), exact for
+/// every byte (unlike [`stop_bits`]), from four compares and one mask move.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn block_stops(chunk: &[u8; 16]) -> u32 {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let v = load_unaligned_m128i(chunk);
+    let splat = |c: u8| set_splat_i8_m128i(c as i8);
+    let quote = cmp_eq_mask_i8_m128i(v, splat(b'"'));
+    let backslash = cmp_eq_mask_i8_m128i(v, splat(b'\\'));
+    let control = cmp_eq_mask_i8_m128i(max_u8_m128i(v, splat(0x1f)), splat(0x1f));
+    // The mask has only the low sixteen bits set.
+    move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control)) as u32
+}
+
+/// The sixteen bytes at `pos`, if there are sixteen.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn block(b: &[u8], pos: usize) -> Option<&[u8; 16]> {
+    b.get(pos..)?.first_chunk::<16>()
+}
+
+/// The offset of the first stop byte ([`STOPS`]) at or after `pos`, or `b.len()`: sixteen
+/// bytes at a time with SSE2; the end of a text of sixteen bytes or more is its last sixteen
+/// bytes, with the ones before `pos` shifted out of the mask, so a string ending near the
+/// end of a body is one block too. (Before SSE2 through safe functions, the compiler's own
+/// sixteen-byte vectors measured slower than words: their mask went through memory.)
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn next_stop(b: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = block(b, pos) {
+        let mask = block_stops(chunk);
+        if mask != 0 {
+            return pos + mask.trailing_zeros() as usize;
+        }
+        pos += 16;
+    }
+    let n = b.len();
+    if pos >= n {
+        return n;
+    }
+    match b.last_chunk::<16>() {
+        Some(last) => {
+            // `pos` is within the last sixteen bytes: `n - 16 < pos < n`.
+            let mask = block_stops(last) >> (pos - (n - 16));
+            if mask != 0 {
+                pos + mask.trailing_zeros() as usize
+            } else {
+                n
+            }
+        }
+        None => next_stop_words(b, pos),
+    }
+}
+
+/// [`next_stop_words`] where SSE2 is not there.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn next_stop(b: &[u8], pos: usize) -> usize {
+    next_stop_words(b, pos)
 }
 
 /// Why a check stopped.
@@ -214,10 +280,31 @@ impl Gaps for Minify<'_> {
     #[inline(always)]
     fn gap(&mut self, b: &[u8], from: usize, to: usize) {
         if to > from {
-            self.out.extend_from_slice(&b[self.start..from]);
+            push_run(self.out, b, self.start, from);
             self.start = to;
         }
     }
+}
+
+/// The longest run [`push_run`] copies as one block.
+const RUN_BLOCK: usize = 32;
+
+/// Appends `b[start..end]`: a run of [`RUN_BLOCK`] bytes or fewer (between the whitespace of
+/// a spaced body: a member name with its colon, a value with its comma) as one copy of
+/// [`RUN_BLOCK`] bytes, then cut back to its length, when the text has that many bytes from
+/// `start`. Why: a copy of a constant length is two vector moves in line, where a slice of
+/// unknown length calls `memcpy` for each run.
+#[inline(always)]
+fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
+    if end - start <= RUN_BLOCK {
+        if let Some(chunk) = b.get(start..).and_then(|r| r.first_chunk::<RUN_BLOCK>()) {
+            let at = out.len();
+            out.extend_from_slice(chunk);
+            out.truncate(at + (end - start));
+            return;
+        }
+    }
+    out.extend_from_slice(&b[start..end]);
 }
 
 /// [`ws`], telling `g` what was skipped.
@@ -352,7 +439,8 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     let mark = out.len();
-    out.reserve(text.len());
+    // Room for the last run's whole block too (see `push_run`).
+    out.reserve(text.len() + RUN_BLOCK);
     let mut m = Minify { out, start: 0 };
     let result = check(&mut m, text);
     let start = m.start;
@@ -397,13 +485,41 @@ const fn escapes() -> [u8; 256] {
 
 static ESCAPE: [u8; 256] = escapes();
 
+/// Whether any byte of `s` is a `"`, a `\\` or a control character: with SSE2, blocks of
+/// sixteen bytes, the last one overlapping the one before (as in [`has_stop_words`]), so a
+/// string of 16 to 32 bytes costs two tests; shorter strings as words.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn has_stop(s: &[u8]) -> bool {
+    let Some(last) = s.last_chunk::<16>() else {
+        return has_stop_words(s);
+    };
+    let mut pos = 0;
+    while pos + 16 < s.len() {
+        if let Some(chunk) = block(s, pos) {
+            if block_stops(chunk) != 0 {
+                return true;
+            }
+        }
+        pos += 16;
+    }
+    block_stops(last) != 0
+}
+
+/// [`has_stop_words`] where SSE2 is not there.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn has_stop(s: &[u8]) -> bool {
+    has_stop_words(s)
+}
+
 /// Whether any byte of `s` is a `"`, a `\` or a control character: words of eight bytes,
 /// the last one (and a string shorter than eight) read as overlapping loads, so a short
 /// string costs one test instead of a loop over its bytes. Only whether a stop is there is
 /// asked, not where, so the overlap and [`stop_bits`]' borrows (never without a true stop)
 /// do not matter.
 #[inline(always)]
-fn has_stop(s: &[u8]) -> bool {
+fn has_stop_words(s: &[u8]) -> bool {
     let n = s.len();
     let w = if n >= 8 {
         let mut pos = 0;
@@ -704,6 +820,63 @@ mod tests {
             "[[[[ ]]]",
         ] {
             assert_minifies_as_serde(text.as_bytes());
+        }
+    }
+
+    /// The sixteen-byte blocks at their boundaries: a stop byte (or a byte just outside the
+    /// stops: space, DEL, non-ASCII) at each offset of texts of 0..64 bytes, searched from each
+    /// offset (so the last block, shifted, ends every search), and texts shorter than a
+    /// block; found where the byte-at-a-time table finds it, by the blocks and by the words.
+    #[test]
+    fn blocks_find_the_stop_bytes_the_table_finds() {
+        let naive = |b: &[u8], pos: usize| {
+            (pos..b.len())
+                .find(|&i| STOPS[usize::from(b[i])])
+                .unwrap_or(b.len())
+        };
+        for len in 0..64 {
+            for c in [b'"', b'\\', 0x00, 0x01, 0x1f, b' ', 0x7f, 0x80, 0xff, b'a'] {
+                for at in 0..len {
+                    let mut b = vec![b'x'; len];
+                    b[at] = c;
+                    for pos in 0..=len {
+                        assert_eq!(next_stop(&b, pos), naive(&b, pos), "{b:?} from {pos}");
+                        // The fallback without SSE2, at every length too.
+                        assert_eq!(next_stop_words(&b, pos), naive(&b, pos), "{b:?} {pos}");
+                    }
+                    assert_eq!(has_stop(&b), naive(&b, 0) < len, "{b:?}");
+                    assert_eq!(has_stop_words(&b), naive(&b, 0) < len, "{b:?}");
+                }
+            }
+        }
+    }
+
+    /// Whole texts around the blocks: a string whose special byte or closing quote is at
+    /// each offset 0..32 after padding of 0..17 bytes, and bodies ending right after a
+    /// string, checked and minified exactly as serde_json accepts them.
+    #[test]
+    fn block_boundaries_minify_exactly_what_serde_json_accepts() {
+        for pad in 0..18 {
+            for len in 0..33 {
+                for ins in ["", "\"", "\\", "\\n", "\\u00e9", "\n", "\u{1f}", "é", " "] {
+                    for at in [0, len / 2, len] {
+                        let s = format!("{}{ins}{}", "y".repeat(at), "z".repeat(len - at));
+                        let spaces = " ".repeat(pad);
+                        for text in [
+                            format!("{spaces}\"{s}\""),
+                            format!("[{spaces}\"{s}\"]"),
+                            format!("{{\"{}\":\"{s}\"}}", "k".repeat(pad)),
+                            format!("{{\"{}\" : \"{s}\"}}", "k".repeat(pad)),
+                            format!("{spaces}\"{s}"),
+                        ] {
+                            assert_minifies_as_serde(text.as_bytes());
+                            let mut out = Vec::new();
+                            push_string(&mut out, s.as_bytes());
+                            assert_eq!(out, serde_json::to_string(&s).unwrap().as_bytes());
+                        }
+                    }
+                }
+            }
         }
     }
 
