@@ -897,6 +897,33 @@ mod tests {
     /// [`string_blocks`] or [`string_words`].
     type StringLoop = fn(&[u8], usize, &mut [u8]) -> Res<(usize, usize)>;
 
+    /// Decodes `line`'s string (from byte 1) with [`both_into`] and checks it against
+    /// serde_json's first value of the line: the same text and end, or refused alike (only
+    /// `\\u` escapes go to the general path); counts the strings that decoded. Returns
+    /// serde_json's string and where it ended.
+    fn agrees_with_serde_json(line: &str, checked: &mut usize) -> (Option<String>, usize) {
+        let mut values = serde_json::Deserializer::from_str(line).into_iter::<serde_json::Value>();
+        let (want, cut) = match values.next() {
+            Some(Ok(serde_json::Value::String(w))) => (Some(w), values.byte_offset()),
+            _ => (None, 0),
+        };
+        let mut out = b"prefix".to_vec();
+        match (&want, both_into(line.as_bytes(), 1, &mut out)) {
+            (Some(w), Ok(end)) => {
+                assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
+                assert_eq!(end, cut, "{line:?}");
+                *checked += 1;
+            }
+            (Some(w), Err(NotMine)) => {
+                assert!(line.contains("\\u"), "refused {line:?} ({w:?})");
+                assert_eq!(out, b"prefix");
+            }
+            (None, Err(NotMine)) => assert_eq!(out, b"prefix"),
+            (None, Ok(_)) => panic!("accepted {line:?}"),
+        }
+        (want, cut)
+    }
+
     /// [`string_bytes_into`], checked to agree with both of its loops (blocks and words, each
     /// whatever the target), so the differential tests hold each to serde_json.
     fn both_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
@@ -1081,28 +1108,7 @@ mod tests {
                         content.insert_str(at, "\\\"");
                         for pad in [0, 1, 2, 9, 15, 16, 17, 30, 31, 40] {
                             let line = format!("\"{content}\"{}", " ".repeat(pad));
-                            let mut values = serde_json::Deserializer::from_str(&line)
-                                .into_iter::<serde_json::Value>();
-                            let (want, cut) = match values.next() {
-                                Some(Ok(serde_json::Value::String(w))) => {
-                                    (Some(w), values.byte_offset())
-                                }
-                                _ => (None, 0),
-                            };
-                            let mut out = b"prefix".to_vec();
-                            match (&want, both_into(line.as_bytes(), 1, &mut out)) {
-                                (Some(w), Ok(end)) => {
-                                    assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
-                                    assert_eq!(end, cut, "{line:?}");
-                                    checked += 1;
-                                }
-                                (Some(w), Err(NotMine)) => {
-                                    assert!(line.contains("\\u"), "refused {line:?} ({w:?})");
-                                    assert_eq!(out, b"prefix");
-                                }
-                                (None, Err(NotMine)) => assert_eq!(out, b"prefix"),
-                                (None, Ok(_)) => panic!("accepted {line:?}"),
-                            }
+                            let (want, cut) = agrees_with_serde_json(&line, &mut checked);
                             // Within the string's own end, as property values are read.
                             if let (Some(w), true) = (&want, cut > 0) {
                                 let mut out = Vec::new();
@@ -1260,30 +1266,7 @@ mod tests {
                         content.insert_str(at, "\\\"");
                         for tail in ["\"", "\"}", "", "\\"] {
                             let line = format!("\"{content}{tail}");
-                            // The first JSON value of the line, and where it ends.
-                            let mut values = serde_json::Deserializer::from_str(&line)
-                                .into_iter::<serde_json::Value>();
-                            let (want, cut) = match values.next() {
-                                Some(Ok(serde_json::Value::String(w))) => {
-                                    (Some(w), values.byte_offset())
-                                }
-                                _ => (None, 0),
-                            };
-                            let mut out = b"prefix".to_vec();
-                            match (&want, both_into(line.as_bytes(), 1, &mut out)) {
-                                (Some(w), Ok(end)) => {
-                                    assert_eq!(&out[6..], w.as_bytes(), "{line:?}");
-                                    assert_eq!(end, cut, "{line:?}");
-                                    checked += 1;
-                                }
-                                (Some(w), Err(NotMine)) => {
-                                    // Only `\\u` escapes the general path decodes are left to it.
-                                    assert!(line.contains("\\u"), "refused {line:?} ({w:?})");
-                                    assert_eq!(out, b"prefix");
-                                }
-                                (None, Err(NotMine)) => assert_eq!(out, b"prefix"),
-                                (None, Ok(_)) => panic!("accepted {line:?}"),
-                            }
+                            agrees_with_serde_json(&line, &mut checked);
                         }
                     }
                 }
