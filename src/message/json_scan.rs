@@ -897,6 +897,32 @@ mod tests {
     /// [`string_blocks`] or [`string_words`].
     type StringLoop = fn(&[u8], usize, &mut [u8]) -> Res<(usize, usize)>;
 
+    /// Calls `each` with string contents of each length in `lens` (letters) holding an
+    /// escaped quote at every offset and one of `others` at every later offset.
+    fn for_escaped_contents(
+        lens: impl Iterator<Item = usize>,
+        others: &[&str],
+        mut each: impl FnMut(&str),
+    ) {
+        for len in lens {
+            let base: String = "abcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .cycle()
+                .take(len)
+                .collect();
+            for at in 0..=len {
+                for other in others {
+                    for at2 in at..=len {
+                        let mut content = base.clone();
+                        content.insert_str(at2, other);
+                        content.insert_str(at, "\\\"");
+                        each(&content);
+                    }
+                }
+            }
+        }
+    }
+
     /// Decodes `line`'s string (from byte 1) with [`both_into`] and checks it against
     /// serde_json's first value of the line: the same text and end, or refused alike (only
     /// `\\u` escapes go to the general path); counts the strings that decoded. Returns
@@ -1094,33 +1120,20 @@ mod tests {
             "\\",
         ];
         let mut checked = 0;
-        for len in (0..48).step_by(3).chain([15, 16, 17, 31, 32, 33]) {
-            let base: String = "abcdefghijklmnopqrstuvwxyz"
-                .chars()
-                .cycle()
-                .take(len)
-                .collect();
-            for at in 0..=len {
-                for other in others {
-                    for at2 in at..=len {
-                        let mut content = base.clone();
-                        content.insert_str(at2, other);
-                        content.insert_str(at, "\\\"");
-                        for pad in [0, 1, 2, 9, 15, 16, 17, 30, 31, 40] {
-                            let line = format!("\"{content}\"{}", " ".repeat(pad));
-                            let (want, cut) = agrees_with_serde_json(&line, &mut checked);
-                            // Within the string's own end, as property values are read.
-                            if let (Some(w), true) = (&want, cut > 0) {
-                                let mut out = Vec::new();
-                                if string_bytes_within(line.as_bytes(), 1, cut, &mut out).is_ok() {
-                                    assert_eq!(out, w.as_bytes(), "{line:?}");
-                                }
-                            }
-                        }
+        let lens = (0..48).step_by(3).chain([15, 16, 17, 31, 32, 33]);
+        for_escaped_contents(lens, &others, |content| {
+            for pad in [0, 1, 2, 9, 15, 16, 17, 30, 31, 40] {
+                let line = format!("\"{content}\"{}", " ".repeat(pad));
+                let (want, cut) = agrees_with_serde_json(&line, &mut checked);
+                // Within the string's own end, as property values are read.
+                if let (Some(w), true) = (&want, cut > 0) {
+                    let mut out = Vec::new();
+                    if string_bytes_within(line.as_bytes(), 1, cut, &mut out).is_ok() {
+                        assert_eq!(out, w.as_bytes(), "{line:?}");
                     }
                 }
             }
-        }
+        });
         assert!(checked > 50_000, "{checked}");
     }
 
@@ -1252,26 +1265,11 @@ mod tests {
             "",
         ];
         let mut checked = 0;
-        for len in 0..20 {
-            let base: String = "abcdefghijklmnopqrstuvwxyz"
-                .chars()
-                .cycle()
-                .take(len)
-                .collect();
-            for at in 0..=len {
-                for other in others {
-                    for at2 in at..=len {
-                        let mut content = base.clone();
-                        content.insert_str(at2, other);
-                        content.insert_str(at, "\\\"");
-                        for tail in ["\"", "\"}", "", "\\"] {
-                            let line = format!("\"{content}{tail}");
-                            agrees_with_serde_json(&line, &mut checked);
-                        }
-                    }
-                }
+        for_escaped_contents(0..20, &others, |content| {
+            for tail in ["\"", "\"}", "", "\\"] {
+                agrees_with_serde_json(&format!("\"{content}{tail}"), &mut checked);
             }
-        }
+        });
         assert!(checked > 10_000, "{checked}");
     }
 
