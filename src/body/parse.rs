@@ -9,6 +9,8 @@
 //! default `MaxDepth`) and non-comment content after the object. Duplicate
 //! property names keep the last value.
 
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::bytes::Block;
 use std::fmt;
 
 use super::date::{check_date, DateCheck};
@@ -231,21 +233,8 @@ pub(super) fn strict_terminator(c: Option<&u8>) -> bool {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn find_stop(b: &[u8], start: usize, quote: u8) -> Option<usize> {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let quotes = set_splat_i8_m128i(quote as i8);
-    let slashes = set_splat_i8_m128i(b'\\' as i8);
-    let stops = |block: &[u8; 16]| {
-        let v = load_unaligned_m128i(block);
-        let hits = bitor_m128i(
-            cmp_eq_mask_i8_m128i(v, quotes),
-            cmp_eq_mask_i8_m128i(v, slashes),
-        );
-        // One bit per byte, the first byte lowest; only the low 16 bits can be set.
-        move_mask_i8_m128i(hits) as u32
-    };
+    // One bit per byte, the first byte lowest; only the low 16 bits can be set.
+    let stops = |block: &[u8; 16]| Block::load(block).eq_either(quote, b'\\');
     let mut i = start;
     while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
         let mask = stops(block);
@@ -325,14 +314,8 @@ pub(super) enum Stop {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn short_string(b: &[u8], start: usize) -> Option<usize> {
-    use safe_arch::{
-        cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
-    };
-    let block = b.get(start + 1..)?.first_chunk::<16>()?;
-    let v = load_unaligned_m128i(block);
-    let quotes = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8))) as u32;
-    let slashes =
-        move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8))) as u32;
+    let v = Block::load(b.get(start + 1..)?.first_chunk::<16>()?);
+    let (quotes, slashes) = (v.eq(b'"'), v.eq(b'\\'));
     let stops = quotes | slashes;
     let first = stops & stops.wrapping_neg();
     (first & quotes != 0).then(|| start + 2 + first.trailing_zeros() as usize)

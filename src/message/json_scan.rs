@@ -11,6 +11,7 @@
 //! that every line it accepts is one the serde path accepts, with the same message; the
 //! differential tests in `json.rs` hold it to that.
 
+use crate::bytes::{Block, BLOCKS};
 use base64::Engine;
 
 use super::naming::{canonical_name, MESSAGE_SOURCE};
@@ -86,40 +87,12 @@ fn special_bytes(w: u64) -> u64 {
         & HI
 }
 
-/// Whether [`block_masks`] is SSE2 (16 bytes in a few instructions) rather than its byte-wise
-/// fallback: the block loops are taken only then; elsewhere the word code does all the work.
-const BLOCKS: bool = cfg!(all(target_arch = "x86_64", target_feature = "sse2"));
-
 /// One bit per byte of `block` (bit `k` for byte `k`) that is `\`, `"` and a control byte
-/// (below 0x20), in that order: SSE2 compares of the 16 bytes at once.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+/// (below 0x20), in that order: SSE2 compares of the 16 bytes at once ([`Block`]).
 #[inline(always)]
 fn block_masks(block: &[u8; 16]) -> (u32, u32, u32) {
-    use safe_arch::{
-        cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let v = load_unaligned_m128i(block);
-    let mask =
-        |c: u8| move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(c as i8))) as u32;
-    // `max(byte, 0x1f) == 0x1f` exactly when the byte is at most 0x1f (unsigned).
-    let low = set_splat_i8_m128i(0x1f);
-    let control = move_mask_i8_m128i(cmp_eq_mask_i8_m128i(max_u8_m128i(v, low), low)) as u32;
-    (mask(b'\\'), mask(b'"'), control)
-}
-
-/// [`block_masks`] byte by byte, for targets without SSE2 (where [`BLOCKS`] keeps the block
-/// loops from running; it exists so they compile and for the tests).
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline(always)]
-fn block_masks(block: &[u8; 16]) -> (u32, u32, u32) {
-    let (mut backslash, mut quote, mut control) = (0u32, 0u32, 0u32);
-    for (k, &c) in block.iter().enumerate() {
-        backslash |= u32::from(c == b'\\') << k;
-        quote |= u32::from(c == b'"') << k;
-        control |= u32::from(c < 0x20) << k;
-    }
-    (backslash, quote, control)
+    let v = Block::load(block);
+    (v.eq(b'\\'), v.eq(b'"'), v.control())
 }
 
 /// The first position from `i` of a `"`, `\` or control character, or `b.len()`: 16 bytes at

@@ -9,6 +9,9 @@
 //! that need it. The output is what serde_json accepts and writes, byte for byte (the tests
 //! compare both on generated inputs).
 
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::bytes::Block;
+
 /// A byte that ends a run of a JSON string's plain content: `"`, `\` or a control character.
 const fn string_stops() -> [bool; 256] {
     let mut t = [false; 256];
@@ -87,25 +90,6 @@ fn next_stop_words(b: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-/// Bit `i` set for each byte `i` of `chunk` that is a `"`, a `\` or a control character
-/// (at most `0x1f`: the bytes whose unsigned maximum with `0x1f` is `0x1f`), exact for
-/// every byte (unlike [`stop_bits`]), from four compares and one mask move.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn block_stops(chunk: &[u8; 16]) -> u32 {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let v = load_unaligned_m128i(chunk);
-    let splat = |c: u8| set_splat_i8_m128i(c as i8);
-    let quote = cmp_eq_mask_i8_m128i(v, splat(b'"'));
-    let backslash = cmp_eq_mask_i8_m128i(v, splat(b'\\'));
-    let control = cmp_eq_mask_i8_m128i(max_u8_m128i(v, splat(0x1f)), splat(0x1f));
-    // The mask has only the low sixteen bits set.
-    move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control)) as u32
-}
-
 /// The sixteen bytes at `pos`, if there are sixteen.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
@@ -122,7 +106,7 @@ fn block(b: &[u8], pos: usize) -> Option<&[u8; 16]> {
 #[inline(always)]
 fn next_stop(b: &[u8], mut pos: usize) -> usize {
     while let Some(chunk) = block(b, pos) {
-        let mask = block_stops(chunk);
+        let mask = Block::load(chunk).string_stops();
         if mask != 0 {
             return pos + mask.trailing_zeros() as usize;
         }
@@ -135,7 +119,7 @@ fn next_stop(b: &[u8], mut pos: usize) -> usize {
     match b.last_chunk::<16>() {
         Some(last) => {
             // `pos` is within the last sixteen bytes: `n - 16 < pos < n`.
-            let mask = block_stops(last) >> (pos - (n - 16));
+            let mask = Block::load(last).string_stops() >> (pos - (n - 16));
             if mask != 0 {
                 pos + mask.trailing_zeros() as usize
             } else {
@@ -497,13 +481,13 @@ fn has_stop(s: &[u8]) -> bool {
     let mut pos = 0;
     while pos + 16 < s.len() {
         if let Some(chunk) = block(s, pos) {
-            if block_stops(chunk) != 0 {
+            if Block::load(chunk).string_stops() != 0 {
                 return true;
             }
         }
         pos += 16;
     }
-    block_stops(last) != 0
+    Block::load(last).string_stops() != 0
 }
 
 /// [`has_stop_words`] where SSE2 is not there.
