@@ -138,14 +138,14 @@ fn next_stop(b: &[u8], pos: usize) -> usize {
 }
 
 /// Why a check stopped.
-enum Stop {
+pub(super) enum Stop {
     /// Not JSON.
     Invalid,
     /// Nested deeper than the bit stack holds: serde_json decides.
     TooDeep,
 }
 
-type Step = Result<usize, Stop>;
+pub(super) type Step = Result<usize, Stop>;
 
 /// Whether `c` is whitespace between JSON tokens.
 #[inline(always)]
@@ -207,7 +207,7 @@ fn digits(b: &[u8], mut pos: usize) -> usize {
 
 /// A number from its first byte (`-` or a digit): `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
 #[inline(always)]
-fn number(b: &[u8], mut pos: usize) -> Step {
+pub(super) fn number(b: &[u8], mut pos: usize) -> Step {
     if b[pos] == b'-' {
         pos += 1;
     }
@@ -425,14 +425,13 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
     let mark = out.len();
     // Room for the last run's whole block too (see `push_run`).
     out.reserve(text.len() + RUN_BLOCK);
-    let mut m = Minify { out, start: 0 };
-    let result = check(&mut m, text);
-    let start = m.start;
+    let result = if crate::bytes::BLOCKS {
+        super::minify::minify_checked(text, out)
+    } else {
+        minify_reference(text, out)
+    };
     match result {
-        Ok(()) => {
-            out.extend_from_slice(&text[start.min(text.len())..]);
-            true
-        }
+        Ok(()) => true,
         Err(Stop::Invalid) => {
             out.truncate(mark);
             false
@@ -446,6 +445,17 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
             ok
         }
     }
+}
+
+/// The token-by-token check and minifying, one pass: where SSE2 is not there (the
+/// bitmasks' blocks would be byte by byte), and the reference the tests compare
+/// `sink::minify` with. Appends the text without its whitespace, or part of it on an error.
+pub(super) fn minify_reference(text: &[u8], out: &mut Vec<u8>) -> Result<(), Stop> {
+    let mut m = Minify { out, start: 0 };
+    check(&mut m, text)?;
+    let start = m.start.min(text.len());
+    m.out.extend_from_slice(&text[start..]);
+    Ok(())
 }
 
 /// How serde_json writes a byte inside a string literal: 0 as it is, else the letter of its
