@@ -279,7 +279,7 @@ const RUN_BLOCK: usize = 32;
 /// `start`. Why: a copy of a constant length is two vector moves in line, where a slice of
 /// unknown length calls `memcpy` for each run.
 #[inline(always)]
-fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
+pub(super) fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
     if end - start <= RUN_BLOCK {
         if let Some(chunk) = b.get(start..).and_then(|r| r.first_chunk::<RUN_BLOCK>()) {
             let at = out.len();

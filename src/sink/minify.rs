@@ -15,7 +15,7 @@
 //! The result is the reference check's, byte for byte (the tests run both over mutated
 //! bodies and at every block boundary).
 
-use super::json::{number, Stop};
+use super::json::{number, push_run, Stop};
 use crate::bytes::Block;
 
 /// The bytes stage 1 classifies at once (four SSE2 blocks, one bit each in a `u64`).
@@ -63,7 +63,13 @@ fn gather(blocks: &[Block; 4], f: impl Fn(Block) -> u32) -> u64 {
     u64::from(f(a)) | u64::from(f(b)) << 16 | u64::from(f(c)) << 32 | u64::from(f(d)) << 48
 }
 
-/// Sixteen spaces: the padding of the text's last chunk (whitespace, so it starts no token).
+/// Block `k` of a chunk.
+#[inline(always)]
+fn quarter(chunk: &[u8; CHUNK], k: usize) -> Block {
+    Block::load(chunk[16 * k..].first_chunk::<16>().unwrap_or(&SPACES))
+}
+
+/// Sixteen spaces (a quarter of a chunk never falls back to it: the chunks are 64 bytes).
 const SPACES: [u8; 16] = [b' '; 16];
 
 /// Checks the escape whose backslash is at `at`: `\" \\ \/ \b \f \n \r \t`, or `\u` and four
@@ -80,16 +86,11 @@ fn escape(b: &[u8], at: usize) -> Result<(), Stop> {
     }
 }
 
-/// Stage 1 run chunk by chunk as stage 2 asks for the next token, copying the text without
+/// Stage 1 run chunk by chunk as stage 2 asks for more tokens, copying the text without
 /// its whitespace to `out` as it goes.
 struct Tokens<'t, 'o> {
     text: &'t [u8],
     out: &'o mut Vec<u8>,
-    /// The offset of the chunk whose token starts `starts` holds.
-    base: usize,
-    /// The token starts not yet taken in the chunk at `base`: structural bytes, opening
-    /// quotes, and the first byte of each scalar.
-    starts: u64,
     /// The offset of the next chunk to classify.
     next: usize,
     /// All ones when the chunk before ended inside a string.
@@ -102,48 +103,69 @@ struct Tokens<'t, 'o> {
     copied: usize,
 }
 
+/// The token starts of the chunk at `base` not yet taken: structural bytes, opening quotes,
+/// and the first byte of each scalar. A local of stage 2 (so in registers), refilled by
+/// [`Tokens::more`].
+struct Cursor {
+    starts: u64,
+    base: usize,
+}
+
+/// The offset of the next token, or the text's length after the last one.
+#[inline(always)]
+fn next(c: &mut Cursor, t: &mut Tokens) -> Result<usize, Stop> {
+    if c.starts == 0 {
+        (c.starts, c.base) = t.more()?;
+    }
+    let k = c.starts.trailing_zeros() as usize;
+    c.starts &= c.starts - 1;
+    Ok(c.base + k)
+}
+
 impl Tokens<'_, '_> {
-    /// The offset of the next token, or the text's length after the last one.
-    #[inline(always)]
-    fn next(&mut self) -> Result<usize, Stop> {
-        while self.starts == 0 {
-            if self.next >= self.text.len() {
+    /// Stage 1 on the chunks up to the next one with a token start: its starts and offset;
+    /// after the last chunk, one start at the text's length (the end).
+    #[inline(never)]
+    fn more(&mut self) -> Result<(u64, usize), Stop> {
+        loop {
+            let base = self.next;
+            let Some(rest) = self.text.get(base..).filter(|r| !r.is_empty()) else {
                 // The end of the text inside a string: that string is not closed.
                 return if self.in_string != 0 {
                     Err(Stop::Invalid)
                 } else {
-                    Ok(self.text.len())
+                    Ok((1, self.text.len()))
                 };
+            };
+            self.next = base + CHUNK;
+            let starts = match rest.first_chunk::<CHUNK>() {
+                Some(chunk) => self.classify(base, chunk)?,
+                None => self.classify_last(base, rest)?,
+            };
+            if starts != 0 {
+                return Ok((starts, base));
             }
-            self.classify()?;
         }
-        let k = self.starts.trailing_zeros() as usize;
-        self.starts &= self.starts - 1;
-        Ok(self.base + k)
     }
 
-    /// Stage 1 on the next chunk: its token starts in `starts`, its strings' contents
-    /// checked, its text up to its last whitespace copied.
-    fn classify(&mut self) -> Result<(), Stop> {
-        let text = self.text;
-        let base = self.next;
-        self.next = base + CHUNK;
-        let mut padded = [SPACES; 4];
-        let rest = text.get(base..).unwrap_or_default();
-        let chunk: [&[u8; 16]; 4] = match rest.first_chunk::<CHUNK>() {
-            Some(c) => {
-                let q = |k: usize| c[16 * k..].first_chunk::<16>().unwrap_or(&SPACES);
-                [q(0), q(1), q(2), q(3)]
-            }
-            None => {
-                for (block, bytes) in padded.iter_mut().zip(rest.chunks(16)) {
-                    block[..bytes.len()].copy_from_slice(bytes);
-                }
-                let [a, b, c, d] = &padded;
-                [a, b, c, d]
-            }
-        };
-        let blocks = chunk.map(Block::load);
+    /// [`Tokens::classify`] on the text's last bytes, fewer than a chunk, padded with spaces.
+    #[cold]
+    fn classify_last(&mut self, base: usize, rest: &[u8]) -> Result<u64, Stop> {
+        let mut padded = [b' '; CHUNK];
+        padded[..rest.len()].copy_from_slice(rest);
+        self.classify(base, &padded)
+    }
+
+    /// Stage 1 on the chunk at `base`: its token starts; its strings' contents checked, its
+    /// text up to its last whitespace copied.
+    #[inline(always)]
+    fn classify(&mut self, base: usize, chunk: &[u8; CHUNK]) -> Result<u64, Stop> {
+        let blocks = [
+            quarter(chunk, 0),
+            quarter(chunk, 1),
+            quarter(chunk, 2),
+            quarter(chunk, 3),
+        ];
         let quotes = gather(&blocks, |v| v.eq(b'"'));
         let backslashes = gather(&blocks, |v| v.eq(b'\\'));
         let structural = gather(&blocks, Block::json_structural);
@@ -174,16 +196,15 @@ impl Tokens<'_, '_> {
         let scalar = !(white | structural | in_string | quotes);
         let scalar_starts = scalar & !(scalar << 1 | self.scalar);
         self.scalar = scalar >> 63;
-        self.base = base;
-        self.starts = structural | (quotes & in_string) | scalar_starts;
-        let white = match text.len() - base {
-            n if n < CHUNK => white & ((1u64 << n) - 1),
-            _ => white,
-        };
         if white != 0 {
+            // Not past the text's end (the padding of its last chunk is spaces).
+            let white = match self.text.len() - base {
+                n if n < CHUNK => white & ((1u64 << n) - 1),
+                _ => white,
+            };
             self.copy_between(base, white);
         }
-        Ok(())
+        Ok(structural | (quotes & in_string) | scalar_starts)
     }
 
     /// The escaped bytes of the chunk at `base` (each after an escaping backslash), each
@@ -211,14 +232,15 @@ impl Tokens<'_, '_> {
     }
 
     /// Copies the text up to each run of whitespace (bits of `white`) in the chunk at
-    /// `base`, and skips the run.
+    /// `base`, and skips the run. Each run is copied as [`push_run`] copies (a block of
+    /// constant length in line, not a `memcpy` call per run).
     #[inline(never)]
     fn copy_between(&mut self, base: usize, mut white: u64) {
         while white != 0 {
             let k = white.trailing_zeros();
             let at = base + k as usize;
             if at > self.copied {
-                self.out.extend_from_slice(&self.text[self.copied..at]);
+                push_run(self.out, self.text, self.copied, at);
             }
             let after = !white & (u64::MAX << k);
             if after == 0 {
@@ -235,15 +257,15 @@ impl Tokens<'_, '_> {
 /// After `{` or a comma in an object, at the token `pos`: a member name and its colon; the
 /// offset of the token after the colon.
 #[inline(always)]
-fn member_name(t: &mut Tokens, pos: usize) -> Result<usize, Stop> {
+fn member_name(c: &mut Cursor, t: &mut Tokens, pos: usize) -> Result<usize, Stop> {
     if t.text.get(pos) != Some(&b'"') {
         return Err(Stop::Invalid);
     }
-    let colon = t.next()?;
+    let colon = next(c, t)?;
     if t.text.get(colon) != Some(&b':') {
         return Err(Stop::Invalid);
     }
-    t.next()
+    next(c, t)
 }
 
 /// Stage 2: the tokens make one JSON value. The code's place is the grammar's state (as in
@@ -251,9 +273,10 @@ fn member_name(t: &mut Tokens, pos: usize) -> Result<usize, Stop> {
 /// an object.
 fn grammar(t: &mut Tokens) -> Result<(), Stop> {
     let b = t.text;
+    let mut c = Cursor { starts: 0, base: 0 };
     let mut objects: u64 = 0;
     let mut depth = 0u32;
-    let mut pos = t.next()?;
+    let mut pos = next(&mut c, t)?;
     'value: loop {
         match b.get(pos) {
             // A string's contents were checked with its chunk.
@@ -269,12 +292,12 @@ fn grammar(t: &mut Tokens) -> Result<(), Stop> {
                 }
                 let object = open == b'{';
                 let close = if object { b'}' } else { b']' };
-                pos = t.next()?;
+                pos = next(&mut c, t)?;
                 if b.get(pos) != Some(&close) {
                     objects = (objects << 1) | u64::from(object);
                     depth += 1;
                     if object {
-                        pos = member_name(t, pos)?;
+                        pos = member_name(&mut c, t, pos)?;
                     }
                     continue 'value;
                 }
@@ -286,13 +309,13 @@ fn grammar(t: &mut Tokens) -> Result<(), Stop> {
         }
         // After a value: the end of the text, or a comma, or closing brackets.
         loop {
-            pos = t.next()?;
+            pos = next(&mut c, t)?;
             let object = objects & 1 != 0;
             match b.get(pos) {
                 Some(b',') if depth > 0 => {
-                    pos = t.next()?;
+                    pos = next(&mut c, t)?;
                     if object {
-                        pos = member_name(t, pos)?;
+                        pos = member_name(&mut c, t, pos)?;
                     }
                     continue 'value;
                 }
@@ -314,8 +337,6 @@ pub(super) fn minify_checked(text: &[u8], out: &mut Vec<u8>) -> Result<(), Stop>
     let mut t = Tokens {
         text,
         out,
-        base: 0,
-        starts: 0,
         next: 0,
         in_string: 0,
         escaping: false,
