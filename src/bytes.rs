@@ -124,56 +124,6 @@ impl Block {
     }
 }
 
-/// The masks of JSON's structure (the sinks' minifier, `sink::minify`): kept apart from the
-/// string scans' masks above.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-impl Block {
-    /// The bytes at most `c` (unsigned): those whose unsigned maximum with `c` is `c`.
-    #[inline(always)]
-    pub(crate) fn at_most(self, c: u8) -> u32 {
-        let top = safe_arch::set_splat_i8_m128i(c as i8);
-        Block::mask(safe_arch::cmp_eq_mask_i8_m128i(
-            safe_arch::max_u8_m128i(self.v, top),
-            top,
-        ))
-    }
-
-    /// JSON's structural bytes `{ } [ ] : ,` (one mask move): the brackets as the braces
-    /// they become with bit 5 set (`[` is 0x5b, `{` 0x7b; no other byte maps to either).
-    #[inline(always)]
-    pub(crate) fn json_structural(self) -> u32 {
-        let folded = Block {
-            v: safe_arch::bitor_m128i(self.v, safe_arch::set_splat_i8_m128i(0x20)),
-        };
-        let brackets = safe_arch::bitor_m128i(folded.eq_vec(b'{'), folded.eq_vec(b'}'));
-        let punctuation = safe_arch::bitor_m128i(self.eq_vec(b':'), self.eq_vec(b','));
-        Block::mask(safe_arch::bitor_m128i(brackets, punctuation))
-    }
-
-    /// JSON's whitespace: space, tab, LF, CR (one mask move).
-    #[inline(always)]
-    pub(crate) fn json_whitespace(self) -> u32 {
-        let a = safe_arch::bitor_m128i(self.eq_vec(b' '), self.eq_vec(b'\t'));
-        let b = safe_arch::bitor_m128i(self.eq_vec(b'\n'), self.eq_vec(b'\r'));
-        Block::mask(safe_arch::bitor_m128i(a, b))
-    }
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-impl Block {
-    pub(crate) fn at_most(self, c: u8) -> u32 {
-        self.bits(|x| x <= c)
-    }
-
-    pub(crate) fn json_structural(self) -> u32 {
-        self.bits(|x| matches!(x, b'{' | b'}' | b'[' | b']' | b':' | b','))
-    }
-
-    pub(crate) fn json_whitespace(self) -> u32 {
-        self.bits(|x| matches!(x, b' ' | b'\t' | b'\n' | b'\r'))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,11 +161,6 @@ mod tests {
                 assert_eq!(v.eq_either(b'\'', b'\\'), bit(c == b'\'' || c == b'\\'));
                 let stop = c == b'"' || c == b'\\' || c < 0x20;
                 assert_eq!(v.string_stops(), bit(stop), "{c} at {k}");
-                assert_eq!(v.at_most(0x20), bit(c <= 0x20), "{c} at {k}");
-                let structural = matches!(c, b'{' | b'}' | b'[' | b']' | b':' | b',');
-                assert_eq!(v.json_structural(), bit(structural), "{c} at {k}");
-                let white = matches!(c, b' ' | b'\t' | b'\n' | b'\r');
-                assert_eq!(v.json_whitespace(), bit(white), "{c} at {k}");
             }
         }
     }

@@ -138,14 +138,14 @@ fn next_stop(b: &[u8], pos: usize) -> usize {
 }
 
 /// Why a check stopped.
-pub(super) enum Stop {
+enum Stop {
     /// Not JSON.
     Invalid,
     /// Nested deeper than the bit stack holds: serde_json decides.
     TooDeep,
 }
 
-pub(super) type Step = Result<usize, Stop>;
+type Step = Result<usize, Stop>;
 
 /// Whether `c` is whitespace between JSON tokens.
 #[inline(always)]
@@ -207,7 +207,7 @@ fn digits(b: &[u8], mut pos: usize) -> usize {
 
 /// A number from its first byte (`-` or a digit): `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
 #[inline(always)]
-pub(super) fn number(b: &[u8], mut pos: usize) -> Step {
+fn number(b: &[u8], mut pos: usize) -> Step {
     if b[pos] == b'-' {
         pos += 1;
     }
@@ -279,7 +279,7 @@ const RUN_BLOCK: usize = 32;
 /// `start`. Why: a copy of a constant length is two vector moves in line, where a slice of
 /// unknown length calls `memcpy` for each run.
 #[inline(always)]
-pub(super) fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
+fn push_run(out: &mut Vec<u8>, b: &[u8], start: usize, end: usize) {
     if end - start <= RUN_BLOCK {
         if let Some(chunk) = b.get(start..).and_then(|r| r.first_chunk::<RUN_BLOCK>()) {
             let at = out.len();
@@ -425,13 +425,14 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
     let mark = out.len();
     // Room for the last run's whole block too (see `push_run`).
     out.reserve(text.len() + RUN_BLOCK);
-    let result = if crate::bytes::BLOCKS {
-        super::minify::minify_checked(text, out)
-    } else {
-        minify_reference(text, out)
-    };
+    let mut m = Minify { out, start: 0 };
+    let result = check(&mut m, text);
+    let start = m.start;
     match result {
-        Ok(()) => true,
+        Ok(()) => {
+            out.extend_from_slice(&text[start.min(text.len())..]);
+            true
+        }
         Err(Stop::Invalid) => {
             out.truncate(mark);
             false
@@ -445,17 +446,6 @@ pub(crate) fn push_minified_if_json(text: &[u8], out: &mut Vec<u8>) -> bool {
             ok
         }
     }
-}
-
-/// The token-by-token check and minifying, one pass: where SSE2 is not there (the
-/// bitmasks' blocks would be byte by byte), and the reference the tests compare
-/// `sink::minify` with. Appends the text without its whitespace, or part of it on an error.
-pub(super) fn minify_reference(text: &[u8], out: &mut Vec<u8>) -> Result<(), Stop> {
-    let mut m = Minify { out, start: 0 };
-    check(&mut m, text)?;
-    let start = m.start.min(text.len());
-    m.out.extend_from_slice(&text[start..]);
-    Ok(())
 }
 
 /// How serde_json writes a byte inside a string literal: 0 as it is, else the letter of its

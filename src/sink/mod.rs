@@ -26,7 +26,6 @@ mod channel;
 pub mod delivery;
 mod json;
 mod jsonl;
-mod minify;
 pub(crate) mod record;
 pub mod replay;
 mod storage;
