@@ -124,6 +124,29 @@ impl Block {
     }
 }
 
+/// The mask of ASCII digits (the sinks' number check, `sink::json::number`): kept apart from
+/// the string scans' masks above.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+impl Block {
+    /// The bytes `0`..=`9`: those that, less `0` (wrapping), are at most 9 unsigned.
+    #[inline(always)]
+    pub(crate) fn digits(self) -> u32 {
+        let offset = safe_arch::sub_i8_m128i(self.v, safe_arch::set_splat_i8_m128i(b'0' as i8));
+        let nine = safe_arch::set_splat_i8_m128i(9);
+        Block::mask(safe_arch::cmp_eq_mask_i8_m128i(
+            safe_arch::max_u8_m128i(offset, nine),
+            nine,
+        ))
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+impl Block {
+    pub(crate) fn digits(self) -> u32 {
+        self.bits(|x| x.is_ascii_digit())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +184,7 @@ mod tests {
                 assert_eq!(v.eq_either(b'\'', b'\\'), bit(c == b'\'' || c == b'\\'));
                 let stop = c == b'"' || c == b'\\' || c < 0x20;
                 assert_eq!(v.string_stops(), bit(stop), "{c} at {k}");
+                assert_eq!(v.digits(), bit(c.is_ascii_digit()), "{c} at {k}");
             }
         }
     }
