@@ -17,7 +17,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::json::{push_minified_if_json, push_string};
+use super::json::{push_member, push_minified_if_json, push_string};
 use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::Envelope;
@@ -351,9 +351,7 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
-        push_string(out, n);
-        out.push(b':');
-        push_string(out, v.unwrap_or(b""));
+        push_member(out, n, v.unwrap_or(b""));
     });
     out.extend_from_slice(b"},");
     match view.shared_json {
