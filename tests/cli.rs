@@ -426,3 +426,78 @@ fn refused_sink_urls_are_printed_without_secrets() {
         assert!(!err.contains("hunter2-pw"), "{sink}: secret printed: {err}");
     }
 }
+
+/// Standard error whose reader has gone (`hubroute run … 2>&1 | head -1`): the summary and
+/// the warnings cannot be shown, but the run still delivers what a run whose stderr is read
+/// delivers and exits as it would have (no panic, no status 101, no hang); the same for
+/// `check`'s status.
+#[test]
+fn a_closed_stderr_changes_nothing_but_what_is_shown() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |tag: &str, stderr_read: bool| -> (Option<i32>, Vec<usize>) {
+        let dir =
+            std::env::temp_dir().join(format!("hubroute-cli-stderr-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = |n: &str| dir.join(n).display().to_string();
+        let names = ["hotpath", "alerts", "coldstorage", "events"];
+        let mut args: Vec<String> = [
+            "run",
+            "--routes",
+            "examples/routing.json",
+            "--input",
+            "examples/messages.jsonl",
+            "--twin-dir",
+            "examples/twins",
+            "--store",
+            &d("store"),
+            "--dead-letter",
+            &d("dead.jsonl"),
+        ]
+        .map(String::from)
+        .to_vec();
+        for n in names {
+            args.push("--sink".into());
+            args.push(format!("{n}=file:{}", d(&format!("{n}.jsonl"))));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+            .args(&args)
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hubroute");
+        let stderr = child.stderr.take().unwrap();
+        if stderr_read {
+            let _ = std::io::read_to_string(stderr);
+        } else {
+            drop(stderr);
+        }
+        let status = child.wait().unwrap().code();
+        let lines = names
+            .iter()
+            .map(|n| {
+                std::fs::read_to_string(dir.join(format!("{n}.jsonl")))
+                    .map_or(0, |t| t.lines().count())
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        (status, lines)
+    };
+    let (status, closed) = run("closed", false);
+    let (read_status, read) = run("read", true);
+    assert_eq!(status, Some(0));
+    assert_eq!(read_status, Some(0));
+    assert!(read.iter().sum::<usize>() > 0, "{read:?}");
+    assert_eq!(closed, read);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["check", "--routes", "examples/bad-routes.json"])
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hubroute");
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

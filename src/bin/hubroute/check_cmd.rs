@@ -1,6 +1,6 @@
 //! `hubroute check` and `hubroute fmt`.
 
-use crate::output::{out, outln};
+use crate::output::{err, out, outln};
 use crate::render;
 use crate::CompileFlags;
 use clap::{Args, ValueEnum};
@@ -190,7 +190,7 @@ pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
     let errors = crate::routes_cmd::syntax_errors(&query);
     if !errors.is_empty() {
         for d in &errors {
-            eprint!("{}", render::text("<query>", &query, d));
+            err!("{}", render::text("<query>", &query, d));
         }
         return Ok(ExitCode::from(1));
     }
@@ -201,7 +201,7 @@ pub fn fmt(args: FmtArgs) -> Result<ExitCode, String> {
         }
         Err(e) => {
             for d in &e.0 {
-                eprint!("{}", render::text("<query>", &query, d));
+                err!("{}", render::text("<query>", &query, d));
             }
             Ok(ExitCode::from(1))
         }

@@ -3,6 +3,7 @@
 //! sees each change within its `--twin-poll` (or at its next start): it routes
 //! DeviceLifecycleEvents for a created or deleted device.
 
+use crate::output::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -131,7 +132,7 @@ fn create(d: OneDevice) -> Result<ExitCode, String> {
     let identity = device.to_json();
     registry.insert(device);
     save(path, &registry)?;
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&identity).unwrap_or_default()
     );
@@ -145,7 +146,7 @@ fn set_status(d: OneDevice, status: DeviceStatus) -> Result<ExitCode, String> {
         return Err(no_such(&d.id, path));
     }
     save(path, &registry)?;
-    println!("{} {}", d.id, status.as_str());
+    outln!("{} {}", d.id, status.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -156,7 +157,7 @@ fn delete(d: OneDevice) -> Result<ExitCode, String> {
         return Err(no_such(&d.id, path));
     }
     save(path, &registry)?;
-    println!("{} deleted", d.id);
+    outln!("{} deleted", d.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,7 +169,7 @@ fn list(r: RegistryFile) -> Result<ExitCode, String> {
         } else {
             "none"
         };
-        println!("{} {} {keys}", device.id, device.status.as_str());
+        outln!("{} {} {keys}", device.id, device.status.as_str());
     }
     Ok(ExitCode::SUCCESS)
 }

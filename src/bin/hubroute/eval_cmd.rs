@@ -1,6 +1,7 @@
 //! `hubroute eval`: one query against one message, or the JSON Lines batch contract of
 //! DESIGN.md (`--jsonl`), which outside test harnesses rely on.
 
+use crate::output::{err, errln};
 use crate::render;
 use crate::CompileFlags;
 use clap::Args;
@@ -54,18 +55,18 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
         Ok(c) => c,
         Err(e) => {
             for d in e.0.iter().filter(|d| !d.follows) {
-                eprint!("{}", render::text("<query>", &query, d));
+                err!("{}", render::text("<query>", &query, d));
             }
             return Ok(ExitCode::from(1));
         }
     };
     for w in condition.warnings() {
-        eprint!("{}", render::text("<query>", &query, w));
+        err!("{}", render::text("<query>", &query, w));
     }
     let result = match &args.twin_dir {
         None => {
             if query.to_ascii_lowercase().contains("$twin") {
-                eprintln!("warning[W0804]: the query reads $twin but no --twin-dir was given; every $twin value is undefined");
+                errln!("warning[W0804]: the query reads $twin but no --twin-dir was given; every $twin value is undefined");
             }
             condition.eval(&message)
         }
@@ -79,7 +80,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
                 .into_iter()
                 .chain(store.problems())
             {
-                eprintln!("warning[{}]: {p}", p.code());
+                errln!("warning[{}]: {p}", p.code());
             }
             result
         }

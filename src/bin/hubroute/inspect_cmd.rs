@@ -2,6 +2,7 @@
 //! a directory of them), printed as message JSON, one line per record, so it can be read, searched
 //! with `jq`, or routed again with `run --input`.
 
+use crate::output::errln;
 use clap::Args;
 use hubroute::sink::replay::Replay;
 use std::io::Write;
@@ -40,13 +41,13 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, String> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("{e}");
+                errln!("{e}");
             }
         }
     }
     crate::output::check(out.flush())?;
     if seen == 0 {
-        eprintln!(
+        errln!(
             "note: no records: {} holds no .avro or .json record files",
             args.path.display()
         );

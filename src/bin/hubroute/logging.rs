@@ -9,6 +9,7 @@
 //! are logged through `hubroute::ops::redact::url`, and a sink's or broker's error text is
 //! built by code that redacts its URL.
 
+use crate::output::errln;
 use clap::Args;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
@@ -69,7 +70,7 @@ pub enum Level {
 /// One line of a report: printed as it is in text mode, an event at `level` in JSON mode.
 pub fn say(level: Level, text: &str) {
     if !json() {
-        eprintln!("{text}");
+        errln!("{text}");
         return;
     }
     match level {

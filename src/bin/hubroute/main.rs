@@ -29,6 +29,7 @@ mod token_cmd;
 mod twin_cmd;
 mod twin_watch;
 
+use crate::output::errln;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hubroute::Options;
 use std::process::ExitCode;
@@ -136,7 +137,7 @@ fn main() -> ExitCode {
     let argv = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
         Ok(argv) => argv,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return ExitCode::from(2);
         }
     };
@@ -159,7 +160,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             ExitCode::from(2)
         }
     }

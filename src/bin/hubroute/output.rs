@@ -6,6 +6,11 @@
 //! every subcommand writes through [`check`] instead: a broken pipe exits at once with status
 //! 141, what a shell reports for a tool that SIGPIPE ended (`yes | head -1`), so a script with
 //! `pipefail` sees the same as with any other tool and no panic or message is printed.
+//!
+//! Standard error is written through [`err!`] and [`errln!`]: `eprintln!` panics the same way
+//! when stderr's reader has gone (`hubroute run … 2>&1 | head -1`), which would turn a run that
+//! delivered everything into status 101. A report or warning that cannot be shown is
+//! dropped instead; the command's work and exit status stand.
 
 use std::io::{self, Write};
 
@@ -28,9 +33,15 @@ pub fn check(result: io::Result<()>) -> Result<(), String> {
 pub fn write_fmt(args: std::fmt::Arguments<'_>) {
     let mut out = io::stdout().lock();
     if let Err(message) = check(out.write_fmt(args)) {
-        eprintln!("error: {message}");
+        write_err(format_args!("error: {message}\n"));
         std::process::exit(2);
     }
+}
+
+/// Writes formatted text to standard error, for [`err!`] and [`errln!`]; a failed write is
+/// dropped (see the module's doc).
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    let _ = io::stderr().lock().write_fmt(args);
 }
 
 /// `print!` through [`write_fmt`].
@@ -50,4 +61,21 @@ macro_rules! outln {
     };
 }
 
-pub(crate) use {out, outln};
+/// `eprint!` through [`write_err`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::output::write_err(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` through [`write_err`].
+macro_rules! errln {
+    () => {
+        $crate::output::write_err(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {err, errln, out, outln};

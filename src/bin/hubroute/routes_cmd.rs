@@ -1,7 +1,7 @@
 //! The routing-configuration halves of `check` and `fmt`, and loading a configuration for
 //! `test` and `run`.
 
-use crate::output::outln;
+use crate::output::{err, errln, outln};
 use crate::render;
 use hubroute::route::{ConfigDiagnostic, RouteTable};
 use hubroute::Dialect;
@@ -51,10 +51,10 @@ pub fn load_table_in(
                 .iter()
                 .filter(|d| d.is_error() && !follows(d))
             {
-                eprintln!("{}", render_config(path, d));
+                errln!("{}", render_config(path, d));
             }
             if build.omitted > 0 {
-                eprintln!(
+                errln!(
                     "{}: {} errors in all; see `hubroute check --routes`",
                     path.display(),
                     build.errors
@@ -175,7 +175,7 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
     let Ok(text) = String::from_utf8(bytes) else {
         // build_document's diagnostic for it.
         for d in &build_document(path, "", Dialect::Hub)?.diagnostics {
-            eprintln!("{}", render_config(path, d));
+            errln!("{}", render_config(path, d));
         }
         return Ok(ExitCode::from(1));
     };
@@ -185,10 +185,10 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
     let config = hubroute::route::config::read_into(&text, &mut log);
     if log.errors() > 0 {
         for d in log.kept() {
-            eprintln!("{}", render_config(path, d));
+            errln!("{}", render_config(path, d));
         }
         if log.omitted() > 0 {
-            eprintln!("{}: {} more not shown", path.display(), log.omitted());
+            errln!("{}: {} more not shown", path.display(), log.omitted());
         }
         return Ok(ExitCode::from(1));
     }
@@ -211,13 +211,13 @@ pub fn fmt(path: &Path) -> Result<ExitCode, String> {
             Ok(_) => {
                 failed = true;
                 for d in &errors {
-                    eprint!("{}", render::text(&name, &condition, d));
+                    err!("{}", render::text(&name, &condition, d));
                 }
             }
             Err(e) => {
                 failed = true;
                 for d in &e.0 {
-                    eprint!("{}", render::text(&name, &condition, d));
+                    err!("{}", render::text(&name, &condition, d));
                 }
             }
         }

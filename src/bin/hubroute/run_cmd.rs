@@ -6,6 +6,7 @@
 //! counted and dead-lettered, and the stream goes on; the summary always prints.
 
 use crate::logging::{say, Level};
+use crate::output::{err, errln};
 use crate::routes_cmd::load_table_in;
 use crate::run_args::{open_invalid_log, pipeline_config, RunArgs};
 use crate::summary::report;
@@ -234,9 +235,12 @@ fn read_lines(
         if crate::logging::json() {
             tracing::warn!(input = %args.input, line = bad.line, code = bad.code, reason = %bad.reason, "invalid message");
         } else {
-            eprintln!(
+            errln!(
                 "{}:{}: invalid message [{}]: {}",
-                args.input, bad.line, bad.code, bad.reason
+                args.input,
+                bad.line,
+                bad.code,
+                bad.reason
             );
         }
         invalid_log.write_line(bad.line, bad.code, &bad.reason, bad.raw);
@@ -270,7 +274,7 @@ fn read_lines(
                 .max_by_key(|e| e.backlog)
                 .map(|e| format!(", furthest behind '{}' ({} waiting)", e.name, e.backlog))
                 .unwrap_or_default();
-            eprint!(
+            err!(
                     "\r{} lines, {} invalid, {:.0} lines/s, {delivered} of {routed} copies delivered{behind}   ",
                     so_far.read,
                     so_far.invalid_total(),
@@ -298,7 +302,7 @@ fn read_lines(
         ),
     };
     if progress {
-        eprintln!();
+        errln!();
     }
     if let Some(e) = &report.stopped {
         say(Level::Error, &format!("error: {}: {e}", args.input));

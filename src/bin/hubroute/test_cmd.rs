@@ -9,7 +9,7 @@
 //! API's response shapes (`{routes: [{properties: …}]}` for test-all, `{result, details:
 //! {compilationErrors}}` for one route), so a pipeline written against the cloud runs unchanged.
 
-use crate::output::outln;
+use crate::output::{errln, outln};
 use crate::routes_cmd::{load_table_in, render_config};
 use clap::{Args, ValueEnum};
 use hubroute::eval::TwinLookup;
@@ -368,20 +368,20 @@ pub fn test(args: TestArgs) -> Result<ExitCode, String> {
                 if args.explain {
                     outln!("{w}");
                 } else {
-                    eprintln!("{w}");
+                    errln!("{w}");
                 }
             }
         }
         Format::ExplainJson => {
             for w in &warnings {
-                eprintln!("{w}");
+                errln!("{w}");
             }
             let doc = json!({"message": req.message.to_json_value(), "result": explanation, "warnings": warnings});
             outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         }
         Format::Json => {
             for w in &warnings {
-                eprintln!("{w}");
+                errln!("{w}");
             }
             let doc = match &single {
                 Some(_) => {
@@ -469,7 +469,7 @@ fn report_compile_errors(
             .iter()
             .filter(|d| d.is_error() && !crate::routes_cmd::follows(d))
         {
-            eprintln!("{}", render_config(origin, d));
+            errln!("{}", render_config(origin, d));
         }
     }
     Ok(ExitCode::from(1))
@@ -490,7 +490,7 @@ fn check_expected(expect: &[String], explanation: &Explanation) -> Result<ExitCo
     if want == got {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
+        errln!(
             "test failed: expected endpoints [{}], got [{}]",
             want.join(", "),
             got.join(", ")

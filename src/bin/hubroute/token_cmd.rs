@@ -2,6 +2,7 @@
 //! generate-sas-token --device-id …` prints it (`-o tsv`), from a key given or from the device
 //! registry. For devices and tests sending to `run --input https://…`.
 
+use crate::output::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,7 +78,7 @@ pub(crate) fn run(args: TokenArgs) -> Result<ExitCode, String> {
             now.saturating_add(valid.as_secs())
         }
     };
-    println!(
+    outln!(
         "{}",
         sas::mint_with(&resource, &key, expiry, args.policy.as_deref())
     );

@@ -4,6 +4,7 @@
 //! running at its next start, and routes it as TwinChangeEvents (see twin_watch.rs for why
 //! files rather than a call into the router).
 
+use crate::output::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -107,7 +108,7 @@ fn show(a: ShowArgs) -> Result<ExitCode, String> {
     };
     match twin {
         Some(t) => {
-            println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
         None => Err(TwinError::new(
@@ -159,6 +160,6 @@ fn set(a: SetArgs) -> Result<ExitCode, String> {
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     write_atomically(&file, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    print!("{text}");
+    out!("{text}");
     Ok(ExitCode::SUCCESS)
 }
