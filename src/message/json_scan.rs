@@ -295,9 +295,28 @@ fn escape_at(b: &[u8], at: usize, buf: &mut [u8], o: &mut usize) -> Res<usize> {
 /// `out` is zero-filled once for the rest of the line (an escape never decodes to more bytes
 /// than it takes, so the value fits) and cut back at the end, so the loop writes into a slice
 /// without growing it.
-#[inline(never)]
+#[cfg(test)]
 fn string_bytes_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
     string_bytes_within(b, start, b.len(), out)
+}
+
+/// [`string_bytes_into`] replacing all of `out` (the message's body, read again for each line):
+/// `out` keeps the length the last body left it at and is zero-filled only where this string
+/// may need more, so a body about as long as the last one costs no fill of its length (most
+/// of the unescaping's cost after the loop itself). The loops store every byte of the value
+/// before it counts, so what the last body left there is never read.
+#[inline(never)]
+fn string_bytes_over(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
+    let need = b.len().saturating_sub(start) + 32;
+    if out.len() < need {
+        out.resize(need, 0);
+    }
+    let end = if BLOCKS {
+        string_blocks(b, start, out)
+    } else {
+        string_words(b, start, out)
+    };
+    finish(out, 0, end)
 }
 
 /// [`string_bytes_into`] of a string known to end before `b[limit]` (its closing quote at
@@ -681,13 +700,26 @@ impl<'a> Reader<'a> {
         Some((j, raw))
     }
 
-    /// A property value into a spare string of `bag`.
+    /// A property value into a spare string of `bag`. A value without escapes (nearly every
+    /// one) is found by one scan for its end and copied from the line; one with escapes is
+    /// read again by [`Reader::string_into`].
     #[inline]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
         if self.null_or_string()? {
             return Ok(None);
         }
         let mut v = bag.take_spare();
+        // `null_or_string` stopped at the opening quote.
+        let start = self.pos + 1;
+        let end = find_special(self.b, start);
+        if self.b.get(end) == Some(&b'"') {
+            // Between two quotes, so on character boundaries.
+            if let Some(raw) = self.text.get(start..end) {
+                v.push_str(raw);
+                self.pos = end + 1;
+                return Ok(Some(v));
+            }
+        }
         match self.string_into(&mut v) {
             Ok(()) => Ok(Some(v)),
             Err(e) => {
@@ -801,7 +833,8 @@ impl<'a> Reader<'a> {
 /// an unspecified state.
 pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Res<()> {
     m.source = None;
-    m.body.clear();
+    // The body is emptied at the end when the line has none: `string_bytes_over` reuses
+    // what it holds.
     m.system_properties.clear();
     m.app_properties.clear();
     let mut r = Reader {
@@ -827,9 +860,8 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
                 "appProperties" => r.app_properties(&mut m.app_properties, scratch)?,
                 "body" if !body_base64 => {
                     body = true;
-                    m.body.clear();
                     r.expect(b'"')?;
-                    r.pos = string_bytes_into(r.b, r.pos, &mut m.body)?;
+                    r.pos = string_bytes_over(r.b, r.pos, &mut m.body)?;
                 }
                 "bodyBase64" if !body => {
                     body_base64 = true;
@@ -859,6 +891,9 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
     r.ws();
     if r.pos != r.b.len() {
         return Err(NotMine);
+    }
+    if !body && !body_base64 {
+        m.body.clear();
     }
     Ok(())
 }
@@ -935,7 +970,23 @@ mod tests {
         };
         let blocks = each(string_blocks);
         let words = each(string_words);
+        let first = out.len();
         let got = string_bytes_into(b, start, out);
+        // Over a body left by a longer or a shorter line (bytes that would be special if
+        // read, and as many as this string needs or fewer): the same value, or refused alike.
+        for left in [0, 1, 7, b.len() / 2, b.len() + 40] {
+            let mut body: Vec<u8> = b"\\\"\x01x".iter().copied().cycle().take(left).collect();
+            let over = string_bytes_over(b, start, &mut body);
+            assert_eq!(over, got, "over {left}: {:?}", String::from_utf8_lossy(b));
+            if got.is_ok() {
+                assert_eq!(
+                    body,
+                    out[first..],
+                    "over {left}: {:?}",
+                    String::from_utf8_lossy(b)
+                );
+            }
+        }
         assert_eq!(
             blocks,
             (got, out.clone()),
