@@ -536,9 +536,44 @@ impl Properties {
     }
 
     /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
-    /// out with nothing inserted since (values may have been taken from the spare ones).
-    #[inline]
+    /// out with nothing inserted since (values may have been taken from the spare ones). The
+    /// common case (a kept name taken back into a small bag) is inlined into the reader, with
+    /// no result to pass back; the rest is [`Properties::insert_line_name_other`].
+    #[inline(always)]
     pub(crate) fn insert_line_name_found(
+        &mut self,
+        found: Option<usize>,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        if let Some(j) = found {
+            if let Some(&(_, key, _)) = self.kept.get(j) {
+                if self.bloom & key_bit(key) == 0
+                    && self.index.is_none()
+                    && self.entries.len() + 1 < INDEX_FROM
+                {
+                    let owned = std::mem::take(&mut self.kept[j].0);
+                    self.kept[j].1 = TAKEN;
+                    self.kept_cursor = j + 1;
+                    self.reused = self.reused.wrapping_add(1);
+                    self.reused_end = self.reused_end.max(j + 1);
+                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
+                    // `ascii` and `plain` stay, and no index is built or needed.
+                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
+                    self.bloom |= key_bit(key);
+                    self.keys.push(key);
+                    self.entries.push((owned, value));
+                    return Ok(());
+                }
+            }
+        }
+        self.insert_line_name_other(found, name, value, replace)
+    }
+
+    /// [`Properties::insert_line_name_found`] but for its inlined common case.
+    #[inline(never)]
+    fn insert_line_name_other(
         &mut self,
         found: Option<usize>,
         name: &str,
@@ -553,16 +588,7 @@ impl Properties {
                 self.kept_cursor = j + 1;
                 self.reused = self.reused.wrapping_add(1);
                 self.reused_end = self.reused_end.max(j + 1);
-                if self.index.is_none() && self.entries.len() + 1 < INDEX_FROM {
-                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
-                    // `ascii` and `plain` stay, and no index is built or needed.
-                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
-                    self.bloom |= key_bit(key);
-                    self.keys.push(key);
-                    self.entries.push((owned, value));
-                } else {
-                    self.push_known(owned, value, key, true);
-                }
+                self.push_known(owned, value, key, true);
                 return Ok(());
             }
         }
