@@ -113,15 +113,15 @@ pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     }
 }
 
-/// Appends `s` with its length. Most names and values are short: one of at most 16 bytes is
-/// stored with its one-byte length as one fixed 17-byte copy (see [`put_str_after`]).
+/// Appends `s` with its length. Most names and values are short: one of at most 32 bytes is
+/// stored with its one-byte length as one fixed 33-byte copy (see [`put_str_after`]).
 #[inline]
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_str_after(out, [], s);
 }
 
 /// Appends the `H` bytes of `head` (at most one: a value's presence byte), `s`'s length and
-/// `s`. A string of at most 16 bytes goes with them as one fixed copy of `H + 17` bytes (the
+/// `s`. A string of at most 32 bytes goes with them as one fixed copy of `H + 33` bytes (the
 /// string placed in it by two overlapping loads from its two ends) whose bytes past it are cut
 /// off again, instead of pushes and a `memcpy` call of a variable length, which cost more
 /// than the copy itself (the record encoding was the routing thread's third cost).
@@ -129,7 +129,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 fn put_str_after<const H: usize>(out: &mut Vec<u8>, head: [u8; H], s: &str) {
     let b = s.as_bytes();
     let n = b.len();
-    if n > 16 || H > 1 {
+    if n > 32 || H > 1 {
         out.extend_from_slice(&head);
         // Shorter than 128 bytes: a one-byte length.
         match u8::try_from(n) {
@@ -139,12 +139,15 @@ fn put_str_after<const H: usize>(out: &mut Vec<u8>, head: [u8; H], s: &str) {
         out.extend_from_slice(b);
         return;
     }
-    let mut w = [0u8; 18];
+    let mut w = [0u8; 34];
     w[..H].copy_from_slice(&head);
     w[H] = n as u8;
-    // The string's bytes go to `w[at..at + n]` (`at + n <= 18`).
+    // The string's bytes go to `w[at..at + n]` (`at + n <= 34`).
     let at = H + 1;
-    if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+    if let (Some(first), Some(last)) = (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        w[at..at + 16].copy_from_slice(first);
+        w[at + n - 16..at + n].copy_from_slice(last);
+    } else if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
         w[at..at + 8].copy_from_slice(first);
         w[at + n - 8..at + n].copy_from_slice(last);
     } else if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
@@ -155,8 +158,8 @@ fn put_str_after<const H: usize>(out: &mut Vec<u8>, head: [u8; H], s: &str) {
             w[at + k] = c;
         }
     }
-    out.extend_from_slice(&w[..H + 17]);
-    out.truncate(out.len() - (16 - n));
+    out.extend_from_slice(&w[..H + 33]);
+    out.truncate(out.len() - (32 - n));
 }
 
 fn put_properties(out: &mut Vec<u8>, p: &Properties) {
@@ -487,13 +490,13 @@ mod tests {
     use super::*;
     use base64::Engine as _;
 
-    /// Strings of every length around the short copy's 16 bytes (and the one-byte length's
-    /// 127), ASCII or not, null or not, encode as a length and the bytes, pushed one by one.
+    /// Strings of every length around the short copies' 4, 8, 16 and 32 bytes (and the
+    /// one-byte length's 127), ASCII or not, null or not, encode as a length and the bytes, pushed one by one.
     #[test]
     fn properties_encode_as_lengths_and_bytes() {
         let text = "abcdefghijklmnopqrstuvwxyz\u{e9}0123456789".repeat(5);
         let mut p = Properties::new();
-        for len in (0..40).chain(120..136) {
+        for len in (0..50).chain(120..136) {
             // Names of every length too.
             for (name, v) in [
                 (format!("n{len}"), text.get(..len)),
