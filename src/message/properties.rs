@@ -368,11 +368,14 @@ impl Properties {
         // tidy left, untouched: no taken slot among them, and none equal to a name taken back
         // (kept names are distinct).
         let tidy = !(self.reused == n && self.reused_end <= n && self.kept.len() <= KEPT_MAX);
+        // When every name was taken back (from anywhere), none of the kept names left equals
+        // one of this message's, so only the taken slots go.
+        let dedup = self.reused != n;
         if tidy && n > 0 && self.kept.len() > n {
             let mut to = n;
             for from in n..self.kept.len() {
                 let key = self.kept[from].1;
-                if key != TAKEN && !self.has_key(key) {
+                if key != TAKEN && !(dedup && self.has_key(key)) {
                     if to != from {
                         self.kept.swap(to, from);
                     }
@@ -498,7 +501,12 @@ impl Properties {
         let to = (from + KEPT_WINDOW).min(self.kept.len());
         let at = match self.kept[from..to].iter().position(same) {
             Some(p) => from + p,
-            None if anywhere => self.kept.iter().position(same)?,
+            // After the window first: a name the last message lacked is among the names kept
+            // from earlier messages, after the last message's.
+            None if anywhere => match self.kept[to..].iter().position(same) {
+                Some(p) => to + p,
+                None => self.kept[..from].iter().position(same)?,
+            },
             None => return None,
         };
         Some((at, self.kept[at].0.len()))
