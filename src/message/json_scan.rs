@@ -746,33 +746,38 @@ impl<'a> Reader<'a> {
 
     /// A property value into a spare string of `bag`. A value without escapes (nearly every
     /// one) is found by one scan for its end and copied from the line; one with escapes is
-    /// read again by [`Reader::string_into`].
+    /// read again by [`Reader::escaped_value_into`], out of line.
     #[inline]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
         if self.null_or_string()? {
             return Ok(None);
         }
-        let mut v = bag.take_spare();
         // `null_or_string` stopped at the opening quote.
         let start = self.pos + 1;
         let end = find_special(self.b, start);
-        if self.b.get(end) == Some(&b'"') {
-            // Between two quotes, so on character boundaries. A short one (most) is copied
-            // as the line's next 16 or 32 bytes and cut back to its length: a fixed copy
-            // instead of a `memcpy` call of a variable length.
-            let len = end - start;
-            let copied = (len <= 16 && push_cut::<16>(&mut v, self.text, start, len))
-                || (len <= 32 && push_cut::<32>(&mut v, self.text, start, len));
-            if !copied {
-                let Some(raw) = self.text.get(start..end) else {
-                    bag.recycle(v);
-                    return Err(NotMine);
-                };
-                v.push_str(raw);
-            }
-            self.pos = end + 1;
-            return Ok(Some(v));
+        if self.b.get(end) != Some(&b'"') {
+            return self.escaped_value_into(bag);
         }
+        let mut v = bag.take_spare();
+        // Between two quotes, so on character boundaries. A short one (most) is copied as the
+        // line's next 16 bytes cut back to its length: a fixed copy instead of a `memcpy`
+        // call of a variable length.
+        let len = end - start;
+        if !(len <= 16 && push_cut::<16>(&mut v, self.text, start, len)) {
+            let Some(raw) = self.text.get(start..end) else {
+                bag.recycle(v);
+                return Err(NotMine);
+            };
+            v.push_str(raw);
+        }
+        self.pos = end + 1;
+        Ok(Some(v))
+    }
+
+    /// [`Reader::value_into`] of a string with escapes (or not a string: [`NotMine`]).
+    #[inline(never)]
+    fn escaped_value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
+        let mut v = bag.take_spare();
         match self.string_into(&mut v) {
             Ok(()) => Ok(Some(v)),
             Err(e) => {
