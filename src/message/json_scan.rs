@@ -552,22 +552,6 @@ fn unescape(raw: &str, out: &mut impl Sink) -> Res<()> {
     Ok(())
 }
 
-/// Appends `text[start..start + len]` to the empty `v` as the `N` bytes from `start` cut back
-/// to `len` (at most `N`), a copy of a fixed length; false (nothing appended) when the text
-/// has no `N` bytes there ending on a character boundary. `start + len` must be a character
-/// boundary.
-#[inline(always)]
-fn push_cut<const N: usize>(v: &mut String, text: &str, start: usize, len: usize) -> bool {
-    match text.get(start..start.saturating_add(N)) {
-        Some(bytes) => {
-            v.push_str(bytes);
-            v.truncate(len);
-            true
-        }
-        None => false,
-    }
-}
-
 /// The fields of message JSON, as [`read_into`] matches them.
 const FIELDS: [&str; 5] = [
     "systemProperties",
@@ -758,18 +742,10 @@ impl<'a> Reader<'a> {
         if self.b.get(end) != Some(&b'"') {
             return self.escaped_value_into(bag);
         }
+        // Between two quotes, so on character boundaries.
+        let raw = self.text.get(start..end).ok_or(NotMine)?;
         let mut v = bag.take_spare();
-        // Between two quotes, so on character boundaries. A short one (most) is copied as the
-        // line's next 16 bytes cut back to its length: a fixed copy instead of a `memcpy`
-        // call of a variable length.
-        let len = end - start;
-        if !(len <= 16 && push_cut::<16>(&mut v, self.text, start, len)) {
-            let Some(raw) = self.text.get(start..end) else {
-                bag.recycle(v);
-                return Err(NotMine);
-            };
-            v.push_str(raw);
-        }
+        v.push_str(raw);
         self.pos = end + 1;
         Ok(Some(v))
     }

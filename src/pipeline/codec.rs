@@ -113,101 +113,61 @@ pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     }
 }
 
-/// Appends `s` with its length (enrichments; a bag's names and values go through
-/// [`put_properties`]).
+/// Appends `s` with its length. Most names and values are short: one of at most 16 bytes is
+/// stored with its one-byte length as one fixed 17-byte copy (see [`put_str_after`]).
+#[inline]
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Most names and values are shorter than 128 bytes: a one-byte length.
-    match u8::try_from(s.len()) {
-        Ok(n) if n < 0x80 => out.push(n),
-        _ => put_len(out, s.len()),
-    }
-    out.extend_from_slice(s.as_bytes());
+    put_str_after(out, [], s);
 }
 
-/// The most bytes [`store_str`] moves on by for a string of `n` bytes: its length (LEB128, one
-/// byte below 128, at most ten) and the string. Its fixed copies may write up to 32 bytes
-/// further, which [`put_properties`] leaves room for once.
-fn stored_size(n: usize) -> usize {
-    n + if n < 0x80 { 1 } else { 10 }
-}
-
-/// Stores `s` with its length into `buf` at `at`, returning where the next item goes; `buf`
-/// holds [`stored_size`] bytes and 32 more from `at`. A string of at most 32 bytes is stored as one or two
-/// fixed 16-byte copies (the string placed in them by two overlapping loads from its two ends)
-/// that may run past it into the room left for what follows, instead of a `memcpy` call of a
-/// variable length, which cost more than the copy itself.
+/// Appends the `H` bytes of `head` (at most one: a value's presence byte), `s`'s length and
+/// `s`. A string of at most 16 bytes goes with them as one fixed copy of `H + 17` bytes (the
+/// string placed in it by two overlapping loads from its two ends) whose bytes past it are cut
+/// off again, instead of pushes and a `memcpy` call of a variable length, which cost more
+/// than the copy itself (the record encoding was the routing thread's third cost).
 #[inline(always)]
-fn store_str(buf: &mut [u8], mut at: usize, s: &str) -> usize {
+fn put_str_after<const H: usize>(out: &mut Vec<u8>, head: [u8; H], s: &str) {
     let b = s.as_bytes();
     let n = b.len();
-    if n < 0x80 {
-        buf[at] = n as u8;
-        at += 1;
-    } else {
-        // LEB128, as `put_len` writes it.
-        let mut rest = n;
-        while rest >= 0x80 {
-            buf[at] = (rest & 0x7f) as u8 | 0x80;
-            rest >>= 7;
-            at += 1;
+    if n > 16 || H > 1 {
+        out.extend_from_slice(&head);
+        // Shorter than 128 bytes: a one-byte length.
+        match u8::try_from(n) {
+            Ok(byte) if byte < 0x80 => out.push(byte),
+            _ => put_len(out, n),
         }
-        buf[at] = rest as u8;
-        at += 1;
+        out.extend_from_slice(b);
+        return;
     }
-    if let (Some(first), Some(last)) = (b.first_chunk::<16>(), b.last_chunk::<16>()) {
-        if n <= 32 {
-            buf[at..at + 16].copy_from_slice(first);
-            buf[at + n - 16..at + n].copy_from_slice(last);
-        } else {
-            buf[at..at + n].copy_from_slice(b);
-        }
+    let mut w = [0u8; 18];
+    w[..H].copy_from_slice(&head);
+    w[H] = n as u8;
+    // The string's bytes go to `w[at..at + n]` (`at + n <= 18`).
+    let at = H + 1;
+    if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        w[at..at + 8].copy_from_slice(first);
+        w[at + n - 8..at + n].copy_from_slice(last);
+    } else if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        w[at..at + 4].copy_from_slice(first);
+        w[at + n - 4..at + n].copy_from_slice(last);
     } else {
-        let mut w = [0u8; 16];
-        if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-            w[..8].copy_from_slice(first);
-            w[n - 8..n].copy_from_slice(last);
-        } else if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
-            w[..4].copy_from_slice(first);
-            w[n - 4..n].copy_from_slice(last);
-        } else {
-            w[..n].copy_from_slice(b);
+        for (k, &c) in b.iter().enumerate() {
+            w[at + k] = c;
         }
-        buf[at..at + 16].copy_from_slice(&w);
     }
-    at + n
+    out.extend_from_slice(&w[..H + 17]);
+    out.truncate(out.len() - (16 - n));
 }
 
-/// Appends a bag: its count, then each name, presence byte and value. The room for all of it
-/// (at the most each string may take, see [`stored_size`], and 32 bytes for the last fixed
-/// copies) is added once and filled in place,
-/// then cut back to what was written: one size check and one fill for the bag instead of a
-/// capacity check and a length update per byte pushed, and short strings copied without a
-/// `memcpy` call ([`store_str`]).
 fn put_properties(out: &mut Vec<u8>, p: &Properties) {
     put_len(out, p.len());
-    let room: usize = p
-        .iter()
-        .map(|(n, v)| stored_size(n.len()) + 1 + v.map_or(0, |v| stored_size(v.len())))
-        .sum::<usize>()
-        + 32;
-    let start = out.len();
-    out.resize(start + room, 0);
-    let buf = &mut out[start..];
-    let mut at = 0;
     for (name, value) in p.iter() {
-        at = store_str(buf, at, name);
+        put_str(out, name);
         match value {
-            Some(v) => {
-                buf[at] = 1;
-                at = store_str(buf, at + 1, v);
-            }
-            None => {
-                buf[at] = 0;
-                at += 1;
-            }
+            Some(v) => put_str_after(out, [1], v),
+            None => out.push(0),
         }
     }
-    out.truncate(start + at);
 }
 
 /// Appends the encoding of one record to `out`.
@@ -527,8 +487,9 @@ mod tests {
     use super::*;
     use base64::Engine as _;
 
-    /// Strings of every length around the short copies' 4, 8, 16 and 32 bytes (and the
-    /// one-byte length's 127), ASCII or not, null or not, encode as a length and the bytes, pushed one by one.
+    /// Strings of every length around the short copy's 4, 8 and 16 bytes (and the one-byte
+    /// length's 127 and the two bytes' 16383), ASCII or not, null or not, encode as a length
+    /// and the bytes, pushed one by one.
     #[test]
     fn properties_encode_as_lengths_and_bytes() {
         let text = "abcdefghijklmnopqrstuvwxyz\u{e9}0123456789".repeat(5);
