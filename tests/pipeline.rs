@@ -645,3 +645,128 @@ fn the_input_lag_is_the_age_of_the_oldest_message_committed() {
     );
     p.shutdown(Duration::from_secs(10));
 }
+
+/// One line of a JSON Lines input holding `message(i)`.
+fn input_line(i: usize) -> String {
+    format!(
+        "{{\"systemProperties\": {{\"messageId\": \"m{i}\", \"contentType\": \"application/json\", \"contentEncoding\": \"utf-8\"}}, \"appProperties\": {{\"n\": \"{i}\"}}, \"body\": \"{{\\\"i\\\": {i}}}\"}}\n"
+    )
+}
+
+fn open_two_files(dir: &TempDir) -> Pipeline {
+    Pipeline::open(
+        config(dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&dir.join("archive.jsonl"))),
+            ("alerts", file_sink(&dir.join("alerts.jsonl"))),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// `feed_reader` (what `run --input FILE` does; it reads the next chunk while the last one is
+/// routed): whatever the chunk size, every line is counted once, the invalid ones reach the
+/// callback in line order, progress sees the count grow to the end, and every valid message
+/// is delivered.
+#[test]
+fn feeding_a_file_accounts_for_every_line_in_order_at_any_chunk_size() {
+    use hubroute::pipeline::input::{feed_reader, LineReader};
+    for (chunk, n) in [(1, 150), (3, 700), (1024, 2600)] {
+        let dir = TempDir::new("feed");
+        let p = open_two_files(&dir);
+        let mut input = String::new();
+        let (mut valid, mut invalid, mut blank) = (BTreeSet::new(), Vec::new(), 0);
+        for i in 1..=n {
+            if i % 97 == 0 {
+                input.push_str("{oops\n");
+                invalid.push(i as u64);
+            } else if i % 89 == 0 {
+                input.push('\n');
+                blank += 1;
+            } else {
+                input.push_str(&input_line(i));
+                valid.insert(format!("m{i}"));
+            }
+        }
+        let (mut seen_invalid, mut progress) = (Vec::new(), Vec::new());
+        let report = feed_reader(
+            &p,
+            LineReader::new(input.as_bytes(), 1 << 20),
+            chunk,
+            None,
+            &mut |bad| seen_invalid.push(bad.line),
+            &mut |so_far| progress.push(so_far.read),
+        );
+        assert_eq!(report.read, n as u64, "chunk {chunk}");
+        assert_eq!(report.valid, valid.len() as u64, "chunk {chunk}");
+        assert_eq!(report.blank, blank, "chunk {chunk}");
+        assert_eq!(
+            report.invalid_total(),
+            invalid.len() as u64,
+            "chunk {chunk}"
+        );
+        assert_eq!(report.stopped, None, "chunk {chunk}");
+        assert_eq!(seen_invalid, invalid, "chunk {chunk}");
+        assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+        assert_eq!(progress.last(), Some(&(n as u64)), "chunk {chunk}");
+        let archive = dir.join("archive.jsonl");
+        assert!(
+            eventually(Duration::from_secs(30), || ids(&archive).0 == valid),
+            "chunk {chunk}: {} of {} delivered",
+            ids(&archive).0.len(),
+            valid.len()
+        );
+        assert_eq!(ids(&archive).1, valid.len(), "chunk {chunk}: duplicates");
+    }
+}
+
+/// A file that fails to read part way: what was read before the failure is routed and
+/// accepted, the report says where reading stopped, and nothing after it is made up, whether
+/// the failure ends a chunk part way or comes when a chunk has just been filled.
+#[test]
+fn a_read_failure_stops_the_feed_after_what_was_read() {
+    use hubroute::pipeline::input::{feed_reader, LineReader};
+    /// Gives its bytes, then fails.
+    struct FailsAfter(std::io::Cursor<Vec<u8>>);
+    impl std::io::Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+    for chunk in [1, 3, 5, 1024] {
+        let dir = TempDir::new("feedfail");
+        let p = open_two_files(&dir);
+        let input: String = (1..=10).map(input_line).collect();
+        let reader = std::io::BufReader::with_capacity(
+            64,
+            FailsAfter(std::io::Cursor::new(input.into_bytes())),
+        );
+        let report = feed_reader(
+            &p,
+            LineReader::new(reader, 1 << 20),
+            chunk,
+            None,
+            &mut |bad| panic!("no line is invalid: {bad:?}"),
+            &mut |_| {},
+        );
+        assert_eq!(report.read, 10, "chunk {chunk}");
+        assert_eq!(report.valid, 10, "chunk {chunk}");
+        assert_eq!(
+            report.stopped.as_deref(),
+            Some("reading failed after line 10: the disk went away"),
+            "chunk {chunk}"
+        );
+        let expected: BTreeSet<String> = (1..=10).map(|i| format!("m{i}")).collect();
+        let archive = dir.join("archive.jsonl");
+        assert!(
+            eventually(Duration::from_secs(30), || ids(&archive).0 == expected),
+            "chunk {chunk}: {:?}",
+            ids(&archive).0
+        );
+    }
+}
