@@ -638,7 +638,10 @@ impl<'a> Reader<'a> {
         // `string` left `pos` after the closing quote.
         let start = self.pos - 1 - s.raw.len();
         let mut bytes = std::mem::take(out).into_bytes();
-        let read = string_bytes_within(self.b, start, self.pos, &mut bytes);
+        // Up to 31 bytes past its end, so that the blocks that hold it are read from the line
+        // itself, not through padded copies of its last bytes.
+        let limit = self.b.len().min(self.pos + 31);
+        let read = string_bytes_within(self.b, start, limit, &mut bytes);
         // Unescaped from a `&str` (escapes decode to whole characters; `bytes` is cut back to
         // what it held on an error): always UTF-8, so the check never fails.
         *out = String::from_utf8(bytes).map_err(|_| NotMine)?;
@@ -1182,9 +1185,14 @@ mod tests {
                 let (want, cut) = agrees_with_serde_json(&line, &mut checked);
                 // Within the string's own end, as property values are read.
                 if let (Some(w), true) = (&want, cut > 0) {
-                    let mut out = Vec::new();
-                    if string_bytes_within(line.as_bytes(), 1, cut, &mut out).is_ok() {
-                        assert_eq!(out, w.as_bytes(), "{line:?}");
+                    // And up to 31 bytes past it, as `Reader::string_into` reads them.
+                    for limit in [cut, line.len().min(cut + 31)] {
+                        let mut out = Vec::new();
+                        if string_bytes_within(line.as_bytes(), 1, limit, &mut out) == Ok(cut) {
+                            assert_eq!(out, w.as_bytes(), "{line:?}");
+                        } else {
+                            assert!(line.contains("\\u"), "refused {line:?}");
+                        }
                     }
                 }
             }
