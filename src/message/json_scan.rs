@@ -295,9 +295,28 @@ fn escape_at(b: &[u8], at: usize, buf: &mut [u8], o: &mut usize) -> Res<usize> {
 /// `out` is zero-filled once for the rest of the line (an escape never decodes to more bytes
 /// than it takes, so the value fits) and cut back at the end, so the loop writes into a slice
 /// without growing it.
-#[inline(never)]
+#[cfg(test)]
 fn string_bytes_into(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
     string_bytes_within(b, start, b.len(), out)
+}
+
+/// [`string_bytes_into`] replacing all of `out` (the message's body, read again for each line):
+/// `out` keeps the length the last body left it at and is zero-filled only where this string
+/// may need more, so a body about as long as the last one costs no fill of its length (most
+/// of the unescaping's cost after the loop itself). The loops store every byte of the value
+/// before it counts, so what the last body left there is never read.
+#[inline(never)]
+fn string_bytes_over(b: &[u8], start: usize, out: &mut Vec<u8>) -> Res<usize> {
+    let need = b.len().saturating_sub(start) + 32;
+    if out.len() < need {
+        out.resize(need, 0);
+    }
+    let end = if BLOCKS {
+        string_blocks(b, start, out)
+    } else {
+        string_words(b, start, out)
+    };
+    finish(out, 0, end)
 }
 
 /// [`string_bytes_into`] of a string known to end before `b[limit]` (its closing quote at
@@ -533,6 +552,15 @@ fn unescape(raw: &str, out: &mut impl Sink) -> Res<()> {
     Ok(())
 }
 
+/// The fields of message JSON, as [`read_into`] matches them.
+const FIELDS: [&str; 5] = [
+    "systemProperties",
+    "appProperties",
+    "body",
+    "bodyBase64",
+    "source",
+];
+
 /// Reads `{"systemProperties": …}` message JSON; see the module docs.
 struct Reader<'a> {
     text: &'a str,
@@ -548,9 +576,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next non-white byte, not consumed.
+    /// The next non-white byte, not consumed. Message lines are mostly written without white
+    /// space between tokens: a byte above the space is taken at once.
     #[inline]
     fn peek(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.pos)?;
+        if c > b' ' {
+            return Some(c);
+        }
         self.ws();
         self.b.get(self.pos).copied()
     }
@@ -605,11 +638,28 @@ impl<'a> Reader<'a> {
         // `string` left `pos` after the closing quote.
         let start = self.pos - 1 - s.raw.len();
         let mut bytes = std::mem::take(out).into_bytes();
-        let read = string_bytes_within(self.b, start, self.pos, &mut bytes);
+        // Up to 31 bytes past its end, so that the blocks that hold it are read from the line
+        // itself, not through padded copies of its last bytes.
+        let limit = self.b.len().min(self.pos + 31);
+        let read = string_bytes_within(self.b, start, limit, &mut bytes);
         // Unescaped from a `&str` (escapes decode to whole characters; `bytes` is cut back to
         // what it held on an error): always UTF-8, so the check never fails.
         *out = String::from_utf8(bytes).map_err(|_| NotMine)?;
         read.map(|_| ())
+    }
+
+    /// A message field's name: one of [`FIELDS`], written as it is there (no escapes), else
+    /// [`NotMine`]. Compared in place with the five names, not scanned for its end first.
+    #[inline]
+    fn field(&mut self) -> Res<&'static str> {
+        self.expect(b'"')?;
+        let rest = self.b.get(self.pos..).unwrap_or_default();
+        let field = FIELDS
+            .into_iter()
+            .find(|f| rest.get(f.len()) == Some(&b'"') && rest.starts_with(f.as_bytes()))
+            .ok_or(NotMine)?;
+        self.pos += field.len() + 1;
+        Ok(field)
     }
 
     /// `null` (true) or the opening quote of a string (false, not consumed).
@@ -681,12 +731,31 @@ impl<'a> Reader<'a> {
         Some((j, raw))
     }
 
-    /// A property value into a spare string of `bag`.
+    /// A property value into a spare string of `bag`. A value without escapes (nearly every
+    /// one) is found by one scan for its end and copied from the line; one with escapes is
+    /// read again by [`Reader::escaped_value_into`], out of line.
     #[inline]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
         if self.null_or_string()? {
             return Ok(None);
         }
+        // `null_or_string` stopped at the opening quote.
+        let start = self.pos + 1;
+        let end = find_special(self.b, start);
+        if self.b.get(end) != Some(&b'"') {
+            return self.escaped_value_into(bag);
+        }
+        // Between two quotes, so on character boundaries.
+        let raw = self.text.get(start..end).ok_or(NotMine)?;
+        let mut v = bag.take_spare();
+        v.push_str(raw);
+        self.pos = end + 1;
+        Ok(Some(v))
+    }
+
+    /// [`Reader::value_into`] of a string with escapes (or not a string: [`NotMine`]).
+    #[inline(never)]
+    fn escaped_value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
         let mut v = bag.take_spare();
         match self.string_into(&mut v) {
             Ok(()) => Ok(Some(v)),
@@ -801,7 +870,8 @@ impl<'a> Reader<'a> {
 /// an unspecified state.
 pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Res<()> {
     m.source = None;
-    m.body.clear();
+    // The body is emptied at the end when the line has none: `string_bytes_over` reuses
+    // what it holds.
     m.system_properties.clear();
     m.app_properties.clear();
     let mut r = Reader {
@@ -812,12 +882,9 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
     let (mut body, mut body_base64) = (false, false);
     if r.open_object()? {
         loop {
-            let field = r.string()?;
+            let field = r.field()?;
             r.expect(b':')?;
-            if field.escaped {
-                return Err(NotMine);
-            }
-            match field.raw {
+            match field {
                 "systemProperties" => {
                     let source = r.system_properties(&mut m.system_properties, scratch)?;
                     if m.source.is_none() {
@@ -827,9 +894,8 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
                 "appProperties" => r.app_properties(&mut m.app_properties, scratch)?,
                 "body" if !body_base64 => {
                     body = true;
-                    m.body.clear();
                     r.expect(b'"')?;
-                    r.pos = string_bytes_into(r.b, r.pos, &mut m.body)?;
+                    r.pos = string_bytes_over(r.b, r.pos, &mut m.body)?;
                 }
                 "bodyBase64" if !body => {
                     body_base64 = true;
@@ -859,6 +925,9 @@ pub(super) fn read_into(m: &mut Message, text: &str, scratch: &mut String) -> Re
     r.ws();
     if r.pos != r.b.len() {
         return Err(NotMine);
+    }
+    if !body && !body_base64 {
+        m.body.clear();
     }
     Ok(())
 }
@@ -935,7 +1004,23 @@ mod tests {
         };
         let blocks = each(string_blocks);
         let words = each(string_words);
+        let first = out.len();
         let got = string_bytes_into(b, start, out);
+        // Over a body left by a longer or a shorter line (bytes that would be special if
+        // read, and as many as this string needs or fewer): the same value, or refused alike.
+        for left in [0, 1, 7, b.len() / 2, b.len() + 40] {
+            let mut body: Vec<u8> = b"\\\"\x01x".iter().copied().cycle().take(left).collect();
+            let over = string_bytes_over(b, start, &mut body);
+            assert_eq!(over, got, "over {left}: {:?}", String::from_utf8_lossy(b));
+            if got.is_ok() {
+                assert_eq!(
+                    body,
+                    out[first..],
+                    "over {left}: {:?}",
+                    String::from_utf8_lossy(b)
+                );
+            }
+        }
         assert_eq!(
             blocks,
             (got, out.clone()),
@@ -1100,9 +1185,14 @@ mod tests {
                 let (want, cut) = agrees_with_serde_json(&line, &mut checked);
                 // Within the string's own end, as property values are read.
                 if let (Some(w), true) = (&want, cut > 0) {
-                    let mut out = Vec::new();
-                    if string_bytes_within(line.as_bytes(), 1, cut, &mut out).is_ok() {
-                        assert_eq!(out, w.as_bytes(), "{line:?}");
+                    // And up to 31 bytes past it, as `Reader::string_into` reads them.
+                    for limit in [cut, line.len().min(cut + 31)] {
+                        let mut out = Vec::new();
+                        if string_bytes_within(line.as_bytes(), 1, limit, &mut out) == Ok(cut) {
+                            assert_eq!(out, w.as_bytes(), "{line:?}");
+                        } else {
+                            assert!(line.contains("\\u"), "refused {line:?}");
+                        }
                     }
                 }
             }

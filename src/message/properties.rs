@@ -78,6 +78,13 @@ pub struct Properties {
     kept: Vec<(String, u64, bool)>,
     /// Where in `kept` the next name is looked for: after the last one taken.
     kept_cursor: usize,
+    /// How many entries were taken back from `kept` since [`Properties::clear`]
+    /// (`usize::MAX` after a removal), and the end of the `kept` positions they came from:
+    /// when every entry was taken back from the first positions (a message with the last
+    /// one's names in its order, or fewer), the kept names after them are as tidy as the
+    /// last clear left them, and `clear` skips tidying them.
+    reused: usize,
+    reused_end: usize,
     /// Kept names no longer kept (the next message had other names), for names copied in:
     /// names and values keep to separate strings, so each string's capacity settles at its
     /// role's length within a few messages instead of moving between short names and long
@@ -200,6 +207,8 @@ impl Default for Properties {
             bloom: 0,
             kept: Vec::new(),
             kept_cursor: 0,
+            reused: 0,
+            reused_end: 0,
             spare_names: Vec::new(),
         }
     }
@@ -219,6 +228,8 @@ impl Clone for Properties {
             bloom: self.bloom,
             kept: Vec::new(),
             kept_cursor: 0,
+            reused: 0,
+            reused_end: 0,
             spare_names: Vec::new(),
         }
     }
@@ -351,12 +362,23 @@ impl Properties {
         // costs a comparison where one copied in costs a hash and a copy. Strings kept for
         // names beyond that go to the spare names, so every string stays in use and a warm
         // stream allocates nothing.
-        if n > 0 && self.kept.len() > n {
+        // Nothing to tidy when every name was taken back from the first `n` kept positions
+        // (most messages of a stream): each of them now holds one of this message's names
+        // (the loop above moved nothing on), and the kept names after them are those the last
+        // tidy left, untouched: no taken slot among them, and none equal to a name taken back
+        // (kept names are distinct).
+        let tidy = !(self.reused == n && self.reused_end <= n && self.kept.len() <= KEPT_MAX);
+        // When every name was taken back (from anywhere), none of the kept names left equals
+        // one of this message's, so only the taken slots go.
+        let dedup = self.reused != n;
+        if tidy && n > 0 && self.kept.len() > n {
             let mut to = n;
             for from in n..self.kept.len() {
                 let key = self.kept[from].1;
-                if key != TAKEN && !self.has_key(key) {
-                    self.kept.swap(to, from);
+                if key != TAKEN && !(dedup && self.has_key(key)) {
+                    if to != from {
+                        self.kept.swap(to, from);
+                    }
                     to += 1;
                 }
             }
@@ -369,6 +391,8 @@ impl Properties {
         self.keys.clear();
         self.bloom = 0;
         self.kept_cursor = 0;
+        self.reused = 0;
+        self.reused_end = 0;
         self.index = None;
         self.ascii = true;
         self.dollar = false;
@@ -477,7 +501,12 @@ impl Properties {
         let to = (from + KEPT_WINDOW).min(self.kept.len());
         let at = match self.kept[from..to].iter().position(same) {
             Some(p) => from + p,
-            None if anywhere => self.kept.iter().position(same)?,
+            // After the window first: a name the last message lacked is among the names kept
+            // from earlier messages, after the last message's.
+            None if anywhere => match self.kept[to..].iter().position(same) {
+                Some(p) => to + p,
+                None => self.kept[..from].iter().position(same)?,
+            },
             None => return None,
         };
         Some((at, self.kept[at].0.len()))
@@ -515,9 +544,44 @@ impl Properties {
     }
 
     /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
-    /// out with nothing inserted since (values may have been taken from the spare ones).
-    #[inline]
+    /// out with nothing inserted since (values may have been taken from the spare ones). The
+    /// common case (a kept name taken back into a small bag) is inlined into the reader, with
+    /// no result to pass back; the rest is [`Properties::insert_line_name_other`].
+    #[inline(always)]
     pub(crate) fn insert_line_name_found(
+        &mut self,
+        found: Option<usize>,
+        name: &str,
+        value: Option<String>,
+        replace: bool,
+    ) -> Result<(), Option<String>> {
+        if let Some(j) = found {
+            if let Some(&(_, key, _)) = self.kept.get(j) {
+                if self.bloom & key_bit(key) == 0
+                    && self.index.is_none()
+                    && self.entries.len() + 1 < INDEX_FROM
+                {
+                    let owned = std::mem::take(&mut self.kept[j].0);
+                    self.kept[j].1 = TAKEN;
+                    self.kept_cursor = j + 1;
+                    self.reused = self.reused.wrapping_add(1);
+                    self.reused_end = self.reused_end.max(j + 1);
+                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
+                    // `ascii` and `plain` stay, and no index is built or needed.
+                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
+                    self.bloom |= key_bit(key);
+                    self.keys.push(key);
+                    self.entries.push((owned, value));
+                    return Ok(());
+                }
+            }
+        }
+        self.insert_line_name_other(found, name, value, replace)
+    }
+
+    /// [`Properties::insert_line_name_found`] but for its inlined common case.
+    #[inline(never)]
+    fn insert_line_name_other(
         &mut self,
         found: Option<usize>,
         name: &str,
@@ -530,16 +594,9 @@ impl Properties {
                 let owned = std::mem::take(&mut self.kept[j].0);
                 self.kept[j].1 = TAKEN;
                 self.kept_cursor = j + 1;
-                if self.index.is_none() && self.entries.len() + 1 < INDEX_FROM {
-                    // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
-                    // `ascii` and `plain` stay, and no index is built or needed.
-                    self.dollar |= owned.as_bytes().first() == Some(&b'$');
-                    self.bloom |= key_bit(key);
-                    self.keys.push(key);
-                    self.entries.push((owned, value));
-                } else {
-                    self.push_known(owned, value, key, true);
-                }
+                self.reused = self.reused.wrapping_add(1);
+                self.reused_end = self.reused_end.max(j + 1);
+                self.push_known(owned, value, key, true);
                 return Ok(());
             }
         }
@@ -636,6 +693,7 @@ impl Properties {
     /// Removes `name` (in any case) and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Option<String>> {
         let removed = self.position(name).map(|i| {
+            self.reused = usize::MAX;
             self.keys.remove(i);
             self.entries.remove(i).1
         });

@@ -1102,6 +1102,7 @@ impl Pipeline {
             let _ = w.join();
         }
         // The committer is gone: the workers' last cursors are written here, durably.
+        shared.store.stopping();
         shared.checkpoint_cursors();
     }
 }

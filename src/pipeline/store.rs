@@ -484,6 +484,14 @@ impl Store {
         Ok(self.delete(through))
     }
 
+    /// The pipeline stops: log files that go from now on (the last checkpoint's) are renamed
+    /// for deletion, not deleted, and the log's janitor deletes nothing more, so that
+    /// stopping waits for no deletion (slow on a file system mounted with `discard`); the next
+    /// open deletes them.
+    pub(crate) fn stopping(&self) {
+        self.log.stop_deleting();
+    }
+
     /// At a clean stop: sets the endpoints' `cursors` and writes the checkpoint (synced) if
     /// they moved or cursor frames are newer than it, so the next open reads one file of
     /// cursors; then deletes the records up to `delete_through` (the records and bytes).
