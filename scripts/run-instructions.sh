@@ -29,6 +29,10 @@ for n in $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(" 
     esac
 done
 N=$(grep -c . "$INPUT")
+# `run` starts itself again with glibc's malloc tunables unless GLIBC_TUNABLES is set
+# (src/bin/hubroute/malloc_tuning.rs); the new program would run outside valgrind. valgrind
+# replaces malloc anyway, so an empty setting changes nothing else.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-}
 RAYON_NUM_THREADS=$THREADS valgrind --tool=callgrind --separate-threads=yes \
     --callgrind-out-file="$OUT/cg.out" --log-file="$OUT/valgrind.log" \
     "${HUBROUTE_BIN:-$ROOT/target/release/hubroute}" run --quiet --routes "$ROUTES" --input "$INPUT" \

@@ -501,3 +501,73 @@ fn a_closed_stderr_changes_nothing_but_what_is_shown() {
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
+
+/// `run` starts itself again with glibc's malloc tunables (src/bin/hubroute/malloc_tuning.rs)
+/// when none are set: the running process has them, and reading standard input still works
+/// across the restart (the same process, the same open files).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn run_restarts_itself_with_malloc_tunables_unless_some_are_set() {
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("hubroute-cli-tunables-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = |n: &str| dir.join(n).display().to_string();
+    let environ = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .filter_map(|v| v.strip_prefix(b"GLIBC_TUNABLES="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .next()
+    };
+    for preset in [None, Some("glibc.malloc.arena_max=2")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hubroute"));
+        command
+            .args(["run", "--routes", "examples/routing.json", "--input", "-"])
+            .args(["--store", &d("store"), "--dead-letter", &d("dead.jsonl")])
+            .args(["--sink", &format!("hotpath=file:{}", d("hot.jsonl"))])
+            .args(["--sink", &format!("alerts=file:{}", d("alerts.jsonl"))])
+            .args(["--sink", &format!("coldstorage=file:{}", d("cold.jsonl"))])
+            .args(["--sink", &format!("events=file:{}", d("events.jsonl"))])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("GLIBC_TUNABLES")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(p) = preset {
+            command.env("GLIBC_TUNABLES", p);
+        }
+        let mut child = command.spawn().expect("run hubroute");
+        let pid = child.id();
+        // The program starts (and restarts) within the same process: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = environ(pid);
+        while seen.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            seen = environ(pid);
+        }
+        match preset {
+            // glibc may cut the string at the first tunable it has read; the first is ours.
+            None => assert!(
+                seen.as_deref()
+                    .is_some_and(|v| v.starts_with("glibc.malloc.trim_threshold=67108864")),
+                "{seen:?}"
+            ),
+            Some(p) => assert_eq!(seen.as_deref(), Some(p)),
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"systemProperties\": {\"messageId\": \"a\"}, \"body\": \"x\"}\n{\"body\": \"y\"}\n")
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("valid 2 + invalid 0 + blank 0 = read 2"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

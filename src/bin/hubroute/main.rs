@@ -15,6 +15,7 @@ mod https_cmd;
 mod inspect_cmd;
 mod live;
 mod logging;
+mod malloc_tuning;
 mod ops_args;
 mod ops_wiring;
 mod output;
@@ -142,7 +143,9 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(argv);
-    if !matches!(cli.command, Command::Run(_) | Command::Bridge(_)) {
+    if matches!(cli.command, Command::Run(_) | Command::Bridge(_)) {
+        malloc_tuning::restart_tuned();
+    } else {
         logging::init_plain();
     }
     let result = match cli.command {
