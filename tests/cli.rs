@@ -551,7 +551,7 @@ fn run_restarts_itself_with_malloc_tunables_unless_some_are_set() {
             // glibc may cut the string at the first tunable it has read; the first is ours.
             None => assert!(
                 seen.as_deref()
-                    .is_some_and(|v| v.starts_with("glibc.malloc.trim_threshold=67108864")),
+                    .is_some_and(|v| v.starts_with("glibc.malloc.trim_threshold=8388608")),
                 "{seen:?}"
             ),
             Some(p) => assert_eq!(seen.as_deref(), Some(p)),

@@ -7,16 +7,17 @@
 //! 128 KiB are free at its top and takes it again moments later: thousands of `mprotect`
 //! calls per 10k messages, each holding the process's memory-map lock, which every page fault
 //! takes too (`perf sched` showed the routing thread waiting on it for milliseconds at a
-//! time). Keeping up to 64 MiB free and growing 16 MiB at a time took `run` on messages-10k ×
-//! routes-10 from 86k to 92k messages/s (medians of 9 interleaved runs), max RSS 29–35 MB →
-//! 30–41 MB.
+//! time). Keeping up to 64 MiB free and growing 16 MiB at a time took `run` on messages-10k
+//! × routes-10 → `file:` from 86k to 92k messages/s (medians of 9 interleaved runs) but max
+//! RSS at 100k lines up to 110 MB (untuned: 68–78 MB); 8 MiB and 2 MiB, what this sets, ran
+//! as fast in the same interleaved runs and kept 83–96 MB.
 //!
 //! Only on Linux with glibc, and only when `GLIBC_TUNABLES` is not set at all: a setting of
 //! the user's own wins (an empty one turns this off), and the restarted process has it set,
 //! so it does not start again. If starting again fails, the process goes on as it is.
 
 /// What the restarted process runs with.
-pub const TUNABLES: &str = "glibc.malloc.trim_threshold=67108864:glibc.malloc.top_pad=16777216";
+pub const TUNABLES: &str = "glibc.malloc.trim_threshold=8388608:glibc.malloc.top_pad=2097152";
 
 /// Replaces this process by the same program with the same arguments and [`TUNABLES`], unless
 /// `GLIBC_TUNABLES` is set; returns only when it does not.
