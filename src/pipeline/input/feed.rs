@@ -282,142 +282,124 @@ fn feed(
     invalid: &mut dyn FnMut(InvalidLine),
     progress: &mut dyn FnMut(&LinesReport),
 ) -> LinesReport {
-    let mut accepting = Accepting {
+    let mut feeder = Feeder {
+        pipeline,
+        twin,
+        invalid,
+        progress,
         report: LinesReport::default(),
         in_flight: VecDeque::new(),
     };
     if chunk <= 1 {
         // A live stream: each line is routed and accepted before the next is waited for.
-        read_in_turns(pipeline, fill, 1, twin, &mut accepting, invalid, progress);
+        feeder.read_in_turns(fill, 1);
     } else {
-        read_ahead(
-            pipeline,
-            fill,
-            chunk,
-            twin,
-            &mut accepting,
-            invalid,
-            progress,
-        );
+        feeder.read_ahead(fill, chunk);
     }
-    accepting.finish()
+    feeder.finish()
 }
 
-/// [`feed`] of a file: the next chunk is read while the last one is routed (on another
-/// thread, which hands it to rayon), so with one routing thread reading and routing overlap
-/// instead of taking turns.
-fn read_ahead(
-    pipeline: &Pipeline,
-    fill: &mut Fill<'_>,
-    chunk: usize,
-    twin: Option<&(dyn TwinLookup + Sync)>,
-    accepting: &mut Accepting,
-    invalid: &mut dyn FnMut(InvalidLine),
-    progress: &mut dyn FnMut(&LinesReport),
-) {
-    // A chunk to route, with the number of its last line.
-    type ToRoute = (Chunk, u64);
-    std::thread::scope(|scope| {
-        let (route, to_route) = sync_channel::<ToRoute>(1);
-        let (routed_tx, routed) = sync_channel::<(ToRoute, Vec<(u64, Outcome)>)>(1);
-        let router = std::thread::Builder::new()
-            .name("hubroute-feed".into())
-            .spawn_scoped(scope, move || {
-                for (mut numbered, last) in to_route {
-                    let outcomes = prepare_chunk(pipeline, &mut numbered, twin);
-                    if routed_tx.send(((numbered, last), outcomes)).is_err() {
-                        break;
-                    }
-                }
-            });
-        if router.is_err() {
-            // No thread to spare: read and route in turns.
-            read_in_turns(pipeline, fill, chunk, twin, accepting, invalid, progress);
-            return;
-        }
-        let mut lines_read = 0;
-        let mut next = Chunk::default();
-        let mut routing = false;
-        loop {
-            next.text.clear();
-            next.lines.clear();
-            let read_error = fill(&mut next, chunk, &mut lines_read);
-            let more = !next.lines.is_empty();
-            let done = if routing { routed.recv().ok() } else { None };
-            routing = false;
-            if more {
-                if route.send((std::mem::take(&mut next), lines_read)).is_err() {
-                    break;
-                }
-                routing = true;
-            }
-            if let Some(((numbered, last), outcomes)) = done {
-                next = numbered;
-                if !accepting.accept(pipeline, outcomes, last, None, invalid, progress) {
-                    return;
-                }
-            }
-            if read_error.is_some() || !more {
-                if routing {
-                    if let Ok(((_, last), outcomes)) = routed.recv() {
-                        accepting.accept(pipeline, outcomes, last, read_error, invalid, progress);
-                    }
-                } else if let Some(e) = read_error {
-                    accepting.report.stopped =
-                        Some(format!("reading failed after line {lines_read}: {e}"));
-                }
-                return;
-            }
-        }
-    });
-}
-
-/// [`read_ahead`] without its thread: read a chunk, route it, accept it, and again.
-fn read_in_turns(
-    pipeline: &Pipeline,
-    fill: &mut Fill<'_>,
-    chunk: usize,
-    twin: Option<&(dyn TwinLookup + Sync)>,
-    accepting: &mut Accepting,
-    invalid: &mut dyn FnMut(InvalidLine),
-    progress: &mut dyn FnMut(&LinesReport),
-) {
-    let mut lines_read = 0;
-    let mut numbered = Chunk::default();
-    loop {
-        numbered.text.clear();
-        numbered.lines.clear();
-        let read_error = fill(&mut numbered, chunk, &mut lines_read);
-        if numbered.lines.is_empty() && read_error.is_none() {
-            return;
-        }
-        let outcomes = prepare_chunk(pipeline, &mut numbered, twin);
-        if !accepting.accept(
-            pipeline, outcomes, lines_read, read_error, invalid, progress,
-        ) {
-            return;
-        }
-    }
-}
-
-/// What is read so far and the chunks being committed.
-struct Accepting {
+/// Where the lines go (the pipeline, with the twins and the caller's callbacks), what is read
+/// so far, and the chunks being committed.
+struct Feeder<'a> {
+    pipeline: &'a Pipeline,
+    twin: Option<&'a (dyn TwinLookup + Sync)>,
+    invalid: &'a mut dyn FnMut(InvalidLine),
+    progress: &'a mut dyn FnMut(&LinesReport),
     report: LinesReport,
     in_flight: VecDeque<Pending>,
 }
 
-impl Accepting {
+impl Feeder<'_> {
+    /// [`feed`] of a file: the next chunk is read while the last one is routed (on another
+    /// thread, which hands it to rayon), so with one routing thread reading and routing
+    /// overlap instead of taking turns.
+    fn read_ahead(&mut self, fill: &mut Fill<'_>, chunk: usize) {
+        // A chunk to route, with the number of its last line.
+        type ToRoute = (Chunk, u64);
+        let (pipeline, twin) = (self.pipeline, self.twin);
+        std::thread::scope(|scope| {
+            let (route, to_route) = sync_channel::<ToRoute>(1);
+            let (routed_tx, routed) = sync_channel::<(ToRoute, Vec<(u64, Outcome)>)>(1);
+            let router = std::thread::Builder::new()
+                .name("hubroute-feed".into())
+                .spawn_scoped(scope, move || {
+                    for (mut numbered, last) in to_route {
+                        let outcomes = prepare_chunk(pipeline, &mut numbered, twin);
+                        if routed_tx.send(((numbered, last), outcomes)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if router.is_err() {
+                // No thread to spare: read and route in turns.
+                self.read_in_turns(fill, chunk);
+                return;
+            }
+            let mut lines_read = 0;
+            let mut next = Chunk::default();
+            let mut routing = false;
+            loop {
+                next.text.clear();
+                next.lines.clear();
+                let read_error = fill(&mut next, chunk, &mut lines_read);
+                let more = !next.lines.is_empty();
+                let done = if routing { routed.recv().ok() } else { None };
+                routing = false;
+                if more {
+                    if route.send((std::mem::take(&mut next), lines_read)).is_err() {
+                        break;
+                    }
+                    routing = true;
+                }
+                if let Some(((numbered, last), outcomes)) = done {
+                    next = numbered;
+                    if !self.accept(outcomes, last, None) {
+                        return;
+                    }
+                }
+                if read_error.is_some() || !more {
+                    if routing {
+                        if let Ok(((_, last), outcomes)) = routed.recv() {
+                            self.accept(outcomes, last, read_error);
+                        }
+                    } else if let Some(e) = read_error {
+                        self.report.stopped =
+                            Some(format!("reading failed after line {lines_read}: {e}"));
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// [`Feeder::read_ahead`] without its thread: read a chunk, route it, accept it, and
+    /// again.
+    fn read_in_turns(&mut self, fill: &mut Fill<'_>, chunk: usize) {
+        let mut lines_read = 0;
+        let mut numbered = Chunk::default();
+        loop {
+            numbered.text.clear();
+            numbered.lines.clear();
+            let read_error = fill(&mut numbered, chunk, &mut lines_read);
+            if numbered.lines.is_empty() && read_error.is_none() {
+                return;
+            }
+            let outcomes = prepare_chunk(self.pipeline, &mut numbered, self.twin);
+            if !self.accept(outcomes, lines_read, read_error) {
+                return;
+            }
+        }
+    }
+
     /// Counts a routed chunk's lines (reporting the invalid ones), hands its messages to the
     /// store and waits for the oldest commit when too many are in flight; `false` when
     /// reading stops (the read error that ended the chunk, or the pipeline closed).
     fn accept(
         &mut self,
-        pipeline: &Pipeline,
         outcomes: Vec<(u64, Outcome)>,
         last_line: u64,
         read_error: Option<String>,
-        invalid: &mut dyn FnMut(InvalidLine),
-        progress: &mut dyn FnMut(&LinesReport),
     ) -> bool {
         let report = &mut self.report;
         let mut batch = Vec::with_capacity(outcomes.len());
@@ -427,7 +409,7 @@ impl Accepting {
                 Outcome::Blank => report.blank += 1,
                 Outcome::Invalid(code, reason, raw) => {
                     *report.invalid.entry(code).or_default() += 1;
-                    invalid(InvalidLine {
+                    (self.invalid)(InvalidLine {
                         line,
                         code,
                         reason,
@@ -441,7 +423,7 @@ impl Accepting {
             }
         }
         let (tx, rx) = sync_channel(1);
-        pipeline.accept_then(batch, move |r| {
+        self.pipeline.accept_then(batch, move |r| {
             let _ = tx.send(r);
         });
         self.in_flight.push_back((rx, last_line));
@@ -454,7 +436,7 @@ impl Accepting {
             self.report.stopped = Some(format!("reading failed after line {last_line}: {e}"));
             return false;
         }
-        progress(&self.report);
+        (self.progress)(&self.report);
         true
     }
 

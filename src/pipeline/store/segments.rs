@@ -908,28 +908,25 @@ mod tests {
         d
     }
 
-    /// The log files in `d` (not those retired for the janitor).
-    fn log_files(d: &Path) -> usize {
+    /// The files in `d` whose names end with `suffix`.
+    fn files_ending(d: &Path, suffix: &str) -> usize {
         std::fs::read_dir(d)
             .unwrap()
             .filter(|e| {
                 let name = e.as_ref().unwrap().file_name();
-                name.to_str().unwrap().ends_with(SUFFIX)
+                name.to_str().unwrap().ends_with(suffix)
             })
             .count()
     }
 
+    /// The log files in `d` (not those retired for the janitor).
+    fn log_files(d: &Path) -> usize {
+        files_ending(d, SUFFIX)
+    }
+
     /// Waits (bounded) until `d` holds no retired file: the janitor deleted them.
     fn janitor_done(d: &Path) -> bool {
-        let retired = || {
-            std::fs::read_dir(d)
-                .unwrap()
-                .filter(|e| {
-                    let name = e.as_ref().unwrap().file_name();
-                    name.to_str().unwrap().ends_with(RETIRED_SUFFIX)
-                })
-                .count()
-        };
+        let retired = || files_ending(d, RETIRED_SUFFIX);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while retired() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
