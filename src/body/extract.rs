@@ -439,6 +439,8 @@ pub struct Extraction {
     frames: Vec<XFrame>,
     slots: Vec<Option<Kind>>,
     valid: bool,
+    /// The strict scanner read the whole body: it is RFC 8259 JSON (see `scan.rs`).
+    strict: bool,
 }
 
 impl Extraction {
@@ -459,6 +461,7 @@ impl Extraction {
             self.slots = slots;
             self.unescaped.clear();
             self.valid = valid;
+            self.strict = valid;
             return valid;
         }
         slots.clear();
@@ -475,6 +478,7 @@ impl Extraction {
         let stack = std::mem::take(&mut self.stack);
         let mut parser = Parser::new(text, unescaped, stack, extractor);
         self.valid = parser.parse().is_ok();
+        self.strict = false;
         self.unescaped = parser.unescaped;
         self.stack = parser.stack;
         self.slots = parser.builder.slots;
@@ -492,6 +496,12 @@ impl Extraction {
     /// Whether the last body extracted was valid JSON.
     pub fn is_valid(&self) -> bool {
         self.valid
+    }
+
+    /// Whether the last body was read whole by the strict scanner, so it is RFC 8259 JSON
+    /// (no leniency of Json.NET's, no NUL as whitespace, at most 64 levels deep).
+    pub(crate) fn is_strict(&self) -> bool {
+        self.valid && self.strict
     }
 
     /// The number in `slot` after [`Extraction::run`]: `Some` exactly when

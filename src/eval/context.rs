@@ -145,6 +145,25 @@ impl<'m> EvalContext<'m> {
         fast.body.get_or_init(|| self.extract_body(fast))
     }
 
+    /// Whether routing read the message's body as it is stored (UTF-8, no byte-order mark)
+    /// and found it JSON the strict scanner reads whole, without a byte at or below space (so
+    /// no whitespace to minify away, and no control byte) and without a backslash (the
+    /// scanner takes Json.NET's escapes, such as `\'`, in strings it skips; serde_json does
+    /// not): such a body is JSON exactly as serde_json reads it, and a Storage JSON record may
+    /// embed it as it is. `false` when routing did not read the body (no route needed it) or
+    /// read anything else.
+    pub(crate) fn body_is_compact_json(&self) -> bool {
+        let Some(body) = self.fast.as_ref().and_then(|f| f.body.get()) else {
+            return false;
+        };
+        let stored = &self.message.body[..];
+        body.ok
+            && body.extraction.is_some_and(Extraction::is_strict)
+            && std::ptr::eq(body.text.as_bytes(), stored)
+            && no_space_or_below(stored)
+            && !stored.contains(&b'\\')
+    }
+
     /// Decodes and scans the body for [`EvalContext::fast_body`] (once per message, so kept
     /// out of line of the reads).
     #[cold]
@@ -495,4 +514,14 @@ pub fn selected_value(s: Selected<'_>) -> Value<'_> {
         Selected::String(s) => Value::Str(s),
         _ => Value::Undefined,
     }
+}
+
+/// Whether every byte of `bytes` is above space: the minimum of each 16 bytes, which the
+/// compiler reads 16 at a time.
+fn no_space_or_below(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    let blocks = chunks
+        .by_ref()
+        .all(|c| c.iter().fold(u8::MAX, |m, &b| m.min(b)) > b' ');
+    blocks && chunks.remainder().iter().all(|&b| b > b' ')
 }

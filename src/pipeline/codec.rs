@@ -13,8 +13,9 @@
 //! the message's source u8 (0 = none, else 1 + its index in `Source::ALL`)
 //! flags u8 (version 2 on; bit 1: the content type and encoding say JSON in UTF-8, so a Storage
 //!   JSON record embeds the body if it is JSON text, which the sinks that embed check as they
-//!   minify it; bit 0, in records written before bit 1: that and the body parsed (without a
-//!   UTF-8 check); version 1 records lack the byte)
+//!   minify it; bit 2, with bit 1: routing found the body JSON with nothing to minify, so it
+//!   is embedded as it is; bit 0, in records written before bit 1: that and the body parsed
+//!   (without a UTF-8 check); version 1 records lack the byte)
 //! endpoint count, then per endpoint: id u16, enrichment count, (name str, value str)*
 //! system properties: count, then (name str, presence u8, [value str])*
 //! application properties: the same
@@ -35,6 +36,24 @@ const FLAG_JSON_BODY: u8 = 1;
 
 /// Flag: the message's content type and encoding say JSON in UTF-8 (the body not checked).
 const FLAG_JSON_TYPED: u8 = 2;
+
+/// Flag, with [`FLAG_JSON_TYPED`]: routing read the body and found it JSON with nothing to
+/// minify ([`crate::route::Routing::body_compact_json`]), so a Storage JSON record embeds it
+/// as it is instead of checking and minifying it again on an endpoint's thread.
+const FLAG_BODY_COMPACT_JSON: u8 = 4;
+
+/// Where the flags byte is: after the version (1 byte), the time (8) and the source (1).
+const FLAGS_AT: usize = 10;
+
+/// Marks a record [`encode`] wrote as one whose body routing found to be compact JSON (see
+/// [`FLAG_BODY_COMPACT_JSON`]); only a record whose content type says JSON takes the mark.
+pub(crate) fn mark_body_compact_json(record: &mut [u8]) {
+    if let Some(flags) = record.get_mut(FLAGS_AT) {
+        if *flags & FLAG_JSON_TYPED != 0 {
+            *flags |= FLAG_BODY_COMPACT_JSON;
+        }
+    }
+}
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -439,6 +458,10 @@ impl CopyParts {
             body_is_json: self
                 .flags
                 .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
+            body_compact_json: self.flags.is_some_and(|f| {
+                f & (FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON)
+                    == FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON
+            }),
             shared_json: shared,
         }
     }

@@ -570,6 +570,7 @@ mod tests {
             enrichments: crate::sink::PackedProperties::EMPTY,
             body,
             body_is_json: None,
+            body_compact_json: false,
             shared_json: None,
         }
     }

@@ -1014,6 +1014,9 @@ impl Pipeline {
                     + message.body.len(),
             );
             codec::encode(&mut bytes, enqueued_time, &destinations, message);
+            if routing.body_compact_json {
+                codec::mark_body_compact_json(&mut bytes);
+            }
         }
         Ok(Prepared {
             bytes,

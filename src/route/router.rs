@@ -108,6 +108,7 @@ pub(super) fn route_with_plan(
         ctx = ctx.with_twin(twin);
     }
     route_ctx(table, &ctx, source, out);
+    out.body_compact_json = ctx.body_is_compact_json();
 }
 
 /// The route loop: every enabled route of `source` whose endpoint is not chosen yet, in
@@ -121,6 +122,7 @@ pub(super) fn route_ctx(
 ) {
     out.endpoints.clear();
     out.fallback = false;
+    out.body_compact_json = false;
     // Endpoints chosen so far, as bits for the first `CHOSEN_BITS` ids: with many routes,
     // scanning `out.endpoints` before each one was a visible part of the per-route cost.
     // Larger ids (tables with that many endpoints) scan the list as before.
@@ -155,5 +157,111 @@ pub(super) fn route_ctx(
                 out.fallback = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod compact_body_tests {
+    use crate::message::{Message, Source};
+    use crate::route::RouteTable;
+
+    fn table() -> RouteTable {
+        RouteTable::from_json(
+            r#"{"routes": [{"name": "hot", "source": "DeviceMessages", "condition": "$body.Weather.Temperature > 50", "endpointNames": ["hot"], "isEnabled": true}],
+                "endpoints": {"serviceBusQueues": [{"name": "hot"}]}}"#,
+            "hub",
+        )
+        .table
+        .expect("the table builds")
+    }
+
+    fn message(body: &[u8], json: bool) -> Message {
+        let mut m = Message::default();
+        if json {
+            m.system_properties
+                .insert_str("contentType", Some("application/json"));
+            m.system_properties
+                .insert_str("contentEncoding", Some("utf-8"));
+        }
+        m.body = body.to_vec();
+        m
+    }
+
+    /// `Routing::body_compact_json` promises what a Storage JSON record relies on to embed a
+    /// body without checking it: serde_json reads it, and minifying it changes nothing. Checked
+    /// on compact, spaced, lenient, invalid and byte-order-marked bodies, and on a compact body
+    /// with each byte replaced by, or preceded by, each of the bytes that matter to JSON, or
+    /// removed.
+    #[test]
+    fn a_compact_json_body_is_one_serde_json_reads_and_minifying_keeps() {
+        let table = table();
+        let mut router = table.router();
+        let mut flagged = 0;
+        let mut check = |body: &[u8], json: bool| -> bool {
+            let routing = router.route(&message(body, json), Source::DeviceMessages);
+            if routing.body_compact_json {
+                assert!(json, "{:?}", String::from_utf8_lossy(body));
+                assert!(
+                    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+                    "flagged but serde_json refuses {:?}",
+                    String::from_utf8_lossy(body)
+                );
+                let mut out = Vec::new();
+                assert!(crate::sink::json::push_minified_if_json(body, &mut out));
+                assert_eq!(out, body, "{:?}", String::from_utf8_lossy(body));
+                flagged += 1;
+            }
+            routing.body_compact_json
+        };
+        let compact =
+            br#"{"deviceId":"a-1","Weather":{"Temperature":68.5,"Humidity":31},"tags":["x","y z"],"ok":true,"n":null,"e":-1.5e3}"#;
+        assert!(
+            !check(compact, true),
+            "a space inside a string: minified as before"
+        );
+        let compact =
+            br#"{"deviceId":"a-1","Weather":{"Temperature":68.5,"Humidity":31},"tags":["x","y"],"ok":true,"n":null,"e":-1.5e3}"#;
+        assert!(check(compact, true), "a compact body is flagged");
+        assert!(
+            !check(compact, false),
+            "only when the content type says JSON"
+        );
+        for body in [
+            &b"{\"Weather\": {\"Temperature\": 68.5}}"[..],
+            b"{\"Weather\":{\"Temperature\":68.5},\"city\":\"New York\"}",
+            b"\xef\xbb\xbf{\"Weather\":{\"Temperature\":68.5}}",
+            b"{'Weather':{'Temperature':68.5}}",
+            b"{\"Weather\":{\"Temperature\":68.5,}}",
+            b"{\"Weather\":{\"Temperature\":NaN}}",
+            b"{\"Weather\":{\"Temperature\":68.5}}/*c*/",
+            b"{\"Weather\":{\"Temperature\":68.5}}\0",
+            b"{\"Weather\":{\"Temperature\":68.5}}x",
+            b"{\"Weather\":{\"Temperature\":068}}",
+            b"{\"Weather\":{\"Temperature\":68.5}",
+            b"[1,2]",
+        ] {
+            assert!(!check(body, true), "{:?}", String::from_utf8_lossy(body));
+        }
+        for body in [
+            &br#"{"Weather":{"Temperature":68.5},"u":"\u00e9\ud800"}"#[..],
+            br#"{"Weather":{"Temperature":68.5},"q":"\'"}"#,
+            br#"{"Weather":{"Temperature":68.5},"q":"\""}"#,
+        ] {
+            assert!(!check(body, true), "{:?}", String::from_utf8_lossy(body));
+        }
+        for i in 0..compact.len() {
+            for b in *b"\"\\{}[],: \t\n0a-.eE+\x01\x7f\x80\xff/'" {
+                let mut body = compact.to_vec();
+                body[i] = b;
+                check(&body, true);
+                body[i] = compact[i];
+                body.insert(i, b);
+                check(&body, true);
+            }
+            let mut body = compact.to_vec();
+            body.remove(i);
+            check(&body, true);
+        }
+        assert!(flagged > 1, "the mutations flagged some bodies too");
     }
 }

@@ -24,7 +24,7 @@ use crate::message::Message;
 
 mod channel;
 pub mod delivery;
-mod json;
+pub(crate) mod json;
 mod jsonl;
 pub(crate) mod record;
 pub mod replay;

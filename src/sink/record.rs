@@ -385,7 +385,12 @@ fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    push_body(view_json_typed(view), view.body, out);
+    if view_json_typed(view) && view.body_compact_json {
+        // Routing found it JSON with nothing to minify: minifying would copy it unchanged.
+        out.extend_from_slice(view.body);
+    } else {
+        push_body(view_json_typed(view), view.body, out);
+    }
 }
 
 /// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]

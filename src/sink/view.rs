@@ -337,6 +337,10 @@ pub struct CopyView<'a> {
     /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
     /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
+    /// Whether routing found the body JSON with nothing to minify (RFC 8259, no byte at or
+    /// below space; only with `body_is_json` of `Some(true)`): a Storage JSON record embeds it
+    /// as it is, without checking it again.
+    pub body_compact_json: bool,
     /// Where the endpoints taking the same record share what their JSON copies have in common
     /// (`None`: the copy renders all of its own, e.g. a record only this endpoint takes).
     pub shared_json: Option<&'a SharedJson>,
@@ -475,6 +479,7 @@ mod tests {
             enrichments: PackedProperties::split(en, false).unwrap(),
             body: b"",
             body_is_json: None,
+            body_compact_json: false,
             shared_json: None,
         }
     }
