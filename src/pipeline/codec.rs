@@ -38,7 +38,7 @@ const FLAG_JSON_BODY: u8 = 1;
 const FLAG_JSON_TYPED: u8 = 2;
 
 /// Flag, with [`FLAG_JSON_TYPED`]: routing read the body and found it JSON with nothing to
-/// minify ([`crate::route::Routing::body_compact_json`]), so a Storage JSON record embeds it
+/// minify ([`crate::route::Router::body_was_compact_json`]), so a Storage JSON record embeds it
 /// as it is instead of checking and minifying it again on an endpoint's thread.
 const FLAG_BODY_COMPACT_JSON: u8 = 4;
 

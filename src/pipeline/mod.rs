@@ -1014,7 +1014,7 @@ impl Pipeline {
                     + message.body.len(),
             );
             codec::encode(&mut bytes, enqueued_time, &destinations, message);
-            if routing.body_compact_json {
+            if router.body_was_compact_json() {
                 codec::mark_body_compact_json(&mut bytes);
             }
         }

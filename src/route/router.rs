@@ -30,6 +30,8 @@ use crate::message::{Message, Source};
 pub struct Router<'t> {
     table: &'t RouteTable,
     scratch: BodyScratch,
+    /// See [`Router::body_was_compact_json`].
+    body_compact_json: bool,
 }
 
 impl RouteTable {
@@ -38,6 +40,7 @@ impl RouteTable {
         Router {
             table: self,
             scratch: BodyScratch::default(),
+            body_compact_json: false,
         }
     }
 }
@@ -61,7 +64,8 @@ impl Router<'_> {
     /// Where a message from `source` goes, written into `out` (whose buffer is reused, so
     /// that even a message matching many endpoints allocates nothing once warmed up).
     pub fn route_into(&mut self, message: &Message, source: Source, out: &mut Routing) {
-        route_with_plan(self.table, &mut self.scratch, message, source, None, out);
+        self.body_compact_json =
+            route_with_plan(self.table, &mut self.scratch, message, source, None, out);
     }
 
     /// Where a message goes, reading `$twin` from `twin`.
@@ -75,6 +79,14 @@ impl Router<'_> {
     }
 
     /// Routes into a new `Routing` (the convenient, allocating form of `route_into`).
+    /// Whether the last message this router routed had a body routing read as stored and
+    /// found JSON with nothing to minify: what the strict scanner reads whole, with no byte
+    /// at or below space and no backslash (see `EvalContext::body_is_compact_json`). A
+    /// Storage JSON record may then embed it as it is. `false` when no route needed the body.
+    pub fn body_was_compact_json(&self) -> bool {
+        self.body_compact_json
+    }
+
     fn route_fresh(
         &mut self,
         message: &Message,
@@ -82,7 +94,7 @@ impl Router<'_> {
         twin: Option<&dyn TwinLookup>,
     ) -> Routing {
         let mut out = Routing::default();
-        route_with_plan(
+        self.body_compact_json = route_with_plan(
             self.table,
             &mut self.scratch,
             message,
@@ -94,7 +106,8 @@ impl Router<'_> {
     }
 }
 
-/// Routes one message with `table`'s plan, in `scratch`.
+/// Routes one message with `table`'s plan, in `scratch`; whether its body was compact JSON
+/// ([`Router::body_was_compact_json`]).
 pub(super) fn route_with_plan(
     table: &RouteTable,
     scratch: &mut BodyScratch,
@@ -102,13 +115,13 @@ pub(super) fn route_with_plan(
     source: Source,
     twin: Option<&dyn TwinLookup>,
     out: &mut Routing,
-) {
+) -> bool {
     let mut ctx = EvalContext::with_plan(message, &table.plan, scratch);
     if let Some(twin) = twin {
         ctx = ctx.with_twin(twin);
     }
     route_ctx(table, &ctx, source, out);
-    out.body_compact_json = ctx.body_is_compact_json();
+    ctx.body_is_compact_json()
 }
 
 /// The route loop: every enabled route of `source` whose endpoint is not chosen yet, in
@@ -122,7 +135,6 @@ pub(super) fn route_ctx(
 ) {
     out.endpoints.clear();
     out.fallback = false;
-    out.body_compact_json = false;
     // Endpoints chosen so far, as bits for the first `CHOSEN_BITS` ids: with many routes,
     // scanning `out.endpoints` before each one was a visible part of the per-route cost.
     // Larger ids (tables with that many endpoints) scan the list as before.
@@ -187,7 +199,7 @@ mod compact_body_tests {
         m
     }
 
-    /// `Routing::body_compact_json` promises what a Storage JSON record relies on to embed a
+    /// `Router::body_was_compact_json` promises what a Storage JSON record relies on to embed a
     /// body without checking it: serde_json reads it, and minifying it changes nothing. Checked
     /// on compact, spaced, lenient, invalid and byte-order-marked bodies, and on a compact body
     /// with each byte replaced by, or preceded by, each of the bytes that matter to JSON, or
@@ -198,8 +210,9 @@ mod compact_body_tests {
         let mut router = table.router();
         let mut flagged = 0;
         let mut check = |body: &[u8], json: bool| -> bool {
-            let routing = router.route(&message(body, json), Source::DeviceMessages);
-            if routing.body_compact_json {
+            router.route(&message(body, json), Source::DeviceMessages);
+            let compact = router.body_was_compact_json();
+            if compact {
                 assert!(json, "{:?}", String::from_utf8_lossy(body));
                 assert!(
                     serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
@@ -211,7 +224,7 @@ mod compact_body_tests {
                 assert_eq!(out, body, "{:?}", String::from_utf8_lossy(body));
                 flagged += 1;
             }
-            routing.body_compact_json
+            compact
         };
         let compact =
             br#"{"deviceId":"a-1","Weather":{"Temperature":68.5,"Humidity":31},"tags":["x","y z"],"ok":true,"n":null,"e":-1.5e3}"#;

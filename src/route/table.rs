@@ -50,10 +50,6 @@ pub struct Routing {
     pub endpoints: SmallVec<[EndpointId; 4]>,
     /// Whether they came from the fallback route (no route matched).
     pub fallback: bool,
-    /// Whether routing read the body as stored and found it JSON with nothing to minify
-    /// (RFC 8259, no byte at or below space): a Storage JSON record may then embed it as it
-    /// is. `false` when no route needed the body, or from [`RouteTable::route_in`].
-    pub body_compact_json: bool,
 }
 
 /// All routes of a configuration, compiled. `Send + Sync`: share one table across threads.
