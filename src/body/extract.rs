@@ -439,7 +439,8 @@ pub struct Extraction {
     frames: Vec<XFrame>,
     slots: Vec<Option<Kind>>,
     valid: bool,
-    /// The strict scanner read the whole body: it is RFC 8259 JSON (see `scan.rs`).
+    /// The strict scanner read the whole body and found it valid: it is RFC 8259 JSON (see
+    /// `scan.rs`).
     strict: bool,
 }
 
@@ -501,7 +502,7 @@ impl Extraction {
     /// Whether the last body was read whole by the strict scanner, so it is RFC 8259 JSON
     /// (no leniency of Json.NET's, no NUL as whitespace, at most 64 levels deep).
     pub(crate) fn is_strict(&self) -> bool {
-        self.valid && self.strict
+        self.strict
     }
 
     /// The number in `slot` after [`Extraction::run`]: `Some` exactly when

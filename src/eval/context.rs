@@ -3,6 +3,7 @@
 use super::fast::{decode_body_with, BodyPlan, BodyScratch, ProgramSlots};
 use crate::body::Extraction;
 use crate::body::{BodyPath, JsonDoc, PathSlot, Selected};
+use crate::bytes::Block;
 use crate::ir::PathTest;
 use crate::message::{names, Message, Properties};
 use crate::value::Value;
@@ -160,8 +161,7 @@ impl<'m> EvalContext<'m> {
         body.ok
             && body.extraction.is_some_and(Extraction::is_strict)
             && std::ptr::eq(body.text.as_bytes(), stored)
-            && no_space_or_below(stored)
-            && !stored.contains(&b'\\')
+            && nothing_to_minify_or_unescape(stored)
     }
 
     /// Decodes and scans the body for [`EvalContext::fast_body`] (once per message, so kept
@@ -516,12 +516,15 @@ pub fn selected_value(s: Selected<'_>) -> Value<'_> {
     }
 }
 
-/// Whether every byte of `bytes` is above space: the minimum of each 16 bytes, which the
-/// compiler reads 16 at a time.
-fn no_space_or_below(bytes: &[u8]) -> bool {
+/// Whether `bytes` hold no byte at or below space and no backslash, 16 at a time (the
+/// project's [`Block`]).
+fn nothing_to_minify_or_unescape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(16);
-    let blocks = chunks
-        .by_ref()
-        .all(|c| c.iter().fold(u8::MAX, |m, &b| m.min(b)) > b' ');
-    blocks && chunks.remainder().iter().all(|&b| b > b' ')
+    let blocks = chunks.by_ref().all(|c| {
+        c.first_chunk::<16>().is_some_and(|c| {
+            let b = Block::load(c);
+            (b.control() | b.eq_either(b' ', b'\\')) == 0
+        })
+    });
+    blocks && chunks.remainder().iter().all(|&b| b > b' ' && b != b'\\')
 }

@@ -42,19 +42,6 @@ const FLAG_JSON_TYPED: u8 = 2;
 /// as it is instead of checking and minifying it again on an endpoint's thread.
 const FLAG_BODY_COMPACT_JSON: u8 = 4;
 
-/// Where the flags byte is: after the version (1 byte), the time (8) and the source (1).
-const FLAGS_AT: usize = 10;
-
-/// Marks a record [`encode`] wrote as one whose body routing found to be compact JSON (see
-/// [`FLAG_BODY_COMPACT_JSON`]); only a record whose content type says JSON takes the mark.
-pub(crate) fn mark_body_compact_json(record: &mut [u8]) {
-    if let Some(flags) = record.get_mut(FLAGS_AT) {
-        if *flags & FLAG_JSON_TYPED != 0 {
-            *flags |= FLAG_BODY_COMPACT_JSON;
-        }
-    }
-}
-
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,16 +183,28 @@ pub fn encode(
     destinations: &[Destination],
     message: &Message,
 ) {
+    encode_routed(out, enqueued_time, destinations, message, false);
+}
+
+/// [`encode`] of a message whose body routing found to be compact JSON, or not (see
+/// [`FLAG_BODY_COMPACT_JSON`]; only a record whose content type says JSON takes the flag).
+pub(crate) fn encode_routed(
+    out: &mut Vec<u8>,
+    enqueued_time: SystemTime,
+    destinations: &[Destination],
+    message: &Message,
+    body_compact_json: bool,
+) {
     out.push(VERSION);
     let nanos = enqueued_time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
-    out.push(if crate::sink::record::json_typed_message(message) {
-        FLAG_JSON_TYPED
-    } else {
-        0
+    out.push(match crate::sink::record::json_typed_message(message) {
+        true if body_compact_json => FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON,
+        true => FLAG_JSON_TYPED,
+        false => 0,
     });
     put_len(out, destinations.len());
     for d in destinations {

@@ -1013,10 +1013,13 @@ impl Pipeline {
                     + strings(&message.app_properties)
                     + message.body.len(),
             );
-            codec::encode(&mut bytes, enqueued_time, &destinations, message);
-            if router.body_was_compact_json() {
-                codec::mark_body_compact_json(&mut bytes);
-            }
+            codec::encode_routed(
+                &mut bytes,
+                enqueued_time,
+                &destinations,
+                message,
+                router.body_was_compact_json(),
+            );
         }
         Ok(Prepared {
             bytes,

@@ -91,7 +91,7 @@ impl<'a> Record<'a> {
         out.extend_from_slice(b",\"SystemProperties\":");
         push_json_object(out, self.system_pairs());
         out.extend_from_slice(b",\"Body\":");
-        push_body(json_typed_message(self.message), self.body, out);
+        push_body(json_typed_message(self.message), false, self.body, out);
         out.push(b'}');
     }
 
@@ -385,12 +385,12 @@ fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    if view_json_typed(view) && view.body_compact_json {
-        // Routing found it JSON with nothing to minify: minifying would copy it unchanged.
-        out.extend_from_slice(view.body);
-    } else {
-        push_body(view_json_typed(view), view.body, out);
-    }
+    push_body(
+        view_json_typed(view),
+        view.body_compact_json,
+        view.body,
+        out,
+    );
 }
 
 /// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]
@@ -422,9 +422,12 @@ fn view_json_typed(view: &CopyView<'_>) -> bool {
 }
 
 /// Appends the `Body` value: the body minified when the content type says JSON and the body
-/// is JSON text in UTF-8, else base64.
-fn push_body(json_typed: bool, body: &[u8], out: &mut Vec<u8>) {
-    if !(json_typed && push_minified_if_json(body, out)) {
+/// is JSON text in UTF-8, else base64. A body routing found `compact` JSON (nothing to
+/// minify) goes as it is: minifying it would copy it unchanged.
+fn push_body(json_typed: bool, compact: bool, body: &[u8], out: &mut Vec<u8>) {
+    if json_typed && compact {
+        out.extend_from_slice(body);
+    } else if !(json_typed && push_minified_if_json(body, out)) {
         push_base64_string(out, body);
     }
 }
