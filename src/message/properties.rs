@@ -561,11 +561,7 @@ impl Properties {
                     && self.index.is_none()
                     && self.entries.len() + 1 < INDEX_FROM
                 {
-                    let owned = std::mem::take(&mut self.kept[j].0);
-                    self.kept[j].1 = TAKEN;
-                    self.kept_cursor = j + 1;
-                    self.reused = self.reused.wrapping_add(1);
-                    self.reused_end = self.reused_end.max(j + 1);
+                    let owned = self.take_kept(j);
                     // [`Properties::push_known`] of a kept name, which is plain (so ASCII):
                     // `ascii` and `plain` stay, and no index is built or needed.
                     self.dollar |= owned.as_bytes().first() == Some(&b'$');
@@ -577,6 +573,18 @@ impl Properties {
             }
         }
         self.insert_line_name_other(found, name, value, replace)
+    }
+
+    /// Takes kept name `j` back (its slot marked taken, the cursor after it, counted as
+    /// reused), for the two ways [`Properties::insert_line_name_found`] inserts it.
+    #[inline(always)]
+    fn take_kept(&mut self, j: usize) -> String {
+        let owned = std::mem::take(&mut self.kept[j].0);
+        self.kept[j].1 = TAKEN;
+        self.kept_cursor = j + 1;
+        self.reused = self.reused.wrapping_add(1);
+        self.reused_end = self.reused_end.max(j + 1);
+        owned
     }
 
     /// [`Properties::insert_line_name_found`] but for its inlined common case.
@@ -591,11 +599,7 @@ impl Properties {
         if let Some(j) = found {
             let key = self.kept[j].1;
             if self.bloom & key_bit(key) == 0 {
-                let owned = std::mem::take(&mut self.kept[j].0);
-                self.kept[j].1 = TAKEN;
-                self.kept_cursor = j + 1;
-                self.reused = self.reused.wrapping_add(1);
-                self.reused_end = self.reused_end.max(j + 1);
+                let owned = self.take_kept(j);
                 self.push_known(owned, value, key, true);
                 return Ok(());
             }
