@@ -944,6 +944,19 @@ mod tests {
     fn for_escaped_contents(
         lens: impl Iterator<Item = usize>,
         others: &[&str],
+        each: impl FnMut(&str),
+    ) {
+        for_contents(lens, &["\\\""], others, |_| 1, each);
+    }
+
+    /// Calls `each` with string contents of each length in `lens` (letters) holding one of
+    /// `firsts` at every offset and one of `others` at every later offset, every `stride(len)`
+    /// bytes.
+    fn for_contents(
+        lens: impl Iterator<Item = usize>,
+        firsts: &[&str],
+        others: &[&str],
+        stride: impl Fn(usize) -> usize,
         mut each: impl FnMut(&str),
     ) {
         for len in lens {
@@ -953,12 +966,14 @@ mod tests {
                 .take(len)
                 .collect();
             for at in 0..=len {
-                for other in others {
-                    for at2 in at..=len {
-                        let mut content = base.clone();
-                        content.insert_str(at2, other);
-                        content.insert_str(at, "\\\"");
-                        each(&content);
+                for first in firsts {
+                    for other in others {
+                        for at2 in (at..=len).step_by(stride(len)) {
+                            let mut content = base.clone();
+                            content.insert_str(at2, other);
+                            content.insert_str(at, first);
+                            each(&content);
+                        }
                     }
                 }
             }
@@ -1060,52 +1075,43 @@ mod tests {
             "\\\"", "\\\\", "\\\\\\\"", "\\n", "\\\u{1}", "\u{1}", "\"", "\\", "\u{e9}",
         ];
         let mut checked = 0;
-        for len in 0..50 {
-            let base: String = "abcdefghijklmnopqrstuvwxyz"
-                .chars()
-                .cycle()
-                .take(len)
-                .collect();
-            for at in 0..=len {
-                for first in ["\\\"", "\\\\", "\\t"] {
-                    for other in others {
-                        for at2 in (at..=len).step_by(1 + len / 20) {
-                            let mut content = base.clone();
-                            content.insert_str(at2, other);
-                            content.insert_str(at, first);
-                            for pad in ["\"", "\"}", "\"                    }", "", "\\"] {
-                                let line = format!("\"{content}{pad}");
-                                let want = byte_wise(line.as_bytes(), 1);
-                                // From every position after an escape, as `string` calls it.
-                                for (j, _) in line.match_indices('\\').skip(1) {
-                                    let from = string_end_blocks(line.as_bytes(), j);
-                                    let (a, b) = (
-                                        byte_wise(line.as_bytes(), j),
-                                        byte_wise(line.as_bytes(), from),
-                                    );
-                                    assert_eq!(a.map(|e| e.0), b.map(|e| e.0), "{line:?} {j}");
-                                }
-                                let mut r = Reader {
-                                    text: &line,
-                                    b: line.as_bytes(),
-                                    pos: 0,
-                                };
-                                match (want, r.string()) {
-                                    (Some((end, escaped)), Ok(s)) => {
-                                        assert_eq!(s.raw, &line[1..end], "{line:?}");
-                                        assert_eq!(s.escaped, escaped, "{line:?}");
-                                        assert_eq!(r.pos, end + 1, "{line:?}");
-                                        checked += 1;
-                                    }
-                                    (None, Err(NotMine)) => {}
-                                    (w, g) => panic!("{line:?}: {w:?} {:?}", g.map(|s| s.raw)),
-                                }
-                            }
+        let firsts = ["\\\"", "\\\\", "\\t"];
+        for_contents(
+            0..50,
+            &firsts,
+            &others,
+            |len| 1 + len / 20,
+            |content| {
+                for pad in ["\"", "\"}", "\"                    }", "", "\\"] {
+                    let line = format!("\"{content}{pad}");
+                    let want = byte_wise(line.as_bytes(), 1);
+                    // From every position after an escape, as `string` calls it.
+                    for (j, _) in line.match_indices('\\').skip(1) {
+                        let from = string_end_blocks(line.as_bytes(), j);
+                        let (a, b) = (
+                            byte_wise(line.as_bytes(), j),
+                            byte_wise(line.as_bytes(), from),
+                        );
+                        assert_eq!(a.map(|e| e.0), b.map(|e| e.0), "{line:?} {j}");
+                    }
+                    let mut r = Reader {
+                        text: &line,
+                        b: line.as_bytes(),
+                        pos: 0,
+                    };
+                    match (want, r.string()) {
+                        (Some((end, escaped)), Ok(s)) => {
+                            assert_eq!(s.raw, &line[1..end], "{line:?}");
+                            assert_eq!(s.escaped, escaped, "{line:?}");
+                            assert_eq!(r.pos, end + 1, "{line:?}");
+                            checked += 1;
                         }
+                        (None, Err(NotMine)) => {}
+                        (w, g) => panic!("{line:?}: {w:?} {:?}", g.map(|s| s.raw)),
                     }
                 }
-            }
-        }
+            },
+        );
         assert!(checked > 50_000, "{checked}");
     }
 
