@@ -146,22 +146,31 @@ impl<'m> EvalContext<'m> {
         fast.body.get_or_init(|| self.extract_body(fast))
     }
 
-    /// Whether routing read the message's body as it is stored (UTF-8, no byte-order mark)
-    /// and found it JSON the strict scanner reads whole, without a byte at or below space (so
-    /// no whitespace to minify away, and no control byte) and without a backslash (the
-    /// scanner takes Json.NET's escapes, such as `\'`, in strings it skips; serde_json does
-    /// not): such a body is JSON exactly as serde_json reads it, and a Storage JSON record may
-    /// embed it as it is. `false` when routing did not read the body (no route needed it) or
-    /// read anything else.
-    pub(crate) fn body_is_compact_json(&self) -> bool {
+    /// What routing found of the body as JSON ([`BodyJson`]). `Compact`: routing read the
+    /// message's body as it is stored (UTF-8, no byte-order mark) and found it JSON the
+    /// strict scanner reads whole, without a byte at or below space (so no whitespace to
+    /// minify away, and no control byte) and without a backslash (the scanner takes
+    /// Json.NET's escapes, such as `\'`, in strings it skips; serde_json does not): such a
+    /// body is JSON exactly as serde_json reads it, and a Storage JSON record may embed it as
+    /// it is. `Strict`: the other bodies routing read as stored and the strict scanner read
+    /// whole (with whitespace, or a backslash). `Unknown` when routing did not read the body
+    /// (no route needed it) or read anything else.
+    pub(crate) fn body_json(&self) -> BodyJson {
         let Some(body) = self.fast.as_ref().and_then(|f| f.body.get()) else {
-            return false;
+            return BodyJson::Unknown;
         };
         let stored = &self.message.body[..];
-        body.ok
+        if !(body.ok
             && body.extraction.is_some_and(Extraction::is_strict)
-            && std::ptr::eq(body.text.as_bytes(), stored)
-            && nothing_to_minify_or_unescape(stored)
+            && std::ptr::eq(body.text.as_bytes(), stored))
+        {
+            return BodyJson::Unknown;
+        }
+        if nothing_to_minify_or_unescape(stored) {
+            BodyJson::Compact
+        } else {
+            BodyJson::Strict
+        }
     }
 
     /// Decodes and scans the body for [`EvalContext::fast_body`] (once per message, so kept
@@ -514,6 +523,22 @@ pub fn selected_value(s: Selected<'_>) -> Value<'_> {
         Selected::String(s) => Value::Str(s),
         _ => Value::Undefined,
     }
+}
+
+/// What routing found of a message's body as JSON, kept in its store record (`codec`'s
+/// flags) so that a Storage JSON record does not check the body again in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum BodyJson {
+    /// Routing did not read the body as stored, or did not find it strict JSON.
+    #[default]
+    Unknown,
+    /// Read as stored (so UTF-8) and read whole by the strict scanner: RFC 8259 JSON,
+    /// except that a string the scanner skipped may hold Json.NET's escapes (`\'`) or a
+    /// control byte, which the sink's whitespace strip checks for (and then checks whole).
+    Strict,
+    /// Strict, with no byte at or below space and no backslash: nothing to minify
+    /// ([`EvalContext::body_json`]).
+    Compact,
 }
 
 /// Whether `bytes` hold no byte at or below space and no backslash, 16 at a time (the

@@ -24,6 +24,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::eval::context::BodyJson;
 use crate::message::{Message, Properties, Source};
 use crate::sink::{CopyView, PackedProperties, SharedJson};
 
@@ -41,6 +42,11 @@ const FLAG_JSON_TYPED: u8 = 2;
 /// minify ([`crate::route::Router::body_was_compact_json`]), so a Storage JSON record embeds it
 /// as it is instead of checking and minifying it again on an endpoint's thread.
 const FLAG_BODY_COMPACT_JSON: u8 = 4;
+
+/// Flag, with [`FLAG_JSON_TYPED`]: routing read the body as stored and its strict scanner read
+/// it whole, but it has whitespace to minify or a backslash ([`BodyJson::Strict`]), so a
+/// Storage JSON record strips its whitespace without checking its grammar again.
+const FLAG_BODY_STRICT_JSON: u8 = 8;
 
 /// One endpoint a record goes to, with the application properties that endpoint's enrichments
 /// add to its copy (stamped at acceptance, as IoT Hub enriches when it routes).
@@ -183,7 +189,7 @@ pub fn encode(
     destinations: &[Destination],
     message: &Message,
 ) {
-    encode_routed(out, enqueued_time, destinations, message, false);
+    encode_routed(out, enqueued_time, destinations, message, BodyJson::Unknown);
 }
 
 /// [`encode`] of a message whose body routing found to be compact JSON, or not (see
@@ -193,7 +199,7 @@ pub(crate) fn encode_routed(
     enqueued_time: SystemTime,
     destinations: &[Destination],
     message: &Message,
-    body_compact_json: bool,
+    body_json: BodyJson,
 ) {
     out.push(VERSION);
     let nanos = enqueued_time
@@ -202,8 +208,11 @@ pub(crate) fn encode_routed(
     out.extend_from_slice(&nanos.to_le_bytes());
     out.push(source_code(message.source));
     out.push(match crate::sink::record::json_typed_message(message) {
-        true if body_compact_json => FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON,
-        true => FLAG_JSON_TYPED,
+        true => match body_json {
+            BodyJson::Compact => FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON,
+            BodyJson::Strict => FLAG_JSON_TYPED | FLAG_BODY_STRICT_JSON,
+            BodyJson::Unknown => FLAG_JSON_TYPED,
+        },
         false => 0,
     });
     put_len(out, destinations.len());
@@ -460,6 +469,10 @@ impl CopyParts {
             body_compact_json: self.flags.is_some_and(|f| {
                 f & (FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON)
                     == FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON
+            }),
+            body_strict_json: self.flags.is_some_and(|f| {
+                f & (FLAG_JSON_TYPED | FLAG_BODY_STRICT_JSON)
+                    == FLAG_JSON_TYPED | FLAG_BODY_STRICT_JSON
             }),
             shared_json: shared,
         }

@@ -571,6 +571,7 @@ mod tests {
             body,
             body_is_json: None,
             body_compact_json: false,
+            body_strict_json: false,
             shared_json: None,
         }
     }

@@ -1018,7 +1018,7 @@ impl Pipeline {
                 enqueued_time,
                 &destinations,
                 message,
-                router.body_was_compact_json(),
+                router.body_json(),
             );
         }
         Ok(Prepared {

@@ -2,6 +2,7 @@
 //! a stream of messages.
 
 use super::table::{route_matches, Route, RouteTable, Routing};
+use crate::eval::context::BodyJson;
 use crate::eval::{BodyPlan, BodyScratch, EvalContext, TwinLookup};
 use crate::message::{Message, Source};
 
@@ -30,8 +31,8 @@ use crate::message::{Message, Source};
 pub struct Router<'t> {
     table: &'t RouteTable,
     scratch: BodyScratch,
-    /// See [`Router::body_was_compact_json`].
-    body_compact_json: bool,
+    /// See [`Router::body_was_compact_json`] and [`Router::body_json`].
+    body_json: BodyJson,
 }
 
 impl RouteTable {
@@ -40,7 +41,7 @@ impl RouteTable {
         Router {
             table: self,
             scratch: BodyScratch::default(),
-            body_compact_json: false,
+            body_json: BodyJson::Unknown,
         }
     }
 }
@@ -64,8 +65,7 @@ impl Router<'_> {
     /// Where a message from `source` goes, written into `out` (whose buffer is reused, so
     /// that even a message matching many endpoints allocates nothing once warmed up).
     pub fn route_into(&mut self, message: &Message, source: Source, out: &mut Routing) {
-        self.body_compact_json =
-            route_with_plan(self.table, &mut self.scratch, message, source, None, out);
+        self.body_json = route_with_plan(self.table, &mut self.scratch, message, source, None, out);
     }
 
     /// Where a message goes, reading `$twin` from `twin`.
@@ -81,10 +81,16 @@ impl Router<'_> {
     /// Routes into a new `Routing` (the convenient, allocating form of `route_into`).
     /// Whether the last message this router routed had a body routing read as stored and
     /// found JSON with nothing to minify: what the strict scanner reads whole, with no byte
-    /// at or below space and no backslash (see `EvalContext::body_is_compact_json`). A
+    /// at or below space and no backslash (see `EvalContext::body_json`). A
     /// Storage JSON record may then embed it as it is. `false` when no route needed the body.
     pub fn body_was_compact_json(&self) -> bool {
-        self.body_compact_json
+        self.body_json == BodyJson::Compact
+    }
+
+    /// What routing found of the last message's body as JSON ([`BodyJson`]), which its
+    /// store record keeps.
+    pub(crate) fn body_json(&self) -> BodyJson {
+        self.body_json
     }
 
     fn route_fresh(
@@ -94,7 +100,7 @@ impl Router<'_> {
         twin: Option<&dyn TwinLookup>,
     ) -> Routing {
         let mut out = Routing::default();
-        self.body_compact_json = route_with_plan(
+        self.body_json = route_with_plan(
             self.table,
             &mut self.scratch,
             message,
@@ -106,8 +112,8 @@ impl Router<'_> {
     }
 }
 
-/// Routes one message with `table`'s plan, in `scratch`; whether its body was compact JSON
-/// ([`Router::body_was_compact_json`]).
+/// Routes one message with `table`'s plan, in `scratch`; what it found of its body as JSON
+/// ([`Router::body_json`]).
 pub(super) fn route_with_plan(
     table: &RouteTable,
     scratch: &mut BodyScratch,
@@ -115,13 +121,13 @@ pub(super) fn route_with_plan(
     source: Source,
     twin: Option<&dyn TwinLookup>,
     out: &mut Routing,
-) -> bool {
+) -> BodyJson {
     let mut ctx = EvalContext::with_plan(message, &table.plan, scratch);
     if let Some(twin) = twin {
         ctx = ctx.with_twin(twin);
     }
     route_ctx(table, &ctx, source, out);
-    ctx.body_is_compact_json()
+    ctx.body_json()
 }
 
 /// The route loop: every enabled route of `source` whose endpoint is not chosen yet, in
@@ -209,9 +215,28 @@ mod compact_body_tests {
         let table = table();
         let mut router = table.router();
         let mut flagged = 0;
+        let mut stripped = 0;
         let mut check = |body: &[u8], json: bool| -> bool {
             router.route(&message(body, json), Source::DeviceMessages);
             let compact = router.body_was_compact_json();
+            // A strict body's whitespace is stripped without a grammar check: when the strip
+            // takes it, serde_json reads it and the strip wrote what minifying writes.
+            if router.body_json() == super::BodyJson::Strict {
+                let mut out = b"x".to_vec();
+                if crate::sink::json::push_stripped_strict(body, &mut out) {
+                    let text = String::from_utf8_lossy(body);
+                    assert!(
+                        serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+                        "stripped but serde_json refuses {text:?}"
+                    );
+                    let mut minified = b"x".to_vec();
+                    crate::sink::json::minify_into(body, &mut minified);
+                    assert_eq!(out, minified, "{text:?}");
+                    stripped += 1;
+                } else {
+                    assert_eq!(out, b"x");
+                }
+            }
             if compact {
                 assert!(json, "{:?}", String::from_utf8_lossy(body));
                 assert!(
@@ -276,5 +301,9 @@ mod compact_body_tests {
             check(&body, true);
         }
         assert!(flagged > 1, "the mutations flagged some bodies too");
+        assert!(
+            stripped > 100,
+            "spaced and mutated bodies were stripped: {stripped}"
+        );
     }
 }

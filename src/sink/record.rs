@@ -14,10 +14,14 @@
 //!   because the hub stamps it).
 //! * The Avro `Body` is always the `bytes` branch, an empty body as zero bytes.
 
-use super::json::{push_member, push_minified_if_json, push_string};
+use super::json::{
+    push_member_text, push_minified_if_json, push_string, push_stripped_strict, push_text,
+};
 use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
+use super::view::Text;
 use super::Envelope;
+use crate::bytes::bytes_eq;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
 use crate::message::naming::{PropertyNaming, TABLE};
 use crate::message::{eq_ignore_case, KeyedName, Message};
@@ -266,6 +270,31 @@ struct StorageName {
     spelling: &'static str,
     /// The spelling as a JSON member name with its colon (`"contentType":`), written whole.
     json_key: Vec<u8>,
+    /// [`StorageName::json_key`] at the start of a block of constant length, copied whole
+    /// and cut back to `json_key`'s length (no `memcpy` call of a variable length); `None`
+    /// for a key longer than the block.
+    key_block: Option<[u8; KEY_BLOCK]>,
+    /// Whether this is `enqueuedTime`, which a record leaves out (it stamps its own).
+    stamped: bool,
+}
+
+/// The length of [`StorageName::key_block`]: the table's longest key,
+/// `"connectionDeviceGenerationId":`, is 31 bytes.
+const KEY_BLOCK: usize = 32;
+
+impl StorageName {
+    /// Appends [`StorageName::json_key`].
+    #[inline(always)]
+    fn push_key(&self, out: &mut Vec<u8>) {
+        match &self.key_block {
+            Some(block) => {
+                let at = out.len();
+                out.extend_from_slice(block);
+                out.truncate(at + self.json_key.len());
+            }
+            None => out.extend_from_slice(&self.json_key),
+        }
+    }
 }
 
 /// The Storage spelling of a system property name read from a store record, if it is in the
@@ -287,21 +316,38 @@ fn storage_entry(name: &[u8]) -> Option<&'static StorageName> {
             let mut json_key = Vec::new();
             push_string(&mut json_key, spelling.as_bytes());
             json_key.push(b':');
+            let key_block = (json_key.len() <= KEY_BLOCK).then(|| {
+                let mut block = [0u8; KEY_BLOCK];
+                block[..json_key.len()].copy_from_slice(&json_key);
+                block
+            });
+            let stamped = routing == ENQUEUED_TIME;
             if buckets.len() <= routing.len() {
                 buckets.resize_with(routing.len() + 1, Vec::new);
             }
-            buckets[routing.len()].push((routing, StorageName { spelling, json_key }));
+            buckets[routing.len()].push((
+                routing,
+                StorageName {
+                    spelling,
+                    json_key,
+                    key_block,
+                    stamped,
+                },
+            ));
         }
         buckets
     });
     buckets
         .get(name.len())
         .and_then(|b| {
-            // Records mostly carry the routing spelling itself: one comparison of the bytes.
-            b.iter().find(|(n, _)| n.as_bytes() == name).or_else(|| {
-                b.iter()
-                    .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-            })
+            // Records mostly carry the routing spelling itself: one comparison of the bytes
+            // (in place, no `memcmp` call).
+            b.iter()
+                .find(|(n, _)| bytes_eq(n.as_bytes(), name))
+                .or_else(|| {
+                    b.iter()
+                        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+                })
         })
         .map(|(_, entry)| entry)
 }
@@ -333,22 +379,35 @@ pub(crate) fn name_is(name: &[u8], want: &str) -> bool {
 /// [`Record::write_json`] writes the copy's envelope (`tests::views_render_as_envelopes`).
 /// Strings are copied from the record's bytes (checked UTF-8 when the record was read).
 pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    if let Some(e) = endpoint {
-        out.extend_from_slice(b"\"endpoint\":");
-        push_string(out, e.as_bytes());
-        out.push(b',');
+    match endpoint {
+        Some(e) => push_endpoint_prefix(out, e),
+        None => out.push(b'{'),
     }
+    write_view_members(view, out);
+}
+
+/// Appends what a JSON line starts with before [`write_view_members`]: `{"endpoint":…,`.
+/// The JSON Lines sink renders it once per endpoint and copies it per line.
+pub(crate) fn push_endpoint_prefix(out: &mut Vec<u8>, endpoint: &str) {
+    out.extend_from_slice(b"{\"endpoint\":");
+    push_string(out, endpoint.as_bytes());
+    out.push(b',');
+}
+
+/// [`write_view_json`] after the opening brace and the endpoint member: the record's
+/// members and the closing brace.
+pub(crate) fn write_view_members(view: &CopyView<'_>, out: &mut Vec<u8>) {
     let time = EnqueuedTimeText::new(view.enqueued_time);
     out.extend_from_slice(b"\"EnqueuedTimeUtc\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\",\"Properties\":{");
     let mut first = true;
-    view.for_each_app_property_bytes(|n, v| {
+    view.for_each_app_property_text(|n, v| {
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
-        push_member(out, n, v.unwrap_or(b""));
+        let v = v.unwrap_or(Text::EMPTY);
+        push_member_text(out, n.bytes, n.room, v.bytes, v.room);
     });
     out.extend_from_slice(b"},");
     match view.shared_json {
@@ -368,26 +427,38 @@ pub(crate) fn write_view_json(view: &CopyView<'_>, endpoint: Option<&str>, out: 
 /// `"SystemProperties":{…},"Body":…` ([`write_view_json`]).
 fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\"SystemProperties\":{");
-    for (n, v) in view.system_properties.iter_bytes() {
-        if name_is(n, ENQUEUED_TIME) {
+    // A list of ASCII (most: the names of the table, ids, content types) has ASCII names:
+    // the table's entry alone says whether a name is `enqueuedTime` (no name outside the
+    // table equals it ignoring case, see `name_is`), with no test per name.
+    let ascii = view.system_properties.bytes().is_ascii();
+    for (n, v) in view.system_properties.iter_texts() {
+        let entry = storage_entry(n.bytes);
+        let stamped = match entry {
+            Some(name) if ascii => name.stamped,
+            _ if ascii => false,
+            _ => name_is(n.bytes, ENQUEUED_TIME),
+        };
+        if stamped {
             continue;
         }
-        match storage_entry(n) {
-            Some(name) => out.extend_from_slice(&name.json_key),
+        match entry {
+            Some(name) => name.push_key(out),
             None => {
-                push_string(out, n);
+                push_text(out, n.bytes, n.room);
                 out.push(b':');
             }
         }
-        push_string(out, v.unwrap_or(b""));
+        let v = v.unwrap_or(Text::EMPTY);
+        push_text(out, v.bytes, v.room);
         out.push(b',');
     }
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    push_body(
+    push_body_as(
         view_json_typed(view),
         view.body_compact_json,
+        view.body_strict_json,
         view.body,
         out,
     );
@@ -425,8 +496,16 @@ fn view_json_typed(view: &CopyView<'_>) -> bool {
 /// is JSON text in UTF-8, else base64. A body routing found `compact` JSON (nothing to
 /// minify) goes as it is: minifying it would copy it unchanged.
 fn push_body(json_typed: bool, compact: bool, body: &[u8], out: &mut Vec<u8>) {
+    push_body_as(json_typed, compact, false, body, out);
+}
+
+/// [`push_body`] of a body routing also found `strict` JSON (not compact): its whitespace
+/// is stripped without checking its grammar again ([`push_stripped_strict`]), unless a
+/// string in it holds what the full check must decide.
+fn push_body_as(json_typed: bool, compact: bool, strict: bool, body: &[u8], out: &mut Vec<u8>) {
     if json_typed && compact {
         out.extend_from_slice(body);
+    } else if json_typed && strict && push_stripped_strict(body, out) {
     } else if !(json_typed && push_minified_if_json(body, out)) {
         push_base64_string(out, body);
     }

@@ -157,6 +157,11 @@ impl<'a> PackedProperties<'a> {
         PackedProperties { bytes, presence }
     }
 
+    /// The list as it is packed (lengths, presence bytes, strings).
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The bytes the list takes in its record (what rendering it takes, roughly).
     pub(crate) fn byte_len(&self) -> usize {
         self.bytes.len()
@@ -176,7 +181,14 @@ impl<'a> PackedProperties<'a> {
     /// The properties in order as bytes, without a UTF-8 check per string: for renderers
     /// copying them out of a record whose strings were checked when it was read (see
     /// `codec::view`).
-    pub(crate) fn iter_bytes(&self) -> RawIter<'a> {
+    pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        self.iter_texts()
+            .map(|(n, v)| (n.bytes, v.map(|v| v.bytes)))
+    }
+
+    /// [`PackedProperties::iter_bytes`] with each string's room ([`Text`]), for renderers
+    /// that copy short strings as whole blocks.
+    pub(crate) fn iter_texts(&self) -> RawIter<'a> {
         let mut bytes = self.bytes;
         let left = read_len(&mut bytes).unwrap_or(0);
         RawIter {
@@ -222,7 +234,7 @@ impl<'a> Iterator for PackedIter<'a> {
     }
 }
 
-/// Iterates a [`PackedProperties`] as bytes ([`PackedProperties::iter_bytes`]).
+/// Iterates a [`PackedProperties`] as [`Text`]s ([`PackedProperties::iter_texts`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RawIter<'a> {
     bytes: &'a [u8],
@@ -230,21 +242,49 @@ pub(crate) struct RawIter<'a> {
     presence: bool,
 }
 
-fn read_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+/// A string of a packed list as renderers take it: its bytes, and the list's bytes from the
+/// string's start on (`room`, at least as long). Why: a renderer tests and copies a short
+/// string as one 16- or 32-byte block read from `room` (the bytes past the string are
+/// masked off or cut back), instead of a loop and a `memcpy` call of the string's length.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text<'a> {
+    /// The string.
+    pub bytes: &'a [u8],
+    /// The string and what follows it in its list; starts with `bytes`.
+    pub room: &'a [u8],
+}
+
+impl Text<'static> {
+    /// The empty string (a null property's value as the Storage records write it).
+    pub(crate) const EMPTY: Text<'static> = Text {
+        bytes: b"",
+        room: b"",
+    };
+}
+
+fn read_text<'a>(bytes: &mut &'a [u8]) -> Option<Text<'a>> {
     // A one-byte length (under 128), most strings: the length and the string in one step.
     if let Some((&n, rest)) = bytes.split_first() {
         if n < 0x80 {
-            let (string, rest) = rest.split_at_checked(usize::from(n))?;
-            *bytes = rest;
-            return Some(string);
+            let (string, after) = rest.split_at_checked(usize::from(n))?;
+            *bytes = after;
+            return Some(Text {
+                bytes: string,
+                room: rest,
+            });
         }
     }
     let n = read_len(bytes).ok()?;
-    take(bytes, n).ok()
+    let room = *bytes;
+    let string = take(bytes, n).ok()?;
+    Some(Text {
+        bytes: string,
+        room,
+    })
 }
 
 /// Passes a string (its length, its bytes) for [`PackedProperties::skip`]: a one-byte
-/// length as [`read_bytes`] takes it, others with [`read_len`]'s errors.
+/// length as [`read_text`] takes it, others with [`read_len`]'s errors.
 #[inline(always)]
 fn skip_string(bytes: &mut &[u8]) -> Result<(), PackedError> {
     if let Some((&n, rest)) = bytes.split_first() {
@@ -258,17 +298,18 @@ fn skip_string(bytes: &mut &[u8]) -> Result<(), PackedError> {
 }
 
 impl<'a> Iterator for RawIter<'a> {
-    type Item = (&'a [u8], Option<&'a [u8]>);
+    type Item = (Text<'a>, Option<Text<'a>>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        let name = read_bytes(&mut self.bytes)?;
+        let name = read_text(&mut self.bytes)?;
         let present = !self.presence || take(&mut self.bytes, 1).ok()?[0] == 1;
         let value = if present {
-            Some(read_bytes(&mut self.bytes)?)
+            Some(read_text(&mut self.bytes)?)
         } else {
             None
         };
@@ -286,6 +327,23 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
         (Ok(a), Ok(b)) => eq_ignore_case(a, b),
         _ => a == b,
     }
+}
+
+/// [`same_name`]`(name, e)` for an enrichment name `e` (`e_ascii`: whether it is ASCII),
+/// mostly decided by the lengths: a name of `e`'s length or shorter equals an ASCII `e` only
+/// byte for byte ignoring ASCII case (a non-ASCII character takes more bytes than the ASCII
+/// one it could equal), and a longer ASCII name never does (`record::name_is`'s rule).
+#[inline(always)]
+fn name_matches(name: &[u8], e: &[u8], e_ascii: bool) -> bool {
+    if e_ascii {
+        if name.len() <= e.len() {
+            return name.eq_ignore_ascii_case(e);
+        }
+        if name.is_ascii() {
+            return false;
+        }
+    }
+    same_name(name, e)
 }
 
 /// The part of a stored record's JSON rendering that is the same for every endpoint (its
@@ -341,6 +399,11 @@ pub struct CopyView<'a> {
     /// below space; only with `body_is_json` of `Some(true)`): a Storage JSON record embeds it
     /// as it is, without checking it again.
     pub body_compact_json: bool,
+    /// Whether routing read the body as stored and its strict scanner read it whole, but it
+    /// is not compact (only with `body_is_json` of `Some(true)`): a Storage JSON record
+    /// strips its whitespace without checking its grammar again (a string holding a
+    /// backslash or a control byte sends it to the full check).
+    pub body_strict_json: bool,
     /// Where the endpoints taking the same record share what their JSON copies have in common
     /// (`None`: the copy renders all of its own, e.g. a record only this endpoint takes).
     pub shared_json: Option<&'a SharedJson>,
@@ -363,40 +426,77 @@ impl CopyView<'_> {
         &'s self,
         mut f: impl FnMut(&'s [u8], Option<&'s [u8]>),
     ) {
+        self.for_each_app_property_text(|name, value| f(name.bytes, value.map(|v| v.bytes)));
+    }
+
+    /// [`CopyView::for_each_app_property_bytes`] as [`Text`]s, for renderers that copy
+    /// short strings as blocks.
+    #[inline]
+    pub(crate) fn for_each_app_property_text<'s>(
+        &'s self,
+        mut f: impl FnMut(Text<'s>, Option<Text<'s>>),
+    ) {
         let enrichments = self.enrichments;
         if enrichments.bytes == [0] {
-            for (name, value) in self.app_properties.iter_bytes() {
+            for (name, value) in self.app_properties.iter_texts() {
                 f(name, value);
+            }
+            return;
+        }
+        self.merge_enrichments(f);
+    }
+
+    /// [`CopyView::for_each_app_property_text`] of a copy with enrichments (out of line: the
+    /// copies without are the common case).
+    #[inline(never)]
+    fn merge_enrichments<'s>(&'s self, mut f: impl FnMut(Text<'s>, Option<Text<'s>>)) {
+        let enrichments = self.enrichments;
+        let mut list = enrichments.iter_texts();
+        if let (Some((e, value)), None) = (list.next(), list.next()) {
+            // One enrichment, the common case: one comparison per property, by length
+            // first ([`name_matches`]), no array and no test of the lists for ASCII.
+            let e_ascii = e.bytes.is_ascii();
+            let mut named = false;
+            for (name, own) in self.app_properties.iter_texts() {
+                if name_matches(name.bytes, e.bytes, e_ascii) {
+                    named = true;
+                    f(name, value);
+                } else {
+                    f(name, own);
+                }
+            }
+            if !named {
+                f(e, value);
             }
             return;
         }
         // Both lists ASCII (lengths and presence bytes under 128 are ASCII too): every name
         // is, and names compare as bytes, without a check per comparison.
         let ascii = self.app_properties.bytes.is_ascii() && enrichments.bytes.is_ascii();
-        let same = |a: &[u8], b: &[u8]| {
+        let same = |a: Text<'_>, b: Text<'_>| {
             if ascii {
-                a.eq_ignore_ascii_case(b)
+                a.bytes.eq_ignore_ascii_case(b.bytes)
             } else {
-                same_name(a, b)
+                same_name(a.bytes, b.bytes)
             }
         };
         // A few enrichments (the common case): read once into an array, with a bit per
         // enrichment set when a property of the message has its name, instead of reading
         // the packed lists again for every property.
         const FEW: usize = 8;
-        let mut few: [(&'s [u8], Option<&'s [u8]>); FEW] = [(&[], None); FEW];
+        let mut few: [(Text<'s>, Option<Text<'s>>); FEW] = [(Text::EMPTY, None); FEW];
         let mut count = 0;
-        for (slot, e) in few.iter_mut().zip(enrichments.iter_bytes()) {
+        for (slot, e) in few.iter_mut().zip(enrichments.iter_texts()) {
             *slot = e;
             count += 1;
         }
-        if count < FEW || enrichments.iter_bytes().nth(FEW).is_none() {
+        if count < FEW || enrichments.iter_texts().nth(FEW).is_none() {
             let few = &few[..count];
             let mut named = 0u32;
-            for (name, value) in self.app_properties.iter_bytes() {
+            for (name, value) in self.app_properties.iter_texts() {
                 let mut last = None;
                 for (j, (n, v)) in few.iter().enumerate() {
-                    if same(n, name) {
+                    if same(*n, name) {
                         named |= 1 << j;
                         last = Some(*v);
                     }
@@ -404,30 +504,30 @@ impl CopyView<'_> {
                 f(name, last.unwrap_or(value));
             }
             for (i, (name, _)) in few.iter().enumerate() {
-                if named & (1 << i) != 0 || few[..i].iter().any(|(n, _)| same(n, name)) {
+                if named & (1 << i) != 0 || few[..i].iter().any(|(n, _)| same(*n, *name)) {
                     continue;
                 }
-                let last = few.iter().rev().find(|(n, _)| same(n, name));
-                f(name, last.and_then(|(_, v)| *v));
+                let last = few.iter().rev().find(|(n, _)| same(*n, *name));
+                f(*name, last.and_then(|(_, v)| *v));
             }
             return;
         }
-        let enriched = |name: &[u8]| {
+        let enriched = |name: Text<'_>| {
             enrichments
-                .iter_bytes()
-                .filter(|(n, _)| same(n, name))
+                .iter_texts()
+                .filter(|(n, _)| same(*n, name))
                 .last()
                 .map(|(_, v)| v)
         };
-        for (name, value) in self.app_properties.iter_bytes() {
+        for (name, value) in self.app_properties.iter_texts() {
             match enriched(name) {
                 Some(v) => f(name, v),
                 None => f(name, value),
             }
         }
-        for (i, (name, _)) in enrichments.iter_bytes().enumerate() {
-            let first = !enrichments.iter_bytes().take(i).any(|(n, _)| same(n, name));
-            if first && !self.app_properties.iter_bytes().any(|(n, _)| same(n, name)) {
+        for (i, (name, _)) in enrichments.iter_texts().enumerate() {
+            let first = !enrichments.iter_texts().take(i).any(|(n, _)| same(n, name));
+            if first && !self.app_properties.iter_texts().any(|(n, _)| same(n, name)) {
                 f(name, enriched(name).flatten());
             }
         }
@@ -480,6 +580,7 @@ mod tests {
             body: b"",
             body_is_json: None,
             body_compact_json: false,
+            body_strict_json: false,
             shared_json: None,
         }
     }
