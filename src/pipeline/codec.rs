@@ -446,10 +446,12 @@ impl CopyParts {
         sequence: u64,
         shared: Option<&'a SharedJson>,
     ) -> CopyView<'a> {
-        let list = |(start, end): (usize, usize), presence: bool| {
-            bytes.get(start..end).map_or(PackedProperties::EMPTY, |b| {
-                PackedProperties::located(b, presence)
-            })
+        let list = |(start, end): (usize, usize), presence: bool| match (
+            bytes.get(start..end),
+            bytes.get(start..),
+        ) {
+            (Some(list), Some(room)) => PackedProperties::located(list, room, presence),
+            _ => PackedProperties::EMPTY,
         };
         CopyView {
             endpoint: endpoint_name,

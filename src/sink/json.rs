@@ -781,7 +781,10 @@ fn push_quoted_block<const N: usize>(out: &mut Vec<u8>, chunk: &[u8; N], n: usiz
     out.push(b'"');
 }
 
-/// [`push_member`] of strings with their room ([`push_text`]).
+/// A member `"name":"value"` of strings with their room, as [`push_string`] writes each:
+/// when both are plain and short (most properties), assembled in a block on
+/// the stack ([`put_plain`]) and appended as one copy of constant length, cut back. Why: a
+/// push, a copy and a capacity check per piece were most of rendering a property.
 #[inline(always)]
 pub(crate) fn push_member_text(
     out: &mut Vec<u8>,
@@ -790,9 +793,113 @@ pub(crate) fn push_member_text(
     value: &[u8],
     value_room: &[u8],
 ) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let mut buf = [0u8; MEMBER_BLOCK];
+        buf[0] = b'"';
+        if let Some(k) = put_plain(&mut buf, 1, name, name_room) {
+            if let Some(colon) = buf.get_mut(k..k + 3) {
+                colon.copy_from_slice(b"\":\"");
+                if let Some(end) = put_plain(&mut buf, k + 3, value, value_room) {
+                    if let Some(quote) = buf.get_mut(end) {
+                        *quote = b'"';
+                        return push_block_cut(out, &buf, end + 1);
+                    }
+                }
+            }
+        }
+    }
     push_text(out, name, name_room);
     out.push(b':');
     push_text(out, value, value_room);
+}
+
+/// A system property's value after its key, `"value",`, where `key` holds the key (up to
+/// [`KEY_BLOCK`] bytes, `key_len` of them taken), assembled and appended as
+/// [`push_member_text`] does; `false` (nothing written) when the value is not plain or
+/// longer than 64 bytes.
+#[inline(always)]
+pub(crate) fn push_keyed_value(
+    out: &mut Vec<u8>,
+    key: &[u8; KEY_BLOCK],
+    key_len: usize,
+    value: &[u8],
+    value_room: &[u8],
+) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let mut buf = [0u8; MEMBER_BLOCK];
+        if let Some(start) = buf.first_chunk_mut::<KEY_BLOCK>() {
+            *start = *key;
+        }
+        if let Some(quote) = buf.get_mut(key_len) {
+            *quote = b'"';
+            if let Some(end) = put_plain(&mut buf, key_len + 1, value, value_room) {
+                if let Some(close) = buf.get_mut(end..end + 2) {
+                    close.copy_from_slice(b"\",");
+                    push_block_cut(out, &buf, end + 2);
+                    return true;
+                }
+            }
+        }
+    }
+    let _ = (out, key, key_len, value, value_room);
+    false
+}
+
+/// The longest key a [`push_keyed_value`] block holds.
+pub(crate) const KEY_BLOCK: usize = 32;
+
+/// The stack block a member is assembled in: a quote, a name of up to 32 bytes (or a key of
+/// up to [`KEY_BLOCK`]), `":"`, a value of up to 64, and the closing quote and comma.
+const MEMBER_BLOCK: usize = 112;
+
+/// Copies the plain string `s` (a whole 16-, 32- or 64-byte block of its `room`) into `buf`
+/// at `at`; the offset after it, or `None` when it is longer than 64 bytes, its room is
+/// shorter than the block, or a byte of it needs an escape.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn put_plain(buf: &mut [u8; MEMBER_BLOCK], at: usize, s: &[u8], room: &[u8]) -> Option<usize> {
+    let n = s.len();
+    if n <= 16 {
+        let chunk = room.first_chunk::<16>()?;
+        if Block::load(chunk).string_stops() & ((1u32 << n) - 1) != 0 {
+            return None;
+        }
+        buf.get_mut(at..at + 16)?.copy_from_slice(chunk);
+    } else if n <= 32 {
+        let chunk = room.first_chunk::<32>()?;
+        let (a, b) = (chunk.first_chunk::<16>()?, chunk.last_chunk::<16>()?);
+        let stops = Block::load(a).string_stops()
+            | Block::load(b).string_stops() & ((1u32 << (n - 16)) - 1);
+        if stops != 0 {
+            return None;
+        }
+        buf.get_mut(at..at + 32)?.copy_from_slice(chunk);
+    } else if n <= 64 {
+        // Ids and trace contexts (a `traceparent` is 55 bytes).
+        let chunk = room.first_chunk::<64>()?;
+        let mut stops = 0u64;
+        for (i, block) in chunk.chunks_exact(16).enumerate() {
+            let block = block.first_chunk::<16>()?;
+            stops |= u64::from(Block::load(block).string_stops()) << (16 * i);
+        }
+        if stops & (u64::MAX >> (64 - n)) != 0 {
+            return None;
+        }
+        buf.get_mut(at..at + 64)?.copy_from_slice(chunk);
+    } else {
+        return None;
+    }
+    Some(at + n)
+}
+
+/// Appends the first `len` bytes of `buf` (copied whole, then cut back).
+#[inline(always)]
+fn push_block_cut(out: &mut Vec<u8>, buf: &[u8; MEMBER_BLOCK], len: usize) {
+    let at = out.len();
+    out.extend_from_slice(buf);
+    out.truncate(at + len);
 }
 
 /// Escaped strings an endpoint thread wrote last: their text and their escaping.
@@ -1309,6 +1416,52 @@ mod tests {
         }
     }
 
+    /// A key and a value assembled in one block are the key followed by `push_string`'s
+    /// value and a comma; every plain value of up to 32 bytes with room is taken.
+    #[test]
+    fn keyed_values_are_the_key_and_the_value_string() {
+        for key_len in [3, 16, 31, 32] {
+            let key: Vec<u8> = (0..key_len).map(|i| b'k' + (i % 3) as u8).collect();
+            let mut block = [0u8; KEY_BLOCK];
+            block[..key_len].copy_from_slice(&key);
+            for len in 0..70 {
+                for special in [None, Some(b'"'), Some(0x1f)] {
+                    let mut value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if let (Some(c), Some(last)) = (special, value.last_mut()) {
+                        *last = c;
+                    }
+                    for tail in [0, 40, 70] {
+                        let mut room = value.clone();
+                        room.extend(std::iter::repeat_n(b'"', tail));
+                        let mut got = b"x".to_vec();
+                        let took = push_keyed_value(&mut got, &block, key_len, &value, &room);
+                        let plain = special.is_none() || len == 0;
+                        let block_len = match len {
+                            0..=16 => 16,
+                            17..=32 => 32,
+                            _ => 64,
+                        };
+                        let fits = len <= 64 && room.len() >= block_len;
+                        if !crate::bytes::BLOCKS {
+                            assert!(!took);
+                            continue;
+                        }
+                        assert_eq!(took, plain && fits, "{key_len} {len} {special:?} {tail}");
+                        if took {
+                            let mut want = b"x".to_vec();
+                            want.extend_from_slice(&key);
+                            push_string(&mut want, &value);
+                            want.push(b',');
+                            assert_eq!(got, want);
+                        } else {
+                            assert_eq!(got, b"x");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Taking bytes out of a word keeps the others in order: every mask of a word.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[test]
@@ -1329,7 +1482,7 @@ mod tests {
     /// none), followed by bytes to escape (which must be masked off) or by nothing.
     #[test]
     fn texts_in_their_room_are_pushed_as_strings_are() {
-        for len in 0..40 {
+        for len in 0..70 {
             for stop in std::iter::once(None).chain((0..len).map(Some)) {
                 for special in [b'"', b'\\', b'\n', 0x1f] {
                     let mut text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
@@ -1344,6 +1497,24 @@ mod tests {
                         let mut want = b"x".to_vec();
                         push_string(&mut want, &text);
                         assert_eq!(got, want, "{len} {stop:?} {special} {tail}");
+                        // As a member's name and as its value, next to a short plain string.
+                        for (name, name_room, value, value_room) in [
+                            (
+                                &text[..],
+                                &room[..],
+                                &b"v"[..],
+                                &b"v and its room to spare"[..],
+                            ),
+                            (b"n", b"n and its room to spare", &text, &room),
+                        ] {
+                            let mut got = b"x".to_vec();
+                            push_member_text(&mut got, name, name_room, value, value_room);
+                            let mut want = b"x".to_vec();
+                            push_string(&mut want, name);
+                            want.push(b':');
+                            push_string(&mut want, value);
+                            assert_eq!(got, want, "{len} {stop:?} {special} {tail}");
+                        }
                     }
                 }
             }

@@ -15,7 +15,8 @@
 //! * The Avro `Body` is always the `bytes` branch, an empty body as zero bytes.
 
 use super::json::{
-    push_member_text, push_minified_if_json, push_string, push_stripped_strict, push_text,
+    push_keyed_value, push_member_text, push_minified_if_json, push_string, push_stripped_strict,
+    push_text, KEY_BLOCK,
 };
 use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
@@ -271,16 +272,13 @@ struct StorageName {
     /// The spelling as a JSON member name with its colon (`"contentType":`), written whole.
     json_key: Vec<u8>,
     /// [`StorageName::json_key`] at the start of a block of constant length, copied whole
-    /// and cut back to `json_key`'s length (no `memcpy` call of a variable length); `None`
-    /// for a key longer than the block.
+    /// and cut back to `json_key`'s length (no `memcpy` call of a variable length), or with
+    /// the value ([`push_keyed_value`]); `None` for a key longer than the block (the table's
+    /// longest, `"connectionDeviceGenerationId":`, is 31 bytes).
     key_block: Option<[u8; KEY_BLOCK]>,
     /// Whether this is `enqueuedTime`, which a record leaves out (it stamps its own).
     stamped: bool,
 }
-
-/// The length of [`StorageName::key_block`]: the table's longest key,
-/// `"connectionDeviceGenerationId":`, is 31 bytes.
-const KEY_BLOCK: usize = 32;
 
 impl StorageName {
     /// Appends [`StorageName::json_key`].
@@ -441,14 +439,22 @@ fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec
         if stamped {
             continue;
         }
+        let v = v.unwrap_or(Text::EMPTY);
         match entry {
-            Some(name) => name.push_key(out),
+            Some(name) => {
+                // The key and a plain value in one block, most system properties.
+                if let Some(block) = &name.key_block {
+                    if push_keyed_value(out, block, name.json_key.len(), v.bytes, v.room) {
+                        continue;
+                    }
+                }
+                name.push_key(out);
+            }
             None => {
                 push_text(out, n.bytes, n.room);
                 out.push(b':');
             }
         }
-        let v = v.unwrap_or(Text::EMPTY);
         push_text(out, v.bytes, v.room);
         out.push(b',');
     }

@@ -21,6 +21,9 @@ use crate::message::{eq_ignore_case, Message, Properties, Source};
 #[derive(Debug, Clone, Copy)]
 pub struct PackedProperties<'a> {
     bytes: &'a [u8],
+    /// `bytes` and what follows them in their record: renderers read a string's room
+    /// ([`Text`]) from it, so a list's last strings are copied as blocks too.
+    room: &'a [u8],
     presence: bool,
 }
 
@@ -65,6 +68,7 @@ impl<'a> PackedProperties<'a> {
     /// An empty list.
     pub const EMPTY: PackedProperties<'static> = PackedProperties {
         bytes: &[0],
+        room: &[0],
         presence: true,
     };
 
@@ -106,6 +110,7 @@ impl<'a> PackedProperties<'a> {
         }
         Ok(PackedProperties {
             bytes: list,
+            room: start,
             presence,
         })
     }
@@ -146,15 +151,22 @@ impl<'a> PackedProperties<'a> {
         }
         Ok(PackedProperties {
             bytes: &start[..start.len() - bytes.len()],
+            room: start,
             presence,
         })
     }
 
     /// The list that [`PackedProperties::split`] or [`PackedProperties::skip`] split off as
-    /// `bytes` before (the pipeline keeps where a record's lists lie, not the lists).
+    /// `bytes` before (the pipeline keeps where a record's lists lie, not the lists), with
+    /// `room`, the record from the list's start on (`bytes` when it does not start with it).
     #[cfg(feature = "store")]
-    pub(crate) fn located(bytes: &'a [u8], presence: bool) -> Self {
-        PackedProperties { bytes, presence }
+    pub(crate) fn located(bytes: &'a [u8], room: &'a [u8], presence: bool) -> Self {
+        let room = if room.starts_with(bytes) { room } else { bytes };
+        PackedProperties {
+            bytes,
+            room,
+            presence,
+        }
     }
 
     /// The list as it is packed (lengths, presence bytes, strings).
@@ -189,7 +201,8 @@ impl<'a> PackedProperties<'a> {
     /// [`PackedProperties::iter_bytes`] with each string's room ([`Text`]), for renderers
     /// that copy short strings as whole blocks.
     pub(crate) fn iter_texts(&self) -> RawIter<'a> {
-        let mut bytes = self.bytes;
+        // The count bounds the walk: it reads the room only as far as the list goes.
+        let mut bytes = self.room;
         let left = read_len(&mut bytes).unwrap_or(0);
         RawIter {
             bytes,
