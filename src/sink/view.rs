@@ -143,6 +143,42 @@ impl<'a> PackedProperties<'a> {
     pub fn skip(bytes: &mut &'a [u8], presence: bool) -> Result<Self, PackedError> {
         let start = *bytes;
         let n = read_len(bytes)?;
+        // Every length one byte (under 128, most lists): an offset moved by each length
+        // with one bounds check a byte read, instead of a slice split per string.
+        let list = *bytes;
+        let mut pos = 0;
+        let mut short = true;
+        // Up to the first long length, the offsets are the ones the loop below reaches, so
+        // an error here is the one it would give.
+        for _ in 0..n {
+            let name = *list.get(pos).ok_or("truncated")?;
+            if name >= 0x80 {
+                short = false;
+                break;
+            }
+            pos += 1 + usize::from(name);
+            let present = !presence || {
+                let flag = *list.get(pos).ok_or("truncated")?;
+                pos += 1;
+                flag == 1
+            };
+            if present {
+                let value = *list.get(pos).ok_or("truncated")?;
+                if value >= 0x80 {
+                    short = false;
+                    break;
+                }
+                pos += 1 + usize::from(value);
+            }
+        }
+        if short {
+            *bytes = list.get(pos..).ok_or("truncated")?;
+            return Ok(PackedProperties {
+                bytes: &start[..start.len() - bytes.len()],
+                room: start,
+                presence,
+            });
+        }
         for _ in 0..n {
             skip_string(bytes)?;
             if !presence || take(bytes, 1)?[0] == 1 {
@@ -689,6 +725,43 @@ mod tests {
                     .map(|(n, v)| (n.to_string(), v.map(String::from)))
                     .collect();
                 assert_eq!(seen, inserted, "{n} enrichments");
+            }
+        }
+    }
+
+    /// `skip` splits off what `split` splits off, with the same rest, on lists of short and
+    /// of long lengths (the fast walk and the LEB128 one), with and without presence bytes;
+    /// a list cut anywhere is an error for both.
+    #[test]
+    fn skip_splits_what_split_splits() {
+        let long = "x".repeat(200);
+        for presence in [true, false] {
+            let value = |v: Option<&'static str>| if presence { v } else { Some("v") };
+            for list in [
+                packed(&[], presence),
+                packed(&[("a", value(Some("1"))), ("b", value(None))], presence),
+                packed(
+                    &[("a", value(Some("1"))), ("n", Some(long.as_str()))],
+                    presence,
+                ),
+                packed(
+                    &[(long.as_str(), value(None)), ("b", value(Some("2")))],
+                    presence,
+                ),
+            ] {
+                let mut bytes = list.clone();
+                bytes.extend_from_slice(b"\x05after");
+                let (mut a, mut b) = (&bytes[..], &bytes[..]);
+                let split = PackedProperties::split(&mut a, presence).unwrap();
+                let skip = PackedProperties::skip(&mut b, presence).unwrap();
+                assert_eq!((split.bytes(), a), (skip.bytes(), b));
+                for cut in 0..list.len() {
+                    let mut b = &list[..cut];
+                    assert!(
+                        PackedProperties::skip(&mut b, presence).is_err(),
+                        "cut {cut}"
+                    );
+                }
             }
         }
     }
