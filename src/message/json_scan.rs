@@ -812,7 +812,7 @@ impl<'a> Reader<'a> {
     /// [`Properties::kept_match`], which looks near the cursor or, when `anywhere`, among all
     /// kept names): its kept position and text, consumed up to its closing quote. `None`
     /// (only white space consumed) otherwise.
-    #[inline]
+    #[inline(always)]
     fn kept_name(&mut self, bag: &Properties, anywhere: bool) -> Option<(usize, &'a str)> {
         if self.peek() != Some(b'"') {
             return None;
@@ -827,7 +827,7 @@ impl<'a> Reader<'a> {
     /// A property value into a spare string of `bag`. A value without escapes (nearly every
     /// one) is found by one scan for its end and copied from the line; one with escapes is
     /// read again by [`Reader::escaped_value_into`], out of line.
-    #[inline]
+    #[inline(always)]
     fn value_into(&mut self, bag: &mut Properties) -> Res<Option<String>> {
         if self.null_or_string()? {
             return Ok(None);
