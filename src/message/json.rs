@@ -682,6 +682,41 @@ mod tests {
         }
     }
 
+    /// Escaped property values of every length up to past the reach of their one-pass
+    /// unescaping (`json_scan::ESCAPED_REACH`, 192 bytes), so ending inside it, at its edge and
+    /// past it, with a last escape of each kind or a bad one: loaded alike by both paths, each
+    /// valid one in one pass; and the same lines as a stream into one reused message, with
+    /// each bag given twice (the second replaces the first).
+    #[test]
+    fn escaped_values_of_every_length_agree() {
+        let tails = [
+            "\\\"", "\\\\", "\\n", "\\u00e9", "x", "\\x", "\u{1}", "\\ud800",
+        ];
+        let mut lines = Vec::new();
+        for len in 0..240 {
+            for (t, tail) in tails.into_iter().enumerate() {
+                let value = format!("{}{}{tail}", "\\\"a".repeat(len / 3), "b".repeat(len % 3));
+                for line in [
+                    format!(
+                        r#"{{"systemProperties":{{"connectionAuthMethod":"{value}","contentType":"a"}},"body":"x"}}"#
+                    ),
+                    format!(r#"{{"appProperties":{{"k":"{value}","j":"1"}}}}"#),
+                    format!(
+                        r#"{{"appProperties":{{"k":"1"}},"appProperties":{{"k":"{value}"}},"systemProperties":{{}},"systemProperties":{{"a":"{value}"}}}}"#
+                    ),
+                ] {
+                    assert_eq!(agree(&line), t < 5, "{line}");
+                    lines.push(line);
+                }
+            }
+        }
+        let mut reused = Message::default();
+        for line in &lines {
+            let fast = reused.read_json_str(line).map(|()| reused.clone());
+            assert_eq!(fast, Message::from_json_str_general(line), "{line}");
+        }
+    }
+
     /// Differential: hand-written seeds, benchmark lines and thousands of mutations of them
     /// (tokens inserted, bytes deleted, spans repeated) load alike by both paths.
     #[test]
