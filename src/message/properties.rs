@@ -598,11 +598,34 @@ impl Properties {
     ) -> Result<(), Option<String>> {
         if let Some(j) = found {
             let key = self.kept[j].1;
-            if self.bloom & key_bit(key) == 0 {
+            // Either the bloom bit is clear (no name of the bag can equal it), or it is set by
+            // another name nearly as often as by this one (a bag of 13 names sets a fifth of
+            // the bits): then the bag's keys say whether the name is there, as `find` would
+            // (the kept name is `name`, byte for byte, so `key` is its key; `found` means an
+            // ASCII bag without an index). Absent, the kept name is taken back all the same,
+            // instead of a copy, and the kept one left to tidy.
+            let at = if self.bloom & key_bit(key) == 0 {
+                None
+            } else {
+                let nb = name.as_bytes();
+                self.keys
+                    .iter()
+                    .zip(&self.entries)
+                    .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb))
+            };
+            let Some(i) = at else {
                 let owned = self.take_kept(j);
                 self.push_known(owned, value, key, true);
                 return Ok(());
+            };
+            // Present: replaced (its value's memory kept), or refused.
+            if !replace {
+                return Err(value);
             }
+            if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
+                self.spare.push(old);
+            }
+            return Ok(());
         }
         if replace {
             self.insert_spare(name, value);
