@@ -549,14 +549,32 @@ fn chunk_step(
     }
     // Another escape at the byte before, or (no control byte here) the string's end.
     let k = (first & 63) as usize;
-    if k > 0 && escapes >> (k - 1) & 1 == 1 {
-        let mut o = at + k - 1 - gone;
-        return match escape_at(b, i + k - 1, buf, &mut o) {
-            Ok(next) => Ok((o, next)),
-            Err(e) => Err(Err(e)),
-        };
+    if let Some(step) = escape_before(b, buf, escapes, k, at + k - gone, i + k) {
+        return step;
     }
     Err(Ok((i + k + 1, at + k - gone)))
+}
+
+/// When the byte deciding a step (bit `k` of the step's masks, at `i` in the line and `o` in
+/// the output) follows a backslash that starts an escape (bit `k - 1` of `escapes`), that
+/// escape decoded: the step's result. Shared by [`chunk_step`] and [`block_step`].
+#[inline(always)]
+fn escape_before(
+    b: &[u8],
+    buf: &mut [u8],
+    escapes: u64,
+    k: usize,
+    o: usize,
+    i: usize,
+) -> Option<Result<(usize, usize), Res<(usize, usize)>>> {
+    if k == 0 || escapes >> (k - 1) & 1 == 0 {
+        return None;
+    }
+    let mut o = o - 1;
+    Some(match escape_at(b, i - 1, buf, &mut o) {
+        Ok(next) => Ok((o, next)),
+        Err(e) => Err(Err(e)),
+    })
 }
 
 /// One block of [`string_blocks`]: `two` holds the line's 32 bytes from `b[i]` (or what is
@@ -619,12 +637,8 @@ fn block_step(
     // That byte decides: another escape (at the backslash before it), the string's end, or
     // an error.
     let k = (first & 15) as usize;
-    if k > 0 && escapes >> (k - 1) & 1 == 1 {
-        let mut o = at + k - 1 - gone;
-        return match escape_at(b, i + k - 1, buf, &mut o) {
-            Ok(next) => Ok((o, next)),
-            Err(e) => Err(Err(e)),
-        };
+    if let Some(step) = escape_before(b, buf, u64::from(escapes), k, at + k - gone, i + k) {
+        return step;
     }
     match block[k] {
         b'"' => Err(Ok((i + k + 1, at + k - gone))),
