@@ -484,6 +484,12 @@ fn string_blocks(b: &[u8], start: usize, buf: &mut [u8]) -> Res<(usize, usize)> 
     Err(NotMine)
 }
 
+/// What a step of the body's unescaping ([`chunk_step`], [`block_step`]) came to: `Ok((out,
+/// next))` to go on (bytes written so far, where the line continues); `Err(Ok((end, out)))`
+/// at the string's end; `Err(Err(e))` an error, or a case the step leaves to the general
+/// path.
+type Step = Result<(usize, usize), Res<(usize, usize)>>;
+
 /// Four blocks of [`string_blocks`] at once: `chunk` holds the line's 80 bytes from `b[i]`,
 /// whose first 64 are read; `buf[at]` is where `b[i]` goes. Per block as in [`block_step`] (the
 /// block stored, then for each `\"` the rest of it from the quote on stored over the
@@ -494,13 +500,7 @@ fn string_blocks(b: &[u8], start: usize, buf: &mut [u8]) -> Res<(usize, usize)> 
 /// control byte (an error, or white space after the string) are left to [`block_step`].
 /// Returns as [`block_step`] does.
 #[inline(always)]
-fn chunk_step(
-    b: &[u8],
-    chunk: &[u8; 80],
-    buf: &mut [u8],
-    at: usize,
-    i: usize,
-) -> Result<(usize, usize), Res<(usize, usize)>> {
+fn chunk_step(b: &[u8], chunk: &[u8; 80], buf: &mut [u8], at: usize, i: usize) -> Step {
     let (blocks, _) = chunk.split_first_chunk::<64>().ok_or(Err(NotMine))?;
     let (mut backslash, mut quote) = (0u64, 0u64);
     let mut least: Option<Block> = None;
@@ -566,7 +566,7 @@ fn escape_before(
     k: usize,
     o: usize,
     i: usize,
-) -> Option<Result<(usize, usize), Res<(usize, usize)>>> {
+) -> Option<Step> {
     if k == 0 || escapes >> (k - 1) & 1 == 0 {
         return None;
     }
@@ -586,13 +586,7 @@ fn escape_before(
 /// error) and the next block starts after it. `Ok((at, i))`: where the next block starts;
 /// `Err`: the string ended (`Ok((next, len))`) or is not one this reader accepts.
 #[inline(always)]
-fn block_step(
-    b: &[u8],
-    two: &[u8; 32],
-    buf: &mut [u8],
-    mut at: usize,
-    i: usize,
-) -> Result<(usize, usize), Res<(usize, usize)>> {
+fn block_step(b: &[u8], two: &[u8; 32], buf: &mut [u8], mut at: usize, i: usize) -> Step {
     // `at <= i - start` (escapes only shrink), `i < b.len()` and `buf` has `b.len() - start +
     // 32` bytes, so the 32-byte window is within it.
     let Some(window) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<32>) else {
