@@ -78,7 +78,6 @@ impl Router<'_> {
         self.route_fresh(message, source, Some(twin))
     }
 
-    /// Routes into a new `Routing` (the convenient, allocating form of `route_into`).
     /// Whether the last message this router routed had a body routing read as stored and
     /// found JSON with nothing to minify: what the strict scanner reads whole, with no byte
     /// at or below space and no backslash (see `EvalContext::body_json`). A
@@ -89,6 +88,7 @@ impl Router<'_> {
 
     /// What routing found of the last message's body as JSON ([`BodyJson`]), which its
     /// store record keeps.
+    #[cfg(feature = "store")]
     pub(crate) fn body_json(&self) -> BodyJson {
         self.body_json
     }

@@ -228,14 +228,15 @@ impl<'a> PackedProperties<'a> {
 
     /// The properties in order as bytes, without a UTF-8 check per string: for renderers
     /// copying them out of a record whose strings were checked when it was read (see
-    /// `codec::view`).
+    /// `codec::view`). The Avro renderer's; JSON copies use [`PackedProperties::iter_texts`].
+    #[cfg(feature = "avro")]
     pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
         self.iter_texts()
             .map(|(n, v)| (n.bytes, v.map(|v| v.bytes)))
     }
 
-    /// [`PackedProperties::iter_bytes`] with each string's room ([`Text`]), for renderers
-    /// that copy short strings as whole blocks.
+    /// The properties in order, each string with its room ([`Text`]) and without a UTF-8
+    /// check, for renderers that copy short strings as whole blocks.
     pub(crate) fn iter_texts(&self) -> RawIter<'a> {
         // The count bounds the walk: it reads the room only as far as the list goes.
         let mut bytes = self.room;
