@@ -526,9 +526,10 @@ pub fn selected_value(s: Selected<'_>) -> Value<'_> {
 }
 
 /// What routing found of a message's body as JSON, kept in its store record (`codec`'s
-/// flags) so that a Storage JSON record does not check the body again in full.
+/// flags) and given to sinks with each copy ([`crate::sink::CopyView::body_json`]), so that a
+/// Storage JSON record does not check the body again in full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum BodyJson {
+pub enum BodyJson {
     /// Routing did not read the body as stored, or did not find it strict JSON.
     #[default]
     Unknown,
@@ -536,8 +537,8 @@ pub(crate) enum BodyJson {
     /// except that a string the scanner skipped may hold Json.NET's escapes (`\'`) or a
     /// control byte, which the sink's whitespace strip checks for (and then checks whole).
     Strict,
-    /// Strict, with no byte at or below space and no backslash: nothing to minify
-    /// ([`EvalContext::body_json`]).
+    /// Strict, with no byte at or below space and no backslash: nothing to minify, and JSON
+    /// exactly as serde_json reads it.
     Compact,
 }
 

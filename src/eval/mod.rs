@@ -8,6 +8,6 @@ pub mod interp;
 pub mod ops;
 
 pub use crate::value::{dotnet_double_cmp, Bool3, Value};
-pub use context::{BodyProblem, EvalContext, TwinLookup};
+pub use context::{BodyJson, BodyProblem, EvalContext, TwinLookup};
 pub(crate) use fast::Planned;
 pub use fast::{BodyPlan, BodyScratch};

@@ -468,14 +468,12 @@ impl CopyParts {
             body_is_json: self
                 .flags
                 .map(|f| f & (FLAG_JSON_BODY | FLAG_JSON_TYPED) != 0),
-            body_compact_json: self.flags.is_some_and(|f| {
-                f & (FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON)
-                    == FLAG_JSON_TYPED | FLAG_BODY_COMPACT_JSON
-            }),
-            body_strict_json: self.flags.is_some_and(|f| {
-                f & (FLAG_JSON_TYPED | FLAG_BODY_STRICT_JSON)
-                    == FLAG_JSON_TYPED | FLAG_BODY_STRICT_JSON
-            }),
+            body_json: match self.flags {
+                Some(f) if f & FLAG_JSON_TYPED == 0 => BodyJson::Unknown,
+                Some(f) if f & FLAG_BODY_COMPACT_JSON != 0 => BodyJson::Compact,
+                Some(f) if f & FLAG_BODY_STRICT_JSON != 0 => BodyJson::Strict,
+                _ => BodyJson::Unknown,
+            },
             shared_json: shared,
         }
     }

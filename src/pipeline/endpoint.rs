@@ -570,8 +570,7 @@ mod tests {
             enrichments: crate::sink::PackedProperties::EMPTY,
             body,
             body_is_json: None,
-            body_compact_json: false,
-            body_strict_json: false,
+            body_json: crate::eval::BodyJson::Unknown,
             shared_json: None,
         }
     }

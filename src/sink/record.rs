@@ -23,6 +23,7 @@ use super::view::CopyView;
 use super::view::Text;
 use super::Envelope;
 use crate::bytes::bytes_eq;
+use crate::eval::BodyJson;
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
 use crate::message::naming::{PropertyNaming, TABLE};
 use crate::message::{eq_ignore_case, KeyedName, Message};
@@ -96,7 +97,12 @@ impl<'a> Record<'a> {
         out.extend_from_slice(b",\"SystemProperties\":");
         push_json_object(out, self.system_pairs());
         out.extend_from_slice(b",\"Body\":");
-        push_body(json_typed_message(self.message), false, self.body, out);
+        push_body(
+            json_typed_message(self.message),
+            BodyJson::Unknown,
+            self.body,
+            out,
+        );
         out.push(b'}');
     }
 
@@ -461,13 +467,7 @@ fn write_view_common(view: &CopyView<'_>, time: &EnqueuedTimeText, out: &mut Vec
     out.extend_from_slice(b"\"enqueuedTime\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"},\"Body\":");
-    push_body_as(
-        view_json_typed(view),
-        view.body_compact_json,
-        view.body_strict_json,
-        view.body,
-        out,
-    );
+    push_body(view_json_typed(view), view.body_json, view.body, out);
 }
 
 /// Appends the Avro binary record of a copy read in place, exactly as [`Record::write_avro`]
@@ -499,20 +499,22 @@ fn view_json_typed(view: &CopyView<'_>) -> bool {
 }
 
 /// Appends the `Body` value: the body minified when the content type says JSON and the body
-/// is JSON text in UTF-8, else base64. A body routing found `compact` JSON (nothing to
-/// minify) goes as it is: minifying it would copy it unchanged.
-fn push_body(json_typed: bool, compact: bool, body: &[u8], out: &mut Vec<u8>) {
-    push_body_as(json_typed, compact, false, body, out);
-}
-
-/// [`push_body`] of a body routing also found `strict` JSON (not compact): its whitespace
-/// is stripped without checking its grammar again ([`push_stripped_strict`]), unless a
-/// string in it holds what the full check must decide.
-fn push_body_as(json_typed: bool, compact: bool, strict: bool, body: &[u8], out: &mut Vec<u8>) {
-    if json_typed && compact {
-        out.extend_from_slice(body);
-    } else if json_typed && strict && push_stripped_strict(body, out) {
-    } else if !(json_typed && push_minified_if_json(body, out)) {
+/// is JSON text in UTF-8, else base64. What routing `found` saves work: a `Compact` body
+/// (nothing to minify) goes as it is, as minifying it would copy it unchanged; a `Strict` one
+/// has its whitespace stripped without a second grammar check ([`push_stripped_strict`]).
+fn push_body(json_typed: bool, found: BodyJson, body: &[u8], out: &mut Vec<u8>) {
+    let embedded = json_typed
+        && match found {
+            BodyJson::Compact => {
+                out.extend_from_slice(body);
+                true
+            }
+            // Its whitespace stripped without checking its grammar again, unless a string in
+            // it holds what the full check must decide.
+            BodyJson::Strict => push_stripped_strict(body, out) || push_minified_if_json(body, out),
+            BodyJson::Unknown => push_minified_if_json(body, out),
+        };
+    if !embedded {
         push_base64_string(out, body);
     }
 }

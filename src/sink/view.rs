@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use super::Envelope;
+use crate::eval::BodyJson;
 use crate::message::{eq_ignore_case, Message, Properties, Source};
 
 /// A list of properties in the store's packed form: a LEB128 count, then per property its
@@ -445,15 +446,12 @@ pub struct CopyView<'a> {
     /// reads the content type). A Storage JSON record then embeds the body if it is JSON text
     /// in UTF-8, which the sink checks as it minifies it.
     pub body_is_json: Option<bool>,
-    /// Whether routing found the body JSON with nothing to minify (RFC 8259, no byte at or
-    /// below space; only with `body_is_json` of `Some(true)`): a Storage JSON record embeds it
-    /// as it is, without checking it again.
-    pub body_compact_json: bool,
-    /// Whether routing read the body as stored and its strict scanner read it whole, but it
-    /// is not compact (only with `body_is_json` of `Some(true)`): a Storage JSON record
-    /// strips its whitespace without checking its grammar again (a string holding a
-    /// backslash or a control byte sends it to the full check).
-    pub body_strict_json: bool,
+    /// What routing found of the body as JSON (only meaningful with `body_is_json` of
+    /// `Some(true)`): `Compact`, a Storage JSON record embeds it as it is, without checking it
+    /// again; `Strict`, it strips its whitespace without checking its grammar again (a string
+    /// holding a backslash or a control byte sends it to the full check); `Unknown`, it
+    /// checks and minifies it in full.
+    pub body_json: BodyJson,
     /// Where the endpoints taking the same record share what their JSON copies have in common
     /// (`None`: the copy renders all of its own, e.g. a record only this endpoint takes).
     pub shared_json: Option<&'a SharedJson>,
@@ -629,8 +627,7 @@ mod tests {
             enrichments: PackedProperties::split(en, false).unwrap(),
             body: b"",
             body_is_json: None,
-            body_compact_json: false,
-            body_strict_json: false,
+            body_json: BodyJson::Unknown,
             shared_json: None,
         }
     }
