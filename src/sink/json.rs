@@ -782,25 +782,37 @@ pub(crate) fn push_text(out: &mut Vec<u8>, s: &[u8], room: &[u8]) {
     {
         let n = s.len();
         if n <= 16 {
-            if let Some(chunk) = room.first_chunk::<16>() {
-                let stops = Block::load(chunk).string_stops() & ((1u32 << n) - 1);
-                if stops == 0 {
-                    return push_quoted_block(out, chunk, n);
-                }
+            if let Some(chunk) = plain_16(room, n) {
+                return push_quoted_block(out, chunk, n);
             }
         } else if n <= 32 {
-            if let Some(chunk) = room.first_chunk::<32>() {
-                if let (Some(a), Some(b)) = (chunk.first_chunk::<16>(), chunk.last_chunk::<16>()) {
-                    let stops = Block::load(a).string_stops()
-                        | Block::load(b).string_stops() & ((1u32 << (n - 16)) - 1);
-                    if stops == 0 {
-                        return push_quoted_block(out, chunk, n);
-                    }
-                }
+            if let Some(chunk) = plain_32(room, n) {
+                return push_quoted_block(out, chunk, n);
             }
         }
     }
     push_string(out, s);
+}
+
+/// `room`'s first 16 bytes when its first `n` (at most 16) need no escape in a JSON string
+/// (the bytes past them are masked off): a short string's block, for [`push_text`] and
+/// [`put_plain`].
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn plain_16(room: &[u8], n: usize) -> Option<&[u8; 16]> {
+    let chunk = room.first_chunk::<16>()?;
+    (Block::load(chunk).string_stops() & ((1u32 << n) - 1) == 0).then_some(chunk)
+}
+
+/// [`plain_16`] of 32 bytes, for an `n` of 17 to 32.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn plain_32(room: &[u8], n: usize) -> Option<&[u8; 32]> {
+    let chunk = room.first_chunk::<32>()?;
+    let (a, b) = (chunk.first_chunk::<16>()?, chunk.last_chunk::<16>()?);
+    let stops =
+        Block::load(a).string_stops() | Block::load(b).string_stops() & ((1u32 << (n - 16)) - 1);
+    (stops == 0).then_some(chunk)
 }
 
 /// Appends the first `n` bytes of `chunk` (at most `N`) in quotes, copied as the whole
@@ -895,20 +907,11 @@ const MEMBER_BLOCK: usize = 112;
 fn put_plain(buf: &mut [u8; MEMBER_BLOCK], at: usize, s: &[u8], room: &[u8]) -> Option<usize> {
     let n = s.len();
     if n <= 16 {
-        let chunk = room.first_chunk::<16>()?;
-        if Block::load(chunk).string_stops() & ((1u32 << n) - 1) != 0 {
-            return None;
-        }
-        buf.get_mut(at..at + 16)?.copy_from_slice(chunk);
+        buf.get_mut(at..at + 16)?
+            .copy_from_slice(plain_16(room, n)?);
     } else if n <= 32 {
-        let chunk = room.first_chunk::<32>()?;
-        let (a, b) = (chunk.first_chunk::<16>()?, chunk.last_chunk::<16>()?);
-        let stops = Block::load(a).string_stops()
-            | Block::load(b).string_stops() & ((1u32 << (n - 16)) - 1);
-        if stops != 0 {
-            return None;
-        }
-        buf.get_mut(at..at + 32)?.copy_from_slice(chunk);
+        buf.get_mut(at..at + 32)?
+            .copy_from_slice(plain_32(room, n)?);
     } else if n <= 64 {
         // Ids and trace contexts (a `traceparent` is 55 bytes).
         let chunk = room.first_chunk::<64>()?;
