@@ -282,12 +282,33 @@ impl Properties {
     /// without an index.
     #[inline]
     fn position_ascii(&self, name: &str) -> Option<usize> {
-        let key = scan_key(name);
-        let nb = name.as_bytes();
+        self.position_keyed(scan_key(name), name.as_bytes())
+    }
+
+    /// Where the ASCII name `nb`, whose [`scan_key`] is `key`, is in a bag of ASCII names
+    /// without an index: the keys compared first, the names only where they agree.
+    #[inline]
+    fn position_keyed(&self, key: u64, nb: &[u8]) -> Option<usize> {
+        self.find_keyed(key, nb).map(|(i, _)| i)
+    }
+
+    /// [`Properties::position_keyed`] with the entry's value.
+    #[inline]
+    fn find_keyed(&self, key: u64, nb: &[u8]) -> Option<(usize, &Option<String>)> {
         self.keys
             .iter()
             .zip(&self.entries)
-            .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb))
+            .enumerate()
+            .find(|(_, (&k, (n, _)))| k == key && eq_ascii_fold(n.as_bytes(), nb))
+            .map(|(i, (_, (_, v)))| (i, v))
+    }
+
+    /// Gives entry `i` `value`, keeping the replaced value's memory for a later value.
+    #[inline]
+    fn replace_value(&mut self, i: usize, value: Option<String>) {
+        if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
+            self.spare.push(old);
+        }
     }
 
     /// Sets `name` to `value`. A name already present in another case keeps
@@ -434,11 +455,7 @@ impl Properties {
     pub(crate) fn insert_spare(&mut self, name: &str, value: Option<String>) {
         let (at, key) = self.find(name);
         match at {
-            Some(i) => {
-                if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
-                    self.spare.push(old);
-                }
-            }
+            Some(i) => self.replace_value(i, value),
             None => self.push_spare(name, value, key),
         }
     }
@@ -607,11 +624,7 @@ impl Properties {
             let at = if self.bloom & key_bit(key) == 0 {
                 None
             } else {
-                let nb = name.as_bytes();
-                self.keys
-                    .iter()
-                    .zip(&self.entries)
-                    .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb))
+                self.position_keyed(key, name.as_bytes())
             };
             let Some(i) = at else {
                 let owned = self.take_kept(j);
@@ -622,9 +635,7 @@ impl Properties {
             if !replace {
                 return Err(value);
             }
-            if let Some(old) = std::mem::replace(&mut self.entries[i].1, value) {
-                self.spare.push(old);
-            }
+            self.replace_value(i, value);
             return Ok(());
         }
         if replace {
@@ -657,13 +668,7 @@ impl Properties {
             if self.bloom & key_bit(key) == 0 {
                 return (None, Some(key));
             }
-            let nb = name.as_bytes();
-            let at = self
-                .keys
-                .iter()
-                .zip(&self.entries)
-                .position(|(&k, (n, _))| k == key && eq_ascii_fold(n.as_bytes(), nb));
-            return (at, Some(key));
+            return (self.position_keyed(key, name.as_bytes()), Some(key));
         }
         (self.position(name), None)
     }
@@ -709,12 +714,8 @@ impl Properties {
         if self.bloom & key_bit(name.key) == 0 {
             return None;
         }
-        let nb = name.name.as_bytes();
-        self.keys
-            .iter()
-            .zip(&self.entries)
-            .find(|(&k, (n, _))| k == name.key && eq_ascii_fold(n.as_bytes(), nb))
-            .map(|(_, (_, v))| v.as_deref())
+        self.find_keyed(name.key, name.name.as_bytes())
+            .map(|(_, v)| v.as_deref())
     }
 
     /// Removes `name` (in any case) and returns its value.
