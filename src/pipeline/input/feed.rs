@@ -4,7 +4,7 @@
 //! one commits. Every line ends up counted as valid, invalid (reported with its code) or blank.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::time::SystemTime;
 
 use std::io::BufRead;
@@ -19,6 +19,9 @@ use crate::route::{RouteTable, Router};
 /// waits for one commit's fsync (a few ms on a disk) before routing on, so routing, the store's
 /// syncs and the endpoints' writes overlap.
 const ACCEPTS_IN_FLIGHT: usize = 8;
+
+/// Chunks read and waiting for the routing thread (see [`Feeder::read_ahead`]).
+const CHUNKS_QUEUED: usize = 2;
 
 /// What reading an input came to: `valid + invalid + blank = read`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,7 +150,8 @@ fn prepare_chunk(
     let reloaded = pipeline.reloaded_table();
     let table = reloaded.as_deref();
     let text = chunk.text.as_str();
-    if chunk.lines.len() < PARALLEL_FROM {
+    // With one thread, rayon would only hand the chunk to its worker and wait: route here.
+    if chunk.lines.len() < PARALLEL_FROM || rayon::current_num_threads() == 1 {
         let mut router = table.map_or_else(|| pipeline.router(), |t| t.router());
         return chunk
             .lines
@@ -311,16 +315,20 @@ struct Feeder<'a> {
 }
 
 impl Feeder<'_> {
-    /// [`feed`] of a file: the next chunk is read while the last one is routed (on another
+    /// [`feed`] of a file: the next chunks are read while the last one is routed (on another
     /// thread, which hands it to rayon), so with one routing thread reading and routing
-    /// overlap instead of taking turns.
+    /// overlap instead of taking turns. Up to [`CHUNKS_QUEUED`] read chunks wait for the
+    /// routing thread, so it never waits for this thread to be scheduled (reading a chunk
+    /// takes a fifth of routing it, but a woken thread can wait milliseconds for a core
+    /// the endpoints are using); routed chunks come back on an unbounded channel, so neither
+    /// side blocks the other, and their strings are reused for the next chunks read.
     fn read_ahead(&mut self, fill: &mut Fill<'_>, chunk: usize) {
         // A chunk to route, with the number of its last line.
         type ToRoute = (Chunk, u64);
         let (pipeline, twin) = (self.pipeline, self.twin);
         std::thread::scope(|scope| {
-            let (route, to_route) = sync_channel::<ToRoute>(1);
-            let (routed_tx, routed) = sync_channel::<(ToRoute, Vec<(u64, Outcome)>)>(1);
+            let (route, to_route) = sync_channel::<ToRoute>(CHUNKS_QUEUED);
+            let (routed_tx, routed) = channel::<(ToRoute, Vec<(u64, Outcome)>)>();
             let router = std::thread::Builder::new()
                 .name("hubroute-feed".into())
                 .spawn_scoped(scope, move || {
@@ -337,33 +345,49 @@ impl Feeder<'_> {
                 return;
             }
             let mut lines_read = 0;
-            let mut next = Chunk::default();
-            let mut routing = false;
+            // Chunks sent to be routed and not yet accepted, and spare chunks to read into.
+            let mut routing = 0usize;
+            let mut spare: Vec<Chunk> = Vec::new();
             loop {
+                let mut next = spare.pop().unwrap_or_default();
                 next.text.clear();
                 next.lines.clear();
                 let read_error = fill(&mut next, chunk, &mut lines_read);
                 let more = !next.lines.is_empty();
-                let done = if routing { routed.recv().ok() } else { None };
-                routing = false;
-                if more {
-                    if route.send((std::mem::take(&mut next), lines_read)).is_err() {
-                        break;
-                    }
-                    routing = true;
-                }
-                if let Some(((numbered, last), outcomes)) = done {
-                    next = numbered;
+                // Accept what has been routed meanwhile, oldest first, before (maybe)
+                // waiting for room in the queue.
+                while let Ok(((numbered, last), outcomes)) = routed.try_recv() {
+                    routing -= 1;
+                    spare.push(numbered);
                     if !self.accept(outcomes, last, None) {
                         return;
                     }
                 }
+                if more {
+                    if route.send((next, lines_read)).is_err() {
+                        break;
+                    }
+                    routing += 1;
+                }
                 if read_error.is_some() || !more {
-                    if routing {
-                        if let Ok(((_, last), outcomes)) = routed.recv() {
-                            self.accept(outcomes, last, read_error);
+                    drop(route);
+                    // The rest, in order; a read error ends the chunk it cut short.
+                    let mut read_error = read_error;
+                    while routing > 0 {
+                        let Ok(((_, last), outcomes)) = routed.recv() else {
+                            break;
+                        };
+                        routing -= 1;
+                        let error = if routing == 0 && more {
+                            read_error.take()
+                        } else {
+                            None
+                        };
+                        if !self.accept(outcomes, last, error) {
+                            return;
                         }
-                    } else if let Some(e) = read_error {
+                    }
+                    if let Some(e) = read_error {
                         self.report.stopped =
                             Some(format!("reading failed after line {lines_read}: {e}"));
                     }
