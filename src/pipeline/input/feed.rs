@@ -21,7 +21,7 @@ use crate::route::{RouteTable, Router};
 const ACCEPTS_IN_FLIGHT: usize = 8;
 
 /// Chunks read and waiting for the routing thread (see [`Feeder::read_ahead`]).
-const CHUNKS_QUEUED: usize = 2;
+const CHUNKS_QUEUED: usize = 1;
 
 /// What reading an input came to: `valid + invalid + blank = read`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -349,13 +349,8 @@ impl Feeder<'_> {
             let mut routing = 0usize;
             let mut spare: Vec<Chunk> = Vec::new();
             loop {
-                let mut next = spare.pop().unwrap_or_default();
-                next.text.clear();
-                next.lines.clear();
-                let read_error = fill(&mut next, chunk, &mut lines_read);
-                let more = !next.lines.is_empty();
-                // Accept what has been routed meanwhile, oldest first, before (maybe)
-                // waiting for room in the queue.
+                // Accept what has been routed meanwhile, oldest first; its chunk is read into
+                // next (so a run touches only as many chunks' memory as are in flight).
                 while let Ok(((numbered, last), outcomes)) = routed.try_recv() {
                     routing -= 1;
                     spare.push(numbered);
@@ -363,6 +358,11 @@ impl Feeder<'_> {
                         return;
                     }
                 }
+                let mut next = spare.pop().unwrap_or_default();
+                next.text.clear();
+                next.lines.clear();
+                let read_error = fill(&mut next, chunk, &mut lines_read);
+                let more = !next.lines.is_empty();
                 if more {
                     if route.send((next, lines_read)).is_err() {
                         break;
