@@ -18,6 +18,7 @@ KIND=${3:-file}
 ROUTES=$ROOT/../shared/bench/routes-10.json
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/hubroute-cg.XXXXXX")}
+mkdir -p "$OUT"
 D=$(mktemp -d "${TMPDIR:-/tmp}/hubroute-run-cg.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 SINKS=()
