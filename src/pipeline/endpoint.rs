@@ -373,10 +373,12 @@ impl Worker {
                         .delivered
                         .fetch_add(copies.len() as u64, Ordering::Relaxed);
                     let now = SystemTime::now();
-                    for e in &copies.items {
-                        let age = now.duration_since(e.enqueued_time).unwrap_or_default();
-                        state.latency.record(age, 1);
-                    }
+                    state.latency.record_all(
+                        copies
+                            .items
+                            .iter()
+                            .map(|e| now.duration_since(e.enqueued_time).unwrap_or_default()),
+                    );
                     self.settled(&copies);
                     return true;
                 }
