@@ -72,7 +72,7 @@ pub struct Properties {
     bloom: u64,
     /// The names (with their keys and whether they are [`plain`]) that the entries held at each position
     /// before [`Properties::clear`]: a stream's messages mostly carry the same names in the
-    /// same order (some left out or added), so [`Properties::insert_line_name`] takes a kept
+    /// same order (some left out or added), so [`Properties::insert_line_name_found`] takes a kept
     /// name back when the next name is the same text, instead of hashing and copying it. A
     /// taken slot is left empty with the key [`TAKEN`] (no name has it).
     kept: Vec<(String, u64, bool)>,
@@ -530,8 +530,8 @@ impl Properties {
     }
 
     /// Where `name` is among the names the bag held before [`Properties::clear`] that
-    /// [`Properties::insert_line_name`] would take back (when not in the bag already), for
-    /// [`Properties::insert_line_name_found`]; only near the cursor unless `anywhere`.
+    /// [`Properties::insert_line_name_found`] takes back (when not in the bag already); only
+    /// near the cursor unless `anywhere`.
     #[inline]
     pub(crate) fn kept_position(&self, name: &str, anywhere: bool) -> Option<usize> {
         if self.ascii && self.index.is_none() {
@@ -548,7 +548,9 @@ impl Properties {
     /// no name in the bag can equal it (the bloom bit of its
     /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
     /// no copy.
-    #[inline]
+    /// (The readers call [`Properties::insert_line_name_found`] with a position they looked
+    /// for themselves; this is the tests' shorthand.)
+    #[cfg(test)]
     pub(crate) fn insert_line_name(
         &mut self,
         name: &str,
@@ -560,7 +562,7 @@ impl Properties {
         self.insert_line_name_found(found, name, value, replace)
     }
 
-    /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
+    /// `insert_line_name` given `name`'s [`Properties::kept_position`], worked
     /// out with nothing inserted since (values may have been taken from the spare ones). The
     /// common case (a kept name taken back into a small bag) is inlined into the reader, with
     /// no result to pass back; the rest is [`Properties::insert_line_name_other`].
