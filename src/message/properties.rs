@@ -514,19 +514,29 @@ impl Properties {
                 && *key != TAKEN
                 && bytes_eq(&rest[..n], k.as_bytes())
         };
-        let from = self.kept_cursor.min(self.kept.len());
-        let to = (from + KEPT_WINDOW).min(self.kept.len());
-        let at = match self.kept[from..to].iter().position(same) {
-            Some(p) => from + p,
-            // After the window first: a name the last message lacked is among the names kept
-            // from earlier messages, after the last message's.
-            None if anywhere => match self.kept[to..].iter().position(same) {
-                Some(p) => to + p,
-                None => self.kept[..from].iter().position(same)?,
-            },
+        let kept = &self.kept;
+        let from = self.kept_cursor.min(kept.len());
+        // The name at the cursor first, compared in place: most of a line's names are the
+        // last message's next one, and the search below is a call whose entry and exit cost
+        // about as much as the comparison.
+        if let Some((k, _, _)) = kept.get(from).filter(|k| same(k)) {
+            return Some((from, k.len()));
+        }
+        // Then the rest of the window, or when `anywhere` everything after the cursor (a name
+        // the last message lacked is among the names kept from earlier messages, after the
+        // last message's), then before it: the order of the window, after it, before it.
+        let next = (from + 1).min(kept.len());
+        let to = if anywhere {
+            kept.len()
+        } else {
+            (from + KEPT_WINDOW).min(kept.len())
+        };
+        let at = match kept[next..to].iter().position(same) {
+            Some(p) => next + p,
+            None if anywhere => kept[..from].iter().position(same)?,
             None => return None,
         };
-        Some((at, self.kept[at].0.len()))
+        Some((at, kept[at].0.len()))
     }
 
     /// Where `name` is among the names the bag held before [`Properties::clear`] that
@@ -1122,6 +1132,74 @@ mod tests {
             assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
             assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
         }
+    }
+
+    /// `kept_match` finds what a plain search in its order finds (the window from the cursor,
+    /// then, when `anywhere`, after it and before it), for every cursor, with taken slots, a
+    /// name that is not plain, names that are prefixes of others and lines that hold a kept
+    /// name without its closing quote.
+    #[test]
+    fn kept_match_finds_what_a_plain_search_finds() {
+        let names = [
+            "a",
+            "ab",
+            "abc",
+            "b\\x",
+            "contentType",
+            "x",
+            "connectionDeviceId",
+            "",
+        ];
+        let mut p = Properties::new();
+        for name in names {
+            p.insert_str(name, None);
+        }
+        p.clear();
+        // One taken slot: "x".
+        let x = p.kept_position("x", true);
+        assert!(x.is_some());
+        assert_eq!(p.insert_line_name_found(x, "x", None, false), Ok(()));
+        let reference = |p: &Properties, rest: &[u8], anywhere: bool| {
+            let len = p.kept.len();
+            let from = p.kept_cursor.min(len);
+            let to = (from + KEPT_WINDOW).min(len);
+            let rest_of: Vec<usize> = if anywhere {
+                (to..len).chain(0..from).collect()
+            } else {
+                Vec::new()
+            };
+            (from..to).chain(rest_of).find_map(|j| {
+                let (k, key, plain) = &p.kept[j];
+                let n = k.len();
+                (*plain
+                    && *key != TAKEN
+                    && rest.starts_with(k.as_bytes())
+                    && rest.get(n) == Some(&b'"'))
+                .then_some((j, n))
+            })
+        };
+        let mut lines: Vec<String> = Vec::new();
+        for name in names.iter().chain(&["abcd", "contenttype", "y"]) {
+            lines.push(format!("{name}\":1"));
+            lines.push(format!("{name}x\""));
+            lines.push(name.to_string());
+        }
+        let mut found = 0;
+        for cursor in 0..p.kept.len() + 2 {
+            p.kept_cursor = cursor;
+            for line in &lines {
+                for anywhere in [false, true] {
+                    let got = p.kept_match(line.as_bytes(), anywhere);
+                    assert_eq!(
+                        got,
+                        reference(&p, line.as_bytes(), anywhere),
+                        "{cursor} {line:?} {anywhere}"
+                    );
+                    found += usize::from(got.is_some());
+                }
+            }
+        }
+        assert!(found > 50, "{found}");
     }
 
     /// A keyed name finds what `get` finds, and its compile-time key is `scan_key`'s.
