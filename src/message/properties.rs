@@ -99,6 +99,16 @@ fn plain(name: &str) -> bool {
         .all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// Whether `rest` (a line from just after a string's opening quote) holds the name of a kept
+/// slot (one not taken, and [`plain`]) and then the closing quote, for
+/// [`Properties::kept_match`]. A function always inlined rather than a closure: the closure
+/// was called, not inlined, at the cursor's slot, and its call cost as much as the test.
+#[inline(always)]
+fn kept_opens((k, key, plain): &(String, u64, bool), rest: &[u8]) -> bool {
+    let n = k.len();
+    rest.get(n) == Some(&b'"') && *plain && *key != TAKEN && bytes_eq(&rest[..n], k.as_bytes())
+}
+
 /// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
 const TAKEN: u64 = u64::MAX;
 
@@ -507,13 +517,7 @@ impl Properties {
         if !self.ascii || self.index.is_some() {
             return None;
         }
-        let same = |(k, key, plain): &(String, u64, bool)| {
-            let n = k.len();
-            rest.get(n) == Some(&b'"')
-                && *plain
-                && *key != TAKEN
-                && bytes_eq(&rest[..n], k.as_bytes())
-        };
+        let same = |slot: &(String, u64, bool)| kept_opens(slot, rest);
         let kept = &self.kept;
         let from = self.kept_cursor.min(kept.len());
         // The name at the cursor first, compared in place: most of a line's names are the
@@ -1131,6 +1135,56 @@ mod tests {
             p.clear();
             assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
             assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
+        }
+    }
+
+    /// `clear` keeps each name's very string at its position and gives the values' strings
+    /// back first to last, for messages whose names come and go (so that kept names move on
+    /// past the message's names); the names of earlier messages stay kept after them.
+    #[test]
+    fn clear_keeps_names_in_place_and_values_in_order() {
+        let messages: [&[&str]; 5] = [
+            &["a", "b", "opt1", "c"],
+            &["a", "c"],
+            &["opt2", "a", "b", "c", "opt1"],
+            &["b\\x", "a"],
+            &["a", "b", "opt1", "c"],
+        ];
+        let mut p = Properties::new();
+        for round in 0..3 {
+            for names in messages {
+                for name in names {
+                    let found = p.kept_position(name, true);
+                    let mut v = p.take_spare();
+                    v.push_str(name);
+                    v.push_str("-value");
+                    assert_eq!(p.insert_line_name_found(found, name, Some(v), true), Ok(()));
+                }
+                let held: Vec<(*const u8, *const u8)> = p
+                    .entries
+                    .iter()
+                    .map(|(n, v)| (n.as_ptr(), v.as_ref().unwrap().as_ptr()))
+                    .collect();
+                p.clear();
+                assert!(p.is_empty());
+                for (j, (name_ptr, _)) in held.iter().enumerate() {
+                    assert_eq!(p.kept[j].0.as_ptr(), *name_ptr, "{round} {names:?} {j}");
+                    assert_eq!(p.kept[j].0, names[j]);
+                    assert_eq!(p.kept[j].2, names[j] != "b\\x");
+                }
+                if round > 0 {
+                    for name in ["a", "b", "c", "opt1", "opt2"] {
+                        assert!(p.kept_position(name, true).is_some(), "{round} {name}");
+                    }
+                }
+                let values: Vec<String> = held.iter().map(|_| p.take_spare()).collect();
+                for (v, (_, value_ptr)) in values.iter().zip(&held) {
+                    assert_eq!(v.as_ptr(), *value_ptr, "{round} {names:?}");
+                }
+                for v in values.into_iter().rev() {
+                    p.recycle(v);
+                }
+            }
         }
     }
 
