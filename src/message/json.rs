@@ -671,6 +671,17 @@ mod tests {
                         "\"connectionDeviceId\":",
                         "\"\":\"x\",\"connectionDeviceId\":",
                     ),
+                    // System names taken back from anywhere among the kept ones: an optional
+                    // one first (a duplicate where the line has it), a respelled one after a new name.
+                    l.replace(
+                        "{\"systemProperties\":{",
+                        "{\"systemProperties\":{\"correlationId\":\"c\",",
+                    ),
+                    l.replace(
+                        "\"connectionDeviceId\":\"",
+                        "\"x\":\"\",\"iothub-connection-device-id\":\"",
+                    ),
+                    l.replace("\"messageId\"", "\"connectionDeviceId\""),
                 ]
             })
             .collect();

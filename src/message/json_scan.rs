@@ -940,10 +940,14 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         loop {
-            if let Some((kept, name)) = self.kept_name(bag, false) {
-                // A name the last message had near here: stored as read (it is a routing
-                // name, or one no spelling maps to; never the source), so no lookup of
-                // spellings, and found without scanning the line's name first.
+            // Looked for among all kept names, not only near the cursor: an optional system
+            // property (`dt-dataschema`, `correlationId`) the last message lacked is kept
+            // from an earlier one, and taking it back costs a few comparisons where a name
+            // read, respelled and copied in costs about a thousand instructions.
+            if let Some((kept, name)) = self.kept_name(bag, true) {
+                // A name a recent message had: stored as read (it is a routing name, or one
+                // no spelling maps to; never the source), so no lookup of spellings, and
+                // found without scanning the line's name first.
                 self.expect(b':')?;
                 let value = self.value_into(bag)?;
                 if let Err(value) = bag.insert_line_name_found(Some(kept), name, value, false) {
@@ -973,13 +977,20 @@ impl<'a> Reader<'a> {
                     source = Some(text.parse::<Source>().map_err(|_| NotMine)?);
                 }
             } else {
-                let name = match canonical_name(name) {
-                    Some(c) if !c.eq_ignore_ascii_case(name) => c,
-                    _ => name,
+                let (name, respelled) = match canonical_name(name) {
+                    Some(c) if !c.eq_ignore_ascii_case(name) => (c, true),
+                    _ => (name, false),
                 };
                 // `name` may borrow `scratch`, which the value does not touch.
                 let value = self.value_into(bag)?;
-                if let Err(value) = bag.insert_line_name(name, value, false) {
+                // An unescaped name kept as read is no kept one (`kept_name` looked
+                // everywhere); a respelled or unescaped one may be.
+                let found = if respelled || raw_name.escaped {
+                    bag.kept_position(name, true)
+                } else {
+                    None
+                };
+                if let Err(value) = bag.insert_line_name_found(found, name, value, false) {
                     if let Some(v) = value {
                         bag.recycle(v);
                     }
@@ -1536,5 +1547,33 @@ mod tests {
         ] {
             assert_eq!(unescape(bad, &mut String::new()), Err(NotMine), "{bad}");
         }
+    }
+
+    /// A system property the last line lacked (`dt-dataschema` here) is taken back from the
+    /// names kept from the line before, wherever it is among them, and so is a name respelled
+    /// to a kept one (`iothub-connection-device-id`): the bag's name is the very string the
+    /// earlier line's was, not a copy. Each line loads as the general path loads it.
+    #[test]
+    fn system_names_are_taken_back_from_anywhere_in_the_kept_names() {
+        let with = r#"{"systemProperties":{"messageId":"1","connectionDeviceId":"d","dt-dataschema":"s","contentType":"c"},"body":"{}"}"#;
+        let without = r#"{"systemProperties":{"messageId":"2","connectionDeviceId":"d","contentType":"c"},"body":"{}"}"#;
+        let respelled = r#"{"systemProperties":{"dt-dataschema":"s","contentType":"c","messageId":"3","iothub-connection-device-id":"d"},"body":"{}"}"#;
+        let name_at = |m: &Message, name: &str| {
+            m.system_properties
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, _)| n.as_ptr())
+        };
+        let mut m = Message::default();
+        let mut scratch = String::new();
+        assert_eq!(read_into(&mut m, with, &mut scratch), Ok(()));
+        let schema = name_at(&m, "dt-dataschema").unwrap();
+        let device = name_at(&m, "connectionDeviceId").unwrap();
+        for line in [without, respelled] {
+            assert_eq!(read_into(&mut m, line, &mut scratch), Ok(()));
+            assert_eq!(m, Message::from_json_str_general(line).unwrap(), "{line}");
+            assert_eq!(name_at(&m, "connectionDeviceId"), Some(device), "{line}");
+        }
+        assert_eq!(name_at(&m, "dt-dataschema"), Some(schema));
     }
 }

@@ -72,7 +72,7 @@ pub struct Properties {
     bloom: u64,
     /// The names (with their keys and whether they are [`plain`]) that the entries held at each position
     /// before [`Properties::clear`]: a stream's messages mostly carry the same names in the
-    /// same order (some left out or added), so [`Properties::insert_line_name`] takes a kept
+    /// same order (some left out or added), so [`Properties::insert_line_name_found`] takes a kept
     /// name back when the next name is the same text, instead of hashing and copying it. A
     /// taken slot is left empty with the key [`TAKEN`] (no name has it).
     kept: Vec<(String, u64, bool)>,
@@ -97,6 +97,16 @@ pub struct Properties {
 fn plain(name: &str) -> bool {
     name.bytes()
         .all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Whether `rest` (a line from just after a string's opening quote) holds the name of a kept
+/// slot (one not taken, and [`plain`]) and then the closing quote, for
+/// [`Properties::kept_match`]. A function always inlined rather than a closure: the closure
+/// was called, not inlined, at the cursor's slot, and its call cost as much as the test.
+#[inline(always)]
+fn kept_opens((k, key, plain): &(String, u64, bool), rest: &[u8]) -> bool {
+    let n = k.len();
+    rest.get(n) == Some(&b'"') && *plain && *key != TAKEN && bytes_eq(&rest[..n], k.as_bytes())
 }
 
 /// The key of a [`Properties::kept`] slot whose name was taken ([`scan_key`] never gives it).
@@ -507,31 +517,35 @@ impl Properties {
         if !self.ascii || self.index.is_some() {
             return None;
         }
-        let same = |(k, key, plain): &(String, u64, bool)| {
-            let n = k.len();
-            rest.get(n) == Some(&b'"')
-                && *plain
-                && *key != TAKEN
-                && bytes_eq(&rest[..n], k.as_bytes())
+        let same = |slot: &(String, u64, bool)| kept_opens(slot, rest);
+        let kept = &self.kept;
+        let from = self.kept_cursor.min(kept.len());
+        // The name at the cursor first, compared in place: most of a line's names are the
+        // last message's next one, and the search below is a call whose entry and exit cost
+        // about as much as the comparison.
+        if let Some((k, _, _)) = kept.get(from).filter(|k| same(k)) {
+            return Some((from, k.len()));
+        }
+        // Then the rest of the window, or when `anywhere` everything after the cursor (a name
+        // the last message lacked is among the names kept from earlier messages, after the
+        // last message's), then before it: the order of the window, after it, before it.
+        let next = (from + 1).min(kept.len());
+        let to = if anywhere {
+            kept.len()
+        } else {
+            (from + KEPT_WINDOW).min(kept.len())
         };
-        let from = self.kept_cursor.min(self.kept.len());
-        let to = (from + KEPT_WINDOW).min(self.kept.len());
-        let at = match self.kept[from..to].iter().position(same) {
-            Some(p) => from + p,
-            // After the window first: a name the last message lacked is among the names kept
-            // from earlier messages, after the last message's.
-            None if anywhere => match self.kept[to..].iter().position(same) {
-                Some(p) => to + p,
-                None => self.kept[..from].iter().position(same)?,
-            },
+        let at = match kept[next..to].iter().position(same) {
+            Some(p) => next + p,
+            None if anywhere => kept[..from].iter().position(same)?,
             None => return None,
         };
-        Some((at, self.kept[at].0.len()))
+        Some((at, kept[at].0.len()))
     }
 
     /// Where `name` is among the names the bag held before [`Properties::clear`] that
-    /// [`Properties::insert_line_name`] would take back (when not in the bag already), for
-    /// [`Properties::insert_line_name_found`]; only near the cursor unless `anywhere`.
+    /// [`Properties::insert_line_name_found`] takes back (when not in the bag already); only
+    /// near the cursor unless `anywhere`.
     #[inline]
     pub(crate) fn kept_position(&self, name: &str, anywhere: bool) -> Option<usize> {
         if self.ascii && self.index.is_none() {
@@ -548,7 +562,9 @@ impl Properties {
     /// no name in the bag can equal it (the bloom bit of its
     /// key is clear in an ASCII bag), that string and key are taken back: no hash, no scan,
     /// no copy.
-    #[inline]
+    /// (The readers call [`Properties::insert_line_name_found`] with a position they looked
+    /// for themselves; this is the tests' shorthand.)
+    #[cfg(test)]
     pub(crate) fn insert_line_name(
         &mut self,
         name: &str,
@@ -560,7 +576,7 @@ impl Properties {
         self.insert_line_name_found(found, name, value, replace)
     }
 
-    /// [`Properties::insert_line_name`] given `name`'s [`Properties::kept_position`], worked
+    /// `insert_line_name` given `name`'s [`Properties::kept_position`], worked
     /// out with nothing inserted since (values may have been taken from the spare ones). The
     /// common case (a kept name taken back into a small bag) is inlined into the reader, with
     /// no result to pass back; the rest is [`Properties::insert_line_name_other`].
@@ -1120,6 +1136,124 @@ mod tests {
             assert!(p.insert_line_name(&format!("n{i}"), None, true).is_ok());
             assert!(p.kept.len() <= KEPT_MAX, "{}", p.kept.len());
         }
+    }
+
+    /// `clear` keeps each name's very string at its position and gives the values' strings
+    /// back first to last, for messages whose names come and go (so that kept names move on
+    /// past the message's names); the names of earlier messages stay kept after them.
+    #[test]
+    fn clear_keeps_names_in_place_and_values_in_order() {
+        let messages: [&[&str]; 5] = [
+            &["a", "b", "opt1", "c"],
+            &["a", "c"],
+            &["opt2", "a", "b", "c", "opt1"],
+            &["b\\x", "a"],
+            &["a", "b", "opt1", "c"],
+        ];
+        let mut p = Properties::new();
+        for round in 0..3 {
+            for names in messages {
+                for name in names {
+                    let found = p.kept_position(name, true);
+                    let mut v = p.take_spare();
+                    v.push_str(name);
+                    v.push_str("-value");
+                    assert_eq!(p.insert_line_name_found(found, name, Some(v), true), Ok(()));
+                }
+                let held: Vec<(*const u8, *const u8)> = p
+                    .entries
+                    .iter()
+                    .map(|(n, v)| (n.as_ptr(), v.as_ref().unwrap().as_ptr()))
+                    .collect();
+                p.clear();
+                assert!(p.is_empty());
+                for (j, (name_ptr, _)) in held.iter().enumerate() {
+                    assert_eq!(p.kept[j].0.as_ptr(), *name_ptr, "{round} {names:?} {j}");
+                    assert_eq!(p.kept[j].0, names[j]);
+                    assert_eq!(p.kept[j].2, names[j] != "b\\x");
+                }
+                if round > 0 {
+                    for name in ["a", "b", "c", "opt1", "opt2"] {
+                        assert!(p.kept_position(name, true).is_some(), "{round} {name}");
+                    }
+                }
+                let values: Vec<String> = held.iter().map(|_| p.take_spare()).collect();
+                for (v, (_, value_ptr)) in values.iter().zip(&held) {
+                    assert_eq!(v.as_ptr(), *value_ptr, "{round} {names:?}");
+                }
+                for v in values.into_iter().rev() {
+                    p.recycle(v);
+                }
+            }
+        }
+    }
+
+    /// `kept_match` finds what a plain search in its order finds (the window from the cursor,
+    /// then, when `anywhere`, after it and before it), for every cursor, with taken slots, a
+    /// name that is not plain, names that are prefixes of others and lines that hold a kept
+    /// name without its closing quote.
+    #[test]
+    fn kept_match_finds_what_a_plain_search_finds() {
+        let names = [
+            "a",
+            "ab",
+            "abc",
+            "b\\x",
+            "contentType",
+            "x",
+            "connectionDeviceId",
+            "",
+        ];
+        let mut p = Properties::new();
+        for name in names {
+            p.insert_str(name, None);
+        }
+        p.clear();
+        // One taken slot: "x".
+        let x = p.kept_position("x", true);
+        assert!(x.is_some());
+        assert_eq!(p.insert_line_name_found(x, "x", None, false), Ok(()));
+        let reference = |p: &Properties, rest: &[u8], anywhere: bool| {
+            let len = p.kept.len();
+            let from = p.kept_cursor.min(len);
+            let to = (from + KEPT_WINDOW).min(len);
+            let rest_of: Vec<usize> = if anywhere {
+                (to..len).chain(0..from).collect()
+            } else {
+                Vec::new()
+            };
+            (from..to).chain(rest_of).find_map(|j| {
+                let (k, key, plain) = &p.kept[j];
+                let n = k.len();
+                (*plain
+                    && *key != TAKEN
+                    && rest.starts_with(k.as_bytes())
+                    && rest.get(n) == Some(&b'"'))
+                .then_some((j, n))
+            })
+        };
+        let mut lines: Vec<String> = Vec::new();
+        for name in names.iter().chain(&["abcd", "contenttype", "y"]) {
+            lines.push(format!("{name}\":1"));
+            lines.push(format!("{name}x\""));
+            lines.push(name.to_string());
+        }
+        let mut found = 0;
+        for cursor in 0..p.kept.len() + 2 {
+            p.kept_cursor = cursor;
+            for line in &lines {
+                for anywhere in [false, true] {
+                    let got = p.kept_match(line.as_bytes(), anywhere);
+                    assert_eq!(
+                        got,
+                        reference(&p, line.as_bytes(), anywhere),
+                        "{cursor} {line:?} {anywhere}"
+                    );
+                    found += usize::from(got.is_some());
+                }
+            }
+        }
+        assert!(found > 50, "{found}");
     }
 
     /// A keyed name finds what `get` finds, and its compile-time key is `scan_key`'s.
