@@ -983,8 +983,8 @@ impl<'a> Reader<'a> {
                 };
                 // `name` may borrow `scratch`, which the value does not touch.
                 let value = self.value_into(bag)?;
-                // An unescaped name kept as read is no kept one (`kept_name` looked
-                // everywhere); a respelled or unescaped one may be.
+                // A name as the line spells it, without escapes, is no kept one (`kept_name`
+                // looked everywhere); a respelled or escaped one may be.
                 let found = if respelled || raw_name.escaped {
                     bag.kept_position(name, true)
                 } else {

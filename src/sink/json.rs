@@ -1499,9 +1499,9 @@ mod tests {
         }
     }
 
-    /// Stripping writes into room made once: at every length up to a few blocks, with gaps
-    /// at every offset (spaces, newlines, runs of them, none) and strings across the block
-    /// edges, the text is what minifying writes after what `out` held, and nothing more.
+    /// Stripping a strict body: at every length up to a few blocks, with gaps at every
+    /// offset (spaces, newlines, runs of them, none) and strings across the block edges, the
+    /// text is what minifying writes after what `out` held, and nothing more.
     #[test]
     fn strict_bodies_of_every_length_are_stripped_exactly() {
         let mut x = 0x2545_f491_4f6c_dd1du64;

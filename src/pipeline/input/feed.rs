@@ -316,12 +316,12 @@ struct Feeder<'a> {
 
 impl Feeder<'_> {
     /// [`feed`] of a file: the next chunks are read while the last one is routed (on another
-    /// thread, which hands it to rayon), so with one routing thread reading and routing
-    /// overlap instead of taking turns. Up to [`CHUNKS_QUEUED`] read chunks wait for the
-    /// routing thread, so it never waits for this thread to be scheduled (reading a chunk
-    /// takes a fifth of routing it, but a woken thread can wait milliseconds for a core
-    /// the endpoints are using); routed chunks come back on an unbounded channel, so neither
-    /// side blocks the other, and their strings are reused for the next chunks read.
+    /// thread, which routes it itself or hands it to rayon), so reading and routing overlap
+    /// instead of taking turns. Up to [`CHUNKS_QUEUED`] read chunks wait for the routing
+    /// thread, so it does not wait for this thread to be scheduled (reading a chunk costs a
+    /// small part of routing it, but a woken thread can wait milliseconds for a core the
+    /// endpoints are using); routed chunks come back on a channel of their own, which never
+    /// blocks the routing thread, and their strings are reused for the next chunks read.
     fn read_ahead(&mut self, fill: &mut Fill<'_>, chunk: usize) {
         // A chunk to route, with the number of its last line.
         type ToRoute = (Chunk, u64);
