@@ -324,7 +324,8 @@ fn nats_over_tls_with_users_tokens_client_certificates_and_jetstream() {
             .expect("the stored message")
             .unwrap()
             .unwrap();
-        let read = nats::decode_record(&m.payload).unwrap();
+        let mut read = hubroute::message::Message::default();
+        nats::decode_record(&m.payload, &mut read).unwrap();
         assert_eq!(read.to_json_value(), sent.to_json_value());
         m.ack().await.unwrap();
 

@@ -170,10 +170,11 @@ impl Appended {
     }
 }
 
-/// Reads a record the bridge wrote (message JSON).
-pub fn decode_record(payload: &[u8]) -> Result<Message, String> {
+/// Reads a record the bridge wrote (message JSON) into `into`, replacing it and reusing its
+/// memory (a worker reads every record into one message, as `run` reads a file's lines).
+pub fn decode_record(payload: &[u8], into: &mut Message) -> Result<(), String> {
     let text = std::str::from_utf8(payload).map_err(|e| format!("record is not UTF-8: {e}"))?;
-    Message::from_json_str(text).map_err(|e| e.to_string())
+    into.read_json_str(text).map_err(|e| e.to_string())
 }
 
 /// Settings of the durable consumer router processes share.

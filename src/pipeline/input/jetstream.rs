@@ -240,6 +240,8 @@ pub async fn run(
     let mut router = input.pipeline.router();
     tokio::pin!(stop);
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Every record is read into this one message (its strings and body keep their memory).
+    let mut decoded = crate::message::Message::default();
     loop {
         let first_permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| e.to_string())?,
@@ -273,8 +275,8 @@ pub async fn run(
                 report.redelivered += 1;
             }
             let (record, acker) = message.split();
-            let routed = match decode_record(&record.payload) {
-                Ok(m) => input.route(&mut router, &m),
+            let routed = match decode_record(&record.payload, &mut decoded) {
+                Ok(()) => input.route(&mut router, &decoded),
                 Err(e) => Err((MALFORMED_RECORD, e)),
             };
             let describe = || {
