@@ -94,23 +94,31 @@ impl Worker {
         &self.shared.endpoints[self.index]
     }
 
-    /// Waits until records after `self.scanned` are committed; the last committed sequence, or
-    /// `None` when it is time to stop.
-    fn wait(&self) -> Option<u64> {
+    /// Waits until records with copies for this endpoint are committed after `self.scanned`;
+    /// the last committed sequence, or `None` when it is time to stop. Records committed
+    /// without a copy for it are passed over unread (and settled, so the store can delete
+    /// them) when the worker wakes: for a commit with copies, at the latest every 200 ms,
+    /// and when the pipeline closes.
+    fn wait(&mut self) -> Option<u64> {
         let shared = &self.shared;
+        let state = &shared.endpoints[self.index];
         let mut committed = lock(&shared.committed);
         loop {
             if shared.abandon.load(Ordering::Acquire) {
                 return None;
             }
             if *committed > self.scanned {
-                return Some(*committed);
+                if state.wanted.load(Ordering::Acquire) > self.scanned {
+                    return Some(*committed);
+                }
+                self.scanned = *committed;
+                state.settled.fetch_max(self.scanned, Ordering::AcqRel);
             }
             if shared.closing.load(Ordering::Acquire) {
                 return None;
             }
-            committed = shared
-                .records
+            committed = state
+                .wake
                 .wait_timeout(committed, Duration::from_millis(200))
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
