@@ -30,8 +30,8 @@ enum Target {
 /// `{"endpoint":…,"EnqueuedTimeUtc":…,"Properties":{…},"SystemProperties":{…},"Body":…}`.
 ///
 /// Each batch is rendered in memory and written with `write_all` in pieces of whole lines
-/// ([`WRITE_AT`]), so a line is never interleaved with another writer's output and a failed
-/// write leaves at most one torn batch.
+/// (once 256 KiB are rendered), so a line is never interleaved with another writer's output
+/// and a failed write leaves at most one torn batch.
 pub struct JsonLinesSink {
     target: Target,
     description: String,
