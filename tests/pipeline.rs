@@ -364,6 +364,63 @@ fn a_reopened_store_delivers_what_was_accepted() {
     assert_eq!(ids(&alerts).1, 1000);
 }
 
+/// An endpoint that gets no copies is not woken by every commit, yet it never holds the
+/// store up: while messages flow to the other endpoint only, the store deletes what was
+/// delivered (the idle endpoint's position passes over records not for it); a later copy for
+/// it is delivered; after a clean stop nothing is recovered.
+#[test]
+fn an_endpoint_without_copies_does_not_hold_the_store() {
+    let dir = TempDir::new("idle-endpoint");
+    let archive = dir.join("archive.jsonl");
+    let alerts = dir.join("alerts.jsonl");
+    let table = RouteTable::from_json(
+        r#"{"routes": [
+              {"name": "a", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true},
+              {"name": "b", "source": "DeviceMessages", "condition": "n = '5000'", "endpointNames": ["alerts"], "isEnabled": true}],
+            "endpoints": {"serviceBusQueues": [{"name": "archive"}, {"name": "alerts"}]}}"#,
+        "testhub",
+    )
+    .table
+    .expect("the test table builds");
+    let open = |table: RouteTable| {
+        Pipeline::open(
+            config(&dir),
+            table,
+            sinks(vec![
+                ("archive", file_sink(&archive)),
+                ("alerts", file_sink(&alerts)),
+            ]),
+            DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+        )
+        .unwrap()
+    };
+    let p = open(table.clone());
+    for start in (0..1000).step_by(100) {
+        p.accept(prepare(&p, start..start + 100)).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || p.stats().stored_records == 0),
+        "records for archive only stay in the store: {:?}",
+        p.stats()
+    );
+    assert_eq!(ids(&archive).0, expected(0..1000));
+    assert!(ids(&alerts).0.is_empty());
+    p.accept(prepare(&p, 5000..5001)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || ids(&alerts).0
+            == expected(5000..5001)),
+        "the copy for the idle endpoint: {:?}",
+        ids(&alerts)
+    );
+    let stats = p.shutdown(Duration::from_secs(30));
+    assert_eq!(stats.stored_records, 0, "{stats:?}");
+    let p = open(table);
+    assert_eq!(p.stats().recovered_copies, 0);
+    p.shutdown(Duration::from_secs(30));
+    assert_eq!(ids(&archive).1, 1001);
+    assert_eq!(ids(&alerts).1, 1);
+}
+
 /// A second process (or pipeline) on the same store is refused with a clear error.
 #[test]
 fn one_pipeline_per_store() {
