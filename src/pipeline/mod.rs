@@ -508,7 +508,6 @@ impl Shared {
         }
     }
 
-    /// Sleeps `d`, waking early when the pipeline is abandoned; `false` if it was.
     /// Wakes every thread waiting on `committed`: the workers (closing or giving up) and a
     /// committer waiting for space.
     fn wake_all(&self) {
@@ -520,6 +519,7 @@ impl Shared {
         }
     }
 
+    /// Sleeps `d`, waking early when the pipeline is abandoned; `false` if it was.
     pub(crate) fn sleep(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
         let mut guard = lock(&self.committed);
