@@ -113,6 +113,16 @@ ROUTER="mqtt://router@127.0.0.1:$MQTT_PORT?password_file=examples/mosquitto/rout
 DEVICE="mqtt://dev@127.0.0.1:$MQTT_PORT?password_file=examples/mosquitto/device.password"
 STREAM="jetstream://127.0.0.1:$NATS_PORT/HUB"
 
+# A router's own rate: the messages its summary counts over its summary's time less the idle
+# wait (that time runs from when its input starts, the store already open, to the end of its
+# drain: the process's start and exit are not in it).
+own_rate() { # LOG
+    local n t
+    n=$(sed -n 's/^read \([0-9]*\) messages in \([0-9.]*\)s.*/\1/p' "$1" | head -1)
+    t=$(sed -n 's/^read \([0-9]*\) messages in \([0-9.]*\)s.*/\2/p' "$1" | head -1)
+    rate "${n:-0}" "$(minus "${t:-0}" "$IDLE" 0)"
+}
+
 report() { # NAME LOG START END
     local read elapsed
     read=$(sed -n 's/^read \([0-9]*\) messages.*/\1/p' "$2" | head -1)
@@ -199,6 +209,8 @@ worker one "$W/w1"
 T1=$(now)
 J1=$(ticks "$NATS")
 report "    1 JetStream worker (backlog of the stream)" "$W/w1.log" "$T0" "$T1"
+echo "    by the worker's own count (its input's run and drain, less the idle wait):" \
+    "$(own_rate "$W/w1.log") msg/s"
 echo "    CPU s per 100k: worker $(per100k "$(cpu_of "$W/w1.cpu")"), nats-server $(ticks_per100k "$J0" "$J1")"
 
 J0=$(ticks "$NATS")
