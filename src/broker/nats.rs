@@ -146,7 +146,8 @@ impl JetStreamWriter {
         id: &str,
     ) -> Result<Appended, String> {
         let subject = format!("{}.devices.{}", self.stream, subject_token(device_id));
-        let payload = message.to_json_value().to_string();
+        let mut payload = Vec::with_capacity(512 + message.body.len());
+        message.write_json(&mut payload);
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         self.js
