@@ -43,15 +43,19 @@ impl Drop for TempDir {
 
 /// Every message goes to both `archive` and `alerts`.
 fn table() -> RouteTable {
-    RouteTable::from_json(
-        r#"{"routes": [
-              {"name": "a", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true},
-              {"name": "b", "source": "DeviceMessages", "condition": "true", "endpointNames": ["alerts"], "isEnabled": true}],
-            "endpoints": {"serviceBusQueues": [{"name": "archive"}, {"name": "alerts"}]}}"#,
-        "testhub",
-    )
-    .table
-    .expect("the test table builds")
+    table_with_alerts_when("true")
+}
+
+/// Every message goes to `archive`; those matching `condition` to `alerts` too.
+fn table_with_alerts_when(condition: &str) -> RouteTable {
+    let text = serde_json::json!({
+        "routes": [
+            {"name": "a", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true},
+            {"name": "b", "source": "DeviceMessages", "condition": condition, "endpointNames": ["alerts"], "isEnabled": true}],
+        "endpoints": {"serviceBusQueues": [{"name": "archive"}, {"name": "alerts"}]}});
+    RouteTable::from_json(&text.to_string(), "testhub")
+        .table
+        .expect("the test table builds")
 }
 
 fn message(i: usize) -> Message {
@@ -373,15 +377,7 @@ fn an_endpoint_without_copies_does_not_hold_the_store() {
     let dir = TempDir::new("idle-endpoint");
     let archive = dir.join("archive.jsonl");
     let alerts = dir.join("alerts.jsonl");
-    let table = RouteTable::from_json(
-        r#"{"routes": [
-              {"name": "a", "source": "DeviceMessages", "condition": "true", "endpointNames": ["archive"], "isEnabled": true},
-              {"name": "b", "source": "DeviceMessages", "condition": "n = '5000'", "endpointNames": ["alerts"], "isEnabled": true}],
-            "endpoints": {"serviceBusQueues": [{"name": "archive"}, {"name": "alerts"}]}}"#,
-        "testhub",
-    )
-    .table
-    .expect("the test table builds");
+    let table = table_with_alerts_when("n = '5000'");
     let open = |table: RouteTable| {
         Pipeline::open(
             config(&dir),
