@@ -414,7 +414,7 @@ impl Message {
         }
         if let Some(src) = self.source {
             out.extend_from_slice(b",\"source\":");
-            write_json_string(&src.to_string(), out);
+            write_json_string(src.arm_name(), out);
         }
         out.extend_from_slice(b",\"systemProperties\":");
         write_properties(&self.system_properties, out);
@@ -491,41 +491,35 @@ mod tests {
     /// reads back as the same message.
     #[test]
     fn write_json_is_the_value_trees_text() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let pieces = [
             "a", "Z", "\"", "\\", "/", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "€", "𝄞", " ",
             "$.x", "{", "}",
         ];
         /// Up to `max` pieces.
-        fn word(next: &mut impl FnMut(u64) -> u64, pieces: &[&str], max: u64) -> String {
-            (0..next(max))
-                .map(|_| pieces[next(pieces.len() as u64) as usize])
+        fn word(rng: &mut Rng, pieces: &[&str], max: usize) -> String {
+            (0..rng.below(max))
+                .map(|_| pieces[rng.below(pieces.len())])
                 .collect()
         }
         for round in 0..500 {
             let mut m = Message::default();
-            for _ in 0..next(6) {
-                let (name, value) = (word(&mut next, &pieces, 4), word(&mut next, &pieces, 6));
+            for _ in 0..rng.below(6) {
+                let (name, value) = (word(&mut rng, &pieces, 4), word(&mut rng, &pieces, 6));
                 m.app_properties
-                    .insert(name, (next(4) != 0).then_some(value));
+                    .insert(name, (rng.below(4) != 0).then_some(value));
             }
             m.app_properties
-                .insert("Site", Some(word(&mut next, &pieces, 3)));
+                .insert("Site", Some(word(&mut rng, &pieces, 3)));
             m.app_properties.insert("site", None);
             m.system_properties
                 .insert("messageId", Some(format!("m{round}")));
-            if next(2) == 0 {
+            if rng.below(2) == 0 {
                 m.system_properties
-                    .insert("contentType", Some(word(&mut next, &pieces, 5)));
+                    .insert("contentType", Some(word(&mut rng, &pieces, 5)));
             }
-            m.body = match next(3) {
-                0 => word(&mut next, &pieces, 10).into_bytes(),
+            m.body = match rng.below(3) {
+                0 => word(&mut rng, &pieces, 10).into_bytes(),
                 1 => vec![0xff, 0, b'a', 0x80],
                 _ => Vec::new(),
             };
@@ -533,7 +527,7 @@ mod tests {
                 None,
                 Some(Source::DeviceMessages),
                 Some(Source::TwinChangeEvents),
-            ][next(3) as usize];
+            ][rng.below(3)];
             let mut out = Vec::new();
             m.write_json(&mut out);
             let text = String::from_utf8(out).unwrap();
