@@ -144,46 +144,50 @@ fn devices_log_in_and_publish_only_as_themselves() {
 }
 
 /// `n` messages from `devices` devices, each on its own authenticated connection, as fast as
-/// the broker takes them (QoS 1, up to 1000 in flight per device); returns once every one is
-/// acknowledged. Message `m-{i}` comes from device `dev-{i % devices}`.
+/// the broker takes them (QoS 1, up to 1000 in flight per device), by the `device_fleet`
+/// example that `scripts/e2e.sh` measures with; returns once every one is acknowledged.
+/// Message `m-{i}` comes from device `dev-{i % devices}`.
 fn fleet(port: u16, n: usize, devices: usize) {
-    let password = demo_password("device");
-    let threads: Vec<_> = (0..devices)
-        .map(|k| {
-            let password = password.clone();
-            std::thread::spawn(move || {
-                let id = format!("dev-{k}");
-                let (client, mut conn) =
-                    Client::new(options(port, &id, Some((&id, &password))), 1000);
-                let mine: Vec<usize> = (k..n).step_by(devices).collect();
-                let count = mine.len();
-                let topic_id = id.clone();
-                let publisher = std::thread::spawn(move || {
-                    for i in mine {
-                        let topic = format!(
-                            "devices/{topic_id}/messages/events/$.ct=application%2Fjson&$.ce=utf-8&$.mid=m-{i}"
-                        );
-                        client
-                            .publish(topic, QoS::AtLeastOnce, false, format!(r#"{{"seq":{i}}}"#))
-                            .unwrap();
-                    }
-                    client
-                });
-                let mut acked = 0;
-                while acked < count {
-                    match conn.recv_timeout(Duration::from_secs(30)) {
-                        Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
-                        Ok(Ok(_)) => {}
-                        other => panic!("{id} after {acked} acknowledged: {other:?}"),
-                    }
-                }
-                let _ = publisher.join().unwrap().disconnect();
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
+    let out = Command::new(device_fleet())
+        .arg(format!(
+            "mqtt://dev@127.0.0.1:{port}?password_file={}",
+            repo().join("examples/mosquitto/device.password").display()
+        ))
+        .arg(n.to_string())
+        .arg(devices.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && said.starts_with(&format!("published {n} messages from {devices} devices")),
+        "device_fleet failed ({}): {said}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `device_fleet` example of this build (`cargo test` builds the examples; a single test
+/// target does not, so it is built here then).
+fn device_fleet() -> std::path::PathBuf {
+    // target/{profile}/deps/this-test → target/{profile}/examples/device_fleet
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let fleet = profile_dir.join("examples").join("device_fleet");
+    if !fleet.exists() {
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.args(["build", "--example", "device_fleet", "--features", "mqtt"]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.current_dir(repo()).status().unwrap();
+        assert!(
+            status.success(),
+            "cargo build --example device_fleet failed: {status}"
+        );
     }
+    fleet
 }
 
 const ROUTES: &str = r#"{
