@@ -489,3 +489,75 @@ fn a_fleet_at_full_speed_loses_nothing_into_the_bridge() {
     let missing = (0..N).filter(|i| !ids.contains(&format!("m-{i}"))).count();
     assert_eq!(missing, 0, "bridge: {report}\nrun: {run_report}");
 }
+
+/// `hubroute run` from the shipped broker on `port` as client `client_id`, into an archive file
+/// in `dir/{name}`, stopping after 3 s without a message.
+fn start_archiving_router(
+    dir: &TempDir,
+    port: u16,
+    client_id: &str,
+    name: &str,
+) -> (std::process::Child, std::path::PathBuf) {
+    let routes = dir.write("routes.json", ROUTES);
+    let out = dir.0.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let log = out.join("run.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_hubroute"))
+        .args(["run", "--routes"])
+        .arg(&routes)
+        .arg("--input")
+        .arg(format!(
+            "mqtt://router@127.0.0.1:{port}?password_file={}",
+            repo().join("examples/mosquitto/router.password").display()
+        ))
+        .args(["--client-id", client_id, "--exit-when-idle", "3s", "--sink"])
+        .arg(format!(
+            "archive=file:{}",
+            out.join("archive.jsonl").display()
+        ))
+        .arg("--dead-letter")
+        .arg(out.join("dead.jsonl"))
+        .arg("--store")
+        .arg(out.join("store"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("subscribed to device-to-cloud topics")),
+        "never subscribed: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    (child, log)
+}
+
+/// The router acknowledges every message it accepted, although it writes its PUBACKs in
+/// batches beside rumqttc's queue: a second router on the same session, started after the
+/// first stopped, gets nothing again from the broker (which redelivers what a session left
+/// unacknowledged).
+#[test]
+fn every_accepted_message_is_acknowledged_so_the_session_holds_none_again() {
+    const N: usize = 3000;
+    let dir = TempDir::new("mosquitto-acks");
+    let port = free_port();
+    let _mqtt = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
+    let (mut first, log) = start_archiving_router(&dir, port, "router-acks", "first");
+    fleet(port, N, 5);
+    let report = wait_exit(&mut first, &log, Duration::from_secs(120));
+    assert!(
+        report.contains(&format!("read {N} messages")),
+        "{report}"
+    );
+    let archived = std::fs::read_to_string(dir.0.join("first/archive.jsonl")).unwrap();
+    assert_eq!(archived.lines().count(), N, "{report}");
+
+    let (mut second, log) = start_archiving_router(&dir, port, "router-acks", "second");
+    let report = wait_exit(&mut second, &log, Duration::from_secs(60));
+    assert!(
+        report.contains("read 0 messages"),
+        "the broker redelivered messages the first router had accepted: {report}"
+    );
+}

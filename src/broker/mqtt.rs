@@ -12,6 +12,7 @@
 //!   `TOPIC/#`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{
@@ -72,6 +73,7 @@ fn connection_error(e: &ConnectionError) -> String {
 /// ([`DROPPED_TOPIC`]) and warns (W0702) when it rises.
 pub struct D2cSubscriber {
     client: AsyncClient,
+    queue: Arc<Mutex<AckQueue>>,
     incoming: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
     driver: tokio::task::JoinHandle<()>,
 }
@@ -91,18 +93,57 @@ pub enum Incoming {
 /// Acknowledges publishes received by a [`D2cSubscriber`]; cheap to clone and send to other
 /// tasks.
 #[derive(Clone)]
-pub struct MqttAcker(AsyncClient);
+pub struct MqttAcker {
+    client: AsyncClient,
+    queue: Arc<Mutex<AckQueue>>,
+}
+
+/// PUBACKs waiting for the connection's task, which writes them together.
+///
+/// rumqttc's event loop writes each request it takes from its queue with a system call of its
+/// own (bytebeamio/rumqtt#810), so a router acknowledging a commit of a thousand messages made a
+/// thousand writes, and the broker a thousand reads. Now the first PUBACK after a quiet moment
+/// goes through rumqttc's queue, which wakes the event loop; those that come while it is on
+/// its way wait here, and [`drive`] writes them all with one flush as soon as the loop returns
+/// (it returns for every packet and request, that one included).
+#[derive(Default)]
+struct AckQueue {
+    /// Packet ids of QoS 1 publishes to acknowledge.
+    pkids: Vec<u16>,
+    /// Whether a PUBACK sent through rumqttc's queue may not have woken the loop yet: while
+    /// so, the next ones wait here.
+    waking: bool,
+}
+
+fn lock(queue: &Mutex<AckQueue>) -> std::sync::MutexGuard<'_, AckQueue> {
+    queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl MqttAcker {
-    /// Sends the PUBACK for `publish` (a no-op for QoS 0).
+    /// Sends the PUBACK for `publish` (a no-op for QoS 0): queued, to be written with the others
+    /// of its moment (see [`AckQueue`]).
     pub async fn ack(&self, publish: &Publish) -> Result<(), String> {
-        self.0.ack(publish).await.map_err(|e| e.to_string())
+        if publish.qos == QoS::AtLeastOnce {
+            let mut queue = lock(&self.queue);
+            if queue.waking {
+                queue.pkids.push(publish.pkid);
+                return Ok(());
+            }
+            queue.waking = true;
+        }
+        let sent = self.client.ack(publish).await.map_err(|e| e.to_string());
+        if sent.is_err() {
+            lock(&self.queue).waking = false;
+        }
+        sent
     }
 
     /// Publishes `payload` to `topic` with QoS 0 (an answer to a device, which a lost
     /// connection makes the device ask again for anyway).
     pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
-        self.0
+        self.client
             .publish(topic, QoS::AtMostOnce, false, payload)
             .await
             .map_err(|e| e.to_string())
@@ -128,9 +169,17 @@ impl D2cSubscriber {
         o.set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(o, 1024);
         let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(drive(client.clone(), eventloop, tx, extra));
+        let queue = Arc::new(Mutex::new(AckQueue::default()));
+        let driver = tokio::spawn(drive(
+            client.clone(),
+            eventloop,
+            tx,
+            extra,
+            Arc::clone(&queue),
+        ));
         D2cSubscriber {
             client,
+            queue,
             incoming,
             driver,
         }
@@ -138,7 +187,10 @@ impl D2cSubscriber {
 
     /// The acknowledger for what [`Self::next`] returns.
     pub fn acker(&self) -> MqttAcker {
-        MqttAcker(self.client.clone())
+        MqttAcker {
+            client: self.client.clone(),
+            queue: Arc::clone(&self.queue),
+        }
     }
 
     /// The next thing the connection saw (`None` once it is shut down).
@@ -170,10 +222,14 @@ async fn drive(
     mut eventloop: EventLoop,
     tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
     extra: &'static [&'static str],
+    queue: Arc<Mutex<AckQueue>>,
 ) {
     let mut drops = DropWatch::default();
+    let mut acks = Vec::new();
     loop {
-        let seen = match eventloop.poll().await {
+        let polled = eventloop.poll().await;
+        write_queued_acks(&mut eventloop, &queue, &mut acks).await;
+        let seen = match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let filters = D2C_TOPIC_FILTERS
                     .iter()
@@ -211,6 +267,40 @@ async fn drive(
             return;
         }
     }
+}
+
+/// Writes the PUBACKs waiting in `queue` with one flush (see [`AckQueue`]); `spare` keeps
+/// its memory for the next time. On a connection that is down they wait for the next one, as
+/// rumqttc's queue would have kept them.
+async fn write_queued_acks(
+    eventloop: &mut EventLoop,
+    queue: &Mutex<AckQueue>,
+    spare: &mut Vec<u16>,
+) {
+    let Some(network) = eventloop.network.as_mut() else {
+        return;
+    };
+    {
+        let mut queue = lock(queue);
+        queue.waking = false;
+        if queue.pkids.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut queue.pkids, spare);
+    }
+    for pkid in spare.drain(..) {
+        // A failed write is the connection's failure, which the next poll reports; the
+        // broker redelivers what was not acknowledged.
+        if network
+            .write(Packet::PubAck(rumqttc::PubAck::new(pkid)))
+            .await
+            .is_err()
+        {
+            // (The rest of `spare` goes with the drain.)
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), network.flush()).await;
 }
 
 /// Mosquitto's count of QoS 1 and 2 messages it dropped because a client's queue was full
