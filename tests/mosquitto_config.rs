@@ -547,10 +547,7 @@ fn every_accepted_message_is_acknowledged_so_the_session_holds_none_again() {
     let (mut first, log) = start_archiving_router(&dir, port, "router-acks", "first");
     fleet(port, N, 5);
     let report = wait_exit(&mut first, &log, Duration::from_secs(120));
-    assert!(
-        report.contains(&format!("read {N} messages")),
-        "{report}"
-    );
+    assert!(report.contains(&format!("read {N} messages")), "{report}");
     let archived = std::fs::read_to_string(dir.0.join("first/archive.jsonl")).unwrap();
     assert_eq!(archived.lines().count(), N, "{report}");
 

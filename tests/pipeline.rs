@@ -417,6 +417,56 @@ fn an_endpoint_without_copies_does_not_hold_the_store() {
     assert_eq!(ids(&alerts).1, 1);
 }
 
+/// Single-message batches streaming in (one every 100 µs, none waiting for its commit, as a
+/// broker input submits what has arrived) share commits: the committer waits up to
+/// `commit_gather` for companions instead of syncing the store for each. Every message is
+/// still accepted and delivered.
+#[test]
+fn small_batches_streaming_in_share_commits() {
+    const N: usize = 1000;
+    let dir = TempDir::new("gather");
+    let archive = dir.join("archive.jsonl");
+    let alerts = dir.join("alerts.jsonl");
+    let p = Pipeline::open(
+        config(&dir),
+        table(),
+        sinks(vec![
+            ("archive", file_sink(&archive)),
+            ("alerts", file_sink(&alerts)),
+        ]),
+        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut next = Instant::now();
+    for i in 0..N {
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += Duration::from_micros(100);
+        let accepted = Arc::clone(&accepted);
+        p.accept_then(prepare(&p, i..i + 1), move |r| {
+            if r.is_ok() {
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || accepted.load(Ordering::Relaxed)
+            == N),
+        "accepted {} of {N}",
+        accepted.load(Ordering::Relaxed)
+    );
+    let stats = p.shutdown(Duration::from_secs(30));
+    assert!(
+        stats.commits <= (N / 6) as u64,
+        "{} commits for {N} messages arriving 100 µs apart: {stats:?}",
+        stats.commits
+    );
+    assert_eq!(ids(&archive).0, expected(0..N));
+    assert_eq!(ids(&alerts).0, expected(0..N));
+}
+
 /// A second process (or pipeline) on the same store is refused with a clear error.
 #[test]
 fn one_pipeline_per_store() {

@@ -104,6 +104,9 @@ pub struct PipelineStats {
     pub stored_bytes: u64,
     /// How often acceptance waited because the store was full.
     pub backpressure_episodes: u64,
+    /// Durable commits of records in this run, each a write and sync of the store's log
+    /// (batches that arrive together share one; see [`super::GATHER_BELOW`]).
+    pub commits: u64,
     /// Copies found in the store at start (not yet delivered by an earlier run).
     pub recovered_copies: u64,
     /// How far the router is behind its input: at the last durable commit, how long ago the
