@@ -6,7 +6,9 @@
 #      one `run --input jetstream://…` worker draining the stream, then two workers sharing a
 #      consumer on a second pass over the same stream.
 #
-#   0. first, the broker's ceiling: device_fleet → Mosquitto → mosquitto_sub (no router).
+#   0. first, the broker with a plain subscriber: device_fleet → Mosquitto → mosquitto_sub (no
+#      router; a C client that writes each PUBACK on its own, so a router that batches its
+#      acknowledgements can go faster).
 #
 # Every router routes ../shared/bench/routes-10.json with a file: sink per endpoint and its own
 # durable store (device_fleet's messages match none of its ten routes: all ten conditions are
@@ -132,9 +134,9 @@ report() { # NAME LOG START END
     grep -E "^  (hot-telemetry|events):" "$2" | sed -e 's/^ */    /' -e 's/, retries.*latency/, latency/' || true
 }
 
-echo "== 0. the broker's own ceiling: device_fleet → Mosquitto → mosquitto_sub (QoS 1, no router)"
+echo "== 0. the broker with a plain subscriber: device_fleet → Mosquitto → mosquitto_sub (QoS 1, no router)"
 # What this machine's Mosquitto and device_fleet move with a subscriber that does nothing but
-# acknowledge (mosquitto_sub, C): no router can go faster than this through this broker here.
+# acknowledge (mosquitto_sub, C, one write per PUBACK): the broker's pace, for comparison.
 if command -v mosquitto_sub >/dev/null; then
     timed "$W/sub.cpu" timeout 300 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u router \
         -P "$(cat examples/mosquitto/router.password)" -i e2e-ceiling -q 1 -C "$N" \
