@@ -147,8 +147,8 @@ fn devices_log_in_and_publish_only_as_themselves() {
 /// the broker takes them (QoS 1, up to 1000 in flight per device), by the `device_fleet`
 /// example that `scripts/e2e.sh` measures with; returns once every one is acknowledged.
 /// Message `m-{i}` comes from device `dev-{i % devices}`.
-fn fleet(port: u16, n: usize, devices: usize) {
-    let out = Command::new(device_fleet())
+fn fleet(fleet_bin: &Path, port: u16, n: usize, devices: usize) {
+    let out = Command::new(fleet_bin)
         .arg(format!(
             "mqtt://dev@127.0.0.1:{port}?password_file={}",
             repo().join("examples/mosquitto/device.password").display()
@@ -168,8 +168,9 @@ fn fleet(port: u16, n: usize, devices: usize) {
     );
 }
 
-/// The `device_fleet` example of this build (`cargo test` builds the examples; a single test
-/// target does not, so it is built here then).
+/// The `device_fleet` example of this build, built here if it is not there (`cargo build`
+/// puts it in `target/{profile}/examples`; `cargo test` builds examples only as tests, and a
+/// single test target not at all).
 fn device_fleet() -> std::path::PathBuf {
     // target/{profile}/deps/this-test → target/{profile}/examples/device_fleet
     let exe = std::env::current_exe().unwrap();
@@ -198,6 +199,8 @@ const ROUTES: &str = r#"{
 #[test]
 fn a_fleet_at_full_speed_loses_nothing_into_run() {
     const N: usize = 6000;
+    // Built (if it must be) before any router starts its idle clock.
+    let fleet_bin = device_fleet();
     let dir = TempDir::new("mosquitto-fleet");
     let port = free_port();
     let server = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
@@ -237,7 +240,7 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
         "never subscribed: {}",
         report()
     );
-    fleet(port, N, 10);
+    fleet(&fleet_bin, port, N, 10);
     let deadline = Instant::now() + Duration::from_secs(240);
     let status = loop {
         if let Some(status) = run.try_wait().unwrap() {
@@ -405,6 +408,8 @@ fn wait_exit(child: &mut std::process::Child, log: &Path, limit: Duration) -> St
 #[test]
 fn a_fleet_at_full_speed_loses_nothing_into_the_bridge() {
     const N: usize = 6000;
+    // Built (if it must be) before any router starts its idle clock.
+    let fleet_bin = device_fleet();
     let dir = TempDir::new("mosquitto-bridge");
     let port = free_port();
     let _mqtt = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
@@ -447,7 +452,7 @@ fn a_fleet_at_full_speed_loses_nothing_into_the_bridge() {
         "never subscribed: {}",
         std::fs::read_to_string(&bridge_log).unwrap_or_default()
     );
-    fleet(port, N, 10);
+    fleet(&fleet_bin, port, N, 10);
     let report = wait_exit(&mut bridge, &bridge_log, Duration::from_secs(240));
     assert!(!report.contains("W0702"), "{report}");
 
@@ -541,11 +546,13 @@ fn start_archiving_router(
 #[test]
 fn every_accepted_message_is_acknowledged_so_the_session_holds_none_again() {
     const N: usize = 3000;
+    // Built (if it must be) before any router starts its idle clock.
+    let fleet_bin = device_fleet();
     let dir = TempDir::new("mosquitto-acks");
     let port = free_port();
     let _mqtt = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
     let (mut first, log) = start_archiving_router(&dir, port, "router-acks", "first");
-    fleet(port, N, 5);
+    fleet(&fleet_bin, port, N, 5);
     let report = wait_exit(&mut first, &log, Duration::from_secs(120));
     assert!(report.contains(&format!("read {N} messages")), "{report}");
     let archived = std::fs::read_to_string(dir.0.join("first/archive.jsonl")).unwrap();
