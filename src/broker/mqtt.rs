@@ -123,7 +123,7 @@ fn lock(queue: &Mutex<AckQueue>) -> std::sync::MutexGuard<'_, AckQueue> {
 
 impl MqttAcker {
     /// Sends the PUBACK for `publish` (a no-op for QoS 0): queued, to be written with the others
-    /// of its moment (see [`AckQueue`]).
+    /// of its moment (rumqttc writes each request on its own; see the connection task).
     pub async fn ack(&self, publish: &Publish) -> Result<(), String> {
         if publish.qos == QoS::AtLeastOnce {
             let mut queue = lock(&self.queue);
