@@ -204,56 +204,11 @@ fn a_fleet_at_full_speed_loses_nothing_into_run() {
     let dir = TempDir::new("mosquitto-fleet");
     let port = free_port();
     let server = Server::mosquitto(&dir.0, "shipped", &shipped_config(&dir.0, port), &[port]);
-    let routes = dir.write("routes.json", ROUTES);
-    let archive = dir.0.join("archive.jsonl");
-    let log = dir.0.join("run.log");
-    let password_file = repo().join("examples/mosquitto/router.password");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_hubroute"))
-        .args(["run", "--routes"])
-        .arg(&routes)
-        .arg("--input")
-        .arg(format!(
-            "mqtt://router@127.0.0.1:{port}?password_file={}",
-            password_file.display()
-        ))
-        .args([
-            "--client-id",
-            "router-fleet",
-            "--exit-when-idle",
-            "5s",
-            "--sink",
-        ])
-        .arg(format!("archive=file:{}", archive.display()))
-        .arg("--dead-letter")
-        .arg(dir.0.join("dead.jsonl"))
-        .arg("--store")
-        .arg(dir.0.join("store"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let report = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        eventually(Duration::from_secs(30), || report()
-            .contains("subscribed to device-to-cloud topics")),
-        "never subscribed: {}",
-        report()
-    );
+    let (mut run, log) = start_archiving_router(&dir, port, "router-fleet", "fleet");
+    let archive = dir.0.join("fleet/archive.jsonl");
     fleet(&fleet_bin, port, N, 10);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = run.kill();
-            panic!("hubroute run did not stop by itself: {}", report());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let report = report();
-    assert!(status.success(), "{status}: {report}");
+    let report = wait_exit(&mut run, &log, Duration::from_secs(240));
+
     let text = std::fs::read_to_string(&archive).unwrap_or_default();
     let ids: BTreeSet<String> = text
         .lines()
@@ -496,7 +451,7 @@ fn a_fleet_at_full_speed_loses_nothing_into_the_bridge() {
 }
 
 /// `hubroute run` from the shipped broker on `port` as client `client_id`, into an archive file
-/// in `dir/{name}`, stopping after 3 s without a message.
+/// in `dir/{name}`, stopping after 5 s without a message; returns once it has subscribed.
 fn start_archiving_router(
     dir: &TempDir,
     port: u16,
@@ -515,7 +470,7 @@ fn start_archiving_router(
             "mqtt://router@127.0.0.1:{port}?password_file={}",
             repo().join("examples/mosquitto/router.password").display()
         ))
-        .args(["--client-id", client_id, "--exit-when-idle", "3s", "--sink"])
+        .args(["--client-id", client_id, "--exit-when-idle", "5s", "--sink"])
         .arg(format!(
             "archive=file:{}",
             out.join("archive.jsonl").display()

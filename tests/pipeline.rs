@@ -425,18 +425,7 @@ fn an_endpoint_without_copies_does_not_hold_the_store() {
 fn small_batches_streaming_in_share_commits() {
     const N: usize = 1000;
     let dir = TempDir::new("gather");
-    let archive = dir.join("archive.jsonl");
-    let alerts = dir.join("alerts.jsonl");
-    let p = Pipeline::open(
-        config(&dir),
-        table(),
-        sinks(vec![
-            ("archive", file_sink(&archive)),
-            ("alerts", file_sink(&alerts)),
-        ]),
-        DeadLetter::to_path(dir.join("dead.jsonl")).unwrap(),
-    )
-    .unwrap();
+    let p = open_two_files(&dir);
     let accepted = Arc::new(AtomicUsize::new(0));
     let mut next = Instant::now();
     for i in 0..N {
@@ -463,8 +452,8 @@ fn small_batches_streaming_in_share_commits() {
         "{} commits for {N} messages arriving 100 µs apart: {stats:?}",
         stats.commits
     );
-    assert_eq!(ids(&archive).0, expected(0..N));
-    assert_eq!(ids(&alerts).0, expected(0..N));
+    assert_eq!(ids(&dir.join("archive.jsonl")).0, expected(0..N));
+    assert_eq!(ids(&dir.join("alerts.jsonl")).0, expected(0..N));
 }
 
 /// A second process (or pipeline) on the same store is refused with a clear error.
