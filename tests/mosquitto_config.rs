@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
-use support::{eventually, free_port, repo, Server, TempDir};
+use support::{device_fleet, eventually, free_port, repo, Server, TempDir};
 
 /// The shipped configuration, listening on `port`, with paths made absolute and persistence in
 /// `dir`.
@@ -166,29 +166,6 @@ fn fleet(fleet_bin: &Path, port: u16, n: usize, devices: usize) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The `device_fleet` example of this build, built here if it is not there (`cargo build`
-/// puts it in `target/{profile}/examples`; `cargo test` builds examples only as tests, and a
-/// single test target not at all).
-fn device_fleet() -> std::path::PathBuf {
-    // target/{profile}/deps/this-test → target/{profile}/examples/device_fleet
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let fleet = profile_dir.join("examples").join("device_fleet");
-    if !fleet.exists() {
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.args(["build", "--example", "device_fleet", "--features", "mqtt"]);
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        let status = build.current_dir(repo()).status().unwrap();
-        assert!(
-            status.success(),
-            "cargo build --example device_fleet failed: {status}"
-        );
-    }
-    fleet
 }
 
 const ROUTES: &str = r#"{

@@ -200,6 +200,74 @@ fn mqtt_over_tls_with_passwords_and_client_certificates() {
     );
 }
 
+/// `device_fleet`, the load generator the end-to-end numbers come from, over TLS: each device
+/// logs in by password on the TLS listener, and every message reaches a subscriber there.
+#[test]
+fn device_fleet_publishes_over_tls() {
+    const N: usize = 300;
+    let fleet = support::device_fleet();
+    let dir = TempDir::new("tls-fleet");
+    let pki = Pki::new(&dir.0, "main");
+    let (server, port, _) = tls_mosquitto(&dir, &pki);
+    let examples = repo().join("examples/mosquitto");
+    let ca = pki.ca.display().to_string();
+    let rt = runtime();
+    rt.block_on(async {
+        let router = url(&format!(
+            "mqtts://router@127.0.0.1:{port}?ca={ca}&password_file={}",
+            examples.join("router.password").display()
+        ));
+        let mut sub = D2cSubscriber::start(&router, "router-tls-fleet");
+        until_subscribed(&mut sub, 3)
+            .await
+            .unwrap_or_else(|e| panic!("router never subscribed: {e:?}\n{}", server.log_text()));
+        let devices = format!(
+            "mqtts://dev@127.0.0.1:{port}?ca={ca}&password_file={}",
+            examples.join("device.password").display()
+        );
+        let published = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(fleet)
+                .args([devices.as_str(), &N.to_string(), "3"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let said = String::from_utf8_lossy(&published.stdout);
+        assert!(
+            published.status.success() && said.starts_with(&format!("published {N} messages")),
+            "device_fleet over TLS: {said}{}\n{}",
+            String::from_utf8_lossy(&published.stderr),
+            server.log_text()
+        );
+        let acker = sub.acker();
+        let mut ids = std::collections::BTreeSet::new();
+        while ids.len() < N {
+            match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+                Ok(Some(Incoming::Publish(p))) => {
+                    acker.ack(&p).await.unwrap();
+                    let id = p
+                        .topic
+                        .split("$.mid=")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split('&')
+                        .next();
+                    ids.insert(id.unwrap_or("").to_string());
+                }
+                Ok(Some(_)) => {}
+                other => panic!(
+                    "{} of {N}, then {other:?}\n{}",
+                    ids.len(),
+                    server.log_text()
+                ),
+            }
+        }
+        assert_eq!(ids, (0..N).map(|i| format!("m-{i}")).collect());
+        sub.disconnect().await;
+    });
+}
+
 fn nats_tls_block(pki: &Pki, verify: bool) -> String {
     format!(
         "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: {verify}\n}}\n",
