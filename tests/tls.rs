@@ -90,6 +90,20 @@ async fn until_subscribed(sub: &mut D2cSubscriber, failures: usize) -> Result<()
     Err(errors)
 }
 
+/// The router's subscriber on the TLS listener at `port`: the test CA, user `router` with the
+/// shipped demo password file; returns once subscribed.
+async fn tls_router(port: u16, ca: &str, client_id: &str, server: &Server) -> D2cSubscriber {
+    let router = url(&format!(
+        "mqtts://router@127.0.0.1:{port}?ca={ca}&password_file={}",
+        repo().join("examples/mosquitto/router.password").display()
+    ));
+    let mut sub = D2cSubscriber::start(&router, client_id);
+    until_subscribed(&mut sub, 3)
+        .await
+        .unwrap_or_else(|e| panic!("router never subscribed: {e:?}\n{}", server.log_text()));
+    sub
+}
+
 #[test]
 fn mqtt_over_tls_with_passwords_and_client_certificates() {
     let dir = TempDir::new("tls-mqtt");
@@ -99,15 +113,7 @@ fn mqtt_over_tls_with_passwords_and_client_certificates() {
     let ca = pki.ca.display().to_string();
     let rt = runtime();
     rt.block_on(async {
-        // The router: TLS with the test CA, user `router` with the shipped demo password file.
-        let router = url(&format!(
-            "mqtts://router@127.0.0.1:{port}?ca={ca}&password_file={}",
-            examples.join("router.password").display()
-        ));
-        let mut sub = D2cSubscriber::start(&router, "router-tls");
-        until_subscribed(&mut sub, 3)
-            .await
-            .unwrap_or_else(|e| panic!("router never subscribed: {e:?}\n{}", server.log_text()));
+        let mut sub = tls_router(port, &ca, "router-tls", &server).await;
 
         // Device dev-0 by password, through the MQTT sink (its topic is the device's).
         let device_password = examples.join("device.password");
@@ -213,14 +219,7 @@ fn device_fleet_publishes_over_tls() {
     let ca = pki.ca.display().to_string();
     let rt = runtime();
     rt.block_on(async {
-        let router = url(&format!(
-            "mqtts://router@127.0.0.1:{port}?ca={ca}&password_file={}",
-            examples.join("router.password").display()
-        ));
-        let mut sub = D2cSubscriber::start(&router, "router-tls-fleet");
-        until_subscribed(&mut sub, 3)
-            .await
-            .unwrap_or_else(|e| panic!("router never subscribed: {e:?}\n{}", server.log_text()));
+        let mut sub = tls_router(port, &ca, "router-tls-fleet", &server).await;
         let devices = format!(
             "mqtts://dev@127.0.0.1:{port}?ca={ca}&password_file={}",
             examples.join("device.password").display()
