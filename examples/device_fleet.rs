@@ -95,7 +95,7 @@ fn device(
 ) -> Result<(), String> {
     let id = format!("{}-{k}", url.user.as_deref().unwrap_or("dev"));
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{id}: {what} {url}: {e}");
-    let mut conn = connect(url, &id).map_err(|e| fail("cannot connect to", &e))?;
+    let mut conn = connect(url).map_err(|e| fail("cannot connect to", &e))?;
     let mut out = BytesMut::with_capacity(BATCH_BYTES + 1024);
     let mut connect = rumqttc::Connect::new(id.clone());
     connect.keep_alive = 30;
@@ -183,7 +183,7 @@ fn body(i: usize) -> String {
 }
 
 /// Opens the TCP connection, and TLS over it for `mqtts://`.
-fn connect(url: &BrokerUrl, id: &str) -> Result<Box<dyn Stream>, String> {
+fn connect(url: &BrokerUrl) -> Result<Box<dyn Stream>, String> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(PATIENCE))
@@ -191,8 +191,8 @@ fn connect(url: &BrokerUrl, id: &str) -> Result<Box<dyn Stream>, String> {
     let Some(tls) = &url.tls else {
         return Ok(Box::new(tcp));
     };
-    let name = rustls::pki_types::ServerName::try_from(url.host.clone())
-        .map_err(|e| format!("{id}: {e}"))?;
+    let name =
+        rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|e| e.to_string())?;
     let session =
         rustls::ClientConnection::new(tls.client_config(), name).map_err(|e| e.to_string())?;
     Ok(Box::new(rustls::StreamOwned::new(session, tcp)))

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
-use support::{device_fleet, eventually, free_port, repo, Server, TempDir};
+use support::{device_fleet, eventually, free_port, repo, run_device_fleet, Server, TempDir};
 
 /// The shipped configuration, listening on `port`, with paths made absolute and persistence in
 /// `dir`.
@@ -148,24 +148,11 @@ fn devices_log_in_and_publish_only_as_themselves() {
 /// example that `scripts/e2e.sh` measures with; returns once every one is acknowledged.
 /// Message `m-{i}` comes from device `dev-{i % devices}`.
 fn fleet(fleet_bin: &Path, port: u16, n: usize, devices: usize) {
-    let out = Command::new(fleet_bin)
-        .arg(format!(
-            "mqtt://dev@127.0.0.1:{port}?password_file={}",
-            repo().join("examples/mosquitto/device.password").display()
-        ))
-        .arg(n.to_string())
-        .arg(devices.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success()
-            && said.starts_with(&format!("published {n} messages from {devices} devices")),
-        "device_fleet failed ({}): {said}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let url = format!(
+        "mqtt://dev@127.0.0.1:{port}?password_file={}",
+        repo().join("examples/mosquitto/device.password").display()
     );
+    run_device_fleet(fleet_bin, &url, n, devices).unwrap_or_else(|e| panic!("{e}"));
 }
 
 const ROUTES: &str = r#"{

@@ -224,21 +224,10 @@ fn device_fleet_publishes_over_tls() {
             "mqtts://dev@127.0.0.1:{port}?ca={ca}&password_file={}",
             examples.join("device.password").display()
         );
-        let published = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(fleet)
-                .args([devices.as_str(), &N.to_string(), "3"])
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let said = String::from_utf8_lossy(&published.stdout);
-        assert!(
-            published.status.success() && said.starts_with(&format!("published {N} messages")),
-            "device_fleet over TLS: {said}{}\n{}",
-            String::from_utf8_lossy(&published.stderr),
-            server.log_text()
-        );
+        tokio::task::spawn_blocking(move || support::run_device_fleet(&fleet, &devices, N, 3))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("over TLS: {e}\n{}", server.log_text()));
         let acker = sub.acker();
         let mut ids = std::collections::BTreeSet::new();
         while ids.len() < N {

@@ -252,3 +252,24 @@ pub fn device_fleet() -> std::path::PathBuf {
     }
     fleet
 }
+
+/// Runs the `device_fleet` example `bin` against `url`: `n` messages from `devices` devices,
+/// every one acknowledged by the broker; `Err` with what it said otherwise.
+pub fn run_device_fleet(bin: &Path, url: &str, n: usize, devices: usize) -> Result<(), String> {
+    let out = Command::new(bin)
+        .args([url, &n.to_string(), &devices.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    if out.status.success()
+        && said.starts_with(&format!("published {n} messages from {devices} devices"))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "device_fleet failed ({}): {said}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
