@@ -363,8 +363,9 @@ fn nats_over_tls_with_users_tokens_client_certificates_and_jetstream() {
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", js_server.log_text()));
         let sent = envelope("m-js").message;
+        let record = writer.records().record("dev-0", &sent, "m-js".into());
         let seq = writer
-            .send("dev-0", &sent, "m-js")
+            .send(&record)
             .await
             .unwrap()
             .confirmed()

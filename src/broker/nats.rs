@@ -133,30 +133,112 @@ impl JetStreamWriter {
         })
     }
 
-    /// Sends `message` (from `device_id`) to the stream. Sends go out in call order, so a
-    /// device's messages keep their order in the stream; await the returned [`Appended`] to
-    /// know the stream stored it (many can be outstanding at once). `id` must be unique per
-    /// message and the same when a message is sent again: the stream drops a resend of an id it
-    /// already stored within its duplicate window (`Nats-Msg-Id`), so retrying after a lost
-    /// confirmation does not duplicate the message.
-    pub async fn send(
-        &self,
-        device_id: &str,
-        message: &Message,
-        id: &str,
-    ) -> Result<Appended, String> {
-        let subject = format!("{}.devices.{}", self.stream, subject_token(device_id));
-        let mut payload = Vec::with_capacity(512 + message.body.len());
-        message.write_json(&mut payload);
+    /// Sends `record` to the stream. Sends go out in call order, so a device's messages keep
+    /// their order in the stream; await the returned [`Appended`] to know the stream stored it
+    /// (many can be outstanding at once). Sending a record again (after a lost confirmation)
+    /// does not duplicate it: the stream drops a resend of an id it already stored within its
+    /// duplicate window (`Nats-Msg-Id`).
+    pub async fn send(&self, record: &Record) -> Result<Appended, String> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
+        headers.insert("Nats-Msg-Id", record.id.as_str());
         self.js
-            .publish_with_headers(subject, headers, payload.into())
+            .publish_with_headers(record.subject.clone(), headers, record.payload.clone())
             .await
             .map(Appended)
             .map_err(|e| format!("publish to stream {}: {e}", self.stream))
     }
+
+    /// Builds this stream's records ([`Records`]).
+    pub fn records(&self) -> Records {
+        Records::new(&self.stream)
+    }
 }
+
+/// One stamped device message as the stream keeps it: its subject, its JSON and its id. Cheap
+/// to clone, and sent again as it is after a lost confirmation.
+#[derive(Debug, Clone)]
+pub struct Record {
+    subject: async_nats::Subject,
+    payload: bytes::Bytes,
+    id: String,
+}
+
+impl Record {
+    /// The record's subject: `STREAM.devices.{deviceId}` ([`subject_token`]).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The record's payload: the message JSON.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The record's stream message id (`Nats-Msg-Id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Builds [`Record`]s one after another, reusing memory: each device's subject is made once
+/// (up to [`Records::SUBJECTS_KEPT`] devices), and the JSON is written into one buffer that
+/// records are split off (a buffer is shared by the records written into it until all are
+/// dropped).
+pub struct Records {
+    stream: String,
+    subjects: std::collections::HashMap<String, async_nats::Subject>,
+    json: Vec<u8>,
+    buffer: bytes::BytesMut,
+}
+
+impl Records {
+    /// Devices whose subjects are kept; beyond that the map starts over.
+    pub const SUBJECTS_KEPT: usize = 4096;
+
+    /// Records for stream `stream`.
+    pub fn new(stream: &str) -> Records {
+        Records {
+            stream: stream.to_string(),
+            subjects: std::collections::HashMap::new(),
+            json: Vec::new(),
+            buffer: bytes::BytesMut::new(),
+        }
+    }
+
+    /// The record of `message` from `device_id`, under `id` (unique per message, the same when
+    /// the message is sent again).
+    pub fn record(&mut self, device_id: &str, message: &Message, id: String) -> Record {
+        let subject = match self.subjects.get(device_id) {
+            Some(s) => s.clone(),
+            None => {
+                if self.subjects.len() >= Self::SUBJECTS_KEPT {
+                    self.subjects.clear();
+                }
+                let subject = async_nats::Subject::from(format!(
+                    "{}.devices.{}",
+                    self.stream,
+                    subject_token(device_id)
+                ));
+                self.subjects.insert(device_id.to_string(), subject.clone());
+                subject
+            }
+        };
+        self.json.clear();
+        message.write_json(&mut self.json);
+        if self.buffer.capacity() < self.json.len() {
+            self.buffer.reserve(self.json.len().max(RECORD_BUFFER));
+        }
+        self.buffer.extend_from_slice(&self.json);
+        Record {
+            subject,
+            payload: self.buffer.split().freeze(),
+            id,
+        }
+    }
+}
+
+/// The size of the buffers [`Records`] writes into: about fifty typical messages.
+const RECORD_BUFFER: usize = 64 * 1024;
 
 /// A message sent to the stream, not yet confirmed.
 pub struct Appended(jetstream::context::PublishAckFuture);
@@ -389,5 +471,62 @@ impl Sink for NatsSink {
     fn flush(&mut self) -> Result<(), SinkError> {
         // Core NATS batches are flushed and JetStream ones acknowledged before write_batch returns.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(device: &str, body: &str) -> Message {
+        let mut m = Message::default();
+        m.system_properties
+            .insert("connectionDeviceId", Some(device.into()));
+        m.app_properties.insert("n", Some(body.len().to_string()));
+        m.body = body.as_bytes().to_vec();
+        m
+    }
+
+    #[test]
+    fn records_keep_their_own_payload_while_the_buffer_goes_on() {
+        let mut records = Records::new("HUB");
+        let bodies: Vec<String> = (0..200)
+            .map(|i| format!("{{\"i\":{i}}}").repeat(i % 7 + 1))
+            .collect();
+        let mut kept = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            let device = format!("dev.{}", i % 3);
+            let m = message(&device, body);
+            kept.push((records.record(&device, &m, format!("id-{i}")), m));
+        }
+        for (i, (record, m)) in kept.iter().enumerate() {
+            let mut json = Vec::new();
+            m.write_json(&mut json);
+            assert_eq!(record.payload(), json.as_slice(), "record {i}");
+            assert_eq!(record.subject(), format!("HUB.devices.dev%2E{}", i % 3));
+            assert_eq!(record.id(), format!("id-{i}"));
+            let read = {
+                let mut back = Message::default();
+                decode_record(record.payload(), &mut back).unwrap();
+                back
+            };
+            assert_eq!(read.body, m.body, "record {i} reads back");
+        }
+    }
+
+    #[test]
+    fn subjects_kept_start_over_beyond_the_limit() {
+        let mut records = Records::new("S");
+        let m = message("d", "{}");
+        for i in 0..Records::SUBJECTS_KEPT + 10 {
+            let device = format!("d{i}");
+            let r = records.record(&device, &m, String::new());
+            assert_eq!(r.subject(), format!("S.devices.d{i}"));
+        }
+        assert!(records.subjects.len() <= Records::SUBJECTS_KEPT);
+        assert_eq!(
+            records.record("d1", &m, String::new()).subject(),
+            "S.devices.d1"
+        );
     }
 }

@@ -21,7 +21,7 @@
 use std::time::SystemTime;
 
 use crate::message::{names, Message, Protocol, Source, Violation};
-use crate::sink::format_enqueued_time;
+use crate::sink::time::EnqueuedTimeText;
 
 pub mod property_bag;
 
@@ -198,25 +198,57 @@ impl Connection {
     /// topic's, `auth_method` says the broker vouched for it, and the generation id is the one
     /// given (IoT Hub's registry assigns it; [`Connection::UNREGISTERED_GENERATION`] without one).
     pub fn from_topic(topic: &D2cTopic<'_>, generation_id: Option<&str>) -> Self {
-        let scope = if topic.module_id.is_some() {
-            "module"
-        } else {
-            "device"
-        };
+        let c = ConnectionRef::from_topic(topic, generation_id);
         Connection {
-            device_id: topic.device_id.to_string(),
-            module_id: topic.module_id.map(str::to_string),
-            auth_method: format!(
-                r#"{{"scope":"{scope}","type":"broker","issuer":"hubroute","acceptingIpFilterRule":null}}"#
-            ),
-            generation_id: generation_id
-                .unwrap_or(Connection::UNREGISTERED_GENERATION)
-                .to_string(),
+            device_id: c.device_id.to_string(),
+            module_id: c.module_id.map(str::to_string),
+            auth_method: c.auth_method.to_string(),
+            generation_id: c.generation_id.to_string(),
+        }
+    }
+
+    /// The same connection, borrowed.
+    pub fn as_ref(&self) -> ConnectionRef<'_> {
+        ConnectionRef {
+            device_id: &self.device_id,
+            module_id: self.module_id.as_deref(),
+            auth_method: &self.auth_method,
+            generation_id: &self.generation_id,
         }
     }
 
     /// The generation id stamped when no device registry says otherwise.
     pub const UNREGISTERED_GENERATION: &'static str = "0";
+}
+
+/// A [`Connection`] borrowed, for a caller that stamps message after message without copying
+/// the connection for each (the bridge, from each publish's topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRef<'a> {
+    /// The authenticated device id.
+    pub device_id: &'a str,
+    /// The authenticated module id, for a module's connection.
+    pub module_id: Option<&'a str>,
+    /// `connectionAuthMethod`, a JSON object as text.
+    pub auth_method: &'a str,
+    /// `connectionDeviceGenerationId`.
+    pub generation_id: &'a str,
+}
+
+impl<'a> ConnectionRef<'a> {
+    /// [`Connection::from_topic`], borrowed from the topic and the generation id.
+    pub fn from_topic(topic: &D2cTopic<'a>, generation_id: Option<&'a str>) -> Self {
+        ConnectionRef {
+            device_id: topic.device_id,
+            module_id: topic.module_id,
+            auth_method: if topic.module_id.is_some() {
+                r#"{"scope":"module","type":"broker","issuer":"hubroute","acceptingIpFilterRule":null}"#
+            } else {
+                r#"{"scope":"device","type":"broker","issuer":"hubroute","acceptingIpFilterRule":null}"#
+            },
+            generation_id: generation_id.unwrap_or(Connection::UNREGISTERED_GENERATION),
+        }
+    }
 }
 
 /// Application property names a device may not set because they impersonate what the hub stamps
@@ -293,28 +325,78 @@ pub fn d2c_message_reporting(
     enqueued: SystemTime,
     dropped: &mut dyn FnMut(&str),
 ) -> Result<Message, IngestError> {
-    let mut msg = Message {
-        body: payload.to_vec(),
-        source: Some(Source::DeviceMessages),
-        ..Message::default()
-    };
-    for (name, value) in property_bag::decode(topic.property_bag)? {
-        if is_spoofing_name(&name) {
-            dropped(&name);
-            continue;
+    let mut msg = Message::default();
+    d2c_into(
+        &mut msg,
+        topic,
+        payload,
+        connection.as_ref(),
+        enqueued,
+        dropped,
+    )?;
+    Ok(msg)
+}
+
+/// [`d2c_message_reporting`] into `msg`, replacing what it held and reusing its memory: a
+/// stream of publishes read into one message allocates nothing once the message has held the
+/// largest (the bridge). On an error `msg` holds part of the publish.
+pub fn d2c_into(
+    msg: &mut Message,
+    topic: &D2cTopic<'_>,
+    payload: &[u8],
+    connection: ConnectionRef<'_>,
+    enqueued: SystemTime,
+    dropped: &mut dyn FnMut(&str),
+) -> Result<(), IngestError> {
+    msg.system_properties.clear();
+    msg.app_properties.clear();
+    msg.body.clear();
+    msg.body.extend_from_slice(payload);
+    msg.source = Some(Source::DeviceMessages);
+    // A name with escapes is decoded here; most are not, and this stays unallocated.
+    let mut name_buf = String::new();
+    property_bag::decode_with(topic.property_bag, &mut name_buf, |name, value| {
+        let bag = if is_spoofing_name(name) {
+            None
+        } else {
+            Some(
+                match DEVICE_SYSTEM_PROPERTIES
+                    .iter()
+                    .find(|(wire, _)| wire.eq_ignore_ascii_case(name))
+                {
+                    Some((_, system)) => (&mut msg.system_properties, *system),
+                    None => (&mut msg.app_properties, name),
+                },
+            )
+        };
+        match bag {
+            Some((bag, name)) => {
+                let value = match value {
+                    Some(v) => {
+                        let mut text = bag.take_spare();
+                        v.unescape_into(&mut text)?;
+                        Some(text)
+                    }
+                    None => None,
+                };
+                bag.insert_spare(name, value);
+            }
+            None => {
+                // Decoded all the same: a malformed value is the bag's error, dropped or not.
+                if let Some(v) = value {
+                    let mut text = msg.app_properties.take_spare();
+                    v.unescape_into(&mut text)?;
+                    msg.app_properties.recycle(text);
+                }
+                dropped(name);
+            }
         }
-        match DEVICE_SYSTEM_PROPERTIES
-            .iter()
-            .find(|(wire, _)| wire.eq_ignore_ascii_case(&name))
-        {
-            Some((_, system)) => msg.system_properties.insert(*system, value),
-            None => msg.app_properties.insert(name, value),
-        }
-    }
-    stamp(&mut msg, connection, enqueued);
+        Ok(())
+    })?;
+    stamp_with(msg, connection, enqueued);
     let violations = msg.validate(Protocol::Mqtt);
     if violations.is_empty() {
-        Ok(msg)
+        Ok(())
     } else {
         Err(IngestError::InvalidMessage(violations))
     }
@@ -322,26 +404,28 @@ pub fn d2c_message_reporting(
 
 /// Sets the properties only the hub may set, replacing whatever the message carried.
 pub fn stamp(msg: &mut Message, connection: &Connection, enqueued: SystemTime) {
+    stamp_with(msg, connection.as_ref(), enqueued);
+}
+
+/// [`stamp`] from a borrowed connection.
+pub fn stamp_with(msg: &mut Message, connection: ConnectionRef<'_>, enqueued: SystemTime) {
     let sys = &mut msg.system_properties;
-    sys.insert(
-        names::CONNECTION_DEVICE_ID,
-        Some(connection.device_id.clone()),
-    );
-    match &connection.module_id {
-        Some(m) => sys.insert(names::CONNECTION_MODULE_ID, Some(m.clone())),
+    sys.insert_str(names::CONNECTION_DEVICE_ID, Some(connection.device_id));
+    match connection.module_id {
+        Some(m) => sys.insert_str(names::CONNECTION_MODULE_ID, Some(m)),
         None => {
-            sys.remove(names::CONNECTION_MODULE_ID);
+            if let Some(Some(old)) = sys.remove(names::CONNECTION_MODULE_ID) {
+                sys.recycle(old);
+            }
         }
     }
-    sys.insert(
-        names::CONNECTION_AUTH_METHOD,
-        Some(connection.auth_method.clone()),
-    );
-    sys.insert(
+    sys.insert_str(names::CONNECTION_AUTH_METHOD, Some(connection.auth_method));
+    sys.insert_str(
         names::CONNECTION_DEVICE_GENERATION_ID,
-        Some(connection.generation_id.clone()),
+        Some(connection.generation_id),
     );
-    sys.insert(names::ENQUEUED_TIME, Some(format_enqueued_time(enqueued)));
+    let time = EnqueuedTimeText::new(enqueued);
+    sys.insert_str(names::ENQUEUED_TIME, Some(time.as_str()));
 }
 
 #[cfg(test)]

@@ -22,6 +22,45 @@ use crate::message::Message;
 /// Decodes a bag into `(name, value)` pairs in order (`None`: a name without `=`).
 pub fn decode(bag: &str) -> Result<Vec<(String, Option<String>)>, IngestError> {
     let mut out = Vec::new();
+    decode_with(bag, &mut String::new(), |name, value| {
+        let value = value.map(Escaped::unescape).transpose()?;
+        out.push((name.to_string(), value));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A property value as it is in the bag, still percent-encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a> {
+    text: &'a str,
+    /// Where `text` starts in the bag, for errors.
+    at: usize,
+}
+
+impl Escaped<'_> {
+    /// The decoded value, appended to `out` (a caller's reused string).
+    pub fn unescape_into(self, out: &mut String) -> Result<(), IngestError> {
+        unescape_into(self.text, self.at, out)
+    }
+
+    /// The decoded value.
+    pub fn unescape(self) -> Result<String, IngestError> {
+        let mut out = String::new();
+        self.unescape_into(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// Calls `each` with every property of a bag in order: its decoded name (borrowed from the bag,
+/// or decoded into `name_buf` when it has escapes) and its value still encoded (`None`: a name
+/// without `=`), so that a caller decodes the value into memory it reuses ([`decode`] collects
+/// them). Stops at the first error, the bag's or `each`'s.
+pub fn decode_with(
+    bag: &str,
+    name_buf: &mut String,
+    mut each: impl FnMut(&str, Option<Escaped<'_>>) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
     let mut offset = 0;
     for part in bag.split('&') {
         let start = offset;
@@ -30,32 +69,44 @@ pub fn decode(bag: &str) -> Result<Vec<(String, Option<String>)>, IngestError> {
             continue;
         }
         let (name, value) = match part.split_once('=') {
-            Some((n, v)) => (n, Some((v, start + n.len() + 1))),
+            Some((n, v)) => (
+                n,
+                Some(Escaped {
+                    text: v,
+                    at: start + n.len() + 1,
+                }),
+            ),
             None => (part, None),
         };
-        let name = unescape(name, start)?;
+        let name = if name.contains('%') {
+            name_buf.clear();
+            unescape_into(name, start, name_buf)?;
+            name_buf.as_str()
+        } else {
+            name
+        };
         if name.is_empty() {
             return Err(IngestError::MalformedPropertyBag {
                 offset: start,
                 reason: "a property with an empty name",
             });
         }
-        let value = match value {
-            Some((v, at)) => Some(unescape(v, at)?),
-            None => None,
-        };
-        out.push((name, value));
+        each(name, value)?;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Percent-decodes `text` (which starts at byte `base` of the bag) to UTF-8.
-fn unescape(text: &str, base: usize) -> Result<String, IngestError> {
+/// Percent-decodes `text` (which starts at byte `base` of the bag) to UTF-8, appended to `out`.
+fn unescape_into(text: &str, base: usize, out: &mut String) -> Result<(), IngestError> {
     if !text.contains('%') {
-        return Ok(text.to_string());
+        out.push_str(text);
+        return Ok(());
     }
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    // The decoded bytes go into `out`'s own memory, checked as UTF-8 once complete.
+    let mut decoded = std::mem::take(out).into_bytes();
+    let from = decoded.len();
+    decoded.reserve(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
@@ -64,7 +115,7 @@ fn unescape(text: &str, base: usize) -> Result<String, IngestError> {
                 u8::from_str_radix(h, 16).ok()
             });
             match hex {
-                Some(b) => out.push(b),
+                Some(b) => decoded.push(b),
                 None => {
                     return Err(IngestError::MalformedPropertyBag {
                         offset: base + i,
@@ -74,18 +125,20 @@ fn unescape(text: &str, base: usize) -> Result<String, IngestError> {
             }
             i += 3;
         } else {
-            out.push(bytes[i]);
+            decoded.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|e| IngestError::MalformedPropertyBag {
+    // `out` held UTF-8, so whatever is not is in the decoded part.
+    *out = String::from_utf8(decoded).map_err(|e| IngestError::MalformedPropertyBag {
         offset: base,
-        reason: if e.utf8_error().valid_up_to() < text.len() {
+        reason: if e.utf8_error().valid_up_to() - from < text.len() {
             "escapes that do not decode to UTF-8"
         } else {
             "not UTF-8"
         },
-    })
+    })?;
+    Ok(())
 }
 
 /// Appends `text` percent-encoded: everything but RFC 3986's unreserved characters is escaped,

@@ -287,7 +287,19 @@ fn write_json_string(text: &str, out: &mut Vec<u8>) {
 /// [`properties_value`]'s text: names in byte order, and of names spelled exactly alike the
 /// last one, as a `Map` built from them keeps.
 fn write_properties(p: &Properties, out: &mut Vec<u8>) {
-    let mut pairs: Vec<(&str, Option<&str>)> = p.iter().collect();
+    // Sorted on the stack when they fit (a message's bags are small; the bridge writes one per
+    // message).
+    let mut on_stack = [("", None); 16];
+    let mut on_heap = Vec::new();
+    let pairs: &mut [(&str, Option<&str>)] = if p.len() <= on_stack.len() {
+        for (slot, pair) in on_stack.iter_mut().zip(p.iter()) {
+            *slot = pair;
+        }
+        &mut on_stack[..p.len()]
+    } else {
+        on_heap.extend(p.iter());
+        &mut on_heap
+    };
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     out.push(b'{');
     let mut first = true;

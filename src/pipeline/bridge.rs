@@ -1,4 +1,4 @@
-//! The bridge: devices' MQTT publishes, stamped and validated as IoT Hub does ([`d2c`]),
+//! The bridge: devices' MQTT publishes, stamped and validated as IoT Hub does ([`d2c_into`]),
 //! appended to a JetStream stream that router processes share
 //! ([`input::jetstream::run`](super::input::jetstream::run)). A publish is acknowledged to the
 //! device's broker only once the stream confirmed it; while the stream is away, the bridge
@@ -14,11 +14,12 @@ use std::time::{Duration, SystemTime};
 use super::input::invalid::base64_body;
 use super::input::jetstream::stream_message_id;
 use super::input::live::settle_all;
-use super::input::mqtt::{d2c, next_publish, MqttSettings};
+use super::input::mqtt::{d2c_into, next_publish, MqttSettings};
 use super::input::{InputHooks, InvalidLog};
-use crate::broker::mqtt::D2cSubscriber;
-use crate::broker::nats::JetStreamWriter;
+use crate::broker::mqtt::{D2cSubscriber, MqttAcker};
+use crate::broker::nats::{Appended, JetStreamWriter, Record};
 use crate::broker::{BrokerUrl, Scheme};
+use crate::message::Message;
 
 /// How the bridge runs.
 #[derive(Debug, Clone)]
@@ -78,12 +79,11 @@ pub async fn run(
     }
     let registry = settings.mqtt.registry.as_ref();
     let writer = JetStreamWriter::open(to).await?;
+    let mut records = writer.records();
     let mut subscriber = D2cSubscriber::start(from, &settings.mqtt.client_id);
     let acker = subscriber.acker();
     let capacity = settings.max_in_flight.max(1);
     let permits = Arc::new(tokio::sync::Semaphore::new(capacity));
-    let appended = Arc::new(AtomicU64::new(0));
-    let retried = Arc::new(AtomicU64::new(0));
     let mut report = BridgeReport::default();
     // Names this bridge run in message ids, so ids never repeat across runs.
     let instance = format!(
@@ -93,25 +93,20 @@ pub async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     );
-    // PUBACKs go out through one task, with the permit each holds: the MQTT client's request
-    // queue then has one waiting sender at a time. With a task per message awaiting it, every
-    // send and wake-up walked the queue of waiting senders (flume's `retain`, about a tenth of
-    // the bridge's CPU at 100k messages).
-    let (to_ack, mut acks) = tokio::sync::mpsc::unbounded_channel::<(
-        rumqttc::Publish,
-        tokio::sync::OwnedSemaphorePermit,
-    )>();
-    let ack_task = {
-        let acker = acker.clone();
-        tokio::spawn(async move {
-            while let Some((publish, permit)) = acks.recv().await {
-                let _ = acker.ack(&publish).await;
-                drop(permit);
-            }
-        })
-    };
+    let confirmer = Arc::new(Confirmer {
+        writer: writer.clone(),
+        acker: acker.clone(),
+        appended: AtomicU64::new(0),
+        retried: AtomicU64::new(0),
+        hooks: Arc::clone(&hooks),
+    });
+    let (to_confirm, sent) = tokio::sync::mpsc::unbounded_channel();
+    let confirming = tokio::spawn(Arc::clone(&confirmer).confirm_all(sent));
     tokio::pin!(stop);
     let mut warned = false;
+    // Every publish is read into this one message (its memory reused); what is kept until the
+    // stream confirms it is its record.
+    let mut message = Message::default();
     while let Some((publish, permit)) = next_publish(
         &mut subscriber,
         &permits,
@@ -125,58 +120,33 @@ pub async fn run(
     .await
     {
         report.received += 1;
-        match d2c(
+        match d2c_into(
             &publish,
             registry.map(|r| r as &dyn crate::pipeline::input::mqtt::Senders),
+            &mut message,
         ) {
-            Ok(message) => {
+            Ok(()) => {
                 hooks.read(None);
+                report.valid += 1;
                 let device = message
                     .system_properties
                     .get("connectionDeviceId")
                     .flatten()
-                    .unwrap_or_default()
-                    .to_string();
-                report.valid += 1;
+                    .unwrap_or_default();
                 let id = stream_message_id(&publish.topic, &publish.payload, &message)
                     .unwrap_or_else(|| format!("{instance}-{}", report.valid));
-                // The first send is made here, in arrival order, so each device's messages keep
-                // their order in the stream; resends after an outage happen in the background.
-                let first = writer.send(&device, &message, &id).await;
-                let writer = writer.clone();
-                let to_ack = to_ack.clone();
-                let (appended, retried) = (Arc::clone(&appended), Arc::clone(&retried));
-                let hooks = Arc::clone(&hooks);
-                tokio::spawn(async move {
-                    let mut attempt = first;
-                    let mut backoff = Duration::from_millis(100);
-                    loop {
-                        let confirmed = match attempt {
-                            Ok(pending) => pending.confirmed().await,
-                            Err(e) => Err(e),
-                        };
-                        match confirmed {
-                            Ok(_) => {
-                                appended.fetch_add(1, Ordering::Relaxed);
-                                hooks.appended();
-                                // The ack task outlives every sender (it ends after them).
-                                let _ = to_ack.send((publish, permit));
-                                return;
-                            }
-                            Err(e) => {
-                                // Keep the device's message (unacknowledged) and try again;
-                                // the stream drops a resend it already has (same id).
-                                let n = retried.fetch_add(1, Ordering::Relaxed) + 1;
-                                if n.is_power_of_two() {
-                                    tracing::warn!("{e}; retrying ({n} retries so far)");
-                                }
-                                tokio::time::sleep(backoff).await;
-                                backoff = (backoff * 2).min(Duration::from_secs(5));
-                                attempt = writer.send(&device, &message, &id).await;
-                            }
-                        }
-                    }
-                });
+                let record = records.record(device, &message, id);
+                // Sent here, in arrival order, so each device's messages keep their order in
+                // the stream; confirmations (and resends after an outage) are awaited by the
+                // confirmer.
+                let attempt = writer.send(&record).await;
+                let pending = Pending {
+                    record,
+                    publish,
+                    permit,
+                };
+                // The confirmer ends only after this sender is dropped, below.
+                let _ = to_confirm.send((attempt, pending));
             }
             Err(e) => {
                 hooks.read(Some(e.code()));
@@ -198,13 +168,94 @@ pub async fn run(
         }
     }
     let _ = settle_all(&permits, capacity, Duration::from_secs(30)).await;
-    drop(to_ack);
+    drop(to_confirm);
     // Every PUBACK handed to the client before it disconnects (the permits came back only
-    // after theirs were; this ends once no task can send another).
-    let _ = tokio::time::timeout(Duration::from_secs(5), ack_task).await;
+    // after theirs were; this ends once every confirmation sent to it was awaited).
+    let _ = tokio::time::timeout(Duration::from_secs(5), confirming).await;
     subscriber.disconnect().await;
     // One reading for both, so that they add up while resends may still complete.
-    report.appended = appended.load(Ordering::Relaxed);
-    report.retried = retried.load(Ordering::Relaxed);
+    report.appended = confirmer.appended.load(Ordering::Relaxed);
+    report.retried = confirmer.retried.load(Ordering::Relaxed);
     Ok(report)
+}
+
+/// A record sent to the stream, with the publish it came from: its PUBACK (and its place in
+/// the in-flight window) waits for the stream's confirmation.
+struct Pending {
+    record: Record,
+    publish: rumqttc::Publish,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Awaits the stream's confirmations, acknowledges each confirmed publish to the broker, and
+/// resends what the stream did not confirm.
+struct Confirmer {
+    writer: JetStreamWriter,
+    acker: MqttAcker,
+    appended: AtomicU64,
+    retried: AtomicU64,
+    hooks: Arc<dyn InputHooks>,
+}
+
+impl Confirmer {
+    /// Awaits every confirmation sent to it, in one task: a task per message cost a task's
+    /// allocation (its future, about 2 KiB, moved in) and a wake-up through the scheduler.
+    /// Ends once `sent` is closed and every confirmation it sent was awaited (resends go on in
+    /// tasks of their own).
+    async fn confirm_all(
+        self: Arc<Self>,
+        mut sent: tokio::sync::mpsc::UnboundedReceiver<(Result<Appended, String>, Pending)>,
+    ) {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut waiting = FuturesUnordered::new();
+        let mut open = true;
+        while open || !waiting.is_empty() {
+            tokio::select! {
+                next = sent.recv(), if open => match next {
+                    Some((attempt, pending)) => waiting.push(async move {
+                        (confirmed(attempt).await, pending)
+                    }),
+                    None => open = false,
+                },
+                Some((result, pending)) = waiting.next(), if !waiting.is_empty() => match result {
+                    Ok(()) => self.done(pending).await,
+                    Err(e) => {
+                        tokio::spawn(Arc::clone(&self).resend(pending, e));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends `pending` again until the stream confirms it (the stream drops a resend it
+    /// already has: same id), backing off to one try every 5 s; the device's publish stays
+    /// unacknowledged meanwhile.
+    async fn resend(self: Arc<Self>, pending: Pending, mut error: String) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let n = self.retried.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!("{error}; retrying ({n} retries so far)");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            match confirmed(self.writer.send(&pending.record).await).await {
+                Ok(()) => return self.done(pending).await,
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    /// The stream has `pending`: acknowledge its publish, then free its place in the window.
+    async fn done(&self, pending: Pending) {
+        self.appended.fetch_add(1, Ordering::Relaxed);
+        self.hooks.appended();
+        let _ = self.acker.ack(&pending.publish).await;
+        drop(pending.permit);
+    }
+}
+
+/// Whether a send was confirmed by the stream.
+async fn confirmed(attempt: Result<Appended, String>) -> Result<(), String> {
+    attempt?.confirmed().await.map(|_| ())
 }

@@ -29,7 +29,7 @@ mod jsonl;
 pub(crate) mod record;
 pub mod replay;
 mod storage;
-mod time;
+pub(crate) mod time;
 pub mod view;
 
 pub use channel::ChannelSink;

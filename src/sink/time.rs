@@ -209,6 +209,14 @@ impl EnqueuedTimeText {
             None => &self.bytes,
         }
     }
+
+    pub fn as_str(&self) -> &str {
+        match &self.other {
+            Some(s) => s,
+            // Digits and separators written above: always ASCII.
+            None => std::str::from_utf8(&self.bytes).unwrap_or_default(),
+        }
+    }
 }
 
 /// Reads back what [`format_enqueued_time`] writes (`2019-05-10T06:06:32.7220000Z`, any number

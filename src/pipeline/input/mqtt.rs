@@ -115,17 +115,28 @@ pub fn d2c(
     publish: &rumqttc::Publish,
     registry: Option<&dyn Senders>,
 ) -> Result<Message, IngestError> {
-    use crate::ingest::{Connection, D2cTopic};
+    let mut message = Message::default();
+    d2c_into(publish, registry, &mut message)?;
+    Ok(message)
+}
+
+/// [`d2c`] into `message`, reusing its memory (see [`crate::ingest::d2c_into`]).
+pub fn d2c_into(
+    publish: &rumqttc::Publish,
+    registry: Option<&dyn Senders>,
+    message: &mut Message,
+) -> Result<(), IngestError> {
+    use crate::ingest::{ConnectionRef, D2cTopic};
     let topic = D2cTopic::parse(&publish.topic)?;
     let generation = match registry {
         Some(r) => Some(r.generation(topic.device_id, topic.module_id)?),
         None => None,
     };
-    let connection = Connection::from_topic(&topic, generation);
-    crate::ingest::d2c_message_reporting(
+    crate::ingest::d2c_into(
+        message,
         &topic,
         &publish.payload,
-        &connection,
+        ConnectionRef::from_topic(&topic, generation),
         SystemTime::now(),
         &mut |name| crate::ingest::log_spoofing_property(topic.device_id, name),
     )
