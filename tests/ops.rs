@@ -804,6 +804,11 @@ fn metrics_show_a_down_endpoint_while_devices_publish_over_mqtt() {
         metric(&body, "hubroute_store_messages").unwrap_or(0.0) >= 4.0,
         "the copies for b wait in the store:\n{body}"
     );
+    let commits = metric(&body, "hubroute_store_commits_total").unwrap_or(0.0);
+    assert!(
+        (1.0..=20.0).contains(&commits),
+        "20 accepted messages took {commits} commits:\n{body}"
+    );
     let (status, health) = get(&router.addr, "/healthz");
     assert_eq!(status, 200, "{health}");
     let health: Json = serde_json::from_str(&health).unwrap();

@@ -69,6 +69,7 @@ pub const METRICS: &[MetricInfo] = &[
     metric!("hubroute_store_bytes", "", "Bytes the store holds for messages not yet delivered everywhere.", "(none)"),
     metric!("hubroute_store_messages", "", "Messages the store holds.", "(none)"),
     metric!("hubroute_store_max_bytes", "", "The store size at which the input pauses (0: no limit).", "(none)"),
+    metric!("hubroute_store_commits_total", "", "Group commits: each one write and sync of the store's log, shared by the batches that arrived meanwhile (the sync rate behind the accept rate).", "(none)"),
     metric!("hubroute_input_lag_seconds", "", "How far the router is behind its input: at the last durable commit, the age of the batch's oldest message (since the hub enqueued it).", "(none)"),
     metric!("hubroute_route_table_generation", "", "The route table in use: 1 at start, +1 per reload.", "(none: routes change in place)"),
     metric!("hubroute_route_table_reloads_total", "result", "Configuration reloads, by result (ok, error).", "(none)"),
@@ -221,6 +222,7 @@ impl Collector for SnapshotCollector {
             gauge(enc, "hubroute_store_bytes", store.bytes)?;
             gauge(enc, "hubroute_store_messages", store.messages)?;
             gauge(enc, "hubroute_store_max_bytes", store.max_bytes)?;
+            counter(enc, "hubroute_store_commits_total", store.commits)?;
         }
         if let Some(lag) = s.input_lag_seconds {
             gauge(enc, "hubroute_input_lag_seconds", lag)?;
@@ -255,6 +257,7 @@ mod tests {
                 bytes: 4096,
                 messages: 3,
                 max_bytes: 1 << 30,
+                commits: 6,
             }),
             readiness: Readiness {
                 inputs_connected: true,
@@ -316,6 +319,7 @@ mod tests {
             "hubroute_endpoint_delivery_latency_seconds_bucket{endpoint=\"alerts\",le=\"+Inf\"} 1\n",
             "hubroute_endpoint_delivery_latency_seconds_count{endpoint=\"alerts\"} 1\n",
             "hubroute_store_bytes 4096\n",
+            "hubroute_store_commits_total 6\n",
             "hubroute_input_lag_seconds 0.5\n",
             "hubroute_route_table_generation 2\n",
             "hubroute_route_table_reloads_total{result=\"ok\"} 1\n",

@@ -53,6 +53,7 @@ impl Snapshot {
             bytes: stats.stored_bytes,
             messages: stats.stored_records,
             max_bytes: max_store_bytes,
+            commits: stats.commits,
         });
         for e in &stats.endpoints {
             self.endpoints.insert(

@@ -116,6 +116,8 @@ pub struct StoreSnapshot {
     pub messages: u64,
     /// The size at which the input is paused (0: no limit).
     pub max_bytes: u64,
+    /// Group commits so far (each a write and sync of the log).
+    pub commits: u64,
 }
 
 /// The route table in use.
