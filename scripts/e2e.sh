@@ -6,6 +6,10 @@
 #      one `run --input jetstream://…` worker draining the stream, then two workers sharing a
 #      consumer on a second pass over the same stream.
 #
+#   C. last, the time from device to router (the device's send time in each body against the
+#      router's enqueuedTime) at steady rates: LATENCY_RATES (default "200 2000 10000" msg/s,
+#      empty to skip), LATENCY_SECONDS each (default 3).
+#
 #   0. first, the broker with a plain subscriber: device_fleet → Mosquitto → mosquitto_sub (no
 #      router; a C client that writes each PUBACK on its own, so a router that batches its
 #      acknowledgements can go faster).
@@ -234,4 +238,47 @@ echo "    2 JetStream workers, one consumer: read $TOTAL (${RA:-0} + ${RB:-0}) o
     "($(rate "$TOTAL" "$ELAPSED") msg/s); not received: $((N - TOTAL))"
 echo "    CPU s per 100k: workers $(per100k "$(cpu_of "$W/w2a.cpu")") + $(per100k "$(cpu_of "$W/w2b.cpu")")," \
     "nats-server $(ticks_per100k "$J0" "$J1")"
+
+echo "== C. latency from device to router at steady rates: device_fleet → Mosquitto → run --input mqtt"
+# Each message's body carries the device's send time (sentMicros); the router stamps
+# enqueuedTime when it reads the message, and the events sink's file keeps both. Steady loads
+# (device_fleet's rate argument) for LATENCY_SECONDS each, not the all-out load above, where
+# the time is mostly waiting in queues.
+for RATE in ${LATENCY_RATES-200 2000 10000}; do
+    COUNT=$((RATE * ${LATENCY_SECONDS:-3}))
+    D="$W/lat-$RATE"
+    mkdir -p "$D"
+    # shellcheck disable=SC2046
+    # A session of its own: run A's session still collects what the bridge was sent.
+    "$BIN" run --routes "$ROUTES" --input "$ROUTER" --client-id "e2e-latency-$RATE" --quiet \
+        --exit-when-idle "${IDLE}s" --store "$D/store" --dead-letter "$D/dead.jsonl" $(sinks "$D") \
+        >"$D.log" 2>&1 &
+    RUN=$!
+    PIDS+=($RUN)
+    wait_for "$D.log" subscribed 10
+    "$FLEET" "$DEVICE" "$COUNT" "$DEVICES" "$RATE" >/dev/null
+    wait "$RUN" || true
+    python3 - "$D/events.jsonl" "$RATE" "$COUNT" <<'EOF2'
+import datetime, json, sys
+path, rate, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ms = []
+for line in open(path):
+    record = json.loads(line)
+    body = record["Body"]
+    if isinstance(body, str):
+        body = json.loads(body)
+    stamped = record["EnqueuedTimeUtc"]
+    # 2026-12-06T05:36:39.1234567Z: Python reads microseconds (six fraction digits).
+    at = datetime.datetime.fromisoformat(stamped[:26] + "+00:00").timestamp() * 1e6
+    ms.append((at - body["sentMicros"]) / 1000)
+ms.sort()
+n = len(ms)
+if n == 0:
+    print(f"    {rate} msg/s: no message reached the events endpoint of {count} sent")
+else:
+    pick = lambda q: ms[min(n - 1, int(n * q))]
+    print(f"    {rate} msg/s ({n} of {count} messages): p50 {pick(0.5):.2f} ms, p90 {pick(0.9):.2f} ms,"
+          f" p99 {pick(0.99):.2f} ms, max {ms[-1]:.2f} ms")
+EOF2
+done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
