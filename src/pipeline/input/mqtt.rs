@@ -376,6 +376,9 @@ pub async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    // Every publish is read into this one message (routing copies what it keeps into the
+    // record), as a file's lines are.
+    let mut message = Message::default();
     let submit = |batch: &mut Vec<_>,
                   publishes: &mut Vec<rumqttc::Publish>,
                   held: &mut Option<tokio::sync::OwnedSemaphorePermit>| {
@@ -436,8 +439,8 @@ pub async fn run(
                     continue;
                 }
             }
-            let routed = match d2c(&publish, senders) {
-                Ok(m) => input.route(&mut router, &m),
+            let routed = match d2c_into(&publish, senders, &mut message) {
+                Ok(()) => input.route(&mut router, &message),
                 Err(e) => Err((e.code(), e.to_string())),
             };
             let describe = || {
