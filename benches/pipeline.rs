@@ -10,6 +10,11 @@
 //! part; the timed part reads the whole file and ends when `Pipeline::shutdown` has delivered
 //! every copy (which the bench checks, so a pipeline that drops work cannot look fast).
 //!
+//! `bridge/records/messages-1k` is the bridge's own work per device publish, without the
+//! brokers: the publish read into one reused message (`ingest::d2c_into`: property bag,
+//! stamp, IoT Hub's rules), its stream message id, and its stream record (`Records::record`:
+//! subject and message JSON). `scripts/e2e.sh` measures the bridge against real brokers.
+//!
 //! `cargo bench --bench pipeline` takes about two minutes. `cargo test --all-targets` runs each
 //! case once, on messages-1k.
 
@@ -198,5 +203,61 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The bridge's work per publish (see the module docs): messages-1k as device publishes, each
+/// with a property bag of what a device may set (content type and encoding, message id,
+/// application properties) and its body.
+fn bench_bridge(c: &mut Criterion) {
+    use hubroute::broker::nats::Records;
+    use hubroute::ingest::{d2c_into, property_bag, ConnectionRef, D2cTopic};
+    use hubroute::message::Message;
+    use hubroute::pipeline::input::jetstream::stream_message_id;
+
+    let publishes: Vec<(String, Vec<u8>)> = workload::messages()
+        .into_iter()
+        .map(|(m, _)| {
+            let mut sent = Message::default();
+            for name in ["contentType", "contentEncoding", "messageId"] {
+                if let Some(value) = m.system_properties.get(name) {
+                    sent.system_properties.insert_str(name, value);
+                }
+            }
+            for (name, value) in m.app_properties.iter() {
+                sent.app_properties.insert_str(name, value);
+            }
+            let device = m
+                .system_properties
+                .get("connectionDeviceId")
+                .flatten()
+                .unwrap_or("device-1");
+            let topic = format!(
+                "devices/{device}/messages/events/{}",
+                property_bag::encode(&sent)
+            );
+            (topic, m.body)
+        })
+        .collect();
+    let mut group = c.benchmark_group("bridge");
+    group.throughput(Throughput::Elements(publishes.len() as u64));
+    group.bench_function("records/messages-1k", |b| {
+        let mut message = Message::default();
+        let mut records = Records::new("HUB");
+        let now = std::time::SystemTime::now();
+        b.iter(|| {
+            let mut bytes = 0;
+            for (i, (text, payload)) in publishes.iter().enumerate() {
+                let topic = D2cTopic::parse(text).unwrap();
+                let connection = ConnectionRef::from_topic(&topic, None);
+                d2c_into(&mut message, &topic, payload, connection, now, &mut |_| {}).unwrap();
+                let id =
+                    stream_message_id(text, payload, &message).unwrap_or_else(|| i.to_string());
+                let record = records.record(topic.device_id, &message, id);
+                bytes += record.payload().len();
+            }
+            bytes
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_bridge);
 criterion_main!(benches);

@@ -124,7 +124,7 @@ impl Block {
     }
 }
 
-/// The mask of ASCII digits (the sinks' number check, `sink::json::number`): kept apart from
+/// The mask of ASCII digits (the sinks' number check, `json_text::number`): kept apart from
 /// the string scans' masks above.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 impl Block {

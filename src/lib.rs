@@ -29,6 +29,7 @@ pub mod eval;
 pub mod functions;
 pub mod ingest;
 pub mod ir;
+mod json_text;
 #[cfg(feature = "store")]
 mod lock_file;
 pub mod message;

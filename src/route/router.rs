@@ -223,14 +223,14 @@ mod compact_body_tests {
             // takes it, serde_json reads it and the strip wrote what minifying writes.
             if router.body_json() == super::BodyJson::Strict {
                 let mut out = b"x".to_vec();
-                if crate::sink::json::push_stripped_strict(body, &mut out) {
+                if crate::json_text::push_stripped_strict(body, &mut out) {
                     let text = String::from_utf8_lossy(body);
                     assert!(
                         serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
                         "stripped but serde_json refuses {text:?}"
                     );
                     let mut minified = b"x".to_vec();
-                    crate::sink::json::minify_into(body, &mut minified);
+                    crate::json_text::minify_into(body, &mut minified);
                     assert_eq!(out, minified, "{text:?}");
                     stripped += 1;
                 } else {
@@ -245,7 +245,7 @@ mod compact_body_tests {
                     String::from_utf8_lossy(body)
                 );
                 let mut out = Vec::new();
-                assert!(crate::sink::json::push_minified_if_json(body, &mut out));
+                assert!(crate::json_text::push_minified_if_json(body, &mut out));
                 assert_eq!(out, body, "{:?}", String::from_utf8_lossy(body));
                 flagged += 1;
             }

@@ -24,7 +24,6 @@ use crate::message::Message;
 
 mod channel;
 pub mod delivery;
-pub(crate) mod json;
 mod jsonl;
 pub(crate) mod record;
 pub mod replay;

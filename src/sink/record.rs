@@ -14,16 +14,16 @@
 //!   because the hub stamps it).
 //! * The Avro `Body` is always the `bytes` branch, an empty body as zero bytes.
 
-use super::json::{
-    push_keyed_value, push_member_text, push_minified_if_json, push_string, push_stripped_strict,
-    push_text, KEY_BLOCK,
-};
 use super::time::{format_enqueued_time, EnqueuedTimeText};
 use super::view::CopyView;
 use super::view::Text;
 use super::Envelope;
 use crate::bytes::bytes_eq;
 use crate::eval::BodyJson;
+use crate::json_text::{
+    push_keyed_value, push_member_text, push_minified_if_json, push_string, push_stripped_strict,
+    push_text, KEY_BLOCK,
+};
 use crate::message::names::{CONTENT_ENCODING, CONTENT_TYPE, CONTENT_TYPE_JSON, ENQUEUED_TIME};
 use crate::message::naming::{PropertyNaming, TABLE};
 use crate::message::{eq_ignore_case, KeyedName, Message};
