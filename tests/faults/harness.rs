@@ -10,7 +10,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,45 +36,11 @@ pub fn patience(secs: u64) -> Duration {
     Duration::from_secs_f64(secs as f64 * (scaled(1000) as f64 / 1000.0).max(1.0))
 }
 
-/// A unique scratch directory, removed on drop unless `KEEP_FAULT_DIRS` is set (to read the
-/// processes' logs after a failure).
-pub struct TempDir(pub PathBuf);
+pub use crate::support::TempDir;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "hubroute-faults-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("KEEP_FAULT_DIRS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
+/// [`crate::support::wait_for_port`] for a broker started without a log file.
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited at start ({status})");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{what} did not listen on 127.0.0.1:{port}");
+    crate::support::wait_for_port(port, what, child, None);
 }
 
 pub fn s(x: impl ToString) -> String {

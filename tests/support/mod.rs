@@ -13,7 +13,8 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A unique scratch directory, removed on drop (kept with `KEEP_BROKER_DIRS=1`).
+/// A unique scratch directory, removed on drop (kept with `KEEP_BROKER_DIRS=1` or
+/// `KEEP_FAULT_DIRS=1`, to read the processes' logs after a failure).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
@@ -36,9 +37,35 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::env::var_os("KEEP_BROKER_DIRS").is_none() {
+        let keep = ["KEEP_BROKER_DIRS", "KEEP_FAULT_DIRS"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some());
+        if !keep {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+/// Waits up to 20 s for `child` (`what`) to listen on loopback `port`; panics, with its log
+/// if it has one, when it exits first or never listens.
+pub fn wait_for_port(port: u16, what: &str, child: &mut Child, log: Option<&Path>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = log.map(|l| std::fs::read_to_string(l).unwrap_or_default());
+            panic!(
+                "{what} exited at start ({status}): {}",
+                log.unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -118,23 +145,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         for &port in ports {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "{what} exited at start ({status}): {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{what} did not listen on 127.0.0.1:{port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_port(port, what, &mut child, Some(&log));
         }
         Server {
             child: Some(child),
