@@ -1000,17 +1000,29 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     // quotes of a JSON text sent as a string) meant a call to `memcpy` per run.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     while let Some(chunk) = block(s, start) {
-        let mask = Block::load(chunk).string_stops();
+        let mut mask = Block::load(chunk).string_stops();
         let at = out.len();
         out.extend_from_slice(chunk);
         if mask == 0 {
             start += 16;
             continue;
         }
-        let n = mask.trailing_zeros() as usize;
-        out.truncate(at + n);
-        push_escape(out, chunk[n]);
-        start += n + 1;
+        // Every stop of the block from its mask, the runs between them copied as 16 bytes
+        // of a padded copy and cut back (a JSON text sent as a string has a quote every few
+        // bytes: loading and testing the block again after each one cost more).
+        let mut padded = [0u8; 32];
+        padded[..16].copy_from_slice(chunk);
+        let mut from = mask.trailing_zeros() as usize;
+        out.truncate(at + from);
+        while mask != 0 {
+            let n = mask.trailing_zeros() as usize;
+            push_run_16(out, &padded, from, n);
+            push_escape(out, chunk[n]);
+            from = n + 1;
+            mask &= mask - 1;
+        }
+        push_run_16(out, &padded, from, 16);
+        start += 16;
     }
     loop {
         let stop = next_stop(s, start);
@@ -1019,6 +1031,17 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
         push_escape(out, c);
         start = stop + 1;
     }
+}
+
+/// Appends `padded[from..to]` (`from <= to <= 16`) as a copy of 16 bytes cut back.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn push_run_16(out: &mut Vec<u8>, padded: &[u8; 32], from: usize, to: usize) {
+    let len = out.len();
+    if let Some(run) = padded.get(from..).and_then(<[u8]>::first_chunk::<16>) {
+        out.extend_from_slice(run);
+    }
+    out.truncate(len + (to - from));
 }
 
 /// Appends the escape of `c`, a byte [`STOPS`] flags.
