@@ -87,6 +87,16 @@ print(" ".join(f"--sink {n}=file:{sys.argv[2]}/{n}.jsonl" for n in names))
 EOF
 }
 
+# `run`'s arguments for a router on routes-10 reading INPUT, its store, dead letter and sinks
+# under DIR, into the array RUN_ARGS (an array, so that /usr/bin/time can run it): DIR INPUT
+run_args() {
+    mkdir -p "$1"
+    local sink_args
+    read -ra sink_args <<<"$(sinks "$1")"
+    RUN_ARGS=(run --routes "$ROUTES" --input "$2" --quiet --exit-when-idle "${IDLE}s"
+        --store "$1/store" --dead-letter "$1/dead.jsonl" "${sink_args[@]}")
+}
+
 wait_for() { # FILE PATTERN SECONDS
     for _ in $(seq 1 $(($3 * 10))); do
         grep -q "$2" "$1" 2>/dev/null && return 0
@@ -162,10 +172,8 @@ else
 fi
 
 echo "== A. device_fleet → Mosquitto → run --input mqtt ($N messages, $DEVICES devices)"
-mkdir -p "$W/a"
-# shellcheck disable=SC2046
-timed "$W/a.cpu" "$BIN" run --routes "$ROUTES" --input "$ROUTER" --quiet --exit-when-idle "${IDLE}s" \
-    --store "$W/a/store" --dead-letter "$W/a/dead.jsonl" $(sinks "$W/a") >"$W/a.log" 2>&1 &
+run_args "$W/a" "$ROUTER"
+timed "$W/a.cpu" "$BIN" "${RUN_ARGS[@]}" >"$W/a.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
 wait_for "$W/a.log" subscribed 10
@@ -203,10 +211,9 @@ echo "    CPU s per 100k: bridge $(per100k "$(cpu_of "$W/bridge.cpu")"), Mosquit
     "nats-server $(ticks_per100k "$J0" "$J1")"
 
 worker() { # CONSUMER DIR
-    mkdir -p "$2"
-    # shellcheck disable=SC2046
-    timed "$2.cpu" "$BIN" run --routes "$ROUTES" --input "$STREAM?consumer=$1" --quiet --exit-when-idle "${IDLE}s" \
-        --store "$2/store" --dead-letter "$2/dead.jsonl" $(sinks "$2") >"$2.log" 2>&1
+    local RUN_ARGS
+    run_args "$2" "$STREAM?consumer=$1"
+    timed "$2.cpu" "$BIN" "${RUN_ARGS[@]}" >"$2.log" 2>&1
 }
 
 J0=$(ticks "$NATS")
@@ -247,12 +254,9 @@ echo "== C. latency from device to router at steady rates: device_fleet → Mosq
 for RATE in ${LATENCY_RATES-200 2000 10000}; do
     COUNT=$((RATE * ${LATENCY_SECONDS:-3}))
     D="$W/lat-$RATE"
-    mkdir -p "$D"
-    # shellcheck disable=SC2046
+    run_args "$D" "$ROUTER"
     # A session of its own: run A's session still collects what the bridge was sent.
-    "$BIN" run --routes "$ROUTES" --input "$ROUTER" --client-id "e2e-latency-$RATE" --quiet \
-        --exit-when-idle "${IDLE}s" --store "$D/store" --dead-letter "$D/dead.jsonl" $(sinks "$D") \
-        >"$D.log" 2>&1 &
+    "$BIN" "${RUN_ARGS[@]}" --client-id "e2e-latency-$RATE" >"$D.log" 2>&1 &
     RUN=$!
     PIDS+=($RUN)
     wait_for "$D.log" subscribed 10

@@ -181,9 +181,9 @@ impl Record {
 }
 
 /// Builds [`Record`]s one after another, reusing memory: each device's subject is made once
-/// (up to [`Records::SUBJECTS_KEPT`] devices), and the JSON is written into one buffer that
-/// records are split off (a buffer is shared by the records written into it until all are
-/// dropped).
+/// (up to [`Records::SUBJECTS_KEPT`] devices), and the JSON, written into a reused scratch
+/// vector, is copied into one buffer that records are split off (a buffer is shared by the
+/// records in it until all are dropped): a copy instead of an allocation per record.
 pub struct Records {
     stream: String,
     subjects: std::collections::HashMap<String, async_nats::Subject>,

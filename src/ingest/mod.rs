@@ -356,40 +356,30 @@ pub fn d2c_into(
     // A name with escapes is decoded here; most are not, and this stays unallocated.
     let mut name_buf = String::new();
     property_bag::decode_with(topic.property_bag, &mut name_buf, |name, value| {
-        let bag = if is_spoofing_name(name) {
-            None
-        } else {
-            Some(
-                match DEVICE_SYSTEM_PROPERTIES
-                    .iter()
-                    .find(|(wire, _)| wire.eq_ignore_ascii_case(name))
-                {
-                    Some((_, system)) => (&mut msg.system_properties, *system),
-                    None => (&mut msg.app_properties, name),
-                },
-            )
+        let spoofing = is_spoofing_name(name);
+        let system = DEVICE_SYSTEM_PROPERTIES
+            .iter()
+            .find(|(wire, _)| wire.eq_ignore_ascii_case(name));
+        let (bag, key) = match system {
+            Some((_, system)) if !spoofing => (&mut msg.system_properties, *system),
+            _ => (&mut msg.app_properties, name),
         };
-        match bag {
-            Some((bag, name)) => {
-                let value = match value {
-                    Some(v) => {
-                        let mut text = bag.take_spare();
-                        v.unescape_into(&mut text)?;
-                        Some(text)
-                    }
-                    None => None,
-                };
-                bag.insert_spare(name, value);
+        // Decoded even when dropped: a malformed value is the bag's error either way.
+        let value = match value {
+            Some(v) => {
+                let mut text = bag.take_spare();
+                v.unescape_into(&mut text)?;
+                Some(text)
             }
-            None => {
-                // Decoded all the same: a malformed value is the bag's error, dropped or not.
-                if let Some(v) = value {
-                    let mut text = msg.app_properties.take_spare();
-                    v.unescape_into(&mut text)?;
-                    msg.app_properties.recycle(text);
-                }
-                dropped(name);
+            None => None,
+        };
+        if spoofing {
+            if let Some(text) = value {
+                bag.recycle(text);
             }
+            dropped(name);
+        } else {
+            bag.insert_spare(key, value);
         }
         Ok(())
     })?;

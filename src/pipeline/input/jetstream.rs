@@ -43,9 +43,9 @@ pub fn stream_message_id(
     let device = sys.get("connectionDeviceId").flatten().unwrap_or_default();
     let module = sys.get("connectionModuleId").flatten().unwrap_or_default();
     // XXH3, a specified function: the same on every run and build, unlike std's hasher. The
-    // topic's hash seeds the payload's, so both count. (It was FNV-1a, a byte at a time, before
-    // 0.1.0's release: a bridge upgraded from such a build while a device's messages are
-    // redelivered may append those once more, never fewer.)
+    // topic's hash seeds the payload's, so both count. (Earlier builds hashed with FNV-1a, a
+    // byte at a time: a bridge upgraded from one while a device's messages are redelivered may
+    // append those once more, never fewer.)
     let hash =
         xxhash_rust::xxh3::xxh3_64_with_seed(payload, xxhash_rust::xxh3::xxh3_64(topic.as_bytes()));
     // Sized once: `format!` grew its string three or four times per message.
