@@ -912,8 +912,7 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
-        let ids = |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
-        self.prepare_in(&self.table, ids, router, message, twin, enqueued_time)
+        self.prepare_into(None, router, message, twin, enqueued_time, Vec::new())
     }
 
     /// [`Pipeline::prepare`] with another table than the one the pipeline opened with: a
@@ -930,8 +929,43 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
-        let ids = |e: crate::route::EndpointId| self.by_name.get(&table.endpoint(e).name).copied();
-        self.prepare_in(table, ids, router, message, twin, enqueued_time)
+        self.prepare_into(
+            Some(table),
+            router,
+            message,
+            twin,
+            enqueued_time,
+            Vec::new(),
+        )
+    }
+
+    /// [`Pipeline::prepare`] (or, with `table`, [`Pipeline::prepare_with`]) that encodes the
+    /// record into `record`'s memory (emptied first, grown only if too small), allocating
+    /// nothing itself. For a caller that allocates records on another thread than the one
+    /// routing: `hubroute run` on a file has its reading thread allocate each line's record,
+    /// so the heap growth that records need lands on that thread, not on the routing thread
+    /// the run waits for.
+    pub fn prepare_into(
+        &self,
+        table: Option<&RouteTable>,
+        router: &mut Router<'_>,
+        message: &Message,
+        twin: Option<&dyn TwinLookup>,
+        enqueued_time: SystemTime,
+        record: Vec<u8>,
+    ) -> Result<Prepared, Rejected> {
+        let violations = message.validate(self.shared.config.protocol);
+        if let Some(first) = violations.first() {
+            let reasons: Vec<String> = violations
+                .iter()
+                .map(|v| format!("[{}] {}", v.code, v.message))
+                .collect();
+            return Err(Rejected {
+                code: first.code,
+                reason: reasons.join("; "),
+            });
+        }
+        self.route_in(table, router, message, twin, enqueued_time, record)
     }
 
     /// [`Pipeline::prepare`] (or, with `table`, [`Pipeline::prepare_with`]) for a message the
@@ -946,19 +980,7 @@ impl Pipeline {
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
     ) -> Result<Prepared, Rejected> {
-        match table {
-            Some(table) => {
-                let ids = |e: crate::route::EndpointId| {
-                    self.by_name.get(&table.endpoint(e).name).copied()
-                };
-                self.route_in(table, ids, router, message, twin, enqueued_time)
-            }
-            None => {
-                let ids =
-                    |e: crate::route::EndpointId| self.ids.get(usize::from(e.0)).copied().flatten();
-                self.route_in(&self.table, ids, router, message, twin, enqueued_time)
-            }
-        }
+        self.route_in(table, router, message, twin, enqueued_time, Vec::new())
     }
 
     /// A handle that reads [`Pipeline::stats`] without borrowing the pipeline (for a metrics
@@ -975,39 +997,27 @@ impl Pipeline {
         stored > 0 && stored.saturating_add(bytes) > self.shared.config.max_store_bytes
     }
 
-    fn prepare_in(
-        &self,
-        table: &RouteTable,
-        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
-        router: &mut Router<'_>,
-        message: &Message,
-        twin: Option<&dyn TwinLookup>,
-        enqueued_time: SystemTime,
-    ) -> Result<Prepared, Rejected> {
-        let violations = message.validate(self.shared.config.protocol);
-        if let Some(first) = violations.first() {
-            let reasons: Vec<String> = violations
-                .iter()
-                .map(|v| format!("[{}] {}", v.code, v.message))
-                .collect();
-            return Err(Rejected {
-                code: first.code,
-                reason: reasons.join("; "),
-            });
-        }
-        self.route_in(table, store_id, router, message, twin, enqueued_time)
-    }
-
-    /// Routes a valid message and encodes it with each endpoint's enrichments.
+    /// Routes a valid message and encodes it with each endpoint's enrichments into `bytes`.
+    /// The endpoints of the pipeline's own table are its sinks by position; those of another
+    /// (`table`, reloaded) by name.
     fn route_in(
         &self,
-        table: &RouteTable,
-        store_id: impl Fn(crate::route::EndpointId) -> Option<u16>,
+        table: Option<&RouteTable>,
         router: &mut Router<'_>,
         message: &Message,
         twin: Option<&dyn TwinLookup>,
         enqueued_time: SystemTime,
+        mut bytes: Vec<u8>,
     ) -> Result<Prepared, Rejected> {
+        let (table, reloaded) = match table {
+            Some(t) => (t, true),
+            None => (&*self.table, false),
+        };
+        let store_id = |e: crate::route::EndpointId| match reloaded {
+            true => self.by_name.get(&table.endpoint(e).name).copied(),
+            false => self.ids.get(usize::from(e.0)).copied().flatten(),
+        };
+        bytes.clear();
         let source = message.source.unwrap_or(self.shared.config.default_source);
         let routing = match twin {
             Some(t) => router.route_with_twin(message, source, t),
@@ -1043,8 +1053,9 @@ impl Pipeline {
             });
             ids.push(id);
         }
-        let mut bytes = Vec::new();
-        if !ids.is_empty() {
+        // A record in memory the caller gave ([`Pipeline::prepare_into`]) grows only if it
+        // must; a fresh one is sized once, to this over-estimate.
+        if !ids.is_empty() && bytes.capacity() == 0 {
             // The record's size, over-estimated (length prefixes), so it is allocated once.
             let strings = |p: &crate::message::Properties| -> usize {
                 p.iter()
@@ -1063,6 +1074,8 @@ impl Pipeline {
                     + strings(&message.app_properties)
                     + message.body.len(),
             );
+        }
+        if !ids.is_empty() {
             codec::encode_routed(
                 &mut bytes,
                 enqueued_time,
