@@ -760,8 +760,8 @@ fn open_two_files(dir: &TempDir) -> Pipeline {
 
 /// `feed_reader` (what `run --input FILE` does; it reads the next chunk while the last one is
 /// routed): whatever the chunk size, every line is counted once, the invalid ones reach the
-/// callback in line order, progress sees the count grow to the end, and every valid message
-/// is delivered.
+/// callback in line order, progress sees the count grow to the end a chunk at a time, and
+/// every valid message is delivered.
 #[test]
 fn feeding_a_file_accounts_for_every_line_in_order_at_any_chunk_size() {
     use hubroute::pipeline::input::{feed_reader, LineReader};
@@ -803,6 +803,9 @@ fn feeding_a_file_accounts_for_every_line_in_order_at_any_chunk_size() {
         assert_eq!(seen_invalid, invalid, "chunk {chunk}");
         assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
         assert_eq!(progress.last(), Some(&(n as u64)), "chunk {chunk}");
+        // Accepted a whole chunk at a time (progress is told after each acceptance), also
+        // where the file's first chunk is routed in smaller pieces.
+        assert_eq!(progress.len(), n.div_ceil(chunk), "chunk {chunk}: {progress:?}");
         let archive = dir.join("archive.jsonl");
         assert!(
             eventually(Duration::from_secs(30), || ids(&archive).0 == valid),
