@@ -803,9 +803,12 @@ fn feeding_a_file_accounts_for_every_line_in_order_at_any_chunk_size() {
         assert_eq!(seen_invalid, invalid, "chunk {chunk}");
         assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
         assert_eq!(progress.last(), Some(&(n as u64)), "chunk {chunk}");
-        // Accepted a whole chunk at a time (progress is told after each acceptance), also
-        // where the file's first chunk is routed in smaller pieces.
-        assert_eq!(progress.len(), n.div_ceil(chunk), "chunk {chunk}: {progress:?}");
+        // Accepted a whole chunk at a time: progress is told after each acceptance.
+        assert_eq!(
+            progress.len(),
+            n.div_ceil(chunk),
+            "chunk {chunk}: {progress:?}"
+        );
         let archive = dir.join("archive.jsonl");
         assert!(
             eventually(Duration::from_secs(30), || ids(&archive).0 == valid),

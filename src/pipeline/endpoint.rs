@@ -243,7 +243,8 @@ impl Worker {
             .or_default() += 1;
     }
 
-    /// Publishes the settled position; the committer writes it to the store with its next
+    /// Publishes the settled position (and trims the tail, if this endpoint was the last to
+    /// settle the oldest records in it); the committer writes it to the store with its next
     /// commit (a cursor frame in the records' own write and sync), or within
     /// [`super::IDLE_FLUSH`] when no input comes, in one frame for every endpoint that moved
     /// (a synced write per endpoint per batch would cost more than the deliveries). A crash
@@ -252,6 +253,7 @@ impl Worker {
         self.state()
             .settled
             .fetch_max(self.scanned, Ordering::AcqRel);
+        self.shared.trim_tail();
     }
 
     /// Marks an attempt failed with `error`.
