@@ -65,10 +65,10 @@ enum Outcome {
 }
 
 /// Room for a line's record beyond the line's own length. A record holds the line's names,
-/// values and body unescaped and decoded, with three bytes of lengths and flags a property
-/// where the line has six of quotes, colons and commas, a header of 12 bytes and 3 a
-/// destination; the rare record that needs more (long enrichments) grows on the routing
-/// thread.
+/// values and body, unescaped and decoded, with about three bytes of lengths and flags per
+/// property where the line spends six on quotes, a colon and a comma; its header takes 12
+/// bytes and each destination 3. A record that needs more (long enrichments) grows on the
+/// routing thread.
 const RECORD_ROOM: usize = 128;
 
 /// A line of a [`Chunk`].
