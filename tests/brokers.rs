@@ -19,11 +19,6 @@ use support::{current_user, eventually, find_program, free_port};
 
 use support::TempDir;
 
-/// [`support::wait_for_port`] for a broker started without a log file.
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    support::wait_for_port(port, what, child, None);
-}
-
 /// A broker process, killed on drop.
 struct Server {
     child: Option<Child>,
@@ -92,7 +87,7 @@ impl Server {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        wait_for_port(port, what, &mut child);
+        support::wait_for_port(port, what, &mut child, None);
         Server {
             child: Some(child),
             port,
@@ -125,14 +120,14 @@ impl Server {
         }
         std::thread::sleep(away);
         let mut child = self.command.spawn().unwrap();
-        wait_for_port(self.port, &self.what, &mut child);
+        support::wait_for_port(self.port, &self.what, &mut child, None);
         self.child = Some(child);
     }
 
     fn restart(&mut self) {
         self.stop();
         let mut child = self.command.spawn().unwrap();
-        wait_for_port(self.port, &self.what, &mut child);
+        support::wait_for_port(self.port, &self.what, &mut child, None);
         self.child = Some(child);
     }
 }

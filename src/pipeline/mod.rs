@@ -1032,13 +1032,11 @@ impl Pipeline {
         enqueued_time: SystemTime,
         mut bytes: Vec<u8>,
     ) -> Result<Prepared, Rejected> {
-        let (table, reloaded) = match table {
-            Some(t) => (t, true),
-            None => (&*self.table, false),
-        };
+        let reloaded = table;
+        let table = reloaded.unwrap_or(&self.table);
         let store_id = |e: crate::route::EndpointId| match reloaded {
-            true => self.by_name.get(&table.endpoint(e).name).copied(),
-            false => self.ids.get(usize::from(e.0)).copied().flatten(),
+            Some(t) => self.by_name.get(&t.endpoint(e).name).copied(),
+            None => self.ids.get(usize::from(e.0)).copied().flatten(),
         };
         bytes.clear();
         let source = message.source.unwrap_or(self.shared.config.default_source);
@@ -1076,29 +1074,28 @@ impl Pipeline {
             });
             ids.push(id);
         }
-        // A record in memory the caller gave ([`Pipeline::prepare_into`]) grows only if it
-        // must; a fresh one is sized once, to this over-estimate.
-        if !ids.is_empty() && bytes.capacity() == 0 {
-            // The record's size, over-estimated (length prefixes), so it is allocated once.
-            let strings = |p: &crate::message::Properties| -> usize {
-                p.iter()
-                    .map(|(n, v)| 10 + n.len() + v.map_or(0, str::len))
-                    .sum()
-            };
-            let enrichments: usize = destinations
-                .iter()
-                .flat_map(|d| &d.enrichments)
-                .map(|(k, v)| 10 + k.len() + v.len())
-                .sum();
-            bytes.reserve(
-                64 + 8 * destinations.len()
-                    + enrichments
-                    + strings(&message.system_properties)
-                    + strings(&message.app_properties)
-                    + message.body.len(),
-            );
-        }
         if !ids.is_empty() {
+            // A record in memory the caller gave ([`Pipeline::prepare_into`]) grows only if
+            // it must; a fresh one is sized once, to an over-estimate (length prefixes).
+            if bytes.capacity() == 0 {
+                let strings = |p: &crate::message::Properties| -> usize {
+                    p.iter()
+                        .map(|(n, v)| 10 + n.len() + v.map_or(0, str::len))
+                        .sum()
+                };
+                let enrichments: usize = destinations
+                    .iter()
+                    .flat_map(|d| &d.enrichments)
+                    .map(|(k, v)| 10 + k.len() + v.len())
+                    .sum();
+                bytes.reserve(
+                    64 + 8 * destinations.len()
+                        + enrichments
+                        + strings(&message.system_properties)
+                        + strings(&message.app_properties)
+                        + message.body.len(),
+                );
+            }
             codec::encode_routed(
                 &mut bytes,
                 enqueued_time,

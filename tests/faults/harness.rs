@@ -38,11 +38,6 @@ pub fn patience(secs: u64) -> Duration {
 
 pub use crate::support::TempDir;
 
-/// [`crate::support::wait_for_port`] for a broker started without a log file.
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    crate::support::wait_for_port(port, what, child, None);
-}
-
 pub fn s(x: impl ToString) -> String {
     x.to_string()
 }
@@ -144,7 +139,7 @@ impl Server {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        wait_for_port(port, what, &mut child);
+        crate::support::wait_for_port(port, what, &mut child, None);
         Server {
             child: Some(child),
             port,
@@ -181,7 +176,7 @@ impl Server {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "{} is still running", self.what);
         let mut child = self.command.spawn().unwrap();
-        wait_for_port(self.port, &self.what, &mut child);
+        crate::support::wait_for_port(self.port, &self.what, &mut child, None);
         self.child = Some(child);
     }
 }
