@@ -3,9 +3,10 @@
 //! percent from one run to the next; instruction counts move by well under one, so they show
 //! what a change to the hot path did.
 //!
-//! `cargo run --release --example instructions -- WORKLOAD` routes every message once with
-//! WORKLOAD one of `routes-10`, `routes-100`, `properties-only` (the criterion bench's tables),
-//! or validates every body with `serde_json`'s `IgnoredAny` (`floor`), and prints the number
+//! `cargo run --release --example instructions -- WORKLOAD [PASSES]` routes every message once
+//! (PASSES times, for a sampling profiler such as `perf record`) with WORKLOAD one of
+//! `routes-10`, `routes-100`, `properties-only` (the criterion bench's tables), or validates
+//! every body with `serde_json`'s `IgnoredAny` (`floor`), and prints the number
 //! of messages. Only the functions named `measured_*` are meant to be counted.
 //!
 //! `cargo run --release --example instructions -- --time [ROUNDS]` times instead: each round
@@ -95,10 +96,13 @@ fn main() {
         return time(rounds);
     }
     let workload = args.first().cloned().unwrap_or_else(|| "routes-10".into());
+    let passes: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(1);
     let messages = workload::messages();
     if workload == "floor" {
         let bodies = workload::bodies(&messages);
-        black_box(measured_floor(&bodies));
+        for _ in 0..passes {
+            black_box(measured_floor(&bodies));
+        }
         println!("{}", messages.len());
         return;
     }
@@ -110,6 +114,8 @@ fn main() {
     let mut router = table.router();
     // A first pass, not counted, grows the scratch buffers, as a long-running router's are.
     black_box(route_all(&mut router, &messages));
-    black_box(measured_route(&mut router, &messages));
+    for _ in 0..passes {
+        black_box(measured_route(&mut router, &messages));
+    }
     println!("{}", messages.len());
 }

@@ -134,12 +134,25 @@ impl Program {
                 let t = Truth::of(v);
                 Box::new(move |_, _| t)
             }
-            Node::Shared(shared, inner) if self.is_test(*inner) => {
-                let (f, shared) = (self.closure(*inner), *shared);
-                Box::new(move |p, ctx| shared_truth(ctx, shared, || f(p, ctx)))
-            }
+            Node::Shared(_, inner) if self.is_shared_test(*inner) => self.leaf_into(id, Boxed),
             _ => interpreted(id),
         }
+    }
+
+    /// Whether the shared node over `inner` is evaluated as a test, its truth kept for the
+    /// message ([`shared_truth`]): a comparison or logical operator (evaluated by
+    /// [`Program::truth`]), or one of [`Program::call_test`]'s calls, whose values are only
+    /// `true`, `false` and undefined, so that the truth kept is the value kept, whichever of
+    /// the programs sharing it reads it first.
+    fn is_shared_test(&self, inner: NodeId) -> bool {
+        self.is_test(inner)
+            || matches!(
+                self.nodes[inner as usize],
+                Node::Call(
+                    Func::IsDefined | Func::StartsWith | Func::EndsWith | Func::Contains,
+                    _
+                )
+            )
     }
 }
 
@@ -174,6 +187,19 @@ impl Program {
     /// functions as [`Program::cmp_test`]'s and `call_test`'s, so each shape keeps one
     /// definition.
     fn leaf_into<S: TestSink>(&self, id: NodeId, sink: S) -> Box<TestFn> {
+        match &self.nodes[id as usize] {
+            // A shared test around a leaf: the leaf is called directly from the closure that
+            // keeps its truth, one call through a box fewer per shared test. (A shared node's
+            // inner node is never shared itself.)
+            Node::Shared(shared, inner) if self.is_shared_test(*inner) => {
+                self.unshared_leaf_into(*inner, SharedOf(*shared, sink))
+            }
+            _ => self.unshared_leaf_into(id, sink),
+        }
+    }
+
+    /// [`Program::leaf_into`] for a node that is not shared.
+    fn unshared_leaf_into<S: TestSink>(&self, id: NodeId, sink: S) -> Box<TestFn> {
         if let Node::Cmp(op, a, b, ty) = &self.nodes[id as usize] {
             let (op, ty) = (*op, *ty);
             // Neither operand is numeric (a property, a body path, a constant), so
@@ -243,6 +269,20 @@ impl TestSink for NotOf {
     {
         let ty = self.0;
         Box::new(move |p, ctx| Truth::not_of(ty, || f(p, ctx)))
+    }
+}
+
+/// A shared test ([`shared_truth`]) around the test it takes, then handed to `.1`.
+struct SharedOf<S>(u32, S);
+
+impl<S: TestSink> TestSink for SharedOf<S> {
+    fn take<F>(self, f: F) -> Box<TestFn>
+    where
+        F: Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static,
+    {
+        let shared = self.0;
+        self.1
+            .take(move |p, ctx| shared_truth(ctx, shared, || f(p, ctx)))
     }
 }
 
