@@ -127,6 +127,25 @@ impl Program {
                         _ => p.truth(id, ctx),
                     })
                 }
+                // `upper($body.location.country) = 'US'`: the body's string read in place.
+                (None, Node::Const(Value::Str(k)))
+                    if k.is_ascii() && matches!(ty, Ty::String | Ty::Body) =>
+                {
+                    let Node::Body(local, app_override) = &self.nodes[*arg as usize] else {
+                        return interpreted(id);
+                    };
+                    let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
+                    let (local, app_override, k) = (*local, app_override.clone(), k.clone());
+                    Box::new(move |p, ctx| {
+                        let path = &p.paths[local as usize];
+                        match ctx.body_value_at(local, path, app_override.as_ref()) {
+                            Value::Str(s) if s.is_ascii() => {
+                                Truth::from_bool(op.holds(ascii_case_cmp(lower, &s, &k, case_left)))
+                            }
+                            _ => p.truth(id, ctx),
+                        }
+                    })
+                }
                 _ => interpreted(id),
             },
             // A constant condition (`true`, the usual fallback route's).
@@ -400,10 +419,20 @@ impl Program {
         match (func, args) {
             // An absent property is undefined; a present one, even null, is defined.
             (Func::IsDefined, &[a]) => {
-                let Some(read) = self.reader(a) else {
+                if let Some(read) = self.reader(a) {
+                    return Ok(sink.take(move |_, ctx| Truth::from_bool(read.get(ctx).is_some())));
+                }
+                // `is_defined($body.path)`: whether the value the interpreter would pass it is
+                // defined (a missing path is; an object, as the engine's undefined, is not).
+                let Node::Body(local, app_override) = &self.nodes[a as usize] else {
                     return Err(sink);
                 };
-                Ok(sink.take(move |_, ctx| Truth::from_bool(read.get(ctx).is_some())))
+                let (local, app_override) = (*local, app_override.clone());
+                Ok(sink.take(move |p, ctx| {
+                    let path = &p.paths[local as usize];
+                    let v = ctx.body_value_at(local, path, app_override.as_ref());
+                    Truth::from_bool(v.is_defined())
+                }))
             }
             (Func::StartsWith | Func::EndsWith | Func::Contains, &[a, b]) => {
                 let Node::Const(Value::Str(t)) = &self.nodes[b as usize] else {
