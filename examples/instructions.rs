@@ -13,6 +13,8 @@
 //! times one pass of every workload in turn, and the best pass of each is printed in ns per
 //! message with its ratio to the floor's. Taking each workload's best of interleaved passes
 //! keeps a noisy host's slow spells (which criterion's means take in) out of the ratios.
+//! `--time ROUNDS FIRST` times on the first FIRST messages only: 50 of them fit the L2 cache,
+//! where the 1,000 do not, which shows what the benchmark's cache misses cost each workload.
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
@@ -63,9 +65,11 @@ fn config(workload: &str) -> Result<String, String> {
     }
 }
 
-/// Interleaved best-of timings of every workload over `rounds` rounds.
-fn time(rounds: usize) {
-    let messages = workload::messages();
+/// Interleaved best-of timings of every workload over `rounds` rounds, on the first `first`
+/// messages (all of them if `None`).
+fn time(rounds: usize, first: Option<usize>) {
+    let mut messages = workload::messages();
+    messages.truncate(first.unwrap_or(messages.len()));
     let bodies = workload::bodies(&messages);
     let tables: Vec<_> = WORKLOADS[..3]
         .iter()
@@ -93,7 +97,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--time") {
         let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(30);
-        return time(rounds);
+        return time(rounds, args.get(2).and_then(|n| n.parse().ok()));
     }
     let workload = args.first().cloned().unwrap_or_else(|| "routes-10".into());
     let passes: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(1);
