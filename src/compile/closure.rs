@@ -365,9 +365,22 @@ fn body_test(
     k: &Value<'static>,
 ) -> impl Fn(&Program, &EvalContext<'_>) -> Truth + Send + Sync + 'static {
     let (k, app_override) = (k.clone(), app_override.clone());
+    // `$body.path op number`, the commonest body test: a number in the path's slot is compared
+    // as `body_compare` compares two numbers, without making a `Selected` of it and matching
+    // it against the constant's kind (a jump through a table per test, mispredicted as the
+    // routes' kinds alternate). Anything else in the slot takes the general way below.
+    let number = match k {
+        Value::Number(n) if ty == Ty::Body => Some(n),
+        _ => None,
+    };
     move |p, ctx| {
         if let Some(v) = ctx.body_override(app_override.as_ref()) {
             return Truth::from(ops::compare(op, ty, &v, &k));
+        }
+        if let Some(n) = number {
+            if let Some(x) = ctx.number_at(local, || &p.paths[local as usize]) {
+                return Truth::from_bool(op.holds(dotnet_double_cmp(x, n)));
+            }
         }
         match ctx.select_at(local, || &p.paths[local as usize]) {
             Some(s) => body_compare(op, ty, s, &k),
