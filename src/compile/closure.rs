@@ -136,15 +136,14 @@ impl Program {
                     };
                     let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
                     let (local, app_override, k) = (*local, app_override.clone(), k.clone());
-                    Box::new(move |p, ctx| {
-                        let path = &p.paths[local as usize];
-                        match ctx.body_value_at(local, path, app_override.as_ref()) {
+                    Box::new(
+                        move |p, ctx| match p.body_value(local, app_override.as_ref(), ctx) {
                             Value::Str(s) if s.is_ascii() => {
                                 Truth::from_bool(op.holds(ascii_case_cmp(lower, &s, &k, case_left)))
                             }
                             _ => p.truth(id, ctx),
-                        }
-                    })
+                        },
+                    )
                 }
                 _ => interpreted(id),
             },
@@ -442,9 +441,7 @@ impl Program {
                 };
                 let (local, app_override) = (*local, app_override.clone());
                 Ok(sink.take(move |p, ctx| {
-                    let path = &p.paths[local as usize];
-                    let v = ctx.body_value_at(local, path, app_override.as_ref());
-                    Truth::from_bool(v.is_defined())
+                    Truth::from_bool(p.body_value(local, app_override.as_ref(), ctx).is_defined())
                 }))
             }
             (Func::StartsWith | Func::EndsWith | Func::Contains, &[a, b]) => {

@@ -417,6 +417,19 @@ impl Program {
         }
     }
 
+    /// `$body` path `local` of this program (or the application property overriding it) as
+    /// the interpreter reads it: the one read of a body value that the interpreter and the
+    /// closures built for body paths share.
+    #[inline(always)]
+    fn body_value<'c>(
+        &self,
+        local: u32,
+        app_override: Option<&PropRef>,
+        ctx: &'c EvalContext<'_>,
+    ) -> Value<'c> {
+        ctx.body_value_at(local, &self.paths[local as usize], app_override)
+    }
+
     /// The value of an operand: constants, properties and `$body` paths read in place, anything
     /// else evaluated.
     #[inline(always)]
@@ -424,9 +437,7 @@ impl Program {
         match &self.nodes[id as usize] {
             Node::Const(v) => borrow(v),
             Node::Prop(name) => ctx.prop_ref(name),
-            Node::Body(path, app_override) => {
-                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_ref())
-            }
+            Node::Body(path, app_override) => self.body_value(*path, app_override.as_ref(), ctx),
             _ => self.eval_node(id, ctx),
         }
     }
@@ -445,9 +456,7 @@ impl Program {
             Node::Const(v) => borrow(v),
             Node::Prop(name) => ctx.prop_ref(name),
             Node::AppOrSysProp(app, sys) => ctx.app_or_sys_ref(app, sys),
-            Node::Body(path, app_override) => {
-                ctx.body_value_at(*path, &self.paths[*path as usize], app_override.as_ref())
-            }
+            Node::Body(path, app_override) => self.body_value(*path, app_override.as_ref(), ctx),
             Node::Twin(path) => ctx.twin_value(&self.twin_paths[*path as usize]),
             Node::PathTest(test, path) => {
                 ctx.path_test_at(*test, *path, &self.paths[*path as usize])
