@@ -10,8 +10,10 @@
 #      commits (one per 1024 lines), each followed by `fdatasync` (what the committer and the
 #      endpoint threads do), and times that.
 #
-# It prints the bytes per message, the write time, and the messages/s the disk alone allows
-# (messages / write time). Repeat it: the disk's speed varies from run to run.
+# It prints the bytes per message, the write time, the messages/s the disk alone allows
+# (messages / write time), and the CPU time the writes took (nearly all of it the kernel's:
+# a floor under a run's CPU, which two cores must carry with the routing). Repeat it: the
+# disk's speed varies from run to run.
 #
 # Usage (from the repository root, after `cargo build --release`):
 #   scripts/io-floor.sh [INPUT] [ROUNDS]
@@ -35,7 +37,7 @@ mkdir -p "$D/out"
 "${HUBROUTE_BIN:-$ROOT/target/release/hubroute}" run --quiet --routes "$ROUTES" --input "$INPUT" \
     --store "$D/store" --dead-letter "$D/out/dead.jsonl" "${SINKS[@]}" 2>&1 | grep -E "^read " || true
 python3 - "$D" "$INPUT" "$ROUNDS" <<'EOF'
-import os, sys, threading, time
+import os, resource, sys, threading, time
 d, inp, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 lines = sum(1 for l in open(inp, "rb") if l.strip())
 commits = int(os.environ.get("COMMITS", 0)) or max(1, -(-lines // 1024))
@@ -55,10 +57,12 @@ print(f"{lines} messages, {commits} commits; bytes per message: store log {store
 files = [s for p, s in sizes.items() if ("/out/" in p or (".log2" in p)) and s > 0]
 scratch = os.path.join(d, "scratch")
 os.mkdir(scratch)
+# Each file's batch, made (and its pages touched) before the clock starts.
+bufs = [memoryview(b"x" * -(-s // commits)) for s in files]
 def write(i, size):
     fd = os.open(os.path.join(scratch, f"{i}"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    batch = -(-size // commits)
-    buf = b"x" * batch
+    buf = bufs[i]
+    batch = len(buf)
     left = size
     while left > 0:
         n = min(batch, left)
@@ -72,10 +76,17 @@ for r in range(rounds):
         os.unlink(os.path.join(scratch, f))
     os.sync()
     t = time.monotonic()
+    c = resource.getrusage(resource.RUSAGE_SELF)
     ts = [threading.Thread(target=write, args=(i, s)) for i, s in enumerate(files)]
     for x in ts: x.start()
     for x in ts: x.join()
     dt = time.monotonic() - t
+    e = resource.getrusage(resource.RUSAGE_SELF)
+    # The writers' CPU, nearly all of it the kernel's (copying into the page cache, writeback,
+    # the syncs): what a run's durable writes cost the two cores before any routing.
+    sys_ms = (e.ru_stime - c.ru_stime) * 1000
+    cpu_ms = sys_ms + (e.ru_utime - c.ru_utime) * 1000
     print(f"round {r+1}: {total/1e6:.1f} MB in {len(files)} files synced in {dt*1000:.0f} ms "
-          f"({total/dt/1e6:.0f} MB/s): the disk alone allows {lines/dt/1000:.0f}k messages/s")
+          f"({total/dt/1e6:.0f} MB/s): the disk alone allows {lines/dt/1000:.0f}k messages/s; "
+          f"CPU {cpu_ms:.0f} ms (system {sys_ms:.0f}), {cpu_ms*1000/lines:.1f} µs per message")
 EOF
