@@ -113,40 +113,35 @@ impl Program {
                 other,
                 ty,
                 case_left,
-            } => match (self.reader(*arg), &self.nodes[*other as usize]) {
-                (Some(read), Node::Const(Value::Str(k)))
-                    if k.is_ascii() && matches!(ty, Ty::String | Ty::Body) =>
-                {
-                    let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
-                    let k = k.clone();
-                    Box::new(move |p, ctx| match read.get(ctx) {
-                        // The interpreter's ASCII case.
-                        Some(Some(s)) if s.is_ascii() => {
-                            Truth::from_bool(op.holds(ascii_case_cmp(lower, s, &k, case_left)))
-                        }
+            } => {
+                let Node::Const(Value::Str(k)) = &self.nodes[*other as usize] else {
+                    return interpreted(id);
+                };
+                if !(k.is_ascii() && matches!(ty, Ty::String | Ty::Body)) {
+                    return interpreted(id);
+                }
+                let (op, lower, case_left, k) = (*op, *func == Func::Lower, *case_left, k.clone());
+                // The interpreter's ASCII case, for an ASCII string; anything else is left to
+                // the interpreter.
+                let holds = move |s: &str| op.holds(ascii_case_cmp(lower, s, &k, case_left));
+                if let Some(read) = self.reader(*arg) {
+                    return Box::new(move |p, ctx| match read.get(ctx) {
+                        Some(Some(s)) if s.is_ascii() => Truth::from_bool(holds(s)),
                         _ => p.truth(id, ctx),
-                    })
+                    });
                 }
                 // `upper($body.location.country) = 'US'`: the body's string read in place.
-                (None, Node::Const(Value::Str(k)))
-                    if k.is_ascii() && matches!(ty, Ty::String | Ty::Body) =>
-                {
-                    let Node::Body(local, app_override) = &self.nodes[*arg as usize] else {
-                        return interpreted(id);
-                    };
-                    let (op, lower, case_left) = (*op, *func == Func::Lower, *case_left);
-                    let (local, app_override, k) = (*local, app_override.clone(), k.clone());
-                    Box::new(
-                        move |p, ctx| match p.body_value(local, app_override.as_ref(), ctx) {
-                            Value::Str(s) if s.is_ascii() => {
-                                Truth::from_bool(op.holds(ascii_case_cmp(lower, &s, &k, case_left)))
-                            }
-                            _ => p.truth(id, ctx),
-                        },
-                    )
-                }
-                _ => interpreted(id),
-            },
+                let Node::Body(local, app_override) = &self.nodes[*arg as usize] else {
+                    return interpreted(id);
+                };
+                let (local, app_override) = (*local, app_override.clone());
+                Box::new(
+                    move |p, ctx| match p.body_value(local, app_override.as_ref(), ctx) {
+                        Value::Str(s) if s.is_ascii() => Truth::from_bool(holds(&s)),
+                        _ => p.truth(id, ctx),
+                    },
+                )
+            }
             // A constant condition (`true`, the usual fallback route's).
             Node::Const(v) => {
                 let t = Truth::of(v);
